@@ -1,0 +1,272 @@
+"""Values between Python and Arrow: type inference, row/column conversion, typed tables.
+
+``schema`` says which Arrow type stands for which Python annotation; this module moves values
+across that mapping. Columns whose type needs no per-value work (ints, strings, lists of
+floats, ...) are handed to Arrow as they are; only files, records, tuples and dicts are walked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import pyarrow as pa
+
+from podline.errors import InputValidationError, UnsupportedTypeError, format_names
+from podline.schema import (
+    FILE_PATH_FIELD,
+    PodType,
+    Schema,
+    arrow_field,
+    is_optional,
+    is_record_type,
+    normalize_type,
+    record_fields,
+    strip_optional,
+    type_name,
+)
+
+__all__ = [
+    "column_to_python",
+    "infer_schema",
+    "infer_type",
+    "table_from_columns",
+    "table_from_rows",
+    "to_arrow_value",
+    "to_python_value",
+]
+
+_NONE_TYPE = type(None)
+Converter = Callable[[Any], Any]
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def infer_type(values: Iterable[Any], column: str = "<value>") -> PodType:
+    """Infer the podline type of a column from its Python values.
+
+    ``None`` values make the type ``T | None``; ints mixed with floats widen to ``float``; any
+    other mix of types is an ``UnsupportedTypeError`` naming the column and the types seen.
+    """
+    values = list(values)
+    present = [v for v in values if v is not None]
+    if not present:
+        return _NONE_TYPE
+    base = _infer_present(present, column)
+    return base | None if len(present) < len(values) else base
+
+
+def _infer_present(values: list[Any], column: str) -> PodType:
+    kinds = {_kind(v) for v in values}
+    if kinds == {int, float}:
+        return float
+    if len(kinds) > 1:
+        names = sorted(k.__name__ for k in kinds)
+        raise UnsupportedTypeError(column, " | ".join(names), "a column must hold one type")
+    kind = kinds.pop()
+    if kind in (bool, int, float, str, bytes, dt.datetime, dt.date, Path):
+        return kind
+    if kind is list:
+        return list[infer_type((x for v in values for x in v), f"{column}[]")]  # type: ignore[misc]
+    if kind is tuple:
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            return list[infer_type((x for v in values for x in v), f"{column}[]")]  # type: ignore[misc]
+        n = lengths.pop()
+        items = tuple(infer_type((v[i] for v in values), f"{column}[{i}]") for i in range(n))
+        return tuple[items]  # type: ignore[valid-type]
+    if kind is dict:
+        key = infer_type((k for v in values for k in v), f"{column}.key")
+        if is_optional(key) or key is _NONE_TYPE:
+            raise UnsupportedTypeError(column, "dict", "dictionary keys cannot be None")
+        value = infer_type((x for v in values for x in v.values()), f"{column}.value")
+        return dict[key, value]  # type: ignore[valid-type]
+    if dataclasses.is_dataclass(kind):
+        return kind
+    raise UnsupportedTypeError(column, kind)
+
+
+def _kind(value: Any) -> type:
+    if isinstance(value, Path):
+        return Path
+    if isinstance(value, dt.datetime):
+        return dt.datetime
+    return type(value)
+
+
+def infer_schema(columns: Mapping[str, Sequence[Any]]) -> Schema:
+    """Infer a schema from Python columns (name -> values)."""
+    return Schema((name, infer_type(values, name)) for name, values in columns.items())
+
+
+# --------------------------------------------------------------------------- Python -> Arrow
+
+
+def to_arrow_value(value: Any, tp: PodType) -> Any:
+    """Convert one Python value of type ``tp`` to the form ``pa.array`` accepts."""
+    convert = _to_arrow_converter(normalize_type(tp))
+    return value if convert is None else convert(value)
+
+
+@functools.cache
+def _to_arrow_converter(tp: PodType) -> Converter | None:
+    """A per-value converter for ``tp``, or None when Arrow takes the value as it is."""
+    base = strip_optional(tp)
+    inner = _to_arrow_base(base)
+    if inner is None:
+        return None
+    return lambda v: None if v is None else inner(v)
+
+
+def _to_arrow_base(tp: PodType) -> Converter | None:
+    if tp is Path:
+        return lambda v: {FILE_PATH_FIELD: str(v)}
+    if is_record_type(tp):
+        fields = {name: _to_arrow_converter(sub) for name, sub in record_fields(tp).items()}
+
+        def record(v: Any) -> dict[str, Any]:
+            data = v if isinstance(v, Mapping) else dataclasses.asdict(v)
+            return {n: data.get(n) if c is None else c(data.get(n)) for n, c in fields.items()}
+
+        return record
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is list:
+        item = _to_arrow_converter(args[0])
+        return None if item is None else (lambda v: [item(x) for x in v])
+    if origin is dict:
+        key, val = _to_arrow_converter(args[0]), _to_arrow_converter(args[1])
+        if key is None and val is None:
+            return None
+        k = key or (lambda x: x)
+        w = val or (lambda x: x)
+        return lambda v: [(k(a), w(b)) for a, b in v.items()]
+    if origin is tuple:
+        convs = [_to_arrow_converter(a) for a in args]
+        if len(set(args)) == 1:
+            c = convs[0]
+            return list if c is None else (lambda v: [c(x) for x in v])
+        names = [f"f{i}" for i in range(len(args))]
+        return lambda v: {
+            n: x if c is None else c(x) for n, c, x in zip(names, convs, v, strict=True)
+        }
+    return None
+
+
+def _column_array(name: str, values: Sequence[Any], tp: PodType) -> pa.Array:
+    field = arrow_field(name, tp)
+    convert = _to_arrow_converter(normalize_type(tp))
+    data = values if convert is None else [convert(v) for v in values]
+    try:
+        array = pa.array(data, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        raise InputValidationError(
+            f"column {name!r}: values do not fit type {type_name(tp)}: {exc}"
+        ) from exc
+    if not field.nullable and array.null_count:
+        raise InputValidationError(
+            f"column {name!r} has type {type_name(tp)} but holds None; "
+            f"declare it as {type_name(tp)} | None"
+        )
+    return array
+
+
+def table_from_columns(
+    columns: Mapping[str, Sequence[Any]], schema: Mapping[str, PodType] | None = None
+) -> pa.Table:
+    """Build a typed Arrow table from Python columns; the schema is inferred when not given."""
+    schema = infer_schema(columns) if schema is None else Schema(schema)
+    missing = set(schema) - set(columns)
+    extra = set(columns) - set(schema)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {format_names(missing)}")
+        if extra:
+            parts.append(f"column(s) not in the schema {format_names(extra)}")
+        raise InputValidationError("data does not match schema: " + "; ".join(parts))
+    arrays = [_column_array(name, columns[name], tp) for name, tp in schema.items()]
+    return pa.Table.from_arrays(arrays, schema=schema.to_arrow())
+
+
+def table_from_rows(
+    rows: Sequence[Mapping[str, Any]], schema: Mapping[str, PodType] | None = None
+) -> pa.Table:
+    """Build a typed Arrow table from a list of row dicts. Every row must have the same keys."""
+    if schema is not None:
+        names = list(schema)
+    elif rows:
+        names = list(rows[0])
+    else:
+        raise InputValidationError("cannot infer a schema from zero rows; pass a schema")
+    expected = set(names)
+    for index, row in enumerate(rows):
+        if row.keys() != expected:
+            missing, extra = expected - row.keys(), row.keys() - expected
+            detail = []
+            if missing:
+                detail.append(f"missing {format_names(missing)}")
+            if extra:
+                detail.append(f"unexpected {format_names(extra)}")
+            raise InputValidationError(f"row {index} has different keys: {'; '.join(detail)}")
+    columns = {name: [row[name] for row in rows] for name in names}
+    return table_from_columns(columns, schema)
+
+
+# --------------------------------------------------------------------------- Arrow -> Python
+
+
+def to_python_value(value: Any, tp: PodType) -> Any:
+    """Convert one value from ``Array.to_pylist()`` form to the Python form of ``tp``."""
+    convert = _to_python_converter(normalize_type(tp))
+    return value if convert is None else convert(value)
+
+
+def column_to_python(array: pa.Array | pa.ChunkedArray, tp: PodType) -> list[Any]:
+    """All values of an Arrow column as Python values of type ``tp``."""
+    values = array.to_pylist()
+    convert = _to_python_converter(normalize_type(tp))
+    return values if convert is None else [convert(v) for v in values]
+
+
+@functools.cache
+def _to_python_converter(tp: PodType) -> Converter | None:
+    inner = _to_python_base(strip_optional(tp))
+    if inner is None:
+        return None
+    return lambda v: None if v is None else inner(v)
+
+
+def _to_python_base(tp: PodType) -> Converter | None:
+    if tp is Path:
+        return lambda v: Path(v[FILE_PATH_FIELD])
+    if is_record_type(tp):
+        fields = {name: _to_python_converter(sub) for name, sub in record_fields(tp).items()}
+
+        def build(v: dict[str, Any]) -> dict[str, Any]:
+            return {n: v[n] if c is None else c(v[n]) for n, c in fields.items()}
+
+        if dataclasses.is_dataclass(tp):
+            return lambda v: tp(**build(v))
+        return build
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is list:
+        item = _to_python_converter(args[0])
+        return None if item is None else (lambda v: [item(x) for x in v])
+    if origin is dict:
+        k = _to_python_converter(args[0]) or (lambda x: x)
+        w = _to_python_converter(args[1]) or (lambda x: x)
+        return lambda v: {k(a): w(b) for a, b in v}
+    if origin is tuple:
+        convs = [_to_python_converter(a) for a in args]
+        if len(set(args)) == 1:
+            return lambda v: tuple(x if c is None else c(x) for c, x in zip(convs, v, strict=True))
+        names = [f"f{i}" for i in range(len(args))]
+        return lambda v: tuple(
+            v[n] if c is None else c(v[n]) for n, c in zip(names, convs, strict=True)
+        )
+    return None

@@ -1,0 +1,76 @@
+"""The exception hierarchy of podline.
+
+Every error podline raises on purpose derives from :class:`PodlineError`, so callers can catch
+one class. Messages name the column, type or element at fault; where several names are listed
+they are sorted, so the same mistake always produces the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "DuplicateRecordIdError",
+    "HashingError",
+    "InputValidationError",
+    "PodlineError",
+    "ReservedColumnError",
+    "SchemaError",
+    "SourceError",
+    "UnsupportedTypeError",
+    "format_names",
+]
+
+
+def format_names(names: Iterable[str]) -> str:
+    """Render column or element names as a sorted, quoted, comma-separated list."""
+    return ", ".join(repr(name) for name in sorted(set(names)))
+
+
+class PodlineError(Exception):
+    """Base class of every error podline raises deliberately."""
+
+
+class SchemaError(PodlineError, ValueError):
+    """A schema is inconsistent: conflicting types, unknown or duplicate columns."""
+
+
+class UnsupportedTypeError(SchemaError, TypeError):
+    """A Python annotation or Arrow type has no podline mapping.
+
+    ``field`` names the column (or nested field path) whose type is at fault.
+    """
+
+    def __init__(self, field: str, type_: object, reason: str = "") -> None:
+        self.field = field
+        self.type = type_
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"column {field!r} has unsupported type {type_!r}{detail}")
+
+
+class ReservedColumnError(SchemaError):
+    """User data uses a column name that podline reserves for hidden columns."""
+
+    def __init__(self, columns: Iterable[str], prefix: str) -> None:
+        self.columns = tuple(sorted(set(columns)))
+        super().__init__(
+            f"column name(s) {format_names(self.columns)} start with the reserved prefix "
+            f"{prefix!r}; podline keeps that prefix for its hidden columns. Rename them, "
+            f"e.g. with a leading letter."
+        )
+
+
+class HashingError(PodlineError, TypeError):
+    """A value cannot be hashed canonically (unknown type, missing file, out-of-range value)."""
+
+
+class InputValidationError(PodlineError, ValueError):
+    """Data handed to a podline element does not match what the element expects."""
+
+
+class SourceError(InputValidationError):
+    """A source cannot be built from its input (missing tag column, unreadable file, ...)."""
+
+
+class DuplicateRecordIdError(SourceError):
+    """A source's record-id column holds the same id on more than one row."""

@@ -1,0 +1,75 @@
+"""Content hashes of files, cached by (path, size, mtime_ns) so unchanged files are read once.
+
+A ``pathlib.Path`` value's identity is its file's content: two paths to identical bytes hash
+equal, and editing a file changes the hash. The cache lives for the process; an entry is reused
+only while the file's size and modification time (in nanoseconds) are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+from podline.errors import HashingError
+from podline.hashing.digest import HASH_SCHEME, ContentHash
+
+__all__ = ["clear_file_hash_cache", "file_digest", "file_hash_cache_info", "hash_file"]
+
+_CHUNK = 1 << 20
+_cache: dict[tuple[str, int, int], bytes] = {}
+_lock = threading.Lock()
+_stats = {"hits": 0, "reads": 0}
+
+
+def hash_file(path: str | os.PathLike[str]) -> ContentHash:
+    """The content hash of a regular file.
+
+    Raises ``HashingError`` naming the path when it is missing, a directory or unreadable.
+    """
+    return ContentHash(HASH_SCHEME, file_digest(path))
+
+
+def file_digest(path: str | os.PathLike[str]) -> bytes:
+    """The raw SHA-256 digest of a file's bytes (cached; see module docs)."""
+    resolved = os.path.abspath(os.fspath(path))
+    try:
+        stat = os.stat(resolved)
+    except FileNotFoundError:
+        raise HashingError(f"file {str(path)!r} does not exist, so it cannot be hashed") from None
+    except OSError as exc:
+        raise HashingError(f"cannot stat file {str(path)!r}: {exc}") from exc
+    if not Path(resolved).is_file():
+        raise HashingError(f"{str(path)!r} is not a regular file; only files can be hashed")
+    key = (resolved, stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _stats["hits"] += 1
+            return cached
+        _stats["reads"] += 1
+    hasher = hashlib.sha256()
+    try:
+        with open(resolved, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+    except OSError as exc:
+        raise HashingError(f"cannot read file {str(path)!r}: {exc}") from exc
+    digest = hasher.digest()
+    with _lock:
+        _cache[key] = digest
+    return digest
+
+
+def file_hash_cache_info() -> dict[str, int]:
+    """Counters of the file-hash cache: ``hits``, ``reads`` (files actually read), ``size``."""
+    with _lock:
+        return {**_stats, "size": len(_cache)}
+
+
+def clear_file_hash_cache() -> None:
+    """Forget every cached file digest and reset the counters (mostly for tests)."""
+    with _lock:
+        _cache.clear()
+        _stats.update(hits=0, reads=0)
