@@ -254,6 +254,10 @@ def source_tokens(source_id: str, record_ids: pa.Array, column: str) -> pa.Array
     escaped = pc.replace_substring(
         pc.replace_substring(record_ids.cast(pa.large_string()), "%", "%25"), ":", "%3A"
     )
-    prefix = f"source{_SEP}{_escape(source_id)}{_SEP}"
-    suffix = f"{_SEP}{_escape(column)}"
-    return pc.binary_join_element_wise(prefix, escaped, suffix, "")
+
+    def text(value: str) -> pa.Scalar:
+        return pa.scalar(value, pa.large_string())
+
+    prefix = text(f"source{_SEP}{_escape(source_id)}{_SEP}")
+    suffix = text(f"{_SEP}{_escape(column)}")
+    return pc.binary_join_element_wise(prefix, escaped, suffix, text(""))

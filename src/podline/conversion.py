@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import pyarrow as pa
 
@@ -21,12 +21,17 @@ from podline.schema import (
     FILE_PATH_FIELD,
     PodType,
     Schema,
+    args_of,
     arrow_field,
+    dict_of,
     is_optional,
     is_record_type,
+    list_of,
     normalize_type,
+    origin_of,
     record_fields,
     strip_optional,
+    tuple_of,
     type_name,
 )
 
@@ -72,20 +77,20 @@ def _infer_present(values: list[Any], column: str) -> PodType:
     if kind in (bool, int, float, str, bytes, dt.datetime, dt.date, Path):
         return kind
     if kind is list:
-        return list[infer_type((x for v in values for x in v), f"{column}[]")]  # type: ignore[misc]
+        return list_of(infer_type((x for v in values for x in v), f"{column}[]"))
     if kind is tuple:
         lengths = {len(v) for v in values}
         if len(lengths) != 1:
-            return list[infer_type((x for v in values for x in v), f"{column}[]")]  # type: ignore[misc]
+            return list_of(infer_type((x for v in values for x in v), f"{column}[]"))
         n = lengths.pop()
         items = tuple(infer_type((v[i] for v in values), f"{column}[{i}]") for i in range(n))
-        return tuple[items]  # type: ignore[valid-type]
+        return tuple_of(items)
     if kind is dict:
         key = infer_type((k for v in values for k in v), f"{column}.key")
         if is_optional(key) or key is _NONE_TYPE:
             raise UnsupportedTypeError(column, "dict", "dictionary keys cannot be None")
         value = infer_type((x for v in values for x in v.values()), f"{column}.value")
-        return dict[key, value]  # type: ignore[valid-type]
+        return dict_of(key, value)
     if dataclasses.is_dataclass(kind):
         return kind
     raise UnsupportedTypeError(column, kind)
@@ -134,7 +139,7 @@ def _to_arrow_base(tp: PodType) -> Converter | None:
             return {n: data.get(n) if c is None else c(data.get(n)) for n, c in fields.items()}
 
         return record
-    origin, args = get_origin(tp), get_args(tp)
+    origin, args = origin_of(tp), args_of(tp)
     if origin is list:
         item = _to_arrow_converter(args[0])
         return None if item is None else (lambda v: [item(x) for x in v])
@@ -172,7 +177,40 @@ def _column_array(name: str, values: Sequence[Any], tp: PodType) -> pa.Array:
             f"column {name!r} has type {type_name(tp)} but holds None; "
             f"declare it as {type_name(tp)} | None"
         )
+    nested = _null_in_required_child(array, name)
+    if nested is not None:
+        raise InputValidationError(
+            f"column {name!r} has type {type_name(tp)} but {nested!r} holds None; "
+            f"declare that element as T | None"
+        )
     return array
+
+
+def _null_in_required_child(array: pa.Array, path: str) -> str | None:
+    """The path of a non-nullable nested field holding a null (``pa.array`` does not check)."""
+    t = array.type
+    if pa.types.is_struct(t):
+        valid = array.drop_null() if array.null_count else array
+        children = [
+            (t.field(i), valid.field(i), f"{path}.{t.field(i).name}") for i in range(t.num_fields)
+        ]
+    elif pa.types.is_map(t):
+        start, stop = array.offsets[0].as_py(), array.offsets[-1].as_py()
+        children = [
+            (t.key_field, array.keys.slice(start, stop - start), f"{path}.key"),
+            (t.item_field, array.items.slice(start, stop - start), f"{path}.value"),
+        ]
+    elif pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
+        children = [(t.value_field, array.flatten(), f"{path}[]")]
+    else:
+        return None
+    for child_field, child, child_path in children:
+        if not child_field.nullable and child.null_count:
+            return child_path
+        found = _null_in_required_child(child, child_path)
+        if found is not None:
+            return found
+    return None
 
 
 def table_from_columns(
@@ -251,9 +289,10 @@ def _to_python_base(tp: PodType) -> Converter | None:
             return {n: v[n] if c is None else c(v[n]) for n, c in fields.items()}
 
         if dataclasses.is_dataclass(tp):
-            return lambda v: tp(**build(v))
+            record_class: Any = tp
+            return lambda v: record_class(**build(v))
         return build
-    origin, args = get_origin(tp), get_args(tp)
+    origin, args = origin_of(tp), args_of(tp)
     if origin is list:
         item = _to_python_converter(args[0])
         return None if item is None else (lambda v: [item(x) for x in v])

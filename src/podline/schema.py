@@ -37,7 +37,7 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeAlias, get_args, get_origin, get_type_hints, is_typeddict
+from typing import Any, TypeAlias, get_type_hints, is_typeddict
 
 import pyarrow as pa
 
@@ -87,19 +87,51 @@ _SCALAR_NAMES = {
 _FILE_STRUCT = pa.struct([pa.field(FILE_PATH_FIELD, pa.large_string(), nullable=False)])
 
 
+# Annotations are built and taken apart at run time; these helpers keep that dynamic (Any) so
+# static checkers do not try to read ``list[x]`` with a run-time ``x`` as a type expression.
+_LIST: Any = list
+_DICT: Any = dict
+_TUPLE: Any = tuple
+
+
+def origin_of(tp: PodType) -> Any:
+    """``typing.get_origin``, typed for run-time use."""
+    return typing.get_origin(tp)
+
+
+def args_of(tp: PodType) -> tuple[Any, ...]:
+    """``typing.get_args``, typed for run-time use."""
+    return tuple(typing.get_args(tp))
+
+
+def list_of(item: PodType) -> PodType:
+    """The annotation ``list[item]``."""
+    return _LIST[item]
+
+
+def dict_of(key: PodType, value: PodType) -> PodType:
+    """The annotation ``dict[key, value]``."""
+    return _DICT[key, value]
+
+
+def tuple_of(items: tuple[PodType, ...]) -> PodType:
+    """The annotation ``tuple[items...]``."""
+    return _TUPLE[items]
+
+
 # --------------------------------------------------------------------------- normalization
 
 
 def is_optional(tp: PodType) -> bool:
     """True for ``T | None`` (after normalization)."""
-    return get_origin(tp) in (types.UnionType, typing.Union) and _NONE_TYPE in get_args(tp)
+    return origin_of(tp) in (types.UnionType, typing.Union) and _NONE_TYPE in args_of(tp)
 
 
 def strip_optional(tp: PodType) -> PodType:
     """``T | None`` -> ``T``; any other type is returned unchanged."""
     if not is_optional(tp):
         return tp
-    rest = [arg for arg in get_args(tp) if arg is not _NONE_TYPE]
+    rest = [arg for arg in args_of(tp) if arg is not _NONE_TYPE]
     return functools.reduce(lambda a, b: a | b, rest)
 
 
@@ -138,8 +170,8 @@ def normalize_type(tp: PodType, field: str = "<value>") -> PodType:
     if is_record_type(tp):
         record_fields(tp)  # validates every field type
         return tp
-    origin = get_origin(tp)
-    args = get_args(tp)
+    origin = origin_of(tp)
+    args = args_of(tp)
     if origin in (types.UnionType, typing.Union):
         members = [arg for arg in args if arg is not _NONE_TYPE]
         if len(members) != 1 or len(members) == len(args):
@@ -148,17 +180,17 @@ def normalize_type(tp: PodType, field: str = "<value>") -> PodType:
             )
         return normalize_type(members[0], field) | None
     if origin is list and len(args) == 1:
-        return list[normalize_type(args[0], f"{field}[]")]  # type: ignore[misc]
+        return list_of(normalize_type(args[0], f"{field}[]"))
     if origin is dict and len(args) == 2:
         key = normalize_type(args[0], f"{field}.key")
         if is_optional(key):
             raise UnsupportedTypeError(field, tp, "dictionary keys cannot be None")
-        return dict[key, normalize_type(args[1], f"{field}.value")]  # type: ignore[valid-type]
+        return dict_of(key, normalize_type(args[1], f"{field}.value"))
     if origin is tuple and args:
         if len(args) == 2 and args[1] is Ellipsis:
-            return list[normalize_type(args[0], f"{field}[]")]  # type: ignore[misc]
+            return list_of(normalize_type(args[0], f"{field}[]"))
         items = tuple(normalize_type(arg, f"{field}[{i}]") for i, arg in enumerate(args))
-        return tuple[items]  # type: ignore[valid-type]
+        return tuple_of(items)
     if tp in (list, dict, tuple):
         raise UnsupportedTypeError(field, tp, "give the element types, e.g. list[int]")
     raise UnsupportedTypeError(field, tp)
@@ -188,7 +220,7 @@ def _arrow_type(tp: PodType, field: str) -> pa.DataType:
         return _FILE_STRUCT
     if is_record_type(tp):
         return pa.struct([arrow_field(name, sub) for name, sub in record_fields(tp).items()])
-    origin, args = get_origin(tp), get_args(tp)
+    origin, args = origin_of(tp), args_of(tp)
     if origin is list:
         return pa.large_list(arrow_field("item", args[0]))
     if origin is dict:
@@ -206,9 +238,14 @@ def _arrow_type(tp: PodType, field: str) -> pa.DataType:
 def python_type(arrow: pa.DataType | pa.Field, field: str = "<value>") -> PodType:
     """The podline type of an Arrow field (nullable -> ``T | None``) or of a bare Arrow type."""
     if isinstance(arrow, pa.Field):
-        base = _python_type(arrow.type, arrow.name)
-        return base | None if arrow.nullable and base is not _NONE_TYPE else base
+        return _field_type(arrow, arrow.name)
     return _python_type(arrow, field)
+
+
+def _field_type(f: pa.Field, path: str) -> PodType:
+    """The podline type of a (possibly nested) field; errors name ``path``, not ``f.name``."""
+    base = _python_type(f.type, path)
+    return base | None if f.nullable and base is not _NONE_TYPE else base
 
 
 def _python_type(t: pa.DataType, field: str) -> PodType:
@@ -236,24 +273,22 @@ def _python_type(t: pa.DataType, field: str) -> PodType:
     if pa.types.is_date(t):
         return dt.date
     if pa.types.is_map(t):
-        key = python_type(t.key_field, f"{field}.key")
-        return dict[strip_optional(key), python_type(t.item_field, f"{field}.value")]  # type: ignore[misc]
+        key = _field_type(t.key_field, f"{field}.key")
+        return dict_of(strip_optional(key), _field_type(t.item_field, f"{field}.value"))
     if pa.types.is_fixed_size_list(t):
-        item = python_type(t.value_field, f"{field}[]")
-        return tuple[(item,) * t.list_size]  # type: ignore[valid-type]
+        item = _field_type(t.value_field, f"{field}[]")
+        return tuple_of((item,) * t.list_size)
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
-        return list[python_type(t.value_field, f"{field}[]")]  # type: ignore[misc]
+        return list_of(_field_type(t.value_field, f"{field}[]"))
     if pa.types.is_large_list_view(t):
-        return list[python_type(t.value_field, f"{field}[]")]  # type: ignore[misc]
+        return list_of(_field_type(t.value_field, f"{field}[]"))
     if pa.types.is_struct(t):
         names = [t.field(i).name for i in range(t.num_fields)]
         if names == [FILE_PATH_FIELD]:
             return Path
-        subtypes = tuple(
-            python_type(t.field(i), f"{field}.{name}") for i, name in enumerate(names)
-        )
+        subtypes = tuple(_field_type(t.field(i), f"{field}.{name}") for i, name in enumerate(names))
         if names and names == [f"f{i}" for i in range(len(names))]:
-            return tuple[subtypes]  # type: ignore[valid-type]
+            return tuple_of(subtypes)
         return _record_class(tuple(zip(names, subtypes, strict=True)))
     raise UnsupportedTypeError(field, t)
 
@@ -261,7 +296,8 @@ def _python_type(t: pa.DataType, field: str) -> PodType:
 @functools.cache
 def _record_class(fields: tuple[tuple[str, PodType], ...]) -> type:
     """A TypedDict for a struct with no Python class; cached so equal structs share a class."""
-    cls: type = typing.TypedDict("Record", dict(fields))  # type: ignore[operator]
+    make_typeddict: Any = typing.TypedDict
+    cls: type = make_typeddict("Record", dict(fields))
     cls.__module__ = __name__
     return cls
 
@@ -279,7 +315,7 @@ def type_name(tp: PodType) -> str:
     if is_record_type(tp):
         inner = ", ".join(f"{k}: {type_name(v)}" for k, v in record_fields(tp).items())
         return f"{tp.__name__}{{{inner}}}"
-    origin, args = get_origin(tp), get_args(tp)
+    origin, args = origin_of(tp), args_of(tp)
     return f"{origin.__name__}[{', '.join(type_name(arg) for arg in args)}]"
 
 

@@ -3,7 +3,12 @@
 See ``docs/identity.md`` for the rules; each submodule's docstring specifies its encoding.
 """
 
-from podline.hashing.arrow_encoding import hash_table, logical_type, row_hash_strings, row_hashes_hex
+from podline.hashing.arrow_encoding import (
+    hash_table,
+    logical_type,
+    row_hash_strings,
+    row_hashes_hex,
+)
 from podline.hashing.digest import HASH_SCHEME, ContentHash
 from podline.hashing.files import clear_file_hash_cache, file_hash_cache_info, hash_file
 from podline.hashing.identity import Identifiable, IdentityMixin, PipelineElement

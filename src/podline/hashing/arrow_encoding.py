@@ -21,11 +21,13 @@ Arrow variants do not count, while names and types do. Logical types (see ``logi
 Value encodings (little-endian): a one-byte marker (1 = value, 0 = null) then
 
 * fixed-width types: int64 / float64 / one byte (bool) / int64 days (date) /
-  int64 seconds + uint32 nanoseconds (datetime) / the 32-byte file digest (path); a null has
-  the same width, zero-filled;
-* variable-width types: ``str``/``bytes`` are a uint64 length and the bytes; a list (and a
-  map) is a uint64 count and its items' encodings; a struct is its fields' encodings in name
-  order. A null is the marker alone.
+  int64 seconds + uint32 nanoseconds (datetime) / the 32-byte file digest (path);
+* ``str``/``bytes``: a uint64 length, then the bytes; a list (and a map): a uint64 count,
+  then its items' encodings;
+* a struct: its fields' encodings in name order.
+
+A null keeps the fixed-width prefix of its type zero-filled (so a null string is the marker
+and a zero length) and has no variable part; a null struct is the marker alone.
 
 Everything runs as Arrow/numpy kernels over whole columns; only map entries and file paths
 visit Python per value.
@@ -34,6 +36,7 @@ visit Python per value.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -53,7 +56,7 @@ _EMPTY = pa.scalar(b"", pa.large_binary())
 _TS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 # A part of a row encoding: a fixed-width uint8 matrix (n, w) or one binary value per row.
-Part = np.ndarray | pa.LargeBinaryArray
+Part: TypeAlias = "np.ndarray | pa.LargeBinaryArray"
 
 
 # --------------------------------------------------------------------------- logical types
@@ -136,7 +139,10 @@ def _marker(array: pa.Array) -> np.ndarray:
 
 def _fixed(array: pa.Array, values: np.ndarray) -> list[Part]:
     """Marker plus a fixed-width little-endian payload, zeroed under nulls."""
-    payload = np.ascontiguousarray(values).view(np.uint8).reshape(len(array), -1)
+    values = np.ascontiguousarray(values)
+    # An explicit width, as ``reshape(0, -1)`` is ambiguous for an empty (e.g. list child) array.
+    width = values.dtype.itemsize * int(np.prod(values.shape[1:], dtype=np.int64))
+    payload = values.view(np.uint8).reshape(len(array), width)
     marker = _marker(array)
     if array.null_count:
         payload = payload * marker
@@ -164,7 +170,7 @@ def _encode_float(array: pa.Array) -> list[Part]:
 
 
 def _encode_bool(array: pa.Array) -> list[Part]:
-    return _fixed(array, _numpy(array, "u1"))
+    return _fixed(array, _numpy(array.cast(pa.uint8()), "u1"))
 
 
 def _encode_date(array: pa.Array) -> list[Part]:
@@ -211,7 +217,7 @@ def _encode_file(array: pa.Array, field: str) -> list[Part]:
 def _encode_list(array: pa.Array, field: str) -> list[Part]:
     t = array.type
     if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-        array = array.cast(pa.large_list(t.value_field))
+        array = _list_view_as_large_list(array)
         t = array.type
     if pa.types.is_fixed_size_list(t):
         child = array.values
@@ -230,6 +236,19 @@ def _encode_list(array: pa.Array, field: str) -> list[Part]:
     if array.null_count:
         payload = pc.if_else(array.is_valid(), payload, _EMPTY)
     return [*_fixed(array, counts.astype("<i8")), payload]
+
+
+def _list_view_as_large_list(array: pa.Array) -> pa.LargeListArray:
+    """A list view as a large list, built by hand: pyarrow's cast can corrupt the offsets."""
+    sizes = _numpy(array.sizes, "<i8")
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(np.where(valid, sizes, 0))]).astype(np.int64)
+    return pa.LargeListArray.from_arrays(
+        pa.array(offsets, pa.int64()),
+        array.flatten(),
+        type=pa.large_list(array.type.value_field),
+        mask=array.is_null() if array.null_count else None,
+    )
 
 
 def _encode_map(array: pa.MapArray, field: str) -> list[Part]:
@@ -375,7 +394,9 @@ def row_hash_strings(
     return pc.binary_join_element_wise(prefix, hexes, pa.scalar("", pa.large_string()))
 
 
-def hash_table(table: pa.Table | pa.RecordBatch, columns: Sequence[str] | None = None) -> ContentHash:
+def hash_table(
+    table: pa.Table | pa.RecordBatch, columns: Sequence[str] | None = None
+) -> ContentHash:
     """The content hash of a whole table: its schema and its rows, in order."""
     table = _select(table, columns)
     header = f"{HASH_SCHEME}:table\x1d{table.num_rows}\x1d".encode() + _schema_digest(table.schema)

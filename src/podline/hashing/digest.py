@@ -13,7 +13,9 @@ Both produce the same digests; only the speed differs.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import string
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -68,6 +70,9 @@ class ContentHash:
         scheme, sep, hexdigest = text.partition(":")
         if not sep or not scheme:
             raise HashingError(f"{text!r} is not a content hash ('<scheme>:<hex>')")
+        # bytes.fromhex alone would accept an empty digest and embedded whitespace.
+        if not hexdigest or not all(c in string.hexdigits for c in hexdigest):
+            raise HashingError(f"{text!r} has a malformed hex digest")
         try:
             return cls(scheme, bytes.fromhex(hexdigest))
         except ValueError:
@@ -103,7 +108,7 @@ def _hashlib_hex_digests(messages: pa.LargeBinaryArray) -> list[str]:
     data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
     bounds = offsets.tolist()
     sha = hashlib.sha256
-    return [sha(data[a:b]).hexdigest() for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [sha(data[a:b]).hexdigest() for a, b in itertools.pairwise(bounds)]
 
 
 def _polars_hex_digests(messages: pa.LargeBinaryArray) -> pa.Array:

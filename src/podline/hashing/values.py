@@ -101,7 +101,9 @@ class _Encoder:
             self._tag(b"B", b"\x01" if obj else b"\x00")
         elif isinstance(obj, enum.Enum):
             cls = type(obj)
-            self._nested(b"M", [f"{cls.__module__}.{cls.__qualname__}".encode(), self._sub(obj.value)])
+            self._nested(
+                b"M", [f"{cls.__module__}.{cls.__qualname__}".encode(), self._sub(obj.value)]
+            )
         elif isinstance(obj, int):
             self._tag(b"I", obj.to_bytes((obj.bit_length() + 8) // 8 or 1, "little", signed=True))
         elif isinstance(obj, float):
@@ -138,9 +140,8 @@ class _Encoder:
             self._guarded(obj, lambda: self._nested(b"E", sorted(self._sub(x) for x in obj)))
         elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-            cls = type(obj)
-            name = f"{cls.__module__}.{cls.__qualname__}".encode()
-            self._guarded(obj, lambda: self._nested(b"C", [name, self._sub(fields)]))
+            qualified = f"{type(obj).__module__}.{type(obj).__qualname__}".encode()
+            self._guarded(obj, lambda: self._nested(b"C", [qualified, self._sub(fields)]))
         else:
             raise HashingError(
                 f"cannot hash a value of type {type(obj).__module__}.{type(obj).__qualname__}; "

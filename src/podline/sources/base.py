@@ -1,0 +1,224 @@
+"""``Source``: a stream with no upstream, and the one build step every source type shares.
+
+Building a source from an Arrow table:
+
+1. reject reserved column names (never drop them), check the tag columns exist and that at
+   least one packet column remains, and check every column's type is supported;
+2. normalize physical types to podline's canonical Arrow types and, by default, make a field
+   nullable only if it holds nulls (``nullable="infer"``; ``"schema"`` keeps the input flags);
+3. assign record ids: the row position (``"#0"``, ``"#1"``, ...) or the values of
+   ``record_id_column``, which must be unique and non-null;
+4. choose the source id: the one given, or the first 16 hex digits of the content hash of the
+   user columns;
+5. stamp system tags (source id, record id) and a source-info token per packet value.
+
+Identity: the pipeline hash covers the tag and packet schemas only, so same-schema sources
+share pipeline tables. The content hash covers the source id, the tag columns and every value
+(record ids included): changing the data changes it even when ``source_id`` is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.columns import check_user_columns, source_info_column, source_lineage, source_tokens
+from podline.columns import system_tag_columns as system_tag_names
+from podline.errors import DuplicateRecordIdError, SourceError, format_names
+from podline.hashing import hash_table, logical_type
+from podline.schema import Schema, arrow_field, python_type
+from podline.streams import DelegatingStream, TableStream
+
+__all__ = ["NullableMode", "Source"]
+
+NullableMode = Literal["infer", "schema"]
+_SOURCE_ID_HEX_CHARS = 16
+
+
+class Source(DelegatingStream):
+    """Base class of every source: builds the stamped table once, then serves it.
+
+    Subclasses turn their input into an Arrow table and call ``super().__init__``.
+    """
+
+    def __init__(
+        self,
+        table: pa.Table,
+        tag_columns: Sequence[str] = (),
+        *,
+        source_id: str | None = None,
+        record_id_column: str | None = None,
+        label: str | None = None,
+        nullable: NullableMode = "infer",
+    ) -> None:
+        self.label = label or type(self).__name__
+        tags = tuple(tag_columns)
+        check_user_columns(table.column_names)
+        missing = [t for t in tags if t not in table.column_names]
+        if missing:
+            raise SourceError(
+                f"{self.label}: tag column(s) {format_names(missing)} not found; "
+                f"columns are {format_names(table.column_names)}"
+            )
+        if len(set(tags)) != len(tags):
+            raise SourceError(f"{self.label}: tag columns repeat: {list(tags)!r}")
+        packets = [c for c in table.column_names if c not in tags]
+        if not packets:
+            raise SourceError(
+                f"{self.label}: no packet column; every column "
+                f"({format_names(table.column_names) or 'none'}) is a tag column"
+            )
+        table = _canonical(table.select([*tags, *packets]), nullable)
+        schema = Schema.from_arrow(table.schema)
+        self._tag_schema = schema.select(tags)
+        self._packet_schema = schema.select(packets)
+        record_ids = self._record_ids(table, record_id_column)
+        self._source_id = (
+            source_id if source_id is not None else self._default_id(table, record_ids)
+        )
+        if not isinstance(self._source_id, str) or not self._source_id:
+            raise SourceError(f"{self.label}: source_id must be a non-empty string")
+        self._stream_table = TableStream(
+            self._stamp(table, record_ids, packets), tags, label=self.label
+        )
+
+    # ------------------------------------------------------------------ build steps
+    def _record_ids(self, table: pa.Table, column: str | None) -> pa.Array:
+        if column is None:
+            return pa.array([f"#{i}" for i in range(table.num_rows)], pa.large_string())
+        if column not in table.column_names:
+            raise SourceError(
+                f"{self.label}: record-id column {column!r} not found; "
+                f"columns are {format_names(table.column_names)}"
+            )
+        values = table.column(column)
+        if values.null_count:
+            raise SourceError(f"{self.label}: record-id column {column!r} holds nulls")
+        try:
+            ids = values.cast(pa.large_string()).combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SourceError(
+                f"{self.label}: record-id column {column!r} of type {values.type} "
+                "cannot serve as ids; use a string or integer column"
+            ) from exc
+        counts = pc.value_counts(ids)
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        if len(repeated):
+            raise DuplicateRecordIdError(
+                f"{self.label}: record-id column {column!r} repeats "
+                f"{format_names(repeated.to_pylist()[:10])}"
+            )
+        return ids
+
+    def _default_id(self, table: pa.Table, record_ids: pa.Array) -> str:
+        keyed = table.append_column("__meta:record_id", record_ids)
+        return hash_table(keyed).short(_SOURCE_ID_HEX_CHARS)
+
+    def _stamp(self, table: pa.Table, record_ids: pa.Array, packets: Sequence[str]) -> pa.Table:
+        source_col, record_col = system_tag_names(source_lineage(self.pipeline_hash().hex))
+        n = table.num_rows
+        table = table.append_column(
+            pa.field(source_col, pa.large_string(), nullable=False),
+            pa.repeat(pa.scalar(self._source_id, pa.large_string()), n),
+        )
+        table = table.append_column(
+            pa.field(record_col, pa.large_string(), nullable=False), record_ids
+        )
+        for column in packets:
+            tokens = source_tokens(self._source_id, record_ids, column)
+            table = table.append_column(source_info_column(column), tokens)
+        return table
+
+    # ------------------------------------------------------------------ stream
+    def _stream(self) -> TableStream:
+        return self._stream_table
+
+    @property
+    def source_id(self) -> str:
+        """The id stamped into every row's system tags and source-info tokens."""
+        return self._source_id
+
+    # ------------------------------------------------------------------ identity
+    @classmethod
+    def identity_kind(cls) -> str:
+        # How rows were loaded (dicts, CSV, Parquet, ...) is not part of their identity.
+        return "Source"
+
+    def identity_structure(self) -> Any:
+        return {
+            "source_id": self._source_id,
+            "tag_columns": sorted(self._tag_schema),
+            "table": hash_table(self._stream_table.as_table(system_tags=True, source_info=True)),
+        }
+
+    def pipeline_identity_structure(self) -> Any:
+        return {"tags": self._tag_schema, "packets": self._packet_schema}
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+def _canonical(table: pa.Table, nullable: NullableMode) -> pa.Table:
+    """Cast to canonical Arrow types; with ``"infer"``, nullable only where nulls occur.
+
+    A column is cast only when its logical type stays the same and the cast is lossless (a
+    zoned timestamp keeps its zone; nanoseconds that microseconds cannot hold stay).
+    """
+    pairs = [
+        _canonical_column(field, column, nullable)
+        for field, column in zip(table.schema, table.columns, strict=True)
+    ]
+    return pa.Table.from_arrays([c for _, c in pairs], schema=pa.schema([f for f, _ in pairs]))
+
+
+def _canonical_column(
+    field: pa.Field, column: pa.ChunkedArray, nullable: NullableMode
+) -> tuple[pa.Field, pa.ChunkedArray]:
+    if nullable == "infer":
+        field = _tighten(field, column)
+    target = arrow_field(field.name, python_type(field)).with_nullable(field.nullable)
+    if target.type == field.type or logical_type(target.type) != logical_type(field.type):
+        return field, column
+    try:
+        return field.with_type(target.type), column.cast(target.type, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return field, column  # keep the physical type; hashing treats both alike
+
+
+def _tighten(field: pa.Field, column: pa.ChunkedArray) -> pa.Field:
+    """The field with nullable flags (of nested items and fields too) set by the data."""
+    has_nulls = column.null_count > 0
+    t = field.type
+    chunks = column.chunks
+
+    def nested(child: pa.Field, arrays: list[pa.Array]) -> pa.Field:
+        return _tighten(child, pa.chunked_array(arrays, child.type))
+
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        make = pa.large_list if pa.types.is_large_list(t) else pa.list_
+        new_type = make(nested(t.value_field, [c.flatten() for c in chunks]))
+    elif pa.types.is_fixed_size_list(t):
+        new_type = pa.list_(nested(t.value_field, [c.flatten() for c in chunks]), t.list_size)
+    elif pa.types.is_map(t):
+        entries = [_map_entries(c) for c in chunks]
+        key = nested(t.key_field, [e.field(0) for e in entries]).with_nullable(False)
+        item = nested(t.item_field, [e.field(1) for e in entries])
+        new_type = pa.map_(key, item)
+    elif pa.types.is_struct(t):
+        new_type = pa.struct(
+            [nested(t.field(i), [c.field(i) for c in chunks]) for i in range(t.num_fields)]
+        )
+    else:
+        new_type = t
+    return pa.field(field.name, new_type, nullable=has_nulls)
+
+
+def _map_entries(array: pa.MapArray) -> pa.StructArray:
+    """The (key, value) entries that belong to a possibly sliced map array."""
+    if len(array) == 0:
+        return array.values.slice(0, 0)
+    start, stop = array.offsets[0].as_py(), array.offsets[-1].as_py()
+    return array.values.slice(start, stop - start)

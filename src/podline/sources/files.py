@@ -1,0 +1,109 @@
+"""Sources read from files: ``CSVSource``, ``ParquetSource`` and ``DeltaTableSource``.
+
+Files are read when the source is built, so an unreadable file fails at construction with a
+``SourceError`` naming the path. The label defaults to the file or directory name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from podline.errors import SourceError
+from podline.sources.base import Source
+
+__all__ = ["CSVSource", "DeltaTableSource", "ParquetSource"]
+
+PathLike = str | os.PathLike[str]
+
+
+class _FileSource(Source):
+    """Reads a table with ``_read`` and reports any failure as a ``SourceError``."""
+
+    kind = "file"
+
+    def __init__(
+        self,
+        path: PathLike,
+        tag_columns: Sequence[str] = (),
+        *,
+        source_id: str | None = None,
+        record_id_column: str | None = None,
+        label: str | None = None,
+        **read_options: Any,
+    ) -> None:
+        self.path = os.fspath(path)
+        label = label or Path(self.path).name or self.path
+        try:
+            table = self._read(self.path, **read_options)
+        except SourceError:
+            raise
+        except Exception as exc:  # every reader failure means "unreadable"; keep the cause
+            raise SourceError(f"{label}: cannot read {self.kind} {self.path!r}: {exc}") from exc
+        super().__init__(
+            table, tag_columns, source_id=source_id, record_id_column=record_id_column, label=label
+        )
+
+    def _read(self, path: str, **options: Any) -> pa.Table:
+        raise NotImplementedError
+
+
+class CSVSource(_FileSource):
+    """A CSV file, read with ``pyarrow.csv`` (``read_options``, ``parse_options`` and
+    ``convert_options`` are passed through)."""
+
+    kind = "CSV file"
+
+    def _read(self, path: str, **options: Any) -> pa.Table:
+        from pyarrow import csv
+
+        return csv.read_csv(path, **options)
+
+
+class ParquetSource(_FileSource):
+    """A Parquet file (or dataset directory), read with ``pyarrow.parquet``."""
+
+    kind = "Parquet file"
+
+    def _read(self, path: str, **options: Any) -> pa.Table:
+        from pyarrow import parquet
+
+        return parquet.read_table(path, **options)
+
+
+class DeltaTableSource(_FileSource):
+    """A Delta Lake table, optionally at a ``version``, on disk or object storage."""
+
+    kind = "Delta table"
+
+    def __init__(
+        self,
+        path: PathLike,
+        tag_columns: Sequence[str] = (),
+        *,
+        version: int | None = None,
+        storage_options: Mapping[str, str] | None = None,
+        source_id: str | None = None,
+        record_id_column: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(
+            path,
+            tag_columns,
+            source_id=source_id,
+            record_id_column=record_id_column,
+            label=label,
+            version=version,
+            storage_options=dict(storage_options) if storage_options else None,
+        )
+
+    def _read(self, path: str, **options: Any) -> pa.Table:
+        from deltalake import DeltaTable
+
+        table = DeltaTable(path, **options).to_pyarrow_table()
+        assert isinstance(table, pa.Table)
+        return table

@@ -1,0 +1,88 @@
+"""Sources over in-memory tables: ``ArrowTableSource`` and ``DataFrameSource``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from podline.conversion import table_from_rows
+from podline.errors import InputValidationError, SourceError
+from podline.sources.base import NullableMode, Source
+
+__all__ = ["ArrowTableSource", "DataFrameSource"]
+
+
+class ArrowTableSource(Source):
+    """An Arrow table (or record batch) as a source.
+
+    By default a column is nullable only if it holds nulls (``pa.table`` marks every field
+    nullable); pass ``nullable="schema"`` to keep the table's own flags.
+    """
+
+    def __init__(
+        self,
+        table: pa.Table | pa.RecordBatch,
+        tag_columns: Sequence[str] = (),
+        *,
+        source_id: str | None = None,
+        record_id_column: str | None = None,
+        label: str | None = None,
+        nullable: NullableMode = "infer",
+    ) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if not isinstance(table, pa.Table):
+            raise SourceError(
+                f"ArrowTableSource needs a pyarrow Table or RecordBatch, got {type(table).__name__}"
+            )
+        super().__init__(
+            table,
+            tag_columns,
+            source_id=source_id,
+            record_id_column=record_id_column,
+            label=label,
+            nullable=nullable,
+        )
+
+
+class DataFrameSource(Source):
+    """A polars or pandas DataFrame as a source (pandas' index is not included)."""
+
+    def __init__(
+        self,
+        frame: Any,
+        tag_columns: Sequence[str] = (),
+        *,
+        source_id: str | None = None,
+        record_id_column: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(
+            _frame_to_arrow(frame, label or type(self).__name__),
+            tag_columns,
+            source_id=source_id,
+            record_id_column=record_id_column,
+            label=label,
+        )
+
+
+def _frame_to_arrow(frame: Any, label: str) -> pa.Table:
+    if hasattr(frame, "to_arrow") and hasattr(frame, "lazy"):  # polars
+        table = frame.to_arrow()
+        assert isinstance(table, pa.Table)
+        return table
+    if hasattr(frame, "to_dict") and hasattr(frame, "columns"):  # pandas
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            # Object columns Arrow cannot type itself (paths, records): use podline's inference.
+            try:
+                return table_from_rows(frame.to_dict("records"))
+            except InputValidationError as exc:
+                raise SourceError(f"{label}: {exc}") from exc
+    raise SourceError(
+        f"{label}: expected a polars or pandas DataFrame, got {type(frame).__module__}."
+        f"{type(frame).__qualname__}"
+    )

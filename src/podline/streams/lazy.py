@@ -1,0 +1,91 @@
+"""Streams whose rows live elsewhere: delegation to a ``TableStream``, computed lazily once.
+
+``DelegatingStream`` is the base of every stream that is not itself a table (sources, operator
+and function-pod results): it answers every data question from the ``TableStream`` returned
+by ``_stream()``. ``LazyStream`` computes that table on first use and keeps it; its identity
+comes from what will produce the rows, so hashing a lazy stream computes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from podline.datagrams import Packet, Tag
+from podline.hashing import IdentityMixin
+from podline.schema import Schema
+from podline.streams.table_stream import StreamMixin, TableStream
+
+__all__ = ["DelegatingStream", "LazyStream"]
+
+
+class DelegatingStream(StreamMixin, IdentityMixin):
+    """A stream that serves its rows from the ``TableStream`` given by ``_stream()``."""
+
+    label: str
+
+    def _stream(self) -> TableStream:
+        raise NotImplementedError(f"{type(self).__name__} must implement _stream()")
+
+    def keys(self, *, system_tags: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self._stream().keys(system_tags=system_tags)
+
+    def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]:
+        return self._stream().output_schema(system_tags=system_tags)
+
+    def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
+        return self._stream().iter_packets()
+
+    def __len__(self) -> int:
+        return len(self._stream())
+
+    def as_table(
+        self,
+        *,
+        system_tags: bool = False,
+        source_info: bool = False,
+        content_hash: bool | str = False,
+        sort_by_tags: bool = False,
+        all_info: bool = False,
+    ) -> pa.Table:
+        return self._stream().as_table(
+            system_tags=system_tags,
+            source_info=source_info,
+            content_hash=content_hash,
+            sort_by_tags=sort_by_tags,
+            all_info=all_info,
+        )
+
+    def packet_hashes(self) -> pa.Array:
+        """Every row's packet content hash, computed in one call (see ``TableStream``)."""
+        return self._stream().packet_hashes()
+
+
+class LazyStream(DelegatingStream):
+    """A stream computed by ``_compute()`` on first use, then cached for its lifetime.
+
+    Subclasses implement ``_compute()`` and the identity structures. Concurrent first uses
+    compute once.
+    """
+
+    def __init__(self, *, label: str | None = None) -> None:
+        self.label = label or type(self).__name__
+        self._computed: TableStream | None = None
+        self._compute_lock = threading.Lock()
+
+    def _compute(self) -> TableStream:
+        raise NotImplementedError(f"{type(self).__name__} must implement _compute()")
+
+    def _stream(self) -> TableStream:
+        if self._computed is None:
+            with self._compute_lock:
+                if self._computed is None:
+                    self._computed = self._compute()
+        return self._computed
+
+    @property
+    def is_computed(self) -> bool:
+        """Whether the rows have been computed yet."""
+        return self._computed is not None

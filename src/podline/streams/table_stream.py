@@ -1,0 +1,276 @@
+"""``TableStream``: a stream backed by one Arrow table, and the helpers every stream shares.
+
+The table holds user columns (tags and packets) and hidden columns (system tags, source info,
+meta) named per ``podline.columns``. Columns are stored in a fixed order: tags, packets,
+system tags, source info, meta. Every packet column has a source-info column; one the input
+lacks is added, filled with nulls (unknown provenance).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.columns import (
+    CONTENT_HASH_COLUMN,
+    source_info_column,
+    source_info_target,
+    split_columns,
+)
+from podline.conversion import column_to_python
+from podline.datagrams import Packet, Tag
+from podline.errors import InputValidationError, format_names
+from podline.hashing import IdentityMixin, hash_table, row_hash_strings
+from podline.schema import Schema, type_name
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["StreamMixin", "TableStream"]
+
+_PREVIEW_ROWS = 10
+
+
+class StreamMixin:
+    """Conversions and display shared by every stream, built on ``as_table``/``output_schema``.
+
+    Subclasses provide ``as_table``, ``output_schema``, ``iter_packets``, ``__len__`` and
+    ``label``.
+    """
+
+    label: str
+
+    def as_table(
+        self,
+        *,
+        system_tags: bool = False,
+        source_info: bool = False,
+        content_hash: bool | str = False,
+        sort_by_tags: bool = False,
+        all_info: bool = False,
+    ) -> pa.Table:
+        raise NotImplementedError
+
+    def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]:
+        raise NotImplementedError
+
+    def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[Tag, Packet]]:
+        return self.iter_packets()
+
+    def to_polars(self, **options: Any) -> pl.DataFrame:
+        """The table (see ``as_table`` for options) as a polars DataFrame."""
+        import polars as pl
+
+        frame = pl.from_arrow(self.as_table(**options))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def to_pandas(self, **options: Any) -> Any:
+        """The table (see ``as_table`` for options) as a pandas DataFrame."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install 'podline[pandas]'") from None
+        return self.as_table(**options).to_pandas()
+
+    def _summary(self) -> str:
+        tags, packets = self.output_schema()
+        tag_text = ", ".join(f"{k}: {type_name(v)}" for k, v in tags.items()) or "(none)"
+        packet_text = ", ".join(f"{k}: {type_name(v)}" for k, v in packets.items())
+        return (
+            f"{type(self).__name__} {self.label!r}: {len(self)} rows\n"
+            f"  tags:    {tag_text}\n  packets: {packet_text}"
+        )
+
+    def __repr__(self) -> str:
+        import polars as pl
+
+        with pl.Config(tbl_rows=_PREVIEW_ROWS, tbl_hide_dataframe_shape=True):
+            preview = repr(self.to_polars())
+        return f"{self._summary()}\n{preview}"
+
+    def _repr_html_(self) -> str:
+        import polars as pl
+
+        lines = self._summary().splitlines()
+        header = "<br>".join(html.escape(line.strip()) for line in lines)
+        with pl.Config(tbl_rows=_PREVIEW_ROWS):
+            table_html = self.to_polars()._repr_html_()
+        return f"<div><p><b>{header}</b></p>{table_html}</div>"
+
+
+class TableStream(StreamMixin, IdentityMixin):
+    """An immutable stream over an Arrow table.
+
+    ``tag_columns`` names the tag columns; every other user column is a packet column. Hidden
+    columns are recognised by name. Errors name the missing or reserved columns.
+    """
+
+    def __init__(
+        self,
+        table: pa.Table | pa.RecordBatch,
+        tag_columns: Sequence[str] = (),
+        *,
+        label: str | None = None,
+    ) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        groups = split_columns(table.column_names)
+        tags = tuple(tag_columns)
+        missing = [t for t in tags if t not in groups.data]
+        if missing:
+            raise InputValidationError(
+                f"tag column(s) {format_names(missing)} not found; "
+                f"columns are {format_names(groups.data)}"
+            )
+        packets = tuple(c for c in groups.data if c not in tags)
+        if not packets:
+            raise InputValidationError(
+                "a stream needs at least one packet column; every column "
+                f"({format_names(groups.data) or 'none'}) is a tag column"
+            )
+        orphans = [c for c in groups.source_info if source_info_target(c) not in packets]
+        if orphans:
+            raise InputValidationError(
+                f"source-info column(s) {format_names(orphans)} describe no packet column"
+            )
+        for column in packets:
+            name = source_info_column(column)
+            if name not in groups.source_info:
+                table = table.append_column(name, pa.nulls(table.num_rows, pa.large_string()))
+        info = tuple(source_info_column(c) for c in packets)
+        self._table = table.select([*tags, *packets, *groups.system_tags, *info, *groups.meta])
+        self._tags = tags
+        self._packets = packets
+        self._system_tags = groups.system_tags
+        self._source_info = info
+        self._meta = groups.meta
+        self._tag_schema = Schema.from_arrow(self._table.schema).select(tags)
+        self._packet_schema = Schema.from_arrow(self._table.schema).select(packets)
+        self._rows: list[tuple[Tag, Packet]] | None = None
+        self._packet_hashes: pa.Array | None = None
+        self.label = label or type(self).__name__
+
+    # ------------------------------------------------------------------ schema
+    def keys(self, *, system_tags: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        tags = self._tags + self._system_tags if system_tags else self._tags
+        return tags, self._packets
+
+    def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]:
+        if not system_tags:
+            return self._tag_schema, self._packet_schema
+        system = Schema.from_arrow(self._table.select(list(self._system_tags)).schema)
+        return self._tag_schema.merge(system), self._packet_schema
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    # ------------------------------------------------------------------ data
+    def packet_hashes(self) -> pa.Array:
+        """Every row's packet content hash (``pod1:<hex>`` strings), computed in one call."""
+        if self._packet_hashes is None:
+            self._packet_hashes = row_hash_strings(self._table, self._packets)
+        return self._packet_hashes
+
+    def as_table(
+        self,
+        *,
+        system_tags: bool = False,
+        source_info: bool = False,
+        content_hash: bool | str = False,
+        sort_by_tags: bool = False,
+        all_info: bool = False,
+    ) -> pa.Table:
+        if all_info:
+            system_tags = source_info = True
+            content_hash = content_hash or True
+        columns = [*self._tags, *self._packets]
+        if system_tags:
+            columns += self._system_tags
+        if source_info:
+            columns += self._source_info
+        if all_info:
+            columns += self._meta
+        name = content_hash if isinstance(content_hash, str) else CONTENT_HASH_COLUMN
+        if content_hash:
+            # A stored hash column (say, from an earlier as_table) is replaced by a fresh one.
+            if name in self._table.column_names and name != CONTENT_HASH_COLUMN:
+                raise InputValidationError(f"content-hash column name {name!r} is already in use")
+            columns = [c for c in columns if c != name]
+        table = self._table.select(columns)
+        if content_hash:
+            table = table.append_column(name, self.packet_hashes())
+        if sort_by_tags:
+            keys = [*self._tags, *(self._system_tags if system_tags else ())]
+            table = table.take(_sort_indices(table, keys))
+        return table
+
+    def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
+        if self._rows is None:
+            self._rows = self._build_rows()
+        return iter(self._rows)
+
+    def _build_rows(self) -> list[tuple[Tag, Packet]]:
+        t = self._table
+        tag_values = {c: column_to_python(t.column(c), self._tag_schema[c]) for c in self._tags}
+        packet_values = {
+            c: column_to_python(t.column(c), self._packet_schema[c]) for c in self._packets
+        }
+        system = {c: t.column(c).to_pylist() for c in self._system_tags}
+        info = {
+            c: t.column(info).to_pylist()
+            for c, info in zip(self._packets, self._source_info, strict=True)
+        }
+        hashes = self._packet_hashes.to_pylist() if self._packet_hashes is not None else None
+        rows = []
+        for i in range(t.num_rows):
+            tag = Tag(
+                {c: v[i] for c, v in tag_values.items()},
+                self._tag_schema,
+                system_tags={c: v[i] for c, v in system.items()},
+                validate=False,
+            )
+            packet = Packet(
+                {c: v[i] for c, v in packet_values.items()},
+                self._packet_schema,
+                source_info={c: v[i] for c, v in info.items()},
+                content_hash=hashes[i] if hashes is not None else None,
+                validate=False,
+            )
+            rows.append((tag, packet))
+        return rows
+
+    # ------------------------------------------------------------------ identity
+    def identity_structure(self) -> Any:
+        return {"tag_columns": sorted(self._tags), "table": hash_table(self._table)}
+
+    def pipeline_identity_structure(self) -> Any:
+        return {"tags": self._tag_schema, "packets": self._packet_schema}
+
+
+def _sort_indices(table: pa.Table, keys: Sequence[str]) -> pa.Array:
+    """Row order by ``keys`` (nulls last). Unsortable (nested) columns sort by their hash."""
+    if not keys or table.num_rows == 0:
+        return pa.array(np.arange(table.num_rows))
+    sortable = [k for k in keys if _is_sortable(table.schema.field(k).type)]
+    nested = [k for k in keys if k not in sortable]
+    sort_keys = [(k, "ascending") for k in sortable]
+    if nested:
+        table = table.append_column("__sort_hash", row_hash_strings(table, nested))
+        sort_keys.append(("__sort_hash", "ascending"))
+    return pc.sort_indices(table, sort_keys=sort_keys)  # nulls sort last by default
+
+
+def _is_sortable(t: pa.DataType) -> bool:
+    return not (pa.types.is_nested(t) or pa.types.is_dictionary(t) or pa.types.is_null(t))
