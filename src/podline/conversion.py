@@ -39,6 +39,7 @@ __all__ = [
     "column_to_python",
     "infer_schema",
     "infer_type",
+    "map_entries",
     "table_from_columns",
     "table_from_rows",
     "to_arrow_value",
@@ -195,10 +196,10 @@ def _null_in_required_child(array: pa.Array, path: str) -> str | None:
             (t.field(i), valid.field(i), f"{path}.{t.field(i).name}") for i in range(t.num_fields)
         ]
     elif pa.types.is_map(t):
-        start, stop = array.offsets[0].as_py(), array.offsets[-1].as_py()
+        entries = map_entries(array)
         children = [
-            (t.key_field, array.keys.slice(start, stop - start), f"{path}.key"),
-            (t.item_field, array.items.slice(start, stop - start), f"{path}.value"),
+            (t.key_field, entries.field(0), f"{path}.key"),
+            (t.item_field, entries.field(1), f"{path}.value"),
         ]
     elif pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
         children = [(t.value_field, array.flatten(), f"{path}[]")]
@@ -211,6 +212,14 @@ def _null_in_required_child(array: pa.Array, path: str) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def map_entries(array: pa.MapArray) -> pa.StructArray:
+    """The (key, value) entries that belong to a possibly sliced map array."""
+    if len(array) == 0:
+        return array.values.slice(0, 0)
+    start, stop = array.offsets[0].as_py(), array.offsets[-1].as_py()
+    return array.values.slice(start, stop - start)
 
 
 def table_from_columns(

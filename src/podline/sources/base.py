@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from podline.columns import check_user_columns, source_info_column, source_lineage, source_tokens
 from podline.columns import system_tag_columns as system_tag_names
+from podline.conversion import map_entries
 from podline.errors import DuplicateRecordIdError, SourceError, format_names
 from podline.hashing import hash_table, logical_type
 from podline.schema import Schema, arrow_field, python_type
@@ -203,7 +204,7 @@ def _tighten(field: pa.Field, column: pa.ChunkedArray) -> pa.Field:
     elif pa.types.is_fixed_size_list(t):
         new_type = pa.list_(nested(t.value_field, [c.flatten() for c in chunks]), t.list_size)
     elif pa.types.is_map(t):
-        entries = [_map_entries(c) for c in chunks]
+        entries = [map_entries(c) for c in chunks]
         key = nested(t.key_field, [e.field(0) for e in entries]).with_nullable(False)
         item = nested(t.item_field, [e.field(1) for e in entries])
         new_type = pa.map_(key, item)
@@ -214,11 +215,3 @@ def _tighten(field: pa.Field, column: pa.ChunkedArray) -> pa.Field:
     else:
         new_type = t
     return pa.field(field.name, new_type, nullable=has_nulls)
-
-
-def _map_entries(array: pa.MapArray) -> pa.StructArray:
-    """The (key, value) entries that belong to a possibly sliced map array."""
-    if len(array) == 0:
-        return array.values.slice(0, 0)
-    start, stop = array.offsets[0].as_py(), array.offsets[-1].as_py()
-    return array.values.slice(start, stop - start)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -41,22 +42,9 @@ class DelegatingStream(StreamMixin, IdentityMixin):
     def __len__(self) -> int:
         return len(self._stream())
 
-    def as_table(
-        self,
-        *,
-        system_tags: bool = False,
-        source_info: bool = False,
-        content_hash: bool | str = False,
-        sort_by_tags: bool = False,
-        all_info: bool = False,
-    ) -> pa.Table:
-        return self._stream().as_table(
-            system_tags=system_tags,
-            source_info=source_info,
-            content_hash=content_hash,
-            sort_by_tags=sort_by_tags,
-            all_info=all_info,
-        )
+    def as_table(self, **options: Any) -> pa.Table:
+        """The rows as an Arrow table; the options are those of ``Stream.as_table``."""
+        return self._stream().as_table(**options)
 
     def packet_hashes(self) -> pa.Array:
         """Every row's packet content hash, computed in one call (see ``TableStream``)."""

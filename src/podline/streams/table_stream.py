@@ -27,6 +27,7 @@ from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, format_names
 from podline.hashing import IdentityMixin, hash_table, row_hash_strings
 from podline.schema import Schema, type_name
+from podline.streams.base import Stream
 
 if TYPE_CHECKING:
     import polars as pl
@@ -39,36 +40,13 @@ _PREVIEW_ROWS = 10
 class StreamMixin:
     """Conversions and display shared by every stream, built on ``as_table``/``output_schema``.
 
-    Subclasses provide ``as_table``, ``output_schema``, ``iter_packets``, ``__len__`` and
-    ``label``.
+    Whatever mixes it in must satisfy the ``Stream`` protocol.
     """
 
-    label: str
-
-    def as_table(
-        self,
-        *,
-        system_tags: bool = False,
-        source_info: bool = False,
-        content_hash: bool | str = False,
-        sort_by_tags: bool = False,
-        all_info: bool = False,
-    ) -> pa.Table:
-        raise NotImplementedError
-
-    def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]:
-        raise NotImplementedError
-
-    def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
-        raise NotImplementedError
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[tuple[Tag, Packet]]:
+    def __iter__(self: Stream) -> Iterator[tuple[Tag, Packet]]:
         return self.iter_packets()
 
-    def to_polars(self, **options: Any) -> pl.DataFrame:
+    def to_polars(self: Stream, **options: Any) -> pl.DataFrame:
         """The table (see ``as_table`` for options) as a polars DataFrame."""
         import polars as pl
 
@@ -76,7 +54,7 @@ class StreamMixin:
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def to_pandas(self, **options: Any) -> Any:
+    def to_pandas(self: Stream, **options: Any) -> Any:
         """The table (see ``as_table`` for options) as a pandas DataFrame."""
         try:
             import pandas  # noqa: F401
@@ -84,30 +62,43 @@ class StreamMixin:
             raise ImportError("to_pandas() needs pandas: pip install 'podline[pandas]'") from None
         return self.as_table(**options).to_pandas()
 
-    def _summary(self) -> str:
-        tags, packets = self.output_schema()
-        tag_text = ", ".join(f"{k}: {type_name(v)}" for k, v in tags.items()) or "(none)"
-        packet_text = ", ".join(f"{k}: {type_name(v)}" for k, v in packets.items())
-        return (
-            f"{type(self).__name__} {self.label!r}: {len(self)} rows\n"
-            f"  tags:    {tag_text}\n  packets: {packet_text}"
-        )
-
-    def __repr__(self) -> str:
+    def __repr__(self: Stream) -> str:
         import polars as pl
 
         with pl.Config(tbl_rows=_PREVIEW_ROWS, tbl_hide_dataframe_shape=True):
-            preview = repr(self.to_polars())
-        return f"{self._summary()}\n{preview}"
+            preview = repr(_preview(self))
+        return f"{_summary(self)}\n{preview}{_more_rows(self)}"
 
-    def _repr_html_(self) -> str:
-        import polars as pl
-
-        lines = self._summary().splitlines()
+    def _repr_html_(self: Stream) -> str:
+        lines = _summary(self).splitlines()
         header = "<br>".join(html.escape(line.strip()) for line in lines)
-        with pl.Config(tbl_rows=_PREVIEW_ROWS):
-            table_html = self.to_polars()._repr_html_()
-        return f"<div><p><b>{header}</b></p>{table_html}</div>"
+        more = html.escape(_more_rows(self).strip())
+        return f"<div><p><b>{header}</b></p>{_preview(self)._repr_html_()}<p>{more}</p></div>"
+
+
+def _preview(stream: Stream) -> pl.DataFrame:
+    """The first rows only: showing a stream must not convert all of it."""
+    import polars as pl
+
+    frame = pl.from_arrow(stream.as_table().slice(0, _PREVIEW_ROWS))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _more_rows(stream: Stream) -> str:
+    hidden = len(stream) - _PREVIEW_ROWS
+    return f"\n… {hidden} more rows" if hidden > 0 else ""
+
+
+def _summary(stream: Stream) -> str:
+    """A header naming the stream, its size and its columns' types."""
+    tags, packets = stream.output_schema()
+    tag_text = ", ".join(f"{k}: {type_name(v)}" for k, v in tags.items()) or "(none)"
+    packet_text = ", ".join(f"{k}: {type_name(v)}" for k, v in packets.items())
+    return (
+        f"{type(stream).__name__} {stream.label!r}: {len(stream)} rows\n"
+        f"  tags:    {tag_text}\n  packets: {packet_text}"
+    )
 
 
 class TableStream(StreamMixin, IdentityMixin):
