@@ -1,6 +1,6 @@
 """Run every podline benchmark and print its figures: ``python benchmarks/run.py [--quick]``.
 
-Each benchmark measures a same-run baseline and reports the ratio against it. ``--quick``
+Every ``bench_*.py`` module here defines ``run(quick: bool)``. Each benchmark measures a same-run baseline and reports the ratio against it. ``--quick``
 shrinks the sizes for a smoke run (CI); its figures are not meaningful.
 """
 
@@ -11,7 +11,8 @@ import importlib
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["bench_hashing"]
+HERE = Path(__file__).parent
+BENCHMARKS = sorted(p.stem for p in HERE.glob("bench_*.py"))
 
 
 def main() -> int:
@@ -19,7 +20,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(HERE))
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(name)
         print(f"== {name}")

@@ -17,6 +17,7 @@ __all__ = [
     "ReservedColumnError",
     "SchemaError",
     "SourceError",
+    "StoreError",
     "UnsupportedTypeError",
     "format_names",
 ]
@@ -74,3 +75,7 @@ class SourceError(InputValidationError):
 
 class DuplicateRecordIdError(SourceError):
     """A source's record-id column holds the same id on more than one row."""
+
+
+class StoreError(PodlineError):
+    """A store cannot do what was asked: a type conflict, an unreadable or unwritable path."""

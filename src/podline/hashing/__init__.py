@@ -12,7 +12,7 @@ from podline.hashing.arrow_encoding import (
 from podline.hashing.digest import HASH_SCHEME, ContentHash
 from podline.hashing.files import clear_file_hash_cache, file_hash_cache_info, hash_file
 from podline.hashing.identity import Identifiable, IdentityMixin, PipelineElement
-from podline.hashing.values import encode_value, hash_value
+from podline.hashing.values import Unordered, encode_value, hash_value
 
 __all__ = [
     "HASH_SCHEME",
@@ -20,6 +20,7 @@ __all__ = [
     "Identifiable",
     "IdentityMixin",
     "PipelineElement",
+    "Unordered",
     "clear_file_hash_cache",
     "encode_value",
     "file_hash_cache_info",

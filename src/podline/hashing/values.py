@@ -7,7 +7,8 @@ order of dicts and sets:
 * ``None``, ``bool``, ``int`` (any size), ``float`` (``-0.0`` is ``0.0``, one NaN), ``str``,
   ``bytes``, ``datetime``/``date``, ``uuid.UUID``, ``enum.Enum`` members;
 * ``list`` and ``tuple`` (distinguished), ``dict`` and other mappings (entries sorted by their
-  encoded key), ``set``/``frozenset`` (items sorted by encoding);
+  encoded key), ``set``/``frozenset`` (items sorted by encoding), ``Unordered`` (a multiset:
+  items sorted by encoding, repeats kept);
 * ``ContentHash`` values, embedded as they are (a Merkle link);
 * type annotations (``int``, ``list[str] | None``, records) by their podline type name;
 * ``pathlib.Path`` by the content of the file it names;
@@ -31,7 +32,7 @@ import struct
 import types
 import typing
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,24 @@ from podline.hashing.digest import HASH_SCHEME, ContentHash
 from podline.hashing.files import file_digest
 from podline.schema import type_name
 
-__all__ = ["Resolver", "encode_value", "hash_value"]
+__all__ = ["Resolver", "Unordered", "encode_value", "hash_value"]
 
 #: Turns an identifiable element into the hash that stands for it inside a parent structure.
 Resolver = Callable[[Any], ContentHash]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unordered:
+    """A multiset for identity structures: order does not count, repeats do.
+
+    The inputs of a commutative operator are ``Unordered(inputs)``: ``Join(a, b)`` and
+    ``Join(b, a)`` hash equal, while ``Join(a, a)`` differs from ``Join(a)``.
+    """
+
+    items: tuple[Any, ...]
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        object.__setattr__(self, "items", tuple(items))
 
 
 def hash_value(obj: Any, resolver: Resolver | None = None) -> ContentHash:
@@ -138,6 +153,8 @@ class _Encoder:
             self._guarded(obj, lambda: self._nested(tag, [self._sub(x) for x in obj]))
         elif isinstance(obj, set | frozenset):
             self._guarded(obj, lambda: self._nested(b"E", sorted(self._sub(x) for x in obj)))
+        elif isinstance(obj, Unordered):
+            self._guarded(obj, lambda: self._nested(b"Q", sorted(self._sub(x) for x in obj.items)))
         elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
             qualified = f"{type(obj).__module__}.{type(obj).__qualname__}".encode()

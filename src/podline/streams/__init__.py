@@ -1,7 +1,19 @@
-"""Streams: the ``Stream`` protocol, ``TableStream`` and lazily computed streams."""
+"""Streams: the ``Stream`` protocol, ``TableStream``, lazy streams and invocation results."""
 
 from podline.streams.base import Stream
+from podline.streams.invocation import ProducedStream, Producer, Tracker, invoke, tracking
 from podline.streams.lazy import DelegatingStream, LazyStream
 from podline.streams.table_stream import StreamMixin, TableStream
 
-__all__ = ["DelegatingStream", "LazyStream", "Stream", "StreamMixin", "TableStream"]
+__all__ = [
+    "DelegatingStream",
+    "LazyStream",
+    "ProducedStream",
+    "Producer",
+    "Stream",
+    "StreamMixin",
+    "TableStream",
+    "Tracker",
+    "invoke",
+    "tracking",
+]
