@@ -1,7 +1,8 @@
 """Run every podline benchmark and print its figures: ``python benchmarks/run.py [--quick]``.
 
-Every ``bench_*.py`` module here defines ``run(quick: bool)``. Each benchmark measures a same-run baseline and reports the ratio against it. ``--quick``
-shrinks the sizes for a smoke run (CI); its figures are not meaningful.
+Every ``bench_*.py`` module here defines ``run(quick: bool)``. Each benchmark measures a
+same-run baseline and reports the ratio against it. ``--quick`` shrinks the sizes for a smoke
+run (CI); its figures are not meaningful.
 """
 
 from __future__ import annotations
