@@ -1,0 +1,243 @@
+"""Per-call output capture: stdout, stderr, logging records, exception, timing.
+
+Captures from concurrent threads and asyncio tasks never mix. ``sys.stdout``/``sys.stderr``
+are replaced (once, process-wide) by router objects that send each write to the capture that
+is active in the *current context* (a ``ContextVar``, so each thread and each asyncio task has
+its own), and a root logging handler routes records the same way. Writes outside any capture
+go to the original streams untouched. With ``live=True`` captured output is also echoed to the
+original stream as it happens.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+__all__ = ["CallCapture", "CallOutcome", "LogEntry", "run_captured", "run_captured_async"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One logging record emitted during a call."""
+
+    level: str
+    logger: str
+    message: str
+    time: float
+
+
+class CallCapture:
+    """Everything observed while one call ran. Picklable, so it can leave a worker process.
+
+    ``stdout``/``stderr`` hold what the call printed, ``logs`` its logging records,
+    ``error_type``/``error_message``/``traceback`` its exception (None on success), and
+    ``start``/``end`` its wall-clock times (seconds since the epoch).
+    """
+
+    # One object per call: it is also the in-progress state, to keep per-call cost low.
+    __slots__ = (
+        "_err",
+        "_live",
+        "_out",
+        "end",
+        "error_message",
+        "error_type",
+        "logs",
+        "start",
+        "stderr",
+        "stdout",
+        "traceback",
+    )
+
+    def __init__(self, live: bool = False) -> None:
+        self.stdout = ""
+        self.stderr = ""
+        self.logs: list[LogEntry] = []
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+        self.traceback: str | None = None
+        self.start = time.time()
+        self.end = self.start
+        self._live = live
+        self._out: io.StringIO | None = None
+        self._err: io.StringIO | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds the call took (wall clock)."""
+        return self.end - self.start
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the call returned without raising."""
+        return self.error_type is None
+
+    def __repr__(self) -> str:
+        state = "ok" if self.succeeded else f"{self.error_type}: {self.error_message}"
+        return f"CallCapture({state}, {self.duration:.6f}s, stdout={len(self.stdout)} chars)"
+
+    def __getstate__(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__ if not name.startswith("_")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._live, self._out, self._err = False, None, None
+
+
+_current: ContextVar[CallCapture | None] = ContextVar("podline_capture", default=None)
+
+
+class _Router(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr and routes writes to the active capture."""
+
+    def __init__(self, original: TextIO, which: str) -> None:
+        self._original = original
+        self._which = which
+
+    def write(self, text: str) -> int:
+        active = _current.get()
+        if active is None:
+            return self._original.write(text)
+        buffer = getattr(active, self._which)
+        if buffer is None:
+            buffer = io.StringIO()
+            setattr(active, self._which, buffer)
+        buffer.write(text)
+        if active._live:
+            self._original.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._original.flush()
+
+    def isatty(self) -> bool:
+        return self._original.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._original, "encoding", "utf-8")
+
+    def fileno(self) -> int:
+        return self._original.fileno()
+
+
+class _LogRouter(logging.Handler):
+    """A root handler that keeps records emitted inside a capture.
+
+    Its mere presence would silence Python's last-resort handler (which prints warnings when
+    no handler is configured), so where no other handler would see a record it stands in for
+    that handler, unless a capture without live output is active.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        active = _current.get()
+        if active is not None:
+            active.logs.append(
+                LogEntry(record.levelname, record.name, record.getMessage(), record.created)
+            )
+        if (active is None or active._live) and not self._others_handle(record):
+            last = logging.lastResort
+            if last is not None and record.levelno >= last.level:
+                last.handle(record)
+
+    def _others_handle(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            if any(handler is not self for handler in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
+
+_install_lock = threading.Lock()
+_log_router = _LogRouter(level=logging.NOTSET)
+
+
+def _install() -> None:
+    """Put the routers in place. Checked on every call, because test runners, notebooks and
+    user code may swap ``sys.stdout`` after podline installed its router."""
+    with _install_lock:
+        if not isinstance(sys.stdout, _Router):
+            sys.stdout = _Router(sys.stdout, "_out")
+        if not isinstance(sys.stderr, _Router):
+            sys.stderr = _Router(sys.stderr, "_err")
+        root = logging.getLogger()
+        if _log_router not in root.handlers:
+            root.addHandler(_log_router)
+
+
+class CallOutcome:
+    """The result of one call: its return value (or the exception it raised) and its capture."""
+
+    __slots__ = ("capture", "error", "value")
+
+    def __init__(self, value: Any, error: BaseException | None, capture: CallCapture) -> None:
+        self.value = value
+        self.error = error
+        self.capture = capture
+
+    def __repr__(self) -> str:
+        return f"CallOutcome(value={self.value!r}, error={self.error!r})"
+
+    def __getstate__(self) -> tuple[Any, BaseException | None, CallCapture]:
+        return self.value, self.error, self.capture
+
+    def __setstate__(self, state: tuple[Any, BaseException | None, CallCapture]) -> None:
+        self.value, self.error, self.capture = state
+
+
+def _begin(live: bool) -> tuple[CallCapture, Token[CallCapture | None]]:
+    if type(sys.stdout) is not _Router or type(sys.stderr) is not _Router:
+        _install()
+    capture = CallCapture(live)
+    return capture, _current.set(capture)
+
+
+def _finish(
+    capture: CallCapture, token: Token[CallCapture | None], error: BaseException | None
+) -> None:
+    _current.reset(token)
+    capture.end = time.time()
+    if capture._out is not None:
+        capture.stdout, capture._out = capture._out.getvalue(), None
+    if capture._err is not None:
+        capture.stderr, capture._err = capture._err.getvalue(), None
+    if error is not None:
+        capture.error_type = type(error).__qualname__
+        capture.error_message = str(error)
+        capture.traceback = "".join(traceback.format_exception(error))
+
+
+def run_captured(fn: Callable[..., Any], kwargs: Mapping[str, Any], *, live: bool) -> CallOutcome:
+    """Call ``fn(**kwargs)``, capturing its output; exceptions are returned, not raised."""
+    capture, token = _begin(live)
+    try:
+        value = fn(**kwargs)
+    except Exception as exc:  # the call's failure is data for the caller, never ours to raise
+        _finish(capture, token, exc)
+        return CallOutcome(None, exc, capture)
+    _finish(capture, token, None)
+    return CallOutcome(value, None, capture)
+
+
+async def run_captured_async(
+    fn: Callable[..., Awaitable[Any]], kwargs: Mapping[str, Any], *, live: bool
+) -> CallOutcome:
+    """Await ``fn(**kwargs)`` with capture; runs in the current task's own context."""
+    capture, token = _begin(live)
+    try:
+        value = await fn(**kwargs)
+    except Exception as exc:  # the call's failure is data for the caller, never ours to raise
+        _finish(capture, token, exc)
+        return CallOutcome(None, exc, capture)
+    _finish(capture, token, None)
+    return CallOutcome(value, None, capture)

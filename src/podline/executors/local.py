@@ -1,0 +1,27 @@
+"""``LocalExecutor``: calls run one after another in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from podline.executors.base import run_sequentially
+from podline.executors.capture import CallOutcome
+
+__all__ = ["LocalExecutor"]
+
+
+class LocalExecutor:
+    """Sequential, in-process execution: the default, and the cheapest per call."""
+
+    def execute(
+        self,
+        fn: Callable[..., Any],
+        arguments: Sequence[Mapping[str, Any]],
+        *,
+        live: bool = True,
+    ) -> list[CallOutcome]:
+        return run_sequentially(fn, arguments, live=live)
+
+    def __repr__(self) -> str:
+        return "LocalExecutor()"

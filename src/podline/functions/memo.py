@@ -1,0 +1,76 @@
+"""The function-result memo: (function identity, input packet hash) -> stored output packet.
+
+One store table per function identity, at ``functions/<name>/<first 16 hex of its content
+hash>``; a record's id is the content hash of the call's argument packet (parameter names,
+types and values). A record keeps the output values, their source-info tokens (so a cache hit
+carries the provenance of the call that computed it), whether the call returned ``SKIP``
+(skips are remembered too), and when it was computed. Columns are stored nullable so that a
+skipped call can be recorded; reads cast them back to the declared output types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from podline.columns import meta_column, source_info_column
+from podline.functions.packet_function import PacketFunction
+from podline.stores import RECORD_ID, Store
+
+__all__ = ["SKIPPED_COLUMN", "ResultCache"]
+
+SKIPPED_COLUMN = meta_column("skipped")
+COMPUTED_AT_COLUMN = meta_column("computed_at")
+
+
+class ResultCache:
+    """Bulk lookups and writes of one function's results in a store."""
+
+    def __init__(self, store: Store, function: PacketFunction) -> None:
+        self.store = store
+        self.function = function
+        self.path = ("functions", function.name, function.content_hash().short(16))
+        outputs = function.output_schema.to_arrow()
+        self.schema = pa.schema(
+            [
+                pa.field(RECORD_ID, pa.large_string(), nullable=False),
+                *(field.with_nullable(True) for field in outputs),
+                *(pa.field(source_info_column(k), pa.large_string()) for k in outputs.names),
+                pa.field(SKIPPED_COLUMN, pa.bool_(), nullable=False),
+                pa.field(COMPUTED_AT_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False),
+            ]
+        )
+
+    def lookup(self, input_hashes: Sequence[str] | pa.Array) -> pa.Table:
+        """Stored records for these input hashes (hits only), typed by ``self.schema``."""
+        found = self.store.read(self.path, input_hashes)
+        if found is None or found.num_rows == 0:
+            return self.schema.empty_table()
+        return found.select(self.schema.names).cast(self.schema)
+
+    def record(
+        self,
+        input_hashes: pa.Array,
+        outputs: pa.Table,
+        tokens: dict[str, pa.Array],
+        skipped: pa.Array,
+    ) -> pa.Table:
+        """Build the records for freshly computed calls, write them, and return them."""
+        now = pa.scalar(dt.datetime.now(dt.UTC), self.schema.field(COMPUTED_AT_COLUMN).type)
+        keys = self.function.output_keys
+        columns = [
+            input_hashes,
+            *(outputs.column(k) for k in keys),
+            *(tokens[k] for k in keys),
+            skipped,
+            pa.repeat(now, len(input_hashes)),
+        ]
+        table = pa.Table.from_arrays(
+            [column.cast(field.type) for column, field in zip(columns, self.schema, strict=True)],
+            schema=self.schema,
+        )
+        if table.num_rows:
+            self.store.write(self.path, table)
+        return table

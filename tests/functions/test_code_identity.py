@@ -1,0 +1,213 @@
+"""Code identity: each rule of the function-identity contract."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from podline.errors import FunctionIdentityError
+from podline.functions import PacketFunction, code_identity
+
+from .conftest import ModuleMaker
+
+BASE = """
+SCALE = 2
+
+def helper(x):
+    return x * SCALE
+
+def f(a: int) -> int:
+    '''Add one to the scaled value.'''
+    # scale first
+    return helper(a) + 1
+"""
+
+
+def identity_of(make_module: ModuleMaker, source: str, name: str = "f") -> str:
+    return str(code_identity(getattr(make_module(source), name)))
+
+
+def test_same_source_same_identity(make_module: ModuleMaker) -> None:
+    assert identity_of(make_module, BASE) == identity_of(make_module, BASE)
+
+
+def test_editing_the_body_changes_identity(make_module: ModuleMaker) -> None:
+    edited = BASE.replace("return helper(a) + 1", "return helper(a) + 2")
+    assert identity_of(make_module, BASE) != identity_of(make_module, edited)
+
+
+def test_editing_a_helper_changes_identity(make_module: ModuleMaker) -> None:
+    edited = BASE.replace("return x * SCALE", "return x * SCALE - 1")
+    assert identity_of(make_module, BASE) != identity_of(make_module, edited)
+
+
+def test_editing_a_helper_of_a_helper_changes_identity(make_module: ModuleMaker) -> None:
+    source = """
+    def inner(x):
+        return x + 1
+
+    def helper(x):
+        return inner(x) * 2
+
+    def f(a: int) -> int:
+        return helper(a)
+    """
+    edited = source.replace("return x + 1", "return x + 3")
+    assert identity_of(make_module, source) != identity_of(make_module, edited)
+
+
+def test_editing_a_constant_changes_identity(make_module: ModuleMaker) -> None:
+    edited = BASE.replace("SCALE = 2", "SCALE = 3")
+    assert identity_of(make_module, BASE) != identity_of(make_module, edited)
+
+
+def test_docstrings_and_comments_do_not_count(make_module: ModuleMaker) -> None:
+    edited = (
+        BASE.replace("'''Add one to the scaled value.'''", "'''Something else entirely.'''")
+        .replace("# scale first", "# a different comment")
+        .replace("def helper(x):\n", "def helper(x):\n    '''A new helper docstring.'''\n")
+    )
+    assert identity_of(make_module, BASE) == identity_of(make_module, edited)
+
+
+def test_reformatting_does_not_count(make_module: ModuleMaker) -> None:
+    reformatted = """
+SCALE   =   2
+def helper( x ):
+    return (x*SCALE)
+def f(a:int)->int:
+    return helper( a )+1
+"""
+    assert identity_of(make_module, BASE) == identity_of(make_module, reformatted)
+
+
+def test_unrelated_module_code_does_not_count(make_module: ModuleMaker) -> None:
+    edited = BASE + "\n\ndef unrelated():\n    return 42\n\nOTHER = 7\n"
+    assert identity_of(make_module, BASE) == identity_of(make_module, edited)
+
+
+def test_mutual_recursion_terminates(make_module: ModuleMaker) -> None:
+    source = """
+    def even(n):
+        return True if n == 0 else odd(n - 1)
+
+    def odd(n):
+        return False if n == 0 else even(n - 1)
+
+    def f(n: int) -> bool:
+        return even(n)
+    """
+    edited = source.replace("return False if", "return True if")
+    assert identity_of(make_module, source) != identity_of(make_module, edited)
+
+
+def test_version_bump_and_pinned_identity(make_module: ModuleMaker) -> None:
+    original = make_module(BASE).f
+    edited = make_module(BASE.replace("+ 1", "+ 5")).f
+
+    def packet_function(fn: object, version: str, identity: str) -> PacketFunction:
+        return PacketFunction(fn, output_keys="y", version=version, identity=identity)  # type: ignore[arg-type]
+
+    code_v1 = packet_function(original, "v1", "code").content_hash()
+    assert packet_function(original, "v2", "code").content_hash() != code_v1
+    assert packet_function(edited, "v1", "code").content_hash() != code_v1
+    pinned_v1 = packet_function(original, "v1", "version").content_hash()
+    # With a pinned identity an edit of the body is the user's business; the version is not.
+    assert packet_function(edited, "v1", "version").content_hash() == pinned_v1
+    assert packet_function(original, "v2", "version").content_hash() != pinned_v1
+    assert pinned_v1 != code_v1
+
+
+def test_lambda_gets_an_identity(make_module: ModuleMaker) -> None:
+    module = make_module("double = lambda x: x * 2\ntriple = lambda x: x * 3\n")
+    assert code_identity(module.double) != code_identity(module.triple)
+    again = make_module("double = lambda x: x * 2\n")
+    assert code_identity(module.double) == code_identity(again.double)
+
+
+def test_two_lambdas_on_one_line_are_rejected(make_module: ModuleMaker) -> None:
+    module = make_module("pair = (lambda x: x + 1, lambda x: x + 2)\n")
+    with pytest.raises(FunctionIdentityError, match="lambda"):
+        code_identity(module.pair[0])
+
+
+def test_closures_hash_their_values(make_module: ModuleMaker) -> None:
+    module = make_module(
+        """
+        def make_adder(k):
+            def add(x: int) -> int:
+                return x + k
+            return add
+        """
+    )
+    assert code_identity(module.make_adder(1)) != code_identity(module.make_adder(2))
+    assert code_identity(module.make_adder(1)) == code_identity(module.make_adder(1))
+
+
+def test_closure_over_unhashable_value_is_rejected(make_module: ModuleMaker) -> None:
+    module = make_module(
+        """
+        class Model:
+            pass
+
+        def make(model):
+            def predict(x: int) -> int:
+                return x if model else 0
+            return predict
+        """
+    )
+    with pytest.raises(FunctionIdentityError, match="'model'"):
+        code_identity(module.make(module.Model()))
+
+
+def test_bound_methods_and_builtins_are_rejected(make_module: ModuleMaker) -> None:
+    module = make_module(
+        """
+        class Scaler:
+            def scale(self, x: int) -> int:
+                return x * 2
+        """
+    )
+    with pytest.raises(FunctionIdentityError, match="bound method"):
+        code_identity(module.Scaler().scale)
+    with pytest.raises(FunctionIdentityError, match="not a Python function"):
+        code_identity(len)  # type: ignore[arg-type]
+    with pytest.raises(FunctionIdentityError, match="not a Python function"):
+        code_identity(functools.partial(module.Scaler.scale, None))
+
+
+def test_static_functions_of_classes_work(make_module: ModuleMaker) -> None:
+    module = make_module(
+        """
+        class Tools:
+            @staticmethod
+            def scale(x: int) -> int:
+                return x * 2
+        """
+    )
+    assert str(code_identity(module.Tools.scale)).startswith("pod1:")
+
+
+def test_async_functions_have_identities(make_module: ModuleMaker) -> None:
+    source = "async def f(x: int) -> int:\n    return x + 1\n"
+    assert identity_of(make_module, source) != identity_of(
+        make_module, source.replace("+ 1", "+ 2")
+    )
+
+
+def test_same_module_classes_count(make_module: ModuleMaker) -> None:
+    source = """
+    class Rule:
+        factor = 2
+
+    def f(x: int) -> int:
+        return x * Rule.factor
+    """
+    edited = source.replace("factor = 2", "factor = 3")
+    assert identity_of(make_module, source) != identity_of(make_module, edited)
+
+
+def test_imported_code_is_not_followed(make_module: ModuleMaker) -> None:
+    source = "import math\n\ndef f(x: float) -> float:\n    return math.sqrt(x)\n"
+    assert identity_of(make_module, source) == identity_of(make_module, source)

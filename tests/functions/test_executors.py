@@ -1,0 +1,218 @@
+"""Executors: identical outcomes in input order, async support, isolated output capture."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from podline.errors import RemoteCallError
+from podline.executors import (
+    CallOutcome,
+    Executor,
+    LocalExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
+from podline.executors.capture import run_captured
+
+
+def square(x: int) -> int:
+    # Random sleeps make threads finish out of order; results must not.
+    time.sleep(random.random() / 500)
+    return x * x
+
+
+async def square_async(x: int) -> int:
+    await asyncio.sleep(random.random() / 500)
+    return x * x
+
+
+def fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+class UnpicklableError(Exception):
+    def __init__(self) -> None:
+        super().__init__("cannot travel")
+        self.lock = threading.Lock()
+
+
+def raises_unpicklable(x: int) -> int:
+    raise UnpicklableError()
+
+
+@pytest.fixture(scope="module")
+def process_executor() -> Any:
+    with ProcessExecutor(max_workers=2) as executor:
+        yield executor
+
+
+def executors(process_executor: ProcessExecutor) -> list[Executor]:
+    return [LocalExecutor(), ThreadExecutor(4), process_executor]
+
+
+ARGS = [{"x": i} for i in range(40)]
+
+
+def values(outcomes: list[CallOutcome]) -> list[Any]:
+    return [o.value for o in outcomes]
+
+
+def test_executors_satisfy_the_protocol(process_executor: ProcessExecutor) -> None:
+    for executor in executors(process_executor):
+        assert isinstance(executor, Executor)
+
+
+@pytest.mark.parametrize("fn", [square, square_async], ids=["sync", "async"])
+def test_same_outcomes_in_input_order(process_executor: ProcessExecutor, fn: Any) -> None:
+    expected = [i * i for i in range(40)]
+    for executor in executors(process_executor):
+        outcomes = executor.execute(fn, ARGS, live=False)
+        assert values(outcomes) == expected, executor
+        assert all(o.error is None and o.capture.succeeded for o in outcomes)
+
+
+def test_failures_are_outcomes_not_exceptions(process_executor: ProcessExecutor) -> None:
+    for executor in executors(process_executor):
+        outcomes = executor.execute(fails_on_three, [{"x": i} for i in range(5)], live=False)
+        assert [o.value for o in outcomes] == [0, 1, 2, None, 4]
+        failed = outcomes[3]
+        assert isinstance(failed.error, ValueError)
+        assert failed.capture.error_type == "ValueError"
+        assert failed.capture.error_message == "bad input 3"
+        assert "Traceback" in (failed.capture.traceback or "")
+        assert "fails_on_three" in (failed.capture.traceback or "")
+
+
+def test_unpicklable_exceptions_come_back_as_remote_errors(
+    process_executor: ProcessExecutor,
+) -> None:
+    (outcome,) = process_executor.execute(raises_unpicklable, [{"x": 1}], live=False)
+    assert isinstance(outcome.error, RemoteCallError)
+    assert "UnpicklableError" in str(outcome.error)
+
+
+def test_process_executor_ships_closures(process_executor: ProcessExecutor) -> None:
+    offset = 10
+    outcomes = process_executor.execute(lambda x: x + offset, ARGS[:5], live=False)
+    assert values(outcomes) == [10, 11, 12, 13, 14]
+    assert process_executor.execute(square, [], live=False) == []
+
+
+def test_async_functions_run_concurrently_on_threads() -> None:
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.05)
+        return x
+
+    start = time.perf_counter()
+    outcomes = ThreadExecutor(20).execute(slow, [{"x": i} for i in range(20)], live=False)
+    elapsed = time.perf_counter() - start
+    assert values(outcomes) == list(range(20))
+    assert elapsed < 0.5  # 20 x 50 ms sequentially would take a second
+
+
+def test_async_works_inside_a_running_event_loop() -> None:
+    async def main() -> list[Any]:
+        return values(LocalExecutor().execute(square_async, ARGS[:3], live=False))
+
+    assert asyncio.run(main()) == [0, 1, 4]
+
+
+def noisy(x: int) -> int:
+    for _ in range(20):
+        print(f"out-{x}")
+        print(f"err-{x}", file=sys.stderr)
+        logging.getLogger("podline.test").warning("log-%s", x)
+        time.sleep(random.random() / 2000)
+    return x
+
+
+async def noisy_async(x: int) -> int:
+    for _ in range(20):
+        print(f"out-{x}")
+        logging.getLogger("podline.test").warning("log-%s", x)
+        await asyncio.sleep(random.random() / 2000)
+    return x
+
+
+def assert_isolated(outcomes: list[CallOutcome], *, stderr: bool = True) -> None:
+    for i, outcome in enumerate(outcomes):
+        capture = outcome.capture
+        assert capture.stdout == f"out-{i}\n" * 20
+        if stderr:
+            assert capture.stderr == f"err-{i}\n" * 20
+        assert [entry.message for entry in capture.logs] == [f"log-{i}"] * 20
+        assert {entry.level for entry in capture.logs} == {"WARNING"}
+
+
+def test_captures_stay_isolated_across_threads() -> None:
+    outcomes = ThreadExecutor(8).execute(noisy, [{"x": i} for i in range(16)], live=False)
+    assert_isolated(outcomes)
+
+
+def test_captures_stay_isolated_across_asyncio_tasks() -> None:
+    outcomes = ThreadExecutor(8).execute(noisy_async, [{"x": i} for i in range(16)], live=False)
+    assert_isolated(outcomes, stderr=False)
+
+
+def test_captures_come_back_from_processes(process_executor: ProcessExecutor) -> None:
+    outcomes = process_executor.execute(noisy, [{"x": i} for i in range(4)], live=False)
+    assert_isolated(outcomes)
+
+
+def test_timing_is_recorded() -> None:
+    def nap() -> None:
+        time.sleep(0.02)
+
+    (outcome,) = LocalExecutor().execute(nap, [{}], live=False)
+    capture = outcome.capture
+    assert capture.end >= capture.start + 0.015
+    assert capture.duration == pytest.approx(capture.end - capture.start)
+
+
+def test_live_output_is_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    def talk() -> int:
+        print("hello live")
+        return 1
+
+    LocalExecutor().execute(talk, [{}], live=True)
+    LocalExecutor().execute(lambda: print("hello quiet"), [{}], live=False)
+    out = capsys.readouterr().out
+    assert "hello live" in out
+    assert "hello quiet" not in out
+
+
+def test_output_outside_calls_is_untouched(capsys: pytest.CaptureFixture[str]) -> None:
+    run_captured(lambda: print("inside"), {}, live=False)
+    print("outside")
+    assert capsys.readouterr().out == "outside\n"
+
+
+def test_invalid_worker_counts() -> None:
+    with pytest.raises(ValueError, match="max_workers"):
+        ThreadExecutor(0)
+    with pytest.raises(ValueError, match="max_workers"):
+        ProcessExecutor(0)
+
+
+def test_unconfigured_logging_still_reaches_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = [h for h in root.handlers if type(h).__name__ != "_LogRouter"]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        run_captured(lambda: None, {}, live=False)  # installs podline's router
+        logging.getLogger("podline.test.unconfigured").warning("plain warning")
+        assert "plain warning" in capsys.readouterr().err
+    finally:
+        for handler in saved:
+            root.addHandler(handler)

@@ -1,0 +1,290 @@
+"""FunctionPod: application, input checks, outputs, provenance, SKIP/None, errors, memo."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TypedDict
+
+import pyarrow as pa
+import pytest
+
+import podline
+from podline.columns import parse_token
+from podline.errors import FunctionCallError, InputValidationError
+from podline.executors import ThreadExecutor
+from podline.functions import SKIP, FunctionPod, RowStatus, function_pod
+from podline.schema import Schema
+
+CALLS: list[tuple[int, int]] = []
+
+
+@function_pod("total", version="v1", live_output=False)
+def add(a: int, b: int) -> int:
+    CALLS.append((a, b))
+    return a + b
+
+
+@function_pod(["quotient", "remainder"], live_output=False)
+def divide(a: int, b: int) -> tuple[int, int]:
+    if b == 0:
+        return SKIP
+    return divmod(a, b)
+
+
+@function_pod("half", live_output=False)
+def half(a: int) -> float | None:
+    return None if a < 0 else a / 2
+
+
+@function_pod("half", live_output=False)
+def strict_half(a: int) -> float:
+    return None if a < 0 else a / 2  # type: ignore[return-value]
+
+
+@function_pod("scaled", live_output=False)
+def scale(a: int, factor: int = 10) -> int:
+    return a * factor
+
+
+@function_pod("ratio", live_output=False)
+def ratio(a: float, b: float) -> float:
+    return a / b
+
+
+def source(rows: list[dict[str, object]] | None = None) -> podline.Source:
+    rows = rows or [{"id": i, "a": i, "b": i % 3} for i in range(6)]
+    return podline.DictSource(rows, tag_columns=["id"], source_id="numbers")
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls() -> None:
+    CALLS.clear()
+
+
+def test_decorated_object_is_still_the_function() -> None:
+    assert add(2, 3) == 5
+    assert add.__name__ == "add"
+    assert isinstance(add, FunctionPod)
+
+
+def test_pod_is_lazy_and_computes_once() -> None:
+    result = add.pod(source())
+    assert CALLS == []
+    table = result.as_table()
+    assert len(CALLS) == 6
+    result.as_table()
+    list(result)
+    assert len(CALLS) == 6
+    assert table.column("total").to_pylist() == [i + i % 3 for i in range(6)]
+
+
+def test_output_schema_is_predicted_without_computing() -> None:
+    result = divide.pod(source())
+    tags, packets = result.output_schema()
+    assert tags == Schema({"id": int})
+    assert packets == Schema({"quotient": int, "remainder": int})
+    tags_with_system, _ = result.output_schema(system_tags=True)
+    assert len(tags_with_system) == 3
+    assert not result.is_computed
+
+
+def test_tags_and_system_tags_pass_through() -> None:
+    src = source()
+    out = add.pod(src).as_table(system_tags=True)
+    expected = src.as_table(system_tags=True)
+    system = [c for c in expected.column_names if c.startswith("__tag:")]
+    assert out.select(["id", *system]).equals(expected.select(["id", *system]))
+
+
+def test_source_info_names_the_function_and_the_call() -> None:
+    out = add.pod(source()).as_table(source_info=True, content_hash=True)
+    tokens = out.column("__source:total").to_pylist()
+    parsed = [parse_token(t) for t in tokens]
+    origin = f"add@{add.packet_function.content_hash().short(16)}"
+    assert {p.kind for p in parsed} == {"call"}
+    assert {p.origin for p in parsed} == {origin}
+    assert {p.column for p in parsed} == {"total"}
+    assert len({p.record for p in parsed}) == 6
+    assert all(len(p.record) == 32 for p in parsed)
+
+
+def test_several_output_keys_and_skip() -> None:
+    result = divide.pod(source())
+    rows = result.as_table().to_pylist()
+    assert [r["id"] for r in rows] == [1, 2, 4, 5]
+    assert rows[0] == {"id": 1, "quotient": 1, "remainder": 0}
+    assert result.result is not None
+    assert result.result.count(RowStatus.SKIPPED) == 2
+    assert result.result.status[0] is RowStatus.SKIPPED
+
+
+def test_none_is_a_value_where_allowed() -> None:
+    rows = half.pod(source([{"id": 1, "a": -2}, {"id": 2, "a": 4}])).as_table().to_pylist()
+    assert rows == [{"id": 1, "half": None}, {"id": 2, "half": 2.0}]
+
+
+def test_none_where_not_allowed_fails_at_the_call() -> None:
+    stream = strict_half.pod(source([{"id": 7, "a": -2}, {"id": 8, "a": 4}]))
+    with pytest.raises(FunctionCallError, match=r"strict_half failed on the row with tag \{'id': 7\}"):
+        stream.as_table()
+    kept = strict_half.execute(
+        source([{"id": 7, "a": -2}, {"id": 8, "a": 4}]), on_error="continue"
+    )
+    assert kept.stream.as_table().to_pylist() == [{"id": 8, "half": 2.0}]
+    assert kept.status == [RowStatus.FAILED, RowStatus.COMPUTED]
+    assert "does not allow None" in str(kept.errors[0])
+
+
+def test_wrong_output_type_names_function_and_tag() -> None:
+    @function_pod("y", live_output=False)
+    def wrong(a: int) -> int:
+        return "text" if a == 2 else a  # type: ignore[return-value]
+
+    with pytest.raises(FunctionCallError, match=r"wrong failed on the row with tag \{'id': 2\}"):
+        wrong.pod(source()).as_table()
+    result = wrong.execute(source(), on_error="continue")
+    assert result.count(RowStatus.FAILED) == 1
+    assert result.stream.as_table().column("y").to_pylist() == [0, 1, 3, 4, 5]
+
+
+def test_exceptions_become_function_call_errors() -> None:
+    @function_pod("y", live_output=False)
+    def boom(a: int) -> int:
+        if a == 3:
+            raise RuntimeError("kaput")
+        return a
+
+    with pytest.raises(FunctionCallError, match=r"boom failed on the row with tag \{'id': 3\}") as info:
+        boom.pod(source()).as_table()
+    assert isinstance(info.value.__cause__, RuntimeError)
+    result = boom.execute(source(), on_error="continue")
+    assert sorted(result.errors) == [3]
+    assert result.captures[3].error_type == "RuntimeError"
+
+
+def test_input_check_lists_every_problem_sorted() -> None:
+    rows = [{"id": 1, "b": "x", "c": 1.0, "z": 2}]
+    with pytest.raises(InputValidationError) as info:
+        add.pod(source(rows))
+    message = str(info.value)
+    assert "missing column(s) 'a'" in message
+    assert "'b' is str, parameter 'b' takes int" in message
+    with pytest.raises(InputValidationError, match=r"extra column\(s\) 'c', 'z'"):
+        ratio.pod(source([{"id": 1, "a": 1.0, "b": 2.0, "c": 1.0, "z": 2}]), strict=True)
+
+
+def test_extra_columns_are_ignored_and_do_not_change_the_memo_key() -> None:
+    narrow = add.pod(source([{"id": 1, "a": 1, "b": 2}]))
+    wide = add.pod(source([{"id": 1, "a": 1, "b": 2, "note": "ignored"}]))
+    assert narrow.as_table().equals(wide.as_table().select(narrow.as_table().column_names))
+    assert (
+        narrow.as_table(source_info=True).column("__source:total").to_pylist()
+        == wide.as_table(source_info=True).column("__source:total").to_pylist()
+    )
+
+
+def test_inputs_map_parameters_to_columns() -> None:
+    rows = [{"id": 1, "x": 2, "y": 3}]
+    result = add.pod(source(rows), inputs={"a": "x", "b": "y"})
+    assert result.as_table().column("total").to_pylist() == [5]
+    with pytest.raises(InputValidationError, match="unknown parameter"):
+        add.pod(source(rows), inputs={"nope": "x"})
+    # The mapping is part of the pod's identity; the executor is not.
+    assert add.with_options(inputs={"a": "x", "b": "y"}).content_hash() != add.content_hash()
+    assert add.with_options(executor=ThreadExecutor(2)).content_hash() == add.content_hash()
+
+
+def test_optional_parameters_use_their_defaults() -> None:
+    assert scale.pod(source([{"id": 1, "a": 2}])).as_table().column("scaled").to_pylist() == [20]
+    with_factor = scale.pod(source([{"id": 1, "a": 2, "factor": 3}]))
+    assert with_factor.as_table().column("scaled").to_pylist() == [6]
+
+
+def test_int_columns_feed_float_parameters() -> None:
+    result = ratio.pod(source([{"id": 1, "a": 3, "b": 2}]))
+    assert result.as_table().column("ratio").to_pylist() == [1.5]
+
+
+def test_duplicate_argument_packets_are_computed_once() -> None:
+    rows = [{"id": i, "a": 1, "b": 1} for i in range(5)]
+    result = add.pod(source(rows))
+    assert result.as_table().column("total").to_pylist() == [2] * 5
+    assert CALLS == [(1, 1)]
+    assert result.result is not None
+    assert result.result.status == [RowStatus.COMPUTED] + [RowStatus.CACHED] * 4
+
+
+def test_empty_input_gives_typed_empty_output() -> None:
+    empty = podline.DictSource([], tag_columns=["id"], schema={"id": int, "a": int, "b": int})
+    table = add.pod(empty).as_table()
+    assert table.num_rows == 0
+    assert table.schema.field("total").type == pa.int64()
+
+
+class Stats(TypedDict):
+    low: float
+    high: float
+
+
+@dataclass
+class Point:
+    x: float
+    y: float
+
+
+@function_pod(["stats", "counts", "centre"], live_output=False)
+def summarize(values: list[float], labels: dict[str, int], points: list[Point]) -> tuple[
+    Stats, dict[str, int], Point
+]:
+    centre = Point(sum(p.x for p in points) / len(points), sum(p.y for p in points) / len(points))
+    return {"low": min(values), "high": max(values)}, dict(sorted(labels.items())), centre
+
+
+def test_structured_values_in_and_out() -> None:
+    rows = [
+        {
+            "id": 1,
+            "values": [1.0, 3.0],
+            "labels": {"b": 2, "a": 1},
+            "points": [Point(0.0, 0.0), Point(2.0, 4.0)],
+        }
+    ]
+    result = summarize.pod(podline.DictSource(rows, tag_columns=["id"]))
+    ((_, packet),) = list(result)
+    assert packet["stats"] == {"low": 1.0, "high": 3.0}
+    assert packet["counts"] == {"a": 1, "b": 2}
+    assert packet["centre"] == Point(1.0, 2.0)
+
+
+def test_async_functions() -> None:
+    @function_pod("doubled", live_output=False)
+    async def double(a: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * a
+
+    assert double.packet_function.is_async
+    assert double.pod(source()).as_table().column("doubled").to_pylist() == [
+        2 * i for i in range(6)
+    ]
+    threaded = double.with_options(executor=ThreadExecutor(4)).pod(source())
+    assert threaded.as_table().column("doubled").to_pylist() == [2 * i for i in range(6)]
+
+
+def test_call_packet() -> None:
+    out, status = add.call_packet(podline.Packet({"a": 1, "b": 2}))
+    assert status is RowStatus.COMPUTED
+    assert isinstance(out, podline.Packet)
+    assert out["total"] == 3
+    skipped, status = divide.call_packet(podline.Packet({"a": 1, "b": 0}))
+    assert skipped is SKIP
+    assert status is RowStatus.SKIPPED
+
+
+def test_identity_of_applications() -> None:
+    src = source()
+    assert add.pod(src).content_hash() == add.pod(src).content_hash()
+    assert add.pod(src).content_hash() != add.pod(source([{"id": 1, "a": 1, "b": 1}])).content_hash()
+    # Same schema, different data: same pipeline hash.
+    assert add.pod(src).pipeline_hash() == add.pod(source([{"id": 1, "a": 1, "b": 1}])).pipeline_hash()
+    assert add.pod(src).content_hash() != divide.pod(src).content_hash()
