@@ -211,3 +211,21 @@ def test_same_module_classes_count(make_module: ModuleMaker) -> None:
 def test_imported_code_is_not_followed(make_module: ModuleMaker) -> None:
     source = "import math\n\ndef f(x: float) -> float:\n    return math.sqrt(x)\n"
     assert identity_of(make_module, source) == identity_of(make_module, source)
+
+
+def test_mutable_module_state_is_not_part_of_the_identity(make_module: ModuleMaker) -> None:
+    module = make_module(
+        """
+        SEEN = []
+        LIMITS = (1, 2)
+
+        def f(x: int) -> int:
+            SEEN.append(x)
+            return x + LIMITS[0]
+        """
+    )
+    before = code_identity(module.f)
+    module.SEEN.extend([1, 2, 3])
+    assert code_identity(module.f) == before
+    module.LIMITS = (5, 6)
+    assert code_identity(module.f) != before

@@ -126,11 +126,11 @@ def test_none_is_a_value_where_allowed() -> None:
 
 def test_none_where_not_allowed_fails_at_the_call() -> None:
     stream = strict_half.pod(source([{"id": 7, "a": -2}, {"id": 8, "a": 4}]))
-    with pytest.raises(FunctionCallError, match=r"strict_half failed on the row with tag \{'id': 7\}"):
+    with pytest.raises(
+        FunctionCallError, match=r"strict_half failed on the row with tag \{'id': 7\}"
+    ):
         stream.as_table()
-    kept = strict_half.execute(
-        source([{"id": 7, "a": -2}, {"id": 8, "a": 4}]), on_error="continue"
-    )
+    kept = strict_half.execute(source([{"id": 7, "a": -2}, {"id": 8, "a": 4}]), on_error="continue")
     assert kept.stream.as_table().to_pylist() == [{"id": 8, "half": 2.0}]
     assert kept.status == [RowStatus.FAILED, RowStatus.COMPUTED]
     assert "does not allow None" in str(kept.errors[0])
@@ -155,7 +155,9 @@ def test_exceptions_become_function_call_errors() -> None:
             raise RuntimeError("kaput")
         return a
 
-    with pytest.raises(FunctionCallError, match=r"boom failed on the row with tag \{'id': 3\}") as info:
+    with pytest.raises(
+        FunctionCallError, match=r"boom failed on the row with tag \{'id': 3\}"
+    ) as info:
         boom.pod(source()).as_table()
     assert isinstance(info.value.__cause__, RuntimeError)
     result = boom.execute(source(), on_error="continue")
@@ -234,9 +236,9 @@ class Point:
 
 
 @function_pod(["stats", "counts", "centre"], live_output=False)
-def summarize(values: list[float], labels: dict[str, int], points: list[Point]) -> tuple[
-    Stats, dict[str, int], Point
-]:
+def summarize(
+    values: list[float], labels: dict[str, int], points: list[Point]
+) -> tuple[Stats, dict[str, int], Point]:
     centre = Point(sum(p.x for p in points) / len(points), sum(p.y for p in points) / len(points))
     return {"low": min(values), "high": max(values)}, dict(sorted(labels.items())), centre
 
@@ -284,7 +286,11 @@ def test_call_packet() -> None:
 def test_identity_of_applications() -> None:
     src = source()
     assert add.pod(src).content_hash() == add.pod(src).content_hash()
-    assert add.pod(src).content_hash() != add.pod(source([{"id": 1, "a": 1, "b": 1}])).content_hash()
+    assert (
+        add.pod(src).content_hash() != add.pod(source([{"id": 1, "a": 1, "b": 1}])).content_hash()
+    )
     # Same schema, different data: same pipeline hash.
-    assert add.pod(src).pipeline_hash() == add.pod(source([{"id": 1, "a": 1, "b": 1}])).pipeline_hash()
+    assert (
+        add.pod(src).pipeline_hash() == add.pod(source([{"id": 1, "a": 1, "b": 1}])).pipeline_hash()
+    )
     assert add.pod(src).content_hash() != divide.pod(src).content_hash()

@@ -7,8 +7,12 @@ covers, transitively:
 
 * helper functions and classes **defined in the same module** that the code refers to by name
   (their own normalized code, and what *they* refer to);
-* module-level **constants** the code refers to (their values, hashed canonically);
-* **closure** variables (their values; a closed-over function counts as a helper).
+* module-level **constants** the code refers to: immutable values (numbers, strings, bytes,
+  enum members, tuples and frozensets of those), hashed canonically. Mutable module state (a
+  list used as a cache or counter, a dict being filled) is not followed: it changes as the
+  program runs, which would make the identity drift;
+* **closure** variables (their values, mutable ones included, since a closure usually captures
+  configuration; a closed-over function counts as a helper).
 
 Imported functions, modules and anything defined elsewhere are not followed: a change in a
 library does not change the identity (pin ``version=`` when that matters). A global whose
@@ -22,6 +26,7 @@ accepted when its source line holds exactly one lambda with its parameters.
 from __future__ import annotations
 
 import ast
+import enum
 import inspect
 import textwrap
 import types
@@ -119,6 +124,8 @@ class _Collector:
             return {"class": _class_dump(value)}
         if isinstance(value, types.ModuleType) or callable(value):
             return None  # imported code is not followed
+        if strict_name is None and not _is_constant(value):
+            return None  # mutable module state (caches, counters) is not part of the code
         try:
             return {"value": hash_value(value)}
         except HashingError as exc:
@@ -130,6 +137,16 @@ class _Collector:
                 f"{type(value).__qualname__} that cannot be hashed ({exc}); pass it as an "
                 f"argument, make it a module-level constant, or use identity='version'"
             ) from None
+
+
+_CONSTANT_TYPES = (int, float, complex, str, bytes, bool, type(None), enum.Enum, ContentHash)
+
+
+def _is_constant(value: Any) -> bool:
+    """Immutable plain data: what a module-level constant is."""
+    if isinstance(value, tuple | frozenset):
+        return all(_is_constant(item) for item in value)
+    return isinstance(value, _CONSTANT_TYPES)
 
 
 def _qualname(fn: Any) -> str:
