@@ -54,6 +54,7 @@ __all__ = [
     "split_columns",
     "system_tag_columns",
     "token",
+    "token_array",
 ]
 
 RESERVED_PREFIX = "__"
@@ -249,15 +250,20 @@ def parse_token(text: str) -> SourceToken:
     return SourceToken(kind, *(_unescape(p) for p in parts[1:]))
 
 
-def source_tokens(source_id: str, record_ids: pa.Array, column: str) -> pa.Array:
-    """Source-info tokens for every row of a source column, built in one vectorized step."""
+def token_array(kind: TokenKind, origin: str, records: pa.Array, column: str) -> pa.Array:
+    """Tokens for many records of one origin and column, built in one vectorized step."""
     escaped = pc.replace_substring(
-        pc.replace_substring(record_ids.cast(pa.large_string()), "%", "%25"), ":", "%3A"
+        pc.replace_substring(records.cast(pa.large_string()), "%", "%25"), ":", "%3A"
     )
 
     def text(value: str) -> pa.Scalar:
         return pa.scalar(value, pa.large_string())
 
-    prefix = text(f"source{_SEP}{_escape(source_id)}{_SEP}")
+    prefix = text(f"{kind}{_SEP}{_escape(origin)}{_SEP}")
     suffix = text(f"{_SEP}{_escape(column)}")
     return pc.binary_join_element_wise(prefix, escaped, suffix, text(""))
+
+
+def source_tokens(source_id: str, record_ids: pa.Array, column: str) -> pa.Array:
+    """Source-info tokens for every row of a source column."""
+    return token_array("source", source_id, record_ids, column)

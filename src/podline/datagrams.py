@@ -182,7 +182,7 @@ class Tag(Datagram):
         table = super().as_table()
         if system_tags:
             for name, value in self._system_tags.items():
-                table = table.append_column(name, pa.array([value], pa.large_string()))
+                table = table.append_column(name, _hidden_array(value))
         return table
 
 
@@ -225,7 +225,17 @@ class Packet(Datagram):
         table = super().as_table()
         if source_info:
             for name, token in self._source_info.items():
-                table = table.append_column(
-                    source_info_column(name), pa.array([token], pa.large_string())
-                )
+                table = table.append_column(source_info_column(name), _hidden_array(token))
         return table
+
+
+def _hidden_array(value: Any) -> pa.Array:
+    """A one-row array of a hidden value: a string, or a list of strings once batched."""
+    return pa.array([value], _hidden_type(value))
+
+
+def _hidden_type(value: Any) -> pa.DataType:
+    if isinstance(value, list):
+        present = [v for v in value if v is not None]
+        return pa.large_list(_hidden_type(present[0] if present else None))
+    return pa.large_string()

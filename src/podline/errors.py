@@ -11,9 +11,15 @@ from collections.abc import Iterable
 
 __all__ = [
     "DuplicateRecordIdError",
+    "FunctionCallError",
+    "FunctionDefinitionError",
+    "FunctionIdentityError",
     "HashingError",
     "InputValidationError",
+    "OperatorError",
+    "OutputValidationError",
     "PodlineError",
+    "RemoteCallError",
     "ReservedColumnError",
     "SchemaError",
     "SourceError",
@@ -79,3 +85,37 @@ class DuplicateRecordIdError(SourceError):
 
 class StoreError(PodlineError):
     """A store cannot do what was asked: a type conflict, an unreadable or unwritable path."""
+
+
+class RemoteCallError(PodlineError):
+    """A call in a worker process failed in a way that could not be sent back as it was."""
+
+
+class FunctionIdentityError(PodlineError, TypeError):
+    """A function's identity cannot be determined soundly (bound method, no source, ...)."""
+
+
+class FunctionDefinitionError(PodlineError, TypeError):
+    """A function cannot be used as a packet function as written (missing annotations, ...)."""
+
+
+class OutputValidationError(PodlineError, ValueError):
+    """A packet function returned a value its declared output does not allow."""
+
+
+class FunctionCallError(PodlineError):
+    """A packet function failed on a row; names the function and the input tag.
+
+    The original exception is chained as ``__cause__``.
+    """
+
+
+class OperatorError(InputValidationError):
+    """An operator cannot be applied to its inputs or built from its parameters.
+
+    The message starts with the operator's name; ``operator`` holds it too.
+    """
+
+    def __init__(self, operator: str, message: str) -> None:
+        self.operator = operator
+        super().__init__(f"{operator}: {message}")

@@ -48,6 +48,7 @@ __all__ = [
     "Schema",
     "arrow_field",
     "arrow_type",
+    "is_assignable",
     "is_file_type",
     "is_optional",
     "normalize_type",
@@ -317,6 +318,32 @@ def type_name(tp: PodType) -> str:
         return f"{tp.__name__}{{{inner}}}"
     origin, args = origin_of(tp), args_of(tp)
     return f"{origin.__name__}[{', '.join(type_name(arg) for arg in args)}]"
+
+
+def is_assignable(source: PodType, target: PodType) -> bool:
+    """Whether a value of type ``source`` may be passed where ``target`` is declared.
+
+    Equal types are assignable, ``T`` is assignable to ``T | None`` (not the reverse), the
+    ``None`` type to any ``T | None``, and ``int`` to ``float``. Containers are invariant
+    (``list[int]`` is not a ``list[float]``); records compare by structure, so a dataclass
+    and a TypedDict with the same fields match.
+    """
+    source, target = normalize_type(source), normalize_type(target)
+    if source == target:
+        return True
+    if is_optional(target):
+        if source is _NONE_TYPE:
+            return True
+        base = strip_optional(target)
+        return is_assignable(strip_optional(source), base) and not is_optional(source)
+    if is_optional(source):
+        return False
+    if (source, target) == (int, float):
+        return True
+    try:
+        return bool(arrow_type(source).equals(arrow_type(target)))
+    except UnsupportedTypeError:  # pragma: no cover - both were normalized above
+        return False
 
 
 # --------------------------------------------------------------------------- Schema

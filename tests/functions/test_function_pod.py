@@ -294,3 +294,21 @@ def test_identity_of_applications() -> None:
         add.pod(src).pipeline_hash() == add.pod(source([{"id": 1, "a": 1, "b": 1}])).pipeline_hash()
     )
     assert add.pod(src).content_hash() != divide.pod(src).content_hash()
+
+
+def test_several_streams_are_joined_first() -> None:
+    @function_pod("combined", live_output=False)
+    def combine(sums: int, products: int) -> int:
+        return sums + products
+
+    sums = podline.DictSource([{"id": i, "sums": i + i} for i in range(3)], tag_columns=["id"])
+    products = podline.DictSource(
+        [{"id": i, "products": i * i} for i in range(3)], tag_columns=["id"]
+    )
+    result = combine.pod(sums, products)
+    assert result.as_table().column("combined").to_pylist() == [0, 3, 8]
+    (joined,) = result.upstreams
+    assert isinstance(joined, podline.streams.ProducedStream)
+    assert type(joined.producer).__name__ == "Join"
+    # The join is commutative, so the argument order does not change the identity.
+    assert combine.pod(products, sums).content_hash() == result.content_hash()

@@ -9,7 +9,7 @@ lacks is added, filled with nulls (unknown provenance).
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,12 +25,14 @@ from podline.columns import (
 from podline.conversion import column_to_python
 from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, format_names
-from podline.hashing import IdentityMixin, hash_table, row_hash_strings
-from podline.schema import Schema, type_name
+from podline.hashing import IdentityMixin, hash_table, logical_type, row_hash_strings
+from podline.schema import PodType, Schema, arrow_type, is_optional, type_name
 from podline.streams.base import Stream
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from podline.streams.invocation import ProducedStream
 
 __all__ = ["StreamMixin", "TableStream"]
 
@@ -61,6 +63,109 @@ class StreamMixin:
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install 'podline[pandas]'") from None
         return self.as_table(**options).to_pandas()
+
+    # ------------------------------------------------------------------ operators
+    # Operators sit above streams in the layering, so each method imports its operator when
+    # called. The defaults are those of the operator classes.
+
+    def join(self: Stream, *others: Stream, label: str | None = None) -> ProducedStream:
+        """``Join()(self, *others)``: the inner join on shared tag columns."""
+        from podline.operators import Join
+
+        return Join()(self, *others, label=label)
+
+    def merge_join(self: Stream, other: Stream, *, label: str | None = None) -> ProducedStream:
+        """``MergeJoin()(self, other)``: a join that collects shared packet columns as lists."""
+        from podline.operators import MergeJoin
+
+        return MergeJoin()(self, other, label=label)
+
+    def semi_join(self: Stream, other: Stream, *, label: str | None = None) -> ProducedStream:
+        """``SemiJoin()(self, other)``: the rows of this stream whose tags ``other`` has."""
+        from podline.operators import SemiJoin
+
+        return SemiJoin()(self, other, label=label)
+
+    def batch(
+        self: Stream,
+        batch_size: int = 0,
+        drop_partial: bool = False,
+        *,
+        label: str | None = None,
+    ) -> ProducedStream:
+        """``Batch(batch_size, drop_partial)(self)``: rows grouped into list columns."""
+        from podline.operators import Batch
+
+        return Batch(batch_size, drop_partial)(self, label=label)
+
+    def map_tags(
+        self: Stream,
+        name_map: Mapping[str, str],
+        drop_unmapped: bool = False,
+        strict: bool = True,
+        *,
+        label: str | None = None,
+    ) -> ProducedStream:
+        """``MapTags(name_map, drop_unmapped, strict)(self)``: rename tag columns."""
+        from podline.operators import MapTags
+
+        return MapTags(name_map, drop_unmapped, strict)(self, label=label)
+
+    def map_packets(
+        self: Stream,
+        name_map: Mapping[str, str],
+        drop_unmapped: bool = False,
+        strict: bool = True,
+        *,
+        label: str | None = None,
+    ) -> ProducedStream:
+        """``MapPackets(name_map, drop_unmapped, strict)(self)``: rename packet columns."""
+        from podline.operators import MapPackets
+
+        return MapPackets(name_map, drop_unmapped, strict)(self, label=label)
+
+    def select_tag_columns(
+        self: Stream, columns: str | Iterable[str], strict: bool = True, *, label: str | None = None
+    ) -> ProducedStream:
+        """``SelectTagColumns(columns, strict)(self)``: keep only these tag columns."""
+        from podline.operators import SelectTagColumns
+
+        return SelectTagColumns(columns, strict)(self, label=label)
+
+    def select_packet_columns(
+        self: Stream, columns: str | Iterable[str], strict: bool = True, *, label: str | None = None
+    ) -> ProducedStream:
+        """``SelectPacketColumns(columns, strict)(self)``: keep only these packet columns."""
+        from podline.operators import SelectPacketColumns
+
+        return SelectPacketColumns(columns, strict)(self, label=label)
+
+    def drop_tag_columns(
+        self: Stream, columns: str | Iterable[str], strict: bool = True, *, label: str | None = None
+    ) -> ProducedStream:
+        """``DropTagColumns(columns, strict)(self)``: remove these tag columns."""
+        from podline.operators import DropTagColumns
+
+        return DropTagColumns(columns, strict)(self, label=label)
+
+    def drop_packet_columns(
+        self: Stream, columns: str | Iterable[str], strict: bool = True, *, label: str | None = None
+    ) -> ProducedStream:
+        """``DropPacketColumns(columns, strict)(self)``: remove these packet columns."""
+        from podline.operators import DropPacketColumns
+
+        return DropPacketColumns(columns, strict)(self, label=label)
+
+    def filter(
+        self: Stream,
+        *predicates: pl.Expr,
+        constraints: Mapping[str, Any] | None = None,
+        label: str | None = None,
+    ) -> ProducedStream:
+        """``Filter(*predicates, constraints=constraints)(self)``: keep matching rows."""
+        from podline.operators import Filter
+
+        return Filter(*predicates, constraints=constraints)(self, label=label)
 
     def __repr__(self: Stream) -> str:
         import polars as pl
@@ -114,7 +219,11 @@ class TableStream(StreamMixin, IdentityMixin):
         tag_columns: Sequence[str] = (),
         *,
         label: str | None = None,
+        types: Mapping[str, PodType] | None = None,
     ) -> None:
+        """``types`` gives the Python type of some user columns where the Arrow type alone
+        cannot (a dataclass rather than a generic record); it must match the column's
+        structure."""
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         groups = split_columns(table.column_names)
@@ -147,8 +256,10 @@ class TableStream(StreamMixin, IdentityMixin):
         self._system_tags = groups.system_tags
         self._source_info = info
         self._meta = groups.meta
-        self._tag_schema = Schema.from_arrow(self._table.schema).select(tags)
-        self._packet_schema = Schema.from_arrow(self._table.schema).select(packets)
+        user = pa.schema([self._table.schema.field(c) for c in (*tags, *packets)])
+        schema = _with_types(Schema.from_arrow(user), types)
+        self._tag_schema = schema.select(tags)
+        self._packet_schema = schema.select(packets)
         self._rows: list[tuple[Tag, Packet]] | None = None
         self._packet_hashes: pa.Array | None = None
         self.label = label or type(self).__name__
@@ -248,6 +359,24 @@ class TableStream(StreamMixin, IdentityMixin):
 
     def pipeline_identity_structure(self) -> Any:
         return {"tags": self._tag_schema, "packets": self._packet_schema}
+
+
+def _with_types(schema: Schema, types: Mapping[str, PodType] | None) -> Schema:
+    """``schema`` with the given columns' types replaced by structurally equal ones."""
+    if not types:
+        return schema
+    unknown = set(types) - set(schema)
+    if unknown:
+        raise InputValidationError(f"types given for unknown column(s) {format_names(unknown)}")
+    clashes = sorted(
+        f"{name!r} ({type_name(schema[name])} vs {type_name(tp)})"
+        for name, tp in types.items()
+        if logical_type(arrow_type(tp)) != logical_type(arrow_type(schema[name]))
+        or is_optional(tp) != is_optional(schema[name])
+    )
+    if clashes:
+        raise InputValidationError(f"types do not match the columns: {', '.join(clashes)}")
+    return Schema({name: types.get(name, tp) for name, tp in schema.items()})
 
 
 def _sort_indices(table: pa.Table, keys: Sequence[str]) -> pa.Array:

@@ -1,0 +1,136 @@
+"""DeltaStore lookups and appends against a Delta table of 1,000,000 records.
+
+Records are an id (32 hex characters, like a content hash) plus three columns (int, float,
+str); both tables are built by the same ten plain appends, so their files are alike.
+
+Baselines, measured in the same run with plain ``deltalake`` + ``pyarrow`` and no podline:
+* lookup: ``DeltaTable(uri).to_pyarrow_table()`` filtered with ``pc.is_in`` on the ids (faster
+  here than a dataset filter); podline also returns the rows in the order asked;
+* append: ``write_deltalake(uri, batch, mode="append")``; podline also checks every new id
+  against the stored ones (write once), with a new store object ("cold": it first loads the
+  table's ids) and with one that has already written to the table ("warm").
+
+Target: within 1.5x of the baseline. For scale, the cold append is also compared with how
+plain ``deltalake`` writes once: ``merge(...).when_not_matched_insert_all()``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+from podline.stores import RECORD_ID, DeltaStore
+
+TARGET = 1.5
+
+
+def _records(start: int, count: int, rng: np.random.Generator) -> pa.Table:
+    high = rng.integers(0, 1 << 63, count, dtype=np.uint64)
+    ids = [f"{h:016x}{start + i:016x}" for i, h in enumerate(high.tolist())]
+    return pa.table(
+        {
+            RECORD_ID: pa.array(ids, pa.large_string()),
+            "count": pa.array(rng.integers(0, 1 << 40, count)),
+            "score": pa.array(rng.random(count)),
+            "label": pa.array([f"sample-{start + i}" for i in range(count)], pa.large_string()),
+        }
+    )
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _line(label: str, podline_s: float, baseline_s: float) -> None:
+    ratio = podline_s / baseline_s
+    verdict = "met" if ratio <= TARGET else "NOT met"
+    print(
+        f"{label:<22} podline {podline_s * 1000:8.1f} ms   baseline {baseline_s * 1000:8.1f} ms"
+        f"   ratio {ratio:5.2f}  (target <= {TARGET}: {verdict})"
+    )
+
+
+def run(quick: bool = False) -> None:
+    n = 20_000 if quick else 1_000_000
+    k = n // 10
+    repeats = 1 if quick else 7
+    rng = np.random.default_rng(0)
+    work = Path(tempfile.mkdtemp(prefix="podline-bench-"))
+    try:
+        store_root = work / "store"
+        podline_uri = DeltaStore(store_root).table_uri("bench")
+        baseline_uri = str(work / "baseline")
+        for part in range(10):
+            chunk = _records(part * k, k, rng)
+            write_deltalake(podline_uri, chunk, mode="append")
+            write_deltalake(baseline_uri, chunk, mode="append")
+        stored_ids = DeltaTable(baseline_uri).to_pyarrow_table(columns=[RECORD_ID])[RECORD_ID]
+        wanted = stored_ids.take(pa.array(rng.choice(n, k, replace=False))).combine_chunks()
+        batches = [_records(n + r * k, k, rng) for r in range(4 * repeats)]
+
+        def baseline_lookup() -> pa.Table:
+            table = DeltaTable(baseline_uri).to_pyarrow_table()
+            return table.filter(pc.is_in(table[RECORD_ID], value_set=wanted))
+
+        def podline_lookup() -> pa.Table | None:
+            return DeltaStore(store_root).read("bench", wanted)
+
+        baseline_lookup(), podline_lookup()  # warm up the page cache and imports
+        # Alternate the two, and keep the best of each: other load on the machine then
+        # slows both alike.
+        lookup_base, lookup = [], []
+        for _ in range(repeats):
+            lookup_base.append(_timed(baseline_lookup))
+            lookup.append(_timed(podline_lookup))
+
+        def append(store: DeltaStore, batch: pa.Table) -> None:
+            store.write("bench", batch)
+            store.flush()
+
+        cold, cold_base, warm, warm_base = [], [], [], []
+        warm_store = DeltaStore(store_root, flush_rows=2 * k)
+        for r in range(repeats):
+            batch = batches[r]
+            cold_base.append(_timed(lambda: write_deltalake(baseline_uri, batch, mode="append")))  # noqa: B023
+            cold.append(_timed(lambda: append(DeltaStore(store_root), batch)))  # noqa: B023
+        append(warm_store, batches[repeats])  # loads the ids once
+        write_deltalake(baseline_uri, batches[repeats], mode="append")
+        for r in range(repeats + 1, 2 * repeats + 1):
+            batch = batches[r]
+            warm_base.append(_timed(lambda: write_deltalake(baseline_uri, batch, mode="append")))  # noqa: B023
+            warm.append(_timed(lambda: append(warm_store, batch)))  # noqa: B023
+        warm_store.close()
+        merged = []
+        for batch in batches[3 * repeats :]:
+            merge = DeltaTable(baseline_uri).merge(
+                batch,
+                predicate=f"t.{RECORD_ID} = s.{RECORD_ID}",
+                source_alias="s",
+                target_alias="t",
+            )
+            merged.append(_timed(merge.when_not_matched_insert_all().execute))
+
+        final = DeltaTable(podline_uri).to_pyarrow_table(columns=[RECORD_ID])
+        assert final.num_rows == pc.count_distinct(final[RECORD_ID]).as_py()
+
+        print(f"table: {n:,} records (id + 3 columns); lookup of {k:,} ids; append of {k:,}")
+        _line("lookup", min(lookup), min(lookup_base))
+        _line("append (cold store)", min(cold), min(cold_base))
+        _line("append (warm store)", min(warm), min(warm_base))
+        print(
+            f"{'':<22} cold append / plain write-once merge: "
+            f"{min(cold) * 1000:.1f} / {min(merged) * 1000:.1f} ms = {min(cold) / min(merged):.2f}"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

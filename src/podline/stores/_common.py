@@ -1,0 +1,382 @@
+"""The store contract's shared rules, so every backend applies them identically.
+
+This module owns what ``base.Store`` promises and no backend may reinterpret: how paths are
+joined and validated, how an incoming batch is checked and reduced to its first occurrences,
+how the stored schema evolves and how a batch is conformed to it, and how reads are projected,
+filtered and ordered. Backends only decide where records live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.conversion import _null_in_required_child
+from podline.errors import StoreError, UnsupportedTypeError, format_names
+from podline.schema import python_type, type_name
+from podline.stores.base import PathLike, StorePath, normalize_path
+
+__all__ = [
+    "add_prefix",
+    "add_query",
+    "canonical_type",
+    "check_columns",
+    "conform",
+    "describe_type",
+    "evolve_schema",
+    "first_occurrences",
+    "id_array",
+    "join_path",
+    "order_by_ids",
+    "path_text",
+    "prepare_batch",
+    "record_path",
+    "split_config",
+    "split_query",
+    "where_expression",
+]
+
+# --------------------------------------------------------------------------- paths
+
+
+def path_text(path: StorePath) -> str:
+    """A path as users write it, for messages: ``'a/b'``."""
+    return repr("/".join(path))
+
+
+def join_path(prefix: StorePath, path: PathLike) -> StorePath:
+    """``prefix`` extended by ``path``, every segment validated.
+
+    A segment may hold any character except ``/`` and NUL, and may not be ``.`` or ``..``:
+    backends map segments to directories, table names or keys, and those two would alias.
+    """
+    segments = normalize_path(path)
+    for segment in segments:
+        if not isinstance(segment, str):
+            raise StoreError(f"path segments must be strings, got {segment!r} in {path!r}")
+        if "/" in segment or "\x00" in segment or segment in (".", ".."):
+            raise StoreError(
+                f"invalid path segment {segment!r} in {path!r}: segments may not contain '/' "
+                f"or NUL, nor be '.' or '..'"
+            )
+    return prefix + segments
+
+
+def record_path(prefix: StorePath, path: PathLike) -> StorePath:
+    """The full path of a table of records: like ``join_path`` but never empty."""
+    full = join_path(prefix, path)
+    if not full:
+        raise StoreError("records need a path with at least one segment; got the store root")
+    return full
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def id_array(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Requested ids as one ``large_string`` array; a null or non-string id is an error."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(ids, pa.Array):
+        array = ids
+    else:
+        try:
+            array = pa.array(list(ids), pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise StoreError(f"record ids must be strings: {exc}") from exc
+    if not _is_string(array.type):
+        raise StoreError(f"record ids must be strings, not {array.type}")
+    if array.null_count:
+        raise StoreError("record ids may not be None")
+    return array.cast(pa.large_string())
+
+
+def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """A mask keeping the first row of every id, or None when every id is distinct."""
+    series = pl.Series(ids)
+    if series.n_unique() == len(series):
+        return None
+    return series.is_first_distinct().to_numpy()
+
+
+def prepare_batch(table: pa.Table, id_column: str, path: StorePath) -> pa.Table:
+    """A written table checked and made canonical: string ids present and not null, Arrow
+    types in canonical form, and only the first row of each repeated id (first wins)."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise StoreError(
+            f"write to {path_text(path)} needs a pyarrow Table, got {type(table).__name__}"
+        )
+    names = table.column_names
+    if len(set(names)) != len(names):
+        dupes = {n for n in names if names.count(n) > 1}
+        raise StoreError(
+            f"table written to {path_text(path)} repeats column(s) {format_names(dupes)}"
+        )
+    if id_column not in names:
+        raise StoreError(
+            f"table written to {path_text(path)} has no id column {id_column!r}; "
+            f"columns are {format_names(names)}"
+        )
+    ids = table[id_column]
+    if not _is_string(ids.type):
+        raise StoreError(
+            f"id column {id_column!r} written to {path_text(path)} must hold strings, "
+            f"not {ids.type}"
+        )
+    if ids.null_count:
+        raise StoreError(f"id column {id_column!r} written to {path_text(path)} holds None")
+    table = _canonical_table(table)
+    keep = first_occurrences(table[id_column])
+    return table if keep is None else table.filter(keep)
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def canonical_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with every physical variant replaced by podline's canonical form (``large_string``,
+    ``large_binary``, ``large_list``; dictionaries decoded), recursively.
+
+    Only layout changes, never values: widths, units and zones are kept. This is what makes a
+    column read back from any backend with the type it was written with, since e.g. Delta Lake
+    returns ``string`` for a ``large_string`` column.
+    """
+    return _rebuild(t, relax=False)
+
+
+def _canonical_table(table: pa.Table) -> pa.Table:
+    """``table`` with canonical column types and no schema metadata."""
+    for i, f in enumerate(table.schema):
+        canonical = canonical_type(f.type)
+        if canonical != f.type:
+            # Only columns that change are cast: a cast re-validates nested nullability,
+            # which Arrow gets wrong for null fixed-size-list slots.
+            table = table.set_column(i, f.with_type(canonical), table.column(i).cast(canonical))
+    return table.replace_schema_metadata(None)
+
+
+def _rebuild(t: pa.DataType, *, relax: bool) -> pa.DataType:
+    """The canonical form of ``t``; with ``relax`` every nested field is nullable, which is
+    how two types are compared when only nested nullability may differ."""
+
+    def child(name: str, f: pa.Field) -> pa.Field:
+        return pa.field(name, _rebuild(f.type, relax=relax), nullable=relax or f.nullable)
+
+    if pa.types.is_dictionary(t):
+        return _rebuild(t.value_type, relax=relax)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.large_string()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.large_binary()
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
+        return pa.large_list(child("item", t.value_field))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(child("item", t.value_field), t.list_size)
+    if pa.types.is_map(t):
+        key = pa.field("key", _rebuild(t.key_field.type, relax=relax), nullable=False)
+        return pa.map_(key, child("value", t.item_field))
+    if pa.types.is_struct(t):
+        return pa.struct([child(t.field(i).name, t.field(i)) for i in range(t.num_fields)])
+    return t
+
+
+def describe_type(t: pa.DataType) -> str:
+    """A type as podline names it (``list[int]``), or Arrow's name outside that vocabulary."""
+    try:
+        return type_name(python_type(t))
+    except UnsupportedTypeError:
+        return str(t)
+
+
+def evolve_schema(stored: pa.Schema | None, incoming: pa.Schema, path: StorePath) -> pa.Schema:
+    """The path's schema after accepting a batch typed ``incoming`` (canonical).
+
+    Evolution is additive: columns new to the path are appended, nullable because the rows
+    already stored have no value for them. A column whose type differs from the stored one
+    (ignoring only physical layout and nested nullability, which ``conform`` checks against
+    the data) is a ``StoreError`` naming it.
+    """
+    if stored is None:
+        return incoming
+    fields = list(stored)
+    for f in incoming:
+        index = stored.get_field_index(f.name)
+        if index < 0:
+            fields.append(f.with_nullable(True))
+            continue
+        have = stored.field(index).type
+        if _rebuild(have, relax=True) != _rebuild(f.type, relax=True):
+            raise StoreError(
+                f"column {f.name!r} at {path_text(path)} is stored as {describe_type(have)}; "
+                f"cannot write {describe_type(f.type)} to it"
+            )
+    return pa.schema(fields)
+
+
+def conform(table: pa.Table, schema: pa.Schema, path: StorePath) -> pa.Table:
+    """``table`` with exactly the columns of ``schema``, in its order and types.
+
+    Columns the table lacks are filled with nulls, which only a nullable column accepts; a null
+    where the schema forbids one is an error naming the column (or nested field).
+    """
+    if table.schema.equals(schema):
+        return table
+    extra = set(table.column_names) - set(schema.names)
+    if extra:
+        raise StoreError(
+            f"column(s) {format_names(extra)} are not in the schema of {path_text(path)}"
+        )
+    columns = []
+    for f in schema:
+        if f.name not in table.column_names:
+            if not f.nullable:
+                raise StoreError(
+                    f"table written to {path_text(path)} lacks column {f.name!r}, which is "
+                    f"stored as non-nullable {describe_type(f.type)}"
+                )
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
+        column = _convert(table[f.name], f, path)
+        if not f.nullable and column.null_count:
+            raise StoreError(
+                f"column {f.name!r} at {path_text(path)} is stored as non-nullable but the "
+                f"written table holds None in it"
+            )
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _convert(column: pa.ChunkedArray, f: pa.Field, path: StorePath) -> pa.ChunkedArray:
+    """``column`` as type ``f.type``, which ``evolve_schema`` found compatible with it."""
+    if column.type == f.type:
+        return column
+    # Arrow's cast refuses to narrow nested nullability whenever a child buffer holds a null,
+    # even one no row refers to (a sliced array, a null fixed-size-list slot). So cast to the
+    # target with nullable children, relabel the result as the exact target (zero-copy), and
+    # check the rows themselves.
+    loose = _rebuild(f.type, relax=True)
+    try:
+        column = column.cast(loose) if column.type != loose else column
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise StoreError(
+            f"column {f.name!r} at {path_text(path)} does not fit its stored type "
+            f"{describe_type(f.type)}: {exc}"
+        ) from exc
+    if loose == f.type:
+        return column
+    chunks = []
+    for chunk in column.chunks:
+        relabeled = pa.Array._import_from_c_capsule(
+            f.type.__arrow_c_schema__(), chunk.__arrow_c_array__()[1]
+        )
+        nested = _null_in_required_child(relabeled, f.name)
+        if nested is not None:
+            raise StoreError(
+                f"{nested!r} at {path_text(path)} is stored as non-nullable but the written "
+                f"table holds None in it"
+            )
+        chunks.append(relabeled)
+    return pa.chunked_array(chunks, type=f.type)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def check_columns(names: Iterable[str], schema: pa.Schema, path: StorePath) -> None:
+    """Raise a ``StoreError`` naming every column of ``names`` that ``schema`` lacks."""
+    missing = [name for name in names if schema.get_field_index(name) < 0]
+    if missing:
+        raise StoreError(
+            f"no column(s) {format_names(missing)} at {path_text(path)}; "
+            f"columns are {format_names(schema.names)}"
+        )
+
+
+def where_expression(
+    where: Mapping[str, Any] | None, schema: pa.Schema, path: StorePath
+) -> pc.Expression | None:
+    """The conjunction of ``column == value`` tests (``None`` tests for null), or None."""
+    if not where:
+        return None
+    check_columns(where, schema, path)
+    expression: pc.Expression | None = None
+    for name, value in where.items():
+        t = schema.field(name).type
+        if pa.types.is_nested(t):
+            raise StoreError(
+                f"cannot filter {path_text(path)} on column {name!r}: equality filters need a "
+                f"scalar column, and it holds {describe_type(t)}"
+            )
+        if value is None:
+            test = pc.field(name).is_null()
+        else:
+            try:
+                test = pc.field(name) == pa.scalar(value, type=t)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+                raise StoreError(
+                    f"cannot filter {path_text(path)} on column {name!r} "
+                    f"({describe_type(t)}) with {value!r}: {exc}"
+                ) from exc
+        expression = test if expression is None else expression & test
+    return expression
+
+
+def order_by_ids(table: pa.Table, ids: pa.Array, id_column: str) -> pa.Table:
+    """The rows of ``table`` (distinct ids) in the order of ``ids``; ids absent are left out,
+    and a repeated id gives its row again."""
+    stored = table[id_column].combine_chunks()
+    positions = pc.index_in(ids, value_set=stored).drop_null()
+    return table.take(positions)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def split_config(config: str) -> tuple[str, StorePath]:
+    """``"<base>#a/b"`` -> (``"<base>"``, ``("a", "b")``): a view's prefix is the fragment.
+
+    Only URLs (``scheme://...``) carry a fragment; a plain path is taken literally, so a
+    directory name holding ``#`` stays usable.
+    """
+    if "://" not in config or "#" not in config:
+        return config, ()
+    base, _, fragment = config.partition("#")
+    return base, tuple(unquote(part) for part in fragment.split("/") if part)
+
+
+def add_prefix(base: str, prefix: StorePath) -> str:
+    """The config of a view scoped to ``prefix`` of the store configured by ``base``."""
+    if not prefix:
+        return base
+    return base + "#" + "/".join(quote(segment, safe="") for segment in prefix)
+
+
+def split_query(url: str) -> tuple[str, dict[str, str]]:
+    """``"s3://b/x?k=v"`` -> (``"s3://b/x"``, ``{"k": "v"}``)."""
+    parts = urlsplit(url)
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return base, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def add_query(base: str, options: Mapping[str, str]) -> str:
+    """``base`` with ``options`` as a query string (sorted, so configs compare equal)."""
+    if not options:
+        return base
+    return base + "?" + urlencode(sorted(options.items()))

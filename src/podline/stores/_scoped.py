@@ -1,0 +1,225 @@
+"""``ScopedStore``: the public half every backend shares; ``Backend``: the half it supplies.
+
+A store object is a view: a backend (which holds the records, buffers and handles) and a path
+prefix. ``at()`` makes another view of the same backend, so views share buffers and
+read-your-writes holds across them. This class resolves paths, validates arguments and applies
+the batch rules of ``_common``; a backend receives only full, validated paths and canonical,
+first-occurrence batches. A store pickles as the way to reopen it (``Backend.arguments``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+import pyarrow as pa
+
+from podline.errors import StoreError
+from podline.stores._common import (
+    add_prefix,
+    id_array,
+    join_path,
+    prepare_batch,
+    record_path,
+    split_config,
+)
+from podline.stores.base import RECORD_ID, PathLike, StorePath, normalize_path
+
+__all__ = ["Backend", "ScopedStore"]
+
+
+class Backend(Protocol):
+    """What a backend implements; every path is full (never empty) and already validated."""
+
+    def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
+        """Store the rows of ``table`` (canonical, distinct ids) whose ids are new."""
+        ...
+
+    def read(
+        self, path: StorePath, ids: pa.Array, columns: list[str] | None, id_column: str
+    ) -> pa.Table | None:
+        """The rows with ``ids`` in their order (see ``_common.order_by_ids``)."""
+        ...
+
+    def scan(
+        self, path: StorePath, columns: list[str] | None, where: Mapping[str, Any] | None
+    ) -> pa.Table | None:
+        """Every row at ``path`` passing ``where``, projected to ``columns``."""
+        ...
+
+    def exists(self, path: StorePath) -> bool:
+        """Whether records are stored (or buffered) at ``path``."""
+        ...
+
+    def paths(self, prefix: StorePath) -> Iterable[StorePath]:
+        """Every full path holding records at or below ``prefix``, in any order."""
+        ...
+
+    def flush(self) -> None:
+        """Persist buffered writes; raise ``StoreError`` if that fails."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources; the backend reopens what it needs if used again."""
+        ...
+
+    def config(self) -> str:
+        """The config string of the backend's root view."""
+        ...
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments that build an equivalent store (secrets included: they stay
+        inside pickles, which is what this is for)."""
+        ...
+
+
+B = TypeVar("B", bound=Backend)
+
+
+class ScopedStore(ABC, Generic[B]):
+    """A view of a backend below a path prefix; implements the ``Store`` protocol."""
+
+    __slots__ = ("_backend", "_prefix")
+
+    #: URL schemes ``from_config`` accepts for this class.
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, backend: B, prefix: StorePath = ()) -> None:
+        self._backend = backend
+        self._prefix = prefix
+
+    # -- views
+
+    @property
+    def prefix(self) -> StorePath:
+        """The scope of this view: every path it takes is relative to this."""
+        return self._prefix
+
+    def at(self, *path: str) -> Self:
+        """A view scoped to ``path`` below this one (``"a/b"`` and ``"a", "b"`` are equal)."""
+        view = object.__new__(type(self))  # another view of this backend, not a new store
+        view._backend = self._backend
+        view._prefix = join_path(self._prefix, [s for part in path for s in normalize_path(part)])
+        return view
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScopedStore):
+            return NotImplemented
+        return self._backend is other._backend and self._prefix == other._prefix
+
+    def __hash__(self) -> int:
+        return hash((id(self._backend), self._prefix))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_config()!r})"
+
+    # -- records
+
+    def write(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
+        """Add the records of ``table`` at ``path``; ids already stored, and repeats inside
+        ``table`` after their first row, are skipped. Returns how many records were added."""
+        full = record_path(self._prefix, path)
+        return self._backend.write(full, prepare_batch(table, id_column, full), id_column)
+
+    def read(
+        self,
+        path: PathLike,
+        ids: Sequence[str] | pa.Array,
+        *,
+        columns: Sequence[str] | None = None,
+        id_column: str = RECORD_ID,
+    ) -> pa.Table | None:
+        """The records with these ids, in the order asked (absent ids left out), projected to
+        ``columns``; None if nothing was ever stored at ``path``."""
+        full = record_path(self._prefix, path)
+        return self._backend.read(full, id_array(ids), _names(columns), id_column)
+
+    def scan(
+        self,
+        path: PathLike,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pa.Table | None:
+        """Every record at ``path`` whose columns equal the values in ``where`` (``None``
+        matches null), projected to ``columns``; None if nothing was ever stored there."""
+        full = record_path(self._prefix, path)
+        return self._backend.scan(full, _names(columns), where)
+
+    def exists(self, path: PathLike) -> bool:
+        """Whether records are stored at ``path``."""
+        full = join_path(self._prefix, path)
+        return bool(full) and self._backend.exists(full)
+
+    def list(self, prefix: PathLike = ()) -> list[StorePath]:
+        """Every path with records at or below ``prefix``, relative to this view, sorted."""
+        full = join_path(self._prefix, prefix)
+        cut = len(self._prefix)
+        return sorted({p[cut:] for p in self._backend.paths(full)})
+
+    # -- lifecycle
+
+    def flush(self) -> None:
+        """Persist buffered writes of every view of this store; raises if that fails."""
+        self._backend.flush()
+
+    def close(self) -> None:
+        """Flush and release resources (of every view: they share them). A closed store
+        reopens what it needs if it is used again."""
+        self._backend.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Flush even when the block failed: what was computed before the failure is kept.
+        self.close()
+
+    # -- configs
+
+    def to_config(self) -> str:
+        """A URL-like string ``open_store`` turns back into an equivalent view."""
+        return add_prefix(self._backend.config(), self._prefix)
+
+    @classmethod
+    def from_config(cls, config: str) -> Self:
+        """The store (view) a config string names; the scheme must be one of ``schemes``."""
+        base, prefix = split_config(config)
+        scheme = base.partition("://")[0].lower() if "://" in base else ""
+        if scheme not in cls.schemes:
+            raise StoreError(
+                f"{cls.__name__} cannot open {config!r}: it takes "
+                + ", ".join(f"{s}://" if s else "a directory path" for s in cls.schemes)
+            )
+        store = cls._from_base(base)
+        return store.at(*prefix) if prefix else store
+
+    @classmethod
+    @abstractmethod
+    def _from_base(cls, base: str) -> Self:
+        """The root store of a config without its prefix."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A store pickles as how to open it again (e.g. in an executor's worker process):
+        # the copy reaches the same records, but neither buffers nor handles travel.
+        return (_reopen, (type(self), self._backend.arguments(), self._prefix))
+
+
+def _reopen(cls: type[ScopedStore[Any]], arguments: dict[str, Any], prefix: StorePath) -> Any:
+    return cls(**arguments).at(*prefix)
+
+
+def _names(columns: Sequence[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        # A lone string would otherwise be taken as a sequence of one-letter names.
+        return [columns]
+    return list(columns)

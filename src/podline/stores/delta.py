@@ -1,0 +1,664 @@
+"""``DeltaStore``: the embedded default store, one Delta Lake table per path.
+
+**Layout** (``_delta_format``). Path ``("a", "b")`` is the Delta table ``<root>/a/b.delta``;
+its records are plain columns with plain Arrow/Delta types, so polars, DuckDB or Spark read it
+without podline. Sub-paths live beside a table, never inside it.
+
+**Writes** are checked (ids, types, duplicates) when ``write`` is called and buffered; the
+buffer is committed when it holds ``flush_rows`` records, ``flush_seconds`` after its oldest
+record was buffered (by a background timer), on ``flush()`` and on ``close()``. Each table's
+share of a flush is one Delta commit, so readers see all of it or none of it. A flush that
+fails raises ``StoreError`` and keeps the records buffered; a background flush that fails
+raises on the next ``write``, ``flush`` or ``close``.
+
+**Concurrency.** A commit is attempted only on the table version its rows were deduplicated
+against (``max_commit_retries=0``); if another writer committed first, the store reloads the
+table, drops the ids that writer added, and tries again. On local paths writers of one table
+also take an ``flock`` on ``<table>/_podline.lock``, which spares them wasted attempts; object
+stores rely on the optimistic protocol alone (and on delta-rs committing atomically, which on
+S3 means conditional writes).
+
+**Crash safety.** A Delta commit is one atomic log entry, so a process killed at any point
+leaves every earlier commit intact and the table readable; at most it leaves data files no
+commit refers to, which ``compact`` removes.
+
+**Compaction** is explicit: ``compact()`` rewrites small files into large ones and vacuums
+files unreferenced for longer than ``retention_hours``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
+from pyarrow import fs as pafs
+
+from podline.errors import StoreError
+from podline.stores._common import (
+    add_query,
+    check_columns,
+    conform,
+    evolve_schema,
+    join_path,
+    order_by_ids,
+    path_text,
+    record_path,
+    split_query,
+    where_expression,
+)
+from podline.stores._delta_format import (
+    LOCK_FILE,
+    TABLE_SUFFIX,
+    CommittedIds,
+    delta_schema,
+    encode_segment,
+    path_schema,
+    table_paths,
+)
+from podline.stores._index import IdIndex
+from podline.stores._scoped import ScopedStore
+from podline.stores.base import PathLike, StorePath
+
+try:  # advisory file locks exist on POSIX only; elsewhere the optimistic protocol suffices
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DeltaStore"]
+
+DEFAULT_FLUSH_ROWS = 10_000
+DEFAULT_FLUSH_SECONDS = 10.0
+DEFAULT_RETENTION_HOURS = 168
+
+_MAX_ATTEMPTS = 64
+# Storage options that look like credentials are left out of configs; pass them through the
+# environment (which delta-rs reads) instead.
+_SECRET = re.compile(r"secret|token|password|key|credential|sas", re.IGNORECASE)
+
+
+def _first_line(exc: BaseException) -> str:
+    # delta-rs appends a Rust backtrace to its messages when RUST_BACKTRACE is set.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- per-table state
+
+
+@dataclass
+class _Table:
+    """What the store holds for one path: the Delta handle, buffered batches and id sets."""
+
+    uri: str
+    handle: DeltaTable | None = None
+    handle_schema: tuple[int, pa.Schema] | None = None
+    #: Buffered batches as (id column, rows conformed to the schema of their time).
+    pending: list[tuple[str, pa.Table]] = field(default_factory=list)
+    pending_schema: pa.Schema | None = None
+    pending_ids: dict[str, IdIndex] = field(default_factory=dict)
+    pending_rows: int = 0
+    committed: dict[str, CommittedIds] = field(default_factory=dict)
+
+    def stored_schema(self) -> pa.Schema | None:
+        """The schema of the Delta table at the handle's version."""
+        if self.handle is None:
+            return None
+        version = self.handle.version()
+        if self.handle_schema is None or self.handle_schema[0] != version:
+            self.handle_schema = (version, path_schema(self.handle))
+        return self.handle_schema[1]
+
+    def schema(self, path: StorePath) -> pa.Schema | None:
+        """The path's schema: the stored one extended by the buffered batches."""
+        stored = self.stored_schema()
+        if self.pending_schema is None:
+            return stored
+        return evolve_schema(stored, self.pending_schema, path)
+
+    def pending_index(self, column: str) -> IdIndex | None:
+        """The buffered ids of ``column``, indexed when first needed: a batch written and
+        flushed alone never needs it."""
+        index = self.pending_ids.get(column)
+        if index is None:
+            batches = [rows[c] for c, rows in self.pending if c == column]
+            if not batches:
+                return None
+            index = self.pending_ids[column] = IdIndex()
+            for ids in batches:
+                index.add(ids)
+        return index
+
+    def clear_pending(self) -> None:
+        self.pending = []
+        self.pending_schema = None
+        self.pending_ids = {}
+        self.pending_rows = 0
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class _DeltaBackend:
+    """Every table of one DeltaStore root, with the write buffer and its timer."""
+
+    def __init__(
+        self,
+        root: str,
+        local: Path | None,
+        storage_options: Mapping[str, str] | None,
+        flush_rows: int,
+        flush_seconds: float | None,
+    ) -> None:
+        if flush_rows < 1:
+            raise StoreError(f"flush_rows must be at least 1, got {flush_rows}")
+        if flush_seconds is not None and flush_seconds <= 0:
+            raise StoreError(f"flush_seconds must be positive or None, got {flush_seconds}")
+        self.root = root
+        self.local = local
+        self.storage_options = dict(storage_options or {})
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._tables: dict[StorePath, _Table] = {}
+        self._lock = threading.RLock()
+        self._buffered = 0
+        self._timer: threading.Timer | None = None
+        self._background_error: BaseException | None = None
+        # Buffered records must not vanish at interpreter exit; the hook holds only a weak
+        # reference and goes away with the backend.
+        hook = functools.partial(_flush_at_exit, weakref.ref(self))
+        atexit.register(hook)
+        weakref.finalize(self, atexit.unregister, hook).atexit = False
+
+    # -- tables and handles
+
+    def _uri(self, path: StorePath) -> str:
+        *dirs, leaf = (encode_segment(segment) for segment in path)
+        return "/".join([self.root, *dirs, leaf + TABLE_SUFFIX])
+
+    def _table(self, path: StorePath) -> _Table:
+        state = self._tables.get(path)
+        if state is None:
+            state = self._tables[path] = _Table(self._uri(path))
+            state.handle = self._open(state.uri, path)
+        return state
+
+    def _open(self, uri: str, path: StorePath) -> DeltaTable | None:
+        try:
+            return DeltaTable(uri, storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+        except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
+            raise StoreError(
+                f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
+            ) from exc
+
+    def _refresh(self, state: _Table, path: StorePath) -> DeltaTable | None:
+        """The handle at the table's latest version (None while no table exists)."""
+        if state.handle is None:
+            state.handle = self._open(state.uri, path)
+        else:
+            try:
+                state.handle.update_incremental()
+            except Exception as exc:  # see _open
+                raise StoreError(
+                    f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
+                ) from exc
+        return state.handle
+
+    def _local_root(self, state: _Table) -> str | None:
+        """The directory of a local table, or None on an object store."""
+        return None if self.local is None else state.uri
+
+    def _committed(self, state: _Table, column: str) -> CommittedIds:
+        ids = state.committed.get(column)
+        if ids is None:
+            ids = state.committed[column] = CommittedIds()
+            ids.sync(state.handle, column, self._local_root(state))
+        return ids
+
+    # -- Backend protocol
+
+    def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
+        with self._lock:
+            self._raise_background_error()
+            state = self._table(path)
+            schema = evolve_schema(state.schema(path), table.schema, path)
+            ids = table[id_column]
+            seen = self._committed(state, id_column).index.contains(ids)
+            pending = state.pending_index(id_column)
+            if pending is not None:
+                seen |= pending.contains(ids)
+            if seen.any():
+                table = table.filter(~seen)
+            if not table.num_rows:
+                return 0
+            state.pending.append((id_column, conform(table, schema, path)))
+            state.pending_schema = schema
+            if pending is not None:
+                pending.add(table[id_column])
+            state.pending_rows += table.num_rows
+            self._buffered += table.num_rows
+            if self._buffered >= self.flush_rows:
+                self._flush_all()
+            else:
+                self._start_timer()
+            return table.num_rows
+
+    def read(
+        self, path: StorePath, ids: pa.Array, columns: list[str] | None, id_column: str
+    ) -> pa.Table | None:
+        with self._lock:
+            state = self._table(path)
+            self._refresh(state, path)
+            schema = state.schema(path)
+            if schema is None:
+                return None
+            check_columns([id_column, *(columns or ())], schema, path)
+            wanted = columns or schema.names
+            fetch = _unique([*wanted, id_column, *(c for c, _ in state.pending)])
+            stored = self._stored_rows(state, schema, fetch, path, ids=(id_column, ids))
+            found = _merge(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
+        return order_by_ids(found, ids, id_column).select(wanted)
+
+    def scan(
+        self, path: StorePath, columns: list[str] | None, where: Mapping[str, Any] | None
+    ) -> pa.Table | None:
+        with self._lock:
+            state = self._table(path)
+            self._refresh(state, path)
+            schema = state.schema(path)
+            if schema is None:
+                return None
+            check_columns(columns or (), schema, path)
+            expression = where_expression(where, schema, path)
+            wanted = columns or schema.names
+            fetch = _unique([*wanted, *(where or ()), *(c for c, _ in state.pending)])
+            stored = self._stored_rows(state, schema, fetch, path, where=where)
+            found = _merge(stored, state.pending, schema, fetch, path)
+        if expression is not None:
+            found = found.filter(expression)
+        return found.select(wanted)
+
+    def _stored_rows(
+        self,
+        state: _Table,
+        schema: pa.Schema,
+        columns: list[str],
+        path: StorePath,
+        *,
+        where: Mapping[str, Any] | None = None,
+        ids: tuple[str, pa.Array] | None = None,
+    ) -> pa.Table | None:
+        """Committed rows projected to ``columns``, in the path's types: with ``ids`` =
+        (column, values), only rows holding one of those ids; ``where`` is pushed down on the
+        columns the table has (callers filter the result exactly)."""
+        if state.handle is None:
+            return None
+        local_root = self._local_root(state)
+        if local_root is None:
+            dataset = state.handle.to_pyarrow_dataset()
+        else:  # Arrow's own file system reads local files faster than delta-rs's handler
+            local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
+            dataset = state.handle.to_pyarrow_dataset(filesystem=local)
+        names = set(dataset.schema.names)
+        present = [c for c in columns if c in names]
+        pushed = {k: v for k, v in (where or {}).items() if k in names}
+        expression = where_expression(pushed, dataset.schema, path)
+        table = dataset.to_table(columns=present, filter=expression)
+        if ids is not None:
+            # Filtered before conform, which would otherwise convert every stored row. (Per
+            # batch would bound memory, but is_in rebuilds its hash table on every call.)
+            column, values = ids
+            if column in names:
+                table = table.filter(pc.is_in(table[column], value_set=values))
+            else:  # no stored row has this id column yet
+                table = table.slice(0, 0)
+        return conform(table, pa.schema([schema.field(c) for c in columns]), path)
+
+    def exists(self, path: StorePath) -> bool:
+        with self._lock:
+            state = self._tables.get(path)
+            if state is not None and state.pending:
+                return True
+            uri = self._uri(path)
+        return DeltaTable.is_deltatable(uri, self.storage_options or None)
+
+    def paths(self, prefix: StorePath) -> Iterable[StorePath]:
+        with self._lock:
+            found = {p for p, s in self._tables.items() if s.pending and p[: len(prefix)] == prefix}
+        if prefix and self.exists(prefix):
+            found.add(prefix)
+        filesystem, base = self._filesystem()
+        directory = "/".join([*([base] if base else []), *map(encode_segment, prefix)])
+        found.update(table_paths(filesystem, directory, prefix))
+        return found
+
+    def _filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """A filesystem for listing the root, and the root's path in it."""
+        if self.local is not None:
+            return pafs.LocalFileSystem(), self.local.as_posix()
+        handler = DeltaStorageHandler(self.root, self.storage_options or None)
+        return pafs.PyFileSystem(handler), ""
+
+    def flush(self) -> None:
+        with self._lock:
+            self._raise_background_error()
+            self._flush_all()
+
+    def close(self) -> None:
+        with self._lock:
+            self.flush()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._tables.clear()
+
+    def config(self) -> str:
+        options = {k: v for k, v in self.storage_options.items() if not _SECRET.search(k)}
+        if self.flush_rows != DEFAULT_FLUSH_ROWS:
+            options["flush_rows"] = str(self.flush_rows)
+        if self.flush_seconds != DEFAULT_FLUSH_SECONDS:
+            options["flush_seconds"] = str(self.flush_seconds).lower()
+        base = self.local.as_uri() if self.local is not None else self.root
+        return add_query(base, options)
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "storage_options": self.storage_options,
+            "flush_rows": self.flush_rows,
+            "flush_seconds": self.flush_seconds,
+        }
+
+    # -- flushing
+
+    def _start_timer(self) -> None:
+        if self.flush_seconds is None or self._timer is not None:
+            return
+        self._timer = threading.Timer(self.flush_seconds, self._timed_flush)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            if self._timer is threading.current_thread():
+                self._timer = None
+            try:
+                self._flush_all()
+            except Exception as exc:  # re-raised on the caller's next write/flush/close
+                self._background_error = exc
+
+    def _raise_background_error(self) -> None:
+        error, self._background_error = self._background_error, None
+        if error is not None:
+            raise StoreError(f"a timed flush of {self.root} failed: {error}") from error
+
+    def _flush_all(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        failures: list[StoreError] = []
+        for path, state in list(self._tables.items()):
+            if not state.pending:
+                continue
+            try:
+                self._flush_table(path, state)
+            except StoreError as exc:
+                failures.append(exc)
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise StoreError(
+                f"flushing {len(failures)} tables failed: " + "; ".join(map(str, failures))
+            ) from failures[0]
+
+    def _flush_table(self, path: StorePath, state: _Table) -> None:
+        with self._table_lock(state, path):
+            for attempt in range(_MAX_ATTEMPTS):
+                handle = self._refresh(state, path)
+                base = None if handle is None else handle.version()
+                schema = state.schema(path)
+                assert schema is not None  # there are buffered rows
+                self._drop_committed(state)
+                rows = pa.concat_tables([conform(r, schema, path) for _, r in state.pending])
+                if rows.num_rows:
+                    try:
+                        self._commit(state, handle, rows, schema)
+                    except Exception as exc:  # see _open
+                        if self._moved(state, path, base):
+                            time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
+                            continue
+                        raise StoreError(
+                            f"writing {rows.num_rows} records to {path_text(path)} at "
+                            f"{state.uri} failed: {_first_line(exc)}"
+                        ) from exc
+                    self._committed_after(state, base)
+                self._buffered -= state.pending_rows
+                state.clear_pending()
+                return
+        raise StoreError(
+            f"could not commit to {path_text(path)}: other writers committed first "
+            f"{_MAX_ATTEMPTS} times in a row"
+        )
+
+    def _drop_committed(self, state: _Table) -> None:
+        """Drop buffered rows whose ids the table gained since they were checked.
+
+        Buffered rows are always disjoint from their column's committed index (``write``
+        checks them, and this keeps it so), so only a sync that added ids calls for a check.
+        """
+        for column in {c for c, _ in state.pending}:
+            committed = self._committed(state, column)
+            if committed.sync(state.handle, column, self._local_root(state)):
+                state.pending = [
+                    (c, rows.filter(~committed.index.contains(rows[c])) if c == column else rows)
+                    for c, rows in state.pending
+                ]
+
+    def _commit(
+        self, state: _Table, handle: DeltaTable | None, rows: pa.Table, schema: pa.Schema
+    ) -> None:
+        stored = state.stored_schema()
+        evolves = stored is not None and len(schema) > len(stored)
+        write_deltalake(
+            handle if handle is not None else state.uri,
+            # Same columns, annotated schema: a cast would re-check nullability (see conform).
+            pa.Table.from_arrays(rows.columns, schema=delta_schema(schema)),
+            # A first write creates the table and fails if one appeared meanwhile: given a
+            # URI, delta-rs would otherwise append to whatever it finds, unchecked.
+            mode="append" if handle is not None else "error",
+            schema_mode="merge" if evolves else None,
+            storage_options=None if handle is not None else self.storage_options or None,
+            # Commit on the version the rows were deduplicated against, or not at all: a
+            # rebased commit could add an id another writer has just added.
+            commit_properties=CommitProperties(max_commit_retries=0),
+        )
+
+    def _committed_after(self, state: _Table, base: int | None) -> None:
+        """Account for the commit of ``state.pending`` on version ``base``."""
+        if state.handle is None:
+            # We created the table: version 0 holds exactly our rows.
+            state.handle = DeltaTable(
+                state.uri, version=0, storage_options=self.storage_options or None
+            )
+        written: dict[str, list[pa.Array]] = {}
+        for column, rows in state.pending:
+            written.setdefault(column, []).extend(rows[column].chunks)
+        for column, chunks in written.items():
+            ids = pa.chunked_array(chunks, type=pa.large_string())
+            state.committed[column].record(state.handle, -1 if base is None else base, ids)
+
+    def _moved(self, state: _Table, path: StorePath, base: int | None) -> bool:
+        """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""
+        try:
+            latest = self._open(state.uri, path)
+        except StoreError:
+            return False
+        return latest is not None and latest.version() != base
+
+    @contextlib.contextmanager
+    def _table_lock(self, state: _Table, path: StorePath) -> Iterator[None]:
+        if self.local is None or fcntl is None:
+            yield
+            return
+        directory = Path(state.uri)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock = open(directory / LOCK_FILE, "a+b")  # noqa: SIM115 - held across the yield
+        except OSError as exc:
+            raise StoreError(
+                f"cannot lock the table of {path_text(path)} at {directory}: {exc}"
+            ) from exc
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- compaction
+
+    def compact(self, prefix: StorePath, retention_hours: int) -> None:
+        self.flush()
+        for path in sorted(self.paths(prefix)):
+            with self._lock:
+                state = self._table(path)
+                with self._table_lock(state, path):
+                    handle = self._refresh(state, path)
+                    if handle is None:
+                        continue
+                    base = handle.version()
+                    try:
+                        handle.optimize.compact()
+                        handle.vacuum(
+                            retention_hours=retention_hours,
+                            dry_run=False,
+                            enforce_retention_duration=False,
+                            full=True,
+                        )
+                    except Exception as exc:  # see _open
+                        raise StoreError(
+                            f"compacting {path_text(path)} at {state.uri} failed: "
+                            f"{_first_line(exc)}"
+                        ) from exc
+                    for ids in state.committed.values():
+                        ids.rewritten(handle, base)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _merge(
+    stored: pa.Table | None,
+    pending: list[tuple[str, pa.Table]],
+    schema: pa.Schema,
+    columns: list[str],
+    path: StorePath,
+    *,
+    ids: tuple[str, pa.Array] | None = None,
+) -> pa.Table:
+    """Committed rows followed by buffered ones, all projected to ``columns``; a buffered row
+    whose id another writer committed meanwhile is dropped, as its flush will drop it. With
+    ``ids`` = (column, values), only buffered rows holding one of those ids are kept."""
+    target = pa.schema([schema.field(c) for c in columns])
+    parts = [] if stored is None else [stored]
+    for column, batch in pending:
+        rows = conform(batch, schema, path).select(columns)
+        if ids is not None:
+            rows = rows.filter(pc.is_in(rows[ids[0]], value_set=ids[1]))
+        if stored is not None and stored.num_rows:
+            committed = stored[column].combine_chunks()
+            rows = rows.filter(pc.invert(pc.is_in(rows[column], value_set=committed)))
+        parts.append(rows)
+    return pa.concat_tables(parts) if parts else target.empty_table()
+
+
+def _flush_at_exit(ref: weakref.ref[_DeltaBackend]) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.flush()
+
+
+# --------------------------------------------------------------------------- public class
+
+
+class DeltaStore(ScopedStore[_DeltaBackend]):
+    """A store of Delta Lake tables under ``root``: a local directory (``str``, ``Path`` or
+    ``file://`` URL) or an object-store URL (``s3://``, ``gs://``, ``az://``, ...) reached with
+    ``storage_options`` (delta-rs option names). See the module docs for the design."""
+
+    __slots__ = ()
+
+    schemes = ("", "file", "s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "lakefs")
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        storage_options: Mapping[str, str] | None = None,
+        flush_rows: int = DEFAULT_FLUSH_ROWS,
+        flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
+    ) -> None:
+        text = os.fspath(root)
+        local: Path | None
+        if "://" not in text:
+            local = Path(text).expanduser().absolute()
+        elif text.lower().startswith("file://"):
+            local = Path(unquote(urlsplit(text).path))
+        else:
+            local = None
+        uri = local.as_posix() if local is not None else text.rstrip("/")
+        super().__init__(_DeltaBackend(uri, local, storage_options, flush_rows, flush_seconds))
+
+    @property
+    def root(self) -> str:
+        """The root directory or URL of the store."""
+        return self._backend.root
+
+    def table_uri(self, path: PathLike) -> str:
+        """Where the Delta table of ``path`` (below this view) lives, for other readers."""
+        return self._backend._uri(record_path(self._prefix, path))
+
+    def compact(
+        self, path: PathLike = (), *, retention_hours: int = DEFAULT_RETENTION_HOURS
+    ) -> None:
+        """Flush, then compact every table at or below ``path``: small files are rewritten
+        into large ones, and files no commit has referred to for ``retention_hours`` (old
+        versions, leftovers of failed or killed writers) are deleted. Readers of versions older
+        than that lose them, and a writer slower than that could lose its files: keep the
+        default (a week) unless no one else uses the store."""
+        self._backend.compact(join_path(self._prefix, path), retention_hours)
+
+    @classmethod
+    def _from_base(cls, base: str) -> Self:
+        if "://" not in base:
+            return cls(base)
+        location, query = split_query(base)
+        options: dict[str, Any] = {}
+        try:
+            if "flush_rows" in query:
+                options["flush_rows"] = int(query.pop("flush_rows"))
+            if "flush_seconds" in query:
+                seconds = query.pop("flush_seconds")
+                options["flush_seconds"] = None if seconds == "none" else float(seconds)
+        except ValueError as exc:
+            raise StoreError(f"invalid option in store config {base!r}: {exc}") from exc
+        return cls(location, storage_options=query or None, **options)

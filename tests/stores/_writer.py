@@ -1,0 +1,63 @@
+"""A writer process for the concurrency and crash tests (run as a script, not collected).
+
+``_writer.py race ROOT NAME OWN_START SHARED_START BATCHES GO_FILE [nolock]`` writes
+``BATCHES`` batches, each holding 50 ids shared with the other writer and 50 of its own,
+flushing after every batch; it starts when ``GO_FILE`` exists, so both writers race.
+
+``_writer.py batches ROOT`` writes batches of 100 rows (``batch`` = its number), flushing
+each, and prints the number of every batch once its commit returned, until killed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from podline.stores import DeltaStore
+from podline.stores import delta as delta_module
+
+BATCH = 50
+
+
+def race(root: str, name: str, own: int, shared: int, *, batches: int, go: str) -> None:
+    store = DeltaStore(root, flush_rows=10 * BATCH, flush_seconds=None)
+    print("ready", flush=True)
+    while not Path(go).exists():
+        time.sleep(0.005)
+    for k in range(batches):
+        ids = [f"id{shared + k * BATCH + i}" for i in range(BATCH)]
+        ids += [f"id{own + k * BATCH + i}" for i in range(BATCH)]
+        table = pa.table({"__record_id": ids, "writer": [name] * len(ids)})
+        store.write("race/t", table)
+        store.flush()
+    store.close()
+    print("done", flush=True)
+    # Everything is committed. Skip interpreter teardown, where pyarrow's and delta-rs's
+    # thread pools sometimes abort the process (delta-io/delta-rs#2184, apache/arrow#34314).
+    os._exit(0)
+
+
+def batches(root: str) -> None:
+    store = DeltaStore(root, flush_rows=100, flush_seconds=None)
+    k = 0
+    while True:
+        ids = [f"{k}-{i}" for i in range(100)]
+        store.write("crash/t", pa.table({"__record_id": ids, "batch": [k] * 100}))
+        print(k, flush=True)
+        k += 1
+
+
+if __name__ == "__main__":
+    if sys.argv[-1] == "nolock":
+        # Exercise the optimistic protocol alone, as on object stores.
+        delta_module.fcntl = None  # type: ignore[assignment]
+        sys.argv.pop()
+    if sys.argv[1] == "race":
+        root, name, own, shared, count, go = sys.argv[2:8]
+        race(root, name, int(own), int(shared), batches=int(count), go=go)
+    else:
+        batches(sys.argv[2])

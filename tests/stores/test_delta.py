@@ -1,0 +1,307 @@
+"""DeltaStore specifics: layout, other readers, buffering, flush errors, compaction."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from podline.conversion import table_from_rows
+from podline.errors import StoreError
+from podline.stores import RECORD_ID, DeltaStore, open_store
+from podline.stores import delta as delta_module
+from podline.stores._delta_format import decode_segment, encode_segment
+
+from .conftest import records
+
+
+def _committed(store: DeltaStore, path: str) -> pa.Table | None:
+    """What a reader without podline sees at ``path``."""
+    uri = store.table_uri(path)
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    return DeltaTable(uri).to_pyarrow_table()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+# --------------------------------------------------------------------------- layout, readers
+
+
+def test_tables_are_plain_delta_tables(root: Path) -> None:
+    with DeltaStore(root) as store:
+        store.write("results/fn", records(["a", "b"], x=[1.5, 2.5], tag=["p", "q"]))
+    uri = root / "results" / "fn.delta"
+    assert DeltaStore(root).table_uri("results/fn") == uri.as_posix()
+    table = DeltaTable(str(uri)).to_pyarrow_table().sort_by(RECORD_ID)
+    assert table.column_names == [RECORD_ID, "x", "tag"]
+    assert table.column("x").to_pylist() == [1.5, 2.5]
+    frame = pl.read_delta(str(uri)).sort(RECORD_ID)
+    assert frame["tag"].to_list() == ["p", "q"]
+
+
+@pytest.mark.parametrize(
+    "segment", ["plain", "with space", "ünï", ".hidden", "x.delta", "X.DELTA", "~7E", "a.b-c_d"]
+)
+def test_segments_map_to_safe_directory_names(root: Path, segment: str) -> None:
+    name = encode_segment(segment)
+    assert "/" not in name
+    assert not name.startswith(".")
+    assert not name.lower().endswith(".delta")
+    assert decode_segment(name) == segment
+    with DeltaStore(root) as store:
+        store.write(("ns", segment), records(["a"], v=[1]))
+    assert DeltaStore(root).list() == [("ns", segment)]
+
+
+def test_a_table_and_its_sub_paths_live_side_by_side(root: Path) -> None:
+    with DeltaStore(root, flush_rows=1) as store:
+        for i in range(3):
+            store.write("a", records([f"a{i}"], v=[i]))
+        store.write("a/b", records(["b"], v=[9]))
+        store.compact(retention_hours=0)
+        assert store.list() == [("a",), ("a", "b")]
+        assert store.read("a/b", ["b"]).column("v").to_pylist() == [9]
+        assert store.scan("a").num_rows == 3
+
+
+def test_an_added_tuple_column_reads_back_as_tuples(root: Path) -> None:
+    schema = {RECORD_ID: str, "v": int, "pair": tuple[int, int]}
+    with DeltaStore(root) as store:
+        store.write("t", table_from_rows([{RECORD_ID: "a", "v": 1}]))
+        store.flush()
+        store.write("t", table_from_rows([{RECORD_ID: "b", "v": 2, "pair": (1, 2)}], schema))
+    got = DeltaStore(root).read("t", ["a", "b"])
+    assert got.schema.field("pair").type == pa.list_(pa.field("item", pa.int64(), False), 2)
+    assert got.column("pair").to_pylist() == [None, [1, 2]]
+
+
+def test_first_write_keeps_an_existing_table(root: Path) -> None:
+    uri = DeltaStore(root).table_uri("t")
+    write_deltalake(uri, records(["old"], v=[1]))
+    with DeltaStore(root) as store:
+        assert store.exists("t")
+        assert store.write("t", records(["old", "new"], v=[10, 2])) == 1
+    got = _committed(DeltaStore(root), "t")
+    assert got is not None
+    assert sorted(got.column(RECORD_ID).to_pylist()) == ["new", "old"]
+    assert got.filter(pa.compute.equal(got[RECORD_ID], "old")).column("v").to_pylist() == [1]
+
+
+def test_a_second_store_object_on_the_same_root(root: Path) -> None:
+    first = DeltaStore(root, flush_seconds=None)
+    second = DeltaStore(root, flush_seconds=None)
+    first.write("t", records(["a", "b", "c"], v=[1, 2, 3]))
+    assert second.write("t", records(["c", "d"], v=[30, 4])) == 2
+    second.flush()
+    first.flush()  # "c" was committed by the other store meanwhile: dropped here
+    table = DeltaTable(first.table_uri("t")).to_pyarrow_table()
+    assert sorted(table.column(RECORD_ID).to_pylist()) == ["a", "b", "c", "d"]
+    assert first.read("t", ["c"]).column("v").to_pylist() == [30]
+
+
+def test_write_count_sees_other_writers_only_after_a_flush(root: Path) -> None:
+    first = DeltaStore(root, flush_seconds=None)
+    second = DeltaStore(root, flush_seconds=None)
+    first.write("t", records(["a"], v=[1]))
+    first.flush()
+    second.write("t", records(["b"], v=[2]))
+    first.write("t", records(["c"], v=[3]))
+    second.flush()
+    # Buffered rows another writer committed meanwhile are not shown twice.
+    assert first.write("t", records(["b"], v=[20])) == 1
+    assert first.read("t", ["b"]).column("v").to_pylist() == [2]
+    assert first.scan("t").num_rows == 3
+    first.flush()
+    assert DeltaTable(first.table_uri("t")).to_pyarrow_table().num_rows == 3
+
+
+# --------------------------------------------------------------------------- flushing
+
+
+def test_flush_by_row_count(root: Path) -> None:
+    store = DeltaStore(root, flush_rows=10, flush_seconds=None)
+    store.write("t", records([f"a{i}" for i in range(6)], v=list(range(6))))
+    store.write("u", records(["u"], v=[0]))
+    assert _committed(store, "t") is None
+    store.write("t", records([f"b{i}" for i in range(4)], v=list(range(4))))
+    committed = _committed(store, "t")
+    assert committed is not None
+    assert committed.num_rows == 10
+    assert _committed(store, "u") is not None  # the bound is store-wide
+    store.write("t", records(["c"], v=[0]))
+    assert _committed(store, "t").num_rows == 10
+    store.close()
+    assert _committed(store, "t").num_rows == 11
+
+
+def test_flush_by_time(root: Path) -> None:
+    store = DeltaStore(root, flush_seconds=0.2)
+    store.write("t", records(["a"], v=[1]))
+    assert _committed(store, "t") is None
+    deadline = time.monotonic() + 10
+    while _committed(store, "t") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _committed(store, "t") is not None
+    store.close()
+
+
+def _failing_write(*args: Any, **kwargs: Any) -> None:
+    raise OSError("disk on fire")
+
+
+def test_flush_errors_are_raised_and_keep_the_rows(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("some/path", records(["a"], v=[1]))
+    with monkeypatch.context() as patch:
+        patch.setattr(delta_module, "write_deltalake", _failing_write)
+        with pytest.raises(StoreError, match=r"'some/path'.*disk on fire"):
+            store.flush()
+        with pytest.raises(StoreError, match="disk on fire"):
+            store.close()
+    assert store.read("some/path", ["a"]).num_rows == 1
+    store.flush()
+    assert _committed(store, "some/path").num_rows == 1
+
+
+def test_timed_flush_errors_surface_on_the_next_call(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DeltaStore(root, flush_seconds=0.05)
+    attempts: list[object] = []
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        attempts.append(args)
+        _failing_write()
+
+    monkeypatch.setattr(delta_module, "write_deltalake", failing)
+    store.write("t", records(["a"], v=[1]))
+    deadline = time.monotonic() + 10
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The timer still holds the store's lock while it records the error; write waits for it.
+    with pytest.raises(StoreError, match=r"timed flush.*disk on fire"):
+        store.write("t", records(["b"], v=[2]))
+    monkeypatch.undo()
+    store.close()
+    assert _committed(store, "t").num_rows == 1
+
+
+def test_invalid_flush_settings(root: Path) -> None:
+    with pytest.raises(StoreError, match="flush_rows"):
+        DeltaStore(root, flush_rows=0)
+    with pytest.raises(StoreError, match="flush_seconds"):
+        DeltaStore(root, flush_seconds=0)
+
+
+# --------------------------------------------------------------------------- compaction
+
+
+def test_compact_merges_files_and_keeps_rows(root: Path) -> None:
+    store = DeltaStore(root, flush_rows=5, flush_seconds=None)
+    for i in range(8):
+        store.write("t", records([f"{i}-{j}" for j in range(5)], batch=[i] * 5))
+    table = DeltaTable(store.table_uri("t"))
+    assert len(table.file_uris()) == 8
+    on_disk = len(list(Path(store.table_uri("t")).glob("*.parquet")))
+    store.compact(retention_hours=0)
+    table = DeltaTable(store.table_uri("t"))
+    assert len(table.file_uris()) == 1
+    assert len(list(Path(store.table_uri("t")).glob("*.parquet"))) < on_disk
+    assert table.to_pyarrow_table().num_rows == 40
+    # The id index follows the compaction: rewrites stay no-ops, new ids are added.
+    assert store.write("t", records(["0-0", "new"], batch=[0, 9])) == 1
+    store.flush()
+    assert DeltaTable(store.table_uri("t")).to_pyarrow_table().num_rows == 41
+
+
+def test_compaction_by_another_store_is_noticed(root: Path) -> None:
+    writer = DeltaStore(root, flush_rows=2, flush_seconds=None)
+    for i in range(3):
+        writer.write("t", records([f"a{i}", f"b{i}"], v=[i, i]))
+    DeltaStore(root).compact("t", retention_hours=0)
+    assert writer.write("t", records(["a0", "c"], v=[0, 1])) == 1
+    writer.flush()
+    assert DeltaTable(writer.table_uri("t")).to_pyarrow_table().num_rows == 7
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def test_configs(root: Path) -> None:
+    store = DeltaStore(root, flush_rows=50, flush_seconds=None)
+    assert store.to_config() == f"{root.as_uri()}?flush_rows=50&flush_seconds=none"
+    reopened = open_store(store.to_config())
+    assert isinstance(reopened, DeltaStore)
+    assert reopened.root == store.root
+    assert open_store(str(root)).to_config() == root.as_uri()
+    assert open_store(root).to_config() == root.as_uri()
+    remote = DeltaStore(
+        "s3://bucket/dir/",
+        storage_options={"AWS_REGION": "eu-west-1", "AWS_SECRET_ACCESS_KEY": "hidden"},
+    )
+    config = remote.at("a b").to_config()
+    assert config == "s3://bucket/dir?AWS_REGION=eu-west-1#a%20b"
+    again = open_store(config)
+    assert isinstance(again, DeltaStore)
+    assert again.root == "s3://bucket/dir"
+    assert again.prefix == ("a b",)
+    with pytest.raises(StoreError, match="flush_rows"):
+        open_store(f"{root.as_uri()}?flush_rows=many")
+
+
+# --------------------------------------------------------------------------- commit races
+
+
+def _racing(
+    monkeypatch: pytest.MonkeyPatch, other: DeltaStore, path: str, table: pa.Table
+) -> list[str]:
+    """Make ``other`` commit ``table`` just before the next commit attempt of any store.
+
+    File locks are off, as on object stores, so only the optimistic protocol stands between
+    the two writers. Returns the modes of the commits attempted.
+    """
+    monkeypatch.setattr(delta_module, "fcntl", None)
+    real = delta_module.write_deltalake
+    modes: list[str] = []
+
+    def write(*args: Any, **kwargs: Any) -> None:
+        modes.append(kwargs["mode"])
+        if len(modes) == 1:
+            monkeypatch.setattr(delta_module, "write_deltalake", real)
+            other.write(path, table)
+            other.flush()
+            monkeypatch.setattr(delta_module, "write_deltalake", write)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(delta_module, "write_deltalake", write)
+    return modes
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["creating", "appending"])
+def test_a_commit_racing_another_writer_is_retried(
+    root: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    if existing:
+        store.write("t", records(["seed"], v=[0]))
+        store.flush()
+    store.write("t", records(["a", "b", "c"], v=[1, 2, 3]))
+    other = DeltaStore(root, flush_seconds=None)
+    modes = _racing(monkeypatch, other, "t", records(["b", "z"], v=[20, 26]))
+    store.flush()
+    assert modes == ["append", "append"] if existing else ["error", "append"]
+    table = DeltaTable(store.table_uri("t")).to_pyarrow_table()
+    ids = table.column(RECORD_ID).to_pylist()
+    assert sorted(ids) == sorted({"a", "b", "c", "z", *(["seed"] if existing else [])})
+    assert store.read("t", ["b"]).column("v").to_pylist() == [20]
