@@ -216,3 +216,12 @@ def test_unconfigured_logging_still_reaches_stderr(capsys: pytest.CaptureFixture
     finally:
         for handler in saved:
             root.addHandler(handler)
+
+
+def test_positional_and_keyword_arguments(process_executor: ProcessExecutor) -> None:
+    def minus(a: int, b: int) -> int:
+        return a - b
+
+    for executor in (LocalExecutor(), ThreadExecutor(2), process_executor):
+        outcomes = executor.execute(minus, [(5, 2), {"b": 2, "a": 5}], live=False)
+        assert values(outcomes) == [3, 3]

@@ -312,3 +312,14 @@ def test_several_streams_are_joined_first() -> None:
     assert type(joined.producer).__name__ == "Join"
     # The join is commutative, so the argument order does not change the identity.
     assert combine.pod(products, sums).content_hash() == result.content_hash()
+
+
+def test_keyword_only_parameters_are_passed_by_name() -> None:
+    @function_pod("y", live_output=False)
+    def shifted(a: int, *, shift: int = 100) -> int:
+        return a + shift
+
+    assert shifted.packet_function.positional is None
+    assert shifted.pod(source([{"id": 1, "a": 1}])).as_table().column("y").to_pylist() == [101]
+    with_shift = shifted.pod(source([{"id": 1, "a": 1, "shift": 5}]))
+    assert with_shift.as_table().column("y").to_pylist() == [6]

@@ -14,12 +14,13 @@ import asyncio
 import gc
 import inspect
 import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from podline.executors.capture import CallOutcome, run_captured, run_captured_async
+from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
 
-__all__ = ["Executor", "is_async_function", "run_coroutine", "run_sequentially"]
+__all__ = ["Executor", "is_async_function", "paused_gc", "run_coroutine", "run_sequentially"]
 
 #: Calls run between two chances for the cyclic garbage collector (see ``run_sequentially``).
 GC_CHUNK = 4096
@@ -34,11 +35,12 @@ class Executor(Protocol):
     def execute(
         self,
         fn: Callable[..., Any],
-        arguments: Sequence[Mapping[str, Any]],
+        arguments: Sequence[CallArguments],
         *,
         live: bool = True,
     ) -> list[CallOutcome]:
-        """Call ``fn(**a)`` for every ``a`` in ``arguments``; ``live`` echoes captured output."""
+        """Call ``fn`` once per item of ``arguments`` (a dict of keyword arguments or a tuple
+        of positional ones); ``live`` echoes captured output as it happens."""
         ...
 
 
@@ -76,30 +78,40 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one bounded batch of calls.
+
+    A batch allocates a few small acyclic objects per call (argument dicts, outcomes,
+    captures) that stay alive until the batch ends; left on, the collector rescans them again
+    and again and doubles the per-call cost. Reference counting still frees everything; the
+    collector runs again as soon as the batch is over. Callers keep batches bounded.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def run_sequentially(
-    fn: Callable[..., Any], arguments: Sequence[Mapping[str, Any]], *, live: bool
+    fn: Callable[..., Any], arguments: Sequence[CallArguments], *, live: bool
 ) -> list[CallOutcome]:
     """Run the calls one after another in this thread (awaiting them if ``fn`` is async)."""
     if is_async_function(fn):
         return run_coroutine(_one_by_one(fn, arguments, live))
     outcomes: list[CallOutcome] = []
     for start in range(0, len(arguments), GC_CHUNK):
-        chunk = arguments[start : start + GC_CHUNK]
-        # Each call allocates a few small acyclic objects that stay alive until the batch
-        # ends; left on, the cyclic collector rescans them again and again and doubles the
-        # per-call cost. It is paused for one bounded chunk at a time, never for a whole run.
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
-            outcomes.extend(run_captured(fn, kwargs, live=live) for kwargs in chunk)
-        finally:
-            if paused:
-                gc.enable()
+        with paused_gc():
+            chunk = arguments[start : start + GC_CHUNK]
+            outcomes.extend(run_captured(fn, args, live=live) for args in chunk)
     return outcomes
 
 
 async def _one_by_one(
-    fn: Callable[..., Any], arguments: Sequence[Mapping[str, Any]], live: bool
+    fn: Callable[..., Any], arguments: Sequence[CallArguments], live: bool
 ) -> list[CallOutcome]:
-    return [await run_captured_async(fn, kwargs, live=live) for kwargs in arguments]
+    return [await run_captured_async(fn, args, live=live) for args in arguments]

@@ -16,12 +16,19 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-__all__ = ["CallCapture", "CallOutcome", "LogEntry", "run_captured", "run_captured_async"]
+__all__ = [
+    "CallArguments",
+    "CallCapture",
+    "CallOutcome",
+    "LogEntry",
+    "run_captured",
+    "run_captured_async",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,33 +49,23 @@ class CallCapture:
     ``start``/``end`` its wall-clock times (seconds since the epoch).
     """
 
-    # One object per call: it is also the in-progress state, to keep per-call cost low.
-    __slots__ = (
-        "_err",
-        "_live",
-        "_out",
-        "end",
-        "error_message",
-        "error_type",
-        "logs",
-        "start",
-        "stderr",
-        "stdout",
-        "traceback",
-    )
+    # One object per call, which is also the in-progress state. Most calls print nothing and
+    # succeed, so the fields default at class level and only what happened is set.
+    stdout: str = ""
+    stderr: str = ""
+    logs: Sequence[LogEntry] = ()
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    end: float = 0.0
+    _live: bool = False
+    _out: io.StringIO | None = None
+    _err: io.StringIO | None = None
 
     def __init__(self, live: bool = False) -> None:
-        self.stdout = ""
-        self.stderr = ""
-        self.logs: list[LogEntry] = []
-        self.error_type: str | None = None
-        self.error_message: str | None = None
-        self.traceback: str | None = None
         self.start = time.time()
-        self.end = self.start
-        self._live = live
-        self._out: io.StringIO | None = None
-        self._err: io.StringIO | None = None
+        if live:
+            self._live = True
 
     @property
     def duration(self) -> float:
@@ -85,12 +82,7 @@ class CallCapture:
         return f"CallCapture({state}, {self.duration:.6f}s, stdout={len(self.stdout)} chars)"
 
     def __getstate__(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__ if not name.startswith("_")}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-        self._live, self._out, self._err = False, None, None
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
 _current: ContextVar[CallCapture | None] = ContextVar("podline_capture", default=None)
@@ -141,9 +133,8 @@ class _LogRouter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         active = _current.get()
         if active is not None:
-            active.logs.append(
-                LogEntry(record.levelname, record.name, record.getMessage(), record.created)
-            )
+            entry = LogEntry(record.levelname, record.name, record.getMessage(), record.created)
+            active.logs = [*active.logs, entry]
         if (active is None or active._live) and not self._others_handle(record):
             last = logging.lastResort
             if last is not None and record.levelno >= last.level:
@@ -175,24 +166,12 @@ def _install() -> None:
             root.addHandler(_log_router)
 
 
-class CallOutcome:
+class CallOutcome(NamedTuple):
     """The result of one call: its return value (or the exception it raised) and its capture."""
 
-    __slots__ = ("capture", "error", "value")
-
-    def __init__(self, value: Any, error: BaseException | None, capture: CallCapture) -> None:
-        self.value = value
-        self.error = error
-        self.capture = capture
-
-    def __repr__(self) -> str:
-        return f"CallOutcome(value={self.value!r}, error={self.error!r})"
-
-    def __getstate__(self) -> tuple[Any, BaseException | None, CallCapture]:
-        return self.value, self.error, self.capture
-
-    def __setstate__(self, state: tuple[Any, BaseException | None, CallCapture]) -> None:
-        self.value, self.error, self.capture = state
+    value: Any
+    error: BaseException | None
+    capture: CallCapture
 
 
 def _begin(live: bool) -> tuple[CallCapture, Token[CallCapture | None]]:
@@ -208,20 +187,26 @@ def _finish(
     _current.reset(token)
     capture.end = time.time()
     if capture._out is not None:
-        capture.stdout, capture._out = capture._out.getvalue(), None
+        capture.stdout = capture._out.getvalue()
+        del capture._out
     if capture._err is not None:
-        capture.stderr, capture._err = capture._err.getvalue(), None
+        capture.stderr = capture._err.getvalue()
+        del capture._err
     if error is not None:
         capture.error_type = type(error).__qualname__
         capture.error_message = str(error)
         capture.traceback = "".join(traceback.format_exception(error))
 
 
-def run_captured(fn: Callable[..., Any], kwargs: Mapping[str, Any], *, live: bool) -> CallOutcome:
-    """Call ``fn(**kwargs)``, capturing its output; exceptions are returned, not raised."""
+#: The arguments of one call: keyword arguments, or positional ones in parameter order.
+CallArguments = Mapping[str, Any] | tuple[Any, ...]
+
+
+def run_captured(fn: Callable[..., Any], arguments: CallArguments, *, live: bool) -> CallOutcome:
+    """Call ``fn`` with ``arguments``, capturing its output; exceptions are returned, not raised."""
     capture, token = _begin(live)
     try:
-        value = fn(**kwargs)
+        value = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
     except Exception as exc:  # the call's failure is data for the caller, never ours to raise
         _finish(capture, token, exc)
         return CallOutcome(None, exc, capture)
@@ -230,12 +215,12 @@ def run_captured(fn: Callable[..., Any], kwargs: Mapping[str, Any], *, live: boo
 
 
 async def run_captured_async(
-    fn: Callable[..., Awaitable[Any]], kwargs: Mapping[str, Any], *, live: bool
+    fn: Callable[..., Awaitable[Any]], arguments: CallArguments, *, live: bool
 ) -> CallOutcome:
-    """Await ``fn(**kwargs)`` with capture; runs in the current task's own context."""
+    """Await ``fn`` with ``arguments`` and capture; runs in the current task's own context."""
     capture, token = _begin(live)
     try:
-        value = await fn(**kwargs)
+        value = await (fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments))
     except Exception as exc:  # the call's failure is data for the caller, never ours to raise
         _finish(capture, token, exc)
         return CallOutcome(None, exc, capture)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from podline.executors.base import run_sequentially
-from podline.executors.capture import CallOutcome
+from podline.executors.capture import CallArguments, CallOutcome
 
 __all__ = ["LocalExecutor"]
 
@@ -17,7 +17,7 @@ class LocalExecutor:
     def execute(
         self,
         fn: Callable[..., Any],
-        arguments: Sequence[Mapping[str, Any]],
+        arguments: Sequence[CallArguments],
         *,
         live: bool = True,
     ) -> list[CallOutcome]:

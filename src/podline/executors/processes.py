@@ -17,7 +17,7 @@ import hashlib
 import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -26,7 +26,7 @@ import cloudpickle
 
 from podline.errors import RemoteCallError
 from podline.executors.base import run_sequentially
-from podline.executors.capture import CallOutcome
+from podline.executors.capture import CallArguments, CallOutcome
 
 __all__ = ["ProcessExecutor"]
 
@@ -53,7 +53,7 @@ class ProcessExecutor:
     def execute(
         self,
         fn: Callable[..., Any],
-        arguments: Sequence[Mapping[str, Any]],
+        arguments: Sequence[CallArguments],
         *,
         live: bool = True,
     ) -> list[CallOutcome]:
@@ -100,7 +100,7 @@ def _load(payload: bytes) -> Callable[..., Any]:
     return fn
 
 
-def _run_chunk(payload: bytes, chunk: list[Mapping[str, Any]], live: bool) -> list[CallOutcome]:
+def _run_chunk(payload: bytes, chunk: list[CallArguments], live: bool) -> list[CallOutcome]:
     outcomes = run_sequentially(_load(payload), chunk, live=live)
     return [_picklable(outcome) for outcome in outcomes]
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from podline.executors.base import is_async_function, run_coroutine
-from podline.executors.capture import CallOutcome, run_captured, run_captured_async
+from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
 
 __all__ = ["ThreadExecutor"]
 
@@ -29,7 +29,7 @@ class ThreadExecutor:
     def execute(
         self,
         fn: Callable[..., Any],
-        arguments: Sequence[Mapping[str, Any]],
+        arguments: Sequence[CallArguments],
         *,
         live: bool = True,
     ) -> list[CallOutcome]:
@@ -37,19 +37,19 @@ class ThreadExecutor:
             return run_coroutine(self._gather(fn, arguments, live))
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="podline") as pool:
             # map() yields in submission order, which is input order.
-            return list(pool.map(lambda kwargs: run_captured(fn, kwargs, live=live), arguments))
+            return list(pool.map(lambda args: run_captured(fn, args, live=live), arguments))
 
     async def _gather(
-        self, fn: Callable[..., Any], arguments: Sequence[Mapping[str, Any]], live: bool
+        self, fn: Callable[..., Any], arguments: Sequence[CallArguments], live: bool
     ) -> list[CallOutcome]:
         limit = asyncio.Semaphore(self.max_workers)
 
-        async def one(kwargs: Mapping[str, Any]) -> CallOutcome:
+        async def one(args: CallArguments) -> CallOutcome:
             async with limit:
-                return await run_captured_async(fn, kwargs, live=live)
+                return await run_captured_async(fn, args, live=live)
 
         # gather() returns results in the order of its arguments, i.e. input order.
-        return list(await asyncio.gather(*(one(kwargs) for kwargs in arguments)))
+        return list(await asyncio.gather(*(one(args) for args in arguments)))
 
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self.max_workers})"

@@ -96,6 +96,13 @@ class PacketFunction(IdentityMixin):
         if len(set(self.output_keys)) != len(self.output_keys):
             raise FunctionDefinitionError(f"{self.name}: output_keys repeat: {self.output_keys}")
         hints = _type_hints(fn, self.name)
+        params = _parameters(fn, self.name) if input_schema is None else []
+        #: Parameter names in call order when every parameter may be passed positionally.
+        self.positional: tuple[str, ...] | None = (
+            tuple(p.name for p in params)
+            if params and all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+            else None
+        )
         self.input_schema = (
             Schema(input_schema, optional=_defaults(fn) & set(input_schema))
             if input_schema is not None

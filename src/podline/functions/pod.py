@@ -38,6 +38,7 @@ from podline.errors import (
     format_names,
 )
 from podline.executors import CallCapture, Executor, LocalExecutor
+from podline.executors.base import paused_gc
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.packet_function import SKIP, IdentityMode, PacketFunction, SkipType
 from podline.hashing import IdentityMixin, row_hash_strings
@@ -316,6 +317,11 @@ class _Run:
         self.args = self.arguments()
         # Values are converted to the function's declared types (dataclasses, tuples, ...).
         self.args_schema = self.fn.input_schema.select(self.args.column_names)
+        order = self.fn.positional
+        self.positional = order is not None and set(order) == set(self.args.column_names)
+        self.call_order: tuple[str, ...] = (
+            order if order is not None and self.positional else tuple(self.args.column_names)
+        )
         self.errors: dict[int, FunctionCallError] = {}
         self.captures: dict[int, CallCapture] = {}
 
@@ -365,21 +371,31 @@ class _Run:
     def _compute_batch(self, unique: _Unique, misses: np.ndarray) -> pa.Table:
         rows = unique.first_row[misses]
         selected = self.args.take(pa.array(rows))
-        columns = {
-            n: column_to_python(selected.column(n), self.args_schema[n]) for n in self.args_schema
-        }
-        kwargs = [{n: v[i] for n, v in columns.items()} for i in range(len(rows))]
-        outcomes = self.executor.execute(self.fn.fn, kwargs, live=self.pod.live_output)
-        if self.logger_factory is not None:
-            for position, outcome in enumerate(outcomes):
-                self._log(int(rows[position]), kwargs[position], outcome.capture)
-        outputs, skipped, failures = self.fn.split_outputs([o.value for o in outcomes])
-        failures.update({i: o.error for i, o in enumerate(outcomes) if o.error is not None})
-        typed = self._typed_outputs(outputs, skipped, failures)
+        names = self.call_order
+        columns = [column_to_python(selected.column(n), self.args_schema[n]) for n in names]
+        with paused_gc():  # this batch's per-call Python objects (see paused_gc)
+            # Positional tuples are cheaper to build than keyword dicts, where the signature
+            # allows them (see PacketFunction.positional).
+            arguments: list[Any] = list(zip(*columns, strict=True))
+            if not self.positional:
+                arguments = [dict(zip(names, values, strict=True)) for values in arguments]
+            outcomes = self.executor.execute(self.fn.fn, arguments, live=self.pod.live_output)
+            if self.logger_factory is not None:
+                for position, outcome in enumerate(outcomes):
+                    kwargs = dict(zip(names, (c[position] for c in columns), strict=True))
+                    self._log(int(rows[position]), kwargs, outcome.capture)
+            outputs, skipped, failures = self.fn.split_outputs([o.value for o in outcomes])
+            failures.update({i: o.error for i, o in enumerate(outcomes) if o.error is not None})
+            failed_captures = {i: outcomes[i].capture for i in failures}
+            # Drop the per-call objects before the collector resumes, so it never scans them.
+            del arguments, outcomes, columns
+            typed = self._typed_outputs(outputs, skipped, failures)
+            del outputs
         for position, error in failures.items():
-            self.captures[int(rows[position])] = outcomes[position].capture
-            self._fail(int(rows[position]), error)
-        good = np.array([i for i in range(len(rows)) if i not in failures], dtype=np.int64)
+            row = int(rows[position])
+            self.captures[row] = failed_captures.get(position) or CallCapture()
+            self._fail(row, error)
+        good = np.setdiff1d(np.arange(len(rows)), np.fromiter(failures, np.int64, len(failures)))
         hashes = unique.hashes.take(pa.array(misses[good], pa.int64()))
         call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod1:" + 32 hex digits
         origin = f"{self.fn.name}@{self.fn.content_hash().short(16)}"
