@@ -14,10 +14,12 @@ Semantics (see ``docs/operators.md``):
   argument order alone. So that the result does not depend on it either, each row's system
   tags of such inputs are re-sorted among them, a slot (one input's system tags) moving as a
   whole and ordered by its values.
-* The output has tag columns in name order, then packet columns in name order, and its rows
-  in a canonical order: by tags, then system tags, then packets and source info (each by its
-  key form, see ``keys``). Rows are therefore identical for any order of inputs, of their
-  columns and of their rows.
+* The output has tag columns in name order, then packet columns in name order. Its rows follow
+  the input at canonical position 0 (in its own order), each with its matches in the next
+  input's order, and so on: identical for any order of the arguments, with no sort. Only when
+  inputs share a pipeline hash, so that argument order would pick the first one, are rows
+  sorted into a canonical order: by tags, then system tags, then packets and source info
+  (each by its key form, see ``keys``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class JoinPlan:
     system_tags: Schema
     #: Groups of interchangeable slots: each slot lists one input's renamed system tags.
     exchangeable: tuple[tuple[tuple[str, ...], ...], ...]
+    #: Whether every input has its own pipeline hash, so canonical order alone (not the
+    #: argument order) decides which input comes first.
+    distinct: bool
 
 
 def plan_join(operator: str, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> JoinPlan:
@@ -103,6 +108,7 @@ def plan_join(operator: str, inputs: Sequence[Stream], schemas: Sequence[StreamS
         renames=tuple(renames),
         system_tags=Schema({name: system[name] for name in sorted(system)}),
         exchangeable=exchangeable,
+        distinct=len({str(h) for h in hashes}) == len(hashes),
     )
 
 
@@ -117,8 +123,8 @@ def join_rows(plan: JoinPlan, tables: Sequence[pa.Table]) -> tuple[list[pa.Table
 
     Each table has its system tags renamed, and a tag column only in the first table that
     has it (matching rows agree on it). The second value says whether the rows are already in
-    canonical order, which is the case when the output tags are unique: they are then sorted
-    by tags alone.
+    their final order: always for distinct pipeline hashes (see the module docs); otherwise
+    when the output tags are unique, since the rows are then sorted by tags alone.
     """
     parts = [tables[i].rename_columns(plan.renames[p]) for p, i in enumerate(plan.order)]
     frames = [
@@ -126,6 +132,30 @@ def join_rows(plan: JoinPlan, tables: Sequence[pa.Table]) -> tuple[list[pa.Table
         for p, (part, tags) in enumerate(zip(parts, plan.input_tags, strict=True))
     ]
     out_tags = list(plan.tags)
+    if plan.distinct:
+        # Inputs joined in canonical position order, keeping the first input's row order (and
+        # each later input's order among its matches): deterministic whatever order the
+        # arguments came in, with no sort.
+        joined = frames[0]
+        for p, frame in enumerate(frames[1:], start=1):
+            shared = [t for t in plan.input_tags[p] if t in joined.columns]
+            if shared:
+                joined = joined.join(frame, on=shared, maintain_order="left_right")
+            else:
+                joined = joined.join(frame, how="cross", maintain_order="left_right")
+        in_order = True
+    else:
+        joined, in_order = _sorted_join(plan, frames, out_tags)
+    aligned = []
+    for p, (part, tags) in enumerate(zip(parts, plan.input_tags, strict=True)):
+        earlier = {t for seen in plan.input_tags[:p] for t in seen}
+        needed = part.drop_columns([t for t in tags if t in earlier])
+        aligned.append(take_rows(needed, joined.get_column(f"{ROW_INDEX}{p}").to_numpy()))
+    return aligned, in_order
+
+
+def _sorted_join(plan: JoinPlan, frames: list[Any], out_tags: list[str]) -> tuple[Any, bool]:
+    """The join when inputs share a pipeline hash: rows go in canonical (sorted) order."""
     # An input already sorted by every output tag, with no repeats, fixes the canonical order
     # for free: joined first, with its row order kept, it leaves nothing to sort.
     lead = next(
@@ -149,13 +179,7 @@ def join_rows(plan: JoinPlan, tables: Sequence[pa.Table]) -> tuple[list[pa.Table
             joined = joined.join(frame, how="cross", maintain_order=keep)
     if lead is None and out_tags:
         joined = joined.sort(out_tags, nulls_last=True)
-    in_order = bool(out_tags) and is_increasing(joined, out_tags)
-    aligned = []
-    for p, (part, tags) in enumerate(zip(parts, plan.input_tags, strict=True)):
-        earlier = {t for seen in plan.input_tags[:p] for t in seen}
-        needed = part.drop_columns([t for t in tags if t in earlier])
-        aligned.append(take_rows(needed, joined.get_column(f"{ROW_INDEX}{p}").to_numpy()))
-    return aligned, in_order
+    return joined, bool(out_tags) and is_increasing(joined, out_tags)
 
 
 def finish_join(
