@@ -158,7 +158,9 @@ def _source(obj: Any) -> str:
         return textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError) as exc:
         raise FunctionIdentityError(
-            f"cannot read the source of {_qualname(obj)} ({exc}); {_ADVICE}"
+            f"cannot read the source of {_qualname(obj)} ({exc}); define it in a file or a "
+            "notebook cell (code typed at a bare interpreter prompt has no source), or pin "
+            "the identity with identity='version'"
         ) from None
 
 
