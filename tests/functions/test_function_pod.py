@@ -323,3 +323,28 @@ def test_keyword_only_parameters_are_passed_by_name() -> None:
     assert shifted.pod(source([{"id": 1, "a": 1}])).as_table().column("y").to_pylist() == [101]
     with_shift = shifted.pod(source([{"id": 1, "a": 1, "shift": 5}]))
     assert with_shift.as_table().column("y").to_pylist() == [6]
+
+
+def test_each_computed_call_hands_its_capture_to_a_packet_logger() -> None:
+    @function_pod("y", live_output=False)
+    def chatty(a: int) -> int:
+        print(f"working on {a}")
+        return a
+
+    received: list[tuple[dict[str, object], dict[str, object], str]] = []
+
+    class Logger:
+        def __init__(self, tag: podline.Tag, packet: podline.Packet) -> None:
+            self.tag, self.packet = tag, packet
+
+        def record(self, capture: object) -> None:
+            stdout = capture.stdout  # type: ignore[attr-defined]
+            received.append((self.tag.as_dict(), self.packet.as_dict(), stdout))
+
+    rows = [{"id": 1, "a": 5}, {"id": 2, "a": 6}, {"id": 3, "a": 5}]
+    chatty.execute(source(rows), logger_factory=Logger)
+    # One call per distinct argument packet; the tag is that of the row that ran it.
+    assert received == [
+        ({"id": 1}, {"a": 5}, "working on 5\n"),
+        ({"id": 2}, {"a": 6}, "working on 6\n"),
+    ]

@@ -86,6 +86,26 @@ def test_stores_in_delta_lake(stream, tmp_path: Path) -> None:
     assert hash_table(loaded) == hash_table(table)
 
 
+@pytest.mark.parametrize("backend", ["memory", "delta"])
+def test_stores_through_podline_stores(stream, tmp_path: Path, backend: str) -> None:
+    from podline.stores import RECORD_ID, DeltaStore, MemoryStore
+
+    batched = Batch(2)(stream)
+    table = full(batched)
+    keyed = table.append_column(RECORD_ID, batched.packet_hashes())
+    store = MemoryStore() if backend == "memory" else DeltaStore(tmp_path / "store")
+    with store:
+        assert store.write("batches", keyed) == table.num_rows
+        store.flush()
+        loaded = store.scan("batches")
+    assert loaded is not None
+    assert hash_table(loaded.select(table.column_names)) == hash_table(table)
+    reloaded = TableStream(loaded.select(table.column_names), ["id"])
+    assert [p.as_dict(source_info=True) for _, p in reloaded] == [
+        p.as_dict(source_info=True) for _, p in batched
+    ]
+
+
 def test_batch_of_batches_and_then_flatten(stream) -> None:
     twice = Batch(1)(Batch(2)(stream))
     nested = Schema({"x": list[list[float]], "name": list[list[str | None]]})
