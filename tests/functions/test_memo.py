@@ -127,3 +127,10 @@ def test_decorator_takes_a_result_store(store: Store) -> None:
     assert again.result is not None
     assert again.result.count(RowStatus.CACHED) == 4
     assert CALLS == [0, 1, 2, 3]
+
+
+def test_results_say_which_calls_ran_in_this_run(store: Store) -> None:
+    first = pod(skip_odd, store).execute(numbers())
+    assert first.computed.tolist() == [True] * 4
+    second = pod(skip_odd, store).execute(numbers())
+    assert second.computed.tolist() == [False] * 4

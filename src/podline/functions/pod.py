@@ -98,6 +98,9 @@ class PodResult:
     codes: np.ndarray
     errors: dict[int, FunctionCallError] = field(default_factory=dict)
     captures: dict[int, CallCapture] = field(default_factory=dict)
+    #: Per input row: whether its call ran in this run (False for results found in the store
+    #: or shared with an earlier row), whatever its status.
+    computed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def status(self) -> list[RowStatus]:
@@ -342,8 +345,10 @@ class _Run:
             .to_numpy(zero_copy_only=False)
         )
         codes = self.codes(unique, results, position, misses)
+        ran = np.zeros(len(codes), dtype=bool)
+        ran[unique.first_row[misses]] = True
         return PodResult(
-            self.output(results, position[unique.of_row]), codes, self.errors, self.captures
+            self.output(results, position[unique.of_row]), codes, self.errors, self.captures, ran
         )
 
     # -------------------------------------------------------------- arguments

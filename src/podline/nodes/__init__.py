@@ -1,0 +1,29 @@
+"""Nodes: compiled pipeline elements that own execution, and their protocols."""
+
+from podline.nodes.base import (
+    FunctionNodeProtocol,
+    Node,
+    NodeType,
+    OperatorNodeProtocol,
+    SourceNodeProtocol,
+    is_function_node,
+    is_operator_node,
+    is_source_node,
+)
+from podline.nodes.kinds import CacheMode, ErrorPolicy, FunctionNode, OperatorNode, SourceNode
+
+__all__ = [
+    "CacheMode",
+    "ErrorPolicy",
+    "FunctionNode",
+    "FunctionNodeProtocol",
+    "Node",
+    "NodeType",
+    "OperatorNode",
+    "OperatorNodeProtocol",
+    "SourceNode",
+    "SourceNodeProtocol",
+    "is_function_node",
+    "is_operator_node",
+    "is_source_node",
+]

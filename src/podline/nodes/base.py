@@ -1,0 +1,165 @@
+"""Nodes: the compiled form of a pipeline's streams, and the protocols orchestrators see.
+
+A node stands for one stream of a pipeline (a source, an operator invocation or a function-pod
+invocation) and has the same identity as that stream. Nodes own execution: ``execute`` computes
+(and persists, where a store is attached) and keeps the output; reads (``iter_packets``,
+``as_table``, ...) are passive and never compute. Before a node has run, reads give a
+zero-row table with the node's schema.
+
+Orchestrators dispatch on the ``node_type`` of the three protocols through the TypeGuard
+functions below, never on concrete classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Literal, Protocol, TypeGuard, runtime_checkable
+
+import pyarrow as pa
+
+from podline.columns import source_info_column
+from podline.datagrams import Packet, Tag
+from podline.hashing import ContentHash
+from podline.schema import Schema
+from podline.streams import Stream, StreamMixin, TableStream
+
+__all__ = [
+    "FunctionNodeProtocol",
+    "Node",
+    "NodeType",
+    "OperatorNodeProtocol",
+    "SourceNodeProtocol",
+    "is_function_node",
+    "is_operator_node",
+    "is_source_node",
+]
+
+NodeType = Literal["source", "function", "operator"]
+
+
+@runtime_checkable
+class NodeProtocol(Protocol):
+    """What every node offers an orchestrator."""
+
+    node_type: str
+    label: str
+    upstreams: tuple[Any, ...]
+
+    def content_hash(self) -> ContentHash: ...
+
+    def pipeline_hash(self) -> ContentHash: ...
+
+    def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]: ...
+
+    def set_output(self, stream: TableStream) -> None: ...
+
+
+@runtime_checkable
+class SourceNodeProtocol(NodeProtocol, Protocol):
+    """A node with no upstream: ``execute()`` returns its rows."""
+
+    def execute(self, **kwargs: Any) -> TableStream: ...
+
+
+@runtime_checkable
+class FunctionNodeProtocol(NodeProtocol, Protocol):
+    """A function-pod node: ``execute(input, observer=..., error_policy=...)``."""
+
+    def execute(self, stream: Stream, **kwargs: Any) -> TableStream: ...
+
+
+@runtime_checkable
+class OperatorNodeProtocol(NodeProtocol, Protocol):
+    """An operator node: ``execute(*inputs)`` in its declared upstream order."""
+
+    def execute(self, *streams: Stream, **kwargs: Any) -> TableStream: ...
+
+
+def is_source_node(node: object) -> TypeGuard[SourceNodeProtocol]:
+    """Whether ``node`` is a source node (by its ``node_type``)."""
+    return getattr(node, "node_type", None) == "source"
+
+
+def is_function_node(node: object) -> TypeGuard[FunctionNodeProtocol]:
+    """Whether ``node`` is a function node (by its ``node_type``)."""
+    return getattr(node, "node_type", None) == "function"
+
+
+def is_operator_node(node: object) -> TypeGuard[OperatorNodeProtocol]:
+    """Whether ``node`` is an operator node (by its ``node_type``)."""
+    return getattr(node, "node_type", None) == "operator"
+
+
+class Node(StreamMixin):
+    """Shared behaviour: identity of the wrapped stream, passive reads of the kept output."""
+
+    node_type: ClassVar[NodeType]
+
+    def __init__(self, stream: Stream, upstreams: Sequence[Node], label: str) -> None:
+        self.stream = stream
+        self.upstreams: tuple[Node, ...] = tuple(upstreams)
+        self.label = label
+        self._output: TableStream | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.label!r})"
+
+    # ------------------------------------------------------------------ identity
+    def content_hash(self) -> ContentHash:
+        return self.stream.content_hash()
+
+    def pipeline_hash(self) -> ContentHash:
+        return self.stream.pipeline_hash()
+
+    def identity_structure(self) -> Any:
+        return self.stream.identity_structure()
+
+    def pipeline_identity_structure(self) -> Any:
+        return self.stream.pipeline_identity_structure()
+
+    @property
+    def identity_path(self) -> tuple[str, ...]:
+        """How stores and observers name this node: its label and identity prefixes."""
+        return (self.label, self.pipeline_hash().short(16), self.content_hash().short(16))
+
+    # ------------------------------------------------------------------ schema
+    def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]:
+        return self.stream.output_schema(system_tags=system_tags)
+
+    def keys(self, *, system_tags: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        tags, packets = self.output_schema(system_tags=system_tags)
+        return tuple(tags), tuple(packets)
+
+    # ------------------------------------------------------------------ output
+    def set_output(self, stream: TableStream) -> None:
+        """Keep ``stream`` as this node's output (called by ``execute`` and orchestrators)."""
+        self._output = stream
+
+    @property
+    def has_output(self) -> bool:
+        """Whether the node holds an output (it ran, or its results were loaded)."""
+        return self._output is not None
+
+    def _kept(self) -> TableStream:
+        if self._output is None:
+            return _empty_stream(self)
+        return self._output
+
+    # Passive reads: never compute.
+    def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
+        return self._kept().iter_packets()
+
+    def __len__(self) -> int:
+        return len(self._output) if self._output is not None else 0
+
+    def as_table(self, **options: Any) -> pa.Table:
+        return self._kept().as_table(**options)
+
+
+def _empty_stream(node: Node) -> TableStream:
+    """A zero-row stream with the node's schema, hidden columns included."""
+    tags, packets = node.output_schema(system_tags=True)
+    fields = [*tags.to_arrow(), *packets.to_arrow()]
+    fields += [pa.field(source_info_column(name), pa.large_string()) for name in packets]
+    user_tags, _ = node.output_schema()
+    return TableStream(pa.schema(fields).empty_table(), tuple(user_tags), label=node.label)

@@ -1,0 +1,226 @@
+"""The three node kinds: ``SourceNode``, ``OperatorNode`` and ``FunctionNode``."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+
+from podline.datagrams import Packet, Tag
+from podline.executors import Executor
+from podline.functions import FunctionPod, PodResult, RowStatus
+from podline.functions.pod import CALL_BATCH
+from podline.hashing import row_hash_strings
+from podline.nodes.base import Node, NodeType
+from podline.stores import RECORD_ID, Store
+from podline.streams import ProducedStream, Producer, Stream, TableStream
+
+__all__ = ["CacheMode", "ErrorPolicy", "FunctionNode", "OperatorNode", "SourceNode"]
+
+ErrorPolicy = Literal["continue", "fail_fast"]
+_log = logging.getLogger(__name__)
+
+
+def _as_table_stream(stream: Stream, label: str) -> TableStream:
+    tags, _ = stream.keys()
+    table = stream.as_table(system_tags=True, source_info=True)
+    return TableStream(table, tags, label=label)
+
+
+class SourceNode(Node):
+    """A source of the pipeline. ``execute()`` reads the source; iterating the node before
+    that delegates to the source each time (nothing is cached behind the user's back)."""
+
+    node_type: ClassVar[NodeType] = "source"
+
+    def execute(self, **kwargs: Any) -> TableStream:
+        output = _as_table_stream(self.stream, self.label)
+        self.set_output(output)
+        return output
+
+    def _kept(self) -> TableStream:
+        if self._output is None:
+            return _as_table_stream(self.stream, self.label)
+        return self._output
+
+    def __len__(self) -> int:
+        return len(self._kept())
+
+
+class CacheMode(enum.StrEnum):
+    """What an operator node does with its store.
+
+    ``OFF``: compute, store nothing. ``LOG``: compute, and append the rows to the store as
+    history. ``REPLAY``: never compute; serve the stored rows (none stored: an empty output).
+    """
+
+    OFF = "off"
+    LOG = "log"
+    REPLAY = "replay"
+
+
+class OperatorNode(Node):
+    """An operator invocation. ``execute(*inputs)`` takes inputs in declared upstream order."""
+
+    node_type: ClassVar[NodeType] = "operator"
+
+    def __init__(
+        self,
+        stream: ProducedStream,
+        upstreams: Sequence[Node],
+        label: str,
+        *,
+        store: Store | None = None,
+        cache_mode: CacheMode = CacheMode.OFF,
+    ) -> None:
+        super().__init__(stream, upstreams, label)
+        self.producer: Producer = stream.producer
+        self.store = store
+        self.cache_mode = CacheMode(cache_mode)
+
+    def execute(self, *streams: Stream, **kwargs: Any) -> TableStream:
+        if self.cache_mode is CacheMode.REPLAY:
+            output = self._replay()
+        else:
+            output = self.producer.process(*streams)
+            output.label = self.label
+            if self.cache_mode is CacheMode.LOG and self.store is not None:
+                self._log_rows(output)
+        self.set_output(output)
+        return output
+
+    def _replay(self) -> TableStream:
+        stored = self.store.scan(("rows",)) if self.store is not None else None
+        if stored is None:
+            return self._kept()
+        tags, _ = self.keys()
+        return TableStream(stored.drop_columns([RECORD_ID]), tags, label=self.label)
+
+    def _log_rows(self, output: TableStream) -> None:
+        assert self.store is not None
+        table = output.as_table(system_tags=True, source_info=True)
+        keyed = table.append_column(RECORD_ID, _row_ids(output))
+        self.store.write(("rows",), keyed)
+
+
+def _row_ids(stream: TableStream) -> pa.Array:
+    return row_hash_strings(stream.as_table(system_tags=True, source_info=True))
+
+
+class FunctionNode(Node):
+    """A function-pod invocation. ``execute(input)`` runs the pod in bounded batches, firing
+    the packet hooks around each batch, and keeps the output."""
+
+    node_type: ClassVar[NodeType] = "function"
+
+    def __init__(
+        self,
+        stream: ProducedStream,
+        upstreams: Sequence[Node],
+        label: str,
+        *,
+        result_store: Store | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        super().__init__(stream, upstreams, label)
+        producer = stream.producer
+        assert isinstance(producer, FunctionPod)
+        self.pod: FunctionPod = producer
+        self.result_store = result_store
+        self.executor = executor
+        self.last_result: PodResult | None = None
+        #: Rows per status in the last ``execute``.
+        self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
+
+    def execute(
+        self,
+        stream: Stream,
+        *,
+        observer: Any = None,
+        error_policy: ErrorPolicy = "continue",
+        executor: Executor | None = None,
+        **kwargs: Any,
+    ) -> TableStream:
+        table = stream.as_table(system_tags=True, source_info=True)
+        tags, _ = stream.keys()
+        self.counts = dict.fromkeys(RowStatus, 0)
+        parts: list[TableStream] = []
+        # Bounded batches: packet hooks fire around each batch's calls, results are stored
+        # batch by batch.
+        for start in range(0, max(table.num_rows, 1), CALL_BATCH):
+            batch = TableStream(table.slice(start, CALL_BATCH), tags, label=self.label)
+            result = self._run_batch(batch, observer, error_policy, executor)
+            for status in RowStatus:
+                self.counts[status] += result.count(status)
+            parts.append(result.stream)
+        output = _concat(parts, tags, self.label)
+        self.set_output(output)
+        return output
+
+    def _run_batch(
+        self,
+        batch: TableStream,
+        observer: Any,
+        error_policy: ErrorPolicy,
+        executor: Executor | None,
+    ) -> PodResult:
+        hooks = observer is not None and bool(getattr(observer, "observes_packets", True))
+        rows = list(batch.iter_packets()) if hooks else []
+        for tag, packet in rows:
+            observer.on_packet_start(
+                node_label=self.label, node_hash=str(self.content_hash()), tag=tag, packet=packet
+            )
+        result = self.pod.execute(
+            batch,
+            executor=executor or self.executor,
+            result_store=self.result_store,
+            logger_factory=observer.create_packet_logger if hooks else None,
+            on_error="continue",
+        )
+        self.last_result = result
+        if hooks:
+            self._report(rows, result, observer)
+        if result.errors and error_policy == "fail_fast":
+            raise result.errors[min(result.errors)]
+        for row, error in sorted(result.errors.items()):
+            _log.warning("%s: row %d failed and was skipped: %s", self.label, row, error)
+        return result
+
+    def _report(self, rows: list[tuple[Tag, Packet]], result: PodResult, observer: Any) -> None:
+        outputs = iter(result.stream.iter_packets())
+        node_hash = str(self.content_hash())
+        for index, ((tag, packet), status, ran) in enumerate(
+            zip(rows, result.status, result.computed.tolist(), strict=True)
+        ):
+            if status is RowStatus.FAILED:
+                error = result.errors.get(index)
+                observer.on_packet_crash(
+                    node_label=self.label,
+                    node_hash=node_hash,
+                    tag=tag,
+                    packet=packet,
+                    error=error if error is not None else RuntimeError("failed with an equal row"),
+                )
+                continue
+            output = None if status is RowStatus.SKIPPED else next(outputs)[1]
+            observer.on_packet_end(
+                node_label=self.label,
+                node_hash=node_hash,
+                tag=tag,
+                input_packet=packet,
+                output_packet=output,
+                cached=not ran,
+            )
+
+
+def _concat(parts: list[TableStream], tags: tuple[str, ...], label: str) -> TableStream:
+    tables = [p.as_table(system_tags=True, source_info=True) for p in parts]
+    return TableStream(pa.concat_tables(tables), tags, label=label, types=_types(parts))
+
+
+def _types(parts: list[TableStream]) -> dict[str, Any]:
+    tags, packets = parts[0].output_schema()
+    return {**tags, **packets}

@@ -1,0 +1,27 @@
+"""Pipelines: recording and compiling invocations, orchestrators and observers."""
+
+from podline.pipeline.graph import PipelineGraph, compile_graph
+from podline.pipeline.observers import (
+    CompositeObserver,
+    NoOpObserver,
+    NoOpPacketLogger,
+    Observer,
+    ObserverProtocol,
+)
+from podline.pipeline.orchestrator import NodeCounts, OrchestratorResult, SyncPipelineOrchestrator
+from podline.pipeline.pipeline import Pipeline, PipelineError
+
+__all__ = [
+    "CompositeObserver",
+    "NoOpObserver",
+    "NoOpPacketLogger",
+    "NodeCounts",
+    "Observer",
+    "ObserverProtocol",
+    "OrchestratorResult",
+    "Pipeline",
+    "PipelineError",
+    "PipelineGraph",
+    "SyncPipelineOrchestrator",
+    "compile_graph",
+]

@@ -1,0 +1,119 @@
+"""``PipelineGraph``: compiled nodes in topological order, and the pipeline's URI.
+
+Compilation turns the streams a pipeline recorded into nodes: each recorded invocation becomes
+an operator or function node, each upstream that is not an invocation becomes a source node.
+Identical invocations (equal content hashes) merge into one node. Labels come from the streams
+(explicit labels, else the producer's or source's name); repeats are numbered ``_1``, ``_2``,
+... in compile order, which is deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from podline.functions import FunctionPod
+from podline.hashing import ContentHash
+from podline.nodes import CacheMode, FunctionNode, Node, OperatorNode, SourceNode
+from podline.stores import Store
+from podline.streams import ProducedStream, Stream
+
+__all__ = ["PipelineGraph", "compile_graph"]
+
+
+@dataclass
+class PipelineGraph:
+    """Nodes in a topological order (every node after all of its upstreams)."""
+
+    nodes: tuple[Node, ...]
+    by_label: dict[str, Node] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_label = {node.label: node for node in self.nodes}
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def successors(self, node: Node) -> list[Node]:
+        """The nodes that read ``node``'s output."""
+        return [n for n in self.nodes if any(u is node for u in n.upstreams)]
+
+    def snapshot_hash(self) -> str:
+        """16 hex digits over the nodes' content hashes (in a canonical topological order)
+        and the edges: changes whenever a node or an edge changes."""
+        if not self.nodes:
+            return ""
+        order = _canonical_order(self.nodes)
+        edges = sorted(
+            (str(u.content_hash()), str(n.content_hash())) for n in self.nodes for u in n.upstreams
+        )
+        text = "\n".join([*(str(n.content_hash()) for n in order), *(f"{a}>{b}" for a, b in edges)])
+        return ContentHash.of(text.encode()).short(16)
+
+
+def _canonical_order(nodes: Iterable[Node]) -> list[Node]:
+    """Kahn's algorithm with ties broken by content hash: the same order for the same graph."""
+    nodes = list(nodes)
+    waiting = {id(n): len(n.upstreams) for n in nodes}
+    ready = [(str(n.content_hash()), i) for i, n in enumerate(nodes) if not n.upstreams]
+    heapq.heapify(ready)
+    order: list[Node] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        node = nodes[i]
+        order.append(node)
+        for j, other in enumerate(nodes):
+            if any(u is node for u in other.upstreams):
+                waiting[id(other)] -= 1
+                if waiting[id(other)] == 0:
+                    heapq.heappush(ready, (str(other.content_hash()), j))
+    return order
+
+
+def compile_graph(
+    recorded: Iterable[ProducedStream],
+    *,
+    result_store: Store | None,
+    node_store: Store | None,
+    cache_modes: Mapping[str, CacheMode] | None = None,
+) -> PipelineGraph:
+    """Build the node graph of the recorded invocations (see the module docs)."""
+    by_hash: dict[str, Node] = {}
+    labels: dict[str, int] = {}
+    ordered: list[Node] = []
+    modes = dict(cache_modes or {})
+
+    def unique_label(base: str) -> str:
+        count = labels.get(base, 0)
+        labels[base] = count + 1
+        return base if count == 0 else f"{base}_{count}"
+
+    def node_for(stream: Stream) -> Node:
+        key = str(stream.content_hash())
+        existing = by_hash.get(key)
+        if existing is not None:
+            return existing
+        if isinstance(stream, ProducedStream):
+            upstreams = [node_for(u) for u in stream.upstreams]
+            label = unique_label(stream.label)
+            node: Node
+            if isinstance(stream.producer, FunctionPod):
+                node = FunctionNode(stream, upstreams, label, result_store=result_store)
+            else:
+                mode = modes.get(label, modes.get(type(stream.producer).__name__, CacheMode.OFF))
+                node = OperatorNode(stream, upstreams, label, cache_mode=mode)
+                if node_store is not None:
+                    node.store = node_store.at(*node.identity_path)
+        else:
+            node = SourceNode(stream, (), unique_label(stream.label))
+        by_hash[key] = node
+        ordered.append(node)
+        return node
+
+    for stream in recorded:
+        node_for(stream)
+    return PipelineGraph(tuple(ordered))

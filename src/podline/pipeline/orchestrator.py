@@ -1,0 +1,143 @@
+"""``SyncPipelineOrchestrator``: runs a compiled graph in topological order over buffers.
+
+The orchestrator only schedules: each node's ``execute`` does the work. Every node's output is
+kept in a buffer until all of its consumers have run; with ``materialize_results=False`` the
+buffers are freed as soon as possible and the result holds none of them. ``on_run_end`` fires
+whatever happens; a node that raises does not get ``on_node_end``.
+
+``error_policy`` decides what a failing function call does: ``"continue"`` skips the packet
+(reported through ``on_packet_crash`` and counted as failed) and finishes the run;
+``"fail_fast"`` raises at the first failure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from podline.executors import Executor
+from podline.functions import RowStatus
+from podline.nodes import (
+    ErrorPolicy,
+    Node,
+    is_function_node,
+    is_operator_node,
+    is_source_node,
+)
+from podline.pipeline.graph import PipelineGraph
+from podline.pipeline.observers import NoOpObserver, ObserverProtocol
+from podline.streams import TableStream
+
+__all__ = ["NodeCounts", "OrchestratorResult", "SyncPipelineOrchestrator"]
+
+
+@dataclass
+class NodeCounts:
+    """What happened to a node's input packets in one run."""
+
+    computed: int = 0
+    cached: int = 0
+    skipped: int = 0
+    failed: int = 0
+    rows: int = 0
+
+
+@dataclass
+class OrchestratorResult:
+    """The outcome of one run: its id, per-node counts and (optionally) node outputs."""
+
+    run_id: str
+    pipeline_uri: str
+    counts: dict[str, NodeCounts]
+    node_outputs: dict[str, TableStream] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class SyncPipelineOrchestrator:
+    """Runs nodes one after another in topological order."""
+
+    def __init__(self, error_policy: ErrorPolicy = "continue") -> None:
+        if error_policy not in ("continue", "fail_fast"):
+            raise ValueError(
+                f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}"
+            )
+        self.error_policy: ErrorPolicy = error_policy
+
+    def run(
+        self,
+        graph: PipelineGraph,
+        *,
+        observer: ObserverProtocol | None = None,
+        materialize_results: bool = True,
+        run_id: str | None = None,
+        pipeline_uri: str = "",
+        executor: Executor | None = None,
+    ) -> OrchestratorResult:
+        observer = observer if observer is not None else NoOpObserver()
+        run_id = run_id or str(uuid.uuid4())
+        started = time.perf_counter()
+        buffers: dict[int, TableStream] = {}
+        pending = {id(n): len(graph.successors(n)) for n in graph}
+        result = OrchestratorResult(run_id, pipeline_uri, {})
+        observer.on_run_start(run_id=run_id, pipeline_uri=pipeline_uri)
+        try:
+            for node in graph:
+                output = self._run_node(node, buffers, observer, executor)
+                buffers[id(node)] = output
+                result.counts[node.label] = _counts(node, output)
+                if materialize_results:
+                    result.node_outputs[node.label] = output
+                else:
+                    for upstream in node.upstreams:
+                        pending[id(upstream)] -= 1
+                        if pending[id(upstream)] == 0:
+                            buffers.pop(id(upstream), None)
+        finally:
+            result.seconds = time.perf_counter() - started
+            observer.on_run_end(run_id=run_id)
+        return result
+
+    def _run_node(
+        self,
+        node: Node,
+        buffers: dict[int, TableStream],
+        observer: ObserverProtocol,
+        executor: Executor | None,
+    ) -> TableStream:
+        node_hash = str(node.content_hash())
+        tags, _ = node.output_schema(system_tags=True)
+        scoped = observer.contextualize(*node.identity_path)
+        scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags)
+        inputs = [buffers[id(u)] for u in node.upstreams]  # declared upstream order
+        if is_source_node(node):
+            output = node.execute()
+        elif is_function_node(node):
+            if len(inputs) != 1:
+                raise ValueError(
+                    f"function node {node.label!r} needs exactly 1 upstream, has {len(inputs)}"
+                )
+            output = node.execute(
+                inputs[0],
+                observer=scoped,
+                error_policy=self.error_policy,
+                executor=executor,
+            )
+        elif is_operator_node(node):
+            output = node.execute(*inputs)
+        else:
+            raise TypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
+        scoped.on_node_end(node_label=node.label, node_hash=node_hash)
+        return output
+
+
+def _counts(node: Any, output: TableStream) -> NodeCounts:
+    counts = NodeCounts(rows=len(output))
+    statuses = getattr(node, "counts", None) if is_function_node(node) else None
+    if statuses:
+        counts.computed = statuses[RowStatus.COMPUTED]
+        counts.cached = statuses[RowStatus.CACHED]
+        counts.skipped = statuses[RowStatus.SKIPPED]
+        counts.failed = statuses[RowStatus.FAILED]
+    return counts

@@ -1,0 +1,165 @@
+"""``Pipeline``: records what is applied inside ``with pipeline:``, compiles it, runs it.
+
+Inside the block every operator and function-pod invocation is recorded and nothing is
+computed. Leaving the block compiles the recorded streams into nodes (``pipeline.nodes``,
+also reachable as attributes: ``pipeline.<label>``) bound to scopes of the store:
+
+* function results go to ``results/`` (the memo, shared by every pipeline on the store);
+* operator nodes keep their LOG/REPLAY rows under ``pipelines/<name>/nodes/<identity>``;
+* run records go to ``pipelines/<name>/runs``.
+
+``run()`` executes the graph (sync orchestrator by default) and returns the orchestrator's
+result, whose ``counts`` say per node how many packets were computed, cached, skipped and
+failed. Its URI, ``<name>@<16 hex>``, changes whenever a node or an edge does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from podline.errors import PodlineError, format_names
+from podline.executors import Executor
+from podline.nodes import CacheMode, ErrorPolicy, Node
+from podline.pipeline.graph import PipelineGraph, compile_graph
+from podline.pipeline.observers import ObserverProtocol
+from podline.pipeline.orchestrator import OrchestratorResult, SyncPipelineOrchestrator
+from podline.stores import RECORD_ID, Store, default_store
+from podline.streams import ProducedStream, tracking
+
+__all__ = ["Pipeline", "PipelineError"]
+
+
+class PipelineError(PodlineError):
+    """A pipeline is used in a way its life cycle does not allow."""
+
+
+class Pipeline:
+    """A named pipeline over a store (``None``: ``podline.default_store()``)."""
+
+    def __init__(
+        self,
+        name: str,
+        store: Store | None = None,
+        *,
+        cache_modes: Mapping[str, CacheMode | str] | None = None,
+    ) -> None:
+        if not name or "/" in name:
+            raise PipelineError(f"pipeline name must be non-empty without '/', got {name!r}")
+        self.name = name
+        self.store = store if store is not None else default_store()
+        self.cache_modes = {k: CacheMode(v) for k, v in (cache_modes or {}).items()}
+        self._recorded: list[ProducedStream] = []
+        self._tracking: Any = None
+        self.graph: PipelineGraph | None = None
+
+    # ------------------------------------------------------------------ tracking
+    def record(self, stream: ProducedStream) -> None:
+        """Called for every invocation made inside the ``with`` block."""
+        self._recorded.append(stream)
+
+    def __enter__(self) -> Pipeline:
+        if self._tracking is not None:
+            raise PipelineError(f"pipeline {self.name!r} is already recording")
+        self._tracking = tracking(self)
+        self._tracking.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._tracking.__exit__(exc_type, exc, tb)
+        self._tracking = None
+        if exc_type is None:
+            self.compile()
+
+    def compile(self) -> PipelineGraph:
+        """Build the node graph of everything recorded so far."""
+        self.graph = compile_graph(
+            self._recorded,
+            result_store=self.store.at("results"),
+            node_store=self.store.at("pipelines", self.name, "nodes"),
+            cache_modes=self.cache_modes,
+        )
+        return self.graph
+
+    # ------------------------------------------------------------------ nodes
+    @property
+    def nodes(self) -> dict[str, Node]:
+        """The compiled nodes by label."""
+        if self.graph is None:
+            self.compile()
+        assert self.graph is not None
+        return dict(self.graph.by_label)
+
+    def __getattr__(self, name: str) -> Node:
+        graph = self.__dict__.get("graph")
+        if graph is not None and name in graph.by_label:
+            return graph.by_label[name]
+        labels = format_names(graph.by_label) if graph is not None else "none (not compiled)"
+        raise AttributeError(f"pipeline has no node {name!r}; nodes are {labels}")
+
+    @property
+    def uri(self) -> str:
+        """``<name>@<16 hex of the DAG snapshot>``: deterministic for the same graph."""
+        graph = self.graph if self.graph is not None else self.compile()
+        return f"{self.name}@{graph.snapshot_hash()}"
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        orchestrator: SyncPipelineOrchestrator | None = None,
+        observer: ObserverProtocol | None = None,
+        executor: Executor | None = None,
+        error_policy: ErrorPolicy | None = None,
+        *,
+        materialize_results: bool = True,
+        run_id: str | None = None,
+    ) -> OrchestratorResult:
+        """Compile if needed, run every node, flush the store and record the run."""
+        graph = self.graph if self.graph is not None else self.compile()
+        if orchestrator is None:
+            orchestrator = SyncPipelineOrchestrator(error_policy or "continue")
+        elif error_policy is not None:
+            orchestrator.error_policy = error_policy
+        try:
+            result = orchestrator.run(
+                graph,
+                observer=observer,
+                materialize_results=materialize_results,
+                run_id=run_id,
+                pipeline_uri=self.uri,
+                executor=executor,
+            )
+        finally:
+            self.store.flush()
+        self._record_run(result)
+        return result
+
+    def _record_run(self, result: OrchestratorResult) -> None:
+        rows = [
+            {
+                RECORD_ID: f"{result.run_id}/{label}",
+                "run_id": result.run_id,
+                "pipeline_uri": result.pipeline_uri,
+                "node": label,
+                "computed": c.computed,
+                "cached": c.cached,
+                "skipped": c.skipped,
+                "failed": c.failed,
+                "rows": c.rows,
+                "seconds": result.seconds,
+                "finished_at": dt.datetime.now(dt.UTC),
+            }
+            for label, c in result.counts.items()
+        ]
+        if rows:
+            self.store.write(("pipelines", self.name, "runs"), pa.Table.from_pylist(rows))
+            self.store.flush()
