@@ -250,7 +250,7 @@ def test_R9_unknown_node_type_raises(store: Store) -> None:
     pipeline = linear(store)
     assert pipeline.graph is not None
     pipeline.add.node_type = "mystery"  # type: ignore[misc]
-    with pytest.raises(TypeError, match="^Unknown node type: 'mystery'"):
+    with pytest.raises(TypeError, match=r"^Unknown node type: 'mystery'"):
         pipeline.run()
 
 
