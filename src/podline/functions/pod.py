@@ -101,6 +101,8 @@ class PodResult:
     #: Per input row: whether its call ran in this run (False for results found in the store
     #: or shared with an earlier row), whatever its status.
     computed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: Per input row: the hash of its argument packet, i.e. its record id in the memo.
+    argument_hashes: pa.Array = field(default_factory=lambda: pa.array([], pa.large_string()))
 
     @property
     def status(self) -> list[RowStatus]:
@@ -348,7 +350,12 @@ class _Run:
         ran = np.zeros(len(codes), dtype=bool)
         ran[unique.first_row[misses]] = True
         return PodResult(
-            self.output(results, position[unique.of_row]), codes, self.errors, self.captures, ran
+            self.output(results, position[unique.of_row]),
+            codes,
+            self.errors,
+            self.captures,
+            ran,
+            unique.hashes.take(pa.array(unique.of_row)),
         )
 
     # -------------------------------------------------------------- arguments

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
@@ -15,6 +16,7 @@ from podline.functions import FunctionPod, PodResult, RowStatus
 from podline.functions.pod import CALL_BATCH
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType
+from podline.nodes.records import ProvenanceRecords
 from podline.stores import RECORD_ID, Store
 from podline.streams import ProducedStream, Producer, Stream, TableStream
 
@@ -131,6 +133,8 @@ class FunctionNode(Node):
         self.pod: FunctionPod = producer
         self.result_store = result_store
         self.executor = executor
+        #: The node's scope of the pipeline's store, for provenance records (set at compile).
+        self.store: Store | None = None
         self.last_result: PodResult | None = None
         #: Rows per status in the last ``execute``.
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
@@ -175,12 +179,13 @@ class FunctionNode(Node):
             )
         result = self.pod.execute(
             batch,
-            executor=executor or self.executor,
+            executor=self.executor or executor,  # a node's own executor wins
             result_store=self.result_store,
             logger_factory=observer.create_packet_logger if hooks else None,
             on_error="continue",
         )
         self.last_result = result
+        self._record(batch, result)
         if hooks:
             self._report(rows, result, observer)
         if result.errors and error_policy == "fail_fast":
@@ -188,6 +193,60 @@ class FunctionNode(Node):
         for row, error in sorted(result.errors.items()):
             _log.warning("%s: row %d failed and was skipped: %s", self.label, row, error)
         return result
+
+    @property
+    def records(self) -> ProvenanceRecords | None:
+        """The node's provenance records (None without a store)."""
+        if self.store is None:
+            return None
+        return ProvenanceRecords(self.store, self.pod.packet_function, self.result_store)
+
+    def _record(self, batch: TableStream, result: PodResult) -> None:
+        records = self.records
+        if records is None or not len(batch):
+            return
+        tags, _ = batch.keys(system_tags=True)
+        table = batch.as_table(system_tags=True)
+        hashes = batch.packet_hashes()
+        entry_ids = records.entry_ids(table, tags, hashes)
+        kept = pa.array(result.codes != _FAILED)
+        statuses = pa.array(_STATUS_NAMES[result.codes], pa.large_string())
+        records.write(
+            table.select(list(tags)).filter(kept),
+            entry_ids=entry_ids.filter(kept),
+            packet_hashes=hashes.filter(kept),
+            result_ids=result.argument_hashes.filter(kept),
+            statuses=statuses.filter(kept),
+        )
+
+    def entry_ids(self, stream: Stream) -> pa.Array:
+        """The entry id of every row of an input stream (see ``records``)."""
+        tags, _ = stream.keys(system_tags=True)
+        return ProvenanceRecords.entry_ids(
+            stream.as_table(system_tags=True), tags, _packet_hashes(stream)
+        )
+
+    def get_cached_results(self, entry_ids: Sequence[str]) -> dict[str, tuple[Tag, Packet]]:
+        """The stored outputs of these input entries: ``{entry id: (tag, output packet)}``.
+
+        Only entries with a stored, non-skipped result appear; nothing is computed.
+        """
+        records = self.records
+        tags, _ = self.keys()
+        found = records.output(tags, list(entry_ids)) if records and entry_ids else None
+        if found is None:
+            return {}
+        ids, stream = found
+        return dict(zip(ids.to_pylist(), stream.iter_packets(), strict=True))
+
+    def _kept(self) -> TableStream:
+        if self._output is None:
+            records = self.records
+            tags, _ = self.keys()
+            found = records.output(tags) if records is not None else None
+            if found is not None:
+                self._output = found[1]  # loading stored results computes nothing
+        return super()._kept()
 
     def _report(self, rows: list[tuple[Tag, Packet]], result: PodResult, observer: Any) -> None:
         outputs = iter(result.stream.iter_packets())
@@ -214,6 +273,18 @@ class FunctionNode(Node):
                 output_packet=output,
                 cached=not ran,
             )
+
+
+_STATUS_NAMES = np.array([status.value for status in RowStatus], dtype=object)
+_FAILED = list(RowStatus).index(RowStatus.FAILED)
+
+
+def _packet_hashes(stream: Stream) -> pa.Array:
+    hashes = getattr(stream, "packet_hashes", None)
+    if hashes is not None:
+        return hashes()
+    _, packets = stream.keys()
+    return row_hash_strings(stream.as_table(), list(packets))
 
 
 def _concat(parts: list[TableStream], tags: tuple[str, ...], label: str) -> TableStream:

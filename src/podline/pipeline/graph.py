@@ -106,8 +106,8 @@ def compile_graph(
             else:
                 mode = modes.get(label, modes.get(type(stream.producer).__name__, CacheMode.OFF))
                 node = OperatorNode(stream, upstreams, label, cache_mode=mode)
-                if node_store is not None:
-                    node.store = node_store.at(*node.identity_path)
+            if node_store is not None:
+                node.store = node_store.at(*node.identity_path)
         else:
             node = SourceNode(stream, (), unique_label(stream.label))
         by_hash[key] = node

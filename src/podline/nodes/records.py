@@ -1,0 +1,97 @@
+"""Pipeline provenance records of a function node: which input row led to which result.
+
+One record per input entry, keyed by its *entry id*: the hash of the input tag (system tags
+included) and the input packet's content hash. Same tag, system tags and packet: same id; any
+change in provenance: a new id. A record holds the tag and system tags, the input packet hash,
+the result's record id in the function memo, and whether the first run that saw the entry
+computed it, found it in the memo, or skipped it. Records are written once per entry id, like
+every store record, so repeated runs add nothing.
+
+Joined with the memo, records give back a node's output without running anything: that is how a
+node serves reads, and ``get_cached_results``, in a fresh process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.columns import meta_column, source_info_column
+from podline.functions import PacketFunction, ResultCache
+from podline.functions.memo import SKIPPED_COLUMN
+from podline.hashing import row_hash_strings
+from podline.stores import RECORD_ID, Store
+from podline.streams import TableStream
+
+__all__ = ["INPUT_HASH", "RESULT_ID", "STATUS", "ProvenanceRecords"]
+
+INPUT_HASH = meta_column("input_hash")
+RESULT_ID = meta_column("result_id")
+STATUS = meta_column("status")
+_PATH = ("records",)
+
+
+class ProvenanceRecords:
+    """The records of one function node, in its scope of the pipeline's store."""
+
+    def __init__(self, store: Store, function: PacketFunction, result_store: Store | None) -> None:
+        self.store = store
+        self.function = function
+        self.memo = ResultCache(result_store, function) if result_store is not None else None
+
+    @staticmethod
+    def entry_ids(table: pa.Table, tag_columns: Sequence[str], packet_hashes: pa.Array) -> pa.Array:
+        """The entry id of every row: tags and system tags plus the packet's content hash."""
+        keyed = table.select(list(tag_columns)).append_column(INPUT_HASH, packet_hashes)
+        return row_hash_strings(keyed)
+
+    def write(
+        self,
+        tags: pa.Table,
+        *,
+        entry_ids: pa.Array,
+        packet_hashes: pa.Array,
+        result_ids: pa.Array,
+        statuses: pa.Array,
+    ) -> None:
+        """Record these rows, given their tags and system tags (rows already recorded are
+        left as they are)."""
+        records = tags
+        for name, column in (
+            (RECORD_ID, entry_ids),
+            (INPUT_HASH, packet_hashes),
+            (RESULT_ID, result_ids),
+            (STATUS, statuses),
+        ):
+            records = records.append_column(name, column)
+        if records.num_rows:
+            self.store.write(_PATH, records)
+
+    def output(
+        self, tag_columns: Sequence[str], entry_ids: Sequence[str] | None = None
+    ) -> tuple[pa.Array, TableStream] | None:
+        """The stored output rows (of ``entry_ids``, or of every record) and their entry ids,
+        or None if nothing usable is stored: no records, or no memo to resolve them."""
+        if self.memo is None:
+            return None
+        records = self.store.scan(_PATH) if entry_ids is None else self.store.read(_PATH, entry_ids)
+        if records is None or records.num_rows == 0:
+            return None
+        results = self.memo.lookup(records.column(RESULT_ID))
+        position = pc.index_in(records.column(RESULT_ID), results.column(RECORD_ID))
+        found = pc.is_valid(position)
+        records, position = records.filter(found), position.filter(found)
+        taken = results.take(position)
+        keep = pc.invert(taken.column(SKIPPED_COLUMN))
+        records, taken = records.filter(keep), taken.filter(keep)
+        table = records.drop_columns([RECORD_ID, INPUT_HASH, RESULT_ID, STATUS])
+        for field in self.function.output_schema.to_arrow():
+            table = table.append_column(field, taken.column(field.name).cast(field.type))
+        for key in self.function.output_keys:
+            table = table.append_column(
+                source_info_column(key), taken.column(source_info_column(key))
+            )
+        types = dict(self.function.output_schema)
+        return records.column(RECORD_ID), TableStream(table, tuple(tag_columns), types=types)

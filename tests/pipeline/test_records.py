@@ -1,0 +1,142 @@
+"""Provenance records, cached-result lookups, passive reads of stored results, resumption."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import podline
+from podline import function_pod
+from podline.nodes import FunctionNode
+from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS
+from podline.pipeline import Pipeline
+from podline.stores import RECORD_ID, DeltaStore, MemoryStore, Store
+
+CALLS: list[int] = []
+
+
+@function_pod("y", live_output=False)
+def triple(a: int) -> int:
+    CALLS.append(a)
+    if a == 99:
+        raise ValueError("no")
+    return 3 * a
+
+
+@pytest.fixture(params=["memory", "delta"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    backend: Store = MemoryStore() if request.param == "memory" else DeltaStore(tmp_path / "db")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    CALLS.clear()
+
+
+def build(store: Store, values: list[int], source_id: str = "src") -> Pipeline:
+    rows = [{"id": i, "a": v} for i, v in enumerate(values)]
+    with Pipeline("records", store) as pipeline:
+        triple.pod(podline.DictSource(rows, tag_columns=["id"], source_id=source_id))
+    return pipeline
+
+
+def node(pipeline: Pipeline) -> FunctionNode:
+    found = pipeline.triple
+    assert isinstance(found, FunctionNode)
+    return found
+
+
+def test_R41_R44_one_record_per_input_entry(store: Store) -> None:
+    pipeline = build(store, [1, 2, 3])
+    pipeline.run()
+    pipeline.run()
+    records = node(pipeline).store.scan("records")  # type: ignore[union-attr]
+    assert records is not None
+    assert records.num_rows == 3
+    assert set(records.column(STATUS).to_pylist()) == {"computed"}
+    assert records.column("id").to_pylist() == [0, 1, 2]
+    assert {INPUT_HASH, RESULT_ID, RECORD_ID} <= set(records.column_names)
+
+
+def test_R40_entry_ids_follow_tags_system_tags_and_packets(store: Store) -> None:
+    pipeline = build(store, [1, 2])
+    stream = pipeline.DictSource.execute()  # a source node is labelled by its class
+    ids = node(pipeline).entry_ids(stream).to_pylist()
+    assert ids == node(pipeline).entry_ids(stream).to_pylist()
+    assert len(set(ids)) == 2
+    other = build(store, [1, 2], source_id="elsewhere")  # same values, other system tags
+    assert node(other).entry_ids(other.DictSource.execute()).to_pylist() != ids
+
+
+def test_R46_failures_are_not_recorded(store: Store) -> None:
+    pipeline = build(store, [1, 99])
+    result = pipeline.run()
+    assert result.counts["triple"].failed == 1
+    records = node(pipeline).store.scan("records")  # type: ignore[union-attr]
+    assert records is not None
+    assert records.column("id").to_pylist() == [0]
+
+
+def test_R50_R52_get_cached_results(store: Store) -> None:
+    pipeline = build(store, [1, 2])
+    function = node(pipeline)
+    assert function.get_cached_results([]) == {}
+    stream = pipeline.DictSource.execute()
+    ids = function.entry_ids(stream).to_pylist()
+    assert function.get_cached_results(ids) == {}
+    pipeline.run()
+    one = function.get_cached_results(ids[:1])
+    assert list(one) == ids[:1]
+    tag, packet = one[ids[0]]
+    assert tag.as_dict() == {"id": 0}
+    assert packet.as_dict() == {"y": 3}
+
+
+def test_reads_serve_stored_results_without_computing(store: Store) -> None:
+    build(store, [1, 2, 3]).run()
+    CALLS.clear()
+    fresh = build(store, [1, 2, 3])  # a new pipeline object, as in a new process
+    assert fresh.triple.as_table().column("y").to_pylist() == [3, 6, 9]
+    assert CALLS == []
+
+
+def test_cross_process_resume_computes_nothing(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import podline
+        from podline import function_pod
+        from podline.pipeline import Pipeline
+        from podline.stores import DeltaStore
+
+        calls = []
+
+        @function_pod("y", live_output=False)
+        def square(a: int) -> int:
+            calls.append(a)
+            return a * a
+
+        rows = [{{"id": i, "a": i}} for i in range(50)]
+        with Pipeline("resume", DeltaStore({str(tmp_path / "db")!r})) as pipeline:
+            square.pod(podline.DictSource(rows, tag_columns=["id"]))
+        result = pipeline.run()
+        print(len(calls), result.counts["square"].cached, len(pipeline.square))
+        """
+    )
+    path = tmp_path / "job.py"
+    path.write_text(script)
+
+    def run() -> list[int]:
+        out = subprocess.run(
+            [sys.executable, str(path)], capture_output=True, text=True, check=True
+        ).stdout
+        return [int(x) for x in out.split()]
+
+    assert run() == [50, 0, 50]
+    assert run() == [0, 50, 50]
