@@ -1,4 +1,4 @@
-"""podline quickstart: sources, an operator chain and memoized function pods.
+"""podline quickstart: a pipeline of sources, a join, two function pods, a filter and a batch.
 
 Run it twice with ``python examples/quickstart.py``: the first run computes every function
 call and stores the results in the default store (``.podline/`` in the working directory, or
@@ -13,13 +13,12 @@ import polars as pl
 
 import podline
 from podline import SKIP, function_pod
-from podline.functions import FunctionPodStream, RowStatus
+from podline.pipeline import Pipeline
 
 HERE = Path(__file__).parent
-STORE = podline.default_store()
 
 
-@function_pod("speed", version="v1", result_store=STORE)
+@function_pod("speed", version="v1")
 def speed(reaction_ms: float | None, age: int) -> float:
     """Responses per second, corrected for age (a made-up model); no reaction: no row."""
     if reaction_ms is None:
@@ -27,16 +26,9 @@ def speed(reaction_ms: float | None, age: int) -> float:
     return 1000.0 / reaction_ms * (1 + (age - 30) / 200)
 
 
-@function_pod("grade", result_store=STORE)
+@function_pod("grade")
 def grade(speed: float, correct: bool | None) -> str:
     return "fast" if speed > 2.45 and correct else "slow"
-
-
-def summary(name: str, stream: FunctionPodStream) -> str:
-    result = stream.result
-    assert result is not None, "read the stream first"
-    counts = ", ".join(f"{s.value} {result.count(s)}" for s in RowStatus if result.count(s))
-    return f"{name:<6} {counts}"
 
 
 def main() -> None:
@@ -53,21 +45,27 @@ def main() -> None:
         HERE / "data" / "measurements.csv", tag_columns=["subject", "session"]
     )
 
-    joined = trials.join(subjects)  # one row per trial, with its subject's packet
-    speeds = speed.pod(joined)  # extra packet columns (group, correct) are ignored
-    grades = grade.pod(speeds.join(joined.select_packet_columns(["correct"])))
-    fast = grades.filter(pl.col("grade") == "fast")
-    batched = fast.batch(batch_size=2)  # rows grouped two by two into lists
+    with Pipeline("quickstart") as pipeline:  # on podline.default_store()
+        joined = trials.join(subjects, label="trials")  # each trial with its subject
+        speeds = speed.pod(joined)  # extra packet columns (group, correct) are ignored
+        grades = grade.pod(speeds.join(joined.select_packet_columns(["correct"])))
+        fast = grades.filter(pl.col("grade") == "fast", label="fast")
+        fast.batch(batch_size=2, label="batched")  # rows grouped two by two into lists
 
-    print(grades.as_table(sort_by_tags=True), end="\n\n")
+    result = pipeline.run()
+
+    print(pipeline.grade.as_table(sort_by_tags=True), end="\n\n")
     print("fast trials, in batches of two:")
-    for tag, packet in batched:
+    for tag, packet in pipeline.batched:
         print(f"  {tag.as_dict()} -> {packet.as_dict()}")
-    print()
-    print(summary("speed", speeds))
-    print(summary("grade", grades))
-    print(f"store: {STORE.to_config()}")
-    STORE.flush()
+    print(f"\nrun {result.run_id} of {result.pipeline_uri} ({result.seconds:.2f} s)")
+    for label, counts in result.counts.items():
+        if label in ("speed", "grade"):
+            print(
+                f"  {label:<6} computed {counts.computed}, cached {counts.cached}, "
+                f"skipped {counts.skipped}, failed {counts.failed}"
+            )
+    print(f"store: {pipeline.store.to_config()}")
 
 
 if __name__ == "__main__":

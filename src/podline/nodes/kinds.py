@@ -13,7 +13,6 @@ import pyarrow as pa
 from podline.datagrams import Packet, Tag
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, RowStatus
-from podline.functions.pod import CALL_BATCH
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType
 from podline.nodes.records import ProvenanceRecords
@@ -23,6 +22,9 @@ from podline.streams import ProducedStream, Producer, Stream, TableStream
 __all__ = ["CacheMode", "ErrorPolicy", "FunctionNode", "OperatorNode", "SourceNode"]
 
 ErrorPolicy = Literal["continue", "fail_fast"]
+
+#: Input rows per function-node batch: one bulk store lookup and one records write each.
+NODE_BATCH = 1 << 16
 _log = logging.getLogger(__name__)
 
 
@@ -152,10 +154,10 @@ class FunctionNode(Node):
         tags, _ = stream.keys()
         self.counts = dict.fromkeys(RowStatus, 0)
         parts: list[TableStream] = []
-        # Bounded batches: packet hooks fire around each batch's calls, results are stored
-        # batch by batch.
-        for start in range(0, max(table.num_rows, 1), CALL_BATCH):
-            batch = TableStream(table.slice(start, CALL_BATCH), tags, label=self.label)
+        # Bounded batches: store lookups and records go batch by batch, and packet hooks fire
+        # around each batch (the pod itself computes and stores in smaller batches).
+        for start in range(0, max(table.num_rows, 1), NODE_BATCH):
+            batch = TableStream(table.slice(start, NODE_BATCH), tags, label=self.label)
             result = self._run_batch(batch, observer, error_policy, executor)
             for status in RowStatus:
                 self.counts[status] += result.count(status)
