@@ -3,6 +3,7 @@
 from podline.nodes.base import (
     FunctionNodeProtocol,
     Node,
+    NodeOutput,
     NodeType,
     OperatorNodeProtocol,
     SourceNodeProtocol,
@@ -18,6 +19,7 @@ __all__ = [
     "FunctionNode",
     "FunctionNodeProtocol",
     "Node",
+    "NodeOutput",
     "NodeType",
     "OperatorNode",
     "OperatorNodeProtocol",

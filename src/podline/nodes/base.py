@@ -21,11 +21,12 @@ from podline.columns import source_info_column
 from podline.datagrams import Packet, Tag
 from podline.hashing import ContentHash
 from podline.schema import Schema
-from podline.streams import Stream, StreamMixin, TableStream
+from podline.streams import DelegatingStream, Stream, StreamMixin, TableStream
 
 __all__ = [
     "FunctionNodeProtocol",
     "Node",
+    "NodeOutput",
     "NodeType",
     "OperatorNodeProtocol",
     "SourceNodeProtocol",
@@ -154,6 +155,37 @@ class Node(StreamMixin):
 
     def as_table(self, **options: Any) -> pa.Table:
         return self._kept().as_table(**options)
+
+
+class NodeOutput(DelegatingStream):
+    """A node's materialized output that keeps the node's identity.
+
+    Downstream operators name system tags after their inputs' pipeline hashes, so a buffer
+    handed to them must hash like the stream it materializes, not like an anonymous table.
+    """
+
+    def __init__(self, node: Node, rows: TableStream) -> None:
+        self.node = node
+        self.rows = rows
+        self.label = node.label
+
+    def _stream(self) -> TableStream:
+        return self.rows
+
+    def content_hash(self) -> ContentHash:
+        return self.node.content_hash()
+
+    def pipeline_hash(self) -> ContentHash:
+        return self.node.pipeline_hash()
+
+    def identity_structure(self) -> Any:
+        return self.node.identity_structure()
+
+    def pipeline_identity_structure(self) -> Any:
+        return self.node.pipeline_identity_structure()
+
+    def packet_hashes(self) -> pa.Array:
+        return self.rows.packet_hashes()
 
 
 def _empty_stream(node: Node) -> TableStream:

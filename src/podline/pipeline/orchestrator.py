@@ -22,6 +22,7 @@ from podline.functions import RowStatus
 from podline.nodes import (
     ErrorPolicy,
     Node,
+    NodeOutput,
     is_function_node,
     is_operator_node,
     is_source_node,
@@ -110,7 +111,8 @@ class SyncPipelineOrchestrator:
         tags, _ = node.output_schema(system_tags=True)
         scoped = observer.contextualize(*node.identity_path)
         scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags)
-        inputs = [buffers[id(u)] for u in node.upstreams]  # declared upstream order
+        # Declared upstream order; each buffer keeps its node's identity (see NodeOutput).
+        inputs = [NodeOutput(u, buffers[id(u)]) for u in node.upstreams]
         if is_source_node(node):
             output = node.execute()
         elif is_function_node(node):

@@ -1,0 +1,202 @@
+"""Named requirement and regression cases (ids from shared/reference/seed-requirements.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+import podline
+from podline import function_pod
+from podline.errors import InputValidationError
+from podline.operators import Join
+from podline.pipeline import Observer, Pipeline
+from podline.stores import MemoryStore
+
+CALLS: list[int] = []
+
+
+@function_pod("y", live_output=False)
+def inc(a: int) -> int:
+    CALLS.append(a)
+    return a + 1
+
+
+class Counter(Observer):
+    def __init__(self) -> None:
+        self.starts: dict[str, int] = {}
+        self.ends: dict[str, int] = {}
+        self.node_starts: list[str] = []
+        self.node_ends: list[str] = []
+
+    def on_node_start(self, *, node_label: str, **kwargs: Any) -> None:
+        self.node_starts.append(node_label)
+
+    def on_node_end(self, *, node_label: str, **kwargs: Any) -> None:
+        self.node_ends.append(node_label)
+
+    def on_packet_start(self, *, node_label: str, **kwargs: Any) -> None:
+        self.starts[node_label] = self.starts.get(node_label, 0) + 1
+
+    def on_packet_end(self, *, node_label: str, **kwargs: Any) -> None:
+        self.ends[node_label] = self.ends.get(node_label, 0) + 1
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    CALLS.clear()
+
+
+def source(n: int = 4, label: str = "src") -> podline.Source:
+    return podline.DictSource([{"id": i, "a": i} for i in range(n)], ["id"], label=label)
+
+
+def test_R2_topological_order_in_a_diamond() -> None:
+    left, right = (
+        source(label="left"),
+        podline.DictSource([{"id": i, "b": i} for i in range(4)], ["id"], label="right"),
+    )
+    with Pipeline("diamond", MemoryStore()) as pipeline:
+        inc.pod(Join()(left, right, label="joined"))
+    counter = Counter()
+    pipeline.run(observer=counter)
+    order = counter.node_starts
+    assert order.index("joined") > max(order.index("left"), order.index("right"))
+    assert order.index("inc") > order.index("joined")
+
+
+def test_R22_R23_every_node_once_packet_hooks_once_per_input() -> None:
+    with Pipeline("hooks", MemoryStore()) as pipeline:
+        inc.pod(source(5)).select_tag_columns(["id"], label="ids")
+    counter = Counter()
+    pipeline.run(observer=counter)
+    assert counter.node_starts == counter.node_ends == ["src", "inc", "ids"]
+    assert counter.starts == counter.ends == {"inc": 5}
+
+
+def test_R25_cache_hits_fire_packet_hooks() -> None:
+    store = MemoryStore()
+    with Pipeline("hits", store) as pipeline:
+        inc.pod(source(3))
+    pipeline.run()
+    counter = Counter()
+    pipeline.run(observer=counter)
+    assert counter.starts == counter.ends == {"inc": 3}
+
+
+def test_R36_reads_after_run_serve_results_without_recomputing() -> None:
+    with Pipeline("reads", MemoryStore()) as pipeline:
+        inc.pod(source(3))
+    pipeline.run()
+    CALLS.clear()
+    assert pipeline.inc.as_table().column("y").to_pylist() == [1, 2, 3]
+    assert [p["y"] for _, p in pipeline.inc.iter_packets()] == [1, 2, 3]
+    assert CALLS == []
+
+
+def test_R59_B5_source_node_iteration_is_lazy() -> None:
+    with Pipeline("lazy", MemoryStore()) as pipeline:
+        inc.pod(source(2))
+    node = pipeline.src
+    first = list(node.iter_packets())
+    second = list(node.iter_packets())
+    assert len(first) == len(second) == 2
+    assert not node.has_output
+
+
+def test_R62_R63_B9_operator_nodes_keep_the_stream_identity() -> None:
+    left, right = (
+        source(label="left"),
+        podline.DictSource([{"id": i, "b": i} for i in range(4)], ["id"], label="right"),
+    )
+    pull = Join()(left, right)
+    with Pipeline("identity", MemoryStore()) as pipeline:
+        Join()(left, right, label="joined")
+    pipeline.run()
+    node = pipeline.joined
+    assert node.content_hash() == pull.content_hash()
+    assert node.pipeline_hash() == pull.pipeline_hash()
+    assert (
+        node.as_table(system_tags=True).column_names == pull.as_table(system_tags=True).column_names
+    )
+
+
+def test_R61_source_nodes_keep_the_source_identity() -> None:
+    src = source()
+    with Pipeline("source-identity", MemoryStore()) as pipeline:
+        inc.pod(src)
+    assert pipeline.src.pipeline_hash() == src.pipeline_hash()
+    assert pipeline.src.content_hash() == src.content_hash()
+
+
+def test_R76_completed_nodes_keep_their_results_after_a_failure() -> None:
+    store = MemoryStore()
+
+    @function_pod("z", live_output=False)
+    def explode(y: int) -> int:
+        raise RuntimeError("boom")
+
+    with Pipeline("partial", store) as pipeline:
+        explode.pod(inc.pod(source(3)))
+    with pytest.raises(podline.FunctionCallError):
+        pipeline.run(error_policy="fail_fast")
+    CALLS.clear()
+    with Pipeline("partial", store) as again:
+        inc.pod(source(3))
+    again.run()
+    assert CALLS == []  # inc's results were persisted before explode failed
+
+
+def test_B2_R78_error_messages_are_sorted_and_stable() -> None:
+    script = textwrap.dedent(
+        """
+        import podline
+        from podline import function_pod
+
+        @function_pod("out", live_output=False)
+        def f(zeta: int, alpha: int, mid: int) -> int:
+            return zeta
+
+        try:
+            f.pod(podline.DictSource([{"id": 1, "other": 1}], ["id"]))
+        except podline.InputValidationError as error:
+            print(error)
+        """
+    )
+
+    def message(seed: str, tmp: str) -> str:
+        path = os.path.join(tmp, f"job_{seed}.py")
+        with open(path, "w") as handle:
+            handle.write(script)
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        return subprocess.run(
+            [sys.executable, path], capture_output=True, text=True, check=True, env=env
+        ).stdout
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        first, second = message("1", tmp), message("4242", tmp)
+    assert first == second
+    assert "'alpha', 'mid', 'zeta'" in first
+
+
+def test_B11_outputs_are_never_stale_after_a_new_run() -> None:
+    store = MemoryStore()
+    with Pipeline("stale", store) as pipeline:
+        inc.pod(source(2))
+    pipeline.run()
+    assert len(pipeline.inc.as_table()) == 2
+    with Pipeline("stale", store) as bigger:
+        inc.pod(source(3))
+    bigger.run()
+    assert len(bigger.inc.as_table()) == 3
+
+
+def test_mistyped_inputs_fail_when_the_pipeline_is_built() -> None:
+    with pytest.raises(InputValidationError), Pipeline("typed", MemoryStore()):
+        inc.pod(podline.DictSource([{"id": 1, "a": "text"}], ["id"]))
