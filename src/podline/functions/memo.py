@@ -43,6 +43,17 @@ class ResultCache:
             ]
         )
 
+    @staticmethod
+    def empty_for(function: PacketFunction) -> pa.Table:
+        """A zero-row table in the memo layout of ``function``."""
+        outputs = function.output_schema.to_arrow()
+        return pa.schema(
+            [
+                *(field.with_nullable(True) for field in outputs),
+                *(pa.field(source_info_column(k), pa.large_string()) for k in outputs.names),
+            ]
+        ).empty_table()
+
     def lookup(self, input_hashes: Sequence[str] | pa.Array) -> pa.Table:
         """Stored records for these input hashes (hits only), typed by ``self.schema``."""
         found = self.store.read(self.path, input_hashes)

@@ -15,7 +15,7 @@ from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, RowStatus
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType
-from podline.nodes.records import ProvenanceRecords
+from podline.nodes.records import Found, ProvenanceRecords
 from podline.stores import RECORD_ID, Store
 from podline.streams import ProducedStream, Producer, Stream, TableStream
 
@@ -173,21 +173,26 @@ class FunctionNode(Node):
         error_policy: ErrorPolicy,
         executor: Executor | None,
     ) -> PodResult:
+        """Serve what the records know, run the rest, in input order (one batch)."""
         hooks = observer is not None and bool(getattr(observer, "observes_packets", True))
         rows = list(batch.iter_packets()) if hooks else []
+        node_hash = str(self.content_hash())
         for tag, packet in rows:
             observer.on_packet_start(
-                node_label=self.label, node_hash=str(self.content_hash()), tag=tag, packet=packet
+                node_label=self.label, node_hash=node_hash, tag=tag, packet=packet
             )
-        result = self.pod.execute(
-            batch,
+        found = self._find(batch)
+        misses = np.flatnonzero(~found.found)
+        computed = self.pod.execute(
+            _take(batch, misses),
             executor=self.executor or executor,  # a node's own executor wins
             result_store=self.result_store,
             logger_factory=observer.create_packet_logger if hooks else None,
             on_error="continue",
         )
+        self._record(_take(batch, misses), computed)
+        result = _merge(batch, found, misses, computed)
         self.last_result = result
-        self._record(batch, result)
         if hooks:
             self._report(rows, result, observer)
         if result.errors and error_policy == "fail_fast":
@@ -195,6 +200,15 @@ class FunctionNode(Node):
         for row, error in sorted(result.errors.items()):
             _log.warning("%s: row %d failed and was skipped: %s", self.label, row, error)
         return result
+
+    def _find(self, batch: TableStream) -> Found:
+        records = self.records
+        if records is None or not len(batch):
+            none = np.zeros(len(batch), dtype=bool)
+            return Found(none, none, pa.table({}))
+        tags, _ = batch.keys(system_tags=True)
+        entry_ids = records.entry_ids(batch.as_table(system_tags=True), tags, batch.packet_hashes())
+        return records.find(entry_ids)
 
     @property
     def records(self) -> ProvenanceRecords | None:
@@ -278,7 +292,47 @@ class FunctionNode(Node):
 
 
 _STATUS_NAMES = np.array([status.value for status in RowStatus], dtype=object)
-_FAILED = list(RowStatus).index(RowStatus.FAILED)
+_CODE = {status: index for index, status in enumerate(RowStatus)}
+_FAILED = _CODE[RowStatus.FAILED]
+
+
+def _take(batch: TableStream, rows: np.ndarray) -> TableStream:
+    if len(rows) == len(batch):
+        return batch
+    tags, _ = batch.keys()
+    table = batch.as_table(system_tags=True, source_info=True).take(pa.array(rows, pa.int64()))
+    return TableStream(table, tags, label=batch.label, types=_types([batch]))
+
+
+def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodResult) -> PodResult:
+    """One result for the whole batch: found rows (cached or skipped) and computed ones."""
+    n = len(batch)
+    codes = np.full(n, _CODE[RowStatus.CACHED], dtype=np.int8)
+    codes[found.skipped] = _CODE[RowStatus.SKIPPED]
+    codes[misses] = computed.codes
+    ran = np.zeros(n, dtype=bool)
+    ran[misses] = computed.computed
+    # Output rows: found-and-produced rows, then computed rows that produced output, merged
+    # back into input order.
+    found_rows = np.flatnonzero(found.found & ~found.skipped)
+    produced = np.isin(computed.codes, [_CODE[RowStatus.COMPUTED], _CODE[RowStatus.CACHED]])
+    computed_rows = misses[produced]
+    tags, _ = batch.keys()
+    tag_names, _ = batch.keys(system_tags=True)
+    stored = batch.as_table(system_tags=True).select(list(tag_names))
+    parts = [computed.stream.as_table(system_tags=True, source_info=True)]
+    if len(found_rows):
+        hits = stored.take(pa.array(found_rows, pa.int64()))
+        for name in found.outputs.column_names:
+            hits = hits.append_column(name, found.outputs.column(name))
+        parts.insert(0, hits.select(parts[0].column_names).cast(parts[0].schema))
+    order = np.argsort(np.concatenate([found_rows, computed_rows]), kind="stable")
+    table = pa.concat_tables(parts).take(pa.array(order, pa.int64()))
+    types = _types([computed.stream])
+    stream = TableStream(table, tags, label=batch.label, types=types)
+    errors = {int(misses[i]): e for i, e in computed.errors.items()}
+    captures = {int(misses[i]): c for i, c in computed.captures.items()}
+    return PodResult(stream, codes, errors, captures, ran)
 
 
 def _packet_hashes(stream: Stream) -> pa.Array:

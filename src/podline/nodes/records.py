@@ -14,7 +14,9 @@ node serves reads, and ``get_cached_results``, in a fresh process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,12 +27,26 @@ from podline.hashing import row_hash_strings
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
-__all__ = ["INPUT_HASH", "RESULT_ID", "STATUS", "ProvenanceRecords"]
+__all__ = ["INPUT_HASH", "RESULT_ID", "STATUS", "Found", "ProvenanceRecords"]
 
 INPUT_HASH = meta_column("input_hash")
 RESULT_ID = meta_column("result_id")
 STATUS = meta_column("status")
 _PATH = ("records",)
+
+
+@dataclass
+class Found:
+    """What ``ProvenanceRecords.find`` knows about a batch of entries.
+
+    ``found[i]``: entry ``i`` needs no computing; ``skipped[i]``: it was skipped;
+    ``outputs``: the output columns (and source info) of the found, not skipped entries, in
+    entry order.
+    """
+
+    found: np.ndarray
+    skipped: np.ndarray
+    outputs: pa.Table
 
 
 class ProvenanceRecords:
@@ -68,6 +84,43 @@ class ProvenanceRecords:
             records = records.append_column(name, column)
         if records.num_rows:
             self.store.write(_PATH, records)
+
+    def find(self, entry_ids: pa.Array) -> Found:
+        """Which of these entries this node has already handled, without computing.
+
+        An entry counts as found when its record says it was skipped, or when the memo
+        still holds its result; the rest must be run (again).
+        """
+        none = np.zeros(len(entry_ids), dtype=bool)
+        records = self.store.read(_PATH, entry_ids, columns=[RECORD_ID, RESULT_ID, STATUS])
+        if self.memo is None or records is None or records.num_rows == 0:
+            return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
+        results = self.memo.lookup(records.column(RESULT_ID))
+        position = pc.index_in(records.column(RESULT_ID), results.column(RECORD_ID))
+        skipped = pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
+        resolved = pc.is_valid(position).to_numpy(zero_copy_only=False)
+        usable = skipped | resolved
+        produced = resolved & ~skipped
+        outputs = results.take(position.filter(pa.array(produced)))
+        # Map back from stored records to the entries asked for (read keeps their order).
+        row_of = pc.index_in(records.column(RECORD_ID), entry_ids).to_numpy(zero_copy_only=False)
+        found, was_skipped = none.copy(), none.copy()
+        found[row_of[usable]] = True
+        was_skipped[row_of[skipped]] = True
+        return Found(found, was_skipped, self._outputs_of(outputs))
+
+    def _outputs_of(self, results: pa.Table) -> pa.Table:
+        """Output columns and their source info, typed by the output schema."""
+        columns: dict[str, pa.ChunkedArray] = {}
+        fields = []
+        for field in self.function.output_schema.to_arrow():
+            columns[field.name] = results.column(field.name).cast(field.type)
+            fields.append(field)
+        for key in self.function.output_keys:
+            info = source_info_column(key)
+            columns[info] = results.column(info)
+            fields.append(pa.field(info, pa.large_string()))
+        return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
 
     def output(
         self, tag_columns: Sequence[str], entry_ids: Sequence[str] | None = None
