@@ -58,13 +58,8 @@ def main() -> None:
     print("fast trials, in batches of two:")
     for tag, packet in pipeline.batched:
         print(f"  {tag.as_dict()} -> {packet.as_dict()}")
-    print(f"\nrun {result.run_id} of {result.pipeline_uri} ({result.seconds:.2f} s)")
-    for label, counts in result.counts.items():
-        if label in ("speed", "grade"):
-            print(
-                f"  {label:<6} computed {counts.computed}, cached {counts.cached}, "
-                f"skipped {counts.skipped}, failed {counts.failed}"
-            )
+    print()
+    print(result)  # per node: computed, cached, skipped, failed, rows
     print(f"store: {pipeline.store.to_config()}")
 
 

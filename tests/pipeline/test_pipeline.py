@@ -358,3 +358,13 @@ def test_observers_compose_and_no_op_satisfies_the_protocol() -> None:
 def test_orchestrator_validates_error_policy() -> None:
     with pytest.raises(ValueError, match="error_policy"):
         SyncPipelineOrchestrator("sometimes")  # type: ignore[arg-type]
+
+
+def test_run_summary_reads_well(store: Store) -> None:
+    result = linear(store).run()
+    text = str(result)
+    assert text.splitlines()[0].startswith(f"run {result.run_id} of linear@")
+    assert "computed" in text.splitlines()[1]
+    double_line = next(line for line in text.splitlines() if line.strip().startswith("double"))
+    assert double_line.split()[1:] == ["2", "0", "1", "0", "2"]
+    assert "<table>" in result._repr_html_()

@@ -12,6 +12,7 @@ whatever happens; a node that raises does not get ``on_node_end``.
 
 from __future__ import annotations
 
+import html
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,13 +48,53 @@ class NodeCounts:
 
 @dataclass
 class OrchestratorResult:
-    """The outcome of one run: its id, per-node counts and (optionally) node outputs."""
+    """The outcome of one run: its id, per-node counts and (optionally) node outputs.
+
+    ``str(result)`` is a readable summary; notebooks show it as an HTML table.
+    """
 
     run_id: str
     pipeline_uri: str
     counts: dict[str, NodeCounts]
-    node_outputs: dict[str, TableStream] = field(default_factory=dict)
+    node_outputs: dict[str, TableStream] = field(default_factory=dict, repr=False)
     seconds: float = 0.0
+
+    _COLUMNS = ("computed", "cached", "skipped", "failed", "rows")
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        return [
+            (label, *(str(getattr(c, name)) for name in self._COLUMNS))
+            for label, c in self.counts.items()
+        ]
+
+    def __str__(self) -> str:
+        header = ("node", *self._COLUMNS)
+        rows = self._rows()
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+        def line(cells: tuple[str, ...]) -> str:
+            first = cells[0].ljust(widths[0])
+            rest = "  ".join(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+            return f"  {first}  {rest}"
+
+        failed = sum(c.failed for c in self.counts.values())
+        lines = [
+            f"run {self.run_id} of {self.pipeline_uri or '(unnamed)'}: {self.seconds:.2f} s",
+            line(header),
+            *(line(r) for r in rows),
+        ]
+        if failed:
+            lines.append(f"  {failed} packet(s) failed; see the run's packet-crash reports")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in ("node", *self._COLUMNS))
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in self._rows()
+        )
+        title = html.escape(f"run {self.run_id} of {self.pipeline_uri}: {self.seconds:.2f} s")
+        return f"<div><p><b>{title}</b></p><table><tr>{head}</tr>{body}</table></div>"
 
 
 class SyncPipelineOrchestrator:
