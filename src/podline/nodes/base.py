@@ -30,6 +30,7 @@ __all__ = [
     "NodeType",
     "OperatorNodeProtocol",
     "SourceNodeProtocol",
+    "empty_output",
     "is_function_node",
     "is_operator_node",
     "is_source_node",
@@ -143,7 +144,7 @@ class Node(StreamMixin):
 
     def _kept(self) -> TableStream:
         if self._output is None:
-            return _empty_stream(self)
+            return empty_output(self)
         return self._output
 
     # Passive reads: never compute.
@@ -188,7 +189,7 @@ class NodeOutput(DelegatingStream):
         return self.rows.packet_hashes()
 
 
-def _empty_stream(node: Node) -> TableStream:
+def empty_output(node: Node) -> TableStream:
     """A zero-row stream with the node's schema, hidden columns included."""
     tags, packets = node.output_schema(system_tags=True)
     fields = [*tags.to_arrow(), *packets.to_arrow()]

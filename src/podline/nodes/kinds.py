@@ -14,7 +14,7 @@ from podline.datagrams import Packet, Tag
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, RowStatus
 from podline.hashing import row_hash_strings
-from podline.nodes.base import Node, NodeType
+from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.records import Found, ProvenanceRecords
 from podline.stores import RECORD_ID, Store
 from podline.streams import ProducedStream, Producer, Stream, TableStream
@@ -99,19 +99,15 @@ class OperatorNode(Node):
     def _replay(self) -> TableStream:
         stored = self.store.scan(("rows",)) if self.store is not None else None
         if stored is None:
-            return self._kept()
+            return empty_output(self)
         tags, _ = self.keys()
         return TableStream(stored.drop_columns([RECORD_ID]), tags, label=self.label)
 
     def _log_rows(self, output: TableStream) -> None:
         assert self.store is not None
         table = output.as_table(system_tags=True, source_info=True)
-        keyed = table.append_column(RECORD_ID, _row_ids(output))
-        self.store.write(("rows",), keyed)
-
-
-def _row_ids(stream: TableStream) -> pa.Array:
-    return row_hash_strings(stream.as_table(system_tags=True, source_info=True))
+        # A row's id is its content, so logging the same rows again adds nothing.
+        self.store.write(("rows",), table.append_column(RECORD_ID, row_hash_strings(table)))
 
 
 class FunctionNode(Node):
@@ -181,16 +177,24 @@ class FunctionNode(Node):
             observer.on_packet_start(
                 node_label=self.label, node_hash=node_hash, tag=tag, packet=packet
             )
-        found = self._find(batch)
+        records = self.records
+        hashes = batch.packet_hashes()
+        entry_ids = self.entry_ids(batch) if records is not None else None
+        found = _nothing_found(len(batch))
+        if records is not None and entry_ids is not None and len(batch):
+            found = records.find(entry_ids)
         misses = np.flatnonzero(~found.found)
+        todo = _take(batch, misses)
         computed = self.pod.execute(
-            _take(batch, misses),
+            todo,
             executor=self.executor or executor,  # a node's own executor wins
             result_store=self.result_store,
             logger_factory=observer.create_packet_logger if hooks else None,
             on_error="continue",
         )
-        self._record(_take(batch, misses), computed)
+        if records is not None and entry_ids is not None and len(todo):
+            picked = pa.array(misses, pa.int64())
+            _write_records(records, todo, entry_ids.take(picked), hashes.take(picked), computed)
         result = _merge(batch, found, misses, computed)
         self.last_result = result
         if hooks:
@@ -201,39 +205,12 @@ class FunctionNode(Node):
             _log.warning("%s: row %d failed and was skipped: %s", self.label, row, error)
         return result
 
-    def _find(self, batch: TableStream) -> Found:
-        records = self.records
-        if records is None or not len(batch):
-            none = np.zeros(len(batch), dtype=bool)
-            return Found(none, none, pa.table({}))
-        tags, _ = batch.keys(system_tags=True)
-        entry_ids = records.entry_ids(batch.as_table(system_tags=True), tags, batch.packet_hashes())
-        return records.find(entry_ids)
-
     @property
     def records(self) -> ProvenanceRecords | None:
         """The node's provenance records (None without a store)."""
         if self.store is None:
             return None
         return ProvenanceRecords(self.store, self.pod.packet_function, self.result_store)
-
-    def _record(self, batch: TableStream, result: PodResult) -> None:
-        records = self.records
-        if records is None or not len(batch):
-            return
-        tags, _ = batch.keys(system_tags=True)
-        table = batch.as_table(system_tags=True)
-        hashes = batch.packet_hashes()
-        entry_ids = records.entry_ids(table, tags, hashes)
-        kept = pa.array(result.codes != _FAILED)
-        statuses = pa.array(_STATUS_NAMES[result.codes], pa.large_string())
-        records.write(
-            table.select(list(tags)).filter(kept),
-            entry_ids=entry_ids.filter(kept),
-            packet_hashes=hashes.filter(kept),
-            result_ids=result.argument_hashes.filter(kept),
-            statuses=statuses.filter(kept),
-        )
 
     def entry_ids(self, stream: Stream) -> pa.Array:
         """The entry id of every row of an input stream (see ``records``)."""
@@ -294,6 +271,31 @@ class FunctionNode(Node):
 _STATUS_NAMES = np.array([status.value for status in RowStatus], dtype=object)
 _CODE = {status: index for index, status in enumerate(RowStatus)}
 _FAILED = _CODE[RowStatus.FAILED]
+
+
+def _nothing_found(n: int) -> Found:
+    none = np.zeros(n, dtype=bool)
+    return Found(none, none, pa.table({}))
+
+
+def _write_records(
+    records: ProvenanceRecords,
+    batch: TableStream,
+    entry_ids: pa.Array,
+    hashes: pa.Array,
+    result: PodResult,
+) -> None:
+    """Record the rows of ``batch`` that did not fail."""
+    tags, _ = batch.keys(system_tags=True)
+    kept = pa.array(result.codes != _FAILED)
+    statuses = pa.array(_STATUS_NAMES[result.codes], pa.large_string())
+    records.write(
+        batch.as_table(system_tags=True).select(list(tags)).filter(kept),
+        entry_ids=entry_ids.filter(kept),
+        packet_hashes=hashes.filter(kept),
+        result_ids=result.argument_hashes.filter(kept),
+        statuses=statuses.filter(kept),
+    )
 
 
 def _take(batch: TableStream, rows: np.ndarray) -> TableStream:
