@@ -161,33 +161,30 @@ class CompositeObserver(Observer):
         self.observers = tuple(observers)
         self.observes_packets = any(getattr(o, "observes_packets", True) for o in observers)
 
-    def on_run_start(self, **kwargs: Any) -> None:
+    def _fan_out(self, hook: str, kwargs: dict[str, Any]) -> None:
         for observer in self.observers:
-            observer.on_run_start(**kwargs)
+            getattr(observer, hook)(**kwargs)
+
+    def on_run_start(self, **kwargs: Any) -> None:
+        self._fan_out("on_run_start", kwargs)
 
     def on_run_end(self, **kwargs: Any) -> None:
-        for observer in self.observers:
-            observer.on_run_end(**kwargs)
+        self._fan_out("on_run_end", kwargs)
 
     def on_node_start(self, **kwargs: Any) -> None:
-        for observer in self.observers:
-            observer.on_node_start(**kwargs)
+        self._fan_out("on_node_start", kwargs)
 
     def on_node_end(self, **kwargs: Any) -> None:
-        for observer in self.observers:
-            observer.on_node_end(**kwargs)
+        self._fan_out("on_node_end", kwargs)
 
     def on_packet_start(self, **kwargs: Any) -> None:
-        for observer in self.observers:
-            observer.on_packet_start(**kwargs)
+        self._fan_out("on_packet_start", kwargs)
 
     def on_packet_end(self, **kwargs: Any) -> None:
-        for observer in self.observers:
-            observer.on_packet_end(**kwargs)
+        self._fan_out("on_packet_end", kwargs)
 
     def on_packet_crash(self, **kwargs: Any) -> None:
-        for observer in self.observers:
-            observer.on_packet_crash(**kwargs)
+        self._fan_out("on_packet_crash", kwargs)
 
     def contextualize(self, *identity_path: str) -> CompositeObserver:
         return CompositeObserver(*(o.contextualize(*identity_path) for o in self.observers))
