@@ -40,6 +40,7 @@ __all__ = [
     "infer_schema",
     "infer_type",
     "map_entries",
+    "null_in_required_child",
     "table_from_columns",
     "table_from_rows",
     "to_arrow_value",
@@ -178,7 +179,7 @@ def _column_array(name: str, values: Sequence[Any], tp: PodType) -> pa.Array:
             f"column {name!r} has type {type_name(tp)} but holds None; "
             f"declare it as {type_name(tp)} | None"
         )
-    nested = _null_in_required_child(array, name)
+    nested = null_in_required_child(array, name)
     if nested is not None:
         raise InputValidationError(
             f"column {name!r} has type {type_name(tp)} but {nested!r} holds None; "
@@ -187,7 +188,7 @@ def _column_array(name: str, values: Sequence[Any], tp: PodType) -> pa.Array:
     return array
 
 
-def _null_in_required_child(array: pa.Array, path: str) -> str | None:
+def null_in_required_child(array: pa.Array, path: str) -> str | None:
     """The path of a non-nullable nested field holding a null (``pa.array`` does not check)."""
     t = array.type
     if pa.types.is_struct(t):
@@ -208,7 +209,7 @@ def _null_in_required_child(array: pa.Array, path: str) -> str | None:
     for child_field, child, child_path in children:
         if not child_field.nullable and child.null_count:
             return child_path
-        found = _null_in_required_child(child, child_path)
+        found = null_in_required_child(child, child_path)
         if found is not None:
             return found
     return None

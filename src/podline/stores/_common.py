@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podline.conversion import _null_in_required_child
+from podline.conversion import null_in_required_child
 from podline.errors import StoreError, UnsupportedTypeError, format_names
 from podline.schema import python_type, type_name
 from podline.stores.base import PathLike, StorePath, normalize_path
@@ -286,7 +286,7 @@ def _convert(column: pa.ChunkedArray, f: pa.Field, path: StorePath) -> pa.Chunke
         relabeled = pa.Array._import_from_c_capsule(
             f.type.__arrow_c_schema__(), chunk.__arrow_c_array__()[1]
         )
-        nested = _null_in_required_child(relabeled, f.name)
+        nested = null_in_required_child(relabeled, f.name)
         if nested is not None:
             raise StoreError(
                 f"{nested!r} at {path_text(path)} is stored as non-nullable but the written "
