@@ -200,3 +200,46 @@ def test_B11_outputs_are_never_stale_after_a_new_run() -> None:
 def test_mistyped_inputs_fail_when_the_pipeline_is_built() -> None:
     with pytest.raises(InputValidationError), Pipeline("typed", MemoryStore()):
         inc.pod(podline.DictSource([{"id": 1, "a": "text"}], ["id"]))
+
+
+class RecordingExecutor:
+    """An executor that runs calls locally and remembers that it was used."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def execute(self, fn: Any, arguments: Any, *, live: bool = True) -> Any:
+        from podline.executors import LocalExecutor
+
+        self.batches += 1
+        return LocalExecutor().execute(fn, arguments, live=live)
+
+
+def test_run_executor_applies_to_every_function_node_and_nodes_override_it() -> None:
+    @function_pod("z", live_output=False)
+    def dec(y: int) -> int:
+        return y - 1
+
+    with Pipeline("executors", MemoryStore()) as pipeline:
+        dec.pod(inc.pod(source(3)))
+    run_wide, own = RecordingExecutor(), RecordingExecutor()
+    pipeline.dec.executor = own  # type: ignore[attr-defined]
+    pipeline.run(executor=run_wide)
+    assert run_wide.batches == 1  # inc ran on the run's executor
+    assert own.batches == 1  # dec ran on its own
+    assert pipeline.dec.as_table().column("z").to_pylist() == [0, 1, 2]
+
+
+def test_R11_R12_empty_buffers_keep_their_node_identity() -> None:
+    @function_pod("never", live_output=False)
+    def nothing(a: int) -> int:
+        return podline.SKIP
+
+    right = podline.DictSource([{"id": 1, "b": 1}], ["id"], label="right")
+    with Pipeline("empty-identity", MemoryStore()) as pipeline:
+        Join()(nothing.pod(source(3)), right, label="joined")
+    pull = Join()(nothing.pod(source(3)), right)
+    pipeline.run()
+    table = pipeline.joined.as_table(system_tags=True)
+    assert table.num_rows == 0
+    assert table.column_names == pull.as_table(system_tags=True).column_names
