@@ -243,3 +243,103 @@ def test_R11_R12_empty_buffers_keep_their_node_identity() -> None:
     table = pipeline.joined.as_table(system_tags=True)
     assert table.num_rows == 0
     assert table.column_names == pull.as_table(system_tags=True).column_names
+
+
+class EndSpy(Observer):
+    def __init__(self) -> None:
+        self.ends: list[tuple[dict[str, Any], Any, bool]] = []
+
+    def on_packet_end(
+        self, *, tag: podline.Tag, output_packet: Any, cached: bool, **kwargs: Any
+    ) -> None:
+        out = None if output_packet is None else output_packet.as_dict()
+        self.ends.append((tag.as_dict(), out, cached))
+
+
+def test_R26_skipped_packets_still_end_with_no_output() -> None:
+    @function_pod("y", live_output=False)
+    def odd_only(a: int) -> int:
+        return a if a % 2 else podline.SKIP
+
+    with Pipeline("skips", MemoryStore()) as pipeline:
+        odd_only.pod(source(3))
+    spy = EndSpy()
+    pipeline.run(observer=spy)
+    assert spy.ends == [
+        ({"id": 0}, None, False),
+        ({"id": 1}, {"y": 1}, False),
+        ({"id": 2}, None, False),
+    ]
+
+
+def test_R28_R75_a_failing_node_raises_without_ending() -> None:
+    @function_pod("y", live_output=False)
+    def broken(a: int) -> int:
+        raise KeyError("missing")
+
+    with Pipeline("raises", MemoryStore()) as pipeline:
+        broken.pod(source(2))
+    counter = Counter()
+    with pytest.raises(podline.FunctionCallError, match="KeyError"):
+        pipeline.run(observer=counter, error_policy="fail_fast")
+    assert "broken" in counter.node_starts
+    assert "broken" not in counter.node_ends
+
+
+def test_R42_R43_B6_records_are_keyed_by_the_input_tag_and_say_what_happened() -> None:
+    store = MemoryStore()
+    with Pipeline("flags", store) as first:
+        inc.pod(source(2))
+    first.run()
+    function = first.inc
+    records = function.store.scan("records")  # type: ignore[attr-defined]
+    stream = first.src.execute()
+    assert sorted(records.column("__record_id").to_pylist()) == sorted(
+        function.entry_ids(stream).to_pylist()  # type: ignore[attr-defined]
+    )
+    assert records.column("__meta:status").to_pylist() == ["computed", "computed"]
+    # Another pipeline on the same store finds the results in the shared memo.
+    with Pipeline("other", store) as second:
+        inc.pod(source(2))
+    second.run()
+    other = second.inc.store.scan("records")  # type: ignore[attr-defined]
+    assert other.column("__meta:status").to_pylist() == ["cached", "cached"]
+
+
+def test_R47_run_flushes_the_store(tmp_path: Any) -> None:
+    from podline.stores import DeltaStore
+
+    store = DeltaStore(tmp_path / "db", flush_rows=10**9, flush_seconds=3600)
+    with Pipeline("flushed", store) as pipeline:
+        inc.pod(source(3))
+    pipeline.run()
+    reopened = DeltaStore(tmp_path / "db")
+    assert reopened.list(("pipelines", "flushed"))
+    assert reopened.scan(("pipelines", "flushed", "runs")) is not None
+
+
+def test_R73_B7_concurrent_executors_keep_input_order() -> None:
+    import random
+    import time
+
+    from podline.executors import ThreadExecutor
+
+    @function_pod("y", live_output=False)
+    def jittery(a: int) -> int:
+        time.sleep(random.random() / 200)
+        return a
+
+    with Pipeline("order", MemoryStore()) as pipeline:
+        jittery.pod(source(40))
+    pipeline.run(executor=ThreadExecutor(8))
+    assert pipeline.jittery.as_table().column("y").to_pylist() == list(range(40))
+
+
+def test_R72_outputs_follow_the_latest_run() -> None:
+    store = MemoryStore()
+    with Pipeline("latest", store) as pipeline:
+        inc.pod(source(2))
+    pipeline.run()
+    before = pipeline.inc.as_table()
+    pipeline.run()
+    assert pipeline.inc.as_table().equals(before)
