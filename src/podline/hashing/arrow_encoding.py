@@ -50,7 +50,7 @@ from podline.schema import FILE_PATH_FIELD
 __all__ = ["hash_table", "logical_type", "row_hash_strings", "row_hashes_hex"]
 
 #: Rows encoded per step; bounds the transient memory of a large table.
-BATCH_ROWS = 1 << 16
+BATCH_ROWS = 1 << 15
 
 _EMPTY = pa.scalar(b"", pa.large_binary())
 _TS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
