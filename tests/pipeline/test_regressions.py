@@ -343,3 +343,30 @@ def test_R72_outputs_follow_the_latest_run() -> None:
     before = pipeline.inc.as_table()
     pipeline.run()
     assert pipeline.inc.as_table().equals(before)
+
+
+def test_R23_each_packet_starts_before_its_calls_batch_and_ends_after() -> None:
+    events: list[tuple[str, int]] = []
+
+    class Order(Observer):
+        def on_packet_start(self, *, tag: podline.Tag, **kwargs: Any) -> None:
+            events.append(("start", tag["id"]))
+
+        def on_packet_end(self, *, tag: podline.Tag, **kwargs: Any) -> None:
+            events.append(("end", tag["id"]))
+
+    @function_pod("y", live_output=False)
+    def logged(a: int) -> int:
+        events.append(("call", a))
+        return a
+
+    store = MemoryStore()
+    with Pipeline("start-order", store) as pipeline:
+        logged.pod(source(3))
+    pipeline.run(observer=Order())
+    # Every start precedes its call, every call precedes its end, in input order.
+    for i in range(3):
+        assert events.index(("start", i)) < events.index(("call", i)) < events.index(("end", i))
+    events.clear()
+    pipeline.run(observer=Order())  # cached: each packet starts and ends, nothing is called
+    assert events == [("start", 0), ("end", 0), ("start", 1), ("end", 1), ("start", 2), ("end", 2)]

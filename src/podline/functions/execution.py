@@ -117,11 +117,14 @@ class PodRun:
         self,
         pod: FunctionPod,
         stream: Stream,
+        *,
         executor: Executor,
         store: Store | None,
         logger_factory: LoggerFactory | None,
+        before_calls: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self.pod = pod
+        self.before_calls = before_calls
         self.fn = pod.packet_function
         self.stream = stream
         self.executor = executor
@@ -192,6 +195,8 @@ class PodRun:
 
     def _compute_batch(self, unique: _Unique, misses: np.ndarray) -> pa.Table:
         rows = unique.first_row[misses]
+        if self.before_calls is not None:
+            self.before_calls(rows)
         selected = self.args.take(pa.array(rows))
         names = self.call_order
         columns = [column_to_python(selected.column(n), self.args_schema[n]) for n in names]

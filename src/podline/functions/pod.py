@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
@@ -190,19 +191,23 @@ class FunctionPod(IdentityMixin):
         result_store: Store | None = None,
         logger_factory: LoggerFactory | None = None,
         on_error: OnError = "raise",
+        before_calls: Callable[[np.ndarray], None] | None = None,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
         With ``on_error="raise"`` the first failing row (in input order) raises a
         ``FunctionCallError`` after every successful result has been stored; with
         ``"continue"`` failing rows are left out and reported in ``PodResult.errors``.
+        ``before_calls(rows)`` is told, before each batch of calls starts, which input rows
+        that batch computes.
         """
         run = PodRun(
             self,
             stream,
-            executor or self.executor or LocalExecutor(),
-            result_store if result_store is not None else self.result_store,
-            logger_factory,
+            executor=executor or self.executor or LocalExecutor(),
+            store=result_store if result_store is not None else self.result_store,
+            logger_factory=logger_factory,
+            before_calls=before_calls,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -172,11 +172,18 @@ class FunctionNode(Node):
         """Serve what the records know, run the rest, in input order (one batch)."""
         hooks = observer is not None and bool(getattr(observer, "observes_packets", True))
         rows = list(batch.iter_packets()) if hooks else []
+        started = np.zeros(len(batch), dtype=bool)
         node_hash = str(self.content_hash())
-        for tag, packet in rows:
-            observer.on_packet_start(
-                node_label=self.label, node_hash=node_hash, tag=tag, packet=packet
-            )
+
+        def start(indices: np.ndarray) -> None:
+            for i in indices.tolist():
+                if not started[i]:
+                    tag, packet = rows[i]
+                    observer.on_packet_start(
+                        node_label=self.label, node_hash=node_hash, tag=tag, packet=packet
+                    )
+                    started[i] = True
+
         records = self.records
         hashes = batch.packet_hashes()
         entry_ids = self.entry_ids(batch) if records is not None else None
@@ -191,6 +198,8 @@ class FunctionNode(Node):
             result_store=self.result_store,
             logger_factory=observer.create_packet_logger if hooks else None,
             on_error="continue",
+            # A packet's start fires just before the batch of calls that computes it.
+            before_calls=(lambda todo_rows: start(misses[todo_rows])) if hooks else None,
         )
         if records is not None and entry_ids is not None and len(todo):
             picked = pa.array(misses, pa.int64())
@@ -198,7 +207,7 @@ class FunctionNode(Node):
         result = _merge(batch, found, misses, computed)
         self.last_result = result
         if hooks:
-            self._report(rows, result, observer)
+            self._report(rows, result, observer, start)
         if result.errors and error_policy == "fail_fast":
             raise result.errors[min(result.errors)]
         for row, error in sorted(result.errors.items()):
@@ -241,12 +250,20 @@ class FunctionNode(Node):
                 self._output = found[1]  # loading stored results computes nothing
         return super()._kept()
 
-    def _report(self, rows: list[tuple[Tag, Packet]], result: PodResult, observer: Any) -> None:
+    def _report(
+        self,
+        rows: list[tuple[Tag, Packet]],
+        result: PodResult,
+        observer: Any,
+        start: Callable[[np.ndarray], None],
+    ) -> None:
+        """End every packet in input order; packets not computed start just before ending."""
         outputs = iter(result.stream.iter_packets())
         node_hash = str(self.content_hash())
         for index, ((tag, packet), status, ran) in enumerate(
             zip(rows, result.status, result.computed.tolist(), strict=True)
         ):
+            start(np.array([index]))
             if status is RowStatus.FAILED:
                 error = result.errors.get(index)
                 observer.on_packet_crash(
