@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import podline
 from podline.functions import SKIP, FunctionPod, PacketFunction, RowStatus, function_pod
-from podline.stores import DeltaStore, MemoryStore, Store
+from podline.stores import Store
 
 from .conftest import ModuleMaker
 
@@ -24,13 +23,6 @@ def add_one(a: int) -> int:
 def skip_odd(a: int) -> int:
     CALLS.append(a)
     return SKIP if a % 2 else a
-
-
-@pytest.fixture(params=["memory", "delta"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    backend: Store = MemoryStore() if request.param == "memory" else DeltaStore(tmp_path / "s")
-    yield backend
-    backend.close()
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ that id in shared/reference/seed-requirements.md.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +23,7 @@ from podline.pipeline import (
     Pipeline,
     SyncPipelineOrchestrator,
 )
-from podline.stores import DeltaStore, MemoryStore, Store
+from podline.stores import Store
 
 CALLS: list[str] = []
 
@@ -82,13 +81,6 @@ class Spy(Observer):
 
     def count(self, name: str, label: str | None = None) -> int:
         return sum(1 for e in self.events if e[0] == name and (label is None or e[1] == label))
-
-
-@pytest.fixture(params=["memory", "delta"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    backend: Store = MemoryStore() if request.param == "memory" else DeltaStore(tmp_path / "db")
-    yield backend
-    backend.close()
 
 
 @pytest.fixture(autouse=True)

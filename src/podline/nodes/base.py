@@ -152,7 +152,7 @@ class Node(StreamMixin):
         return self._kept().iter_packets()
 
     def __len__(self) -> int:
-        return len(self._output) if self._output is not None else 0
+        return len(self._kept())
 
     def as_table(self, **options: Any) -> pa.Table:
         return self._kept().as_table(**options)

@@ -50,9 +50,6 @@ class SourceNode(Node):
             return _as_table_stream(self.stream, self.label)
         return self._output
 
-    def __len__(self) -> int:
-        return len(self._kept())
-
 
 class CacheMode(enum.StrEnum):
     """What an operator node does with its store.

@@ -10,7 +10,7 @@ Identical invocations (equal content hashes) merge into one node. Labels come fr
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from podline.functions import FunctionPod
@@ -28,9 +28,14 @@ class PipelineGraph:
 
     nodes: tuple[Node, ...]
     by_label: dict[str, Node] = field(init=False)
+    _successors: dict[int, list[Node]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.by_label = {node.label: node for node in self.nodes}
+        self._successors = {id(node): [] for node in self.nodes}
+        for node in self.nodes:
+            for upstream in node.upstreams:
+                self._successors[id(upstream)].append(node)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -39,15 +44,15 @@ class PipelineGraph:
         return len(self.nodes)
 
     def successors(self, node: Node) -> list[Node]:
-        """The nodes that read ``node``'s output."""
-        return [n for n in self.nodes if any(u is node for u in n.upstreams)]
+        """The nodes that read ``node``'s output (once per edge)."""
+        return list(self._successors[id(node)])
 
     def snapshot_hash(self) -> str:
         """16 hex digits over the nodes' content hashes (in a canonical topological order)
         and the edges: changes whenever a node or an edge changes."""
         if not self.nodes:
             return ""
-        order = _canonical_order(self.nodes)
+        order = _canonical_order(self.nodes, self._successors)
         edges = sorted(
             (str(u.content_hash()), str(n.content_hash())) for n in self.nodes for u in n.upstreams
         )
@@ -55,9 +60,9 @@ class PipelineGraph:
         return ContentHash.of(text.encode()).short(16)
 
 
-def _canonical_order(nodes: Iterable[Node]) -> list[Node]:
+def _canonical_order(nodes: Sequence[Node], successors: Mapping[int, list[Node]]) -> list[Node]:
     """Kahn's algorithm with ties broken by content hash: the same order for the same graph."""
-    nodes = list(nodes)
+    position = {id(n): i for i, n in enumerate(nodes)}
     waiting = {id(n): len(n.upstreams) for n in nodes}
     ready = [(str(n.content_hash()), i) for i, n in enumerate(nodes) if not n.upstreams]
     heapq.heapify(ready)
@@ -66,11 +71,10 @@ def _canonical_order(nodes: Iterable[Node]) -> list[Node]:
         _, i = heapq.heappop(ready)
         node = nodes[i]
         order.append(node)
-        for j, other in enumerate(nodes):
-            if any(u is node for u in other.upstreams):
-                waiting[id(other)] -= 1
-                if waiting[id(other)] == 0:
-                    heapq.heappush(ready, (str(other.content_hash()), j))
+        for other in successors[id(node)]:
+            waiting[id(other)] -= 1
+            if waiting[id(other)] == 0:
+                heapq.heappush(ready, (str(other.content_hash()), position[id(other)]))
     return order
 
 
