@@ -25,6 +25,7 @@ from podline.executors.base import paused_gc
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.packet_function import PacketFunction
 from podline.hashing import row_hash_strings
+from podline.matching import index_in, is_in
 from podline.schema import PodType, Schema, is_optional
 from podline.stores import RECORD_ID, Store
 from podline.streams import Stream, TableStream
@@ -149,16 +150,12 @@ class PodRun:
             return PodResult(self.output(empty, np.zeros(0, np.int64)), np.zeros(0, np.int8))
         unique = _distinct(row_hash_strings(self.args))
         stored = self.cache.lookup(unique.hashes) if self.cache else self._empty_results()
-        hit = pc.is_in(unique.hashes, stored.column(RECORD_ID)).to_numpy(zero_copy_only=False)
+        hit = is_in(unique.hashes, stored.column(RECORD_ID))
         misses = np.flatnonzero(~hit)
         computed = self.compute(unique, misses)
         results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
         # For every distinct argument packet, its result row (-1: its call failed).
-        position = (
-            pc.index_in(unique.hashes, results.column(RECORD_ID))
-            .fill_null(-1)
-            .to_numpy(zero_copy_only=False)
-        )
+        position = index_in(unique.hashes, results.column(RECORD_ID))
         codes = self.codes(unique, results, position, misses)
         ran = np.zeros(len(codes), dtype=bool)
         ran[unique.first_row[misses]] = True

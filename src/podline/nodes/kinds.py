@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -147,11 +147,24 @@ class FunctionNode(Node):
         tags, _ = stream.keys()
         self.counts = dict.fromkeys(RowStatus, 0)
         parts: list[TableStream] = []
-        # Bounded batches: store lookups and records go batch by batch, and packet hooks fire
-        # around each batch (the pod itself computes and stores in smaller batches).
+        # What the records already know is looked up once for the whole input: each lookup
+        # reads the stored tables, so doing it per batch would cost (batches x stored rows).
+        records = self.records
+        hashes = _packet_hashes(stream)
+        entry_ids = found = None
+        if records is not None:
+            entry_ids = self.entry_ids(stream)
+            found = records.find(entry_ids) if len(table) else _nothing_found(0)
+        # Bounded batches: records are written, and packet hooks fire, batch by batch (the
+        # pod itself computes and stores in smaller batches).
         for start in range(0, max(table.num_rows, 1), NODE_BATCH):
             batch = TableStream(table.slice(start, NODE_BATCH), tags, label=self.label)
-            result = self._run_batch(batch, observer, error_policy, executor)
+            known = _Known(
+                hashes.slice(start, NODE_BATCH),
+                None if entry_ids is None else entry_ids.slice(start, NODE_BATCH),
+                _nothing_found(len(batch)) if found is None else found.slice(start, len(batch)),
+            )
+            result = self._run_batch(batch, known, observer, error_policy, executor)
             for status in RowStatus:
                 self.counts[status] += result.count(status)
             parts.append(result.stream)
@@ -162,6 +175,7 @@ class FunctionNode(Node):
     def _run_batch(
         self,
         batch: TableStream,
+        known: _Known,
         observer: Any,
         error_policy: ErrorPolicy,
         executor: Executor | None,
@@ -182,11 +196,7 @@ class FunctionNode(Node):
                     started[i] = True
 
         records = self.records
-        hashes = batch.packet_hashes()
-        entry_ids = self.entry_ids(batch) if records is not None else None
-        found = _nothing_found(len(batch))
-        if records is not None and entry_ids is not None and len(batch):
-            found = records.find(entry_ids)
+        hashes, entry_ids, found = known
         misses = np.flatnonzero(~found.found)
         todo = _take(batch, misses)
         computed = self.pod.execute(
@@ -285,6 +295,14 @@ class FunctionNode(Node):
 _STATUS_NAMES = np.array([status.value for status in RowStatus], dtype=object)
 _CODE = {status: index for index, status in enumerate(RowStatus)}
 _FAILED = _CODE[RowStatus.FAILED]
+
+
+class _Known(NamedTuple):
+    """A batch's packet hashes, entry ids (None without records) and what records know."""
+
+    hashes: pa.Array
+    entry_ids: pa.Array | None
+    found: Found
 
 
 def _nothing_found(n: int) -> Found:

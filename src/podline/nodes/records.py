@@ -24,6 +24,7 @@ from podline.columns import meta_column, source_info_column
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN
 from podline.hashing import row_hash_strings
+from podline.matching import index_in
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
@@ -47,6 +48,17 @@ class Found:
     found: np.ndarray
     skipped: np.ndarray
     outputs: pa.Table
+
+    def slice(self, start: int, length: int) -> Found:
+        """What is known about entries ``start`` to ``start + length``."""
+        produced = self.found & ~self.skipped
+        first = int(np.count_nonzero(produced[:start]))
+        rows = int(np.count_nonzero(produced[start : start + length]))
+        return Found(
+            self.found[start : start + length],
+            self.skipped[start : start + length],
+            self.outputs.slice(first, rows),
+        )
 
 
 class ProvenanceRecords:
@@ -96,14 +108,14 @@ class ProvenanceRecords:
         if self.memo is None or records is None or records.num_rows == 0:
             return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
         results = self.memo.lookup(records.column(RESULT_ID))
-        position = pc.index_in(records.column(RESULT_ID), results.column(RECORD_ID))
+        position = _positions(records.column(RESULT_ID), results.column(RECORD_ID))
         skipped = pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
-        resolved = pc.is_valid(position).to_numpy(zero_copy_only=False)
+        resolved = position >= 0
         usable = skipped | resolved
         produced = resolved & ~skipped
-        outputs = results.take(position.filter(pa.array(produced)))
+        outputs = results.take(pa.array(position[produced], pa.int64()))
         # Map back from stored records to the entries asked for (read keeps their order).
-        row_of = pc.index_in(records.column(RECORD_ID), entry_ids).to_numpy(zero_copy_only=False)
+        row_of = _positions(records.column(RECORD_ID), entry_ids)
         found, was_skipped = none.copy(), none.copy()
         found[row_of[usable]] = True
         was_skipped[row_of[skipped]] = True
@@ -133,10 +145,10 @@ class ProvenanceRecords:
         if records is None or records.num_rows == 0:
             return None
         results = self.memo.lookup(records.column(RESULT_ID))
-        position = pc.index_in(records.column(RESULT_ID), results.column(RECORD_ID))
-        found = pc.is_valid(position)
-        records, position = records.filter(found), position.filter(found)
-        taken = results.take(position)
+        position = _positions(records.column(RESULT_ID), results.column(RECORD_ID))
+        found = position >= 0
+        records = records.filter(pa.array(found))
+        taken = results.take(pa.array(position[found], pa.int64()))
         keep = pc.invert(taken.column(SKIPPED_COLUMN))
         records, taken = records.filter(keep), taken.filter(keep)
         table = records.drop_columns([RECORD_ID, INPUT_HASH, RESULT_ID, STATUS])
@@ -148,3 +160,14 @@ class ProvenanceRecords:
             )
         types = dict(self.function.output_schema)
         return records.column(RECORD_ID), TableStream(table, tuple(tag_columns), types=types)
+
+
+def _positions(wanted: pa.ChunkedArray, got: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Where each id of ``wanted`` is in ``got``, the rows a store read returned for them.
+
+    A read returns its rows in the order asked and leaves out only absent ids, so when every
+    id was found the answer is simply 0, 1, 2, ... (the usual case of a cached run).
+    """
+    if len(got) == len(wanted):
+        return np.arange(len(wanted), dtype=np.int64)
+    return index_in(wanted, got)

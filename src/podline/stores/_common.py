@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from podline.conversion import null_in_required_child
 from podline.errors import StoreError, UnsupportedTypeError, format_names
+from podline.matching import index_in
 from podline.schema import python_type, type_name
 from podline.stores.base import PathLike, StorePath, normalize_path
 
@@ -341,9 +342,8 @@ def where_expression(
 def order_by_ids(table: pa.Table, ids: pa.Array, id_column: str) -> pa.Table:
     """The rows of ``table`` (distinct ids) in the order of ``ids``; ids absent are left out,
     and a repeated id gives its row again."""
-    stored = table[id_column].combine_chunks()
-    positions = pc.index_in(ids, value_set=stored).drop_null()
-    return table.take(positions)
+    positions = index_in(ids, table[id_column])
+    return table.take(pa.array(positions[positions >= 0], pa.int64()))
 
 
 # --------------------------------------------------------------------------- configs

@@ -44,13 +44,14 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
+from podline.matching import is_in
 from podline.stores._common import (
     add_query,
     check_columns,
@@ -275,7 +276,9 @@ class _DeltaBackend:
             fetch = _unique([*wanted, id_column, *(c for c, _ in state.pending)])
             stored = self._stored_rows(state, schema, fetch, path, ids=(id_column, ids))
             found = _merge(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
-        return order_by_ids(found, ids, id_column).select(wanted)
+            if state.pending:  # stored rows come in the order of ``ids``; buffered ones not
+                found = order_by_ids(found, ids, id_column)
+        return found.select(wanted)
 
     def scan(
         self, path: StorePath, columns: list[str] | None, where: Mapping[str, Any] | None
@@ -307,30 +310,45 @@ class _DeltaBackend:
         ids: tuple[str, pa.Array] | None = None,
     ) -> pa.Table | None:
         """Committed rows projected to ``columns``, in the path's types: with ``ids`` =
-        (column, values), only rows holding one of those ids; ``where`` is pushed down on the
-        columns the table has (callers filter the result exactly)."""
+        (column, values), the rows holding those ids, in their order; ``where`` is pushed
+        down on the columns the table has (callers filter the result exactly)."""
         if state.handle is None:
             return None
-        local_root = self._local_root(state)
-        if local_root is None:
-            dataset = state.handle.to_pyarrow_dataset()
-        else:  # Arrow's own file system reads local files faster than delta-rs's handler
-            local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
-            dataset = state.handle.to_pyarrow_dataset(filesystem=local)
+        dataset = self._dataset(state)
         names = set(dataset.schema.names)
         present = [c for c in columns if c in names]
         pushed = {k: v for k, v in (where or {}).items() if k in names}
         expression = where_expression(pushed, dataset.schema, path)
         table = dataset.to_table(columns=present, filter=expression)
         if ids is not None:
-            # Filtered before conform, which would otherwise convert every stored row. (Per
-            # batch would bound memory, but is_in rebuilds its hash table on every call.)
+            # Picked before conform, which would otherwise convert every stored row.
+            # (No stored row has the id column yet: none matches.)
             column, values = ids
-            if column in names:
-                table = table.filter(pc.is_in(table[column], value_set=values))
-            else:  # no stored row has this id column yet
-                table = table.slice(0, 0)
+            table = order_by_ids(table, values, column) if column in names else table.slice(0, 0)
         return conform(table, pa.schema([schema.field(c) for c in columns]), path)
+
+    def _dataset(self, state: _Table) -> ds.Dataset:
+        """The committed files of a table as an Arrow dataset."""
+        assert state.handle is not None
+        local_root = self._local_root(state)
+        if local_root is None:
+            return state.handle.to_pyarrow_dataset()
+        handle = state.handle
+        if handle.protocol().min_reader_version > 1 or handle.metadata().partition_columns:
+            # Deletion vectors, column mapping or partitions (tables podline did not write):
+            # let delta-rs interpret them.
+            local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
+            return state.handle.to_pyarrow_dataset(filesystem=local)
+        # Plain local tables are read as the Parquet files they are, in the types podline
+        # wrote them in: delta-rs's dataset would convert every large string to a string
+        # (and ``conform`` back again), which doubles the cost of a read.
+        # Unpartitioned: every file sits in the table's directory (URIs come escaped).
+        names = (unquote(uri.rsplit("/", 1)[-1]) for uri in handle.file_uris())
+        return ds.dataset(
+            [str(Path(local_root, name)) for name in names],
+            schema=state.stored_schema(),
+            format="parquet",
+        )
 
     def exists(self, path: StorePath) -> bool:
         with self._lock:
@@ -583,10 +601,9 @@ def _merge(
     for column, batch in pending:
         rows = conform(batch, schema, path).select(columns)
         if ids is not None:
-            rows = rows.filter(pc.is_in(rows[ids[0]], value_set=ids[1]))
+            rows = rows.filter(pa.array(is_in(rows[ids[0]], ids[1])))
         if stored is not None and stored.num_rows:
-            committed = stored[column].combine_chunks()
-            rows = rows.filter(pc.invert(pc.is_in(rows[column], value_set=committed)))
+            rows = rows.filter(pa.array(~is_in(rows[column], stored[column])))
         parts.append(rows)
     return pa.concat_tables(parts) if parts else target.empty_table()
 

@@ -16,7 +16,6 @@ from typing import Any, Self
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from podline.stores._common import (
     check_columns,
@@ -98,8 +97,7 @@ class _MemoryBackend:
                 return None
             check_columns([id_column, *(columns or ())], state.schema, path)
             table = state.table()
-        hits = table.filter(pc.is_in(table[id_column], value_set=ids))
-        ordered = order_by_ids(hits, ids, id_column)
+        ordered = order_by_ids(table, ids, id_column)
         return ordered if columns is None else ordered.select(columns)
 
     def scan(
