@@ -58,6 +58,9 @@ class OrchestratorResult:
     counts: dict[str, NodeCounts]
     node_outputs: dict[str, TableStream] = field(default_factory=dict, repr=False)
     seconds: float = 0.0
+    #: How to read the failed packets' logs (set by ``Pipeline.run`` when it recorded them),
+    #: e.g. ``pipeline.logs(state='FAILED', run_id='...')``; named by the summary.
+    failure_logs: str = ""
 
     _COLUMNS = ("computed", "cached", "skipped", "failed", "rows")
 
@@ -77,15 +80,25 @@ class OrchestratorResult:
             rest = "  ".join(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
             return f"  {first}  {rest}"
 
-        failed = sum(c.failed for c in self.counts.values())
         lines = [
             f"run {self.run_id} of {self.pipeline_uri or '(unnamed)'}: {self.seconds:.2f} s",
             line(header),
             *(line(r) for r in rows),
         ]
-        if failed:
-            lines.append(f"  {failed} packet(s) failed; see the run's packet-crash reports")
+        failures = self._failure_line()
+        if failures:
+            lines.append(f"  {failures}")
         return "\n".join(lines)
+
+    def _failure_line(self) -> str:
+        failed = sum(c.failed for c in self.counts.values())
+        if not failed:
+            return ""
+        where = sorted(label for label, c in self.counts.items() if c.failed)
+        text = f"{failed} packet(s) failed (in {', '.join(where)})"
+        if self.failure_logs:
+            return f"{text}; their errors and output: {self.failure_logs}"
+        return f"{text}; they were reported to the run's observer (on_packet_crash)"
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in ("node", *self._COLUMNS))
@@ -94,7 +107,9 @@ class OrchestratorResult:
             for row in self._rows()
         )
         title = html.escape(f"run {self.run_id} of {self.pipeline_uri}: {self.seconds:.2f} s")
-        return f"<div><p><b>{title}</b></p><table><tr>{head}</tr>{body}</table></div>"
+        failures = self._failure_line()
+        note = f"<p>{html.escape(failures)}</p>" if failures else ""
+        return f"<div><p><b>{title}</b></p><table><tr>{head}</tr>{body}</table>{note}</div>"
 
 
 class SyncPipelineOrchestrator:

@@ -6,7 +6,10 @@ also reachable as attributes: ``pipeline.<label>``) bound to scopes of the store
 
 * function results go to ``results/`` (the memo, shared by every pipeline on the store);
 * operator nodes keep their LOG/REPLAY rows under ``pipelines/<name>/nodes/<identity>``;
-* run records go to ``pipelines/<name>/runs``.
+* run records go to ``pipelines/<name>/runs``;
+* unless ``observe=False``, each packet's status transitions and each computed call's captured
+  output go to ``pipelines/<name>/status`` and ``pipelines/<name>/logs`` (see
+  ``podline.observability``), read back with ``status()``, ``logs()`` and ``runs()``.
 
 ``run()`` executes the graph (sync orchestrator by default) and returns the orchestrator's
 result, whose ``counts`` say per node how many packets were computed, cached, skipped and
@@ -18,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -30,6 +33,11 @@ from podline.pipeline.observers import ObserverProtocol
 from podline.pipeline.orchestrator import OrchestratorResult, SyncPipelineOrchestrator
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from podline.observability import PipelineObservations
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -47,6 +55,7 @@ class Pipeline:
         store: Store | None = None,
         *,
         cache_modes: Mapping[str, CacheMode | str] | None = None,
+        observe: bool = True,
     ) -> None:
         if not name or "/" in name:
             raise PipelineError(f"pipeline name must be non-empty without '/', got {name!r}")
@@ -56,6 +65,8 @@ class Pipeline:
         self._recorded: list[ProducedStream] = []
         self._tracking: Any = None
         self.graph: PipelineGraph | None = None
+        #: Whether ``run()`` without an observer records status and logs (``default_observer``).
+        self.observe = observe
 
     # ------------------------------------------------------------------ tracking
     def record(self, stream: ProducedStream) -> None:
@@ -123,8 +134,16 @@ class Pipeline:
         materialize_results: bool = True,
         run_id: str | None = None,
     ) -> OrchestratorResult:
-        """Compile if needed, run every node, flush the store and record the run."""
+        """Compile if needed, run every node, flush the store and record the run.
+
+        ``observer=None`` records status and logs in the store (``default_observer()``),
+        unless the pipeline was made with ``observe=False``; an observer given here replaces
+        that default (combine them with ``CompositeObserver`` to keep both).
+        """
         graph = self.graph if self.graph is not None else self.compile()
+        observed = observer is None and self.observe
+        if observed:
+            observer = self.default_observer()
         if orchestrator is None:
             orchestrator = SyncPipelineOrchestrator(error_policy or "continue")
         elif error_policy is not None:
@@ -141,7 +160,56 @@ class Pipeline:
         finally:
             self.store.flush()
         self._record_run(result)
+        if observed:
+            result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
+
+    # ------------------------------------------------------------------ observations
+    def default_observer(self) -> ObserverProtocol:
+        """The observer ``run()`` uses when given none: status and logs in the store."""
+        from podline.observability import default_observer
+
+        return default_observer(self.store, self.name)
+
+    @property
+    def observations(self) -> PipelineObservations:
+        """The reader of this pipeline's status, logs and runs (``podline.observability``)."""
+        from podline.observability import PipelineObservations
+
+        return PipelineObservations(self.store, self.name)
+
+    def status(
+        self,
+        node: str | None = None,
+        run_id: str | None = None,
+        state: str | None = None,
+        *,
+        latest: bool = True,
+        tags: Mapping[str, Any] | None = None,
+        **tag_filters: Any,
+    ) -> pl.DataFrame:
+        """Latest state per (node, tag values), failures first (``latest=False``: every
+        recorded row); see ``PipelineObservations.status``."""
+        return self.observations.status(
+            node, run_id, state, latest=latest, tags=tags, **tag_filters
+        )
+
+    def logs(
+        self,
+        node: str | None = None,
+        run_id: str | None = None,
+        state: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        **tag_filters: Any,
+    ) -> pl.DataFrame:
+        """Captured output of the executed packets, filtered by node, run, final state and
+        tag values; see ``PipelineObservations.logs``."""
+        return self.observations.logs(node, run_id, state, tags=tags, **tag_filters)
+
+    def runs(self) -> pl.DataFrame:
+        """The run history with per-run counts, newest first: ``PipelineObservations.runs``."""
+        return self.observations.runs()
 
     def _record_run(self, result: OrchestratorResult) -> None:
         rows = [

@@ -1,0 +1,41 @@
+"""Observability: what a run records about every packet, and reading it back.
+
+* ``StatusObserver(store)``: every packet's state transitions (RUNNING, then SUCCESS, CACHED,
+  SKIPPED or FAILED), with run, node and tag columns (system tags included);
+* ``LoggingObserver(store, log_cached=False)``: every executed packet's captured stdout,
+  stderr, logging records, traceback, success and duration;
+* ``inspect(store, pipeline_name)``: a reader of a pipeline's status, logs and run history as
+  polars DataFrames, in any process, on any store backend;
+* ``default_observer(store, pipeline_name)``: the observer ``Pipeline.run`` uses when none is
+  given (status and logs under ``pipelines/<name>/status`` and ``pipelines/<name>/logs``).
+
+Observers buffer rows and write them in batches; a failure to write warns with an
+``ObservationWarning`` and never breaks the run. See ``docs/observability.md``.
+"""
+
+from podline.observability.batching import ObservationWarning
+from podline.observability.columns import LOGS_SCOPE, PIPELINES, STATUS_SCOPE, State
+from podline.observability.logs import LoggingObserver
+from podline.observability.reader import ObservabilityError, PipelineObservations, inspect
+from podline.observability.status import StatusObserver
+from podline.pipeline.observers import CompositeObserver
+from podline.stores import Store
+
+__all__ = [
+    "LoggingObserver",
+    "ObservabilityError",
+    "ObservationWarning",
+    "PipelineObservations",
+    "State",
+    "StatusObserver",
+    "default_observer",
+    "inspect",
+]
+
+
+def default_observer(store: Store, pipeline_name: str) -> CompositeObserver:
+    """Status and logging observers on the pipeline's ``status`` and ``logs`` scopes."""
+    scope = store.at(PIPELINES, pipeline_name)
+    return CompositeObserver(
+        StatusObserver(scope.at(STATUS_SCOPE)), LoggingObserver(scope.at(LOGS_SCOPE))
+    )

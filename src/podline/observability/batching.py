@@ -1,0 +1,338 @@
+"""Batched, fail-safe writing of observations: what the status and logging observers share.
+
+Hooks run once or twice per packet, up to hundreds of thousands of times per node, so they
+only append a tuple to an in-memory buffer; the columns are built with Arrow, and written with
+one store write, per batch. A node view's buffer is written when the node ends, when it holds
+``batch_rows`` rows, ``flush_seconds`` after its oldest buffered row (a timer thread, so a
+packet whose call runs for minutes shows as RUNNING to readers meanwhile), and when the run
+ends (which also catches nodes that raised before ending).
+
+Observing must never break a run: a batch that cannot be built or written is dropped with an
+``ObservationWarning`` naming the node and the store path.
+
+The root observer holds the run (its id and pipeline URI); ``contextualize(*identity_path)``
+gives each node a view that buffers that node's rows under its identity path. Hooks called on
+the root itself (without ``contextualize``) go to a view named after the node's label.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.columns import is_system_tag
+from podline.conversion import table_from_columns
+from podline.datagrams import Tag
+from podline.errors import FunctionCallError
+from podline.executors.base import paused_gc
+from podline.observability.columns import (
+    NODE,
+    NODE_HASH,
+    PIPELINE_URI,
+    RECORD_ID,
+    RUN_ID,
+    SEQUENCE,
+    TIMESTAMP_TYPE,
+)
+from podline.pipeline.observers import Observer
+from podline.schema import Schema
+from podline.stores import Store
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_FLUSH_SECONDS",
+    "BatchedObserver",
+    "NodeView",
+    "ObservationWarning",
+    "error_parts",
+    "timestamps",
+]
+
+#: Rows a node view buffers before writing them. More than a function node's batch of input
+#: rows (65,536), so that a packet's RUNNING and terminal states usually meet in one buffer
+#: and are written as one row (see ``status.py``).
+DEFAULT_BATCH_ROWS = 131_072
+#: Seconds after which buffered rows are written, even if no hook comes (a timer thread).
+DEFAULT_FLUSH_SECONDS = 10.0
+
+
+class ObservationWarning(RuntimeWarning):
+    """Observations could not be recorded; the run itself goes on unaffected."""
+
+
+class BatchedObserver(Observer):
+    """The root of a batching observer: run state, node views, and the final flush."""
+
+    #: The node-view class this observer hands out (set by subclasses).
+    view_class: ClassVar[type[NodeView]]
+    #: What the rows are, for warnings ("status", "log").
+    kind: ClassVar[str] = "observation"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
+    ) -> None:
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+        self.store = store
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        self.run_id = ""
+        self.pipeline_uri = ""
+        self._views: list[NodeView] = []
+        self._by_label: dict[str, NodeView] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ run
+    def on_run_start(self, *, run_id: str, pipeline_uri: str, **kwargs: Any) -> None:
+        self.flush()  # rows left over from an earlier run that never ended
+        self.run_id = run_id
+        self.pipeline_uri = pipeline_uri
+
+    def on_run_end(self, *, run_id: str, **kwargs: Any) -> None:
+        with self._lock:
+            views = list(self._views)
+        for view in views:
+            view.finish()
+        with self._lock:
+            self._views = []
+            self._by_label = {}
+        try:
+            self.store.flush()
+        except Exception as exc:  # observing must never break a run
+            warnings.warn(
+                f"podline could not flush {self.kind} rows of run {run_id!r}: {exc}",
+                ObservationWarning,
+                stacklevel=2,
+            )
+
+    def flush(self) -> None:
+        """Write every node view's buffered rows (each failure is only warned about)."""
+        with self._lock:
+            views = list(self._views)
+        for view in views:
+            view.flush()
+
+    # ------------------------------------------------------------------ node views
+    def contextualize(self, *identity_path: str) -> NodeView:
+        view = self.view_class(self, identity_path)
+        with self._lock:
+            self._views.append(view)
+        return view
+
+    def _view(self, node_label: str) -> NodeView:
+        view = self._by_label.get(node_label)
+        if view is None:
+            view = self._by_label[node_label] = self.contextualize(node_label)
+        return view
+
+    # Hooks called on the root (no ``contextualize``) go to a view per node label.
+    def on_node_start(
+        self, *, node_label: str, node_hash: str, tag_schema: Schema, **kwargs: Any
+    ) -> None:
+        self._view(node_label).on_node_start(
+            node_label=node_label, node_hash=node_hash, tag_schema=tag_schema, **kwargs
+        )
+
+    def on_node_end(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
+        self._view(node_label).on_node_end(node_label=node_label, node_hash=node_hash, **kwargs)
+
+    def on_packet_start(self, *, node_label: str, **kwargs: Any) -> None:
+        self._view(node_label).on_packet_start(node_label=node_label, **kwargs)
+
+    def on_packet_end(self, *, node_label: str, **kwargs: Any) -> None:
+        self._view(node_label).on_packet_end(node_label=node_label, **kwargs)
+
+    def on_packet_crash(self, *, node_label: str, **kwargs: Any) -> None:
+        self._view(node_label).on_packet_crash(node_label=node_label, **kwargs)
+
+
+class NodeView(Observer):
+    """One node's observer: buffers its rows and writes them in batches.
+
+    Subclasses append row tuples to ``rows`` in their hooks while holding ``lock``, then call
+    ``added(len(rows))``; they implement ``build(rows)``, returning the node-specific columns.
+    The lock exists for the timed flush, which runs in a timer thread: with it, a row is
+    never appended to a buffer that is being written.
+    """
+
+    def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
+        self.owner = owner
+        self.path = identity_path
+        self.node_label = identity_path[0] if identity_path else ""
+        self.node_hash = ""
+        self.tag_schema: Schema | None = None
+        self.rows: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()
+        self._limit = owner.batch_rows
+        self._timer: threading.Timer | None = None
+        # Record ids: a random prefix per view and a sequence number, built in one vectorized
+        # step per batch (a uuid per row would cost more than the rest of the hook).
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._sequence = 0
+
+    # ------------------------------------------------------------------ node hooks
+    def on_node_start(
+        self, *, node_label: str, node_hash: str, tag_schema: Schema, **kwargs: Any
+    ) -> None:
+        self.node_label = node_label
+        self.node_hash = node_hash
+        self.tag_schema = tag_schema
+
+    def on_node_end(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
+        self.finish()
+
+    def finish(self) -> None:
+        """The node or the run ended: write what is buffered and stop the timer."""
+        self.flush()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def added(self, buffered: int) -> None:
+        """Called after a row was appended: write the batch when it is full, and make sure
+        a buffered row is written within ``flush_seconds`` even if no hook comes (a slow
+        call keeps its packet's RUNNING row in memory otherwise)."""
+        if buffered >= self._limit:
+            self.flush()
+        elif self._timer is None and self.owner.flush_seconds is not None:
+            timer = threading.Timer(self.owner.flush_seconds, self._timed_flush)
+            timer.daemon = True
+            self._timer = timer
+            timer.start()
+
+    def _timed_flush(self) -> None:
+        self._timer = None
+        self.flush()
+
+    # ------------------------------------------------------------------ writing
+    def build(self, rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
+        """The node-specific columns of ``rows`` (fixed columns and tags)."""
+        raise NotImplementedError
+
+    def swapped(self) -> None:
+        """Called (holding ``lock``) when the buffer was handed over for writing."""
+
+    def flush(self) -> None:
+        """Write the buffered rows as one batch; a failure is warned about, never raised."""
+        with self.lock:
+            rows, self.rows = self.rows, []
+            if not rows:
+                return
+            self.swapped()
+            first = self._sequence
+            self._sequence += len(rows)
+        try:
+            # Building the columns allocates a few objects per row that die right away; with
+            # the collector on, it would rescan every live row tuple (and the packets they
+            # hold) again and again. The batch is bounded by ``batch_rows``.
+            with paused_gc():
+                table = self._table(rows, first)
+            self.owner.store.write(self.path, table)
+        except Exception as exc:  # observing must never break a run
+            warnings.warn(
+                f"podline could not record {len(rows)} {self.owner.kind} row(s) of node "
+                f"{self.node_label!r} at {'/'.join(self.path)!r}: {type(exc).__name__}: {exc}",
+                ObservationWarning,
+                stacklevel=2,
+            )
+
+    def _table(self, rows: list[tuple[Any, ...]], first: int) -> pa.Table:
+        n = len(rows)
+        sequence = np.arange(first, first + n, dtype=np.int64)
+        text = pa.large_string()
+        ids = pc.binary_join_element_wise(
+            pa.scalar(f"{self._id_prefix}-", text),
+            pa.array(sequence).cast(text),
+            pa.scalar("", text),
+        )
+        columns: dict[str, pa.Array] = {
+            RECORD_ID: ids,
+            RUN_ID: _constant(self.owner.run_id, n),
+            PIPELINE_URI: _constant(self.owner.pipeline_uri, n),
+            NODE: _constant(self.node_label, n),
+            NODE_HASH: _constant(self.node_hash, n),
+            SEQUENCE: pa.array(sequence),
+        }
+        columns.update(self.build(rows))
+        return pa.table(columns)
+
+    def tag_columns(self, tags: Sequence[Tag | None]) -> dict[str, pa.Array]:
+        """Typed columns of the tags' values, system tags included (null where unknown).
+
+        Types come from the tag schema announced at node start; every column is nullable so
+        that a row without a tag (a call that could not be matched to its packet) still fits.
+        """
+        schema = self.tag_schema
+        if schema is None:
+            names = _names(tags)
+            schema = Schema(dict.fromkeys(names, str))
+        present = [t for t in tags if t is not None]
+        # One copy of each tag's system tags, read for every system-tag column.
+        system = list(map(Tag.system_tags, present)) if any(map(is_system_tag, schema)) else []
+        values: dict[str, list[Any]] = {}
+        for name in schema:
+            if is_system_tag(name):
+                column = list(map(dict.get, system, repeat(name)))
+            else:
+                column = list(map(Tag.get, present, repeat(name)))
+            if len(present) != len(tags):
+                filled = iter(column)
+                column = [None if t is None else next(filled) for t in tags]
+            values[name] = column
+        nullable = Schema({name: tp | None for name, tp in schema.items()})
+        try:
+            table = table_from_columns(values, nullable)
+        except Exception:  # e.g. values that no longer fit the announced type: keep them as text
+            return {
+                name: pa.array([None if v is None else str(v) for v in column], pa.large_string())
+                for name, column in values.items()
+            }
+        return {name: table.column(name).combine_chunks() for name in table.column_names}
+
+
+def _names(tags: Iterable[Tag | None]) -> list[str]:
+    names: dict[str, None] = {}
+    for tag in tags:
+        if tag is not None:
+            names.update(dict.fromkeys(tag.keys(system_tags=True)))
+    return list(names)
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.large_string()), n)
+
+
+def timestamps(seconds: Sequence[float] | np.ndarray) -> pa.Array:
+    """Epoch seconds as UTC microsecond timestamps (NaN: null), converted in one step."""
+    values = np.asarray(seconds, dtype=np.float64)
+    missing = np.isnan(values)
+    micros = np.round(np.where(missing, 0.0, values) * 1e6).astype(np.int64)
+    return pa.array(micros, pa.int64(), mask=missing if missing.any() else None).cast(
+        TIMESTAMP_TYPE
+    )
+
+
+def error_parts(error: BaseException | None) -> tuple[str | None, str | None]:
+    """(type name, message) of the error a function raised.
+
+    Nodes report ``FunctionCallError`` wrapping the function's own exception; the observations
+    name the function's exception, which is what the user wrote and can search for.
+    """
+    if error is None:
+        return None, None
+    cause = error.__cause__
+    if isinstance(error, FunctionCallError) and cause is not None:
+        error = cause
+    return type(error).__qualname__, str(error)

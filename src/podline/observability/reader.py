@@ -1,0 +1,414 @@
+"""Reading observations back: ``inspect(store, pipeline_name)`` and ``PipelineObservations``.
+
+The reader needs only a store and a pipeline name — no pipeline code, no node objects — so
+results can be examined in a fresh process, a notebook or a CI job. It uses the ``Store``
+protocol alone (``list`` and ``scan``), so it works on every backend, and returns polars
+DataFrames with friendly column names (see ``podline.observability.columns``).
+
+* ``status()``: the latest state of every (node, tag) pair, failures first;
+* ``logs()``: captured call output, filterable by node, run, state and tag values;
+* ``runs()``: the run history with per-run counts, including runs that never finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from podline.columns import is_system_tag
+from podline.errors import PodlineError, format_names
+from podline.observability.columns import (
+    LOGS_SCOPE,
+    NODE,
+    PIPELINE_URI,
+    PIPELINES,
+    RECORD_ID,
+    RUN_ID,
+    RUNS_PATH,
+    SEQUENCE,
+    STARTED_AT,
+    STATE,
+    STATE_ORDER,
+    STATUS_SCOPE,
+    TIMESTAMP,
+    State,
+    friendly_name,
+    is_fixed,
+)
+from podline.stores import Store, open_store
+
+__all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
+
+
+class ObservabilityError(PodlineError, ValueError):
+    """A query names a pipeline, node, state or tag that the observations do not have."""
+
+
+# The friendly columns every status / logs frame has, in display order; user tags go after
+# the first two, system tags last.
+_STATUS_COLUMNS: dict[str, pl.DataType] = {
+    "node": pl.String(),
+    "state": pl.String(),
+    "error_type": pl.String(),
+    "error_message": pl.String(),
+    "cached": pl.Boolean(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "started_at": pl.Datetime("us", "UTC"),
+    "run_id": pl.String(),
+    "node_hash": pl.String(),
+    "pipeline_uri": pl.String(),
+}
+_LOG_COLUMNS: dict[str, pl.DataType] = {
+    "node": pl.String(),
+    "state": pl.String(),
+    "success": pl.Boolean(),
+    "duration": pl.Float64(),
+    "stdout": pl.String(),
+    "stderr": pl.String(),
+    "log_records": pl.List(
+        pl.Struct(
+            {
+                "time": pl.Datetime("us", "UTC"),
+                "level": pl.String(),
+                "logger": pl.String(),
+                "message": pl.String(),
+            }
+        )
+    ),
+    "error_type": pl.String(),
+    "error_message": pl.String(),
+    "traceback": pl.String(),
+    "cached": pl.Boolean(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "run_id": pl.String(),
+    "node_hash": pl.String(),
+    "pipeline_uri": pl.String(),
+}
+_LEADING = ("node", "state")
+_RANK = {state.value: rank for rank, state in enumerate(STATE_ORDER)}
+_RUN_COUNTS = ("computed", "cached", "skipped", "failed")
+
+
+def inspect(store: Store | str, pipeline_name: str) -> PipelineObservations:
+    """The observations of pipeline ``pipeline_name`` in ``store`` (a store or its config).
+
+    Raises ``ObservabilityError`` if the store holds nothing for that pipeline, naming the
+    pipelines it does hold.
+    """
+    if isinstance(store, str):
+        store = open_store(store)
+    if not store.list((PIPELINES, pipeline_name)):
+        known = {path[1] for path in store.list(PIPELINES) if len(path) > 1}
+        raise ObservabilityError(
+            f"store {store.to_config()!r} holds no records of pipeline {pipeline_name!r}; "
+            f"pipelines there are {format_names(known) or 'none'}"
+        )
+    return PipelineObservations(store, pipeline_name)
+
+
+class PipelineObservations:
+    """Read-only view of one pipeline's status rows, logs and run records."""
+
+    def __init__(self, store: Store, pipeline_name: str) -> None:
+        self.store = store
+        self.pipeline_name = pipeline_name
+        self._scope = store.at(PIPELINES, pipeline_name)
+
+    def __repr__(self) -> str:
+        return f"PipelineObservations({self.store.to_config()!r}, {self.pipeline_name!r})"
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def nodes(self) -> list[str]:
+        """Labels of the nodes that have status rows, logs or run records, sorted."""
+        labels = {path[0] for scope in (STATUS_SCOPE, LOGS_SCOPE) for path in self._paths(scope)}
+        runs = self._scope.scan(RUNS_PATH, columns=["node"])
+        if runs is not None:
+            labels.update(runs.column("node").to_pylist())
+        return sorted(labels)
+
+    def status(
+        self,
+        node: str | None = None,
+        run_id: str | None = None,
+        state: str | None = None,
+        *,
+        latest: bool = True,
+        tags: Mapping[str, Any] | None = None,
+        **tag_filters: Any,
+    ) -> pl.DataFrame:
+        """The latest state of every (node, tag values) pair, failures first.
+
+        ``run_id`` limits the rows to one run; ``state`` keeps the pairs whose latest state
+        it is; tag filters (``subject="s1"``, or ``tags={"node": ...}`` for a tag whose name
+        is taken by a parameter) keep the rows with those tag values. ``latest=False`` returns
+        every transition instead, in the order they happened.
+        """
+        wanted = self._state(state)
+        frame = self._read(STATUS_SCOPE, node, run_id, None, {**(tags or {}), **tag_filters})
+        if frame is None:
+            return _empty(_STATUS_COLUMNS)
+        frame = frame.sort([TIMESTAMP, SEQUENCE])
+        if latest:
+            keys = [NODE, *(c for c in frame.columns if not is_fixed(c))]
+            frame = frame.unique(subset=keys, keep="last", maintain_order=True)
+        if wanted is not None:
+            frame = frame.filter(pl.col(STATE) == wanted)
+        if latest:
+            rank = pl.col(STATE).replace_strict(_RANK, default=len(_RANK), return_dtype=pl.Int8)
+            frame = frame.sort([rank, pl.col(NODE), pl.col(TIMESTAMP)])
+        return _friendly(frame, _STATUS_COLUMNS)
+
+    def logs(
+        self,
+        node: str | None = None,
+        run_id: str | None = None,
+        state: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        **tag_filters: Any,
+    ) -> pl.DataFrame:
+        """Captured output of executed packets, oldest first.
+
+        Filters: ``node`` (a label), ``run_id``, ``state`` (the packet's final state in its
+        run: ``"FAILED"``, ``"SUCCESS"``, ``"SKIPPED"``, or ``"CACHED"`` when cache hits were
+        logged) and tag values (``subject="s1"``, or ``tags={...}``).
+        """
+        wanted = self._state(state)
+        frame = self._read(LOGS_SCOPE, node, run_id, wanted, {**(tags or {}), **tag_filters})
+        if frame is None:
+            return _empty(_LOG_COLUMNS)
+        return _friendly(frame.sort([TIMESTAMP, SEQUENCE]), _LOG_COLUMNS)
+
+    def runs(self) -> pl.DataFrame:
+        """The run history, newest first: one row per run with its counts.
+
+        ``complete`` is false for a run that left no run record (it raised or was killed);
+        its counts then come from the status rows, and ``unfinished`` counts the packets it
+        left ``RUNNING``.
+        """
+        records = self._scope.scan(RUNS_PATH)
+        by_records = None
+        if records is not None and records.num_rows:
+            by_records = (
+                _frame(records)
+                .group_by("run_id")
+                .agg(
+                    pl.col("pipeline_uri").first(),
+                    pl.col("finished_at").max(),
+                    pl.col("seconds").max(),
+                    pl.col("node").n_unique().alias("nodes").cast(pl.Int64),
+                    *(pl.col(c).sum().cast(pl.Int64) for c in _RUN_COUNTS),
+                )
+                .with_columns(complete=pl.lit(True))
+            )
+        by_status = self._status_by_run()
+        if by_records is None and by_status is None:
+            return _empty(_RUNS_COLUMNS)
+        if by_records is None:
+            assert by_status is not None
+            merged = by_status.with_columns(
+                pl.col("status_pipeline_uri").alias("pipeline_uri"),
+                pl.lit(None, pl.Datetime("us", "UTC")).alias("finished_at"),
+                pl.lit(None, pl.Float64).alias("seconds"),
+                pl.lit(None, pl.Int64).alias("nodes"),
+                pl.lit(False).alias("complete"),
+                *(pl.col(f"status_{c}").alias(c) for c in _RUN_COUNTS),
+            )
+        elif by_status is None:
+            merged = by_records.with_columns(
+                started_at=_started_from_record(),
+                unfinished=pl.lit(None, pl.Int64),
+            )
+        else:
+            merged = by_records.join(by_status, on="run_id", how="full", coalesce=True)
+            merged = merged.with_columns(
+                pl.col("complete").fill_null(False),
+                pl.coalesce("started_at", _started_from_record()).alias("started_at"),
+                pl.coalesce("pipeline_uri", "status_pipeline_uri").alias("pipeline_uri"),
+                *(pl.coalesce(c, f"status_{c}").alias(c) for c in _RUN_COUNTS),
+            )
+        merged = merged.with_columns(pl.col("finished_at").cast(pl.Datetime("us", "UTC")))
+        return merged.select(
+            pl.col(name).cast(dtype) for name, dtype in _RUNS_COLUMNS.items()
+        ).sort("started_at", descending=True, nulls_last=True)
+
+    # ------------------------------------------------------------------ loading
+    def _paths(self, scope: str) -> list[tuple[str, ...]]:
+        return self._scope.at(scope).list()
+
+    def _state(self, state: str | None) -> str | None:
+        if state is None:
+            return None
+        try:
+            return State(str(state).upper()).value
+        except ValueError:
+            raise ObservabilityError(
+                f"unknown state {state!r}; states are {format_names(s.value for s in State)}"
+            ) from None
+
+    def _read(
+        self,
+        scope: str,
+        node: str | None,
+        run_id: str | None,
+        state: str | None,
+        tag_filters: Mapping[str, Any],
+    ) -> pl.DataFrame | None:
+        """Every row of ``scope`` matching the filters, stored column names, or None."""
+        paths = self._paths(scope)
+        if node is not None:
+            nodes = self.nodes
+            if node not in nodes:
+                raise ObservabilityError(
+                    f"pipeline {self.pipeline_name!r} has no node {node!r}; "
+                    f"nodes are {format_names(nodes) or 'none'}"
+                )
+            paths = [p for p in paths if p[0] == node]
+        where: dict[str, Any] = {}
+        if run_id is not None:
+            where[RUN_ID] = run_id
+        if state is not None:
+            where[STATE] = state
+        frames: list[pl.DataFrame] = []
+        tag_names: set[str] = set()
+        for path in paths:
+            table = self._scope.at(scope).scan(path, where=where or None)
+            if table is None or not table.num_rows:
+                continue
+            frame = _frame(table)
+            tag_names.update(friendly_name(c) for c in frame.columns if not is_fixed(c))
+            kept = _filter_tags(frame, tag_filters)
+            if kept is not None and kept.height:
+                frames.append(kept)
+        unknown = set(tag_filters) - {_tag_name(n) for n in tag_names}
+        if unknown and tag_names:
+            raise ObservabilityError(
+                f"no tag column(s) {format_names(unknown)} in the {scope} of pipeline "
+                f"{self.pipeline_name!r}; tag columns are {format_names(tag_names)}"
+            )
+        if not frames:
+            return None
+        return _concat(frames)
+
+    def _status_by_run(self) -> pl.DataFrame | None:
+        """Per run: its first status time, URI, and how many packets ended in each state
+        (``unfinished``: still RUNNING when the run's last row was written)."""
+        frames: list[pl.DataFrame] = []
+        for path in self._paths(STATUS_SCOPE):
+            table = self._scope.at(STATUS_SCOPE).scan(path)
+            if table is None or not table.num_rows:
+                continue
+            frame = _frame(table).sort([TIMESTAMP, SEQUENCE])
+            # Latest row per packet and run; tags are the node table's non-fixed columns.
+            keys = [RUN_ID, NODE, *(c for c in frame.columns if not is_fixed(c))]
+            latest = frame.unique(subset=keys, keep="last", maintain_order=True)
+            first = frame.group_by(RUN_ID).agg(
+                pl.col(STARTED_AT).min().alias("first_started"),
+                pl.col(TIMESTAMP).min().alias("first_at"),
+            )
+            frames.append(
+                latest.select(RUN_ID, PIPELINE_URI, STATE).join(first, on=RUN_ID, how="left")
+            )
+        if not frames:
+            return None
+
+        def count(state: State) -> pl.Expr:
+            return (pl.col(STATE) == state.value).sum().cast(pl.Int64)
+
+        return (
+            pl.concat(frames, how="vertical_relaxed")
+            .group_by(RUN_ID)
+            .agg(
+                pl.min_horizontal(pl.col("first_started").min(), pl.col("first_at").min()).alias(
+                    "started_at"
+                ),
+                pl.col(PIPELINE_URI).first().alias("status_pipeline_uri"),
+                count(State.RUNNING).alias("unfinished"),
+                count(State.SUCCESS).alias("status_computed"),
+                count(State.CACHED).alias("status_cached"),
+                count(State.SKIPPED).alias("status_skipped"),
+                count(State.FAILED).alias("status_failed"),
+            )
+            .rename({RUN_ID: "run_id"})
+        )
+
+
+_RUNS_COLUMNS: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "started_at": pl.Datetime("us", "UTC"),
+    "finished_at": pl.Datetime("us", "UTC"),
+    "seconds": pl.Float64(),
+    "complete": pl.Boolean(),
+    "computed": pl.Int64(),
+    "cached": pl.Int64(),
+    "skipped": pl.Int64(),
+    "failed": pl.Int64(),
+    "unfinished": pl.Int64(),
+    "nodes": pl.Int64(),
+    "pipeline_uri": pl.String(),
+}
+
+
+def _started_from_record() -> pl.Expr:
+    micros = (pl.col("seconds") * 1e6).cast(pl.Int64)
+    return (pl.col("finished_at") - pl.duration(microseconds=micros)).cast(pl.Datetime("us", "UTC"))
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table.drop_columns([RECORD_ID]))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _tag_name(friendly: str) -> str:
+    """The name a tag filter uses for a tag column's friendly name."""
+    return friendly.removeprefix("tag:") if friendly.startswith("tag:") else friendly
+
+
+def _filter_tags(frame: pl.DataFrame, filters: Mapping[str, Any]) -> pl.DataFrame | None:
+    """Rows whose tags equal the filters; None when the frame lacks a filtered tag."""
+    if not filters:
+        return frame
+    by_tag = {_tag_name(friendly_name(c)): c for c in frame.columns if not is_fixed(c)}
+    conditions = []
+    for name, value in filters.items():
+        column = by_tag.get(name)
+        if column is None:
+            return None
+        conditions.append(pl.col(column).is_null() if value is None else pl.col(column) == value)
+    return frame.filter(*conditions)
+
+
+def _concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except (pl.exceptions.PolarsError, TypeError):
+        # Nodes disagree on a tag column's type (an int here, a struct there): show the
+        # tags as text rather than fail.
+        as_text = [
+            f.with_columns(pl.col(c).cast(pl.String) for c in f.columns if not is_fixed(c))
+            for f in frames
+        ]
+        return pl.concat(as_text, how="diagonal_relaxed")
+
+
+def _friendly(frame: pl.DataFrame, fixed: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Rename to friendly names and order: node, state, user tags, fixed, system tags."""
+    tags = [c for c in frame.columns if not is_fixed(c)]
+    user = [friendly_name(c) for c in tags if not is_system_tag(c)]
+    system = [friendly_name(c) for c in tags if is_system_tag(c)]
+    frame = frame.drop(SEQUENCE).rename(
+        {c: friendly_name(c) for c in frame.columns if c != SEQUENCE}
+    )
+    rest = [c for c in fixed if c not in _LEADING and c in frame.columns]
+    return frame.select(*_LEADING, *user, *rest, *system)
+
+
+def _empty(columns: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(columns))

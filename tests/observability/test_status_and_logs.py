@@ -1,0 +1,386 @@
+"""Status and logging observers end to end: what runs record, on every store backend.
+
+Every test runs a real pipeline (``store`` fixture: memory and Delta) with the default
+observers and checks the records through the reader, and where it matters the stored
+columns themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import polars as pl
+import pytest
+
+import podline
+from podline import SKIP, function_pod
+from podline.columns import is_system_tag
+from podline.observability import (
+    LoggingObserver,
+    PipelineObservations,
+    StatusObserver,
+    inspect,
+)
+from podline.observability.columns import (
+    ERROR_TYPE,
+    NODE,
+    RUN_ID,
+    STATE,
+    TIMESTAMP,
+)
+from podline.pipeline import CompositeObserver, NoOpObserver, Observer, Pipeline
+from podline.stores import RECORD_ID, Store
+
+
+@function_pod("total", live_output=False)
+def add(a: int, b: int) -> int:
+    print(f"adding {a} and {b}")
+    return a + b
+
+
+@function_pod("doubled", live_output=False)
+def double(total: int) -> int:
+    return SKIP if total == 0 else 2 * total
+
+
+@function_pod("y", live_output=False)
+def fragile(a: int) -> int:
+    print(f"trying {a}")
+    print("about to check", file=sys.stderr)
+    logging.getLogger("podline.tests.fragile").warning("checking %d", a)
+    if a % 3 == 1:
+        raise ValueError(f"a == {a}")
+    return a
+
+
+@function_pod("y", live_output=False)
+def interrupted(a: int) -> int:
+    if a == 2:
+        raise KeyboardInterrupt
+    return a
+
+
+def numbers(n: int = 3, label: str = "numbers") -> podline.Source:
+    rows = [{"id": i, "a": i, "b": i} for i in range(n)]
+    return podline.DictSource(rows, tag_columns=["id"], label=label)
+
+
+def two_nodes(store: Store, n: int = 3, name: str = "two") -> Pipeline:
+    with Pipeline(name, store) as pipeline:
+        double.pod(add.pod(numbers(n)))
+    return pipeline
+
+
+def one_node(store: Store, pod: Any, n: int = 6, name: str = "one") -> Pipeline:
+    with Pipeline(name, store) as pipeline:
+        pod.pod(numbers(n))
+    return pipeline
+
+
+def system_tag_columns(frame: pl.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(("tag:source_id::", "tag:record_id::"))]
+
+
+def stored(store: Store, pipeline: str, scope: str) -> list[tuple[str, ...]]:
+    return store.at("pipelines", pipeline, scope).list()
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_success_records_one_terminal_state_per_packet(store: Store) -> None:
+    pipeline = one_node(store, add, n=4)
+    result = pipeline.run()
+    status = pipeline.status()
+    assert status.height == 4
+    assert set(status["state"]) == {"SUCCESS"}
+    assert status["node"].to_list() == ["add"] * 4
+    assert sorted(status["id"].to_list()) == [0, 1, 2, 3]
+    assert status["id"].dtype == pl.Int64  # typed by the node's tag schema
+    assert set(status["run_id"]) == {result.run_id}
+    assert set(status["pipeline_uri"]) == {pipeline.uri}
+    assert status["timestamp"].dtype == pl.Datetime("us", "UTC")
+    assert (status["started_at"] <= status["timestamp"]).all()
+    assert status["node_hash"].str.starts_with("pod1:").all()
+    system = system_tag_columns(status)
+    assert len(system) == 2
+    for column in system:
+        assert status[column].null_count() == 0  # the reference system wrote these as null
+    assert sorted(status[next(c for c in system if "record_id" in c)]) == [
+        "#0",
+        "#1",
+        "#2",
+        "#3",
+    ]
+    assert not any(c.startswith("__") for c in status.columns)
+
+
+def test_stored_columns_use_reserved_names_and_node_identity_paths(store: Store) -> None:
+    pipeline = one_node(store, add, n=2)
+    pipeline.run()
+    node = pipeline.add
+    assert stored(store, "one", "status") == [node.identity_path]
+    assert stored(store, "one", "logs") == [node.identity_path]
+    table = store.at("pipelines", "one", "status").scan(node.identity_path)
+    assert table is not None
+    fixed = [c for c in table.column_names if c.startswith("__meta:")]
+    assert {RUN_ID, STATE, NODE, TIMESTAMP, ERROR_TYPE} <= set(fixed)
+    tags = [c for c in table.column_names if not c.startswith("__meta:") and c != RECORD_ID]
+    assert tags[0] == "id"
+    assert all(is_system_tag(c) for c in tags[1:])
+    assert len(set(table.column(RECORD_ID).to_pylist())) == table.num_rows
+
+
+def test_continue_records_failures_first_with_the_functions_error(store: Store) -> None:
+    pipeline = one_node(store, fragile, n=6)
+    result = pipeline.run(error_policy="continue")
+    assert result.counts["fragile"].failed == 2
+    status = pipeline.status()
+    assert status["state"].to_list() == ["FAILED", "FAILED", *["SUCCESS"] * 4]
+    failed = status.filter(pl.col("state") == "FAILED")
+    assert sorted(failed["id"]) == [1, 4]
+    assert set(failed["error_type"]) == {"ValueError"}
+    assert sorted(failed["error_message"]) == ["a == 1", "a == 4"]
+    assert status.filter(pl.col("state") == "SUCCESS")["error_type"].null_count() == 4
+    assert pipeline.status(state="failed")["id"].sort().to_list() == [1, 4]
+
+
+def test_fail_fast_records_the_failure_and_the_run_as_incomplete(store: Store) -> None:
+    pipeline = one_node(store, fragile, n=3)
+    with pytest.raises(podline.FunctionCallError, match="a == 1"):
+        pipeline.run(error_policy="fail_fast")
+    status = pipeline.status()
+    assert status.filter(pl.col("state") == "FAILED")["id"].to_list() == [1]
+    assert sorted(status.filter(pl.col("state") == "SUCCESS")["id"]) == [0, 2]
+    runs = pipeline.runs()
+    assert runs.height == 1
+    run = runs.row(0, named=True)
+    assert run["complete"] is False  # no run record: the run raised
+    assert (run["computed"], run["failed"], run["unfinished"]) == (2, 1, 0)
+    assert pipeline.logs(state="FAILED")["error_message"].to_list() == ["a == 1"]
+
+
+def test_two_function_nodes_each_get_their_own_rows(store: Store) -> None:
+    pipeline = two_nodes(store, n=3)
+    pipeline.run()
+    status = pipeline.status()
+    assert sorted(status["node"].unique()) == ["add", "double"]
+    by_node = {
+        node: dict(zip(frame["id"], frame["state"], strict=True))
+        for (node,), frame in status.group_by("node")
+    }
+    assert by_node["add"] == {0: "SUCCESS", 1: "SUCCESS", 2: "SUCCESS"}
+    assert by_node["double"] == {0: "SKIPPED", 1: "SUCCESS", 2: "SUCCESS"}
+    assert pipeline.status(node="double", state="SKIPPED")["id"].to_list() == [0]
+    assert pipeline.observations.nodes == ["add", "double", "numbers"]
+
+
+def test_cache_hits_show_as_cached_on_a_second_run(store: Store) -> None:
+    pipeline = two_nodes(store, n=3)
+    first = pipeline.run()
+    second = two_nodes(store, n=3).run()
+    status = pipeline.status()
+    assert set(status["run_id"]) == {second.run_id}
+    add_rows = status.filter(pl.col("node") == "add")
+    assert set(add_rows["state"]) == {"CACHED"}
+    assert add_rows["cached"].all()
+    # A stored skip stays a skip (its row says it was not computed either).
+    skipped = status.filter(pl.col("state") == "SKIPPED")
+    assert skipped["id"].to_list() == [0]
+    assert skipped["cached"].to_list() == [True]
+    first_run = pipeline.status(run_id=first.run_id)
+    assert set(first_run.filter(pl.col("node") == "add")["state"]) == {"SUCCESS"}
+    runs = pipeline.runs()
+    assert runs["run_id"].to_list() == [second.run_id, first.run_id]  # newest first
+    assert runs["complete"].to_list() == [True, True]
+    assert runs["computed"].to_list() == [0, 5]
+    assert runs["cached"].to_list() == [5, 0]
+    # Cache hits are not logged by default.
+    assert pipeline.logs(run_id=second.run_id).height == 0
+
+
+def test_history_keeps_every_run(store: Store) -> None:
+    pipeline = one_node(store, add, n=2)
+    pipeline.run()
+    one_node(store, add, n=2).run()
+    history = pipeline.status(latest=False)
+    assert history["state"].to_list() == ["SUCCESS", "SUCCESS", "CACHED", "CACHED"]
+
+
+class AbortOnSecondEnd(Observer):
+    """An observer that breaks the run in the middle of a node's packet ends."""
+
+    def __init__(self) -> None:
+        self.ends = 0
+
+    def on_packet_end(self, **kwargs: Any) -> None:
+        self.ends += 1
+        if self.ends == 2:
+            raise RuntimeError("observer gave up")
+
+
+def test_a_run_aborted_mid_node_leaves_running_rows(store: Store) -> None:
+    pipeline = one_node(store, add, n=4)
+    observer = CompositeObserver(pipeline.default_observer(), AbortOnSecondEnd())
+    with pytest.raises(RuntimeError, match="observer gave up"):
+        pipeline.run(observer=observer)
+    # The status observer saw two ends before the other observer broke the run.
+    status = pipeline.status()
+    assert status["state"].to_list() == ["RUNNING", "RUNNING", "SUCCESS", "SUCCESS"]
+    assert sorted(status.filter(pl.col("state") == "RUNNING")["id"]) == [2, 3]
+    run = pipeline.runs().row(0, named=True)
+    assert (run["complete"], run["unfinished"], run["computed"]) == (False, 2, 2)
+
+
+def test_keyboard_interrupt_in_the_function_leaves_running_rows(store: Store) -> None:
+    pipeline = one_node(store, interrupted, n=4)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run()
+    fresh = inspect(store, "one")
+    status = fresh.status()
+    assert set(status["state"]) == {"RUNNING"}
+    assert sorted(status["id"]) == [0, 1, 2, 3]
+    assert fresh.runs()["unfinished"].to_list() == [4]
+    # The captures of the calls that finished never reached a logger: nothing to log.
+    assert fresh.logs().height == 0
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_logs_hold_each_calls_output_and_errors(store: Store) -> None:
+    pipeline = one_node(store, fragile, n=3)
+    result = pipeline.run()
+    logs = pipeline.logs()
+    assert logs["id"].to_list() == [0, 1, 2]
+    assert logs["state"].to_list() == ["SUCCESS", "FAILED", "SUCCESS"]
+    assert logs["success"].to_list() == [True, False, True]
+    assert logs["stdout"].to_list() == ["trying 0\n", "trying 1\n", "trying 2\n"]
+    assert set(logs["stderr"]) == {"about to check\n"}
+    assert logs["duration"].min() >= 0
+    records = logs["log_records"].to_list()
+    assert [r["message"] for r in records[1]] == ["checking 1"]
+    assert records[1][0]["level"] == "WARNING"
+    assert records[1][0]["logger"] == "podline.tests.fragile"
+    failed = pipeline.logs(state="FAILED").row(0, named=True)
+    assert (failed["id"], failed["error_type"], failed["error_message"]) == (
+        1,
+        "ValueError",
+        "a == 1",
+    )
+    assert "raise ValueError" in failed["traceback"]
+    assert logs.filter(pl.col("success"))["traceback"].null_count() == 2
+    assert set(logs["run_id"]) == {result.run_id}
+    for column in system_tag_columns(logs):
+        assert logs[column].null_count() == 0
+    assert pipeline.logs(id=2)["stdout"].to_list() == ["trying 2\n"]
+    assert pipeline.logs(node="fragile", run_id=result.run_id).height == 3
+    assert pipeline.logs(run_id="no such run").height == 0
+
+
+def test_log_rows_carry_the_same_tags_as_status_rows(store: Store) -> None:
+    # Part cached, part computed: the logger of each call must get its own packet's tags.
+    one_node(store, add, n=3, name="p").run()
+    pipeline = one_node(store, add, n=8, name="p")
+    result = pipeline.run()
+    logs = pipeline.logs(run_id=result.run_id)
+    assert logs["id"].to_list() == [3, 4, 5, 6, 7]
+    assert logs["stdout"].to_list() == [f"adding {i} and {i}\n" for i in range(3, 8)]
+    record = next(c for c in system_tag_columns(logs) if "record_id" in c)
+    assert logs[record].to_list() == [f"#{i}" for i in range(3, 8)]
+    status = pipeline.status(run_id=result.run_id)
+    assert sorted(status.filter(pl.col("state") == "CACHED")["id"]) == [0, 1, 2]
+
+
+def test_log_cached_logs_cache_hits_too(store: Store) -> None:
+    pipeline = one_node(store, add, n=2)
+    pipeline.run()
+    scope = store.at("pipelines", "one", "logs")
+    pipeline.run(observer=LoggingObserver(scope, log_cached=True))
+    logs = pipeline.logs()
+    assert logs["state"].to_list() == ["SUCCESS", "SUCCESS", "CACHED", "CACHED"]
+    cached = logs.filter(pl.col("state") == "CACHED")
+    assert cached["cached"].all()
+    assert cached["stdout"].null_count() == 2
+
+
+def test_a_function_returning_skip_is_logged_as_skipped(store: Store) -> None:
+    pipeline = two_nodes(store, n=2)
+    pipeline.run()
+    logs = pipeline.logs(node="double")
+    assert dict(zip(logs["id"], logs["state"], strict=True)) == {0: "SKIPPED", 1: "SUCCESS"}
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_defaults_can_be_replaced_or_turned_off(store: Store) -> None:
+    with Pipeline("quiet", store, observe=False) as quiet:
+        add.pod(numbers())
+    quiet.run()
+    assert stored(store, "quiet", "status") == []
+    assert quiet.status().height == 0
+    assert quiet.runs().height == 1  # run records do not depend on observers
+
+    pipeline = one_node(store, add)
+    pipeline.run(observer=NoOpObserver())
+    assert stored(store, "one", "status") == []
+    scope = store.at("pipelines", "one", "status")
+    pipeline.run(observer=StatusObserver(scope))
+    assert stored(store, "one", "status") != []
+    assert stored(store, "one", "logs") == []
+
+
+def test_summary_names_where_the_failure_logs_are(store: Store) -> None:
+    pipeline = one_node(store, fragile, n=3)
+    result = pipeline.run()
+    text = str(result)
+    assert "1 packet(s) failed (in fragile)" in text
+    assert f"pipeline.logs(state='FAILED', run_id='{result.run_id}')" in text
+    assert "pipeline.logs(state=&#x27;FAILED&#x27;" in result._repr_html_()
+    again = one_node(store, fragile, n=3, name="other").run(observer=NoOpObserver())
+    assert "pipeline.logs" not in str(again)
+    assert "on_packet_crash" in str(again)
+    clean = one_node(store, add, n=2, name="clean").run()
+    assert "failed (in" not in str(clean)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def test_small_batches_write_running_and_terminal_rows_separately(store: Store) -> None:
+    pipeline = one_node(store, add, n=5)
+    scope = store.at("pipelines", "one", "status")
+    pipeline.run(observer=StatusObserver(scope, batch_rows=2, flush_seconds=None))
+    history = pipeline.status(latest=False)
+    # RUNNING rows written before their packets ended, then the terminal rows.
+    assert history.height > 5
+    assert set(history["state"]) == {"RUNNING", "SUCCESS"}
+    latest = pipeline.status()
+    assert latest.height == 5
+    assert set(latest["state"]) == {"SUCCESS"}
+    assert pipeline.runs()["unfinished"].to_list() == [0]
+
+
+def test_hooks_on_the_root_observer_go_to_a_view_per_node(store: Store) -> None:
+    observer = StatusObserver(store.at("pipelines", "manual", "status"))
+    observer.on_run_start(run_id="r1", pipeline_uri="manual@0")
+    (tag, packet), *_ = list(numbers(1).iter_packets())
+    schema, _ = numbers(1).output_schema(system_tags=True)
+    observer.on_node_start(node_label="n", node_hash="h", tag_schema=schema)
+    observer.on_packet_start(node_label="n", node_hash="h", tag=tag, packet=packet)
+    observer.on_packet_crash(
+        node_label="n", node_hash="h", tag=tag, packet=packet, error=KeyError("k")
+    )
+    observer.on_node_end(node_label="n", node_hash="h")
+    observer.on_run_end(run_id="r1")
+    status = PipelineObservations(store, "manual").status()
+    row = status.row(0, named=True)
+    assert (row["node"], row["state"], row["error_type"], row["id"]) == (
+        "n",
+        "FAILED",
+        "KeyError",
+        0,
+    )
