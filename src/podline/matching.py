@@ -35,14 +35,15 @@ def _plain(ids: Ids, type_: pa.DataType) -> pa.Array:
 
 
 def index_in(values: Ids, lookup: Ids) -> np.ndarray:
-    """For every item of ``values``, the position of an equal string in ``lookup`` (its
-    first occurrence), or -1 when there is none. Nulls match nothing."""
+    """For every item of ``values``, the position of an equal string in ``lookup`` (any
+    one, if ``lookup`` repeats it), or -1 when there is none. Nulls match nothing."""
     found = np.full(len(values), -1, dtype=np.int64)
     if not len(values) or not len(lookup) or pa.types.is_null(lookup.type):
         return found
+    if _aligned(values, lookup):
+        return np.arange(len(values), dtype=np.int64)
     stored = _hashes(lookup)
-    # Stable, so equal hashes keep lookup order and the first occurrence comes first.
-    order = np.argsort(stored, kind="stable")
+    order = np.argsort(stored)
     sorted_hashes = stored[order]
     probe = _hashes(values)
     # Binary searches in sorted order walk memory forwards: several times faster than
@@ -69,6 +70,18 @@ def index_in(values: Ids, lookup: Ids) -> np.ndarray:
         )
         found[doubtful] = exact.fill_null(-1).to_numpy(zero_copy_only=False)
     return found
+
+
+def _aligned(values: Ids, lookup: Ids) -> bool:
+    """Whether ``values`` is ``lookup``, item for item: common (a cached run reads back what
+    it wrote in the same order), and one comparison costs far less than a lookup."""
+    if len(values) != len(lookup) or values.null_count or lookup.null_count:
+        return False
+    # The ends first: unaligned inputs nearly always differ there already.
+    # (Indexing, not ``take``: a take from chunked arrays may first concatenate them.)
+    if any(values[i].as_py() != lookup[i].as_py() for i in (0, -1)):
+        return False
+    return bool(pc.all(pc.equal(values.cast(lookup.type), lookup)).as_py())
 
 
 def is_in(values: Ids, lookup: Ids) -> np.ndarray:

@@ -150,7 +150,6 @@ class FunctionNode(Node):
         # What the records already know is looked up once for the whole input: each lookup
         # reads the stored tables, so doing it per batch would cost (batches x stored rows).
         records = self.records
-        hashes = _packet_hashes(stream)
         entry_ids = found = None
         if records is not None:
             entry_ids = self.entry_ids(stream)
@@ -160,7 +159,6 @@ class FunctionNode(Node):
         for start in range(0, max(table.num_rows, 1), NODE_BATCH):
             batch = TableStream(table.slice(start, NODE_BATCH), tags, label=self.label)
             known = _Known(
-                hashes.slice(start, NODE_BATCH),
                 None if entry_ids is None else entry_ids.slice(start, NODE_BATCH),
                 _nothing_found(len(batch)) if found is None else found.slice(start, len(batch)),
             )
@@ -196,7 +194,7 @@ class FunctionNode(Node):
                     started[i] = True
 
         records = self.records
-        hashes, entry_ids, found = known
+        entry_ids, found = known
         misses = np.flatnonzero(~found.found)
         todo = _take(batch, misses)
         computed = self.pod.execute(
@@ -210,7 +208,7 @@ class FunctionNode(Node):
         )
         if records is not None and entry_ids is not None and len(todo):
             picked = pa.array(misses, pa.int64())
-            _write_records(records, todo, entry_ids.take(picked), hashes.take(picked), computed)
+            _write_records(records, todo, entry_ids.take(picked), computed)
         result = _merge(batch, found, misses, computed)
         self.last_result = result
         if hooks:
@@ -230,10 +228,8 @@ class FunctionNode(Node):
 
     def entry_ids(self, stream: Stream) -> pa.Array:
         """The entry id of every row of an input stream (see ``records``)."""
-        tags, _ = stream.keys(system_tags=True)
-        return ProvenanceRecords.entry_ids(
-            stream.as_table(system_tags=True), tags, _packet_hashes(stream)
-        )
+        tags, packets = stream.keys(system_tags=True)
+        return ProvenanceRecords.entry_ids(stream.as_table(system_tags=True), [*tags, *packets])
 
     def get_cached_results(self, entry_ids: Sequence[str]) -> dict[str, tuple[Tag, Packet]]:
         """The stored outputs of these input entries: ``{entry id: (tag, output packet)}``.
@@ -298,9 +294,8 @@ _FAILED = _CODE[RowStatus.FAILED]
 
 
 class _Known(NamedTuple):
-    """A batch's packet hashes, entry ids (None without records) and what records know."""
+    """A batch's entry ids (None without records) and what the records know of it."""
 
-    hashes: pa.Array
     entry_ids: pa.Array | None
     found: Found
 
@@ -314,7 +309,6 @@ def _write_records(
     records: ProvenanceRecords,
     batch: TableStream,
     entry_ids: pa.Array,
-    hashes: pa.Array,
     result: PodResult,
 ) -> None:
     """Record the rows of ``batch`` that did not fail."""
@@ -324,7 +318,7 @@ def _write_records(
     records.write(
         batch.as_table(system_tags=True).select(list(tags)).filter(kept),
         entry_ids=entry_ids.filter(kept),
-        packet_hashes=hashes.filter(kept),
+        packet_hashes=batch.packet_hashes().filter(kept),
         result_ids=result.argument_hashes.filter(kept),
         statuses=statuses.filter(kept),
     )
@@ -367,14 +361,6 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
     errors = {int(misses[i]): e for i, e in computed.errors.items()}
     captures = {int(misses[i]): c for i, c in computed.captures.items()}
     return PodResult(stream, codes, errors, captures, ran)
-
-
-def _packet_hashes(stream: Stream) -> pa.Array:
-    hashes = getattr(stream, "packet_hashes", None)
-    if hashes is not None:
-        return hashes()
-    _, packets = stream.keys()
-    return row_hash_strings(stream.as_table(), list(packets))
 
 
 def _concat(parts: list[TableStream], tags: tuple[str, ...], label: str) -> TableStream:

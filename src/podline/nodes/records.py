@@ -1,8 +1,8 @@
 """Pipeline provenance records of a function node: which input row led to which result.
 
-One record per input entry, keyed by its *entry id*: the hash of the input tag (system tags
-included) and the input packet's content hash. Same tag, system tags and packet: same id; any
-change in provenance: a new id. A record holds the tag and system tags, the input packet hash,
+One record per input entry, keyed by its *entry id*: the hash of the whole input row, its tag,
+system tags and packet values. Same tag, system tags and packet content: same id; any change in
+provenance or content: a new id. A record holds the tag and system tags, the input packet hash,
 the result's record id in the function memo, and whether the first run that saw the entry
 computed it, found it in the memo, or skipped it. Records are written once per entry id, like
 every store record, so repeated runs add nothing.
@@ -70,10 +70,11 @@ class ProvenanceRecords:
         self.memo = ResultCache(result_store, function) if result_store is not None else None
 
     @staticmethod
-    def entry_ids(table: pa.Table, tag_columns: Sequence[str], packet_hashes: pa.Array) -> pa.Array:
-        """The entry id of every row: tags and system tags plus the packet's content hash."""
-        keyed = table.select(list(tag_columns)).append_column(INPUT_HASH, packet_hashes)
-        return row_hash_strings(keyed)
+    def entry_ids(table: pa.Table, columns: Sequence[str]) -> pa.Array:
+        """The entry id of every row: one hash over its tags, system tags and packet values
+        (``columns``), encoded as packet hashes encode them. The same as hashing the tags
+        with the packet's content hash, in one pass instead of two."""
+        return row_hash_strings(table, list(columns))
 
     def write(
         self,
@@ -113,7 +114,10 @@ class ProvenanceRecords:
         resolved = position >= 0
         usable = skipped | resolved
         produced = resolved & ~skipped
-        outputs = results.take(pa.array(position[produced], pa.int64()))
+        if produced.all() and len(results) == len(position):
+            outputs = results  # every record resolved, row for row (see ``_positions``)
+        else:
+            outputs = results.take(pa.array(position[produced], pa.int64()))
         # Map back from stored records to the entries asked for (read keeps their order).
         row_of = _positions(records.column(RECORD_ID), entry_ids)
         found, was_skipped = none.copy(), none.copy()

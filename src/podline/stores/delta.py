@@ -342,10 +342,18 @@ class _DeltaBackend:
         # Plain local tables are read as the Parquet files they are, in the types podline
         # wrote them in: delta-rs's dataset would convert every large string to a string
         # (and ``conform`` back again), which doubles the cost of a read.
-        # Unpartitioned: every file sits in the table's directory (URIs come escaped).
-        names = (unquote(uri.rsplit("/", 1)[-1]) for uri in handle.file_uris())
+        # Files in the order they were written, so rows come back in the order they were
+        # written: a run that reads back what it wrote then matches ids without searching.
+        # (Unpartitioned: every file sits in the table's directory; log paths are escaped.)
+        added = pa.table(handle.get_add_actions(flatten=False)).select(
+            ["path", "modification_time"]
+        )
+        order = sorted(
+            range(added.num_rows), key=added.column("modification_time").to_pylist().__getitem__
+        )
+        names = added.column("path").to_pylist()
         return ds.dataset(
-            [str(Path(local_root, name)) for name in names],
+            [str(Path(local_root, unquote(names[i]))) for i in order],
             schema=state.stored_schema(),
             format="parquet",
         )
