@@ -662,6 +662,9 @@ def test_R55_R56_R57_R58_operator_cache_modes(
     assert stored.num_rows == 3  # the same rows logged twice are stored once
 
     replay = operator_node(build({"ids": "replay"}), "ids")
+    # Before any run, a REPLAY node's reads serve the stored rows (and compute nothing).
+    assert replay.as_table().to_pylist() == off.as_table().to_pylist()
+    assert operator_node(build(), "ids").as_table().num_rows == 0  # OFF shows no history
     served = replay.execute(totals)
     assert served.as_table().to_pylist() == off.as_table().to_pylist()
     assert replay.as_table().to_pylist() == off.as_table().to_pylist()

@@ -93,6 +93,13 @@ class OperatorNode(Node):
         self.set_output(output)
         return output
 
+    def _kept(self) -> TableStream:
+        # Reads never compute, but a REPLAY node serves its stored rows even before a run
+        # (LOG and OFF nodes do not expose history: their output is what they computed).
+        if self._output is None and self.cache_mode is CacheMode.REPLAY:
+            self._output = self._replay()
+        return super()._kept()
+
     def _replay(self) -> TableStream:
         stored = self.store.scan(("rows",)) if self.store is not None else None
         if stored is None:
