@@ -232,6 +232,11 @@ def test_a_run_aborted_mid_node_leaves_running_rows(store: Store) -> None:
     assert sorted(status.filter(pl.col("state") == "RUNNING")["id"]) == [2, 3]
     run = pipeline.runs().row(0, named=True)
     assert (run["complete"], run["unfinished"], run["computed"]) == (False, 2, 2)
+    # The calls of the packets that never ended are logged anyway, without a state.
+    logs = pipeline.logs()
+    assert logs["id"].to_list() == [0, 1, 2, 3]
+    assert logs["state"].to_list() == ["SUCCESS", "SUCCESS", None, None]
+    assert logs["stdout"].to_list() == [f"adding {i} and {i}\n" for i in range(4)]
 
 
 def test_keyboard_interrupt_in_the_function_leaves_running_rows(store: Store) -> None:

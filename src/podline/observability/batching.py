@@ -22,7 +22,7 @@ import uuid
 import warnings
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +40,7 @@ from podline.observability.columns import (
     RECORD_ID,
     RUN_ID,
     SEQUENCE,
+    TIMESTAMP,
     TIMESTAMP_TYPE,
 )
 from podline.pipeline.observers import Observer
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_FLUSH_SECONDS",
     "BatchedObserver",
+    "Buffer",
     "NodeView",
     "ObservationWarning",
     "error_parts",
@@ -72,7 +74,7 @@ class BatchedObserver(Observer):
     """The root of a batching observer: run state, node views, and the final flush."""
 
     #: The node-view class this observer hands out (set by subclasses).
-    view_class: ClassVar[type[NodeView]]
+    view_class: ClassVar[type[NodeView[Any]]]
     #: What the rows are, for warnings ("status", "log").
     kind: ClassVar[str] = "observation"
 
@@ -90,8 +92,8 @@ class BatchedObserver(Observer):
         self.flush_seconds = flush_seconds
         self.run_id = ""
         self.pipeline_uri = ""
-        self._views: list[NodeView] = []
-        self._by_label: dict[str, NodeView] = {}
+        self._views: list[NodeView[Any]] = []
+        self._by_label: dict[str, NodeView[Any]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ run
@@ -125,13 +127,13 @@ class BatchedObserver(Observer):
             view.flush()
 
     # ------------------------------------------------------------------ node views
-    def contextualize(self, *identity_path: str) -> NodeView:
+    def contextualize(self, *identity_path: str) -> NodeView[Any]:
         view = self.view_class(self, identity_path)
         with self._lock:
             self._views.append(view)
         return view
 
-    def _view(self, node_label: str) -> NodeView:
+    def _view(self, node_label: str) -> NodeView[Any]:
         view = self._by_label.get(node_label)
         if view is None:
             view = self._by_label[node_label] = self.contextualize(node_label)
@@ -158,13 +160,32 @@ class BatchedObserver(Observer):
         self._view(node_label).on_packet_crash(node_label=node_label, **kwargs)
 
 
-class NodeView(Observer):
+class Buffer:
+    """Buffered rows as column lists (one list per column, so buffering a row allocates no
+    tuple: the collector, which the nodes trigger often, then has little to rescan)."""
+
+    __slots__ = ("tags", "times")
+
+    def __init__(self) -> None:
+        self.tags: list[Tag | None] = []
+        #: When each row's state was reached (epoch seconds).
+        self.times: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+B = TypeVar("B", bound=Buffer)
+
+
+class NodeView(Observer, Generic[B]):
     """One node's observer: buffers its rows and writes them in batches.
 
-    Subclasses append row tuples to ``rows`` in their hooks while holding ``lock``, then call
-    ``added(len(rows))``; they implement ``build(rows)``, returning the node-specific columns.
-    The lock exists for the timed flush, which runs in a timer thread: with it, a row is
-    never appended to a buffer that is being written.
+    Subclasses append to ``buffer`` in their hooks while holding ``lock``, then call
+    ``added(len(buffer))`` (needed only when that reaches ``limit`` or no ``timer`` runs);
+    they implement ``new_buffer()`` and ``build(buffer)``, which returns the node-specific
+    columns. The lock exists for the timed flush, which runs in a timer thread: with it, a
+    row is never added to a buffer that is being written.
     """
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
@@ -173,10 +194,10 @@ class NodeView(Observer):
         self.node_label = identity_path[0] if identity_path else ""
         self.node_hash = ""
         self.tag_schema: Schema | None = None
-        self.rows: list[tuple[Any, ...]] = []
+        self.buffer: B = self.new_buffer()
         self.lock = threading.Lock()
-        self._limit = owner.batch_rows
-        self._timer: threading.Timer | None = None
+        self.limit = owner.batch_rows
+        self.timer: threading.Timer | None = None
         # Record ids: a random prefix per view and a sequence number, built in one vectorized
         # step per batch (a uuid per row would cost more than the rest of the hook).
         self._id_prefix = uuid.uuid4().hex[:16]
@@ -196,60 +217,65 @@ class NodeView(Observer):
     def finish(self) -> None:
         """The node or the run ended: write what is buffered and stop the timer."""
         self.flush()
-        timer, self._timer = self._timer, None
+        timer, self.timer = self.timer, None
         if timer is not None:
             timer.cancel()
 
     def added(self, buffered: int) -> None:
-        """Called after a row was appended: write the batch when it is full, and make sure
-        a buffered row is written within ``flush_seconds`` even if no hook comes (a slow
-        call keeps its packet's RUNNING row in memory otherwise)."""
-        if buffered >= self._limit:
+        """Called after a row was added: write the batch when it is full, and make sure a
+        buffered row is written within ``flush_seconds`` even if no hook comes (a slow call
+        keeps its packet's RUNNING row in memory otherwise)."""
+        if buffered >= self.limit:
             self.flush()
-        elif self._timer is None and self.owner.flush_seconds is not None:
+        elif self.timer is None and self.owner.flush_seconds is not None:
             timer = threading.Timer(self.owner.flush_seconds, self._timed_flush)
             timer.daemon = True
-            self._timer = timer
+            self.timer = timer
             timer.start()
 
     def _timed_flush(self) -> None:
-        self._timer = None
+        self.timer = None
         self.flush()
 
     # ------------------------------------------------------------------ writing
-    def build(self, rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
-        """The node-specific columns of ``rows`` (fixed columns and tags)."""
+    def new_buffer(self) -> B:
+        """An empty buffer."""
         raise NotImplementedError
 
-    def swapped(self) -> None:
-        """Called (holding ``lock``) when the buffer was handed over for writing."""
+    def build(self, buffer: B) -> dict[str, pa.Array]:
+        """The node-specific columns of the buffered rows (fixed columns and tags)."""
+        raise NotImplementedError
+
+    def swapped(self, buffer: B) -> None:
+        """Called (holding ``lock``) when ``buffer`` was taken away to be written."""
 
     def flush(self) -> None:
         """Write the buffered rows as one batch; a failure is warned about, never raised."""
         with self.lock:
-            rows, self.rows = self.rows, []
-            if not rows:
+            buffer = self.buffer
+            n = len(buffer)
+            if not n:
                 return
-            self.swapped()
+            self.buffer = self.new_buffer()
+            self.swapped(buffer)
             first = self._sequence
-            self._sequence += len(rows)
+            self._sequence += n
         try:
             # Building the columns allocates a few objects per row that die right away; with
-            # the collector on, it would rescan every live row tuple (and the packets they
-            # hold) again and again. The batch is bounded by ``batch_rows``.
+            # the collector on, it would rescan every live buffered object (and the packets
+            # the nodes hold) again and again. The batch is bounded by ``batch_rows``.
             with paused_gc():
-                table = self._table(rows, first)
+                table = self._table(buffer, n, first)
             self.owner.store.write(self.path, table)
         except Exception as exc:  # observing must never break a run
             warnings.warn(
-                f"podline could not record {len(rows)} {self.owner.kind} row(s) of node "
+                f"podline could not record {n} {self.owner.kind} row(s) of node "
                 f"{self.node_label!r} at {'/'.join(self.path)!r}: {type(exc).__name__}: {exc}",
                 ObservationWarning,
                 stacklevel=2,
             )
 
-    def _table(self, rows: list[tuple[Any, ...]], first: int) -> pa.Table:
-        n = len(rows)
+    def _table(self, buffer: B, n: int, first: int) -> pa.Table:
         sequence = np.arange(first, first + n, dtype=np.int64)
         text = pa.large_string()
         ids = pc.binary_join_element_wise(
@@ -264,8 +290,10 @@ class NodeView(Observer):
             NODE: _constant(self.node_label, n),
             NODE_HASH: _constant(self.node_hash, n),
             SEQUENCE: pa.array(sequence),
+            TIMESTAMP: timestamps(buffer.times),
         }
-        columns.update(self.build(rows))
+        columns.update(self.build(buffer))
+        columns.update(self.tag_columns(buffer.tags))
         return pa.table(columns)
 
     def tag_columns(self, tags: Sequence[Tag | None]) -> dict[str, pa.Array]:
@@ -311,7 +339,8 @@ def _names(tags: Iterable[Tag | None]) -> list[str]:
 
 
 def _constant(value: str, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.large_string()), n)
+    # A take from a one-value array: ``pa.repeat`` is twenty times slower on strings.
+    return pa.array([value], pa.large_string()).take(pa.array(np.zeros(n, dtype=np.int32)))
 
 
 def timestamps(seconds: Sequence[float] | np.ndarray) -> pa.Array:

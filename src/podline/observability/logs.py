@@ -21,6 +21,8 @@ interrupted) is written when the node or run ends, without a state.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from operator import attrgetter
 from time import time
 from typing import Any, ClassVar
 
@@ -29,14 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.datagrams import Packet, Tag
-from podline.executors import CallCapture
+from podline.executors import CallCapture, LogEntry
 from podline.observability.batching import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FLUSH_SECONDS,
     BatchedObserver,
+    Buffer,
     NodeView,
     error_parts,
-    timestamps,
 )
 from podline.observability.columns import (
     CACHED,
@@ -49,7 +51,6 @@ from podline.observability.columns import (
     STDERR,
     STDOUT,
     SUCCESS,
-    TIMESTAMP,
     TRACEBACK,
     State,
 )
@@ -93,27 +94,47 @@ class LoggingObserver(BatchedObserver):
 class _PacketLogger:
     """Receives one call's capture and parks it until its packet ends."""
 
-    __slots__ = ("tag", "view")
+    __slots__ = ("key", "view")
 
-    def __init__(self, view: _LogView, tag: Tag) -> None:
+    def __init__(self, view: _LogView, key: int) -> None:
         self.view = view
-        self.tag = tag
+        self.key = key
 
     def record(self, capture: CallCapture) -> None:
-        self.view.pending[id(self.tag)] = (self.tag, capture)
+        self.view.pending[self.key] = capture
 
 
-class _LogView(NodeView):
-    """One node's log rows: ``(state index, time, tag, capture, error)`` tuples."""
+class _LogBuffer(Buffer):
+    """Log rows as columns (``times``: when the call started)."""
+
+    __slots__ = ("captures", "errors", "states")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: list[int] = []  # indexes into _STATES; _NO_STATE: never ended
+        self.captures: list[CallCapture | None] = []  # None: not computed in this run
+        self.errors: dict[int, BaseException] = {}  # by row: why a packet failed
+
+
+class _LogView(NodeView[_LogBuffer]):
+    """One node's log rows.
+
+    ``started`` queues the tags of started packets not yet paired with a call; ``calls``
+    maps ``id`` of each paired packet's tag object to the tag, and ``pending`` to its
+    call's capture, until the packet ends (a tag object stays alive from its packet's start
+    to its end: the node holds it). A call that cannot be paired keeps the logger's own tag.
+    """
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
         super().__init__(owner, identity_path)
         assert isinstance(owner, LoggingObserver)
         self.log_cached = owner.log_cached
-        #: Started packets not yet paired with a call (see the module docs).
         self.started: deque[Tag] = deque()
-        #: Captures waiting for their packet's end, by ``id`` of the packet's tag object.
-        self.pending: dict[int, tuple[Tag, CallCapture]] = {}
+        self.calls: dict[int, Tag] = {}
+        self.pending: dict[int, CallCapture] = {}
+
+    def new_buffer(self) -> _LogBuffer:
+        return _LogBuffer()
 
     def on_packet_start(
         self, *, node_label: str, node_hash: str, tag: Tag, packet: Packet, **kwargs: Any
@@ -123,7 +144,9 @@ class _LogView(NodeView):
     def create_packet_logger(self, tag: Tag, packet: Packet) -> _PacketLogger:
         started = self.started
         full = started.popleft() if started else tag
-        return _PacketLogger(self, full)
+        key = id(full)
+        self.calls[key] = full
+        return _PacketLogger(self, key)
 
     def on_packet_end(
         self,
@@ -139,19 +162,13 @@ class _LogView(NodeView):
         started = self.started
         if started and started[-1] is tag:
             started.pop()  # served without a call: it started just before ending
-        entry = self.pending.pop(id(tag), None)
-        row: tuple[int, float, Tag, CallCapture | None]
-        if entry is not None:
-            capture = entry[1]
-            row = (_SKIPPED if output_packet is None else _SUCCESS, capture.start, tag, capture)
+        key = id(tag)
+        capture = self.pending.pop(key, None)
+        if capture is not None:
+            del self.calls[key]
+            self._add(_SKIPPED if output_packet is None else _SUCCESS, tag, capture, None)
         elif cached and self.log_cached:
-            row = (_SKIPPED if output_packet is None else _CACHED, time(), tag, None)
-        else:
-            return
-        with self.lock:
-            self.rows.append((*row, None))
-            buffered = len(self.rows)
-        self.added(buffered)
+            self._add(_SKIPPED if output_packet is None else _CACHED, tag, None, None)
 
     def on_packet_crash(
         self,
@@ -166,64 +183,91 @@ class _LogView(NodeView):
         started = self.started
         if started and started[-1] is tag:
             started.pop()
-        entry = self.pending.pop(id(tag), None)
-        capture = entry[1] if entry is not None else None
-        at = capture.start if capture is not None else time()
+        key = id(tag)
+        self.calls.pop(key, None)
+        self._add(_FAILED, tag, self.pending.pop(key, None), error)
+
+    def _add(
+        self, state: int, tag: Tag, capture: CallCapture | None, error: BaseException | None
+    ) -> None:
         with self.lock:
-            self.rows.append((_FAILED, at, tag, capture, error))
-            buffered = len(self.rows)
-        self.added(buffered)
+            buffer = self.buffer
+            if error is not None:
+                buffer.errors[len(buffer.times)] = error
+            buffer.states.append(state)
+            buffer.times.append(capture.start if capture is not None else time())
+            buffer.tags.append(tag)
+            buffer.captures.append(capture)
+            buffered = len(buffer.times)
+        if buffered >= self.limit or self.timer is None:
+            self.added(buffered)
 
     def finish(self) -> None:
-        """Queue captures whose packets never ended, with no state (the run was cut short),
-        then write everything."""
+        """Log the captures whose packets never ended, with no state (the run was cut
+        short), then write everything."""
         self.started.clear()
         pending, self.pending = self.pending, {}
-        with self.lock:
-            for tag, capture in pending.values():
-                self.rows.append((_NO_STATE, capture.start, tag, capture, None))
+        calls, self.calls = self.calls, {}
+        for key, capture in pending.items():
+            self._add(_NO_STATE, calls[key], capture, None)
         super().finish()
 
-    def build(self, rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
-        states, times, tags, captures, errors = zip(*rows, strict=True)
-        codes = np.asarray(states, dtype=np.int8)
+    def build(self, buffer: _LogBuffer) -> dict[str, pa.Array]:
+        n = len(buffer)
+        codes = np.asarray(buffer.states, dtype=np.int8)
         names = _STATE_NAMES.take(pa.array(np.maximum(codes, 0)))
         if (codes < 0).any():
-            names = pc.if_else(pa.array(codes >= 0), names, None)
-        error_type = [c.error_type if c is not None else None for c in captures]
-        error_message = [c.error_message if c is not None else None for c in captures]
-        for i, error in enumerate(errors):
-            if error is not None and error_type[i] is None:
+            names = pc.if_else(pa.array(codes >= 0), names, pa.scalar(None, pa.large_string()))
+        # Packets not computed in this run have no capture: a stand-in with no values lets
+        # every column come out of one C-level ``map`` over the buffer.
+        captures = [_NOT_RUN if c is None else c for c in buffer.captures]
+        ran = np.fromiter((c is not _NOT_RUN for c in captures), dtype=bool, count=n)
+
+        def each(attribute: str) -> list[Any]:
+            return list(map(attrgetter(attribute), captures))
+
+        error_type, error_message = each("error_type"), each("error_message")
+        succeeded = np.fromiter((e is None for e in error_type), dtype=bool, count=n)
+        for row, error in buffer.errors.items():
+            if error_type[row] is None:
                 # The call returned, but its output was rejected (or it never ran): say why.
-                error_type[i], error_message[i] = error_parts(error)
+                error_type[row], error_message[row] = error_parts(error)
+        starts = np.asarray(each("start"), dtype=np.float64)
+        ends = np.asarray(each("end"), dtype=np.float64)
+        records: list[list[dict[str, Any]]] = [_NO_RECORDS] * n
+        for row, capture in enumerate(captures):
+            if capture.logs:
+                records[row] = _log_records(capture.logs)
         text = pa.large_string()
-
-        def each(attribute: str, type_: pa.DataType) -> pa.Array:
-            return pa.array(
-                [getattr(c, attribute) if c is not None else None for c in captures], type_
-            )
-
         return {
-            TIMESTAMP: timestamps(times),
             STATE: names,
-            # Not computed in this run: no capture, and not a failure (whose call never ran
-            # because an equal packet's call failed).
-            CACHED: pa.array((codes != _FAILED) & np.array([c is None for c in captures])),
-            SUCCESS: each("succeeded", pa.bool_()),
-            DURATION: each("duration", pa.float64()),
-            STDOUT: each("stdout", text),
-            STDERR: each("stderr", text),
-            LOG_RECORDS: pa.array([_log_records(c) for c in captures], _LOG_LIST),
+            # Not computed in this run, and not a failure (whose call never ran because an
+            # equal packet's call failed).
+            CACHED: pa.array(~ran & (codes != _FAILED)),
+            SUCCESS: pa.array(succeeded, mask=~ran),
+            DURATION: pa.array(ends - starts, mask=~ran),
+            STDOUT: pa.array(each("stdout"), text),
+            STDERR: pa.array(each("stderr"), text),
+            LOG_RECORDS: pa.array(records, _LOG_LIST),
             ERROR_TYPE: pa.array(error_type, text),
             ERROR_MESSAGE: pa.array(error_message, text),
-            TRACEBACK: each("traceback", text),
-            **self.tag_columns(tags),
+            TRACEBACK: pa.array(each("traceback"), text),
         }
 
 
-def _log_records(capture: CallCapture | None) -> list[dict[str, Any]]:
-    if capture is None or not capture.logs:
-        return []
+class _NotRun:
+    """The capture columns of a packet that was not computed: all null."""
+
+    start = end = 0.0
+    stdout = stderr = traceback = error_type = error_message = None
+    logs: tuple[LogEntry, ...] = ()
+
+
+_NOT_RUN = _NotRun()
+_NO_RECORDS: list[dict[str, Any]] = []
+
+
+def _log_records(logs: Sequence[LogEntry]) -> list[dict[str, Any]]:
     return [
         {
             "time": round(entry.time * 1e6),
@@ -231,7 +275,7 @@ def _log_records(capture: CallCapture | None) -> list[dict[str, Any]]:
             "logger": entry.logger,
             "message": entry.message,
         }
-        for entry in capture.logs
+        for entry in logs
     ]
 
 

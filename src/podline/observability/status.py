@@ -29,6 +29,7 @@ from podline.observability.batching import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FLUSH_SECONDS,
     BatchedObserver,
+    Buffer,
     NodeView,
     error_parts,
     timestamps,
@@ -39,7 +40,6 @@ from podline.observability.columns import (
     ERROR_TYPE,
     STARTED_AT,
     STATE,
-    TIMESTAMP,
     State,
 )
 from podline.stores import Store
@@ -54,6 +54,7 @@ _SUCCESS = _STATES.index(State.SUCCESS)
 _CACHED = _STATES.index(State.CACHED)
 _SKIPPED = _STATES.index(State.SKIPPED)
 _FAILED = _STATES.index(State.FAILED)
+_UNKNOWN = float("nan")
 
 
 class StatusObserver(BatchedObserver):
@@ -78,29 +79,54 @@ class StatusObserver(BatchedObserver):
         return f"StatusObserver({self.store.to_config()!r})"
 
 
-class _StatusView(NodeView):
-    """One node's status rows: ``(state index, started, time, tag, cached, error)`` tuples.
+class _StatusBuffer(Buffer):
+    """Status rows as columns (``times``: when the state was reached)."""
 
-    ``open`` maps each started, not yet ended packet (by ``id`` of its tag object, which the
-    entry keeps alive so the id cannot be reused) to its RUNNING row's index in the buffer
-    (-1 once that row was written) and its start time. A packet that ends while its RUNNING
-    row is still buffered replaces that row, so a packet usually costs one row, not two.
+    __slots__ = ("cached", "errors", "started", "states")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: list[int] = []  # indexes into _STATES
+        self.started: list[float] = []  # NaN: unknown (the RUNNING row was written apart)
+        self.cached: list[bool | None] = []
+        self.errors: dict[int, BaseException] = {}  # by row; failures are rare
+
+
+class _StatusView(NodeView[_StatusBuffer]):
+    """One node's status rows.
+
+    ``open`` maps each started, not yet ended packet (by ``id`` of its tag object) to its
+    RUNNING row in the buffer, or to -1 once that row was written (its start time then moves
+    to ``open_start``). A packet that ends while its RUNNING row is still buffered replaces
+    that row, so a packet usually costs one row, not two. Both maps hold plain numbers only,
+    which keeps them out of the collector's way. A tag object stays alive from its packet's
+    start to its end (the node holds it), so its ``id`` cannot be reused meanwhile; the
+    buffer's own reference double-checks a match before a row is replaced.
     """
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
         super().__init__(owner, identity_path)
-        self.open: dict[int, tuple[Tag, int, float]] = {}
+        self.open: dict[int, int] = {}
+        self.open_start: dict[int, float] = {}
+
+    def new_buffer(self) -> _StatusBuffer:
+        return _StatusBuffer()
 
     def on_packet_start(
         self, *, node_label: str, node_hash: str, tag: Tag, packet: Packet, **kwargs: Any
     ) -> None:
         now = time()
         with self.lock:
-            rows = self.rows
-            self.open[id(tag)] = (tag, len(rows), now)
-            rows.append((_RUNNING, now, now, tag, None, None))
-            buffered = len(rows)
-        self.added(buffered)
+            buffer = self.buffer
+            self.open[id(tag)] = len(buffer.times)
+            buffer.states.append(_RUNNING)
+            buffer.started.append(now)
+            buffer.times.append(now)
+            buffer.tags.append(tag)
+            buffer.cached.append(None)
+            buffered = len(buffer.times)
+        if buffered >= self.limit or self.timer is None:
+            self.added(buffered)
 
     def on_packet_end(
         self,
@@ -130,43 +156,57 @@ class _StatusView(NodeView):
 
     def _end(self, state: int, tag: Tag, cached: bool, error: BaseException | None) -> None:
         now = time()
+        key = id(tag)
         with self.lock:
-            entry = self.open.pop(id(tag), None)
-            started = None
-            if entry is not None and entry[0] is tag:
-                started = entry[2]
-                if entry[1] >= 0:
-                    self.rows[entry[1]] = (state, started, now, tag, cached, error)
-                    return
-            self.rows.append((state, started, now, tag, cached, error))
-            buffered = len(self.rows)
-        self.added(buffered)
+            buffer = self.buffer
+            row = self.open.pop(key, None)
+            if row is not None and row >= 0 and buffer.tags[row] is tag:
+                buffer.states[row] = state
+                buffer.times[row] = now
+                buffer.cached[row] = cached
+                if error is not None:
+                    buffer.errors[row] = error
+                return
+            if error is not None:
+                buffer.errors[len(buffer.times)] = error
+            buffer.states.append(state)
+            buffer.started.append(self.open_start.pop(key, _UNKNOWN))
+            buffer.times.append(now)
+            buffer.tags.append(tag)
+            buffer.cached.append(cached)
+            buffered = len(buffer.times)
+        if buffered >= self.limit or self.timer is None:
+            self.added(buffered)
 
-    def swapped(self) -> None:
-        # The buffered RUNNING rows are about to be written: later ends append new rows.
-        self.open = {key: (tag, -1, started) for key, (tag, _, started) in self.open.items()}
+    def swapped(self, buffer: _StatusBuffer) -> None:
+        # The buffered RUNNING rows are about to be written: their packets' ends, when they
+        # come, append rows of their own.
+        started = buffer.started
+        for key, row in self.open.items():
+            if row >= 0:
+                self.open_start[key] = started[row]
+        self.open = dict.fromkeys(self.open, -1)
 
     def finish(self) -> None:
         super().finish()
         self.open = {}
+        self.open_start = {}
 
-    def build(self, rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
-        states, started, times, tags, cached, errors = zip(*rows, strict=True)
-        codes = pa.array(np.asarray(states, dtype=np.int8))
-        starts = np.asarray([np.nan if s is None else s for s in started], dtype=np.float64)
+    def build(self, buffer: _StatusBuffer) -> dict[str, pa.Array]:
+        n = len(buffer)
         columns = {
-            TIMESTAMP: timestamps(times),
-            STARTED_AT: timestamps(starts),
-            STATE: _STATE_NAMES.take(codes),
-            CACHED: pa.array(cached, pa.bool_()),
+            STARTED_AT: timestamps(buffer.started),
+            STATE: _STATE_NAMES.take(pa.array(np.asarray(buffer.states, dtype=np.int8))),
+            CACHED: pa.array(buffer.cached, pa.bool_()),
         }
-        if any(e is not None for e in errors):
-            parts = [error_parts(e) for e in errors]
-            columns[ERROR_TYPE] = pa.array([p[0] for p in parts], pa.large_string())
-            columns[ERROR_MESSAGE] = pa.array([p[1] for p in parts], pa.large_string())
+        text = pa.large_string()
+        if buffer.errors:
+            parts = {row: error_parts(error) for row, error in buffer.errors.items()}
+            none = (None, None)
+            columns[ERROR_TYPE] = pa.array([parts.get(i, none)[0] for i in range(n)], text)
+            columns[ERROR_MESSAGE] = pa.array([parts.get(i, none)[1] for i in range(n)], text)
         else:
-            columns[ERROR_TYPE] = columns[ERROR_MESSAGE] = pa.nulls(len(rows), pa.large_string())
-        columns.update(self.tag_columns(tags))
+            columns[ERROR_TYPE] = columns[ERROR_MESSAGE] = pa.nulls(n, text)
         return columns
 
 
