@@ -25,6 +25,7 @@ from podline.errors import (
 from podline.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
 from podline.functions import SKIP, FunctionPod, PacketFunction, function_pod
 from podline.hashing import HASH_SCHEME, ContentHash, hash_file, hash_table, hash_value
+from podline.observability import LoggingObserver, StatusObserver
 from podline.operators import (
     Batch,
     DropPacketColumns,
@@ -80,6 +81,7 @@ __all__ = [
     "LazyStream",
     "ListSource",
     "LocalExecutor",
+    "LoggingObserver",
     "MapPackets",
     "MapTags",
     "MemoryStore",
@@ -100,6 +102,7 @@ __all__ = [
     "SemiJoin",
     "Source",
     "SourceError",
+    "StatusObserver",
     "Store",
     "StoreError",
     "Stream",
