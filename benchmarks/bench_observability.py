@@ -67,10 +67,12 @@ def _job(n: int, mode: str) -> dict[str, object]:
         # A file, not ``-c``: podline hashes the function's source, which must be readable.
         script = Path(root) / "job.py"
         script.write_text(_JOB.format(n=n, root=str(Path(root) / "store"), mode=mode))
-        out = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, check=True
-        ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        done = subprocess.run(
+            [sys.executable, str(script)], check=False, capture_output=True, text=True
+        )
+    if done.returncode:
+        raise RuntimeError(f"the {mode!r} job failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def run(quick: bool = False) -> None:

@@ -1,8 +1,11 @@
 """Batched, fail-safe writing of observations: what the status and logging observers share.
 
-Hooks run once or twice per packet, up to hundreds of thousands of times per node, so they
-only append a tuple to an in-memory buffer; the columns are built with Arrow, and written with
-one store write, per batch. A node view's buffer is written when the node ends, when it holds
+Function nodes report packets a batch at a time (``on_packets_start`` / ``on_packets_end``,
+with Arrow columns); the views turn each batch into an Arrow table part with no per-row Python
+work. The per-packet hooks (``on_packet_start`` and friends, which other callers may still
+use) only append to per-node column lists, turned into a part when needed. Either way a
+buffer is written with one store write per batch. A node view's buffer is written when the
+node ends, when it holds
 ``batch_rows`` rows, ``flush_seconds`` after its oldest buffered row (a timer thread, so a
 packet whose call runs for minutes shows as RUNNING to readers meanwhile), and when the run
 ends (which also catches nodes that raised before ending).
@@ -20,9 +23,9 @@ from __future__ import annotations
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +35,9 @@ from podline.columns import is_system_tag
 from podline.conversion import table_from_columns
 from podline.datagrams import Tag
 from podline.errors import FunctionCallError
+from podline.executors import CallCapture
 from podline.executors.base import paused_gc
+from podline.functions import RowStatus
 from podline.observability.columns import (
     NODE,
     NODE_HASH,
@@ -42,6 +47,7 @@ from podline.observability.columns import (
     SEQUENCE,
     TIMESTAMP,
     TIMESTAMP_TYPE,
+    State,
 )
 from podline.pipeline.observers import Observer
 from podline.schema import Schema
@@ -50,11 +56,18 @@ from podline.stores import Store
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_FLUSH_SECONDS",
+    "EQUAL_PACKET_FAILED",
+    "ROW_STATES",
+    "STATE_INDEX",
     "BatchedObserver",
     "Buffer",
     "NodeView",
     "ObservationWarning",
+    "PacketBatchLike",
+    "PacketOutcomesLike",
+    "Rows",
     "error_parts",
+    "state_names",
     "timestamps",
 ]
 
@@ -66,8 +79,64 @@ DEFAULT_BATCH_ROWS = 131_072
 DEFAULT_FLUSH_SECONDS = 10.0
 
 
+#: A state's index in ``State`` (buffers and parts hold indexes, not names).
+STATE_INDEX: dict[State, int] = {state: index for index, state in enumerate(State)}
+_STATE_NAMES = pa.array([state.value for state in State], pa.large_string())
+_RUN_TO_STATE = {
+    RowStatus.COMPUTED: State.SUCCESS,
+    RowStatus.CACHED: State.CACHED,
+    RowStatus.SKIPPED: State.SKIPPED,
+    RowStatus.FAILED: State.FAILED,
+}
+#: ``ROW_STATES[code]``: the state index of a node's ``RowStatus`` code.
+ROW_STATES = np.array([STATE_INDEX[_RUN_TO_STATE[s]] for s in RowStatus], dtype=np.int8)
+#: The error of a row that failed because an equal packet's call failed (it never ran).
+EQUAL_PACKET_FAILED = (None, "an equal packet's call failed")
+
+
+def state_names(indexes: np.ndarray) -> pa.Array:
+    """State names of state indexes (negative: null), in one vectorized step."""
+    codes = np.asarray(indexes, dtype=np.int8)
+    names = _STATE_NAMES.take(pa.array(np.maximum(codes, 0)))
+    if (codes < 0).any():
+        names = pc.if_else(pa.array(codes >= 0), names, pa.scalar(None, pa.large_string()))
+    return names
+
+
 class ObservationWarning(RuntimeWarning):
     """Observations could not be recorded; the run itself goes on unaffected."""
+
+
+class PacketBatchLike(Protocol):
+    """What the views read from a batch of started packets (``on_packets_start``)."""
+
+    def __len__(self) -> int: ...
+
+    def tags(self) -> pa.Table:
+        """The tag and system-tag columns of the rows."""
+        ...
+
+
+class PacketOutcomesLike(PacketBatchLike, Protocol):
+    """What the views read from a batch of ended packets (``on_packets_end``): per row its
+    ``RowStatus`` index (``codes``), whether its call ran in this run (``computed``),
+    whether ``on_packets_start`` announced it (``started``), and by row the errors of failed
+    rows and the captures of computed calls."""
+
+    @property
+    def codes(self) -> np.ndarray: ...
+
+    @property
+    def computed(self) -> np.ndarray: ...
+
+    @property
+    def started(self) -> np.ndarray: ...
+
+    @property
+    def errors(self) -> Mapping[int, BaseException]: ...
+
+    @property
+    def captures(self) -> Mapping[int, CallCapture]: ...
 
 
 class BatchedObserver(Observer):
@@ -159,10 +228,17 @@ class BatchedObserver(Observer):
     def on_packet_crash(self, *, node_label: str, **kwargs: Any) -> None:
         self._view(node_label).on_packet_crash(node_label=node_label, **kwargs)
 
+    def on_packets_start(self, *, node_label: str, **kwargs: Any) -> None:
+        self._view(node_label).on_packets_start(node_label=node_label, **kwargs)
 
-class Buffer:
-    """Buffered rows as column lists (one list per column, so buffering a row allocates no
-    tuple: the collector, which the nodes trigger often, then has little to rescan)."""
+    def on_packets_end(self, *, node_label: str, **kwargs: Any) -> None:
+        self._view(node_label).on_packets_end(node_label=node_label, **kwargs)
+
+
+class Rows:
+    """Rows from per-packet hooks, as column lists (one list per column, so buffering a row
+    allocates no tuple: the collector, which the nodes trigger often, then has little to
+    rescan). Subclasses add their columns."""
 
     __slots__ = ("tags", "times")
 
@@ -175,17 +251,33 @@ class Buffer:
         return len(self.times)
 
 
-B = TypeVar("B", bound=Buffer)
+R = TypeVar("R", bound=Rows)
 
 
-class NodeView(Observer, Generic[B]):
+class Buffer(Generic[R]):
+    """What a node view holds: Arrow table ``parts`` (from batch hooks, or sealed rows), in
+    the order they came, then the ``rows`` of per-packet hooks since."""
+
+    __slots__ = ("part_rows", "parts", "rows")
+
+    def __init__(self, rows: R) -> None:
+        self.parts: list[pa.Table] = []
+        self.part_rows = 0
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.part_rows + len(self.rows)
+
+
+class NodeView(Observer, Generic[R]):
     """One node's observer: buffers its rows and writes them in batches.
 
-    Subclasses append to ``buffer`` in their hooks while holding ``lock``, then call
-    ``added(len(buffer))`` (needed only when that reaches ``limit`` or no ``timer`` runs);
-    they implement ``new_buffer()`` and ``build(buffer)``, which returns the node-specific
-    columns. The lock exists for the timed flush, which runs in a timer thread: with it, a
-    row is never added to a buffer that is being written.
+    Batch hooks add Arrow parts with ``add_part``. Per-packet hooks append to
+    ``buffer.rows`` while holding ``lock``, then call ``added(len(buffer))`` (needed only
+    when that reaches ``limit`` or no ``timer`` runs). Subclasses implement ``new_rows()``
+    and ``build(rows)``, the node-specific columns of listed rows. The lock exists for the
+    timed flush, which runs in a timer thread: with it, nothing is added to a buffer that is
+    being written.
     """
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
@@ -194,7 +286,7 @@ class NodeView(Observer, Generic[B]):
         self.node_label = identity_path[0] if identity_path else ""
         self.node_hash = ""
         self.tag_schema: Schema | None = None
-        self.buffer: B = self.new_buffer()
+        self.buffer: Buffer[R] = Buffer(self.new_rows())
         self.lock = threading.Lock()
         self.limit = owner.batch_rows
         self.timer: threading.Timer | None = None
@@ -222,7 +314,7 @@ class NodeView(Observer, Generic[B]):
             timer.cancel()
 
     def added(self, buffered: int) -> None:
-        """Called after a row was added: write the batch when it is full, and make sure a
+        """Called after rows were added: write the batch when it is full, and make sure a
         buffered row is written within ``flush_seconds`` even if no hook comes (a slow call
         keeps its packet's RUNNING row in memory otherwise)."""
         if buffered >= self.limit:
@@ -237,18 +329,55 @@ class NodeView(Observer, Generic[B]):
         self.timer = None
         self.flush()
 
+    # ------------------------------------------------------------------ buffering
+    def new_rows(self) -> R:
+        """Empty row lists."""
+        raise NotImplementedError
+
+    def build(self, rows: R) -> dict[str, pa.Array]:
+        """The node-specific columns of listed rows (not the tags or the timestamp)."""
+        raise NotImplementedError
+
+    def sealed(self, rows: R) -> None:
+        """Called (holding ``lock``) when ``rows`` left the lists (for a part, or a write)."""
+
+    def add_part(self, part: pa.Table) -> None:
+        """Buffer the rows of a batch hook (its columns: what ``_part`` builds from rows)."""
+        with self.lock:
+            buffer = self.buffer
+            if len(buffer.rows):
+                self._seal(buffer)
+            buffer.parts.append(part)
+            buffer.part_rows += part.num_rows
+            buffered = len(buffer)
+        self.added(buffered)
+
+    def drop_parts(self, parts: Sequence[pa.Table]) -> bool:
+        """Take ``parts`` out of the buffer if all of them are still there (holding
+        ``lock``); whether they were."""
+        buffer = self.buffer
+        if not all(any(p is q for q in buffer.parts) for p in parts):
+            return False
+        buffer.parts = [q for q in buffer.parts if not any(p is q for p in parts)]
+        buffer.part_rows -= sum(p.num_rows for p in parts)
+        return True
+
+    def _seal(self, buffer: Buffer[R]) -> None:
+        """Turn the listed rows into a part (holding ``lock``)."""
+        rows = buffer.rows
+        buffer.rows = self.new_rows()
+        self.sealed(rows)
+        with paused_gc():
+            part = self._part(rows)
+        buffer.parts.append(part)
+        buffer.part_rows += part.num_rows
+
+    def _part(self, rows: R) -> pa.Table:
+        columns = {TIMESTAMP: timestamps(rows.times), **self.build(rows)}
+        columns.update(self.tag_columns(rows.tags))
+        return pa.table(columns)
+
     # ------------------------------------------------------------------ writing
-    def new_buffer(self) -> B:
-        """An empty buffer."""
-        raise NotImplementedError
-
-    def build(self, buffer: B) -> dict[str, pa.Array]:
-        """The node-specific columns of the buffered rows (fixed columns and tags)."""
-        raise NotImplementedError
-
-    def swapped(self, buffer: B) -> None:
-        """Called (holding ``lock``) when ``buffer`` was taken away to be written."""
-
     def flush(self) -> None:
         """Write the buffered rows as one batch; a failure is warned about, never raised."""
         with self.lock:
@@ -256,8 +385,9 @@ class NodeView(Observer, Generic[B]):
             n = len(buffer)
             if not n:
                 return
-            self.buffer = self.new_buffer()
-            self.swapped(buffer)
+            self.buffer = Buffer(self.new_rows())
+            rows = buffer.rows
+            self.sealed(rows)
             first = self._sequence
             self._sequence += n
         try:
@@ -265,7 +395,8 @@ class NodeView(Observer, Generic[B]):
             # the collector on, it would rescan every live buffered object (and the packets
             # the nodes hold) again and again. The batch is bounded by ``batch_rows``.
             with paused_gc():
-                table = self._table(buffer, n, first)
+                parts = [*buffer.parts, self._part(rows)] if len(rows) else buffer.parts
+                table = self._table(parts, n, first)
             self.owner.store.write(self.path, table)
         except Exception as exc:  # observing must never break a run
             warnings.warn(
@@ -275,7 +406,10 @@ class NodeView(Observer, Generic[B]):
                 stacklevel=2,
             )
 
-    def _table(self, buffer: B, n: int, first: int) -> pa.Table:
+    def _table(self, parts: list[pa.Table], n: int, first: int) -> pa.Table:
+        body = (
+            parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
+        )
         sequence = np.arange(first, first + n, dtype=np.int64)
         text = pa.large_string()
         ids = pc.binary_join_element_wise(
@@ -290,11 +424,12 @@ class NodeView(Observer, Generic[B]):
             NODE: _constant(self.node_label, n),
             NODE_HASH: _constant(self.node_hash, n),
             SEQUENCE: pa.array(sequence),
-            TIMESTAMP: timestamps(buffer.times),
         }
-        columns.update(self.build(buffer))
-        columns.update(self.tag_columns(buffer.tags))
-        return pa.table(columns)
+        for name in body.column_names:
+            columns[name] = body.column(name)
+        table = pa.table(columns)
+        # Every column nullable: a later batch may lack a value the first one had.
+        return table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
 
     def tag_columns(self, tags: Sequence[Tag | None]) -> dict[str, pa.Array]:
         """Typed columns of the tags' values, system tags included (null where unknown).

@@ -7,38 +7,47 @@ Packets served from stored results are not logged unless ``log_cached=True`` (th
 ``CACHED`` or ``SKIPPED`` row with no output). Rows go to ``store.at(*identity_path)`` of each
 node and are written in batches.
 
-**Matching a capture to its packet.** Executors hand a call's capture to the logger made by
-``create_packet_logger(tag, packet)`` for that call, and that ``tag`` carries only the user tag
-columns. Nodes fire a computed packet's ``on_packet_start`` just before the batch of calls that
-computes it, in call order, and create the loggers in the same order; so a node view pairs
-each new logger with the oldest started packet not yet paired, which gives it the full tag
-(system tags included). The row is completed when the packet's end or crash hook arrives with
-that same tag object, which also gives its final state. A started packet that ends without a
-call (a cache hit) leaves the queue at its end. A capture whose packet never ends (the run was
-interrupted) is written when the node or run ends, without a state.
+**Batch hooks.** A function node's ``on_packets_end`` carries, by row, the capture of every
+call it computed, and each row's status and tags as columns: the rows are built from those.
+
+**Per-packet hooks.** Callers that report packet by packet hand a call's capture to the logger
+made by ``create_packet_logger(tag, packet)``, whose ``tag`` may carry only the user tag
+columns. They fire a computed packet's ``on_packet_start`` just before the batch of calls that
+computes it and create the loggers in the same order; so a node view pairs each new logger
+with the oldest started packet not yet paired, which gives it the full tag (system tags
+included). The row is completed when the packet's end or crash hook arrives with that same tag
+object, which also gives its final state. A started packet that ends without a call (a cache
+hit) leaves the queue at its end. A capture whose packet never ends (the run was interrupted)
+is written when the node or run ends, without a state.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from time import time
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from podline.datagrams import Packet, Tag
 from podline.executors import CallCapture, LogEntry
 from podline.observability.batching import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FLUSH_SECONDS,
+    EQUAL_PACKET_FAILED,
+    ROW_STATES,
+    STATE_INDEX,
     BatchedObserver,
-    Buffer,
     NodeView,
+    PacketBatchLike,
+    PacketOutcomesLike,
+    Rows,
     error_parts,
+    state_names,
+    timestamps,
 )
 from podline.observability.columns import (
     CACHED,
@@ -51,6 +60,7 @@ from podline.observability.columns import (
     STDERR,
     STDOUT,
     SUCCESS,
+    TIMESTAMP,
     TRACEBACK,
     State,
 )
@@ -58,14 +68,13 @@ from podline.stores import Store
 
 __all__ = ["LoggingObserver"]
 
-_STATES = tuple(State)
-_STATE_NAMES = pa.array([s.value for s in _STATES], pa.large_string())
 _NO_STATE = -1
-_SUCCESS = _STATES.index(State.SUCCESS)
-_CACHED = _STATES.index(State.CACHED)
-_SKIPPED = _STATES.index(State.SKIPPED)
-_FAILED = _STATES.index(State.FAILED)
+_SUCCESS = STATE_INDEX[State.SUCCESS]
+_CACHED = STATE_INDEX[State.CACHED]
+_SKIPPED = STATE_INDEX[State.SKIPPED]
+_FAILED = STATE_INDEX[State.FAILED]
 _LOG_LIST = pa.large_list(LOG_RECORD_TYPE)
+_TEXT = pa.large_string()
 
 
 class LoggingObserver(BatchedObserver):
@@ -104,25 +113,26 @@ class _PacketLogger:
         self.view.pending[self.key] = capture
 
 
-class _LogBuffer(Buffer):
-    """Log rows as columns (``times``: when the call started)."""
+class _LogRows(Rows):
+    """Log rows from per-packet hooks (``times``: when the call started)."""
 
     __slots__ = ("captures", "errors", "states")
 
     def __init__(self) -> None:
         super().__init__()
-        self.states: list[int] = []  # indexes into _STATES; _NO_STATE: never ended
+        self.states: list[int] = []  # indexes into State; _NO_STATE: never ended
         self.captures: list[CallCapture | None] = []  # None: not computed in this run
         self.errors: dict[int, BaseException] = {}  # by row: why a packet failed
 
 
-class _LogView(NodeView[_LogBuffer]):
+class _LogView(NodeView[_LogRows]):
     """One node's log rows.
 
-    ``started`` queues the tags of started packets not yet paired with a call; ``calls``
-    maps ``id`` of each paired packet's tag object to the tag, and ``pending`` to its
-    call's capture, until the packet ends (a tag object stays alive from its packet's start
-    to its end: the node holds it). A call that cannot be paired keeps the logger's own tag.
+    For per-packet hooks: ``started`` queues the tags of started packets not yet paired with
+    a call; ``calls`` maps ``id`` of each paired packet's tag object to the tag, and
+    ``pending`` to its call's capture, until the packet ends (a tag object stays alive from
+    its packet's start to its end: the node holds it). A call that cannot be paired keeps the
+    logger's own tag.
     """
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
@@ -133,9 +143,45 @@ class _LogView(NodeView[_LogBuffer]):
         self.calls: dict[int, Tag] = {}
         self.pending: dict[int, CallCapture] = {}
 
-    def new_buffer(self) -> _LogBuffer:
-        return _LogBuffer()
+    def new_rows(self) -> _LogRows:
+        return _LogRows()
 
+    # ------------------------------------------------------------------ batch hooks
+    def on_packets_start(
+        self, *, node_label: str, node_hash: str, batch: PacketBatchLike, **kwargs: Any
+    ) -> None:
+        """Nothing to log before the calls ran."""
+
+    def on_packets_end(
+        self, *, node_label: str, node_hash: str, batch: PacketOutcomesLike, **kwargs: Any
+    ) -> None:
+        now = time()
+        codes = np.asarray(batch.codes)
+        states = ROW_STATES[codes]
+        computed = np.asarray(batch.computed, dtype=bool)
+        logged = computed | (states == _FAILED)
+        if self.log_cached:
+            logged[:] = True
+        rows = np.flatnonzero(logged)
+        if not len(rows):
+            return
+        captured = batch.captures
+        captures = [
+            captured.get(row) if ran else None
+            for row, ran in zip(rows.tolist(), computed[rows].tolist(), strict=True)
+        ]
+        position = {row: i for i, row in enumerate(rows.tolist())}
+        errors = {position[r]: e for r, e in batch.errors.items() if r in position}
+        times = [now if c is None else c.start for c in captures]
+        failed = states[rows] == _FAILED
+        columns = {TIMESTAMP: timestamps(times)}
+        columns.update(_columns(states[rows], captures, errors, unexplained=failed))
+        tags = batch.tags().take(pa.array(rows, pa.int64()))
+        for name in tags.column_names:
+            columns[name] = tags.column(name)
+        self.add_part(pa.table(columns))
+
+    # ------------------------------------------------------------------ per-packet hooks
     def on_packet_start(
         self, *, node_label: str, node_hash: str, tag: Tag, packet: Packet, **kwargs: Any
     ) -> None:
@@ -191,14 +237,14 @@ class _LogView(NodeView[_LogBuffer]):
         self, state: int, tag: Tag, capture: CallCapture | None, error: BaseException | None
     ) -> None:
         with self.lock:
-            buffer = self.buffer
+            rows = self.buffer.rows
             if error is not None:
-                buffer.errors[len(buffer.times)] = error
-            buffer.states.append(state)
-            buffer.times.append(capture.start if capture is not None else time())
-            buffer.tags.append(tag)
-            buffer.captures.append(capture)
-            buffered = len(buffer.times)
+                rows.errors[len(rows.times)] = error
+            rows.states.append(state)
+            rows.times.append(capture.start if capture is not None else time())
+            rows.tags.append(tag)
+            rows.captures.append(capture)
+            buffered = len(self.buffer)
         if buffered >= self.limit or self.timer is None:
             self.added(buffered)
 
@@ -212,47 +258,58 @@ class _LogView(NodeView[_LogBuffer]):
             self._add(_NO_STATE, calls[key], capture, None)
         super().finish()
 
-    def build(self, buffer: _LogBuffer) -> dict[str, pa.Array]:
-        n = len(buffer)
-        codes = np.asarray(buffer.states, dtype=np.int8)
-        names = _STATE_NAMES.take(pa.array(np.maximum(codes, 0)))
-        if (codes < 0).any():
-            names = pc.if_else(pa.array(codes >= 0), names, pa.scalar(None, pa.large_string()))
-        # Packets not computed in this run have no capture: a stand-in with no values lets
-        # every column come out of one C-level ``map`` over the buffer.
-        captures = [_NOT_RUN if c is None else c for c in buffer.captures]
-        ran = np.fromiter((c is not _NOT_RUN for c in captures), dtype=bool, count=n)
+    def build(self, rows: _LogRows) -> dict[str, pa.Array]:
+        return _columns(np.asarray(rows.states, dtype=np.int8), rows.captures, rows.errors)
 
-        def each(attribute: str) -> list[Any]:
-            return list(map(attrgetter(attribute), captures))
 
-        error_type, error_message = each("error_type"), each("error_message")
-        succeeded = np.fromiter((e is None for e in error_type), dtype=bool, count=n)
-        for row, error in buffer.errors.items():
-            if error_type[row] is None:
-                # The call returned, but its output was rejected (or it never ran): say why.
-                error_type[row], error_message[row] = error_parts(error)
-        starts = np.asarray(each("start"), dtype=np.float64)
-        ends = np.asarray(each("end"), dtype=np.float64)
-        records: list[list[dict[str, Any]]] = [_NO_RECORDS] * n
-        for row, capture in enumerate(captures):
-            if capture.logs:
-                records[row] = _log_records(capture.logs)
-        text = pa.large_string()
-        return {
-            STATE: names,
-            # Not computed in this run, and not a failure (whose call never ran because an
-            # equal packet's call failed).
-            CACHED: pa.array(~ran & (codes != _FAILED)),
-            SUCCESS: pa.array(succeeded, mask=~ran),
-            DURATION: pa.array(ends - starts, mask=~ran),
-            STDOUT: pa.array(each("stdout"), text),
-            STDERR: pa.array(each("stderr"), text),
-            LOG_RECORDS: pa.array(records, _LOG_LIST),
-            ERROR_TYPE: pa.array(error_type, text),
-            ERROR_MESSAGE: pa.array(error_message, text),
-            TRACEBACK: pa.array(each("traceback"), text),
-        }
+def _columns(
+    states: np.ndarray,
+    captures: Sequence[CallCapture | None],
+    errors: Mapping[int, BaseException],
+    unexplained: np.ndarray | None = None,
+) -> dict[str, pa.Array]:
+    """The log columns of rows with these state indexes, captures (None: the packet was not
+    computed) and errors by row. ``unexplained`` marks failed rows that may lack an error
+    (an equal packet's call failed)."""
+    n = len(states)
+    # A stand-in with no values for packets not computed lets every column come out of one
+    # C-level ``map`` over the rows.
+    calls = [_NOT_RUN if c is None else c for c in captures]
+    ran = np.fromiter((c is not _NOT_RUN for c in calls), dtype=bool, count=n)
+
+    def each(attribute: str) -> list[Any]:
+        return list(map(attrgetter(attribute), calls))
+
+    error_type, error_message = each("error_type"), each("error_message")
+    succeeded = np.fromiter((e is None for e in error_type), dtype=bool, count=n)
+    for row, error in errors.items():
+        if error_type[row] is None:
+            # The call returned, but its output was rejected: say why.
+            error_type[row], error_message[row] = error_parts(error)
+    if unexplained is not None:
+        for row in np.flatnonzero(unexplained).tolist():
+            if error_type[row] is None and error_message[row] is None:
+                error_type[row], error_message[row] = EQUAL_PACKET_FAILED
+    starts = np.asarray(each("start"), dtype=np.float64)
+    ends = np.asarray(each("end"), dtype=np.float64)
+    records: list[list[dict[str, Any]]] = [_NO_RECORDS] * n
+    for row, call in enumerate(calls):
+        if call.logs:
+            records[row] = _log_records(call.logs)
+    return {
+        STATE: state_names(states),
+        # Not computed in this run, and not a failure (whose call never ran because an equal
+        # packet's call failed).
+        CACHED: pa.array(~ran & (states != _FAILED)),
+        SUCCESS: pa.array(succeeded, mask=~ran),
+        DURATION: pa.array(ends - starts, mask=~ran),
+        STDOUT: pa.array(each("stdout"), _TEXT),
+        STDERR: pa.array(each("stderr"), _TEXT),
+        LOG_RECORDS: pa.array(records, _LOG_LIST),
+        ERROR_TYPE: pa.array(error_type, _TEXT),
+        ERROR_MESSAGE: pa.array(error_message, _TEXT),
+        TRACEBACK: pa.array(each("traceback"), _TEXT),
+    }
 
 
 class _NotRun:

@@ -12,8 +12,7 @@ marks where that run crashed.
 Rows go to ``store.at(*identity_path)`` of each node: the fixed columns of
 ``podline.observability.columns`` (run id, pipeline URI, node label and hash, sequence, UTC
 timestamp and start time, state, cached flag, error type and message) and the packet's tag
-columns, system tags included, typed by the tag schema the node announced in
-``on_node_start``.
+columns, system tags included, typed like the node's tag columns.
 """
 
 from __future__ import annotations
@@ -28,10 +27,16 @@ from podline.datagrams import Packet, Tag
 from podline.observability.batching import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FLUSH_SECONDS,
+    EQUAL_PACKET_FAILED,
+    ROW_STATES,
+    STATE_INDEX,
     BatchedObserver,
-    Buffer,
     NodeView,
+    PacketBatchLike,
+    PacketOutcomesLike,
+    Rows,
     error_parts,
+    state_names,
     timestamps,
 )
 from podline.observability.columns import (
@@ -40,21 +45,20 @@ from podline.observability.columns import (
     ERROR_TYPE,
     STARTED_AT,
     STATE,
+    TIMESTAMP,
     State,
 )
 from podline.stores import Store
 
 __all__ = ["StatusObserver"]
 
-# Row tuples hold a state's index in _STATES; the names are taken in one vectorized step.
-_STATES = tuple(State)
-_STATE_NAMES = pa.array([s.value for s in _STATES], pa.large_string())
-_RUNNING = _STATES.index(State.RUNNING)
-_SUCCESS = _STATES.index(State.SUCCESS)
-_CACHED = _STATES.index(State.CACHED)
-_SKIPPED = _STATES.index(State.SKIPPED)
-_FAILED = _STATES.index(State.FAILED)
+_RUNNING = STATE_INDEX[State.RUNNING]
+_SUCCESS = STATE_INDEX[State.SUCCESS]
+_CACHED = STATE_INDEX[State.CACHED]
+_SKIPPED = STATE_INDEX[State.SKIPPED]
+_FAILED = STATE_INDEX[State.FAILED]
 _UNKNOWN = float("nan")
+_TEXT = pa.large_string()
 
 
 class StatusObserver(BatchedObserver):
@@ -79,52 +83,99 @@ class StatusObserver(BatchedObserver):
         return f"StatusObserver({self.store.to_config()!r})"
 
 
-class _StatusBuffer(Buffer):
-    """Status rows as columns (``times``: when the state was reached)."""
+class _StatusRows(Rows):
+    """Status rows from per-packet hooks (``times``: when the state was reached)."""
 
     __slots__ = ("cached", "errors", "started", "states")
 
     def __init__(self) -> None:
         super().__init__()
-        self.states: list[int] = []  # indexes into _STATES
+        self.states: list[int] = []  # indexes into State
         self.started: list[float] = []  # NaN: unknown (the RUNNING row was written apart)
         self.cached: list[bool | None] = []
         self.errors: dict[int, BaseException] = {}  # by row; failures are rare
 
 
-class _StatusView(NodeView[_StatusBuffer]):
+class _StatusView(NodeView[_StatusRows]):
     """One node's status rows.
 
-    ``open`` maps each started, not yet ended packet (by ``id`` of its tag object) to its
-    RUNNING row in the buffer, or to -1 once that row was written (its start time then moves
-    to ``open_start``). A packet that ends while its RUNNING row is still buffered replaces
-    that row, so a packet usually costs one row, not two. Both maps hold plain numbers only,
-    which keeps them out of the collector's way. A tag object stays alive from its packet's
-    start to its end (the node holds it), so its ``id`` cannot be reused meanwhile; the
-    buffer's own reference double-checks a match before a row is replaced.
+    **Batch hooks.** ``on_packets_start`` buffers a part of RUNNING rows and remembers it in
+    ``open_parts``; the node's next ``on_packets_end`` covers those packets (its ``started``
+    rows, in the same order), so if the RUNNING parts are still buffered they are dropped and
+    the terminal rows carry their start times instead.
+
+    **Per-packet hooks.** ``open`` maps each started, not yet ended packet (by ``id`` of its
+    tag object) to its RUNNING row in the lists, or to -1 once that row left them (its start
+    time then moves to ``open_start``); an end whose RUNNING row is still listed replaces it.
+    Both maps hold plain numbers, which keeps them out of the collector's way. A tag object
+    stays alive from its packet's start to its end (the node holds it), so its ``id`` cannot
+    be reused meanwhile; the lists' own reference double-checks a match.
     """
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
         super().__init__(owner, identity_path)
+        self.open_parts: list[tuple[pa.Table, float]] = []
         self.open: dict[int, int] = {}
         self.open_start: dict[int, float] = {}
 
-    def new_buffer(self) -> _StatusBuffer:
-        return _StatusBuffer()
+    def new_rows(self) -> _StatusRows:
+        return _StatusRows()
 
+    # ------------------------------------------------------------------ batch hooks
+    def on_packets_start(
+        self, *, node_label: str, node_hash: str, batch: PacketBatchLike, **kwargs: Any
+    ) -> None:
+        now = time()
+        n = len(batch)
+        if not n:
+            return
+        times = np.full(n, now)
+        part = _part(
+            batch.tags(), np.full(n, _RUNNING, np.int8), times, times, pa.nulls(n, pa.bool_())
+        )
+        self.open_parts.append((part, now))
+        self.add_part(part)
+
+    def on_packets_end(
+        self, *, node_label: str, node_hash: str, batch: PacketOutcomesLike, **kwargs: Any
+    ) -> None:
+        now = time()
+        n = len(batch)
+        opened, self.open_parts = self.open_parts, []
+        if not n:
+            return
+        states = ROW_STATES[np.asarray(batch.codes)]
+        computed = np.asarray(batch.computed, dtype=bool)
+        announced = np.asarray(batch.started, dtype=bool)
+        started = np.full(n, now)
+        if sum(p.num_rows for p, _ in opened) == int(announced.sum()):
+            started[announced] = np.repeat([t for _, t in opened], [p.num_rows for p, _ in opened])
+        else:  # not the packets this end covers: keep their RUNNING rows, times unknown
+            started[announced] = _UNKNOWN
+            opened = []
+        cached = ~computed & (states != _FAILED)
+        part = _part(batch.tags(), states, np.full(n, now), started, pa.array(cached))
+        if batch.errors or (states == _FAILED).any():
+            part = _with_errors(part, states, batch.errors)
+        if opened:
+            with self.lock:
+                self.drop_parts([p for p, _ in opened])
+        self.add_part(part)
+
+    # ------------------------------------------------------------------ per-packet hooks
     def on_packet_start(
         self, *, node_label: str, node_hash: str, tag: Tag, packet: Packet, **kwargs: Any
     ) -> None:
         now = time()
         with self.lock:
-            buffer = self.buffer
-            self.open[id(tag)] = len(buffer.times)
-            buffer.states.append(_RUNNING)
-            buffer.started.append(now)
-            buffer.times.append(now)
-            buffer.tags.append(tag)
-            buffer.cached.append(None)
-            buffered = len(buffer.times)
+            rows = self.buffer.rows
+            self.open[id(tag)] = len(rows.times)
+            rows.states.append(_RUNNING)
+            rows.started.append(now)
+            rows.times.append(now)
+            rows.tags.append(tag)
+            rows.cached.append(None)
+            buffered = len(self.buffer)
         if buffered >= self.limit or self.timer is None:
             self.added(buffered)
 
@@ -158,30 +209,30 @@ class _StatusView(NodeView[_StatusBuffer]):
         now = time()
         key = id(tag)
         with self.lock:
-            buffer = self.buffer
+            rows = self.buffer.rows
             row = self.open.pop(key, None)
-            if row is not None and row >= 0 and buffer.tags[row] is tag:
-                buffer.states[row] = state
-                buffer.times[row] = now
-                buffer.cached[row] = cached
+            if row is not None and row >= 0 and rows.tags[row] is tag:
+                rows.states[row] = state
+                rows.times[row] = now
+                rows.cached[row] = cached
                 if error is not None:
-                    buffer.errors[row] = error
+                    rows.errors[row] = error
                 return
             if error is not None:
-                buffer.errors[len(buffer.times)] = error
-            buffer.states.append(state)
-            buffer.started.append(self.open_start.pop(key, _UNKNOWN))
-            buffer.times.append(now)
-            buffer.tags.append(tag)
-            buffer.cached.append(cached)
-            buffered = len(buffer.times)
+                rows.errors[len(rows.times)] = error
+            rows.states.append(state)
+            rows.started.append(self.open_start.pop(key, _UNKNOWN))
+            rows.times.append(now)
+            rows.tags.append(tag)
+            rows.cached.append(cached)
+            buffered = len(self.buffer)
         if buffered >= self.limit or self.timer is None:
             self.added(buffered)
 
-    def swapped(self, buffer: _StatusBuffer) -> None:
-        # The buffered RUNNING rows are about to be written: their packets' ends, when they
-        # come, append rows of their own.
-        started = buffer.started
+    def sealed(self, rows: _StatusRows) -> None:
+        # The listed RUNNING rows are leaving the lists: their packets' ends, when they come,
+        # append rows of their own.
+        started = rows.started
         for key, row in self.open.items():
             if row >= 0:
                 self.open_start[key] = started[row]
@@ -189,25 +240,59 @@ class _StatusView(NodeView[_StatusBuffer]):
 
     def finish(self) -> None:
         super().finish()
+        self.open_parts = []
         self.open = {}
         self.open_start = {}
 
-    def build(self, buffer: _StatusBuffer) -> dict[str, pa.Array]:
-        n = len(buffer)
+    def build(self, rows: _StatusRows) -> dict[str, pa.Array]:
+        n = len(rows)
+        states = np.asarray(rows.states, dtype=np.int8)
         columns = {
-            STARTED_AT: timestamps(buffer.started),
-            STATE: _STATE_NAMES.take(pa.array(np.asarray(buffer.states, dtype=np.int8))),
-            CACHED: pa.array(buffer.cached, pa.bool_()),
+            STARTED_AT: timestamps(rows.started),
+            STATE: state_names(states),
+            CACHED: pa.array(rows.cached, pa.bool_()),
+            ERROR_TYPE: pa.nulls(n, _TEXT),
+            ERROR_MESSAGE: pa.nulls(n, _TEXT),
         }
-        text = pa.large_string()
-        if buffer.errors:
-            parts = {row: error_parts(error) for row, error in buffer.errors.items()}
+        if rows.errors:
+            parts = {row: error_parts(error) for row, error in rows.errors.items()}
             none = (None, None)
-            columns[ERROR_TYPE] = pa.array([parts.get(i, none)[0] for i in range(n)], text)
-            columns[ERROR_MESSAGE] = pa.array([parts.get(i, none)[1] for i in range(n)], text)
-        else:
-            columns[ERROR_TYPE] = columns[ERROR_MESSAGE] = pa.nulls(n, text)
+            columns[ERROR_TYPE] = pa.array([parts.get(i, none)[0] for i in range(n)], _TEXT)
+            columns[ERROR_MESSAGE] = pa.array([parts.get(i, none)[1] for i in range(n)], _TEXT)
         return columns
+
+
+def _part(
+    tags: pa.Table, states: np.ndarray, times: np.ndarray, started: np.ndarray, cached: pa.Array
+) -> pa.Table:
+    """A status part from a batch hook: the same columns ``build`` gives listed rows."""
+    n = len(states)
+    columns = {
+        TIMESTAMP: timestamps(times),
+        STARTED_AT: timestamps(started),
+        STATE: state_names(states),
+        CACHED: cached,
+        ERROR_TYPE: pa.nulls(n, _TEXT),
+        ERROR_MESSAGE: pa.nulls(n, _TEXT),
+    }
+    for name in tags.column_names:
+        columns[name] = tags.column(name)
+    return pa.table(columns)
+
+
+def _with_errors(part: pa.Table, states: np.ndarray, errors: Any) -> pa.Table:
+    """``part`` with the error columns of its failed rows filled in."""
+    kinds: list[str | None] = [None] * len(states)
+    messages: list[str | None] = [None] * len(states)
+    for row in np.flatnonzero(states == _FAILED).tolist():
+        error = errors.get(row)
+        kinds[row], messages[row] = error_parts(error) if error is not None else EQUAL_PACKET_FAILED
+    part = part.set_column(
+        part.schema.get_field_index(ERROR_TYPE), ERROR_TYPE, pa.array(kinds, _TEXT)
+    )
+    return part.set_column(
+        part.schema.get_field_index(ERROR_MESSAGE), ERROR_MESSAGE, pa.array(messages, _TEXT)
+    )
 
 
 StatusObserver.view_class = _StatusView
