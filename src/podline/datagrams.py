@@ -34,6 +34,9 @@ class Datagram:
 
     __slots__ = ("_hash", "_schema", "_table", "_values")
 
+    # A ContentHash, or its text while nobody asked for it (rows built in bulk).
+    _hash: ContentHash | str | None
+
     def __init__(
         self,
         values: Mapping[str, Any],
@@ -125,6 +128,8 @@ class Datagram:
         """The hash of the visible columns' names, logical types and values."""
         if self._hash is None:
             self._hash = ContentHash.parse(row_hash_strings(self.as_table())[0].as_py())
+        elif isinstance(self._hash, str):  # known as text (see ``Packet.of_row``)
+            self._hash = ContentHash.parse(self._hash)
         return self._hash
 
     def __eq__(self, other: object) -> bool:
@@ -160,6 +165,16 @@ class Tag(Datagram):
     ) -> None:
         super().__init__(values, schema, content_hash=content_hash, validate=validate)
         self._system_tags = dict(system_tags or {})
+
+    @classmethod
+    def of_row(cls, values: dict[str, Any], schema: Schema, system_tags: dict[str, Any]) -> Tag:
+        """A tag from one row of a typed table, taking ownership of the dicts given: no
+        checks and no copies (streams build one per row, and the checks cost far more than
+        the row)."""
+        tag = cls.__new__(cls)
+        tag._values, tag._schema, tag._system_tags = values, schema, system_tags
+        tag._hash = tag._table = None
+        return tag
 
     def system_tags(self) -> dict[str, Any]:
         """A copy of the hidden system tags (column name -> value)."""
@@ -208,6 +223,21 @@ class Packet(Datagram):
                 f"source info given for unknown packet column(s) {format_names(unknown)}"
             )
         self._source_info = {k: info.get(k) for k in self._schema}
+
+    @classmethod
+    def of_row(
+        cls,
+        values: dict[str, Any],
+        schema: Schema,
+        source_info: dict[str, str | None],
+        content_hash: str | None,
+    ) -> Packet:
+        """A packet from one row of a typed table, taking ownership of the dicts given (see
+        ``Tag.of_row``); ``content_hash`` is parsed when first asked for."""
+        packet = cls.__new__(cls)
+        packet._values, packet._schema, packet._source_info = values, schema, source_info
+        packet._hash, packet._table = content_hash, None
+        return packet
 
     def source_info(self) -> dict[str, str | None]:
         """For every packet column, the token naming what produced its value (or None)."""

@@ -104,7 +104,9 @@ def test_tqdm_bar_shows_rate_and_ends_with_one_line_per_node() -> None:
     build().run(observer=ProgressObserver(file=out, backend="tqdm"))
     lines = out.getvalue().rstrip("\n").split("\n")  # not splitlines(): it splits at \r
     assert len(lines) == 2
-    assert lines[0].rsplit("\r", 1)[-1].startswith("picky: 6 packets [")
+    # The orchestrator announces each function node's total: a percentage and an ETA.
+    assert lines[0].rsplit("\r", 1)[-1].startswith("picky: 100%|")
+    assert " 6/6 [" in lines[0]
     assert "packets/s" in lines[0]
 
 

@@ -123,8 +123,10 @@ class PodRun:
         store: Store | None,
         logger_factory: LoggerFactory | None,
         before_calls: Callable[[np.ndarray], None] | None = None,
+        keep_captures: bool = False,
     ) -> None:
         self.pod = pod
+        self.keep_captures = keep_captures
         self.before_calls = before_calls
         self.fn = pod.packet_function
         self.stream = stream
@@ -204,10 +206,14 @@ class PodRun:
             if not self.positional:
                 arguments = [dict(zip(names, values, strict=True)) for values in arguments]
             outcomes = self.executor.execute(self.fn.fn, arguments, live=self.pod.live_output)
+            if self.keep_captures:
+                self.captures.update(zip(rows.tolist(), (o.capture for o in outcomes), strict=True))
             if self.logger_factory is not None:
+                tags = self._tags(rows)
                 for position, outcome in enumerate(outcomes):
-                    kwargs = dict(zip(names, (c[position] for c in columns), strict=True))
-                    self._log(int(rows[position]), kwargs, outcome.capture)
+                    values = dict(zip(names, (c[position] for c in columns), strict=True))
+                    packet = Packet(values, self.args_schema, validate=False)
+                    self.logger_factory(tags[position], packet).record(outcome.capture)
             outputs, skipped, failures = self.fn.split_outputs([o.value for o in outcomes])
             failures.update({i: o.error for i, o in enumerate(outcomes) if o.error is not None})
             failed_captures = {i: outcomes[i].capture for i in failures}
@@ -266,15 +272,13 @@ class PodRun:
         self.errors[row] = failure
 
     def _tag(self, row: int) -> Tag:
-        tags, _ = self.stream.output_schema()
-        values = self.table.select(list(tags)).slice(row, 1).to_pylist()[0]
-        return Tag(values, tags, validate=False)
+        return self._tags(np.array([row]))[0]
 
-    def _log(self, row: int, kwargs: dict[str, Any], capture: CallCapture) -> None:
-        if self.logger_factory is None:
-            return
-        packet = Packet(kwargs, self.args_schema, validate=False)
-        self.logger_factory(self._tag(row), packet).record(capture)
+    def _tags(self, rows: np.ndarray) -> list[Tag]:
+        """The tags of these input rows (one table operation for all of them)."""
+        tags, _ = self.stream.output_schema()
+        values = self.table.select(list(tags)).take(pa.array(rows, pa.int64())).to_pylist()
+        return [Tag(v, tags, validate=False) for v in values]
 
     # -------------------------------------------------------------- assembling
     def codes(

@@ -192,6 +192,7 @@ class FunctionPod(IdentityMixin):
         logger_factory: LoggerFactory | None = None,
         on_error: OnError = "raise",
         before_calls: Callable[[np.ndarray], None] | None = None,
+        keep_captures: bool = False,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
@@ -199,7 +200,8 @@ class FunctionPod(IdentityMixin):
         ``FunctionCallError`` after every successful result has been stored; with
         ``"continue"`` failing rows are left out and reported in ``PodResult.errors``.
         ``before_calls(rows)`` is told, before each batch of calls starts, which input rows
-        that batch computes.
+        that batch computes. ``keep_captures=True`` keeps every computed call's capture in
+        ``PodResult.captures`` (else only failed calls' captures are kept).
         """
         run = PodRun(
             self,
@@ -208,6 +210,7 @@ class FunctionPod(IdentityMixin):
             store=result_store if result_store is not None else self.result_store,
             logger_factory=logger_factory,
             before_calls=before_calls,
+            keep_captures=keep_captures,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -15,6 +15,7 @@ from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, RowStatus
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
+from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.records import Found, ProvenanceRecords
 from podline.stores import RECORD_ID, Store
 from podline.streams import ProducedStream, Producer, Stream, TableStream
@@ -85,11 +86,16 @@ class OperatorNode(Node):
     def execute(self, *streams: Stream, **kwargs: Any) -> TableStream:
         if self.cache_mode is CacheMode.REPLAY:
             output = self._replay()
-        else:
-            output = self.producer.process(*streams)
-            output.label = self.label
-            if self.cache_mode is CacheMode.LOG and self.store is not None:
-                self._log_rows(output)
+            self.set_output(output)
+            return output
+        return self.adopt(self.producer.process(*streams))
+
+    def adopt(self, output: TableStream) -> TableStream:
+        """Keep an output of this node's operator computed elsewhere (an orchestrator that
+        streams computes it chunk by chunk), logging its rows in ``LOG`` mode."""
+        output.label = self.label
+        if self.cache_mode is CacheMode.LOG and self.store is not None:
+            self._log_rows(output)
         self.set_output(output)
         return output
 
@@ -140,6 +146,7 @@ class FunctionNode(Node):
         self.last_result: PodResult | None = None
         #: Rows per status in the last ``execute``.
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
+        self._parts: list[TableStream] = []
 
     def execute(
         self,
@@ -152,8 +159,7 @@ class FunctionNode(Node):
     ) -> TableStream:
         table = stream.as_table(system_tags=True, source_info=True)
         tags, _ = stream.keys()
-        self.counts = dict.fromkeys(RowStatus, 0)
-        parts: list[TableStream] = []
+        self.begin()
         # What the records already know is looked up once for the whole input: each lookup
         # reads the stored tables, so doing it per batch would cost (batches x stored rows).
         records = self.records
@@ -169,13 +175,55 @@ class FunctionNode(Node):
                 None if entry_ids is None else entry_ids.slice(start, NODE_BATCH),
                 _nothing_found(len(batch)) if found is None else found.slice(start, len(batch)),
             )
-            result = self._run_batch(batch, known, observer, error_policy, executor)
-            for status in RowStatus:
-                self.counts[status] += result.count(status)
-            parts.append(result.stream)
-        output = _concat(parts, tags, self.label)
+            self._add(self._run_batch(batch, known, observer, error_policy, executor))
+        return self.finish(tags)
+
+    # Incremental execution, for orchestrators that stream: ``begin()``, then
+    # ``execute_batch(chunk)`` per input chunk in input order, then ``finish()``.
+    def begin(self) -> None:
+        """Start a new execution: counts and collected output are reset."""
+        self.counts = dict.fromkeys(RowStatus, 0)
+        self._parts = []
+
+    def execute_batch(
+        self,
+        batch: Stream,
+        *,
+        observer: Any = None,
+        error_policy: ErrorPolicy = "continue",
+        executor: Executor | None = None,
+    ) -> TableStream:
+        """Execute one chunk of the input (after ``begin()``): serve what the records know,
+        compute the rest, fire the packet hooks; returns the chunk's output."""
+        tags, _ = batch.keys()
+        table = TableStream(
+            batch.as_table(system_tags=True, source_info=True), tags, label=self.label
+        )
+        records = self.records
+        entry_ids = self.entry_ids(batch) if records is not None else None
+        found = (
+            records.find(entry_ids)
+            if records is not None and entry_ids is not None and len(table)
+            else _nothing_found(len(table))
+        )
+        result = self._run_batch(table, _Known(entry_ids, found), observer, error_policy, executor)
+        self._add(result)
+        return result.stream
+
+    def finish(self, tags: Sequence[str] | None = None) -> TableStream:
+        """End an execution: the collected output becomes the node's output."""
+        if tags is None:
+            tags, _ = self.keys()
+        parts = self._parts or [empty_output(self)]
+        output = _concat(parts, tuple(tags), self.label)
         self.set_output(output)
+        self._parts = []
         return output
+
+    def _add(self, result: PodResult) -> None:
+        for status in RowStatus:
+            self.counts[status] += result.count(status)
+        self._parts.append(result.stream)
 
     def _run_batch(
         self,
@@ -187,18 +235,15 @@ class FunctionNode(Node):
     ) -> PodResult:
         """Serve what the records know, run the rest, in input order (one batch)."""
         hooks = observer is not None and bool(getattr(observer, "observes_packets", True))
-        rows = list(batch.iter_packets()) if hooks else []
         started = np.zeros(len(batch), dtype=bool)
         node_hash = str(self.content_hash())
 
-        def start(indices: np.ndarray) -> None:
-            for i in indices.tolist():
-                if not started[i]:
-                    tag, packet = rows[i]
-                    observer.on_packet_start(
-                        node_label=self.label, node_hash=node_hash, tag=tag, packet=packet
-                    )
-                    started[i] = True
+        def start(rows: np.ndarray) -> None:
+            # A packet's start fires just before the batch of calls that computes it.
+            started[rows] = True
+            observer.on_packets_start(
+                node_label=self.label, node_hash=node_hash, batch=PacketBatch(batch, rows)
+            )
 
         records = self.records
         entry_ids, found = known
@@ -208,9 +253,8 @@ class FunctionNode(Node):
             todo,
             executor=self.executor or executor,  # a node's own executor wins
             result_store=self.result_store,
-            logger_factory=observer.create_packet_logger if hooks else None,
             on_error="continue",
-            # A packet's start fires just before the batch of calls that computes it.
+            keep_captures=hooks,
             before_calls=(lambda todo_rows: start(misses[todo_rows])) if hooks else None,
         )
         if records is not None and entry_ids is not None and len(todo):
@@ -219,7 +263,16 @@ class FunctionNode(Node):
         result = _merge(batch, found, misses, computed)
         self.last_result = result
         if hooks:
-            self._report(rows, result, observer, start)
+            outcomes = PacketOutcomes(
+                batch,
+                codes=result.codes,
+                computed=result.computed,
+                started=started,
+                errors=result.errors,
+                captures=result.captures,
+                outputs=result.stream,
+            )
+            observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
         if result.errors and error_policy == "fail_fast":
             raise result.errors[min(result.errors)]
         for row, error in sorted(result.errors.items()):
@@ -259,40 +312,6 @@ class FunctionNode(Node):
             if found is not None:
                 self._output = found[1]  # loading stored results computes nothing
         return super()._kept()
-
-    def _report(
-        self,
-        rows: list[tuple[Tag, Packet]],
-        result: PodResult,
-        observer: Any,
-        start: Callable[[np.ndarray], None],
-    ) -> None:
-        """End every packet in input order; packets not computed start just before ending."""
-        outputs = iter(result.stream.iter_packets())
-        node_hash = str(self.content_hash())
-        for index, ((tag, packet), status, ran) in enumerate(
-            zip(rows, result.status, result.computed.tolist(), strict=True)
-        ):
-            start(np.array([index]))
-            if status is RowStatus.FAILED:
-                error = result.errors.get(index)
-                observer.on_packet_crash(
-                    node_label=self.label,
-                    node_hash=node_hash,
-                    tag=tag,
-                    packet=packet,
-                    error=error if error is not None else RuntimeError("failed with an equal row"),
-                )
-                continue
-            output = None if status is RowStatus.SKIPPED else next(outputs)[1]
-            observer.on_packet_end(
-                node_label=self.label,
-                node_hash=node_hash,
-                tag=tag,
-                input_packet=packet,
-                output_packet=output,
-                cached=not ran,
-            )
 
 
 _STATUS_NAMES = np.array([status.value for status in RowStatus], dtype=object)

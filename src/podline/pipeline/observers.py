@@ -9,6 +9,13 @@ Hooks receive node labels and hashes, never node objects. ``contextualize(*ident
 called once per node and returns the observer to use for that node (a node-bound view, or the
 observer itself); ``create_packet_logger(tag, packet)`` returns the logger that receives a
 computed call's capture.
+
+Function nodes report packets in batches, through ``on_packets_start(batch=PacketBatch)`` and
+``on_packets_end(batch=PacketOutcomes)`` (see ``podline.nodes.packets``): building a ``Tag`` and
+a ``Packet`` per row costs more than many functions do. ``Observer`` turns the batch hooks into
+the per-packet hooks (``on_packet_start``, ``on_packet_end``, ``on_packet_crash`` and the packet
+loggers), in input order; an observer that needs speed overrides the batch hooks and reads
+columns. An observer that implements only ``ObserverProtocol`` gets the same translation.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from podline.datagrams import Packet, Tag
 from podline.executors import CallCapture
+from podline.functions import RowStatus
+from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.schema import Schema
 
 __all__ = [
@@ -25,6 +34,7 @@ __all__ = [
     "NoOpPacketLogger",
     "Observer",
     "ObserverProtocol",
+    "with_batch_hooks",
 ]
 
 
@@ -139,6 +149,20 @@ class Observer:
     ) -> None:
         """An input packet's call failed with ``error``."""
 
+    def on_packets_start(
+        self, *, node_label: str, node_hash: str, batch: PacketBatch, **kwargs: Any
+    ) -> None:
+        """A batch of calls is about to compute these packets (default: ``on_packet_start``
+        for each)."""
+        _start_each(self, node_label=node_label, node_hash=node_hash, batch=batch)
+
+    def on_packets_end(
+        self, *, node_label: str, node_hash: str, batch: PacketOutcomes, **kwargs: Any
+    ) -> None:
+        """These packets are done (default: per packet in input order, the start hook if it
+        did not fire yet, the packet logger of a computed call, then the end or crash hook)."""
+        _end_each(self, node_label=node_label, node_hash=node_hash, batch=batch)
+
     def contextualize(self, *identity_path: str) -> Observer:
         """The observer to use for the node at ``identity_path`` (default: this one)."""
         return self
@@ -153,6 +177,12 @@ class NoOpObserver(Observer):
 
     observes_packets = False
 
+    def on_packets_start(self, **kwargs: Any) -> None:
+        pass
+
+    def on_packets_end(self, **kwargs: Any) -> None:
+        pass
+
 
 class CompositeObserver(Observer):
     """Fans every hook out to several observers, in order."""
@@ -160,10 +190,17 @@ class CompositeObserver(Observer):
     def __init__(self, *observers: ObserverProtocol) -> None:
         self.observers = tuple(observers)
         self.observes_packets = any(getattr(o, "observes_packets", True) for o in observers)
+        self._batched = tuple(with_batch_hooks(o) for o in observers)
 
     def _fan_out(self, hook: str, kwargs: dict[str, Any]) -> None:
-        for observer in self.observers:
+        for observer in self._batched:
             getattr(observer, hook)(**kwargs)
+
+    def on_packets_start(self, **kwargs: Any) -> None:
+        self._fan_out("on_packets_start", kwargs)
+
+    def on_packets_end(self, **kwargs: Any) -> None:
+        self._fan_out("on_packets_end", kwargs)
 
     def on_run_start(self, **kwargs: Any) -> None:
         self._fan_out("on_run_start", kwargs)
@@ -206,3 +243,75 @@ class _FanOutLogger:
     def record(self, capture: CallCapture) -> None:
         for logger in self.loggers:
             logger.record(capture)
+
+
+class _PacketHooks:
+    """An observer that implements only ``ObserverProtocol``, given the batch hooks."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def on_packets_start(self, **kwargs: Any) -> None:
+        _start_each(self._inner, **kwargs)
+
+    def on_packets_end(self, **kwargs: Any) -> None:
+        _end_each(self._inner, **kwargs)
+
+    def contextualize(self, *identity_path: str) -> Any:
+        return with_batch_hooks(self._inner.contextualize(*identity_path))
+
+
+def with_batch_hooks(observer: Any) -> Any:
+    """``observer`` itself if it has the batch hooks, else a view of it that has them."""
+    if hasattr(observer, "on_packets_end") and hasattr(observer, "on_packets_start"):
+        return observer
+    return _PacketHooks(observer)
+
+
+def _start_each(observer: Any, *, node_label: str, node_hash: str, batch: PacketBatch) -> None:
+    for tag, packet in batch.rows():
+        observer.on_packet_start(node_label=node_label, node_hash=node_hash, tag=tag, packet=packet)
+
+
+_FAILED = tuple(RowStatus).index(RowStatus.FAILED)
+
+
+def _end_each(observer: Any, *, node_label: str, node_hash: str, batch: PacketOutcomes) -> None:
+    logs = _has_packet_loggers(observer)
+    outputs = batch.output_packets()
+    codes, computed, started = batch.codes.tolist(), batch.computed.tolist(), batch.started
+    for row, (tag, packet) in enumerate(batch.rows()):
+        if not started[row]:
+            observer.on_packet_start(
+                node_label=node_label, node_hash=node_hash, tag=tag, packet=packet
+            )
+        capture = batch.captures.get(row) if computed[row] else None
+        if logs and capture is not None:
+            observer.create_packet_logger(tag, packet).record(capture)
+        if codes[row] == _FAILED:
+            error = batch.errors.get(row)
+            observer.on_packet_crash(
+                node_label=node_label,
+                node_hash=node_hash,
+                tag=tag,
+                packet=packet,
+                error=error if error is not None else RuntimeError("failed with an equal row"),
+            )
+            continue
+        observer.on_packet_end(
+            node_label=node_label,
+            node_hash=node_hash,
+            tag=tag,
+            input_packet=packet,
+            output_packet=outputs[row],
+            cached=not computed[row],
+        )
+
+
+def _has_packet_loggers(observer: Any) -> bool:
+    """Whether ``observer`` may hand out a real packet logger (asking costs per packet)."""
+    factory = getattr(type(observer), "create_packet_logger", None)
+    return factory is not None and factory is not Observer.create_packet_logger

@@ -29,7 +29,7 @@ from podline.nodes import (
     is_source_node,
 )
 from podline.pipeline.graph import PipelineGraph
-from podline.pipeline.observers import NoOpObserver, ObserverProtocol
+from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.streams import TableStream
 
 __all__ = ["NodeCounts", "OrchestratorResult", "SyncPipelineOrchestrator"]
@@ -165,10 +165,12 @@ class SyncPipelineOrchestrator:
     ) -> TableStream:
         node_hash = str(node.content_hash())
         tags, _ = node.output_schema(system_tags=True)
-        scoped = observer.contextualize(*node.identity_path)
-        scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags)
+        scoped = with_batch_hooks(observer.contextualize(*node.identity_path))
         # Declared upstream order; each buffer keeps its node's identity (see NodeOutput).
         inputs = [NodeOutput(u, buffers[id(u)]) for u in node.upstreams]
+        # ``total``: how many packets will end or crash (function nodes only).
+        total = {"total": len(inputs[0])} if is_function_node(node) and len(inputs) == 1 else {}
+        scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags, **total)
         if is_source_node(node):
             output = node.execute()
         elif is_function_node(node):

@@ -25,6 +25,7 @@ from podline.columns import (
 from podline.conversion import column_to_python
 from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, format_names
+from podline.executors.base import paused_gc
 from podline.hashing import IdentityMixin, hash_table, logical_type, row_hash_strings
 from podline.schema import PodType, Schema, arrow_type, is_optional, type_name
 from podline.streams.base import Stream
@@ -335,23 +336,22 @@ class TableStream(StreamMixin, IdentityMixin):
             for c, info in zip(self._packets, self._source_info, strict=True)
         }
         hashes = self._packet_hashes.to_pylist() if self._packet_hashes is not None else None
-        rows = []
-        for i in range(t.num_rows):
-            tag = Tag(
-                {c: v[i] for c, v in tag_values.items()},
-                self._tag_schema,
-                system_tags={c: v[i] for c, v in system.items()},
-                validate=False,
-            )
-            packet = Packet(
-                {c: v[i] for c, v in packet_values.items()},
-                self._packet_schema,
-                source_info={c: v[i] for c, v in info.items()},
-                content_hash=hashes[i] if hashes is not None else None,
-                validate=False,
-            )
-            rows.append((tag, packet))
-        return rows
+        n = t.num_rows
+        tag_rows = _dict_rows(tag_values, n)
+        system_rows = _dict_rows(system, n)
+        packet_rows = _dict_rows(packet_values, n)
+        info_rows = _dict_rows(info, n)
+        tag_schema, packet_schema = self._tag_schema, self._packet_schema
+        with paused_gc():  # several acyclic objects per row (see paused_gc)
+            return [
+                (
+                    Tag.of_row(tag_values_i, tag_schema, system_i),
+                    Packet.of_row(packet_i, packet_schema, info_i, hashes[i] if hashes else None),
+                )
+                for i, (tag_values_i, system_i, packet_i, info_i) in enumerate(
+                    zip(tag_rows, system_rows, packet_rows, info_rows, strict=True)
+                )
+            ]
 
     # ------------------------------------------------------------------ identity
     def identity_structure(self) -> Any:
@@ -394,3 +394,11 @@ def _sort_indices(table: pa.Table, keys: Sequence[str]) -> pa.Array:
 
 def _is_sortable(t: pa.DataType) -> bool:
     return not (pa.types.is_nested(t) or pa.types.is_dictionary(t) or pa.types.is_null(t))
+
+
+def _dict_rows(columns: dict[str, list[Any]], n: int) -> Iterator[dict[str, Any]]:
+    """One dict per row from per-column value lists."""
+    if not columns:
+        return ({} for _ in range(n))
+    names = tuple(columns)
+    return (dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True))

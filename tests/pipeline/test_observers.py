@@ -1,0 +1,189 @@
+"""Observer seams: batch hooks, their translation into per-packet hooks, protocol-only
+observers, and the ``total`` announced at a function node's start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import podline
+from podline import SKIP, function_pod
+from podline.executors import CallCapture
+from podline.functions import RowStatus
+from podline.nodes.packets import PacketBatch, PacketOutcomes
+from podline.pipeline import CompositeObserver, Observer, Pipeline
+from podline.stores import MemoryStore, Store
+
+
+@function_pod("y", live_output=False)
+def picky(a: int) -> int:
+    print(f"seen {a}")
+    if a == 1:
+        raise ValueError("no ones")
+    return SKIP if a == 2 else a * 10
+
+
+def build(store: Store, n: int = 5) -> Pipeline:
+    rows = [{"id": i, "a": i} for i in range(n)]
+    with Pipeline("observers", store) as pipeline:
+        picky.pod(podline.DictSource(rows, tag_columns=["id"], label="numbers"))
+    return pipeline
+
+
+class Batches(Observer):
+    """Reads the batch hooks only, as a fast observer would."""
+
+    def __init__(self) -> None:
+        self.starts: list[PacketBatch] = []
+        self.ends: list[PacketOutcomes] = []
+        self.totals: dict[str, Any] = {}
+
+    def on_node_start(self, *, node_label: str, **kwargs: Any) -> None:
+        self.totals[node_label] = kwargs.get("total")
+
+    def on_packets_start(self, *, batch: PacketBatch, **kwargs: Any) -> None:
+        self.starts.append(batch)
+
+    def on_packets_end(self, *, batch: PacketOutcomes, **kwargs: Any) -> None:
+        self.ends.append(batch)
+
+    def on_packet_end(self, **kwargs: Any) -> None:
+        raise AssertionError("batch hooks are overridden: no per-packet calls")
+
+
+def test_batch_hooks_carry_columns_statuses_and_captures(store: Store) -> None:
+    observer = Batches()
+    build(store).run(observer=observer)
+    assert observer.totals == {"numbers": None, "picky": 5}
+    ((started,),) = [observer.starts]
+    assert len(started) == 5  # every packet is computed in one batch of calls
+    (ended,) = observer.ends
+    assert ended.statuses == [
+        RowStatus.COMPUTED,
+        RowStatus.FAILED,
+        RowStatus.SKIPPED,
+        RowStatus.COMPUTED,
+        RowStatus.COMPUTED,
+    ]
+    assert ended.count(RowStatus.COMPUTED) == 3
+    assert ended.started.tolist() == [True] * 5
+    assert ended.computed.tolist() == [True] * 5
+    tags = ended.tags()
+    assert tags.column("id").to_pylist() == [0, 1, 2, 3, 4]
+    assert any(name.startswith("__tag:") for name in tags.column_names)  # system tags
+    assert [p["y"] if p is not None else None for p in ended.output_packets()] == [
+        0,
+        None,
+        None,
+        30,
+        40,
+    ]
+    assert set(ended.errors) == {1}
+    assert {row: c.stdout for row, c in ended.captures.items()} == {
+        i: f"seen {i}\n" for i in range(5)
+    }
+
+    # Second run: only the failed packet is computed again; the others are cached.
+    again = Batches()
+    build(store).run(observer=again)
+    (retried,) = again.starts
+    assert retried.tags().column("id").to_pylist() == [1]
+    (ended,) = again.ends
+    assert ended.computed.tolist() == [False, True, False, False, False]
+    assert ended.started.tolist() == [False, True, False, False, False]
+    assert {row: c.stdout for row, c in ended.captures.items()} == {1: "seen 1\n"}
+
+
+class PerPacket:
+    """Implements only ObserverProtocol's hooks (no base class): the orchestrator must
+    translate batches for it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self.logged: list[tuple[int, str]] = []
+
+    def on_run_start(self, **kwargs: Any) -> None: ...
+
+    def on_run_end(self, **kwargs: Any) -> None: ...
+
+    def on_node_start(self, **kwargs: Any) -> None: ...
+
+    def on_node_end(self, **kwargs: Any) -> None: ...
+
+    def on_packet_start(self, *, tag: podline.Tag, **kwargs: Any) -> None:
+        self.events.append(("start", tag["id"]))
+
+    def on_packet_end(
+        self, *, tag: podline.Tag, output_packet: Any, cached: bool, **kwargs: Any
+    ) -> None:
+        out = None if output_packet is None else output_packet["y"]
+        self.events.append(("end", tag["id"], out, cached))
+
+    def on_packet_crash(self, *, tag: podline.Tag, error: BaseException, **kwargs: Any) -> None:
+        self.events.append(("crash", tag["id"], type(error).__name__))
+
+    def contextualize(self, *identity_path: str) -> PerPacket:
+        return self
+
+    def create_packet_logger(self, tag: podline.Tag, packet: podline.Packet) -> Any:
+        observer = self
+
+        class Logger:
+            def record(self, capture: CallCapture) -> None:
+                observer.logged.append((tag["id"], capture.stdout))
+
+        return Logger()
+
+
+@pytest.mark.parametrize("composite", [False, True])
+def test_protocol_only_observers_get_per_packet_hooks_in_order(composite: bool) -> None:
+    store = MemoryStore()
+    observer = PerPacket()
+    build(store).run(observer=CompositeObserver(observer) if composite else observer)
+    starts = [("start", i) for i in range(5)]
+    ends = [
+        ("end", 0, 0, False),
+        ("crash", 1, "FunctionCallError"),
+        ("end", 2, None, False),
+        ("end", 3, 30, False),
+        ("end", 4, 40, False),
+    ]
+    assert observer.events == starts + ends  # all start before the calls, then end in order
+    assert observer.logged == [(i, f"seen {i}\n") for i in range(5)]
+
+    observer.events.clear()
+    observer.logged.clear()
+    build(store).run(observer=observer)
+    # The failed packet is tried again (it starts before its call); served packets start
+    # right before they end, as cached.
+    assert observer.events == [
+        ("start", 1),
+        ("start", 0),
+        ("end", 0, 0, True),
+        ("crash", 1, "FunctionCallError"),
+        ("start", 2),
+        ("end", 2, None, True),
+        ("start", 3),
+        ("end", 3, 30, True),
+        ("start", 4),
+        ("end", 4, 40, True),
+    ]
+    assert observer.logged == [(1, "seen 1\n")]
+
+
+def test_observers_that_build_no_rows_cost_no_rows(store: Store) -> None:
+    built: list[int] = []
+    original = podline.TableStream._build_rows
+
+    def spy(self: podline.TableStream) -> Any:
+        built.append(len(self))
+        return original(self)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(podline.TableStream, "_build_rows", spy)
+    try:
+        build(store, n=50).run(observer=Batches())
+    finally:
+        mp.undo()
+    assert built == []  # nobody asked for Tag/Packet objects, so none were made
