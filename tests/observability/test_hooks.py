@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -22,7 +23,6 @@ import podline
 from podline.executors import CallCapture, LogEntry
 from podline.functions import RowStatus
 from podline.observability import LoggingObserver, PipelineObservations, StatusObserver
-from podline.pipeline import CompositeObserver
 from podline.stores import Store
 
 SYSTEM = "__tag:record_id::0123456789ab"
@@ -33,9 +33,30 @@ def source(n: int) -> podline.Source:
     return podline.DictSource([{"id": i, "a": i} for i in range(n)], tag_columns=["id"])
 
 
-def observers(store: Store, **options: int | None) -> CompositeObserver:
+class Both:
+    """Hands every hook to a status and a logging observer (or node view), like a
+    composite; the logging one's packet loggers are used."""
+
+    def __init__(self, status: Any, logs: Any) -> None:
+        self.status, self.logs = status, logs
+
+    def __getattr__(self, hook: str) -> Callable[..., None]:
+        def call(**kwargs: Any) -> None:
+            getattr(self.status, hook)(**kwargs)
+            getattr(self.logs, hook)(**kwargs)
+
+        return call
+
+    def contextualize(self, *path: str) -> Both:
+        return Both(self.status.contextualize(*path), self.logs.contextualize(*path))
+
+    def create_packet_logger(self, tag: podline.Tag, packet: podline.Packet) -> Any:
+        return self.logs.create_packet_logger(tag, packet)
+
+
+def observers(store: Store, **options: int | None) -> Both:
     scope = store.at("pipelines", "hooks")
-    return CompositeObserver(
+    return Both(
         StatusObserver(scope.at("status"), **options),  # type: ignore[arg-type]
         LoggingObserver(scope.at("logs"), **options),  # type: ignore[arg-type]
     )
@@ -75,7 +96,7 @@ def tags(ids: list[int]) -> pa.Table:
     )
 
 
-def run(observer: CompositeObserver, label: str = "f") -> CompositeObserver:
+def run(observer: Both, label: str = "f") -> Both:
     observer.on_run_start(run_id="r1", pipeline_uri="hooks@0")
     node = observer.contextualize(label, "p", "c")
     schema, _ = source(1).output_schema(system_tags=True)
@@ -83,7 +104,7 @@ def run(observer: CompositeObserver, label: str = "f") -> CompositeObserver:
     return node
 
 
-def finish(observer: CompositeObserver, node: CompositeObserver, label: str = "f") -> None:
+def finish(observer: Both, node: Both, label: str = "f") -> None:
     node.on_node_end(node_label=label, node_hash="pod1:h")
     observer.on_run_end(run_id="r1")
 
