@@ -3,19 +3,19 @@
 This module owns how a run's progress is shown to a person: one bar per function node,
 counting its computed, cached, skipped and failed packets, with rate and ETA.
 
-Cost model. The packet hooks can fire 100,000 times per node, so they only bump an integer on
-a per-node object; they never format, write or read the clock. A daemon thread renders every
-open bar each ``refresh_seconds`` (and once more when the node ends), so a fully cached node
-costs one integer increment per packet and one or two writes in total, and a bar keeps its
-elapsed time ticking while a node computes a long batch between two bursts of hooks.
+Cost model. Function nodes report packets in batches; this observer counts a batch from its
+columns (``on_packets_end``), so it never asks for per-packet objects, and its per-packet
+hooks (for callers that use them) only bump an integer. Hooks never format, write or read the
+clock. A daemon thread renders every open bar each ``refresh_seconds`` (and once more when the
+node ends), so a fully cached node costs one or two writes in total, and a bar keeps its
+elapsed time ticking while a node computes a long batch between two batches of hooks.
 
 Rendering uses ``tqdm`` (the ``podline[progress]`` extra) when it is installed. Without it,
 the observer still works: it writes one summary line per node when the node ends.
 
-Totals. ``on_node_start`` does not say how many packets a node will report. The observer reads
-``total`` from the hook's keyword arguments, so bars get a percentage and ETA as soon as the
-orchestrator passes ``on_node_start(..., total=n)``; until then bars are indeterminate (count,
-rate and elapsed time).
+Totals. Orchestrators pass a function node's number of input packets as
+``on_node_start(..., total=n)``, so bars get a percentage and an ETA; without it (a caller that
+does not pass it) a bar is indeterminate (count, rate and elapsed time).
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, Literal, Protocol
 
+import numpy as np
+
 from podline.datagrams import Packet, Tag
+from podline.functions import RowStatus
+from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.pipeline.observers import Observer
+
+_CACHED_CODE = tuple(RowStatus).index(RowStatus.CACHED)  # codes up to here produced output
 
 __all__ = ["ProgressObserver", "progress_enabled"]
 
@@ -233,6 +239,22 @@ class _NodeProgress(Observer):
         if self.bar is None:
             self.owner._open(self)
 
+    # The batch hooks count whole batches from their columns: no per-packet objects.
+    def on_packets_start(self, *, batch: PacketBatch, **kwargs: Any) -> None:
+        self.started += len(batch)
+        if self.bar is None:
+            self.owner._open(self)
+
+    def on_packets_end(self, *, batch: PacketOutcomes, **kwargs: Any) -> None:
+        # (See on_packet_end: a skip is a skip; "cached" is an output not computed now.)
+        produced = batch.codes <= _CACHED_CODE
+        self.computed += int(np.count_nonzero(produced & batch.computed))
+        self.cached += int(np.count_nonzero(produced & ~batch.computed))
+        self.skipped += batch.count(RowStatus.SKIPPED)
+        self.failed += batch.count(RowStatus.FAILED)
+        if self.bar is None:
+            self.owner._open(self)
+
     def on_node_start(self, *, node_label: str = "", **kwargs: Any) -> None:
         self.label = node_label or self.label
         total = kwargs.get("total")
@@ -347,6 +369,14 @@ class ProgressObserver(Observer):
     def on_packet_start(self, *, node_label: str = "", **kwargs: Any) -> None:
         if self.enabled:
             self._view(node_label).on_packet_start(**kwargs)
+
+    def on_packets_start(self, *, node_label: str = "", **kwargs: Any) -> None:
+        if self.enabled:
+            self._view(node_label).on_packets_start(**kwargs)
+
+    def on_packets_end(self, *, node_label: str = "", **kwargs: Any) -> None:
+        if self.enabled:
+            self._view(node_label).on_packets_end(**kwargs)
 
     def on_packet_end(self, *, node_label: str = "", **kwargs: Any) -> None:
         if self.enabled:
