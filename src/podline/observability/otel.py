@@ -9,11 +9,12 @@ their node's span instead), since a re-run of a 100,000-packet node would otherw
 OpenTelemetry is optional (the ``podline[otel]`` extra): it is imported when an observer is
 created, and a missing install raises ``MissingDependencyError`` naming the extra.
 
-Packet span timing. Nodes fire packet hooks around batches of calls, so the hooks alone would
-give every packet of a batch the batch's duration. The observer also receives each computed
-call's capture (through ``create_packet_logger``), which holds the call's own start and end,
-and uses those times for the packet's span; without a capture the span runs from the packet's
-start hook to its end hook.
+Packet span timing. Nodes report packets in batches (``on_packets_start`` /
+``on_packets_end``), so hook times alone would give every packet of a batch the batch's
+duration. A batch's outcomes carry each computed call's capture, which holds the call's own
+start and end; packet spans use those times (without a capture, a span runs from its batch's
+start hook to its end hook). The per-packet hooks, for callers that fire them, do the same
+with captures received through ``create_packet_logger``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from collections import deque
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from podline.datagrams import Packet, Tag
 from podline.errors import FunctionCallError, PodlineError
 from podline.executors import CallCapture
+from podline.functions import RowStatus
+from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.pipeline.observers import Observer
 
 if TYPE_CHECKING:
@@ -45,6 +50,10 @@ SKIPPED = "podline.skipped"
 TAG = "podline.tag"
 ERROR_TYPE = "error.type"  # OpenTelemetry's semantic-convention key
 _STATUSES = ("computed", "cached", "skipped", "failed")
+_CODES = tuple(RowStatus)
+_CACHED_CODE = _CODES.index(RowStatus.CACHED)  # codes up to here produced an output
+_SKIPPED_CODE = _CODES.index(RowStatus.SKIPPED)
+_FAILED_CODE = _CODES.index(RowStatus.FAILED)
 _TAG_CHARS = 1024
 
 
@@ -127,6 +136,8 @@ class _NodeSpans(Observer):
         self.starts: dict[int, int] = {}
         # Captures of computed calls by tag values, in call order (see the module docstring).
         self.captures: dict[Any, deque[CallCapture]] = {}
+        # Start times of packets announced in batches, by (batch inputs, row).
+        self.batch_starts: dict[tuple[int, int], int] = {}
 
     # ------------------------------------------------------------------ node
     def on_node_start(self, *, node_label: str = "", node_hash: str = "", **kwargs: Any) -> None:
@@ -161,7 +172,61 @@ class _NodeSpans(Observer):
         span.end()
         self.starts.clear()
         self.captures.clear()
+        self.batch_starts.clear()
         self.owner._closed(self)
+
+    # ------------------------------------------------------------------ batches
+    # What nodes call: spans are made from the batch's columns and captures, so no per-packet
+    # objects are built, and each computed packet's span gets its own call's times.
+    def on_packets_start(self, *, batch: PacketBatch, **kwargs: Any) -> None:
+        now = time.time_ns()
+        rows = range(len(batch)) if batch.indices is None else batch.indices.tolist()
+        for row in rows:
+            self.batch_starts[id(batch.inputs), row] = now
+
+    def on_packets_end(self, *, batch: PacketOutcomes, **kwargs: Any) -> None:
+        codes = batch.codes
+        produced = codes <= _CACHED_CODE
+        counts = {
+            "computed": int(np.count_nonzero(produced & batch.computed)),
+            "cached": int(np.count_nonzero(produced & ~batch.computed)),
+            "skipped": batch.count(RowStatus.SKIPPED),
+            "failed": batch.count(RowStatus.FAILED),
+        }
+        for status, count in counts.items():
+            self.counts[status] += count
+        spanned = batch.computed | (codes == _FAILED_CODE)
+        if self.owner.emit_cached:
+            spanned = np.ones(len(batch), dtype=bool)
+        rows = np.flatnonzero(spanned).tolist()
+        if not rows:
+            return
+        tags = self._tag_values(batch, rows)
+        key = id(batch.inputs)
+        computed, statuses = batch.computed.tolist(), codes.tolist()
+        for row, tag in zip(rows, tags, strict=True):
+            start = self.batch_starts.pop((key, row), None)
+            capture = batch.captures.get(row)
+            end: int | None = None
+            if capture is not None and capture.end:
+                start, end = _ns(capture.start), _ns(capture.end)
+            failed = statuses[row] == _FAILED_CODE
+            span = self._start_packet_span(
+                tag,
+                start,
+                cached=not computed[row],
+                skipped=statuses[row] == _SKIPPED_CODE,
+            )
+            if failed:
+                self._fail(span, batch.errors.get(row))
+            span.end(end_time=end)
+
+    def _tag_values(self, batch: PacketOutcomes, rows: list[int]) -> list[dict[str, Any] | None]:
+        if not self.owner.record_tags:
+            return [None] * len(rows)
+        names, _ = batch.inputs.keys()
+        visible = batch.inputs.as_table().select(list(names))
+        return visible.take(rows).to_pylist()
 
     # ------------------------------------------------------------------ packets
     def on_packet_start(self, *, packet: Packet | None = None, **kwargs: Any) -> None:
@@ -195,6 +260,10 @@ class _NodeSpans(Observer):
         start = self.starts.pop(id(packet), None)
         self.counts["failed"] += 1
         span, end = self._packet_span(tag, start, cached=False, skipped=False)
+        self._fail(span, error)
+        span.end(end_time=end)
+
+    def _fail(self, span: Span, error: BaseException | None) -> None:
         if error is not None:
             span.set_attribute(ERROR_TYPE, _error_type(error))
             # The recorded stack trace follows the exception's chain down to the user's error.
@@ -202,7 +271,6 @@ class _NodeSpans(Observer):
         trace = self.owner.trace
         description = f"{type(error).__name__}: {error}" if error is not None else "failed"
         span.set_status(trace.Status(trace.StatusCode.ERROR, description))
-        span.end(end_time=end)
 
     def _packet_span(
         self, tag: Tag | None, start: int | None, *, cached: bool, skipped: bool
@@ -211,7 +279,6 @@ class _NodeSpans(Observer):
 
         A computed call's capture, when one arrived, gives the call's own start and end.
         """
-        owner = self.owner
         capture = None
         if not cached:
             queue = self.captures.get(_tag_key(tag))
@@ -220,6 +287,13 @@ class _NodeSpans(Observer):
         end: int | None = None
         if capture is not None and capture.end:
             start, end = _ns(capture.start), _ns(capture.end)
+        values = tag.as_dict() if tag is not None else None
+        return self._start_packet_span(values, start, cached=cached, skipped=skipped), end
+
+    def _start_packet_span(
+        self, tag: dict[str, Any] | None, start: int | None, *, cached: bool, skipped: bool
+    ) -> Span:
+        owner = self.owner
         attributes: dict[str, Any] = {
             NODE_LABEL: self.label,
             NODE_HASH: self.node_hash,
@@ -230,14 +304,13 @@ class _NodeSpans(Observer):
         }
         if owner.record_tags and tag is not None:
             # Tags identify rows and are short; the cap keeps an odd huge value out of exports.
-            attributes[TAG] = repr(tag.as_dict())[:_TAG_CHARS]
-        span = owner.tracer.start_span(
+            attributes[TAG] = repr(tag)[:_TAG_CHARS]
+        return owner.tracer.start_span(
             f"podline.packet {self.label}",
             context=self.context,
             attributes=attributes,
             start_time=start,
         )
-        return span, end
 
     def create_packet_logger(self, tag: Tag, packet: Packet) -> Any:
         return _CaptureSink(self.captures, _tag_key(tag))
@@ -345,6 +418,12 @@ class OpenTelemetryObserver(Observer):
         view = self._by_label.pop(node_label, None)
         if view is not None:
             view.on_node_end()
+
+    def on_packets_start(self, *, node_label: str = "", **kwargs: Any) -> None:
+        self._view(node_label).on_packets_start(**kwargs)
+
+    def on_packets_end(self, *, node_label: str = "", **kwargs: Any) -> None:
+        self._view(node_label).on_packets_end(**kwargs)
 
     def on_packet_start(self, *, node_label: str = "", **kwargs: Any) -> None:
         self._view(node_label).on_packet_start(**kwargs)
