@@ -11,6 +11,7 @@ import pytest
 
 import podline
 from podline import function_pod
+from podline.functions import RowStatus
 from podline.nodes import FunctionNode
 from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS
 from podline.pipeline import Pipeline
@@ -138,3 +139,38 @@ def test_len_agrees_with_reads_of_stored_results(store: Store) -> None:
     build(store, [1, 2, 3]).run()
     fresh = build(store, [1, 2, 3])
     assert len(fresh.triple) == fresh.triple.as_table().num_rows == 3
+
+
+def test_incremental_execution_matches_execute_and_reads_records_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = [1, 2, 3, 2, 5, 6, 7]
+    pipeline = build(store, values)
+    whole = node(pipeline).execute(pipeline.DictSource.execute())
+    assert sorted(CALLS) == [1, 2, 3, 5, 6, 7]  # the repeated argument ran once
+
+    CALLS.clear()
+    again = build(store, [*values, 8, 9])
+    function, source = node(again), again.DictSource.execute()
+    scans: list[object] = []
+    original = type(function.store).scan  # type: ignore[arg-type]
+
+    def counting_scan(self: Store, path: object, *args: object, **kwargs: object) -> object:
+        scans.append(path)
+        return original(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(function.store), "scan", counting_scan)
+    function.begin()
+    table = source.as_table(system_tags=True, source_info=True)
+    chunks = [
+        function.execute_batch(podline.TableStream(table.slice(i, 3), ("id",)))
+        for i in range(0, len(source), 3)
+    ]
+    output = function.finish()
+    assert len(scans) == 1  # the records were read once, not once per chunk
+    assert CALLS == [8, 9]  # only the new entries were computed
+    assert [len(c) for c in chunks] == [3, 3, 3]
+    assert output.as_table().slice(0, len(values)).to_pylist() == whole.as_table().to_pylist()
+    assert output.as_table().column("y").to_pylist()[-2:] == [24, 27]
+    assert function.counts[RowStatus.CACHED] == len(values)
+    assert function.counts[RowStatus.COMPUTED] == 2

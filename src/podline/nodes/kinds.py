@@ -16,7 +16,7 @@ from podline.functions import FunctionPod, PodResult, RowStatus
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.packets import PacketBatch, PacketOutcomes
-from podline.nodes.records import Found, ProvenanceRecords
+from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
 from podline.stores import RECORD_ID, Store
 from podline.streams import ProducedStream, Producer, Stream, TableStream
 
@@ -147,6 +147,7 @@ class FunctionNode(Node):
         #: Rows per status in the last ``execute``.
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
         self._parts: list[TableStream] = []
+        self._known: KnownEntries | None = None
 
     def execute(
         self,
@@ -184,6 +185,7 @@ class FunctionNode(Node):
         """Start a new execution: counts and collected output are reset."""
         self.counts = dict.fromkeys(RowStatus, 0)
         self._parts = []
+        self._known = None
 
     def execute_batch(
         self,
@@ -201,11 +203,13 @@ class FunctionNode(Node):
         )
         records = self.records
         entry_ids = self.entry_ids(batch) if records is not None else None
-        found = (
-            records.find(entry_ids)
-            if records is not None and entry_ids is not None and len(table)
-            else _nothing_found(len(table))
-        )
+        found = _nothing_found(len(table))
+        if records is not None and entry_ids is not None and len(table):
+            # What the records know is loaded once per execution: each chunk's lookup is
+            # then in memory (a ``find`` per chunk would read the stored tables each time).
+            if self._known is None:
+                self._known = records.known()
+            found = self._known.find(entry_ids)
         result = self._run_batch(table, _Known(entry_ids, found), observer, error_policy, executor)
         self._add(result)
         return result.stream
@@ -218,6 +222,7 @@ class FunctionNode(Node):
         output = _concat(parts, tuple(tags), self.label)
         self.set_output(output)
         self._parts = []
+        self._known = None
         return output
 
     def _add(self, result: PodResult) -> None:

@@ -24,11 +24,11 @@ from podline.columns import meta_column, source_info_column
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN
 from podline.hashing import row_hash_strings
-from podline.matching import index_in
+from podline.matching import index_in, is_in
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
-__all__ = ["INPUT_HASH", "RESULT_ID", "STATUS", "Found", "ProvenanceRecords"]
+__all__ = ["INPUT_HASH", "RESULT_ID", "STATUS", "Found", "KnownEntries", "ProvenanceRecords"]
 
 INPUT_HASH = meta_column("input_hash")
 RESULT_ID = meta_column("result_id")
@@ -59,6 +59,23 @@ class Found:
             self.skipped[start : start + length],
             self.outputs.slice(first, rows),
         )
+
+
+@dataclass
+class KnownEntries:
+    """The entries a node's records know, in memory: ``produced`` ids with their ``outputs``
+    (row for row) and ``skipped`` ids. ``find`` answers like ``ProvenanceRecords.find``."""
+
+    produced: pa.Array | pa.ChunkedArray
+    outputs: pa.Table
+    skipped: pa.Array | pa.ChunkedArray
+
+    def find(self, entry_ids: pa.Array) -> Found:
+        position = index_in(entry_ids, self.produced)
+        has_output = position >= 0
+        skipped = is_in(entry_ids, self.skipped) & ~has_output
+        outputs = self.outputs.take(pa.array(position[has_output], pa.int64()))
+        return Found(has_output | skipped, skipped, outputs)
 
 
 class ProvenanceRecords:
@@ -108,22 +125,41 @@ class ProvenanceRecords:
         records = self.store.read(_PATH, entry_ids, columns=[RECORD_ID, RESULT_ID, STATUS])
         if self.memo is None or records is None or records.num_rows == 0:
             return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
-        results = self.memo.lookup(records.column(RESULT_ID))
-        position = _positions(records.column(RESULT_ID), results.column(RECORD_ID))
-        skipped = pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
-        resolved = position >= 0
-        usable = skipped | resolved
-        produced = resolved & ~skipped
-        if produced.all() and len(results) == len(position):
-            outputs = results  # every record resolved, row for row (see ``_positions``)
-        else:
-            outputs = results.take(pa.array(position[produced], pa.int64()))
+        usable, skipped, outputs = self._resolve(records)
         # Map back from stored records to the entries asked for (read keeps their order).
         row_of = _positions(records.column(RECORD_ID), entry_ids)
         found, was_skipped = none.copy(), none.copy()
         found[row_of[usable]] = True
         was_skipped[row_of[skipped]] = True
-        return Found(found, was_skipped, self._outputs_of(outputs))
+        return Found(found, was_skipped, outputs)
+
+    def known(self) -> KnownEntries:
+        """Everything the records know, loaded at once: for callers that then ask about many
+        small chunks of entries (each ``find`` reads the stored tables)."""
+        records = self.store.scan(_PATH, columns=[RECORD_ID, RESULT_ID, STATUS])
+        if self.memo is None or records is None or records.num_rows == 0:
+            nothing = pa.array([], pa.large_string())
+            empty = self._outputs_of(ResultCache.empty_for(self.function))
+            return KnownEntries(nothing, empty, nothing)
+        usable, skipped, outputs = self._resolve(records)
+        ids = records.column(RECORD_ID)
+        produced = pa.array(usable & ~skipped)
+        return KnownEntries(ids.filter(produced), outputs, ids.filter(pa.array(skipped)))
+
+    def _resolve(self, records: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+        """For stored records: which need no computing, which were skipped, and the outputs
+        of the others (usable and not skipped), in record order."""
+        assert self.memo is not None
+        results = self.memo.lookup(records.column(RESULT_ID))
+        position = _positions(records.column(RESULT_ID), results.column(RECORD_ID))
+        skipped = pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
+        resolved = position >= 0
+        produced = resolved & ~skipped
+        if produced.all() and len(results) == len(position):
+            outputs = results  # every record resolved, row for row (see ``_positions``)
+        else:
+            outputs = results.take(pa.array(position[produced], pa.int64()))
+        return skipped | resolved, skipped, self._outputs_of(outputs)
 
     def _outputs_of(self, results: pa.Table) -> pa.Table:
         """Output columns and their source info, typed by the output schema."""
