@@ -31,9 +31,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from podline.datagrams import Packet, Tag
 from podline.executors import CallCapture, LogEntry
+from podline.executors.base import paused_gc
 from podline.observability.batching import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FLUSH_SECONDS,
@@ -165,17 +167,20 @@ class _LogView(NodeView[_LogRows]):
         rows = np.flatnonzero(logged)
         if not len(rows):
             return
-        captured = batch.captures
-        captures = [
-            captured.get(row) if ran else None
-            for row, ran in zip(rows.tolist(), computed[rows].tolist(), strict=True)
-        ]
-        position = {row: i for i, row in enumerate(rows.tolist())}
-        errors = {position[r]: e for r, e in batch.errors.items() if r in position}
-        times = [now if c is None else c.start for c in captures]
-        failed = states[rows] == _FAILED
-        columns = {TIMESTAMP: timestamps(times)}
-        columns.update(_columns(states[rows], captures, errors, unexplained=failed))
+        get = batch.captures.get
+        picked = rows.tolist()
+        errors: dict[int, BaseException] = {}
+        if batch.errors:
+            position = {row: i for i, row in enumerate(picked)}
+            errors = {position[r]: e for r, e in batch.errors.items() if r in position}
+        with paused_gc():  # a few short-lived objects per row (see NodeView.flush)
+            columns = _columns(
+                states[rows],
+                [get(row, _NOT_RUN) for row in picked],
+                errors,
+                now,
+                unexplained=states[rows] == _FAILED,
+            )
         tags = batch.tags().take(pa.array(rows, pa.int64()))
         for name in tags.column_names:
             columns[name] = tags.column(name)
@@ -259,29 +264,30 @@ class _LogView(NodeView[_LogRows]):
         super().finish()
 
     def build(self, rows: _LogRows) -> dict[str, pa.Array]:
-        return _columns(np.asarray(rows.states, dtype=np.int8), rows.captures, rows.errors)
+        states = np.asarray(rows.states, dtype=np.int8)
+        return _columns(states, rows.captures, rows.errors, rows.times)
 
 
 def _columns(
     states: np.ndarray,
-    captures: Sequence[CallCapture | None],
+    captures: Sequence[CallCapture | _NotRun | None],
     errors: Mapping[int, BaseException],
+    not_run: float | Sequence[float],
     unexplained: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
-    """The log columns of rows with these state indexes, captures (None: the packet was not
-    computed) and errors by row. ``unexplained`` marks failed rows that may lack an error
-    (an equal packet's call failed)."""
+    """The log columns (timestamp included) of rows with these state indexes, captures (None
+    or ``_NOT_RUN``: the packet was not computed) and errors by row. ``not_run`` is the
+    timestamp of rows not computed (one for all, or one per row); ``unexplained`` marks
+    failed rows that may lack an error (an equal packet's call failed)."""
     n = len(states)
-    # A stand-in with no values for packets not computed lets every column come out of one
-    # C-level ``map`` over the rows.
     calls = [_NOT_RUN if c is None else c for c in captures]
-    ran = np.fromiter((c is not _NOT_RUN for c in calls), dtype=bool, count=n)
-
-    def each(attribute: str) -> list[Any]:
-        return list(map(attrgetter(attribute), calls))
-
-    error_type, error_message = each("error_type"), each("error_message")
-    succeeded = np.fromiter((e is None for e in error_type), dtype=bool, count=n)
+    # Every capture field in one C-level pass, then transposed into columns.
+    fields = list(zip(*map(_FIELDS, calls), strict=True)) or [()] * len(_FIELD_NAMES)
+    starts, ends, stdout, stderr, kinds, messages, tracebacks, logs = fields
+    start = np.asarray(starts, dtype=np.float64)
+    ran = ~np.isnan(start)
+    error_type, error_message = list(kinds), list(messages)
+    succeeded = pc.is_null(pa.array(error_type, _TEXT))
     for row, error in errors.items():
         if error_type[row] is None:
             # The call returned, but its output was rejected: say why.
@@ -290,37 +296,53 @@ def _columns(
         for row in np.flatnonzero(unexplained).tolist():
             if error_type[row] is None and error_message[row] is None:
                 error_type[row], error_message[row] = EQUAL_PACKET_FAILED
-    starts = np.asarray(each("start"), dtype=np.float64)
-    ends = np.asarray(each("end"), dtype=np.float64)
     records: list[list[dict[str, Any]]] = [_NO_RECORDS] * n
-    for row, call in enumerate(calls):
-        if call.logs:
-            records[row] = _log_records(call.logs)
+    for row in [i for i, entries in enumerate(logs) if entries]:
+        records[row] = _log_records(logs[row])
     return {
+        TIMESTAMP: timestamps(np.where(ran, start, np.asarray(not_run, dtype=np.float64))),
         STATE: state_names(states),
         # Not computed in this run, and not a failure (whose call never ran because an equal
         # packet's call failed).
         CACHED: pa.array(~ran & (states != _FAILED)),
-        SUCCESS: pa.array(succeeded, mask=~ran),
-        DURATION: pa.array(ends - starts, mask=~ran),
-        STDOUT: pa.array(each("stdout"), _TEXT),
-        STDERR: pa.array(each("stderr"), _TEXT),
+        SUCCESS: pa.array(succeeded.to_numpy(zero_copy_only=False), mask=~ran),
+        DURATION: pa.array(np.asarray(ends, dtype=np.float64) - start, mask=~ran),
+        STDOUT: _text(stdout),
+        STDERR: _text(stderr),
         LOG_RECORDS: pa.array(records, _LOG_LIST),
         ERROR_TYPE: pa.array(error_type, _TEXT),
         ERROR_MESSAGE: pa.array(error_message, _TEXT),
-        TRACEBACK: pa.array(each("traceback"), _TEXT),
+        TRACEBACK: pa.array(tracebacks, _TEXT),
     }
 
 
-class _NotRun:
-    """The capture columns of a packet that was not computed: all null."""
+def _text(values: Sequence[str | None]) -> pa.Array:
+    """Captured output, empty as null: Delta writes empty strings several times slower than
+    nulls; readers show "" again for calls that ran."""
+    array = pa.array(values, _TEXT)
+    return pc.if_else(pc.equal(array, ""), pa.scalar(None, _TEXT), array)
 
-    start = end = 0.0
+
+class _NotRun:
+    """The capture columns of a packet that was not computed: all null (NaN times)."""
+
+    start = end = float("nan")
     stdout = stderr = traceback = error_type = error_message = None
     logs: tuple[LogEntry, ...] = ()
 
 
 _NOT_RUN = _NotRun()
+_FIELD_NAMES = (
+    "start",
+    "end",
+    "stdout",
+    "stderr",
+    "error_type",
+    "error_message",
+    "traceback",
+    "logs",
+)
+_FIELDS = attrgetter(*_FIELD_NAMES)
 _NO_RECORDS: list[dict[str, Any]] = []
 
 

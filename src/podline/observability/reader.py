@@ -33,6 +33,9 @@ from podline.observability.columns import (
     STATE,
     STATE_ORDER,
     STATUS_SCOPE,
+    STDERR,
+    STDOUT,
+    SUCCESS,
     TIMESTAMP,
     State,
     friendly_name,
@@ -181,6 +184,12 @@ class PipelineObservations:
         frame = self._read(LOGS_SCOPE, node, run_id, wanted, {**(tags or {}), **tag_filters})
         if frame is None:
             return _empty(_LOG_COLUMNS)
+        ran = pl.col(SUCCESS).is_not_null()
+        # Calls that printed nothing are stored with null output (see logs.py): show "".
+        frame = frame.with_columns(
+            pl.when(ran).then(pl.col(c).fill_null("")).otherwise(pl.col(c)).alias(c)
+            for c in (STDOUT, STDERR)
+        )
         return _friendly(frame.sort([TIMESTAMP, SEQUENCE]), _LOG_COLUMNS)
 
     def runs(self) -> pl.DataFrame:
