@@ -183,6 +183,24 @@ def test_an_end_that_does_not_match_the_starts_keeps_them(store: Store) -> None:
     assert ended["started_at"].null_count() == 3  # the announced ones: times unknown
 
 
+def test_starts_of_other_packets_are_not_taken_for_this_end(store: Store) -> None:
+    observer = observers(store)
+    node = run(observer)
+    # As many started rows as the end announces, but not the same packets.
+    node.on_packets_start(node_label="f", node_hash="pod1:h", batch=Batch(tags([5, 6, 7])))
+    node.on_packets_end(node_label="f", node_hash="pod1:h", batch=four_outcomes())
+    finish(observer, node)
+    status = PipelineObservations(store, "hooks").status().sort("id")
+    assert status["id"].to_list() == [0, 1, 2, 3, 5, 6, 7]
+    assert status["state"].to_list() == [
+        "SUCCESS",
+        "FAILED",
+        "SKIPPED",
+        "CACHED",
+        *["RUNNING"] * 3,
+    ]
+
+
 def test_an_equal_packets_failure_is_explained(store: Store) -> None:
     observer = observers(store)
     node = run(observer)

@@ -389,3 +389,23 @@ def test_hooks_on_the_root_observer_go_to_a_view_per_node(store: Store) -> None:
         "KeyError",
         0,
     )
+
+
+def test_the_defaults_under_the_async_orchestrator(store: Store) -> None:
+    module = pytest.importorskip("podline.pipeline.async_orchestrator")
+    pipeline = two_nodes(store, n=5, name="async")
+    result = pipeline.run(orchestrator=module.AsyncPipelineOrchestrator())
+    assert result.counts["add"].computed == 5
+    status = pipeline.status()
+    assert status.height == 10
+    by_node = {
+        node: sorted(zip(frame["id"], frame["state"], strict=True))
+        for (node,), frame in status.group_by("node")
+    }
+    assert by_node["add"] == [(i, "SUCCESS") for i in range(5)]
+    assert by_node["double"] == [(0, "SKIPPED"), *((i, "SUCCESS") for i in range(1, 5))]
+    for column in system_tag_columns(status):
+        assert status[column].null_count() == 0
+    logs = pipeline.logs(node="add")
+    assert logs["stdout"].to_list() == [f"adding {i} and {i}\n" for i in range(5)]
+    assert pipeline.runs()["complete"].to_list() == [True]

@@ -100,9 +100,10 @@ class _StatusView(NodeView[_StatusRows]):
     """One node's status rows.
 
     **Batch hooks.** ``on_packets_start`` buffers a part of RUNNING rows and remembers it in
-    ``open_parts``; the node's next ``on_packets_end`` covers those packets (its ``started``
-    rows, in the same order), so if the RUNNING parts are still buffered they are dropped and
-    the terminal rows carry their start times instead.
+    ``open_parts``; the node's next ``on_packets_end`` normally covers exactly those packets
+    (its ``started`` rows, in the same order: checked, tag values included), so if the
+    RUNNING parts are still buffered they are dropped and the terminal rows carry their start
+    times instead. Otherwise (an orchestrator that interleaves differently) every row is kept.
 
     **Per-packet hooks.** ``open`` maps each started, not yet ended packet (by ``id`` of its
     tag object) to its RUNNING row in the lists, or to -1 once that row left them (its start
@@ -114,7 +115,8 @@ class _StatusView(NodeView[_StatusRows]):
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
         super().__init__(owner, identity_path)
-        self.open_parts: list[tuple[pa.Table, float]] = []
+        #: Since the last batch end: (tags, RUNNING part, time) of each batch start.
+        self.open_parts: list[tuple[pa.Table, pa.Table, float]] = []
         self.open: dict[int, int] = {}
         self.open_start: dict[int, float] = {}
 
@@ -129,11 +131,11 @@ class _StatusView(NodeView[_StatusRows]):
         n = len(batch)
         if not n:
             return
+        tags = batch.tags()
         times = np.full(n, now)
-        part = _part(
-            batch.tags(), np.full(n, _RUNNING, np.int8), times, times, pa.nulls(n, pa.bool_())
-        )
-        self.open_parts.append((part, now))
+        part = _part(tags, np.full(n, _RUNNING, np.int8), times, times, pa.nulls(n, pa.bool_()))
+        with self.lock:
+            self.open_parts.append((tags, part, now))
         self.add_part(part)
 
     def on_packets_end(
@@ -141,25 +143,28 @@ class _StatusView(NodeView[_StatusRows]):
     ) -> None:
         now = time()
         n = len(batch)
-        opened, self.open_parts = self.open_parts, []
+        with self.lock:
+            opened, self.open_parts = self.open_parts, []
         if not n:
             return
+        tags = batch.tags()
         states = ROW_STATES[np.asarray(batch.codes)]
         computed = np.asarray(batch.computed, dtype=bool)
         announced = np.asarray(batch.started, dtype=bool)
         started = np.full(n, now)
-        if sum(p.num_rows for p, _ in opened) == int(announced.sum()):
-            started[announced] = np.repeat([t for _, t in opened], [p.num_rows for p, _ in opened])
-        else:  # not the packets this end covers: keep their RUNNING rows, times unknown
+        if _same_packets([t for t, _, _ in opened], tags, announced):
+            sizes = [t.num_rows for t, _, _ in opened]
+            started[announced] = np.repeat([at for _, _, at in opened], sizes)
+        else:  # not (only) the packets this end covers: keep their RUNNING rows
             started[announced] = _UNKNOWN
             opened = []
         cached = ~computed & (states != _FAILED)
-        part = _part(batch.tags(), states, np.full(n, now), started, pa.array(cached))
+        part = _part(tags, states, np.full(n, now), started, pa.array(cached))
         if batch.errors or (states == _FAILED).any():
             part = _with_errors(part, states, batch.errors)
         if opened:
             with self.lock:
-                self.drop_parts([p for p, _ in opened])
+                self.drop_parts([p for _, p, _ in opened])
         self.add_part(part)
 
     # ------------------------------------------------------------------ per-packet hooks
@@ -260,6 +265,19 @@ class _StatusView(NodeView[_StatusRows]):
             columns[ERROR_TYPE] = pa.array([parts.get(i, none)[0] for i in range(n)], _TEXT)
             columns[ERROR_MESSAGE] = pa.array([parts.get(i, none)[1] for i in range(n)], _TEXT)
         return columns
+
+
+def _same_packets(starts: list[pa.Table], tags: pa.Table, announced: np.ndarray) -> bool:
+    """Whether the started batches' tags are, in order, the announced rows of ``tags``."""
+    if sum(t.num_rows for t in starts) != int(announced.sum()):
+        return False
+    if not starts:
+        return True
+    try:
+        started = pa.concat_tables(starts) if len(starts) > 1 else starts[0]
+        return bool(started.equals(tags.filter(pa.array(announced))))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # different columns: not the same packets
+        return False
 
 
 def _part(
