@@ -2,13 +2,12 @@
 
 Function nodes report packets a batch at a time (``on_packets_start`` / ``on_packets_end``,
 with Arrow columns); the views turn each batch into an Arrow table part with no per-row Python
-work. The per-packet hooks (``on_packet_start`` and friends, which other callers may still
-use) only append to per-node column lists, turned into a part when needed. Either way a
-buffer is written with one store write per batch. A node view's buffer is written when the
-node ends, when it holds
-``batch_rows`` rows, ``flush_seconds`` after its oldest buffered row (a timer thread, so a
-packet whose call runs for minutes shows as RUNNING to readers meanwhile), and when the run
-ends (which also catches nodes that raised before ending).
+objects. The per-packet hooks (``on_packet_start`` and friends, which other callers may still
+use) only append to per-node column lists, turned into a part when needed. A node view's
+buffer is written with one store write when the node ends, when it holds ``batch_rows`` rows,
+``flush_seconds`` after its oldest buffered row (a timer thread, so a packet whose call runs
+for minutes shows as RUNNING to readers meanwhile), and when the run ends (which also catches
+nodes that raised before ending).
 
 Observing must never break a run: a batch that cannot be built or written is dropped with an
 ``ObservationWarning`` naming the node and the store path.
