@@ -141,6 +141,8 @@ class FunctionNode(Node):
         self.pod: FunctionPod = producer
         self.result_store = result_store
         self.executor = executor
+        #: Calls in flight under the async orchestrator without executors (None: its default).
+        self.max_concurrency: int | None = None
         #: The node's scope of the pipeline's store, for provenance records (set at compile).
         self.store: Store | None = None
         self.last_result: PodResult | None = None

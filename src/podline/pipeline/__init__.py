@@ -1,5 +1,6 @@
 """Pipelines: recording and compiling invocations, orchestrators and observers."""
 
+from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.observers import (
     CompositeObserver,
@@ -12,6 +13,7 @@ from podline.pipeline.orchestrator import NodeCounts, OrchestratorResult, SyncPi
 from podline.pipeline.pipeline import Pipeline, PipelineError
 
 __all__ = [
+    "AsyncPipelineOrchestrator",
     "CompositeObserver",
     "NoOpObserver",
     "NoOpPacketLogger",

@@ -21,13 +21,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
 from podline.errors import PodlineError, format_names
 from podline.executors import Executor
 from podline.nodes import CacheMode, ErrorPolicy, Node
+from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.observers import ObserverProtocol
 from podline.pipeline.orchestrator import OrchestratorResult, SyncPipelineOrchestrator
@@ -126,7 +127,10 @@ class Pipeline:
     # ------------------------------------------------------------------ running
     def run(
         self,
-        orchestrator: SyncPipelineOrchestrator | None = None,
+        orchestrator: SyncPipelineOrchestrator
+        | AsyncPipelineOrchestrator
+        | Literal["sync", "async"]
+        | None = None,
         observer: ObserverProtocol | None = None,
         executor: Executor | None = None,
         error_policy: ErrorPolicy | None = None,
@@ -139,12 +143,18 @@ class Pipeline:
         ``observer=None`` records status and logs in the store (``default_observer()``),
         unless the pipeline was made with ``observe=False``; an observer given here replaces
         that default (combine them with ``CompositeObserver`` to keep both).
+        ``orchestrator="async"`` is short for ``AsyncPipelineOrchestrator()`` and ``"sync"``
+        (like ``None``) for ``SyncPipelineOrchestrator()`` (see docs/async.md).
         """
+        if isinstance(orchestrator, str) and orchestrator not in ("sync", "async"):
+            raise ValueError(f"orchestrator must be 'sync' or 'async', got {orchestrator!r}")
         graph = self.graph if self.graph is not None else self.compile()
         observed = observer is None and self.observe
         if observed:
             observer = self.default_observer()
-        if orchestrator is None:
+        if orchestrator == "async":
+            orchestrator = AsyncPipelineOrchestrator(error_policy=error_policy or "continue")
+        elif orchestrator is None or orchestrator == "sync":
             orchestrator = SyncPipelineOrchestrator(error_policy or "continue")
         elif error_policy is not None:
             orchestrator.error_policy = error_policy

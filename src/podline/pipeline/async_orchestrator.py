@@ -1,0 +1,564 @@
+"""``AsyncPipelineOrchestrator``: runs every node at once, over bounded channels of chunks.
+
+Each node is one task of an ``asyncio.TaskGroup``; each edge of the graph is a ``Channel``
+(``podline.pipeline.streaming``) holding at most ``buffer_size`` chunks, a chunk being a
+``TableStream`` of up to ``chunk_rows`` rows. A source executes and sends its rows in chunks;
+a function node runs ``begin()``, ``execute_batch`` per input chunk in input order (small
+chunks already waiting travel together) and ``finish()``; an operator node streams or waits
+for all its inputs, as its operator allows (see ``streaming``). Blocking work (reading a
+source, a chunk's calls, an operator's kernels, store writes) runs on a thread pool of the
+run, so nodes overlap while the event loop only moves chunks.
+
+The contract is the sync orchestrator's: the same hooks (``on_run_end`` always, in
+``finally``), the same counts and outputs, ``error_policy`` (``"continue"`` skips and reports a
+failing packet; ``"fail_fast"`` raises it and cancels every other node), R16 (no
+``node_outputs`` unless ``materialize_results``), a ``TypeError`` for an unknown node type and a
+``ValueError`` for a function node without exactly one upstream. Nodes hold their outputs
+afterwards, operator nodes included.
+
+Concurrency inside a chunk comes from the executor: the node's own, else the run's, else a
+``ThreadExecutor`` of the node's ``max_concurrency`` (else the orchestrator's); with no limit
+set anywhere, ``async def`` functions get ``DEFAULT_ASYNC_CONCURRENCY`` calls in flight and
+plain functions run one call at a time (threads cost ~30 µs a call and the GIL gives
+CPU-bound code nothing back). Observer hooks come from several threads, so each node's
+observer is wrapped to take one lock shared by the run: hooks never run concurrently.
+
+Cancelling the run (cancelling ``run_async``'s task, Ctrl-C during ``run``, or a fail_fast
+failure) cancels every node. Calls stop between windows of calls (each window at most a few
+tens of ms once calls are timed); a node waits up to ``CANCEL_GRACE_SECONDS`` for the window in
+flight, so results stored so far are kept and nothing reports after ``on_run_end``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from podline.errors import PodlineError
+from podline.executors import Executor, LocalExecutor, ThreadExecutor
+from podline.executors.base import is_async_function, run_coroutine
+from podline.executors.capture import CallArguments, CallOutcome
+from podline.nodes import (
+    ErrorPolicy,
+    NodeOutput,
+    is_function_node,
+    is_operator_node,
+    is_source_node,
+)
+from podline.pipeline.graph import PipelineGraph
+from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
+from podline.pipeline.orchestrator import OrchestratorResult, _counts
+from podline.pipeline.streaming import (
+    Channel,
+    Outlet,
+    Strategy,
+    concat_chunks,
+    head,
+    plan_operators,
+    run_operator,
+    slices,
+    tail,
+)
+from podline.streams import TableStream
+
+__all__ = [
+    "CANCEL_GRACE_SECONDS",
+    "DEFAULT_ASYNC_CONCURRENCY",
+    "DEFAULT_CHUNK_ROWS",
+    "AsyncPipelineOrchestrator",
+    "RunCancelledError",
+]
+
+T = TypeVar("T")
+
+#: Most rows per chunk (a function node's pieces start smaller and grow to this; see
+#: ``_PieceSize``): per-chunk costs (store lookups and writes, a thread hop) then vanish next
+#: to the rows' own. The sync orchestrator's function-node batches are as large.
+DEFAULT_CHUNK_ROWS = 65536
+#: Calls of an ``async def`` function in flight per node when no limit is set.
+DEFAULT_ASYNC_CONCURRENCY = 32
+#: How long a cancelled node waits for its calls in flight before leaving them behind.
+CANCEL_GRACE_SECONDS = 5.0
+#: A window of calls shorter than this doubles the next one (see ``_Interruptible``).
+_WINDOW_SECONDS = 0.025
+#: The smallest piece of input a function node executes at once, and the time a piece
+#: should take (see ``_PieceSize``).
+_FIRST_PIECE_ROWS = 256
+_PIECE_SECONDS = 0.25
+
+
+class RunCancelledError(PodlineError):
+    """A function node's calls stopped because its run was cancelled or failed."""
+
+
+class AsyncPipelineOrchestrator:
+    """Runs every node at once over bounded channels (see the module docs).
+
+    ``buffer_size``: chunks an edge holds before its sender waits. ``max_concurrency``: calls
+    in flight per function node when neither the node nor the run brings an executor
+    (a node's own ``max_concurrency`` wins). ``chunk_rows``: rows per chunk.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int = 64,
+        max_concurrency: int | None = None,
+        error_policy: ErrorPolicy = "continue",
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> None:
+        if error_policy not in ("continue", "fail_fast"):
+            raise ValueError(
+                f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}"
+            )
+        for name, value in (("buffer_size", buffer_size), ("chunk_rows", chunk_rows)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        _check_limit("max_concurrency", max_concurrency)
+        self.buffer_size = buffer_size
+        self.max_concurrency = max_concurrency
+        self.error_policy: ErrorPolicy = error_policy
+        self.chunk_rows = chunk_rows
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncPipelineOrchestrator(buffer_size={self.buffer_size}, "
+            f"max_concurrency={self.max_concurrency}, error_policy={self.error_policy!r}, "
+            f"chunk_rows={self.chunk_rows})"
+        )
+
+    def run(
+        self,
+        graph: PipelineGraph,
+        *,
+        observer: ObserverProtocol | None = None,
+        materialize_results: bool = True,
+        run_id: str | None = None,
+        pipeline_uri: str = "",
+        executor: Executor | None = None,
+    ) -> OrchestratorResult:
+        """Run ``graph`` to completion from synchronous code, inside a running event loop
+        (Jupyter) too; see ``run_async``."""
+        coroutine = self.run_async(
+            graph,
+            observer=observer,
+            materialize_results=materialize_results,
+            run_id=run_id,
+            pipeline_uri=pipeline_uri,
+            executor=executor,
+        )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # asyncio.run turns Ctrl-C into a cancellation of the run, then re-raises it.
+            return run_coroutine(coroutine)
+        return _run_beside_loop(coroutine)
+
+    async def run_async(
+        self,
+        graph: PipelineGraph,
+        *,
+        observer: ObserverProtocol | None = None,
+        materialize_results: bool = True,
+        run_id: str | None = None,
+        pipeline_uri: str = "",
+        executor: Executor | None = None,
+    ) -> OrchestratorResult:
+        """Run ``graph`` on the running event loop and return its ``OrchestratorResult``."""
+        observer = observer if observer is not None else NoOpObserver()
+        run_id = run_id or str(uuid.uuid4())
+        started = time.perf_counter()
+        result = OrchestratorResult(run_id, pipeline_uri, {})
+        run = _Run(self, graph, observer, executor)
+        run.hook(observer.on_run_start, run_id=run_id, pipeline_uri=pipeline_uri)
+        try:
+            _check_nodes(graph)
+            await run.execute()
+            for node in graph:
+                output = run.outputs[id(node)]
+                result.counts[node.label] = _counts(node, output)
+                if materialize_results:
+                    result.node_outputs[node.label] = output
+        finally:
+            run.close()
+            result.seconds = time.perf_counter() - started
+            run.hook(observer.on_run_end, run_id=run_id)
+            run.ended = True
+        return result
+
+
+def _check_limit(name: str, value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+
+
+def _check_nodes(graph: PipelineGraph) -> None:
+    """Reject what the sync orchestrator rejects, before any node starts."""
+    for node in graph:
+        if is_function_node(node):
+            if len(node.upstreams) != 1:
+                raise ValueError(
+                    f"function node {node.label!r} needs exactly 1 upstream, "
+                    f"has {len(node.upstreams)}"
+                )
+        elif not (is_source_node(node) or is_operator_node(node)):
+            raise TypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
+
+
+class _Run:
+    """One run: its channels, thread pool, hook lock, cancellation flag and outputs."""
+
+    def __init__(
+        self,
+        orchestrator: AsyncPipelineOrchestrator,
+        graph: PipelineGraph,
+        observer: ObserverProtocol,
+        executor: Executor | None,
+    ) -> None:
+        self.settings = orchestrator
+        self.graph = graph
+        self.observer = observer
+        self.executor = executor
+        # One lock for every hook of the run: they come from several threads.
+        self.lock = threading.RLock()
+        self.ended = False
+        #: Set when the run is cancelled: executors stop at their next window of calls.
+        self.stop = threading.Event()
+        # Each node has at most one blocking step in flight, so one thread per node lets
+        # them all overlap (the loop's default pool has only cpu_count + 4 threads).
+        self.pool = ThreadPoolExecutor(
+            max_workers=min(64, len(graph) + 2), thread_name_prefix="podline-node"
+        )
+        self.outputs: dict[int, TableStream] = {}
+
+    def close(self) -> None:
+        # Threads left behind by a cancellation past the grace period finish on their own.
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ plumbing
+    def hook(self, hook: Callable[..., Any], **kwargs: Any) -> None:
+        with self.lock:
+            if not self.ended:
+                hook(**kwargs)
+
+    def scoped(self, node: Any) -> _SerializedObserver:
+        """The node's observer, its hooks serialized with every other hook of the run."""
+        with self.lock:
+            inner = with_batch_hooks(self.observer.contextualize(*node.identity_path))
+        return _SerializedObserver(inner, self)
+
+    async def offload(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on the run's thread pool, awaited."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        future = loop.run_in_executor(self.pool, call)
+        try:
+            # Shielded: a cancelled node must not lose track of its thread (see below).
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.stop.set()
+            await _settle(future)
+            raise
+
+    # ------------------------------------------------------------------ nodes
+    async def execute(self) -> None:
+        plans = plan_operators(self.graph)
+        inputs: dict[int, list[Channel]] = {id(n): [] for n in self.graph}
+        edges: dict[int, list[Channel]] = {id(n): [] for n in self.graph}
+        for node in self.graph:
+            # One channel per edge, in declared upstream order: a node reading the same
+            # upstream twice gets two channels, both fed by the broadcast.
+            for upstream in node.upstreams:
+                channel = Channel(self.settings.buffer_size)
+                inputs[id(node)].append(channel)
+                edges[id(upstream)].append(channel)
+        failure: BaseException | None = None
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for node in self.graph:
+                    task = self.node_task(
+                        node, plans.get(id(node)), inputs[id(node)], Outlet(edges[id(node)])
+                    )
+                    tasks.create_task(task, name=f"podline node {node.label}")
+        except BaseExceptionGroup as group:
+            failure = _primary(group)
+        if failure is not None:
+            # Raised outside the handler: the error reads as itself, not as "during
+            # handling of an exception group".
+            raise failure
+
+    async def node_task(
+        self, node: Any, strategy: Strategy | None, inputs: list[Channel], outlet: Outlet
+    ) -> None:
+        scoped = self.scoped(node)
+        node_hash = str(node.content_hash())
+        tags, _ = node.output_schema(system_tags=True)
+        scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags)
+        if is_source_node(node):
+            output = await self.offload(node.execute)
+            for chunk in slices(output, self.settings.chunk_rows):
+                await outlet.emit(chunk)
+        elif is_function_node(node):
+            output = await self.function_node(node, inputs[0], outlet, scoped)
+        else:
+            assert strategy is not None
+            output = await run_operator(
+                node,
+                strategy,
+                inputs,
+                outlet,
+                offload=self.offload,
+                chunk_rows=self.settings.chunk_rows,
+            )
+        await outlet.close()
+        self.outputs[id(node)] = output
+        scoped.on_node_end(node_label=node.label, node_hash=node_hash)
+
+    async def function_node(
+        self, node: Any, channel: Channel, outlet: Outlet, scoped: _SerializedObserver
+    ) -> TableStream:
+        upstream = node.upstreams[0]
+        executor = self.executor_for(node)
+        own = node.executor
+        if own is not None:
+            # The node's own executor wins inside execute_batch: make it stoppable too.
+            node.executor = _Interruptible(own, self.stop)
+        reader = _Pieces(channel, upstream.label)
+        sizes = _PieceSize(own if own is not None else executor, self.settings)
+        tags: tuple[str, ...] | None = None
+        try:
+            node.begin()
+            while (piece := await reader.next(sizes.rows)) is not None:
+                tags = tags or piece.keys()[0]
+                began = time.perf_counter()
+                output = await self.offload(
+                    node.execute_batch,
+                    NodeOutput(upstream, piece),
+                    observer=scoped,
+                    error_policy=self.settings.error_policy,
+                    executor=executor,
+                )
+                sizes.observe(len(piece), time.perf_counter() - began)
+                await outlet.emit(output)
+            whole: TableStream = await self.offload(node.finish, tags)
+        finally:
+            if own is not None:
+                node.executor = own
+        return whole
+
+    def executor_for(self, node: Any) -> Executor:
+        """The run's executor, else a default of the node's or the orchestrator's limit."""
+        chosen: Executor
+        if self.executor is not None:
+            chosen = self.executor
+        else:
+            own_limit = getattr(node, "max_concurrency", None)
+            _check_limit(f"max_concurrency of node {node.label!r}", own_limit)
+            limit = own_limit or self.settings.max_concurrency
+            if limit is not None:
+                chosen = ThreadExecutor(limit)
+            elif is_async_function(node.pod.packet_function.fn):
+                chosen = ThreadExecutor(DEFAULT_ASYNC_CONCURRENCY)
+            else:
+                chosen = LocalExecutor()
+        return _Interruptible(chosen, self.stop)
+
+
+class _Pieces:
+    """A function node's input, handed out in pieces of a requested size: what is already
+    waiting is taken without waiting for more, so a slow trickle is never held back."""
+
+    def __init__(self, channel: Channel, label: str) -> None:
+        self.channel = channel
+        self.label = label
+        self.held: list[TableStream] = []
+        self.rows = 0
+
+    async def next(self, size: int) -> TableStream | None:
+        """Up to ``size`` rows (waiting only when none is held); None at the end."""
+        if self.rows < size:
+            if not self.held:
+                chunks = await self.channel.receive_up_to(size)
+                if chunks is None:
+                    return None
+            else:
+                chunks = self.channel.ready_up_to(size - self.rows)
+            self.held += chunks
+            self.rows += sum(len(c) for c in chunks)
+        whole = concat_chunks(self.held, self.label)
+        if len(whole) <= size:
+            self.held, self.rows = [], 0
+            return whole
+        rest = tail(whole, size)
+        self.held, self.rows = [rest], len(rest)
+        return head(whole, size)
+
+
+class _PieceSize:
+    """How many rows a function node hands to one ``execute_batch``.
+
+    Each call has a fixed cost (two store lookups, a records write), and downstream nodes
+    see nothing of a piece until it is done. So pieces start small (a few times the calls
+    in flight, so the executor is kept busy) and grow four-fold while they take under
+    ``_PIECE_SECONDS``, up to ``chunk_rows``; they shrink when one takes much longer. Fast
+    functions soon run in large pieces; slow ones keep streaming.
+    """
+
+    def __init__(self, executor: Any, settings: AsyncPipelineOrchestrator) -> None:
+        workers = int(getattr(executor, "max_workers", 1) or 1)
+        self.least = min(settings.chunk_rows, max(_FIRST_PIECE_ROWS, 4 * workers))
+        self.most = settings.chunk_rows
+        self.rows = self.least
+
+    def observe(self, rows: int, seconds: float) -> None:
+        if rows >= self.rows and seconds < _PIECE_SECONDS:
+            self.rows = min(self.most, self.rows * 4)
+        elif seconds > 4 * _PIECE_SECONDS:
+            self.rows = max(self.least, self.rows // 2)
+
+
+async def _settle(future: asyncio.Future[Any]) -> None:
+    """Wait (up to the grace period) for a cancelled node's thread to return."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANCEL_GRACE_SECONDS
+    while not future.done() and (left := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait([future], timeout=left)
+        except asyncio.CancelledError:
+            continue  # cancelled again while waiting: still bounded by the deadline
+
+
+def _primary(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to raise for a failed run: the first node's; the others become a note."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    first, others = leaves[0], leaves[1:]
+    if others:
+        described = sorted(f"{type(e).__name__}: {e}" for e in others)
+        first.add_note(f"other failures in the same run: {'; '.join(described)}")
+    return first
+
+
+class _SerializedObserver:
+    """A node's observer whose every hook holds the run's lock (and is dropped once the
+    run has ended, should a thread left behind by a cancellation still report)."""
+
+    def __init__(self, inner: Any, run: _Run) -> None:
+        self._inner = inner
+        self._run = run
+
+    @property
+    def observes_packets(self) -> bool:
+        return bool(getattr(self._inner, "observes_packets", True))
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._run.lock:
+                return None if self._run.ended else value(*args, **kwargs)
+
+        return locked
+
+
+class _Interruptible:
+    """An executor that hands calls to another in windows, stopping between windows once
+    the run is cancelled (an executor cannot be interrupted mid-call).
+
+    A window starts as wide as the executor's ``max_workers`` (so none of its concurrency
+    is lost) and doubles while windows take under ``_WINDOW_SECONDS``: fast calls soon go in
+    large windows, slow ones keep cancellation prompt.
+    """
+
+    def __init__(self, inner: Executor, stop: threading.Event) -> None:
+        self.inner = inner
+        self.stop = stop
+        self.max_workers = max(1, int(getattr(inner, "max_workers", 1) or 1))
+
+    def execute(
+        self,
+        fn: Callable[..., Any],
+        arguments: Sequence[CallArguments],
+        *,
+        live: bool = True,
+    ) -> list[CallOutcome]:
+        outcomes: list[CallOutcome] = []
+        window, start = self.max_workers, 0
+        while start < len(arguments):
+            if self.stop.is_set():
+                raise RunCancelledError("the run was cancelled; remaining calls were not made")
+            began = time.perf_counter()
+            part = arguments[start : start + window]
+            outcomes.extend(self.inner.execute(fn, part, live=live))
+            start += len(part)
+            if time.perf_counter() - began < _WINDOW_SECONDS:
+                window *= 2
+        return outcomes
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
+class _Beside:
+    """What the helper thread of ``_run_beside_loop`` shares with its caller."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _run_beside_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a fresh loop in a helper thread, for a caller inside a running
+    loop (Jupyter). Unlike ``run_coroutine``, Ctrl-C in the caller cancels the run (and waits
+    for its ``on_run_end``) instead of leaving it running in the background."""
+    shared = _Beside()
+
+    async def main() -> T:
+        shared.loop = asyncio.get_running_loop()
+        shared.task = asyncio.current_task()
+        shared.ready.set()
+        return await coroutine
+
+    def target() -> None:
+        try:
+            shared.result = asyncio.run(main())
+        except BaseException as exc:  # handed to the caller's thread below
+            shared.error = exc
+        finally:
+            shared.ready.set()
+
+    thread = threading.Thread(target=target, name="podline-async-run", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        shared.ready.wait()
+        if shared.loop is not None and shared.task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may have just finished
+                shared.loop.call_soon_threadsafe(shared.task.cancel)
+        thread.join()
+        raise
+    if shared.error is not None:
+        raise shared.error
+    return shared.result
