@@ -93,6 +93,8 @@ _WINDOW_SECONDS = 0.025
 #: should take (see ``_PieceSize``).
 _FIRST_PIECE_ROWS = 256
 _PIECE_SECONDS = 0.25
+#: How often a run's event loop wakes up at least (see ``_tick``).
+_TICK_SECONDS = 0.05
 
 
 class RunCancelledError(PodlineError):
@@ -280,6 +282,7 @@ class _Run:
                 inputs[id(node)].append(channel)
                 edges[id(upstream)].append(channel)
         failure: BaseException | None = None
+        ticker = asyncio.create_task(_tick())
         try:
             async with asyncio.TaskGroup() as tasks:
                 for node in self.graph:
@@ -289,6 +292,8 @@ class _Run:
                     tasks.create_task(task, name=f"podline node {node.label}")
         except BaseExceptionGroup as group:
             failure = _primary(group)
+        finally:
+            ticker.cancel()
         if failure is not None:
             # Raised outside the handler: the error reads as itself, not as "during
             # handling of an exception group".
@@ -425,7 +430,9 @@ class _PieceSize:
 
 
 async def _settle(future: asyncio.Future[Any]) -> None:
-    """Wait (up to the grace period) for a cancelled node's thread to return."""
+    """Wait (up to the grace period) for a cancelled node's thread to return; its outcome
+    (typically ``RunCancelledError``) is of no interest any more."""
+    future.add_done_callback(_discard)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CANCEL_GRACE_SECONDS
     while not future.done() and (left := deadline - loop.time()) > 0:
@@ -433,6 +440,19 @@ async def _settle(future: asyncio.Future[Any]) -> None:
             await asyncio.wait([future], timeout=left)
         except asyncio.CancelledError:
             continue  # cancelled again while waiting: still bounded by the deadline
+
+
+def _discard(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio would otherwise log it as lost
+
+
+async def _tick() -> None:
+    """Wake the loop now and then. Python runs signal handlers (asyncio.run's Ctrl-C
+    handler among them) only when the main thread runs; a loop waiting for threads to
+    finish a long step would otherwise notice Ctrl-C only when the step is over."""
+    while True:
+        await asyncio.sleep(_TICK_SECONDS)
 
 
 def _primary(group: BaseExceptionGroup[BaseException]) -> BaseException:
