@@ -237,6 +237,18 @@ def test_R16_results_not_materialized_but_nodes_keep_outputs(store: Store) -> No
     assert pipeline.ids.as_table().column("id").to_pylist() == [0, 2]  # an operator node
 
 
+def test_default_observers_record_status_and_logs(store: Store) -> None:
+    def run(name: str, orchestrator: str) -> tuple[list[str], int]:
+        # Scopes of their own: each computes everything (the memo is shared in a scope).
+        with Pipeline("observed", store.at(name)) as pipeline:
+            fragile.pod(numbers(5))
+        pipeline.run(orchestrator=orchestrator)  # type: ignore[arg-type]
+        states = sorted(pipeline.status()["state"].to_list())
+        return states, pipeline.logs().height
+
+    assert run("observed_async", "async") == run("observed_sync", "sync")
+
+
 # --------------------------------------------------------------------------- concurrency
 def test_max_concurrency_bounds_calls_in_flight(store: Store) -> None:
     with Pipeline("limits", store, observe=False) as pipeline:

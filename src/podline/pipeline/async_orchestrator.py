@@ -410,15 +410,16 @@ class _PieceSize:
     """How many rows a function node hands to one ``execute_batch``.
 
     Each call has a fixed cost (two store lookups, a records write), and downstream nodes
-    see nothing of a piece until it is done. So pieces start small (a few times the calls
-    in flight, so the executor is kept busy) and grow four-fold while they take under
+    see nothing of a piece until it is done. So pieces start small (but 16 times the calls
+    in flight: all of a piece's calls end before the next piece starts, and the wait for
+    its last calls costs less in a longer piece) and grow four-fold while they take under
     ``_PIECE_SECONDS``, up to ``chunk_rows``; they shrink when one takes much longer. Fast
     functions soon run in large pieces; slow ones keep streaming.
     """
 
     def __init__(self, executor: Any, settings: AsyncPipelineOrchestrator) -> None:
         workers = int(getattr(executor, "max_workers", 1) or 1)
-        self.least = min(settings.chunk_rows, max(_FIRST_PIECE_ROWS, 4 * workers))
+        self.least = min(settings.chunk_rows, max(_FIRST_PIECE_ROWS, 16 * workers))
         self.most = settings.chunk_rows
         self.rows = self.least
 
