@@ -6,6 +6,7 @@ checked case by case in ``test_parity``.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import signal
 import threading
@@ -17,7 +18,7 @@ import pytest
 
 import podline
 from podline import function_pod
-from podline.executors import LocalExecutor
+from podline.executors import LocalExecutor, ThreadExecutor
 from podline.nodes import SourceNode
 from podline.operators import SemiJoin
 from podline.pipeline import (
@@ -286,6 +287,13 @@ def test_plain_functions_use_threads_when_given_a_limit(store: Store) -> None:
     assert 1 < IN_FLIGHT["most"] <= 4
 
 
+def test_a_pods_own_executor_wins_over_the_default(store: Store) -> None:
+    with Pipeline("pod_executor", store, observe=False) as pipeline:
+        tracked.with_options(executor=ThreadExecutor(3)).pod(numbers(30))
+    pipeline.run(orchestrator=AsyncPipelineOrchestrator(max_concurrency=10))
+    assert IN_FLIGHT["most"] == 3
+
+
 def test_the_runs_executor_is_used(store: Store) -> None:
     class Counting(LocalExecutor):
         calls = 0
@@ -445,3 +453,37 @@ def test_ctrl_c_during_run_cancels_it(store: Store) -> None:
     assert time.perf_counter() - started < 0.6
     assert spy.events[-1] == ("run_end",)
     assert 0 < len(CALLS) < 1000
+
+
+def test_ctrl_c_in_a_notebook_cancels_the_run(store: Store) -> None:
+    """In Jupyter, ``run()`` runs beside the kernel's loop; the kernel turns Ctrl-C into a
+    KeyboardInterrupt in the main thread, which must cancel the run, not abandon it."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        pytest.skip("needs the main thread and Python's own SIGINT handler")
+    with Pipeline("notebook", store, observe=False) as pipeline:
+        slow_square.pod(numbers(1000))
+    spy = Spy()
+
+    async def cell() -> None:
+        pipeline.run(orchestrator=AsyncPipelineOrchestrator(max_concurrency=4), observer=spy)
+
+    # A bare loop, as a kernel has: no asyncio.run handler turning SIGINT into a cancel.
+    loop = asyncio.new_event_loop()
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        timer.join()
+        loop.close()
+    assert time.perf_counter() - started < 0.6
+    assert spy.events[-1] == ("run_end",)
+    calls = len(CALLS)
+    assert 0 < calls < 1000
+    time.sleep(0.05)
+    assert len(CALLS) == calls

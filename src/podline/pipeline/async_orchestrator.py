@@ -16,8 +16,9 @@ failing packet; ``"fail_fast"`` raises it and cancels every other node), R16 (no
 ``ValueError`` for a function node without exactly one upstream. Nodes hold their outputs
 afterwards, operator nodes included.
 
-Concurrency inside a chunk comes from the executor: the node's own, else the run's, else a
-``ThreadExecutor`` of the node's ``max_concurrency`` (else the orchestrator's); with no limit
+Concurrency inside a chunk comes from the executor: the node's own, else the run's, else the
+pod's own, else a ``ThreadExecutor`` of the node's ``max_concurrency`` (else the
+orchestrator's); with no limit
 set anywhere, ``async def`` functions get ``DEFAULT_ASYNC_CONCURRENCY`` calls in flight and
 plain functions run one call at a time (threads cost ~30 µs a call and the GIL gives
 CPU-bound code nothing back). Observer hooks come from several threads, so each node's
@@ -359,10 +360,15 @@ class _Run:
         return whole
 
     def executor_for(self, node: Any) -> Executor:
-        """The run's executor, else a default of the node's or the orchestrator's limit."""
+        """The run's executor, else the pod's own (as in a sync run), else a default of the
+        node's or the orchestrator's limit. (A node's own executor wins over all of these
+        inside ``execute_batch``.)"""
         chosen: Executor
+        pod_executor = getattr(getattr(node, "pod", None), "executor", None)
         if self.executor is not None:
             chosen = self.executor
+        elif pod_executor is not None:
+            chosen = pod_executor
         else:
             own_limit = getattr(node, "max_concurrency", None)
             _check_limit(f"max_concurrency of node {node.label!r}", own_limit)
@@ -542,6 +548,7 @@ class _Beside:
 
     def __init__(self) -> None:
         self.ready = threading.Event()
+        self.done = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[Any] | None = None
         self.result: Any = None
@@ -567,18 +574,20 @@ def _run_beside_loop(coroutine: Coroutine[Any, Any, T]) -> T:
             shared.error = exc
         finally:
             shared.ready.set()
+            shared.done.set()
 
-    thread = threading.Thread(target=target, name="podline-async-run", daemon=True)
-    thread.start()
+    threading.Thread(target=target, name="podline-async-run", daemon=True).start()
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can take the thread for
+    # finished while it still runs (CPython's bpo-45274 handling), so no later join waits.
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        while not shared.done.wait(0.1):
+            pass
     except KeyboardInterrupt:
         shared.ready.wait()
         if shared.loop is not None and shared.task is not None:
             with contextlib.suppress(RuntimeError):  # the loop may have just finished
                 shared.loop.call_soon_threadsafe(shared.task.cancel)
-        thread.join()
+        shared.done.wait()
         raise
     if shared.error is not None:
         raise shared.error
