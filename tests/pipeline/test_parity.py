@@ -25,7 +25,7 @@ import podline
 from podline import SKIP, function_pod
 from podline.columns import meta_column
 from podline.nodes import SourceNode
-from podline.operators import Join, SemiJoin
+from podline.operators import Join, MergeJoin, SemiJoin
 from podline.pipeline import (
     AsyncPipelineOrchestrator,
     Observer,
@@ -135,13 +135,17 @@ def diamond(store: Store, fn: dict[str, Any]) -> Built:
 
 
 def fan_out(store: Store, fn: dict[str, Any]) -> Built:
+    source = numbers()
     with Pipeline("fan_out", store, observe=False) as pipeline:
-        sums = fn["add"].pod(numbers())
+        sums = fn["add"].pod(source)
         fn["double"].pod(sums)
         sums.select_tag_columns(["id"], label="ids")
         # A batch reads this join: it must see sync row order (the join waits for all).
         Join()(sums, extra(), label="with_extra").batch(2, label="pairs")
         SemiJoin()(sums, sums.filter(pl.col("total") > 5), label="self_semi")
+        # One source read twice by one operator: two edges from one node.
+        SemiJoin()(source, source, label="source_semi")
+        MergeJoin()(source, source, label="source_merge")
     return pipeline
 
 
@@ -283,3 +287,18 @@ def test_the_matrix_covers_streaming_and_barrier_operators(store: Store) -> None
         if topology == "diamond":
             assert plans[id(built.joined)] is Strategy.SYMMETRIC_JOIN
     assert seen == set(Strategy)
+
+
+@pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
+def test_tiny_buffers_never_deadlock(store: Store, topology: str) -> None:
+    """One-row chunks and one-chunk edges: every sender waits on every full edge."""
+    built = TOPOLOGIES[topology](store, FUNCTIONS["plain"])
+    graph = built if isinstance(built, PipelineGraph) else built.graph
+    assert graph is not None
+    orchestrator = AsyncPipelineOrchestrator(chunk_rows=1, buffer_size=1)
+
+    async def bounded() -> OrchestratorResult:
+        return await asyncio.wait_for(orchestrator.run_async(graph), timeout=20)
+
+    result = asyncio.run(bounded())
+    assert set(result.counts) == {node.label for node in graph}

@@ -3,11 +3,12 @@
 Each node is one task of an ``asyncio.TaskGroup``; each edge of the graph is a ``Channel``
 (``podline.pipeline.streaming``) holding at most ``buffer_size`` chunks, a chunk being a
 ``TableStream`` of up to ``chunk_rows`` rows. A source executes and sends its rows in chunks;
-a function node runs ``begin()``, ``execute_batch`` per input chunk in input order (small
-chunks already waiting travel together) and ``finish()``; an operator node streams or waits
-for all its inputs, as its operator allows (see ``streaming``). Blocking work (reading a
-source, a chunk's calls, an operator's kernels, store writes) runs on a thread pool of the
-run, so nodes overlap while the event loop only moves chunks.
+a function node runs ``begin()``, ``execute_batch`` per piece of its input in input order
+(pieces grow from a few hundred rows to ``chunk_rows`` while they stay quick, see
+``_PieceSize``) and ``finish()``; an operator node streams or waits for all its inputs, as its
+operator allows (see ``streaming``). Blocking work (reading a source, a piece's calls, an
+operator's kernels, store writes) runs on a thread pool of the run, so nodes overlap while the
+event loop only moves chunks.
 
 The contract is the sync orchestrator's: the same hooks (``on_run_end`` always, in
 ``finally``), the same counts and outputs, ``error_policy`` (``"continue"`` skips and reports a
@@ -16,13 +17,13 @@ failing packet; ``"fail_fast"`` raises it and cancels every other node), R16 (no
 ``ValueError`` for a function node without exactly one upstream. Nodes hold their outputs
 afterwards, operator nodes included.
 
-Concurrency inside a chunk comes from the executor: the node's own, else the run's, else the
+Concurrency inside a piece comes from the executor: the node's own, else the run's, else the
 pod's own, else a ``ThreadExecutor`` of the node's ``max_concurrency`` (else the
-orchestrator's); with no limit
-set anywhere, ``async def`` functions get ``DEFAULT_ASYNC_CONCURRENCY`` calls in flight and
-plain functions run one call at a time (threads cost ~30 µs a call and the GIL gives
-CPU-bound code nothing back). Observer hooks come from several threads, so each node's
-observer is wrapped to take one lock shared by the run: hooks never run concurrently.
+orchestrator's). With no limit set anywhere, ``async def`` functions get
+``DEFAULT_ASYNC_CONCURRENCY`` calls in flight and plain functions run one call at a time
+(threads cost ~30 µs a call and the GIL gives CPU-bound code nothing back). Observer hooks
+come from several threads, so each node's observer is wrapped to take one lock shared by the
+run: hooks never run concurrently.
 
 Cancelling the run (cancelling ``run_async``'s task, Ctrl-C during ``run``, or a fail_fast
 failure) cancels every node. Calls stop between windows of calls (each window at most a few
@@ -106,8 +107,8 @@ class AsyncPipelineOrchestrator:
     """Runs every node at once over bounded channels (see the module docs).
 
     ``buffer_size``: chunks an edge holds before its sender waits. ``max_concurrency``: calls
-    in flight per function node when neither the node nor the run brings an executor
-    (a node's own ``max_concurrency`` wins). ``chunk_rows``: rows per chunk.
+    in flight per function node when neither the node, the run nor the pod brings an
+    executor (a node's own ``max_concurrency`` wins). ``chunk_rows``: most rows per chunk.
     """
 
     def __init__(
@@ -375,11 +376,16 @@ class _Run:
             limit = own_limit or self.settings.max_concurrency
             if limit is not None:
                 chosen = ThreadExecutor(limit)
-            elif is_async_function(node.pod.packet_function.fn):
+            elif is_async_function(_function_of(node)):
                 chosen = ThreadExecutor(DEFAULT_ASYNC_CONCURRENCY)
             else:
                 chosen = LocalExecutor()
         return _Interruptible(chosen, self.stop)
+
+
+def _function_of(node: Any) -> Any:
+    """The Python function a function node calls (None if it cannot say)."""
+    return getattr(getattr(getattr(node, "pod", None), "packet_function", None), "fn", None)
 
 
 class _Pieces:

@@ -126,11 +126,6 @@ class Channel:
             total += len(item)
         return chunks
 
-    @property
-    def ended(self) -> bool:
-        """Whether ``END`` was received."""
-        return self._ended
-
 
 class Outlet:
     """A node's output side: broadcasts chunks to every edge leaving the node.
