@@ -420,7 +420,7 @@ def test_cancelling_a_run_stops_it_and_keeps_what_was_stored(
             await task
         return time.perf_counter() - cancelled
 
-    assert asyncio.run(cancel_midway()) < 0.3
+    assert asyncio.run(cancel_midway()) < 0.4
     assert spy.events[-1] == ("run_end",)
     stored = spy.ends
     assert 0 < stored < n / 2
@@ -450,7 +450,7 @@ def test_ctrl_c_during_run_cancels_it(store: Store) -> None:
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(orchestrator=AsyncPipelineOrchestrator(max_concurrency=4), observer=spy)
     timer.join()
-    assert time.perf_counter() - started < 0.6
+    assert time.perf_counter() - started < 0.8
     assert spy.events[-1] == ("run_end",)
     assert 0 < len(CALLS) < 1000
 
@@ -481,7 +481,7 @@ def test_ctrl_c_in_a_notebook_cancels_the_run(store: Store) -> None:
     finally:
         timer.join()
         loop.close()
-    assert time.perf_counter() - started < 0.6
+    assert time.perf_counter() - started < 0.8
     assert spy.events[-1] == ("run_end",)
     calls = len(CALLS)
     assert 0 < calls < 1000
