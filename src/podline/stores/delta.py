@@ -72,6 +72,7 @@ from podline.stores._delta_format import (
     encode_segment,
     path_schema,
     table_paths,
+    writer_properties,
 )
 from podline.stores._index import IdIndex
 from podline.stores._scoped import ScopedStore
@@ -515,6 +516,7 @@ class _DeltaBackend:
             # Commit on the version the rows were deduplicated against, or not at all: a
             # rebased commit could add an id another writer has just added.
             commit_properties=CommitProperties(max_commit_retries=0),
+            writer_properties=writer_properties(rows),
         )
 
     def _committed_after(self, state: _Table, base: int | None) -> None:
