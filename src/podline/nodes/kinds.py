@@ -387,12 +387,19 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
         for name in found.outputs.column_names:
             hits = hits.append_column(name, found.outputs.column(name))
         parts.insert(0, hits.select(parts[0].column_names).cast(parts[0].schema))
-    order = np.argsort(np.concatenate([found_rows, computed_rows]), kind="stable")
-    table = pa.concat_tables(parts).take(pa.array(order, pa.int64()))
+    if len(found_rows) and len(computed_rows):
+        order = np.argsort(np.concatenate([found_rows, computed_rows]), kind="stable")
+        table = pa.concat_tables(parts).take(pa.array(order, pa.int64()))
+    else:  # one part, already in input order
+        table = parts[0]
     types = _types([computed.stream])
     stream = TableStream(table, tags, label=batch.label, types=types)
-    errors = {int(misses[i]): e for i, e in computed.errors.items()}
-    captures = {int(misses[i]): c for i, c in computed.captures.items()}
+    if len(misses) == n:  # every row was computed: rows of the pod's run are batch rows
+        errors, captures = computed.errors, computed.captures
+    else:
+        rows = misses.tolist()
+        errors = {rows[i]: e for i, e in computed.errors.items()}
+        captures = {rows[i]: c for i, c in computed.captures.items()}
     return PodResult(stream, codes, errors, captures, ran)
 
 
