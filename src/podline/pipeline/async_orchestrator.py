@@ -52,12 +52,16 @@ from podline.nodes import (
     ErrorPolicy,
     NodeOutput,
     is_function_node,
-    is_operator_node,
     is_source_node,
 )
 from podline.pipeline.graph import PipelineGraph
 from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
-from podline.pipeline.orchestrator import OrchestratorResult, _counts
+from podline.pipeline.orchestrator import (
+    OrchestratorResult,
+    check_error_policy,
+    check_node,
+    node_counts,
+)
 from podline.pipeline.streaming import (
     Channel,
     Outlet,
@@ -118,10 +122,7 @@ class AsyncPipelineOrchestrator:
         error_policy: ErrorPolicy = "continue",
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> None:
-        if error_policy not in ("continue", "fail_fast"):
-            raise ValueError(
-                f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}"
-            )
+        check_error_policy(error_policy)
         for name, value in (("buffer_size", buffer_size), ("chunk_rows", chunk_rows)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -187,7 +188,7 @@ class AsyncPipelineOrchestrator:
             await run.execute()
             for node in graph:
                 output = run.outputs[id(node)]
-                result.counts[node.label] = _counts(node, output)
+                result.counts[node.label] = node_counts(node, output)
                 if materialize_results:
                     result.node_outputs[node.label] = output
         finally:
@@ -206,14 +207,7 @@ def _check_limit(name: str, value: object) -> None:
 def _check_nodes(graph: PipelineGraph) -> None:
     """Reject what the sync orchestrator rejects, before any node starts."""
     for node in graph:
-        if is_function_node(node):
-            if len(node.upstreams) != 1:
-                raise ValueError(
-                    f"function node {node.label!r} needs exactly 1 upstream, "
-                    f"has {len(node.upstreams)}"
-                )
-        elif not (is_source_node(node) or is_operator_node(node)):
-            raise TypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
+        check_node(node)
 
 
 class _Run:

@@ -16,7 +16,7 @@ import html
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast, get_args
 
 from podline.executors import Executor
 from podline.functions import RowStatus
@@ -32,7 +32,14 @@ from podline.pipeline.graph import PipelineGraph
 from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.streams import TableStream
 
-__all__ = ["NodeCounts", "OrchestratorResult", "SyncPipelineOrchestrator"]
+__all__ = [
+    "NodeCounts",
+    "OrchestratorResult",
+    "SyncPipelineOrchestrator",
+    "check_error_policy",
+    "check_node",
+    "node_counts",
+]
 
 
 @dataclass
@@ -116,11 +123,7 @@ class SyncPipelineOrchestrator:
     """Runs nodes one after another in topological order."""
 
     def __init__(self, error_policy: ErrorPolicy = "continue") -> None:
-        if error_policy not in ("continue", "fail_fast"):
-            raise ValueError(
-                f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}"
-            )
-        self.error_policy: ErrorPolicy = error_policy
+        self.error_policy: ErrorPolicy = check_error_policy(error_policy)
 
     def run(
         self,
@@ -143,7 +146,7 @@ class SyncPipelineOrchestrator:
             for node in graph:
                 output = self._run_node(node, buffers, observer, executor)
                 buffers[id(node)] = output
-                result.counts[node.label] = _counts(node, output)
+                result.counts[node.label] = node_counts(node, output)
                 if materialize_results:
                     result.node_outputs[node.label] = output
                 else:
@@ -171,28 +174,43 @@ class SyncPipelineOrchestrator:
         # ``total``: how many packets will end or crash (function nodes only).
         total = {"total": len(inputs[0])} if is_function_node(node) and len(inputs) == 1 else {}
         scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags, **total)
+        check_node(node)
         if is_source_node(node):
             output = node.execute()
         elif is_function_node(node):
-            if len(inputs) != 1:
-                raise ValueError(
-                    f"function node {node.label!r} needs exactly 1 upstream, has {len(inputs)}"
-                )
             output = node.execute(
                 inputs[0],
                 observer=scoped,
                 error_policy=self.error_policy,
                 executor=executor,
             )
-        elif is_operator_node(node):
-            output = node.execute(*inputs)
         else:
-            raise TypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
+            assert is_operator_node(node)  # (check_node rejected every other kind)
+            output = node.execute(*inputs)
         scoped.on_node_end(node_label=node.label, node_hash=node_hash)
         return output
 
 
-def _counts(node: Any, output: TableStream) -> NodeCounts:
+def check_error_policy(error_policy: str) -> ErrorPolicy:
+    """``error_policy`` if it is one orchestrators know, else a ValueError."""
+    if error_policy in get_args(ErrorPolicy):
+        return cast(ErrorPolicy, error_policy)
+    raise ValueError(f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}")
+
+
+def check_node(node: Any) -> None:
+    """Reject a node no orchestrator can run: an unknown kind (TypeError), or a function node
+    without exactly one upstream (ValueError)."""
+    if is_function_node(node):
+        if len(node.upstreams) != 1:
+            raise ValueError(
+                f"function node {node.label!r} needs exactly 1 upstream, has {len(node.upstreams)}"
+            )
+    elif not (is_source_node(node) or is_operator_node(node)):
+        raise TypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
+
+
+def node_counts(node: Any, output: TableStream) -> NodeCounts:
     counts = NodeCounts(rows=len(output))
     statuses = getattr(node, "counts", None) if is_function_node(node) else None
     if statuses:
