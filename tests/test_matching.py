@@ -56,3 +56,11 @@ def test_aligned_inputs_take_the_short_cut_and_stay_exact() -> None:
     # Same ends, different middle: not aligned, still exact.
     assert index_in(pa.array(["a", "x", "c"]), lookup).tolist() == [0, -1, 2]
     assert index_in(pa.array(["a", None, "c"]), lookup).tolist() == [0, -1, 2]
+
+
+@given(values=ids, lookup=ids)
+def test_either_side_may_be_the_larger(values: list[str | None], lookup: list[str | None]) -> None:
+    # Repeated values, looked up in a longer list, each find an equal item.
+    values = values[:3] * 2
+    longer = lookup + values[:1] + lookup
+    _check(index_in(pa.array(values, pa.string()), pa.array(longer, pa.string())), values, longer)
