@@ -73,6 +73,11 @@ class CallCapture:
         return self.end - self.start
 
     @property
+    def quiet(self) -> bool:
+        """Whether the call printed and logged nothing and returned: all it tells is its times."""
+        return not (self.stdout or self.stderr or self.logs) and self.error_type is None
+
+    @property
     def succeeded(self) -> bool:
         """Whether the call returned without raising."""
         return self.error_type is None

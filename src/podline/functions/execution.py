@@ -8,7 +8,7 @@ argument-packet hash, and the errors and captures of failed calls.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -20,7 +20,7 @@ from podline.columns import source_info_column, token_array
 from podline.conversion import column_to_python, table_from_columns
 from podline.datagrams import Packet, Tag
 from podline.errors import FunctionCallError, InputValidationError, OutputValidationError
-from podline.executors import CallCapture, Executor
+from podline.executors import CallCapture, CallOutcome, Executor
 from podline.executors.base import paused_gc
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.packet_function import PacketFunction
@@ -91,6 +91,11 @@ class PodResult:
     computed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: Per input row: the hash of its argument packet, i.e. its record id in the memo.
     argument_hashes: pa.Array = field(default_factory=lambda: pa.array([], pa.large_string()))
+    #: With ``keep_captures``: per input row, its call's start and end (seconds since the
+    #: epoch; NaN where no call ran). Captures are then kept only for calls that printed,
+    #: logged or failed: most calls tell nothing else, and keeping an object per call costs
+    #: more than the call (see ``PacketOutcomes.capture``).
+    call_times: np.ndarray | None = None
 
     @property
     def status(self) -> list[RowStatus]:
@@ -145,6 +150,7 @@ class PodRun:
         )
         self.errors: dict[int, FunctionCallError] = {}
         self.captures: dict[int, CallCapture] = {}
+        self.call_times = np.full((self.table.num_rows, 2), np.nan) if keep_captures else None
 
     def execute(self) -> PodResult:
         if self.table.num_rows == 0:
@@ -168,6 +174,7 @@ class PodRun:
             self.captures,
             ran,
             unique.hashes.take(pa.array(unique.of_row)),
+            self.call_times,
         )
 
     # -------------------------------------------------------------- arguments
@@ -207,7 +214,7 @@ class PodRun:
                 arguments = [dict(zip(names, values, strict=True)) for values in arguments]
             outcomes = self.executor.execute(self.fn.fn, arguments, live=self.pod.live_output)
             if self.keep_captures:
-                self.captures.update(zip(rows.tolist(), (o.capture for o in outcomes), strict=True))
+                self._keep(rows, outcomes)
             if self.logger_factory is not None:
                 tags = self._tags(rows)
                 for position, outcome in enumerate(outcomes):
@@ -234,6 +241,16 @@ class PodRun:
         if self.cache is not None:
             return self.cache.record(hashes, typed, tokens, skipped_array)
         return _results_table(self.fn, hashes, typed, tokens, skipped_array)
+
+    def _keep(self, rows: np.ndarray, outcomes: Sequence[CallOutcome]) -> None:
+        """Keep the times of these calls, and the captures of those that told more."""
+        assert self.call_times is not None  # (kept with the captures)
+        captures = [o.capture for o in outcomes]
+        self.call_times[rows, 0] = [c.start for c in captures]
+        self.call_times[rows, 1] = [c.end for c in captures]
+        for row, capture in zip(rows.tolist(), captures, strict=True):
+            if not capture.quiet:
+                self.captures[row] = capture
 
     def _typed_outputs(
         self,

@@ -277,6 +277,7 @@ class FunctionNode(Node):
                 started=started,
                 errors=result.errors,
                 captures=result.captures,
+                call_times=result.call_times,
                 outputs=result.stream,
             )
             observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
@@ -394,13 +395,17 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
         table = parts[0]
     types = _types([computed.stream])
     stream = TableStream(table, tags, label=batch.label, types=types)
-    if len(misses) == n:  # every row was computed: rows of the pod's run are batch rows
+    times = computed.call_times
+    if len(misses) == n:  # every row went to the pod: its rows are the batch's rows
         errors, captures = computed.errors, computed.captures
     else:
         rows = misses.tolist()
         errors = {rows[i]: e for i, e in computed.errors.items()}
         captures = {rows[i]: c for i, c in computed.captures.items()}
-    return PodResult(stream, codes, errors, captures, ran)
+        if times is not None:
+            times = np.full((n, 2), np.nan)
+            times[misses] = computed.call_times
+    return PodResult(stream, codes, errors, captures, ran, call_times=times)
 
 
 def _concat(parts: list[TableStream], tags: tuple[str, ...], label: str) -> TableStream:

@@ -11,6 +11,7 @@ the batch hooks and reads columns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,10 +63,13 @@ class PacketOutcomes(PacketBatch):
 
     Row ``i`` ended with ``statuses[i]``; ``computed[i]`` says its call ran in this run (the
     others are cached: served from this pipeline's records or the shared memo);
-    ``started[i]`` says an earlier ``on_packets_start`` already announced it. ``errors`` and
-    ``captures`` are keyed by row: the failure of a failed row, and what a computed call
-    printed and logged (captures are kept only for observers that watch packets).
-    ``outputs`` holds the output rows of the rows that produced one, in input order.
+    ``started[i]`` says an earlier ``on_packets_start`` already announced it. ``errors`` is
+    keyed by row: the failure of a failed row. ``call_times[i]`` holds the start and end of
+    row ``i``'s call (seconds since the epoch; NaN where no call ran), and ``captures`` what
+    a call printed, logged or raised, for the calls that did (most do none of it, and an
+    object per quiet call would cost more than the call): ``capture(i)`` gives every
+    computed row's capture. ``outputs`` holds the output rows of the rows that produced one,
+    in input order.
     """
 
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
@@ -73,7 +77,21 @@ class PacketOutcomes(PacketBatch):
     started: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     errors: Mapping[int, BaseException] = field(default_factory=dict)
     captures: Mapping[int, CallCapture] = field(default_factory=dict)
+    call_times: np.ndarray | None = None
     outputs: TableStream | None = None
+
+    def capture(self, row: int) -> CallCapture | None:
+        """What row ``row``'s call printed, logged and raised, and its times (None: no call
+        ran for it in this run)."""
+        found = self.captures.get(row)
+        if found is not None or self.call_times is None:
+            return found
+        start, end = self.call_times[row].tolist()
+        if math.isnan(start):  # no call ran
+            return None
+        quiet = CallCapture()
+        quiet.start, quiet.end = start, end
+        return quiet
 
     @property
     def statuses(self) -> list[RowStatus]:

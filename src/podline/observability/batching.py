@@ -119,8 +119,9 @@ class PacketBatchLike(Protocol):
 class PacketOutcomesLike(PacketBatchLike, Protocol):
     """What the views read from a batch of ended packets (``on_packets_end``): per row its
     ``RowStatus`` index (``codes``), whether its call ran in this run (``computed``),
-    whether ``on_packets_start`` announced it (``started``), and by row the errors of failed
-    rows and the captures of computed calls."""
+    whether ``on_packets_start`` announced it (``started``), by row the errors of failed
+    rows and the captures of the calls that printed, logged or failed, and every call's
+    start and end (``call_times``; NaN where no call ran)."""
 
     @property
     def codes(self) -> np.ndarray: ...
@@ -136,6 +137,9 @@ class PacketOutcomesLike(PacketBatchLike, Protocol):
 
     @property
     def captures(self) -> Mapping[int, CallCapture]: ...
+
+    @property
+    def call_times(self) -> np.ndarray | None: ...
 
 
 class BatchedObserver(Observer):

@@ -168,6 +168,7 @@ class _LogView(NodeView[_LogRows]):
         if not len(rows):
             return
         get = batch.captures.get
+        call_times = getattr(batch, "call_times", None)  # (absent from older batch objects)
         picked = rows.tolist()
         errors: dict[int, BaseException] = {}
         if batch.errors:
@@ -176,10 +177,12 @@ class _LogView(NodeView[_LogRows]):
         with paused_gc():  # a few short-lived objects per row (see NodeView.flush)
             columns = _columns(
                 states[rows],
+                # Quiet calls have no capture, only times (see ``call_times``).
                 [get(row, _NOT_RUN) for row in picked],
                 errors,
                 now,
                 unexplained=states[rows] == _FAILED,
+                times=None if call_times is None else call_times[rows],
             )
         tags = batch.tags().take(pa.array(rows, pa.int64()))
         for name in tags.column_names:
@@ -273,18 +276,22 @@ def _columns(
     captures: Sequence[CallCapture | _NotRun | None],
     errors: Mapping[int, BaseException],
     not_run: float | Sequence[float],
+    *,
     unexplained: np.ndarray | None = None,
+    times: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
     """The log columns (timestamp included) of rows with these state indexes, captures (None
-    or ``_NOT_RUN``: the packet was not computed) and errors by row. ``not_run`` is the
-    timestamp of rows not computed (one for all, or one per row); ``unexplained`` marks
-    failed rows that may lack an error (an equal packet's call failed)."""
+    or ``_NOT_RUN``: the packet was not computed, or its call was quiet and ``times`` has
+    its times) and errors by row. ``not_run`` is the timestamp of rows not computed (one
+    for all, or one per row); ``unexplained`` marks failed rows that may lack an error (an
+    equal packet's call failed); ``times``, per row, the call's start and end (NaN: none)."""
     n = len(states)
     calls = [_NOT_RUN if c is None else c for c in captures]
     # Every capture field in one C-level pass, then transposed into columns.
     fields = list(zip(*map(_FIELDS, calls), strict=True)) or [()] * len(_FIELD_NAMES)
     starts, ends, stdout, stderr, kinds, messages, tracebacks, logs = fields
-    start = np.asarray(starts, dtype=np.float64)
+    start = np.asarray(starts if times is None else times[:, 0], dtype=np.float64)
+    end = np.asarray(ends if times is None else times[:, 1], dtype=np.float64)
     ran = ~np.isnan(start)
     error_type, error_message = list(kinds), list(messages)
     succeeded = pc.is_null(pa.array(error_type, _TEXT))
@@ -306,7 +313,7 @@ def _columns(
         # packet's call failed).
         CACHED: pa.array(~ran & (states != _FAILED)),
         SUCCESS: pa.array(succeeded.to_numpy(zero_copy_only=False), mask=~ran),
-        DURATION: pa.array(np.asarray(ends, dtype=np.float64) - start, mask=~ran),
+        DURATION: pa.array(end - start, mask=~ran),
         STDOUT: _text(stdout),
         STDERR: _text(stderr),
         LOG_RECORDS: pa.array(records, _LOG_LIST),

@@ -11,10 +11,10 @@ created, and a missing install raises ``MissingDependencyError`` naming the extr
 
 Packet span timing. Nodes report packets in batches (``on_packets_start`` /
 ``on_packets_end``), so hook times alone would give every packet of a batch the batch's
-duration. A batch's outcomes carry each computed call's capture, which holds the call's own
-start and end; packet spans use those times (without a capture, a span runs from its batch's
-start hook to its end hook). The per-packet hooks, for callers that fire them, do the same
-with captures received through ``create_packet_logger``.
+duration. A batch's outcomes carry each computed call's own start and end; packet spans use
+those times (a packet without them spans from its batch's start hook to its end hook). The
+per-packet hooks, for callers that fire them, do the same with the captures they receive
+through ``create_packet_logger``.
 """
 
 from __future__ import annotations
@@ -204,12 +204,12 @@ class _NodeSpans(Observer):
         tags = self._tag_values(batch, rows)
         key = id(batch.inputs)
         computed, statuses = batch.computed.tolist(), codes.tolist()
+        times = batch.call_times
         for row, tag in zip(rows, tags, strict=True):
             start = self.batch_starts.pop((key, row), None)
-            capture = batch.captures.get(row)
             end: int | None = None
-            if capture is not None and capture.end:
-                start, end = _ns(capture.start), _ns(capture.end)
+            if times is not None and not np.isnan(times[row, 0]):
+                start, end = _ns(float(times[row, 0])), _ns(float(times[row, 1]))
             failed = statuses[row] == _FAILED_CODE
             span = self._start_packet_span(
                 tag,

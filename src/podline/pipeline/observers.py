@@ -288,7 +288,7 @@ def _end_each(observer: Any, *, node_label: str, node_hash: str, batch: PacketOu
             observer.on_packet_start(
                 node_label=node_label, node_hash=node_hash, tag=tag, packet=packet
             )
-        capture = batch.captures.get(row) if computed[row] else None
+        capture = batch.capture(row) if computed[row] else None
         if logs and capture is not None:
             observer.create_packet_logger(tag, packet).record(capture)
         if codes[row] == _FAILED:
