@@ -274,3 +274,25 @@ def test_rejects_bad_arguments() -> None:
         ProgressObserver(backend="rich")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="refresh_seconds"):
         ProgressObserver(refresh_seconds=0)
+
+
+def test_pipelines_draw_progress_by_default_only_where_someone_watches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    build().run()  # the default observer: status, logs and, on a terminal, progress
+    assert "picky" in terminal.getvalue()
+    assert "plus_one" in terminal.getvalue()
+
+    monkeypatch.setenv("CI", "true")
+    quiet = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    pipeline = build()
+    assert not any(
+        isinstance(o, ProgressObserver)
+        for o in pipeline.default_observer().observers  # type: ignore[attr-defined]
+    )
+    pipeline.run()
+    assert quiet.getvalue() == ""

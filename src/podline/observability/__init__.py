@@ -6,8 +6,11 @@
   stderr, logging records, traceback, success and duration;
 * ``inspect(store, pipeline_name)``: a reader of a pipeline's status, logs and run history as
   polars DataFrames, in any process, on any store backend;
+* ``ProgressObserver`` / ``progress_enabled``: a progress bar per function node;
+  ``OpenTelemetryObserver``: traces (the ``podline[otel]`` extra);
 * ``default_observer(store, pipeline_name)``: the observer ``Pipeline.run`` uses when none is
-  given (status and logs under ``pipelines/<name>/status`` and ``pipelines/<name>/logs``).
+  given (status and logs under ``pipelines/<name>/status`` and ``pipelines/<name>/logs``, and
+  progress bars when ``progress_enabled()``: a terminal or Jupyter, not CI or a pipe).
 
 Observers buffer rows and write them in batches; a failure to write warns with an
 ``ObservationWarning`` and never breaks the run. See ``docs/observability.md``.
@@ -16,26 +19,37 @@ Observers buffer rows and write them in batches; a failure to write warns with a
 from podline.observability.batching import ObservationWarning
 from podline.observability.columns import LOGS_SCOPE, PIPELINES, STATUS_SCOPE, State
 from podline.observability.logs import LoggingObserver
+from podline.observability.otel import MissingDependencyError, OpenTelemetryObserver
+from podline.observability.progress import ProgressObserver, progress_enabled
 from podline.observability.reader import ObservabilityError, PipelineObservations, inspect
 from podline.observability.status import StatusObserver
-from podline.pipeline.observers import CompositeObserver
+from podline.pipeline.observers import CompositeObserver, ObserverProtocol
 from podline.stores import Store
 
 __all__ = [
     "LoggingObserver",
+    "MissingDependencyError",
     "ObservabilityError",
     "ObservationWarning",
+    "OpenTelemetryObserver",
     "PipelineObservations",
+    "ProgressObserver",
     "State",
     "StatusObserver",
     "default_observer",
     "inspect",
+    "progress_enabled",
 ]
 
 
 def default_observer(store: Store, pipeline_name: str) -> CompositeObserver:
-    """Status and logging observers on the pipeline's ``status`` and ``logs`` scopes."""
+    """Status and logging observers on the pipeline's ``status`` and ``logs`` scopes, plus
+    progress bars where someone watches (see ``progress_enabled``)."""
     scope = store.at(PIPELINES, pipeline_name)
-    return CompositeObserver(
-        StatusObserver(scope.at(STATUS_SCOPE)), LoggingObserver(scope.at(LOGS_SCOPE))
-    )
+    observers: list[ObserverProtocol] = [
+        StatusObserver(scope.at(STATUS_SCOPE)),
+        LoggingObserver(scope.at(LOGS_SCOPE)),
+    ]
+    if progress_enabled():
+        observers.append(ProgressObserver())
+    return CompositeObserver(*observers)
