@@ -4,6 +4,7 @@ auto-detection turns them off in CI and when the output is not a terminal."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
 import time
@@ -296,3 +297,19 @@ def test_pipelines_draw_progress_by_default_only_where_someone_watches(
     )
     pipeline.run()
     assert quiet.getvalue() == ""
+
+
+def test_a_terminal_that_reports_no_size_still_gets_bars() -> None:
+    # A fresh pseudo-terminal reports 0 columns and 0 lines (as some CI ptys and `script`
+    # do); tqdm sizing its bars to that screen drew empty lines.
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    try:
+        with open(follower, "w", closefd=False) as terminal:
+            build().run(observer=ProgressObserver(file=terminal, backend="tqdm"))
+            terminal.flush()
+        drawn = os.read(leader, 1 << 16).decode(errors="replace")
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert final_states(drawn) == {"picky": (4, 0, 1, 1), "plus_one": (4, 0, 0, 0)}

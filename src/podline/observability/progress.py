@@ -97,6 +97,19 @@ class _Bar(Protocol):
     def close(self, done: int, postfix: str) -> None: ...
 
 
+_FALLBACK_SIZE = (100, 24)
+
+
+def _terminal_size(stream: Any) -> tuple[int, int] | None:
+    """The columns and lines of the terminal behind ``stream``, (0, 0) for a terminal that
+    does not say, None for no terminal (a file, a buffer: tqdm then does not limit width)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return (0, 0) if not (size.columns and size.lines) else (size.columns, size.lines)
+
+
 class _TqdmBar:
     """A tqdm bar fed with absolute counts."""
 
@@ -110,6 +123,9 @@ class _TqdmBar:
             from tqdm.auto import tqdm as auto_tqdm  # notebook widgets with ipywidgets
 
             factory = auto_tqdm
+        # A terminal that reports no size (some ptys do) would get empty bars from tqdm, which
+        # sizes them to the screen: give those a fixed size.
+        sized = _terminal_size(sys.stderr if file is None else file) != (0, 0)
         # mininterval=0 and miniters=0: the observer throttles, so every call here renders.
         self.bar = factory(
             total=total,
@@ -117,7 +133,9 @@ class _TqdmBar:
             unit=" packets",
             file=file,
             leave=leave,
-            dynamic_ncols=True,
+            dynamic_ncols=sized,
+            ncols=None if sized else _FALLBACK_SIZE[0],
+            nrows=None if sized else _FALLBACK_SIZE[1],
             mininterval=0,
             miniters=0,
             postfix=postfix,
