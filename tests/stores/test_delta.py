@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,16 @@ def _committed(store: DeltaStore, path: str) -> pa.Table | None:
     if not DeltaTable.is_deltatable(uri):
         return None
     return DeltaTable(uri).to_pyarrow_table()
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll ``condition`` (for what the background committer does) until it holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @pytest.fixture
@@ -133,10 +145,12 @@ def test_flush_by_row_count(root: Path) -> None:
     store.write("u", records(["u"], v=[0]))
     assert _committed(store, "t") is None
     store.write("t", records([f"b{i}" for i in range(4)], v=list(range(4))))
+    # The bound hands the buffer to a background commit: the writer does not wait for it.
+    assert _eventually(lambda: _committed(store, "t") is not None)
     committed = _committed(store, "t")
     assert committed is not None
     assert committed.num_rows == 10
-    assert _committed(store, "u") is not None  # the bound is store-wide
+    assert _eventually(lambda: _committed(store, "u") is not None)  # the bound is store-wide
     store.write("t", records(["c"], v=[0]))
     assert _committed(store, "t").num_rows == 10
     store.close()
@@ -190,7 +204,7 @@ def test_timed_flush_errors_surface_on_the_next_call(
     while not attempts and time.monotonic() < deadline:
         time.sleep(0.01)
     # The timer still holds the store's lock while it records the error; write waits for it.
-    with pytest.raises(StoreError, match=r"timed flush.*disk on fire"):
+    with pytest.raises(StoreError, match=r"background flush.*disk on fire"):
         store.write("t", records(["b"], v=[2]))
     monkeypatch.undo()
     store.close()
@@ -211,6 +225,7 @@ def test_compact_merges_files_and_keeps_rows(root: Path) -> None:
     store = DeltaStore(root, flush_rows=5, flush_seconds=None)
     for i in range(8):
         store.write("t", records([f"{i}-{j}" for j in range(5)], batch=[i] * 5))
+        store.flush()  # one commit, one file each
     table = DeltaTable(store.table_uri("t"))
     assert len(table.file_uris()) == 8
     on_disk = len(list(Path(store.table_uri("t")).glob("*.parquet")))
@@ -305,3 +320,34 @@ def test_a_commit_racing_another_writer_is_retried(
     ids = table.column(RECORD_ID).to_pylist()
     assert sorted(ids) == sorted({"a", "b", "c", "z", *(["seed"] if existing else [])})
     assert store.read("t", ["b"]).column("v").to_pylist() == [20]
+
+
+def test_writes_and_reads_go_on_while_a_background_commit_runs(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committing, release = threading.Event(), threading.Event()
+    real_write = delta_module.write_deltalake
+
+    def slow_write(*args: Any, **kwargs: Any) -> None:
+        committing.set()
+        assert release.wait(10)
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(delta_module, "write_deltalake", slow_write)
+    store = DeltaStore(root, flush_rows=4, flush_seconds=None)
+    assert store.write("t", records(["a", "b", "c", "d"], v=[1, 2, 3, 4])) == 4
+    assert committing.wait(10)  # the committer has the four records in hand
+    # Meanwhile: ids being committed still count (write-once), new ones buffer, reads see
+    # both, and nothing is committed yet.
+    assert store.write("t", records(["a", "e"], v=[9, 5])) == 1
+    found = store.read("t", ["e", "a", "zz"])
+    assert found is not None
+    assert found.column("v").to_pylist() == [5, 1]
+    assert _committed(store, "t") is None
+    release.set()
+    store.flush()  # waits for the background commit, then commits "e"
+    final = _committed(store, "t")
+    assert final is not None
+    assert sorted(final.column("__record_id").to_pylist()) == ["a", "b", "c", "d", "e"]
+    assert sorted(final.column("v").to_pylist()) == [1, 2, 3, 4, 5]
+    store.close()

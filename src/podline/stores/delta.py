@@ -5,11 +5,13 @@ its records are plain columns with plain Arrow/Delta types, so polars, DuckDB or
 without podline. Sub-paths live beside a table, never inside it.
 
 **Writes** are checked (ids, types, duplicates) when ``write`` is called and buffered; the
-buffer is committed when it holds ``flush_rows`` records, ``flush_seconds`` after its oldest
-record was buffered (by a background timer), on ``flush()`` and on ``close()``. Each table's
-share of a flush is one Delta commit, so readers see all of it or none of it. A flush that
-fails raises ``StoreError`` and keeps the records buffered; a background flush that fails
-raises on the next ``write``, ``flush`` or ``close``.
+buffer is committed when it holds ``flush_rows`` records or ``flush_seconds`` after its oldest
+record was buffered (both by a background committer thread, so writers go on while delta-rs
+writes without the GIL; a writer too far ahead waits), and on ``flush()`` and ``close()``
+(which wait for the committer first). Each table's share of a flush is one Delta commit, so
+readers see all of it or none of it. A flush that fails raises ``StoreError`` and keeps the
+records buffered; a background flush that fails raises on the next ``write``, ``flush`` or
+``close``.
 
 **Concurrency.** A commit is attempted only on the table version its rows were deduplicated
 against (``max_commit_retries=0``); if another writer committed first, the store reloads the
@@ -90,6 +92,8 @@ DEFAULT_FLUSH_SECONDS = 10.0
 DEFAULT_RETENTION_HOURS = 168
 
 _MAX_ATTEMPTS = 64
+#: How many ``flush_rows`` may wait for the background committer before writers wait too.
+_BACKLOG = 4
 # Storage options that look like credentials are left out of configs; pass them through the
 # environment (which delta-rs reads) instead.
 _SECRET = re.compile(r"secret|token|password|key|credential|sas", re.IGNORECASE)
@@ -109,7 +113,11 @@ class _Table:
     """What the store holds for one path: the Delta handle, buffered batches and id sets."""
 
     uri: str
+    #: The handle reads use (refreshed by them).
     handle: DeltaTable | None = None
+    #: The handle commits use, touched only by the thread flushing (see ``_flush_table``):
+    #: a delta-rs handle must not be refreshed or read while a write through it runs.
+    write_handle: DeltaTable | None = None
     handle_schema: tuple[int, pa.Schema] | None = None
     #: Buffered batches as (id column, rows conformed to the schema of their time).
     pending: list[tuple[str, pa.Table]] = field(default_factory=list)
@@ -178,10 +186,17 @@ class _DeltaBackend:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._tables: dict[StorePath, _Table] = {}
+        # ``_lock`` guards the tables' state and is held only briefly; ``_flushing`` is held
+        # for a whole flush, so flushes never overlap. Always take ``_flushing`` first.
         self._lock = threading.RLock()
+        self._flushing = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._buffered = 0
         self._timer: threading.Timer | None = None
         self._background_error: BaseException | None = None
+        self._flush_wanted = False
+        self._stopping = False
+        self._committer: threading.Thread | None = None
         # Buffered records must not vanish at interpreter exit; the hook holds only a weak
         # reference and goes away with the backend.
         hook = functools.partial(_flush_at_exit, weakref.ref(self))
@@ -258,7 +273,16 @@ class _DeltaBackend:
             state.pending_rows += table.num_rows
             self._buffered += table.num_rows
             if self._buffered >= self.flush_rows:
-                self._flush_all()
+                # Committed by a background thread while the caller goes on (delta-rs writes
+                # without the GIL); a caller far ahead of it waits (bounded memory).
+                self._request_flush()
+                self._changed.wait_for(
+                    lambda: (
+                        self._buffered < _BACKLOG * self.flush_rows
+                        or self._background_error is not None
+                    )
+                )
+                self._raise_background_error()
             else:
                 self._start_timer()
             return table.num_rows
@@ -387,14 +411,22 @@ class _DeltaBackend:
     def flush(self) -> None:
         with self._lock:
             self._raise_background_error()
-            self._flush_all()
+        self._flush_all()
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
-            self.flush()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            self._stopping = True
+            self._changed.notify_all()
+            committer = self._committer
+            self._committer = None
+        if committer is not None:
+            committer.join()
+        with self._lock:
+            self._stopping = False
             self._tables.clear()
 
     def config(self) -> str:
@@ -427,28 +459,52 @@ class _DeltaBackend:
         with self._lock:
             if self._timer is threading.current_thread():
                 self._timer = None
+            self._request_flush()
+
+    def _request_flush(self) -> None:
+        """Have the background committer flush everything buffered (call with ``_lock``)."""
+        self._flush_wanted = True
+        if self._committer is None:
+            self._committer = threading.Thread(
+                target=self._commit_in_background, name="podline-delta-commit", daemon=True
+            )
+            self._committer.start()
+        self._changed.notify_all()
+
+    def _commit_in_background(self) -> None:
+        while True:
+            with self._lock:
+                self._changed.wait_for(lambda: self._flush_wanted or self._stopping)
+                if not self._flush_wanted:
+                    return
+                self._flush_wanted = False
             try:
                 self._flush_all()
             except Exception as exc:  # re-raised on the caller's next write/flush/close
-                self._background_error = exc
+                with self._lock:
+                    self._background_error = exc
+                    self._changed.notify_all()
 
     def _raise_background_error(self) -> None:
         error, self._background_error = self._background_error, None
         if error is not None:
-            raise StoreError(f"a timed flush of {self.root} failed: {error}") from error
+            raise StoreError(f"a background flush of {self.root} failed: {error}") from error
 
     def _flush_all(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        failures: list[StoreError] = []
-        for path, state in list(self._tables.items()):
-            if not state.pending:
-                continue
-            try:
-                self._flush_table(path, state)
-            except StoreError as exc:
-                failures.append(exc)
+        """Commit what is buffered now, table by table (never with ``_lock`` held: the
+        background committer may need it to finish the flush this one waits for)."""
+        with self._flushing:
+            with self._lock:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                work = [(p, s, len(s.pending)) for p, s in self._tables.items() if s.pending]
+            failures: list[StoreError] = []
+            for path, state, count in work:
+                try:
+                    self._flush_table(path, state, count)
+                except StoreError as exc:
+                    failures.append(exc)
         if len(failures) == 1:
             raise failures[0]
         if failures:
@@ -456,18 +512,25 @@ class _DeltaBackend:
                 f"flushing {len(failures)} tables failed: " + "; ".join(map(str, failures))
             ) from failures[0]
 
-    def _flush_table(self, path: StorePath, state: _Table) -> None:
+    def _flush_table(self, path: StorePath, state: _Table, count: int) -> None:
+        """Commit the first ``count`` buffered batches of a table. The commit itself runs
+        without ``_lock``, so writes and reads go on meanwhile: new writes queue behind the
+        batches being committed, and reads still see those as buffered (``_merge`` drops
+        any that a read also finds committed)."""
         with self._table_lock(state, path):
             for attempt in range(_MAX_ATTEMPTS):
-                handle = self._refresh(state, path)
-                base = None if handle is None else handle.version()
-                schema = state.schema(path)
-                assert schema is not None  # there are buffered rows
-                self._drop_committed(state)
-                rows = pa.concat_tables([conform(r, schema, path) for _, r in state.pending])
+                with self._lock:
+                    handle = self._refresh_for_write(state, path)
+                    base = None if handle is None else handle.version()
+                    schema = state.schema(path)
+                    assert schema is not None  # there are buffered rows
+                    self._drop_committed(state, handle)
+                    batches = state.pending[:count]
+                    rows = pa.concat_tables([conform(r, schema, path) for _, r in batches])
+                    stored = None if handle is None else path_schema(handle)
                 if rows.num_rows:
                     try:
-                        self._commit(state, handle, rows, schema)
+                        handle = self._commit(state, handle, rows, schema, stored)
                     except Exception as exc:  # see _open
                         if self._moved(state, path, base):
                             time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
@@ -476,33 +539,61 @@ class _DeltaBackend:
                             f"writing {rows.num_rows} records to {path_text(path)} at "
                             f"{state.uri} failed: {_first_line(exc)}"
                         ) from exc
-                    self._committed_after(state, base)
-                self._buffered -= state.pending_rows
-                state.clear_pending()
+                with self._lock:
+                    if rows.num_rows:
+                        assert handle is not None
+                        self._committed_after(state, path, handle, base, batches)
+                    state.pending = state.pending[count:]
+                    state.pending_ids = {}
+                    state.pending_rows = sum(r.num_rows for _, r in state.pending)
+                    if not state.pending:
+                        state.pending_schema = None
+                    self._buffered = sum(t.pending_rows for t in self._tables.values())
+                    self._changed.notify_all()
                 return
         raise StoreError(
             f"could not commit to {path_text(path)}: other writers committed first "
             f"{_MAX_ATTEMPTS} times in a row"
         )
 
-    def _drop_committed(self, state: _Table) -> None:
-        """Drop buffered rows whose ids the table gained since they were checked.
+    def _refresh_for_write(self, state: _Table, path: StorePath) -> DeltaTable | None:
+        """The write handle at the table's latest version (None while no table exists)."""
+        if state.write_handle is None:
+            state.write_handle = self._open(state.uri, path)
+            return state.write_handle
+        try:
+            state.write_handle.update_incremental()
+        except Exception as exc:  # see _open
+            raise StoreError(
+                f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
+            ) from exc
+        return state.write_handle
+
+    def _drop_committed(self, state: _Table, handle: DeltaTable | None) -> None:
+        """Drop buffered rows whose ids the table (at ``handle``) gained since they were
+        checked.
 
         Buffered rows are always disjoint from their column's committed index (``write``
         checks them, and this keeps it so), so only a sync that added ids calls for a check.
         """
         for column in {c for c, _ in state.pending}:
             committed = self._committed(state, column)
-            if committed.sync(state.handle, column, self._local_root(state)):
+            if committed.sync(handle, column, self._local_root(state)):
                 state.pending = [
                     (c, rows.filter(~committed.index.contains(rows[c])) if c == column else rows)
                     for c, rows in state.pending
                 ]
 
     def _commit(
-        self, state: _Table, handle: DeltaTable | None, rows: pa.Table, schema: pa.Schema
-    ) -> None:
-        stored = state.stored_schema()
+        self,
+        state: _Table,
+        handle: DeltaTable | None,
+        rows: pa.Table,
+        schema: pa.Schema,
+        stored: pa.Schema | None,
+    ) -> DeltaTable:
+        """Commit ``rows`` on ``handle``'s version (a new table if None); returns the handle
+        at the new version."""
         evolves = stored is not None and len(schema) > len(stored)
         write_deltalake(
             handle if handle is not None else state.uri,
@@ -518,20 +609,29 @@ class _DeltaBackend:
             commit_properties=CommitProperties(max_commit_retries=0),
             writer_properties=writer_properties(rows),
         )
+        if handle is not None:
+            return handle
+        # We created the table: version 0 holds exactly our rows.
+        return DeltaTable(state.uri, version=0, storage_options=self.storage_options or None)
 
-    def _committed_after(self, state: _Table, base: int | None) -> None:
-        """Account for the commit of ``state.pending`` on version ``base``."""
+    def _committed_after(
+        self,
+        state: _Table,
+        path: StorePath,
+        handle: DeltaTable,
+        base: int | None,
+        batches: list[tuple[str, pa.Table]],
+    ) -> None:
+        """Account for the commit of ``batches`` on version ``base`` (``handle``: after it)."""
+        state.write_handle = handle
         if state.handle is None:
-            # We created the table: version 0 holds exactly our rows.
-            state.handle = DeltaTable(
-                state.uri, version=0, storage_options=self.storage_options or None
-            )
+            state.handle = self._open(state.uri, path)
         written: dict[str, list[pa.Array]] = {}
-        for column, rows in state.pending:
+        for column, rows in batches:
             written.setdefault(column, []).extend(rows[column].chunks)
         for column, chunks in written.items():
             ids = pa.chunked_array(chunks, type=pa.large_string())
-            state.committed[column].record(state.handle, -1 if base is None else base, ids)
+            state.committed[column].record(handle, -1 if base is None else base, ids)
 
     def _moved(self, state: _Table, path: StorePath, base: int | None) -> bool:
         """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""
@@ -566,10 +666,10 @@ class _DeltaBackend:
     def compact(self, prefix: StorePath, retention_hours: int) -> None:
         self.flush()
         for path in sorted(self.paths(prefix)):
-            with self._lock:
+            with self._flushing, self._lock:
                 state = self._table(path)
                 with self._table_lock(state, path):
-                    handle = self._refresh(state, path)
+                    handle = self._refresh_for_write(state, path)
                     if handle is None:
                         continue
                     base = handle.version()
