@@ -227,17 +227,26 @@ class _DeltaBackend:
             ) from exc
 
     def _refresh(self, state: _Table, path: StorePath) -> DeltaTable | None:
-        """The handle at the table's latest version (None while no table exists)."""
-        if state.handle is None:
-            state.handle = self._open(state.uri, path)
-        else:
-            try:
-                state.handle.update_incremental()
-            except Exception as exc:  # see _open
-                raise StoreError(
-                    f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
-                ) from exc
+        """The read handle at the table's latest version (None while no table exists)."""
+        state.handle = self._latest(state.handle, state.uri, path)
         return state.handle
+
+    def _refresh_for_write(self, state: _Table, path: StorePath) -> DeltaTable | None:
+        """The write handle at the table's latest version (None while no table exists)."""
+        state.write_handle = self._latest(state.write_handle, state.uri, path)
+        return state.write_handle
+
+    def _latest(self, handle: DeltaTable | None, uri: str, path: StorePath) -> DeltaTable | None:
+        """``handle`` brought up to date, or the table opened if there is no handle yet."""
+        if handle is None:
+            return self._open(uri, path)
+        try:
+            handle.update_incremental()
+        except Exception as exc:  # see _open
+            raise StoreError(
+                f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
+            ) from exc
+        return handle
 
     def _local_root(self, state: _Table) -> str | None:
         """The directory of a local table, or None on an object store."""
@@ -555,19 +564,6 @@ class _DeltaBackend:
             f"could not commit to {path_text(path)}: other writers committed first "
             f"{_MAX_ATTEMPTS} times in a row"
         )
-
-    def _refresh_for_write(self, state: _Table, path: StorePath) -> DeltaTable | None:
-        """The write handle at the table's latest version (None while no table exists)."""
-        if state.write_handle is None:
-            state.write_handle = self._open(state.uri, path)
-            return state.write_handle
-        try:
-            state.write_handle.update_incremental()
-        except Exception as exc:  # see _open
-            raise StoreError(
-                f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
-            ) from exc
-        return state.write_handle
 
     def _drop_committed(self, state: _Table, handle: DeltaTable | None) -> None:
         """Drop buffered rows whose ids the table (at ``handle``) gained since they were
