@@ -40,20 +40,17 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
-from podline.matching import is_in
 from podline.stores._common import (
     add_query,
     check_columns,
@@ -76,7 +73,7 @@ from podline.stores._delta_format import (
     table_paths,
     writer_properties,
 )
-from podline.stores._index import IdIndex
+from podline.stores._delta_table import TableState, merge_buffered, stored_rows
 from podline.stores._scoped import ScopedStore
 from podline.stores.base import PathLike, StorePath
 
@@ -105,63 +102,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-# --------------------------------------------------------------------------- per-table state
-
-
-@dataclass
-class _Table:
-    """What the store holds for one path: the Delta handle, buffered batches and id sets."""
-
-    uri: str
-    #: The handle reads use (refreshed by them).
-    handle: DeltaTable | None = None
-    #: The handle commits use, touched only by the thread flushing (see ``_flush_table``):
-    #: a delta-rs handle must not be refreshed or read while a write through it runs.
-    write_handle: DeltaTable | None = None
-    handle_schema: tuple[int, pa.Schema] | None = None
-    #: Buffered batches as (id column, rows conformed to the schema of their time).
-    pending: list[tuple[str, pa.Table]] = field(default_factory=list)
-    pending_schema: pa.Schema | None = None
-    pending_ids: dict[str, IdIndex] = field(default_factory=dict)
-    pending_rows: int = 0
-    committed: dict[str, CommittedIds] = field(default_factory=dict)
-
-    def stored_schema(self) -> pa.Schema | None:
-        """The schema of the Delta table at the handle's version."""
-        if self.handle is None:
-            return None
-        version = self.handle.version()
-        if self.handle_schema is None or self.handle_schema[0] != version:
-            self.handle_schema = (version, path_schema(self.handle))
-        return self.handle_schema[1]
-
-    def schema(self, path: StorePath) -> pa.Schema | None:
-        """The path's schema: the stored one extended by the buffered batches."""
-        stored = self.stored_schema()
-        if self.pending_schema is None:
-            return stored
-        return evolve_schema(stored, self.pending_schema, path)
-
-    def pending_index(self, column: str) -> IdIndex | None:
-        """The buffered ids of ``column``, indexed when first needed: a batch written and
-        flushed alone never needs it."""
-        index = self.pending_ids.get(column)
-        if index is None:
-            batches = [rows[c] for c, rows in self.pending if c == column]
-            if not batches:
-                return None
-            index = self.pending_ids[column] = IdIndex()
-            for ids in batches:
-                index.add(ids)
-        return index
-
-    def clear_pending(self) -> None:
-        self.pending = []
-        self.pending_schema = None
-        self.pending_ids = {}
-        self.pending_rows = 0
-
-
 # --------------------------------------------------------------------------- backend
 
 
@@ -185,7 +125,7 @@ class _DeltaBackend:
         self.storage_options = dict(storage_options or {})
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self._tables: dict[StorePath, _Table] = {}
+        self._tables: dict[StorePath, TableState] = {}
         # ``_lock`` guards the tables' state and is held only briefly; ``_flushing`` is held
         # for a whole flush, so flushes never overlap. Always take ``_flushing`` first.
         self._lock = threading.RLock()
@@ -209,10 +149,10 @@ class _DeltaBackend:
         *dirs, leaf = (encode_segment(segment) for segment in path)
         return "/".join([self.root, *dirs, leaf + TABLE_SUFFIX])
 
-    def _table(self, path: StorePath) -> _Table:
+    def _table(self, path: StorePath) -> TableState:
         state = self._tables.get(path)
         if state is None:
-            state = self._tables[path] = _Table(self._uri(path))
+            state = self._tables[path] = TableState(self._uri(path))
             state.handle = self._open(state.uri, path)
         return state
 
@@ -226,12 +166,12 @@ class _DeltaBackend:
                 f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
             ) from exc
 
-    def _refresh(self, state: _Table, path: StorePath) -> DeltaTable | None:
+    def _refresh(self, state: TableState, path: StorePath) -> DeltaTable | None:
         """The read handle at the table's latest version (None while no table exists)."""
         state.handle = self._latest(state.handle, state.uri, path)
         return state.handle
 
-    def _refresh_for_write(self, state: _Table, path: StorePath) -> DeltaTable | None:
+    def _refresh_for_write(self, state: TableState, path: StorePath) -> DeltaTable | None:
         """The write handle at the table's latest version (None while no table exists)."""
         state.write_handle = self._latest(state.write_handle, state.uri, path)
         return state.write_handle
@@ -248,11 +188,11 @@ class _DeltaBackend:
             ) from exc
         return handle
 
-    def _local_root(self, state: _Table) -> str | None:
+    def _local_root(self, state: TableState) -> str | None:
         """The directory of a local table, or None on an object store."""
         return None if self.local is None else state.uri
 
-    def _committed(self, state: _Table, column: str) -> CommittedIds:
+    def _committed(self, state: TableState, column: str) -> CommittedIds:
         ids = state.committed.get(column)
         if ids is None:
             ids = state.committed[column] = CommittedIds()
@@ -308,8 +248,10 @@ class _DeltaBackend:
             check_columns([id_column, *(columns or ())], schema, path)
             wanted = columns or schema.names
             fetch = _unique([*wanted, id_column, *(c for c, _ in state.pending)])
-            stored = self._stored_rows(state, schema, fetch, path, ids=(id_column, ids))
-            found = _merge(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
+            stored = stored_rows(
+                state, schema, fetch, path, self._local_root(state), ids=(id_column, ids)
+            )
+            found = merge_buffered(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
             if state.pending:  # stored rows come in the order of ``ids``; buffered ones not
                 found = order_by_ids(found, ids, id_column)
         return found.select(wanted)
@@ -327,70 +269,11 @@ class _DeltaBackend:
             expression = where_expression(where, schema, path)
             wanted = columns or schema.names
             fetch = _unique([*wanted, *(where or ()), *(c for c, _ in state.pending)])
-            stored = self._stored_rows(state, schema, fetch, path, where=where)
-            found = _merge(stored, state.pending, schema, fetch, path)
+            stored = stored_rows(state, schema, fetch, path, self._local_root(state), where=where)
+            found = merge_buffered(stored, state.pending, schema, fetch, path)
         if expression is not None:
             found = found.filter(expression)
         return found.select(wanted)
-
-    def _stored_rows(
-        self,
-        state: _Table,
-        schema: pa.Schema,
-        columns: list[str],
-        path: StorePath,
-        *,
-        where: Mapping[str, Any] | None = None,
-        ids: tuple[str, pa.Array] | None = None,
-    ) -> pa.Table | None:
-        """Committed rows projected to ``columns``, in the path's types: with ``ids`` =
-        (column, values), the rows holding those ids, in their order; ``where`` is pushed
-        down on the columns the table has (callers filter the result exactly)."""
-        if state.handle is None:
-            return None
-        dataset = self._dataset(state)
-        names = set(dataset.schema.names)
-        present = [c for c in columns if c in names]
-        pushed = {k: v for k, v in (where or {}).items() if k in names}
-        expression = where_expression(pushed, dataset.schema, path)
-        table = dataset.to_table(columns=present, filter=expression)
-        if ids is not None:
-            # Picked before conform, which would otherwise convert every stored row.
-            # (No stored row has the id column yet: none matches.)
-            column, values = ids
-            table = order_by_ids(table, values, column) if column in names else table.slice(0, 0)
-        return conform(table, pa.schema([schema.field(c) for c in columns]), path)
-
-    def _dataset(self, state: _Table) -> ds.Dataset:
-        """The committed files of a table as an Arrow dataset."""
-        assert state.handle is not None
-        local_root = self._local_root(state)
-        if local_root is None:
-            return state.handle.to_pyarrow_dataset()
-        handle = state.handle
-        if handle.protocol().min_reader_version > 1 or handle.metadata().partition_columns:
-            # Deletion vectors, column mapping or partitions (tables podline did not write):
-            # let delta-rs interpret them.
-            local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
-            return state.handle.to_pyarrow_dataset(filesystem=local)
-        # Plain local tables are read as the Parquet files they are, in the types podline
-        # wrote them in: delta-rs's dataset would convert every large string to a string
-        # (and ``conform`` back again), which doubles the cost of a read.
-        # Files in the order they were written, so rows come back in the order they were
-        # written: a run that reads back what it wrote then matches ids without searching.
-        # (Unpartitioned: every file sits in the table's directory; log paths are escaped.)
-        added = pa.table(handle.get_add_actions(flatten=False)).select(
-            ["path", "modification_time"]
-        )
-        order = sorted(
-            range(added.num_rows), key=added.column("modification_time").to_pylist().__getitem__
-        )
-        names = added.column("path").to_pylist()
-        return ds.dataset(
-            [str(Path(local_root, unquote(names[i]))) for i in order],
-            schema=state.stored_schema(),
-            format="parquet",
-        )
 
     def exists(self, path: StorePath) -> bool:
         with self._lock:
@@ -521,11 +404,11 @@ class _DeltaBackend:
                 f"flushing {len(failures)} tables failed: " + "; ".join(map(str, failures))
             ) from failures[0]
 
-    def _flush_table(self, path: StorePath, state: _Table, count: int) -> None:
+    def _flush_table(self, path: StorePath, state: TableState, count: int) -> None:
         """Commit the first ``count`` buffered batches of a table. The commit itself runs
         without ``_lock``, so writes and reads go on meanwhile: new writes queue behind the
-        batches being committed, and reads still see those as buffered (``_merge`` drops
-        any that a read also finds committed)."""
+        batches being committed, and reads still see those as buffered (``merge_buffered``
+        drops any that a read also finds committed)."""
         with self._table_lock(state, path):
             for attempt in range(_MAX_ATTEMPTS):
                 with self._lock:
@@ -565,7 +448,7 @@ class _DeltaBackend:
             f"{_MAX_ATTEMPTS} times in a row"
         )
 
-    def _drop_committed(self, state: _Table, handle: DeltaTable | None) -> None:
+    def _drop_committed(self, state: TableState, handle: DeltaTable | None) -> None:
         """Drop buffered rows whose ids the table (at ``handle``) gained since they were
         checked.
 
@@ -582,7 +465,7 @@ class _DeltaBackend:
 
     def _commit(
         self,
-        state: _Table,
+        state: TableState,
         handle: DeltaTable | None,
         rows: pa.Table,
         schema: pa.Schema,
@@ -612,7 +495,7 @@ class _DeltaBackend:
 
     def _committed_after(
         self,
-        state: _Table,
+        state: TableState,
         path: StorePath,
         handle: DeltaTable,
         base: int | None,
@@ -629,7 +512,7 @@ class _DeltaBackend:
             ids = pa.chunked_array(chunks, type=pa.large_string())
             state.committed[column].record(handle, -1 if base is None else base, ids)
 
-    def _moved(self, state: _Table, path: StorePath, base: int | None) -> bool:
+    def _moved(self, state: TableState, path: StorePath, base: int | None) -> bool:
         """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""
         try:
             latest = self._open(state.uri, path)
@@ -638,7 +521,7 @@ class _DeltaBackend:
         return latest is not None and latest.version() != base
 
     @contextlib.contextmanager
-    def _table_lock(self, state: _Table, path: StorePath) -> Iterator[None]:
+    def _table_lock(self, state: TableState, path: StorePath) -> Iterator[None]:
         if self.local is None or fcntl is None:
             yield
             return
@@ -688,30 +571,6 @@ class _DeltaBackend:
 
 def _unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
-
-
-def _merge(
-    stored: pa.Table | None,
-    pending: list[tuple[str, pa.Table]],
-    schema: pa.Schema,
-    columns: list[str],
-    path: StorePath,
-    *,
-    ids: tuple[str, pa.Array] | None = None,
-) -> pa.Table:
-    """Committed rows followed by buffered ones, all projected to ``columns``; a buffered row
-    whose id another writer committed meanwhile is dropped, as its flush will drop it. With
-    ``ids`` = (column, values), only buffered rows holding one of those ids are kept."""
-    target = pa.schema([schema.field(c) for c in columns])
-    parts = [] if stored is None else [stored]
-    for column, batch in pending:
-        rows = conform(batch, schema, path).select(columns)
-        if ids is not None:
-            rows = rows.filter(pa.array(is_in(rows[ids[0]], ids[1])))
-        if stored is not None and stored.num_rows:
-            rows = rows.filter(pa.array(~is_in(rows[column], stored[column])))
-        parts.append(rows)
-    return pa.concat_tables(parts) if parts else target.empty_table()
 
 
 def _flush_at_exit(ref: weakref.ref[_DeltaBackend]) -> None:

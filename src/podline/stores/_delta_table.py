@@ -1,0 +1,159 @@
+"""One table of a ``DeltaStore`` in memory, and reading it.
+
+``TableState`` holds what the store keeps for one path: its Delta handles, the batches
+buffered for it and the id indexes that keep writes write-once. ``stored_rows`` reads the
+committed rows (projected, filtered, or picked by id), and ``merge_buffered`` adds the buffered
+rows to them, so reads see every write, committed or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+from pyarrow import fs as pafs
+
+from podline.matching import is_in
+from podline.stores._common import conform, evolve_schema, order_by_ids, where_expression
+from podline.stores._delta_format import CommittedIds, path_schema
+from podline.stores._index import IdIndex
+from podline.stores.base import StorePath
+
+__all__ = ["TableState", "committed_dataset", "merge_buffered", "stored_rows"]
+
+
+@dataclass
+class TableState:
+    """What the store holds for one path: the Delta handle, buffered batches and id sets."""
+
+    uri: str
+    #: The handle reads use (refreshed by them).
+    handle: DeltaTable | None = None
+    #: The handle commits use, touched only by the thread flushing (``delta._flush_table``):
+    #: a delta-rs handle must not be refreshed or read while a write through it runs.
+    write_handle: DeltaTable | None = None
+    handle_schema: tuple[int, pa.Schema] | None = None
+    #: Buffered batches as (id column, rows conformed to the schema of their time).
+    pending: list[tuple[str, pa.Table]] = field(default_factory=list)
+    pending_schema: pa.Schema | None = None
+    pending_ids: dict[str, IdIndex] = field(default_factory=dict)
+    pending_rows: int = 0
+    committed: dict[str, CommittedIds] = field(default_factory=dict)
+
+    def stored_schema(self) -> pa.Schema | None:
+        """The schema of the Delta table at the handle's version."""
+        if self.handle is None:
+            return None
+        version = self.handle.version()
+        if self.handle_schema is None or self.handle_schema[0] != version:
+            self.handle_schema = (version, path_schema(self.handle))
+        return self.handle_schema[1]
+
+    def schema(self, path: StorePath) -> pa.Schema | None:
+        """The path's schema: the stored one extended by the buffered batches."""
+        stored = self.stored_schema()
+        if self.pending_schema is None:
+            return stored
+        return evolve_schema(stored, self.pending_schema, path)
+
+    def pending_index(self, column: str) -> IdIndex | None:
+        """The buffered ids of ``column``, indexed when first needed: a batch written and
+        flushed alone never needs it."""
+        index = self.pending_ids.get(column)
+        if index is None:
+            batches = [rows[c] for c, rows in self.pending if c == column]
+            if not batches:
+                return None
+            index = self.pending_ids[column] = IdIndex()
+            for ids in batches:
+                index.add(ids)
+        return index
+
+
+def stored_rows(
+    state: TableState,
+    schema: pa.Schema,
+    columns: list[str],
+    path: StorePath,
+    local_root: str | None,
+    *,
+    where: Mapping[str, Any] | None = None,
+    ids: tuple[str, pa.Array] | None = None,
+) -> pa.Table | None:
+    """Committed rows projected to ``columns``, in the path's types: with ``ids`` =
+    (column, values), the rows holding those ids, in their order; ``where`` is pushed
+    down on the columns the table has (callers filter the result exactly)."""
+    if state.handle is None:
+        return None
+    dataset = committed_dataset(state, local_root)
+    names = set(dataset.schema.names)
+    present = [c for c in columns if c in names]
+    pushed = {k: v for k, v in (where or {}).items() if k in names}
+    expression = where_expression(pushed, dataset.schema, path)
+    table = dataset.to_table(columns=present, filter=expression)
+    if ids is not None:
+        # Picked before conform, which would otherwise convert every stored row.
+        # (No stored row has the id column yet: none matches.)
+        column, values = ids
+        table = order_by_ids(table, values, column) if column in names else table.slice(0, 0)
+    return conform(table, pa.schema([schema.field(c) for c in columns]), path)
+
+
+def committed_dataset(state: TableState, local_root: str | None) -> ds.Dataset:
+    """The committed files of a table (in ``local_root``; None: an object store) as an
+    Arrow dataset."""
+    assert state.handle is not None
+    if local_root is None:
+        return state.handle.to_pyarrow_dataset()
+    handle = state.handle
+    if handle.protocol().min_reader_version > 1 or handle.metadata().partition_columns:
+        # Deletion vectors, column mapping or partitions (tables podline did not write):
+        # let delta-rs interpret them.
+        local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
+        return state.handle.to_pyarrow_dataset(filesystem=local)
+    # Plain local tables are read as the Parquet files they are, in the types podline
+    # wrote them in: delta-rs's dataset would convert every large string to a string
+    # (and ``conform`` back again), which doubles the cost of a read.
+    # Files in the order they were written, so rows come back in the order they were
+    # written: a run that reads back what it wrote then matches ids without searching.
+    # (Unpartitioned: every file sits in the table's directory; log paths are escaped.)
+    added = pa.table(handle.get_add_actions(flatten=False)).select(["path", "modification_time"])
+    order = sorted(
+        range(added.num_rows), key=added.column("modification_time").to_pylist().__getitem__
+    )
+    names = added.column("path").to_pylist()
+    return ds.dataset(
+        [str(Path(local_root, unquote(names[i]))) for i in order],
+        schema=state.stored_schema(),
+        format="parquet",
+    )
+
+
+def merge_buffered(
+    stored: pa.Table | None,
+    pending: list[tuple[str, pa.Table]],
+    schema: pa.Schema,
+    columns: list[str],
+    path: StorePath,
+    *,
+    ids: tuple[str, pa.Array] | None = None,
+) -> pa.Table:
+    """Committed rows followed by buffered ones, all projected to ``columns``; a buffered row
+    whose id another writer committed meanwhile is dropped, as its flush will drop it. With
+    ``ids`` = (column, values), only buffered rows holding one of those ids are kept."""
+    target = pa.schema([schema.field(c) for c in columns])
+    parts = [] if stored is None else [stored]
+    for column, batch in pending:
+        rows = conform(batch, schema, path).select(columns)
+        if ids is not None:
+            rows = rows.filter(pa.array(is_in(rows[ids[0]], ids[1])))
+        if stored is not None and stored.num_rows:
+            rows = rows.filter(pa.array(~is_in(rows[column], stored[column])))
+        parts.append(rows)
+    return pa.concat_tables(parts) if parts else target.empty_table()
