@@ -82,6 +82,7 @@ class Batch:
     started: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     errors: Mapping[int, BaseException] = field(default_factory=dict)
     captures: Mapping[int, CallCapture] = field(default_factory=dict)
+    call_times: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.table.num_rows

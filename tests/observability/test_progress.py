@@ -57,16 +57,6 @@ def final_states(text: str) -> dict[str, tuple[int, ...]]:
     return states
 
 
-def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """Poll ``condition`` (for what a background thread does) until it holds or time is up."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 class FakeTTY(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -177,7 +167,9 @@ def test_a_node_that_raises_still_gets_its_final_counts() -> None:
     assert final_states(out.getvalue()) == {"picky": (4, 0, 1, 1)}
 
 
-def test_running_calls_are_shown_and_bars_are_redrawn_while_a_node_works() -> None:
+def test_running_calls_are_shown_and_bars_are_redrawn_while_a_node_works(
+    eventually: Callable[..., bool],
+) -> None:
     out = FakeTTY()
     observer = ProgressObserver(file=out, backend="tqdm", refresh_seconds=0.01)
     node = observer.contextualize("slow", "p", "c")
@@ -192,7 +184,7 @@ def test_running_calls_are_shown_and_bars_are_redrawn_while_a_node_works() -> No
     assert eventually(lambda: observer._thread is None)  # nothing open: the refresher stops
 
 
-def test_a_file_is_redrawn_only_when_counts_change() -> None:
+def test_a_file_is_redrawn_only_when_counts_change(eventually: Callable[..., bool]) -> None:
     out = io.StringIO()
     observer = ProgressObserver(file=out, backend="tqdm", refresh_seconds=0.01)
     node = observer.contextualize("slow", "p", "c")

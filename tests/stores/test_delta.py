@@ -30,16 +30,6 @@ def _committed(store: DeltaStore, path: str) -> pa.Table | None:
     return DeltaTable(uri).to_pyarrow_table()
 
 
-def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll ``condition`` (for what the background committer does) until it holds."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
@@ -139,18 +129,18 @@ def test_write_count_sees_other_writers_only_after_a_flush(root: Path) -> None:
 # --------------------------------------------------------------------------- flushing
 
 
-def test_flush_by_row_count(root: Path) -> None:
+def test_flush_by_row_count(root: Path, eventually: Callable[..., bool]) -> None:
     store = DeltaStore(root, flush_rows=10, flush_seconds=None)
     store.write("t", records([f"a{i}" for i in range(6)], v=list(range(6))))
     store.write("u", records(["u"], v=[0]))
     assert _committed(store, "t") is None
     store.write("t", records([f"b{i}" for i in range(4)], v=list(range(4))))
     # The bound hands the buffer to a background commit: the writer does not wait for it.
-    assert _eventually(lambda: _committed(store, "t") is not None)
+    assert eventually(lambda: _committed(store, "t") is not None)
     committed = _committed(store, "t")
     assert committed is not None
     assert committed.num_rows == 10
-    assert _eventually(lambda: _committed(store, "u") is not None)  # the bound is store-wide
+    assert eventually(lambda: _committed(store, "u") is not None)  # the bound is store-wide
     store.write("t", records(["c"], v=[0]))
     assert _committed(store, "t").num_rows == 10
     store.close()

@@ -168,7 +168,7 @@ class _LogView(NodeView[_LogRows]):
         if not len(rows):
             return
         get = batch.captures.get
-        call_times = getattr(batch, "call_times", None)  # (absent from older batch objects)
+        call_times = batch.call_times
         picked = rows.tolist()
         errors: dict[int, BaseException] = {}
         if batch.errors:

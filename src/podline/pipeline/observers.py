@@ -20,6 +20,7 @@ columns. An observer that implements only ``ObserverProtocol`` gets the same tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from podline.datagrams import Packet, Tag
@@ -184,6 +185,16 @@ class NoOpObserver(Observer):
         pass
 
 
+def _fanning_out(hook: str) -> Callable[..., None]:
+    """A ``CompositeObserver`` hook that hands its arguments to every observer in turn."""
+
+    def fan_out(self: CompositeObserver, **kwargs: Any) -> None:
+        self._fan_out(hook, kwargs)
+
+    fan_out.__name__ = hook
+    return fan_out
+
+
 class CompositeObserver(Observer):
     """Fans every hook out to several observers, in order."""
 
@@ -196,32 +207,15 @@ class CompositeObserver(Observer):
         for observer in self._batched:
             getattr(observer, hook)(**kwargs)
 
-    def on_packets_start(self, **kwargs: Any) -> None:
-        self._fan_out("on_packets_start", kwargs)
-
-    def on_packets_end(self, **kwargs: Any) -> None:
-        self._fan_out("on_packets_end", kwargs)
-
-    def on_run_start(self, **kwargs: Any) -> None:
-        self._fan_out("on_run_start", kwargs)
-
-    def on_run_end(self, **kwargs: Any) -> None:
-        self._fan_out("on_run_end", kwargs)
-
-    def on_node_start(self, **kwargs: Any) -> None:
-        self._fan_out("on_node_start", kwargs)
-
-    def on_node_end(self, **kwargs: Any) -> None:
-        self._fan_out("on_node_end", kwargs)
-
-    def on_packet_start(self, **kwargs: Any) -> None:
-        self._fan_out("on_packet_start", kwargs)
-
-    def on_packet_end(self, **kwargs: Any) -> None:
-        self._fan_out("on_packet_end", kwargs)
-
-    def on_packet_crash(self, **kwargs: Any) -> None:
-        self._fan_out("on_packet_crash", kwargs)
+    on_run_start = _fanning_out("on_run_start")
+    on_run_end = _fanning_out("on_run_end")
+    on_node_start = _fanning_out("on_node_start")
+    on_node_end = _fanning_out("on_node_end")
+    on_packets_start = _fanning_out("on_packets_start")
+    on_packets_end = _fanning_out("on_packets_end")
+    on_packet_start = _fanning_out("on_packet_start")
+    on_packet_end = _fanning_out("on_packet_end")
+    on_packet_crash = _fanning_out("on_packet_crash")
 
     def contextualize(self, *identity_path: str) -> CompositeObserver:
         return CompositeObserver(*(o.contextualize(*identity_path) for o in self.observers))
