@@ -145,7 +145,6 @@ class FunctionNode(Node):
         self.max_concurrency: int | None = None
         #: The node's scope of the pipeline's store, for provenance records (set at compile).
         self.store: Store | None = None
-        self.last_result: PodResult | None = None
         #: Rows per status in the last ``execute``.
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
         self._parts: list[TableStream] = []
@@ -268,7 +267,6 @@ class FunctionNode(Node):
             picked = pa.array(misses, pa.int64())
             _write_records(records, todo, entry_ids.take(picked), computed)
         result = _merge(batch, found, misses, computed)
-        self.last_result = result
         if hooks:
             outcomes = PacketOutcomes(
                 batch,
