@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -341,3 +343,59 @@ def test_writes_and_reads_go_on_while_a_background_commit_runs(
     assert sorted(final.column("__record_id").to_pylist()) == ["a", "b", "c", "d", "e"]
     assert sorted(final.column("v").to_pylist()) == [1, 2, 3, 4, 5]
     store.close()
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def test_a_read_of_ids_the_store_never_committed_reads_no_files(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real_stored_rows = delta_module.stored_rows
+
+    def counting(*args: Any, **kwargs: Any) -> pa.Table | None:
+        calls.append("read")
+        return real_stored_rows(*args, **kwargs)
+
+    monkeypatch.setattr(delta_module, "stored_rows", counting)
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("t", records(["a", "b"], v=[1, 2]))
+    store.flush()
+    # The store's id index knows every committed id: looking up new ones reads nothing.
+    assert store.read("t", ["x", "y"]).num_rows == 0
+    assert calls == []
+    assert store.read("t", ["b", "x"]).column("v").to_pylist() == [2]
+    assert calls == ["read"]
+    # Once another writer commits, the index is behind the table: the files are read.
+    other = DeltaStore(root, flush_seconds=None)
+    other.write("t", records(["x"], v=[24]))
+    other.flush()
+    assert store.read("t", ["x"]).column("v").to_pylist() == [24]
+    assert calls == ["read", "read"]
+
+
+def test_local_reads_do_not_load_the_dataset_engine(root: Path) -> None:
+    # Arrow's dataset engine imports pandas when it is installed: some 40 MB for reads that
+    # plain Parquet files serve. Checked in a fresh interpreter, as other tests load it.
+    script = f"""
+import sys
+from podline.stores import DeltaStore
+from podline.conversion import table_from_rows
+store = DeltaStore({str(root)!r}, flush_seconds=None)
+store.write("t", table_from_rows([{{"__record_id": "a", "k": "x", "v": 1}},
+                                  {{"__record_id": "b", "k": "y", "v": 2}}]))
+store.flush()
+store.write("t", table_from_rows([{{"__record_id": "c", "k": "x", "v": 3, "w": 1.5}}]))
+store.flush()
+reopened = DeltaStore({str(root)!r})
+assert reopened.read("t", ["c", "a"]).column("v").to_pylist() == [3, 1]
+scanned = reopened.scan("t", where={{"k": "x"}})
+assert sorted(scanned.column("v").to_pylist()) == [1, 3]
+assert reopened.scan("t", where={{"w": None}}).num_rows == 2
+print(sorted(m for m in ("pyarrow.dataset", "pyarrow._dataset") if m in sys.modules))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -8,6 +8,7 @@ filtered and ordered. Backends only decide where records live.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -24,6 +25,7 @@ from podline.schema import python_type, type_name
 from podline.stores.base import PathLike, StorePath, normalize_path
 
 __all__ = [
+    "RowFilter",
     "add_prefix",
     "add_query",
     "canonical_type",
@@ -38,9 +40,9 @@ __all__ = [
     "path_text",
     "prepare_batch",
     "record_path",
+    "row_filter",
     "split_config",
     "split_query",
-    "where_expression",
 ]
 
 # --------------------------------------------------------------------------- paths
@@ -310,33 +312,65 @@ def check_columns(names: Iterable[str], schema: pa.Schema, path: StorePath) -> N
         )
 
 
-def where_expression(
-    where: Mapping[str, Any] | None, schema: pa.Schema, path: StorePath
-) -> pc.Expression | None:
-    """The conjunction of ``column == value`` tests (``None`` tests for null), or None."""
-    if not where:
-        return None
-    check_columns(where, schema, path)
-    expression: pc.Expression | None = None
-    for name, value in where.items():
-        t = schema.field(name).type
-        if pa.types.is_nested(t):
-            raise StoreError(
-                f"cannot filter {path_text(path)} on column {name!r}: equality filters need a "
-                f"scalar column, and it holds {describe_type(t)}"
-            )
-        if value is None:
-            test = pc.field(name).is_null()
-        else:
+class RowFilter:
+    """Validated ``column == value`` tests (``None`` tests for null); a row passes when it
+    passes all of them.
+
+    Tables are filtered with compute kernels, not with an expression: filtering a table by
+    an expression loads Arrow's dataset engine (and pandas), some 40 MB, for one comparison.
+    """
+
+    __slots__ = ("tests",)
+
+    def __init__(self, where: Mapping[str, Any], schema: pa.Schema, path: StorePath) -> None:
+        check_columns(where, schema, path)
+        self.tests: list[tuple[str, pa.Scalar | None]] = []
+        for name, value in where.items():
+            t = schema.field(name).type
+            if pa.types.is_nested(t):
+                raise StoreError(
+                    f"cannot filter {path_text(path)} on column {name!r}: equality filters "
+                    f"need a scalar column, and it holds {describe_type(t)}"
+                )
             try:
-                test = pc.field(name) == pa.scalar(value, type=t)
+                scalar = None if value is None else pa.scalar(value, type=t)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
                 raise StoreError(
                     f"cannot filter {path_text(path)} on column {name!r} "
                     f"({describe_type(t)}) with {value!r}: {exc}"
                 ) from exc
-        expression = test if expression is None else expression & test
-    return expression
+            self.tests.append((name, scalar))
+
+    def restricted(self, names: Iterable[str]) -> RowFilter:
+        """The tests on the columns among ``names`` only (for a partial, early filter)."""
+        kept = copy.copy(self)
+        present = set(names)
+        kept.tests = [(name, value) for name, value in self.tests if name in present]
+        return kept
+
+    def expression(self) -> pc.Expression | None:
+        """The tests as an expression, for datasets that push it down (None: no tests)."""
+        expression: pc.Expression | None = None
+        for name, value in self.tests:
+            test = pc.field(name).is_null() if value is None else pc.field(name) == value
+            expression = test if expression is None else expression & test
+        return expression
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """The rows of ``table`` that pass every test."""
+        mask: Any = None
+        for name, value in self.tests:
+            column = table[name]
+            test = pc.is_null(column) if value is None else pc.equal(column, value)
+            mask = test if mask is None else pc.and_(mask, test)
+        return table if mask is None else table.filter(mask)
+
+
+def row_filter(
+    where: Mapping[str, Any] | None, schema: pa.Schema, path: StorePath
+) -> RowFilter | None:
+    """The validated filter of ``where`` (None when there is nothing to test)."""
+    return RowFilter(where, schema, path) if where else None
 
 
 def order_by_ids(table: pa.Table, ids: pa.Array, id_column: str) -> pa.Table:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from deltalake import ColumnProperties, DeltaTable, WriterProperties
 from pyarrow import fs as pafs
 
@@ -32,6 +32,7 @@ __all__ = [
     "delta_schema",
     "encode_segment",
     "path_schema",
+    "read_parquet",
     "table_paths",
     "writer_properties",
 ]
@@ -167,14 +168,29 @@ def path_schema(table: DeltaTable) -> pa.Schema:
 # --------------------------------------------------------------------------- record ids
 
 
+def read_parquet(
+    paths: Sequence[str], columns: Sequence[str], filesystem: pafs.FileSystem | None = None
+) -> Iterator[pa.Table]:
+    """The rows of each of these Parquet files, in order, with those of ``columns`` the
+    file has (a file written before a column existed lacks it), in the written types.
+
+    Files are read one by one rather than as a dataset: Arrow's dataset engine imports
+    pandas and costs some 40 MB of memory to load, more than most tables podline reads.
+    """
+    for path in paths:
+        source = path if filesystem is None else filesystem.open_input_file(path)
+        with pq.ParquetFile(source) as file:
+            has = set(file.schema_arrow.names)
+            yield file.read(columns=[name for name in columns if name in has])
+
+
 def _read_ids(
     table: DeltaTable, uris: list[str], column: str, local_root: str | None
 ) -> pa.ChunkedArray:
     """The ``column`` values of the given data files of ``table``, as ``large_string``.
 
-    The files are read as plain Parquet: for a local table (``local_root``, its directory)
-    through Arrow's own file system, which reads a column about twice as fast as the dataset
-    delta-rs builds.
+    For a local table (``local_root``, its directory) the files are read through Arrow's own
+    file system, which reads a column about twice as fast as the one delta-rs provides.
     """
     root = table.table_uri
     prefixes = (root, urlsplit(root).path)  # local file URIs come without their scheme
@@ -189,9 +205,9 @@ def _read_ids(
         if local_root is None
         else pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
     )
-    schema = pa.schema([pa.field(column, pa.large_string())])
-    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
-    return dataset.to_table(columns=[column])[column]
+    parts = read_parquet(paths, [column], filesystem)
+    ids = [chunk for part in parts for chunk in part[column].cast(pa.large_string()).chunks]
+    return pa.chunked_array(ids, pa.large_string())
 
 
 class CommittedIds:

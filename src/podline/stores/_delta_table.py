@@ -8,24 +8,21 @@ rows to them, so reads see every write, committed or not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from pyarrow import fs as pafs
 
 from podline.matching import is_in
-from podline.stores._common import conform, evolve_schema, order_by_ids, where_expression
-from podline.stores._delta_format import CommittedIds, path_schema
+from podline.stores._common import RowFilter, conform, evolve_schema, order_by_ids
+from podline.stores._delta_format import CommittedIds, path_schema, read_parquet
 from podline.stores._index import IdIndex
 from podline.stores.base import StorePath
 
-__all__ = ["TableState", "committed_dataset", "merge_buffered", "stored_rows"]
+__all__ = ["TableState", "committed_rows", "merge_buffered", "stored_rows"]
 
 
 @dataclass
@@ -83,20 +80,20 @@ def stored_rows(
     path: StorePath,
     local_root: str | None,
     *,
-    where: Mapping[str, Any] | None = None,
+    where: RowFilter | None = None,
     ids: tuple[str, pa.Array] | None = None,
 ) -> pa.Table | None:
     """Committed rows projected to ``columns``, in the path's types: with ``ids`` =
-    (column, values), the rows holding those ids, in their order; ``where`` is pushed
-    down on the columns the table has (callers filter the result exactly)."""
-    if state.handle is None:
+    (column, values), the rows holding those ids, in their order; ``where`` is applied to
+    the columns the table has (callers filter the result exactly)."""
+    stored = state.stored_schema()
+    if stored is None:
         return None
-    dataset = committed_dataset(state, local_root)
-    names = set(dataset.schema.names)
+    names = set(stored.names)
     present = [c for c in columns if c in names]
-    pushed = {k: v for k, v in (where or {}).items() if k in names}
-    expression = where_expression(pushed, dataset.schema, path)
-    table = dataset.to_table(columns=present, filter=expression)
+    table = committed_rows(
+        state, local_root, present, path, where.restricted(names) if where else None
+    )
     if ids is not None:
         # Picked before conform, which would otherwise convert every stored row.
         # (No stored row has the id column yet: none matches.)
@@ -105,18 +102,31 @@ def stored_rows(
     return conform(table, pa.schema([schema.field(c) for c in columns]), path)
 
 
-def committed_dataset(state: TableState, local_root: str | None) -> ds.Dataset:
-    """The committed files of a table (in ``local_root``; None: an object store) as an
-    Arrow dataset."""
-    assert state.handle is not None
-    if local_root is None:
-        return state.handle.to_pyarrow_dataset()
-    handle = state.handle
-    if handle.protocol().min_reader_version > 1 or handle.metadata().partition_columns:
-        # Deletion vectors, column mapping or partitions (tables podline did not write):
-        # let delta-rs interpret them.
-        local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
-        return state.handle.to_pyarrow_dataset(filesystem=local)
+def committed_rows(
+    state: TableState,
+    local_root: str | None,
+    columns: list[str],
+    path: StorePath,
+    where: RowFilter | None = None,
+) -> pa.Table:
+    """The committed rows of a table (in ``local_root``; None: an object store), projected
+    to ``columns`` (which it has) and filtered by ``where``."""
+    handle, stored = state.handle, state.stored_schema()
+    assert handle is not None
+    assert stored is not None
+    if (
+        local_root is None
+        or handle.protocol().min_reader_version > 1
+        or handle.metadata().partition_columns
+    ):
+        # Object stores, deletion vectors, column mapping or partitions (tables podline did
+        # not write): delta-rs interprets them, through Arrow's dataset engine.
+        if local_root is None:
+            dataset = handle.to_pyarrow_dataset()
+        else:
+            local = pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
+            dataset = handle.to_pyarrow_dataset(filesystem=local)
+        return dataset.to_table(columns=columns, filter=where and where.expression())
     # Plain local tables are read as the Parquet files they are, in the types podline
     # wrote them in: delta-rs's dataset would convert every large string to a string
     # (and ``conform`` back again), which doubles the cost of a read.
@@ -128,11 +138,11 @@ def committed_dataset(state: TableState, local_root: str | None) -> ds.Dataset:
         range(added.num_rows), key=added.column("modification_time").to_pylist().__getitem__
     )
     names = added.column("path").to_pylist()
-    return ds.dataset(
-        [str(Path(local_root, unquote(names[i]))) for i in order],
-        schema=state.stored_schema(),
-        format="parquet",
-    )
+    written = pa.schema([stored.field(c) for c in columns])
+    paths = [str(Path(local_root, unquote(names[i]))) for i in order]
+    parts = [conform(part, written, path) for part in read_parquet(paths, columns)]
+    table = pa.concat_tables(parts) if parts else written.empty_table()
+    return table if where is None else where.apply(table)
 
 
 def merge_buffered(

@@ -60,8 +60,8 @@ from podline.stores._common import (
     order_by_ids,
     path_text,
     record_path,
+    row_filter,
     split_query,
-    where_expression,
 )
 from podline.stores._delta_format import (
     LOCK_FILE,
@@ -199,6 +199,19 @@ class _DeltaBackend:
             ids.sync(state.handle, column, self._local_root(state))
         return ids
 
+    def _may_hold(self, state: TableState, column: str, ids: pa.Array) -> bool:
+        """Whether the committed rows may hold any of ``ids``: False only when the table's
+        id index (kept by this store's writes) is in step with the read handle and holds none
+        of them. That spares a run looking up what it is about to compute a read of every
+        row it committed so far. (The index is not synced here: the flush relies on a sync
+        that adds ids to check buffered rows against them.)"""
+        committed = state.committed.get(column)
+        if committed is None or state.handle is None:
+            return True
+        if committed.version != state.handle.version():
+            return True
+        return bool(committed.index.contains(ids).any())
+
     # -- Backend protocol
 
     def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
@@ -248,9 +261,11 @@ class _DeltaBackend:
             check_columns([id_column, *(columns or ())], schema, path)
             wanted = columns or schema.names
             fetch = _unique([*wanted, id_column, *(c for c, _ in state.pending)])
-            stored = stored_rows(
-                state, schema, fetch, path, self._local_root(state), ids=(id_column, ids)
-            )
+            stored = None
+            if self._may_hold(state, id_column, ids):
+                stored = stored_rows(
+                    state, schema, fetch, path, self._local_root(state), ids=(id_column, ids)
+                )
             found = merge_buffered(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
             if state.pending:  # stored rows come in the order of ``ids``; buffered ones not
                 found = order_by_ids(found, ids, id_column)
@@ -266,13 +281,13 @@ class _DeltaBackend:
             if schema is None:
                 return None
             check_columns(columns or (), schema, path)
-            expression = where_expression(where, schema, path)
+            rows = row_filter(where, schema, path)
             wanted = columns or schema.names
             fetch = _unique([*wanted, *(where or ()), *(c for c, _ in state.pending)])
-            stored = stored_rows(state, schema, fetch, path, self._local_root(state), where=where)
+            stored = stored_rows(state, schema, fetch, path, self._local_root(state), where=rows)
             found = merge_buffered(stored, state.pending, schema, fetch, path)
-        if expression is not None:
-            found = found.filter(expression)
+        if rows is not None:
+            found = rows.apply(found)
         return found.select(wanted)
 
     def exists(self, path: StorePath) -> bool:

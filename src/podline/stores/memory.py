@@ -22,7 +22,7 @@ from podline.stores._common import (
     conform,
     evolve_schema,
     order_by_ids,
-    where_expression,
+    row_filter,
 )
 from podline.stores._index import IdIndex
 from podline.stores._scoped import ScopedStore
@@ -108,10 +108,10 @@ class _MemoryBackend:
             if state is None:
                 return None
             check_columns(columns or (), state.schema, path)
-            expression = where_expression(where, state.schema, path)
+            rows = row_filter(where, state.schema, path)
             table = state.table()
-        if expression is not None:
-            table = table.filter(expression)
+        if rows is not None:
+            table = rows.apply(table)
         return table if columns is None else table.select(columns)
 
     def exists(self, path: StorePath) -> bool:
