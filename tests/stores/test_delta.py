@@ -399,3 +399,15 @@ print(sorted(m for m in ("pyarrow.dataset", "pyarrow._dataset") if m in sys.modu
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_partitioned_table_from_another_writer_is_read_and_filtered(root: Path) -> None:
+    # Tables podline did not write (here partitioned) are read through delta-rs's dataset,
+    # with the where-filter pushed down as an expression.
+    store = DeltaStore(root, flush_seconds=None)
+    rows = records(["a", "b", "c"], v=[1, 2, 1])
+    write_deltalake(store.table_uri("t"), rows, partition_by=["v"])
+    scanned = store.scan("t", where={"v": 1})
+    assert scanned is not None
+    assert sorted(scanned.column(RECORD_ID).to_pylist()) == ["a", "c"]
+    assert store.read("t", ["c", "b"]).column("v").to_pylist() == [1, 2]

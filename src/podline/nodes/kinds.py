@@ -25,7 +25,10 @@ __all__ = ["CacheMode", "ErrorPolicy", "FunctionNode", "OperatorNode", "SourceNo
 ErrorPolicy = Literal["continue", "fail_fast"]
 
 #: Input rows per function-node batch: one bulk store lookup and one records write each.
-NODE_BATCH = 1 << 16
+#: Large enough that per-batch costs vanish, small enough that a batch's transient memory
+#: (hashes, lookups, the records being written) stays a few MB: at 100,000 rows, 65,536-row
+#: batches peaked some 60 MB higher for no gain in speed.
+NODE_BATCH = 1 << 14
 _log = logging.getLogger(__name__)
 
 
@@ -283,6 +286,9 @@ class FunctionNode(Node):
             raise result.errors[min(result.errors)]
         for row, error in sorted(result.errors.items()):
             _log.warning("%s: row %d failed and was skipped: %s", self.label, row, error)
+        # Arrow's allocator keeps what the batch freed for reuse; handing it back to the
+        # operating system keeps the process's footprint at what is live (it costs µs).
+        pa.default_memory_pool().release_unused()
         return result
 
     @property
