@@ -225,3 +225,35 @@ def test_positional_and_keyword_arguments(process_executor: ProcessExecutor) -> 
     for executor in (LocalExecutor(), ThreadExecutor(2), process_executor):
         outcomes = executor.execute(minus, [(5, 2), {"b": 2, "a": 5}], live=False)
         assert values(outcomes) == [3, 3]
+
+
+def _prints(text: str) -> None:
+    print(text, end="")
+
+
+def _logs() -> None:
+    logging.getLogger("podline.test").warning("careful")
+
+
+def _raises() -> None:
+    raise ValueError("")
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "quiet"),
+    [
+        (_prints, ("",), True),  # printing nothing tells nothing
+        (_prints, ("x",), False),
+        (_logs, (), False),
+        (_raises, (), False),
+        (lambda: None, (), True),
+    ],
+)
+def test_a_capture_is_quiet_unless_the_call_printed_logged_or_raised(
+    process_executor: ProcessExecutor, fn: Any, args: tuple[Any, ...], quiet: bool
+) -> None:
+    local = run_captured(fn, args, live=False).capture
+    assert (local.quiet, local.told) == (quiet, not quiet)
+    if fn.__name__ != "<lambda>":  # and the flag survives the trip back from a worker
+        (outcome,) = process_executor.execute(fn, [args], live=False)
+        assert outcome.capture.quiet == quiet

@@ -58,6 +58,9 @@ class CallCapture:
     error_message: str | None = None
     traceback: str | None = None
     end: float = 0.0
+    #: Whether the call printed, logged or raised (``not quiet``), kept as a flag so that
+    #: a batch of captures is sorted without reading each one's fields.
+    told: bool = False
     _live: bool = False
     _out: io.StringIO | None = None
     _err: io.StringIO | None = None
@@ -75,7 +78,7 @@ class CallCapture:
     @property
     def quiet(self) -> bool:
         """Whether the call printed and logged nothing and returned: all it tells is its times."""
-        return not (self.stdout or self.stderr or self.logs) and self.error_type is None
+        return not self.told
 
     @property
     def succeeded(self) -> bool:
@@ -140,6 +143,7 @@ class _LogRouter(logging.Handler):
         if active is not None:
             entry = LogEntry(record.levelname, record.name, record.getMessage(), record.created)
             active.logs = [*active.logs, entry]
+            active.told = True
         if (active is None or active._live) and not self._others_handle(record):
             last = logging.lastResort
             if last is not None and record.levelno >= last.level:
@@ -193,11 +197,14 @@ def _finish(
     capture.end = time.time()
     if capture._out is not None:
         capture.stdout = capture._out.getvalue()
+        capture.told = capture.told or bool(capture.stdout)
         del capture._out
     if capture._err is not None:
         capture.stderr = capture._err.getvalue()
+        capture.told = capture.told or bool(capture.stderr)
         del capture._err
     if error is not None:
+        capture.told = True
         capture.error_type = type(error).__qualname__
         capture.error_message = str(error)
         capture.traceback = "".join(traceback.format_exception(error))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -47,6 +48,12 @@ OnError = Literal["raise", "continue"]
 
 #: Calls per batch: results are typed and stored per batch (bounded memory and crash loss).
 CALL_BATCH = 8192
+
+
+_CAPTURE = attrgetter("capture")
+_START = attrgetter("start")
+_END = attrgetter("end")
+_TOLD = attrgetter("told")
 
 
 class RowStatus(enum.StrEnum):
@@ -245,12 +252,15 @@ class PodRun:
     def _keep(self, rows: np.ndarray, outcomes: Sequence[CallOutcome]) -> None:
         """Keep the times of these calls, and the captures of those that told more."""
         assert self.call_times is not None  # (kept with the captures)
-        captures = [o.capture for o in outcomes]
-        self.call_times[rows, 0] = [c.start for c in captures]
-        self.call_times[rows, 1] = [c.end for c in captures]
-        for row, capture in zip(rows.tolist(), captures, strict=True):
-            if not capture.quiet:
-                self.captures[row] = capture
+        n = len(outcomes)
+        captures = list(map(_CAPTURE, outcomes))
+        # Read attribute by attribute in C: a Python loop over the calls costs more than
+        # the rest of the batch's bookkeeping.
+        self.call_times[rows, 0] = np.fromiter(map(_START, captures), np.float64, n)
+        self.call_times[rows, 1] = np.fromiter(map(_END, captures), np.float64, n)
+        told = np.fromiter(map(_TOLD, captures), bool, n)
+        for i in np.flatnonzero(told).tolist():
+            self.captures[int(rows[i])] = captures[i]
 
     def _typed_outputs(
         self,

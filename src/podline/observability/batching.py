@@ -344,8 +344,12 @@ class NodeView(Observer, Generic[R]):
     def sealed(self, rows: R) -> None:
         """Called (holding ``lock``) when ``rows`` left the lists (for a part, or a write)."""
 
-    def add_part(self, part: pa.Table) -> None:
-        """Buffer the rows of a batch hook (its columns: what ``_part`` builds from rows)."""
+    def add_part(self, part: pa.Table, *, final: bool = True) -> None:
+        """Buffer the rows of a batch hook (its columns: what ``_part`` builds from rows).
+
+        Rows that are not ``final`` (RUNNING rows, which the batch's end normally replaces
+        at once) cause a write only when they alone fill a batch: otherwise the write waits
+        for the terminal rows, and RUNNING rows are not written just to be superseded."""
         with self.lock:
             buffer = self.buffer
             if len(buffer.rows):
@@ -353,7 +357,7 @@ class NodeView(Observer, Generic[R]):
             buffer.parts.append(part)
             buffer.part_rows += part.num_rows
             buffered = len(buffer)
-        self.added(buffered)
+        self.added(buffered if final else part.num_rows)
 
     def drop_parts(self, parts: Sequence[pa.Table]) -> bool:
         """Take ``parts`` out of the buffer if all of them are still there (holding
@@ -414,14 +418,8 @@ class NodeView(Observer, Generic[R]):
             parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
         )
         sequence = np.arange(first, first + n, dtype=np.int64)
-        text = pa.large_string()
-        ids = pc.binary_join_element_wise(
-            pa.scalar(f"{self._id_prefix}-", text),
-            pa.array(sequence).cast(text),
-            pa.scalar("", text),
-        )
         columns: dict[str, pa.Array] = {
-            RECORD_ID: ids,
+            RECORD_ID: _record_ids(self._id_prefix, sequence),
             RUN_ID: _constant(self.owner.run_id, n),
             PIPELINE_URI: _constant(self.owner.pipeline_uri, n),
             NODE: _constant(self.node_label, n),
@@ -476,9 +474,32 @@ def _names(tags: Iterable[Tag | None]) -> list[str]:
     return list(names)
 
 
+# The columns of a written batch are assembled from NumPy buffers rather than with compute
+# kernels: a kernel releases the GIL and must get it back, which, while the store's
+# background committer runs Python, can cost milliseconds per column.
+
+
 def _constant(value: str, n: int) -> pa.Array:
-    # A take from a one-value array: ``pa.repeat`` is twenty times slower on strings.
-    return pa.array([value], pa.large_string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+    """``value`` ``n`` times, as a large string array."""
+    data = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_SEQUENCE_DIGITS = 12
+
+
+def _record_ids(prefix: str, sequence: np.ndarray) -> pa.Array:
+    """``<prefix>-<sequence number as 12 hex digits>`` for each number (below 16**12)."""
+    head = f"{prefix}-".encode()
+    n, width = len(sequence), len(head) + _SEQUENCE_DIGITS
+    shifts = np.arange(4 * (_SEQUENCE_DIGITS - 1), -1, -4, dtype=np.int64)
+    matrix = np.empty((n, width), dtype=np.uint8)
+    matrix[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    matrix[:, len(head) :] = _HEX[(sequence[:, None] >> shifts) & 0xF]
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(matrix))
 
 
 def timestamps(seconds: Sequence[float] | np.ndarray) -> pa.Array:

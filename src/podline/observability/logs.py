@@ -25,17 +25,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from operator import attrgetter
 from time import time
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from podline.datagrams import Packet, Tag
 from podline.executors import CallCapture, LogEntry
-from podline.executors.base import paused_gc
 from podline.observability.batching import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_FLUSH_SECONDS,
@@ -167,23 +164,31 @@ class _LogView(NodeView[_LogRows]):
         rows = np.flatnonzero(logged)
         if not len(rows):
             return
-        get = batch.captures.get
-        call_times = batch.call_times
-        picked = rows.tolist()
+        # Only the calls that printed, logged or failed have captures; the rest are columns
+        # of nulls, so the work here grows with those calls, not with the batch.
+        captures: dict[int, CallCapture] = {}
+        if batch.captures:
+            keys = np.fromiter(batch.captures, np.int64, len(batch.captures))
+            at = np.minimum(np.searchsorted(rows, keys), len(rows) - 1)
+            for key, position in zip(keys.tolist(), at.tolist(), strict=True):
+                if rows[position] == key:
+                    captures[position] = batch.captures[key]
         errors: dict[int, BaseException] = {}
         if batch.errors:
-            position = {row: i for i, row in enumerate(picked)}
-            errors = {position[r]: e for r, e in batch.errors.items() if r in position}
-        with paused_gc():  # a few short-lived objects per row (see NodeView.flush)
-            columns = _columns(
-                states[rows],
-                # Quiet calls have no capture, only times (see ``call_times``).
-                [get(row, _NOT_RUN) for row in picked],
-                errors,
-                now,
-                unexplained=states[rows] == _FAILED,
-                times=None if call_times is None else call_times[rows],
-            )
+            at = np.searchsorted(rows, list(batch.errors))
+            errors = {
+                int(i): e
+                for (r, e), i in zip(batch.errors.items(), at, strict=True)
+                if i < len(rows) and rows[i] == r
+            }
+        times = (
+            _capture_times(len(rows), captures)
+            if batch.call_times is None
+            else np.asarray(batch.call_times)[rows]
+        )
+        columns = _columns(
+            states[rows], captures, errors, now, times, unexplained=states[rows] == _FAILED
+        )
         tags = batch.tags().take(pa.array(rows, pa.int64()))
         for name in tags.column_names:
             columns[name] = tags.column(name)
@@ -268,33 +273,46 @@ class _LogView(NodeView[_LogRows]):
 
     def build(self, rows: _LogRows) -> dict[str, pa.Array]:
         states = np.asarray(rows.states, dtype=np.int8)
-        return _columns(states, rows.captures, rows.errors, rows.times)
+        captures = {i: c for i, c in enumerate(rows.captures) if c is not None}
+        times = _capture_times(len(states), captures)
+        return _columns(states, captures, rows.errors, rows.times, times)
 
 
 def _columns(
     states: np.ndarray,
-    captures: Sequence[CallCapture | _NotRun | None],
+    captures: Mapping[int, CallCapture],
     errors: Mapping[int, BaseException],
     not_run: float | Sequence[float],
+    times: np.ndarray,
     *,
     unexplained: np.ndarray | None = None,
-    times: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
-    """The log columns (timestamp included) of rows with these state indexes, captures (None
-    or ``_NOT_RUN``: the packet was not computed, or its call was quiet and ``times`` has
-    its times) and errors by row. ``not_run`` is the timestamp of rows not computed (one
-    for all, or one per row); ``unexplained`` marks failed rows that may lack an error (an
-    equal packet's call failed); ``times``, per row, the call's start and end (NaN: none)."""
+    """The log columns (timestamp included) of rows with these state indexes, captures by
+    row (the calls that printed, logged or failed; any other row's call was quiet, or did
+    not run), errors by row, and ``times``: per row, the call's start and end (NaN: it did
+    not run). ``not_run`` is the timestamp of rows not computed (one for all, or one per
+    row); ``unexplained`` marks failed rows that may lack an error (an equal packet's call
+    failed)."""
     n = len(states)
-    calls = [_NOT_RUN if c is None else c for c in captures]
-    # Every capture field in one C-level pass, then transposed into columns.
-    fields = list(zip(*map(_FIELDS, calls), strict=True)) or [()] * len(_FIELD_NAMES)
-    starts, ends, stdout, stderr, kinds, messages, tracebacks, logs = fields
-    start = np.asarray(starts if times is None else times[:, 0], dtype=np.float64)
-    end = np.asarray(ends if times is None else times[:, 1], dtype=np.float64)
+    start, end = times[:, 0], times[:, 1]
     ran = ~np.isnan(start)
-    error_type, error_message = list(kinds), list(messages)
-    succeeded = pc.is_null(pa.array(error_type, _TEXT))
+    names = (STDOUT, STDERR, ERROR_TYPE, ERROR_MESSAGE, TRACEBACK)
+    text: dict[str, list[str | None]] = {name: [None] * n for name in names}
+    raised = np.zeros(n, dtype=bool)
+    records: list[list[dict[str, Any]]] | None = None
+    for row, capture in captures.items():
+        text[STDOUT][row] = capture.stdout or None
+        text[STDERR][row] = capture.stderr or None
+        text[TRACEBACK][row] = capture.traceback
+        if capture.error_type is not None or capture.error_message is not None:
+            raised[row] = capture.error_type is not None
+            text[ERROR_TYPE][row] = capture.error_type
+            text[ERROR_MESSAGE][row] = capture.error_message
+        if capture.logs:
+            if records is None:
+                records = [_NO_RECORDS] * n
+            records[row] = _log_records(capture.logs)
+    error_type, error_message = text[ERROR_TYPE], text[ERROR_MESSAGE]
     for row, error in errors.items():
         if error_type[row] is None:
             # The call returned, but its output was rejected: say why.
@@ -303,53 +321,43 @@ def _columns(
         for row in np.flatnonzero(unexplained).tolist():
             if error_type[row] is None and error_message[row] is None:
                 error_type[row], error_message[row] = EQUAL_PACKET_FAILED
-    records: list[list[dict[str, Any]]] = [_NO_RECORDS] * n
-    for row in [i for i, entries in enumerate(logs) if entries]:
-        records[row] = _log_records(logs[row])
     return {
         TIMESTAMP: timestamps(np.where(ran, start, np.asarray(not_run, dtype=np.float64))),
         STATE: state_names(states),
         # Not computed in this run, and not a failure (whose call never ran because an equal
         # packet's call failed).
         CACHED: pa.array(~ran & (states != _FAILED)),
-        SUCCESS: pa.array(succeeded.to_numpy(zero_copy_only=False), mask=~ran),
+        SUCCESS: pa.array(~raised, mask=~ran),
         DURATION: pa.array(end - start, mask=~ran),
-        STDOUT: _text(stdout),
-        STDERR: _text(stderr),
-        LOG_RECORDS: pa.array(records, _LOG_LIST),
-        ERROR_TYPE: pa.array(error_type, _TEXT),
-        ERROR_MESSAGE: pa.array(error_message, _TEXT),
-        TRACEBACK: pa.array(tracebacks, _TEXT),
+        LOG_RECORDS: _no_records(n) if records is None else pa.array(records, _LOG_LIST),
+        **{name: _text(values) for name, values in text.items()},
     }
 
 
-def _text(values: Sequence[str | None]) -> pa.Array:
-    """Captured output, empty as null: Delta writes empty strings several times slower than
-    nulls; readers show "" again for calls that ran."""
-    array = pa.array(values, _TEXT)
-    return pc.if_else(pc.equal(array, ""), pa.scalar(None, _TEXT), array)
+def _capture_times(n: int, captures: Mapping[int, CallCapture]) -> np.ndarray:
+    """The start and end of each row's call from the captures by row (NaN: none)."""
+    times = np.full((n, 2), np.nan)
+    if captures:
+        rows = list(captures)
+        times[rows, 0] = [captures[row].start for row in rows]
+        times[rows, 1] = [captures[row].end for row in rows]
+    return times
 
 
-class _NotRun:
-    """The capture columns of a packet that was not computed: all null (NaN times)."""
-
-    start = end = float("nan")
-    stdout = stderr = traceback = error_type = error_message = None
-    logs: tuple[LogEntry, ...] = ()
+def _no_records(n: int) -> pa.Array:
+    """``n`` empty lists of log records, built without a Python list per row."""
+    offsets = pa.array(np.zeros(n + 1, dtype=np.int64))
+    return pa.LargeListArray.from_arrays(offsets, pa.array([], LOG_RECORD_TYPE), type=_LOG_LIST)
 
 
-_NOT_RUN = _NotRun()
-_FIELD_NAMES = (
-    "start",
-    "end",
-    "stdout",
-    "stderr",
-    "error_type",
-    "error_message",
-    "traceback",
-    "logs",
-)
-_FIELDS = attrgetter(*_FIELD_NAMES)
+def _text(values: list[str | None]) -> pa.Array:
+    """A text column, where empty captured output is already null: Delta writes empty
+    strings several times slower than nulls; readers show "" again for calls that ran."""
+    if values.count(None) == len(values):
+        return pa.nulls(len(values), _TEXT)
+    return pa.array(values, _TEXT)
+
+
 _NO_RECORDS: list[dict[str, Any]] = []
 
 

@@ -136,7 +136,7 @@ class _StatusView(NodeView[_StatusRows]):
         part = _part(tags, np.full(n, _RUNNING, np.int8), times, times, pa.nulls(n, pa.bool_()))
         with self.lock:
             self.open_parts.append((tags, part, now))
-        self.add_part(part)
+        self.add_part(part, final=False)
 
     def on_packets_end(
         self, *, node_label: str, node_hash: str, batch: PacketOutcomesLike, **kwargs: Any

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, WriterProperties
 from pyarrow import fs as pafs
 
 from podline.matching import is_in
@@ -42,6 +42,8 @@ class TableState:
     pending_ids: dict[str, IdIndex] = field(default_factory=dict)
     pending_rows: int = 0
     committed: dict[str, CommittedIds] = field(default_factory=dict)
+    #: Parquet settings for commits, and the schema they were decided for.
+    writer: tuple[pa.Schema, WriterProperties] | None = None
 
     def stored_schema(self) -> pa.Schema | None:
         """The schema of the Delta table at the handle's version."""

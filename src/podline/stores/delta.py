@@ -45,7 +45,7 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs as pafs
@@ -217,6 +217,16 @@ class _DeltaBackend:
     def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
         with self._lock:
             self._raise_background_error()
+            # A writer far ahead of the background committer waits for it (bounded memory),
+            # before adding its rows: a large write then goes on at once, committed while the
+            # writer does other work.
+            self._changed.wait_for(
+                lambda: (
+                    self._buffered < _BACKLOG * self.flush_rows
+                    or self._background_error is not None
+                )
+            )
+            self._raise_background_error()
             state = self._table(path)
             schema = evolve_schema(state.schema(path), table.schema, path)
             ids = table[id_column]
@@ -236,15 +246,8 @@ class _DeltaBackend:
             self._buffered += table.num_rows
             if self._buffered >= self.flush_rows:
                 # Committed by a background thread while the caller goes on (delta-rs writes
-                # without the GIL); a caller far ahead of it waits (bounded memory).
+                # without the GIL).
                 self._request_flush()
-                self._changed.wait_for(
-                    lambda: (
-                        self._buffered < _BACKLOG * self.flush_rows
-                        or self._background_error is not None
-                    )
-                )
-                self._raise_background_error()
             else:
                 self._start_timer()
             return table.num_rows
@@ -501,12 +504,20 @@ class _DeltaBackend:
             # Commit on the version the rows were deduplicated against, or not at all: a
             # rebased commit could add an id another writer has just added.
             commit_properties=CommitProperties(max_commit_retries=0),
-            writer_properties=writer_properties(rows),
+            writer_properties=self._writer_properties(state, rows),
         )
         if handle is not None:
             return handle
         # We created the table: version 0 holds exactly our rows.
         return DeltaTable(state.uri, version=0, storage_options=self.storage_options or None)
+
+    @staticmethod
+    def _writer_properties(state: TableState, rows: pa.Table) -> WriterProperties:
+        """The Parquet settings for a table, decided from its first batch (of each schema):
+        its columns keep their character from batch to batch."""
+        if state.writer is None or state.writer[0] != rows.schema:
+            state.writer = (rows.schema, writer_properties(rows))
+        return state.writer[1]
 
     def _committed_after(
         self,
