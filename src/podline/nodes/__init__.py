@@ -11,9 +11,17 @@ from podline.nodes.base import (
     is_operator_node,
     is_source_node,
 )
-from podline.nodes.kinds import CacheMode, ErrorPolicy, FunctionNode, OperatorNode, SourceNode
+from podline.nodes.kinds import (
+    NODE_BATCH,
+    CacheMode,
+    ErrorPolicy,
+    FunctionNode,
+    OperatorNode,
+    SourceNode,
+)
 
 __all__ = [
+    "NODE_BATCH",
     "CacheMode",
     "ErrorPolicy",
     "FunctionNode",

@@ -70,10 +70,11 @@ __all__ = [
     "timestamps",
 ]
 
-#: Rows a node view buffers before writing them. More than a function node's batch of input
-#: rows (65,536), so that a packet's RUNNING and terminal states usually meet in one buffer
-#: and are written as one row (see ``status.py``).
-DEFAULT_BATCH_ROWS = 131_072
+#: Rows a node view buffers before writing them: two of a function node's batches of input
+#: rows (16,384), so that the store commits a node's observations while the node goes on,
+#: and a packet's RUNNING and terminal states meet in one buffer and are written as one row
+#: (see ``status.py``).
+DEFAULT_BATCH_ROWS = 32_768
 #: Seconds after which buffered rows are written, even if no hook comes (a timer thread).
 DEFAULT_FLUSH_SECONDS = 10.0
 

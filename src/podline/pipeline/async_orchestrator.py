@@ -49,6 +49,7 @@ from podline.executors import Executor, LocalExecutor, ThreadExecutor
 from podline.executors.base import is_async_function, run_coroutine
 from podline.executors.capture import CallArguments, CallOutcome
 from podline.nodes import (
+    NODE_BATCH,
     ErrorPolicy,
     NodeOutput,
     is_function_node,
@@ -88,7 +89,7 @@ T = TypeVar("T")
 #: Most rows per chunk (a function node's pieces start smaller and grow to this; see
 #: ``_PieceSize``): per-chunk costs (store lookups and writes, a thread hop) then vanish next
 #: to the rows' own. The sync orchestrator's function-node batches are as large.
-DEFAULT_CHUNK_ROWS = 65536
+DEFAULT_CHUNK_ROWS = NODE_BATCH
 #: Calls of an ``async def`` function in flight per node when no limit is set.
 DEFAULT_ASYNC_CONCURRENCY = 32
 #: How long a cancelled node waits for its calls in flight before leaving them behind.
