@@ -51,7 +51,8 @@ class PacketBatch:
     def tags(self) -> pa.Table:
         """The tag and system-tag columns of the rows."""
         names, _ = self.inputs.keys(system_tags=True)
-        return self.table().select(list(names))
+        table = self.inputs.as_table(system_tags=True).select(list(names))
+        return table if self.indices is None else table.take(pa.array(self.indices, pa.int64()))
 
 
 _STATUSES = tuple(RowStatus)

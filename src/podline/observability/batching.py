@@ -415,9 +415,12 @@ class NodeView(Observer, Generic[R]):
             )
 
     def _table(self, parts: list[pa.Table], n: int, first: int) -> pa.Table:
-        body = (
-            parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
-        )
+        if len(parts) == 1:
+            body = parts[0]
+        elif all(p.schema == parts[0].schema for p in parts):
+            body = pa.concat_tables(parts)
+        else:  # e.g. a part whose error columns hold text, another with null ones
+            body = pa.concat_tables(parts, promote_options="permissive")
         sequence = np.arange(first, first + n, dtype=np.int64)
         columns: dict[str, pa.Array] = {
             RECORD_ID: _record_ids(self._id_prefix, sequence),
@@ -430,6 +433,8 @@ class NodeView(Observer, Generic[R]):
         for name in body.column_names:
             columns[name] = body.column(name)
         table = pa.table(columns)
+        if all(f.nullable for f in table.schema):
+            return table
         # Every column nullable: a later batch may lack a value the first one had.
         return table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
 
