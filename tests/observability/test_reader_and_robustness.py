@@ -200,6 +200,11 @@ class FailingWrites:
             raise podline.StoreError("disk full (a test double)")
         return self.inner.write(path, table, id_column=id_column)
 
+    def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
+        if self.segments & set(self.inner.prefix + normalize_path(path)):
+            raise podline.StoreError("disk full (a test double)")
+        return self.inner.append(path, table, id_column=id_column)
+
     def read(
         self,
         path: PathLike,
@@ -311,3 +316,40 @@ def test_observers_reject_bad_batch_sizes(store: Store) -> None:
     with pytest.raises(ValueError, match="batch_rows must be at least 1"):
         StatusObserver(store, batch_rows=0)
     assert "log_cached=True" in repr(LoggingObserver(store, log_cached=True))
+
+
+def test_reruns_do_not_read_the_history_of_observations(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Status rows, log rows and run records are appended: a run never reads the ids of
+    # earlier runs' observations, so its cost does not grow with the history.
+    from podline.stores import _delta_format
+
+    root = tmp_path / "store"
+    for _ in range(3):
+        with DeltaStore(root) as store:
+            build(store).run()
+    reads: list[str] = []
+    real = _delta_format._read_ids
+
+    def counting(table: Any, uris: list[str], column: str, local_root: str | None) -> Any:
+        reads.append(table.table_uri)
+        return real(table, uris, column, local_root)
+
+    monkeypatch.setattr(_delta_format, "_read_ids", counting)
+    with DeltaStore(root) as store:
+        pipeline = build(store)
+        result = pipeline.run()
+        assert result.counts["add"].cached == 4
+        assert reads == []
+        assert pipeline.runs().height == 4
+        assert pipeline.status(latest=False).height == 16
+
+
+def test_a_run_id_given_twice_is_recorded_twice(store: Store) -> None:
+    pipeline = build(store)
+    pipeline.run(run_id="nightly")
+    pipeline.run(run_id="nightly")
+    records = store.scan(("pipelines", "study", "runs"))
+    assert records is not None
+    assert records.column("run_id").to_pylist() == ["nightly"] * 4  # two nodes, two runs

@@ -47,6 +47,8 @@ def batches(root: str) -> None:
     while True:
         ids = [f"{k}-{i}" for i in range(100)]
         store.write("crash/t", pa.table({"__record_id": ids, "batch": [k] * 100}))
+        # A full buffer is committed in the background: wait for it before saying so.
+        store.flush()
         print(k, flush=True)
         k += 1
 

@@ -149,6 +149,18 @@ def test_duplicates_in_one_batch_first_wins(store: Store) -> None:
     assert store.read("t", ["a"]).column("v").to_pylist() == [1]
 
 
+def test_append_takes_the_callers_word_for_new_ids(store: Store) -> None:
+    assert store.append("t", records(["a", "b"], v=[1, 2])) == 2
+    assert store.read("t", ["b", "a"]).column("v").to_pylist() == [2, 1]  # read your writes
+    store.flush()
+    assert store.append("t", records(["c"], v=[3])) == 1
+    # Appended ids count for later writes, committed or buffered.
+    assert store.write("t", records(["a", "c", "d"], v=[10, 30, 4])) == 1
+    assert sorted(store.scan("t").column(RECORD_ID).to_pylist()) == ["a", "b", "c", "d"]
+    with pytest.raises(StoreError, match="None"):
+        store.append("t", records(["e", None], v=[5, 6]))
+
+
 def test_read_your_writes_before_flush(store: Store) -> None:
     store.write("t", records(["a"], v=[1]))
     store.at("t").write((), records(["b"], v=[2]))

@@ -18,6 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, DeltaStore, open_store
+from podline.stores import _delta_format as delta_format
 from podline.stores import delta as delta_module
 from podline.stores._delta_format import decode_segment, encode_segment
 
@@ -411,3 +412,42 @@ def test_a_partitioned_table_from_another_writer_is_read_and_filtered(root: Path
     assert scanned is not None
     assert sorted(scanned.column(RECORD_ID).to_pylist()) == ["a", "c"]
     assert store.read("t", ["c", "b"]).column("v").to_pylist() == [1, 2]
+
+
+def test_appending_to_a_table_reads_none_of_its_ids(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with DeltaStore(root) as store:
+        for run in range(3):
+            store.append("log", records([f"{run}-{i}" for i in range(5)], v=list(range(5))))
+            store.flush()
+    reads: list[object] = []
+    real = delta_format._read_ids
+
+    def counting(*args: Any, **kwargs: Any) -> pa.ChunkedArray:
+        reads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(delta_format, "_read_ids", counting)
+    # A new process appending to the table: the write-once check, which would read every
+    # earlier id, is skipped (its cost would grow with every run).
+    store = DeltaStore(root)
+    assert store.append("log", records(["3-0"], v=[0])) == 1
+    store.flush()
+    assert reads == []
+    assert store.scan("log").num_rows == 16
+    # A checked write reads them, as the write-once rule requires.
+    assert store.write("log", records(["0-0", "new"], v=[9, 9])) == 1
+    assert len(reads) == 1
+    store.close()
+
+
+def test_created_tables_checkpoint_every_ten_commits(root: Path) -> None:
+    with DeltaStore(root, flush_seconds=None) as store:
+        for i in range(12):
+            store.write("t", records([f"r{i}"], v=[i]))
+            store.flush()
+    table = DeltaTable(DeltaStore(root).table_uri("t"))
+    assert table.metadata().configuration["delta.checkpointInterval"] == "10"
+    log = Path(DeltaStore(root).table_uri("t"), "_delta_log")
+    assert (log / "00000000000000000009.checkpoint.parquet").exists()

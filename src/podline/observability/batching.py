@@ -405,7 +405,7 @@ class NodeView(Observer, Generic[R]):
             with paused_gc():
                 parts = [*buffer.parts, self._part(rows)] if len(rows) else buffer.parts
                 table = self._table(parts, n, first)
-            self.owner.store.write(self.path, table)
+            self.owner.store.append(self.path, table)
         except Exception as exc:  # observing must never break a run
             warnings.warn(
                 f"podline could not record {n} {self.owner.kind} row(s) of node "

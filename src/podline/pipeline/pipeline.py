@@ -19,6 +19,7 @@ failed. Its URI, ``<name>@<16 hex>``, changes whenever a node or an edge does.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -222,9 +223,12 @@ class Pipeline:
         return self.observations.runs()
 
     def _record_run(self, result: OrchestratorResult) -> None:
+        # Appended under ids of their own: a run id may be given again (``run(run_id=...)``),
+        # and the write-once check would read every earlier run's ids.
+        recording = uuid.uuid4().hex[:16]
         rows = [
             {
-                RECORD_ID: f"{result.run_id}/{label}",
+                RECORD_ID: f"{result.run_id}/{label}/{recording}",
                 "run_id": result.run_id,
                 "pipeline_uri": result.pipeline_uri,
                 "node": label,
@@ -239,5 +243,5 @@ class Pipeline:
             for label, c in result.counts.items()
         ]
         if rows:
-            self.store.write(("pipelines", self.name, "runs"), pa.Table.from_pylist(rows))
+            self.store.append(("pipelines", self.name, "runs"), pa.Table.from_pylist(rows))
             self.store.flush()

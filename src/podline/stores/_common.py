@@ -112,9 +112,12 @@ def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     return series.is_first_distinct().to_numpy()
 
 
-def prepare_batch(table: pa.Table, id_column: str, path: StorePath) -> pa.Table:
+def prepare_batch(
+    table: pa.Table, id_column: str, path: StorePath, *, distinct: bool = False
+) -> pa.Table:
     """A written table checked and made canonical: string ids present and not null, Arrow
-    types in canonical form, and only the first row of each repeated id (first wins)."""
+    types in canonical form, and only the first row of each repeated id (first wins; not
+    looked for when the caller says ids are ``distinct``)."""
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if not isinstance(table, pa.Table):
@@ -141,6 +144,8 @@ def prepare_batch(table: pa.Table, id_column: str, path: StorePath) -> pa.Table:
     if ids.null_count:
         raise StoreError(f"id column {id_column!r} written to {path_text(path)} holds None")
     table = _canonical_table(table)
+    if distinct:
+        return table
     keep = first_occurrences(table[id_column])
     return table if keep is None else table.filter(keep)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -22,7 +23,18 @@ from podline.stores._delta_format import CommittedIds, path_schema, read_parquet
 from podline.stores._index import IdIndex
 from podline.stores.base import StorePath
 
-__all__ = ["TableState", "committed_rows", "merge_buffered", "stored_rows"]
+__all__ = ["Buffered", "TableState", "committed_rows", "merge_buffered", "stored_rows"]
+
+
+class Buffered(NamedTuple):
+    """A batch written and not yet committed."""
+
+    #: The id column it was written with.
+    column: str
+    #: The rows, conformed to the path's schema of their time.
+    rows: pa.Table
+    #: Appended (``Store.append``): ids new by the writer's word, never checked.
+    fresh: bool = False
 
 
 @dataclass
@@ -36,8 +48,7 @@ class TableState:
     #: a delta-rs handle must not be refreshed or read while a write through it runs.
     write_handle: DeltaTable | None = None
     handle_schema: tuple[int, pa.Schema] | None = None
-    #: Buffered batches as (id column, rows conformed to the schema of their time).
-    pending: list[tuple[str, pa.Table]] = field(default_factory=list)
+    pending: list[Buffered] = field(default_factory=list)
     pending_schema: pa.Schema | None = None
     pending_ids: dict[str, IdIndex] = field(default_factory=dict)
     pending_rows: int = 0
@@ -66,7 +77,7 @@ class TableState:
         flushed alone never needs it."""
         index = self.pending_ids.get(column)
         if index is None:
-            batches = [rows[c] for c, rows in self.pending if c == column]
+            batches = [b.rows[column] for b in self.pending if b.column == column]
             if not batches:
                 return None
             index = self.pending_ids[column] = IdIndex()
@@ -149,7 +160,7 @@ def committed_rows(
 
 def merge_buffered(
     stored: pa.Table | None,
-    pending: list[tuple[str, pa.Table]],
+    pending: list[Buffered],
     schema: pa.Schema,
     columns: list[str],
     path: StorePath,
@@ -161,7 +172,7 @@ def merge_buffered(
     ``ids`` = (column, values), only buffered rows holding one of those ids are kept."""
     target = pa.schema([schema.field(c) for c in columns])
     parts = [] if stored is None else [stored]
-    for column, batch in pending:
+    for column, batch, _ in pending:
         rows = conform(batch, schema, path).select(columns)
         if ids is not None:
             rows = rows.filter(pa.array(is_in(rows[ids[0]], ids[1])))

@@ -33,8 +33,9 @@ __all__ = ["Backend", "ScopedStore"]
 class Backend(Protocol):
     """What a backend implements; every path is full (never empty) and already validated."""
 
-    def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
-        """Store the rows of ``table`` (canonical, distinct ids) whose ids are new."""
+    def write(self, path: StorePath, table: pa.Table, id_column: str, *, fresh: bool) -> int:
+        """Store the rows of ``table`` (canonical, distinct ids) whose ids are new; with
+        ``fresh``, every id is new (the caller's word: no check)."""
         ...
 
     def read(
@@ -121,7 +122,16 @@ class ScopedStore(ABC, Generic[B]):
         """Add the records of ``table`` at ``path``; ids already stored, and repeats inside
         ``table`` after their first row, are skipped. Returns how many records were added."""
         full = record_path(self._prefix, path)
-        return self._backend.write(full, prepare_batch(table, id_column, full), id_column)
+        batch = prepare_batch(table, id_column, full)
+        return self._backend.write(full, batch, id_column, fresh=False)
+
+    def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
+        """Add the records of ``table`` at ``path``, whose ids the caller guarantees are
+        distinct and were never written there: no write-once check, whose cost grows with
+        what the path holds. Returns how many records were added (all of them)."""
+        full = record_path(self._prefix, path)
+        batch = prepare_batch(table, id_column, full, distinct=True)
+        return self._backend.write(full, batch, id_column, fresh=True)
 
     def read(
         self,

@@ -9,6 +9,9 @@ otherwise). The contract every backend honours:
 * **Write once.** A record id is written once. Writing an existing id again is a no-op (no
   error), and so is a repeat inside one batch: the first occurrence wins. ``write`` returns
   how many records were actually added.
+* **Append.** ``append`` adds records whose ids are new by construction (a random prefix and a
+  sequence number, say): the store takes the caller's word and skips the write-once check,
+  whose cost grows with what the path holds. Observations (status, logs) are appended.
 * **Read your writes.** A read through a store object (or any view of it) sees every write
   made through it, whether or not it has been flushed.
 * **Reads.** ``read`` (by ids) and ``scan`` (a whole path, with column projection and simple
@@ -62,6 +65,11 @@ class Store(Protocol):
     def write(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
         """Add the records of ``table`` at ``path``; existing ids are skipped. Returns the
         number of records added."""
+        ...
+
+    def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
+        """Add the records of ``table`` at ``path``, whose ids the caller guarantees were never
+        written there and are distinct (unchecked). Returns the number of records added."""
         ...
 
     def read(

@@ -73,7 +73,7 @@ from podline.stores._delta_format import (
     table_paths,
     writer_properties,
 )
-from podline.stores._delta_table import TableState, merge_buffered, stored_rows
+from podline.stores._delta_table import Buffered, TableState, merge_buffered, stored_rows
 from podline.stores._scoped import ScopedStore
 from podline.stores.base import PathLike, StorePath
 
@@ -89,6 +89,10 @@ DEFAULT_FLUSH_SECONDS = 10.0
 DEFAULT_RETENTION_HOURS = 168
 
 _MAX_ATTEMPTS = 64
+#: Properties of the tables the store creates. A checkpoint every 10 commits (Delta's
+#: default is 100) keeps opening a table cheap: a table that gains a commit per run (status,
+#: logs, run records) would otherwise replay up to 99 log files at every open.
+_TABLE_CONFIGURATION: dict[str, str | None] = {"delta.checkpointInterval": "10"}
 #: How many ``flush_rows`` may wait for the background committer before writers wait too.
 _BACKLOG = 4
 # Storage options that look like credentials are left out of configs; pass them through the
@@ -214,7 +218,7 @@ class _DeltaBackend:
 
     # -- Backend protocol
 
-    def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
+    def write(self, path: StorePath, table: pa.Table, id_column: str, *, fresh: bool) -> int:
         with self._lock:
             self._raise_background_error()
             # A writer far ahead of the background committer waits for it (bounded memory),
@@ -229,16 +233,17 @@ class _DeltaBackend:
             self._raise_background_error()
             state = self._table(path)
             schema = evolve_schema(state.schema(path), table.schema, path)
-            ids = table[id_column]
-            seen = self._committed(state, id_column).index.contains(ids)
             pending = state.pending_index(id_column)
-            if pending is not None:
-                seen |= pending.contains(ids)
-            if seen.any():
-                table = table.filter(~seen)
+            if not fresh:
+                ids = table[id_column]
+                seen = self._committed(state, id_column).index.contains(ids)
+                if pending is not None:
+                    seen |= pending.contains(ids)
+                if seen.any():
+                    table = table.filter(~seen)
             if not table.num_rows:
                 return 0
-            state.pending.append((id_column, conform(table, schema, path)))
+            state.pending.append(Buffered(id_column, conform(table, schema, path), fresh))
             state.pending_schema = schema
             if pending is not None:
                 pending.add(table[id_column])
@@ -263,7 +268,7 @@ class _DeltaBackend:
                 return None
             check_columns([id_column, *(columns or ())], schema, path)
             wanted = columns or schema.names
-            fetch = _unique([*wanted, id_column, *(c for c, _ in state.pending)])
+            fetch = _unique([*wanted, id_column, *(b.column for b in state.pending)])
             stored = None
             if self._may_hold(state, id_column, ids):
                 stored = stored_rows(
@@ -286,7 +291,7 @@ class _DeltaBackend:
             check_columns(columns or (), schema, path)
             rows = row_filter(where, schema, path)
             wanted = columns or schema.names
-            fetch = _unique([*wanted, *(where or ()), *(c for c, _ in state.pending)])
+            fetch = _unique([*wanted, *(where or ()), *(b.column for b in state.pending)])
             stored = stored_rows(state, schema, fetch, path, self._local_root(state), where=rows)
             found = merge_buffered(stored, state.pending, schema, fetch, path)
         if rows is not None:
@@ -436,7 +441,7 @@ class _DeltaBackend:
                     assert schema is not None  # there are buffered rows
                     self._drop_committed(state, handle)
                     batches = state.pending[:count]
-                    rows = pa.concat_tables([conform(r, schema, path) for _, r in batches])
+                    rows = pa.concat_tables([conform(b.rows, schema, path) for b in batches])
                     stored = None if handle is None else path_schema(handle)
                 if rows.num_rows:
                     try:
@@ -455,7 +460,7 @@ class _DeltaBackend:
                         self._committed_after(state, path, handle, base, batches)
                     state.pending = state.pending[count:]
                     state.pending_ids = {}
-                    state.pending_rows = sum(r.num_rows for _, r in state.pending)
+                    state.pending_rows = sum(b.rows.num_rows for b in state.pending)
                     if not state.pending:
                         state.pending_schema = None
                     self._buffered = sum(t.pending_rows for t in self._tables.values())
@@ -473,12 +478,14 @@ class _DeltaBackend:
         Buffered rows are always disjoint from their column's committed index (``write``
         checks them, and this keeps it so), so only a sync that added ids calls for a check.
         """
-        for column in {c for c, _ in state.pending}:
+        for column in {b.column for b in state.pending if not b.fresh}:
             committed = self._committed(state, column)
             if committed.sync(handle, column, self._local_root(state)):
                 state.pending = [
-                    (c, rows.filter(~committed.index.contains(rows[c])) if c == column else rows)
-                    for c, rows in state.pending
+                    b._replace(rows=b.rows.filter(~committed.index.contains(b.rows[column])))
+                    if b.column == column and not b.fresh
+                    else b
+                    for b in state.pending
                 ]
 
     def _commit(
@@ -505,6 +512,7 @@ class _DeltaBackend:
             # rebased commit could add an id another writer has just added.
             commit_properties=CommitProperties(max_commit_retries=0),
             writer_properties=self._writer_properties(state, rows),
+            configuration=None if handle is not None else _TABLE_CONFIGURATION,
         )
         if handle is not None:
             return handle
@@ -525,18 +533,21 @@ class _DeltaBackend:
         path: StorePath,
         handle: DeltaTable,
         base: int | None,
-        batches: list[tuple[str, pa.Table]],
+        batches: list[Buffered],
     ) -> None:
         """Account for the commit of ``batches`` on version ``base`` (``handle``: after it)."""
         state.write_handle = handle
         if state.handle is None:
             state.handle = self._open(state.uri, path)
         written: dict[str, list[pa.Array]] = {}
-        for column, rows in batches:
+        for column, rows, _ in batches:
             written.setdefault(column, []).extend(rows[column].chunks)
         for column, chunks in written.items():
+            committed = state.committed.get(column)
+            if committed is None:
+                continue  # only appended so far: no index to keep (one syncs when needed)
             ids = pa.chunked_array(chunks, type=pa.large_string())
-            state.committed[column].record(handle, -1 if base is None else base, ids)
+            committed.record(handle, -1 if base is None else base, ids)
 
     def _moved(self, state: TableState, path: StorePath, base: int | None) -> bool:
         """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""

@@ -75,11 +75,11 @@ class _MemoryBackend:
         self._tables: dict[StorePath, _MemoryTable] = {}
         self._lock = threading.RLock()
 
-    def write(self, path: StorePath, table: pa.Table, id_column: str) -> int:
+    def write(self, path: StorePath, table: pa.Table, id_column: str, *, fresh: bool) -> int:
         with self._lock:
             state = self._tables.get(path)
             schema = evolve_schema(None if state is None else state.schema, table.schema, path)
-            if state is not None:
+            if state is not None and not fresh:
                 table = table.filter(~state.index(id_column).contains(table[id_column]))
             if not table.num_rows:
                 return 0
