@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
@@ -451,3 +452,32 @@ def test_created_tables_checkpoint_every_ten_commits(root: Path) -> None:
     assert table.metadata().configuration["delta.checkpointInterval"] == "10"
     log = Path(DeltaStore(root).table_uri("t"), "_delta_log")
     assert (log / "00000000000000000009.checkpoint.parquet").exists()
+
+
+def _column_chunks(store: DeltaStore, path: str) -> dict[str, Any]:
+    (file,) = Path(store.table_uri(path)).glob("*.parquet")
+    group = pq.ParquetFile(file).metadata.row_group(0)
+    return {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+
+
+def test_parquet_settings_follow_what_the_columns_hold(root: Path) -> None:
+    n = 4096
+    hashes = [f"pod1:{i:064x}" for i in range(n)]
+    with DeltaStore(root) as store:
+        # Mostly distinct hashes, which do not compress: no dictionary, no compression.
+        store.write("hashes", records(hashes, seq=list(range(n))))
+        # Status-like rows: short unique ids and a sequence, constants, a few states.
+        ids = [f"4f9eb0f5a0e0d1c2-{i:012x}" for i in range(n)]
+        states = ["SUCCESS", "CACHED"] * (n // 2)
+        run = ["0b7d3f0e-5c1a-4e8b-9f2d-6a1c3e5b7d9f"] * n
+        node = [f"pod1:{'ab' * 32}"] * n
+        store.append("rows", records(ids, run=run, node=node, state=states, seq=list(range(n))))
+    hashed = _column_chunks(store, "hashes")
+    assert {c.compression for c in hashed.values()} == {"UNCOMPRESSED"}
+    assert "RLE_DICTIONARY" not in hashed[RECORD_ID].encodings
+    assert "RLE_DICTIONARY" not in hashed["seq"].encodings
+    rows = _column_chunks(store, "rows")
+    assert {c.compression for c in rows.values()} == {"SNAPPY"}
+    assert "RLE_DICTIONARY" in rows["run"].encodings
+    assert "RLE_DICTIONARY" in rows["state"].encodings
+    assert "RLE_DICTIONARY" not in rows["seq"].encodings
