@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import logging
 import random
+import signal
 import sys
 import threading
 import time
@@ -257,3 +259,36 @@ def test_a_capture_is_quiet_unless_the_call_printed_logged_or_raised(
     if fn.__name__ != "<lambda>":  # and the flag survives the trip back from a worker
         (outcome,) = process_executor.execute(fn, [args], live=False)
         assert outcome.capture.quiet == quiet
+
+
+def test_ctrl_c_inside_a_running_loop_cancels_async_calls() -> None:
+    """In a notebook, async calls run on a loop beside the kernel's: Ctrl-C (a
+    KeyboardInterrupt in the main thread) must cancel them, not leave them running."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        pytest.skip("needs the main thread and Python's own SIGINT handler")
+    finished: list[int] = []
+
+    async def nap(x: int) -> int:
+        await asyncio.sleep(0.5)
+        finished.append(x)
+        return x
+
+    async def cell() -> None:
+        ThreadExecutor(4).execute(nap, [{"x": i} for i in range(8)], live=False)
+
+    loop = asyncio.new_event_loop()  # a bare loop, as a kernel has
+    timer = threading.Timer(0.1, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        timer.join()
+        loop.close()
+    assert time.perf_counter() - started < 0.45
+    time.sleep(0.6)
+    assert finished == []  # cancelled, not finishing in the background

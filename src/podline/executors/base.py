@@ -15,8 +15,8 @@ import gc
 import inspect
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from contextlib import contextmanager, suppress
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
 
@@ -55,27 +55,59 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from synchronous code, even inside a running loop.
 
     In Jupyter (or any caller already inside an event loop) ``asyncio.run`` refuses to nest,
-    so the coroutine runs on a fresh loop in a helper thread instead.
+    so the coroutine runs on a fresh loop in a helper thread instead. Either way, Ctrl-C in
+    the caller cancels the coroutine, waits for it to unwind, and is then raised.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        # asyncio.run turns Ctrl-C into a cancellation of the coroutine, then re-raises it.
         return asyncio.run(coroutine)
-    result: list[T] = []
-    failure: list[BaseException] = []
+    shared = _Beside()
+
+    async def main() -> T:
+        shared.loop = asyncio.get_running_loop()
+        shared.task = asyncio.current_task()
+        shared.ready.set()
+        return await coroutine
 
     def target() -> None:
         try:
-            result.append(asyncio.run(coroutine))
-        except BaseException as exc:  # re-raised in the caller's thread below
-            failure.append(exc)
+            shared.result = asyncio.run(main())
+        except BaseException as exc:  # handed to the caller's thread below
+            shared.error = exc
+        finally:
+            shared.ready.set()
+            shared.done.set()
 
-    thread = threading.Thread(target=target, name="podline-async")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    threading.Thread(target=target, name="podline-async", daemon=True).start()
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can take the thread for
+    # finished while it still runs (CPython's bpo-45274 handling), so no later join waits.
+    try:
+        while not shared.done.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        shared.ready.wait()
+        if shared.loop is not None and shared.task is not None:
+            with suppress(RuntimeError):  # the loop may have just finished
+                shared.loop.call_soon_threadsafe(shared.task.cancel)
+        shared.done.wait()
+        raise
+    if shared.error is not None:
+        raise shared.error
+    return cast(T, shared.result)
+
+
+class _Beside:
+    """What the helper thread of ``run_coroutine`` shares with its caller."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
 
 
 @contextmanager

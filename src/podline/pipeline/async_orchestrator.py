@@ -34,13 +34,12 @@ flight, so results stored so far are kept and nothing reports after ``on_run_end
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -160,12 +159,8 @@ class AsyncPipelineOrchestrator:
             pipeline_uri=pipeline_uri,
             executor=executor,
         )
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            # asyncio.run turns Ctrl-C into a cancellation of the run, then re-raises it.
-            return run_coroutine(coroutine)
-        return _run_beside_loop(coroutine)
+        # Ctrl-C cancels the run (which fires on_run_end), then is raised.
+        return run_coroutine(coroutine)
 
     async def run_async(
         self,
@@ -542,54 +537,3 @@ class _Interruptible:
 
     def __repr__(self) -> str:
         return repr(self.inner)
-
-
-class _Beside:
-    """What the helper thread of ``_run_beside_loop`` shares with its caller."""
-
-    def __init__(self) -> None:
-        self.ready = threading.Event()
-        self.done = threading.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.task: asyncio.Task[Any] | None = None
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-def _run_beside_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on a fresh loop in a helper thread, for a caller inside a running
-    loop (Jupyter). Unlike ``run_coroutine``, Ctrl-C in the caller cancels the run (and waits
-    for its ``on_run_end``) instead of leaving it running in the background."""
-    shared = _Beside()
-
-    async def main() -> T:
-        shared.loop = asyncio.get_running_loop()
-        shared.task = asyncio.current_task()
-        shared.ready.set()
-        return await coroutine
-
-    def target() -> None:
-        try:
-            shared.result = asyncio.run(main())
-        except BaseException as exc:  # handed to the caller's thread below
-            shared.error = exc
-        finally:
-            shared.ready.set()
-            shared.done.set()
-
-    threading.Thread(target=target, name="podline-async-run", daemon=True).start()
-    # An Event, not Thread.join: a join interrupted by Ctrl-C can take the thread for
-    # finished while it still runs (CPython's bpo-45274 handling), so no later join waits.
-    try:
-        while not shared.done.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        shared.ready.wait()
-        if shared.loop is not None and shared.task is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may have just finished
-                shared.loop.call_soon_threadsafe(shared.task.cancel)
-        shared.done.wait()
-        raise
-    if shared.error is not None:
-        raise shared.error
-    return shared.result
