@@ -1,4 +1,4 @@
-"""podline quickstart: a pipeline of sources, a join, two function pods, a filter and a batch.
+"""podline quickstart: sources, then a join, two function pods, a batch and a filter.
 
 Run it twice with ``python examples/quickstart.py``: the first run computes every function
 call and stores the results in the default store (``.podline/`` in the working directory, or
@@ -27,8 +27,8 @@ def speed(reaction_ms: float | None, age: int) -> float:
 
 
 @function_pod("grade")
-def grade(speed: float, correct: bool | None) -> str:
-    return "fast" if speed > 2.45 and correct else "slow"
+def grade(speed: float) -> str:
+    return "fast" if speed > 2.45 else "slow"
 
 
 def main() -> None:
@@ -48,15 +48,15 @@ def main() -> None:
     with Pipeline("quickstart") as pipeline:  # on podline.default_store()
         joined = trials.join(subjects, label="trials")  # each trial with its subject
         speeds = speed.pod(joined)  # extra packet columns (group, correct) are ignored
-        grades = grade.pod(speeds.join(joined.select_packet_columns(["correct"])))
-        fast = grades.filter(pl.col("grade") == "fast", label="fast")
-        fast.batch(batch_size=2, label="batched")  # rows grouped two by two into lists
+        grades = grade.pod(speeds)
+        pairs = grades.batch(batch_size=2, label="pairs")  # rows two by two, into lists
+        pairs.filter(pl.col("grade").list.contains("fast"), label="with_fast")
 
     result = pipeline.run()
 
     print(pipeline.grade.as_table(sort_by_tags=True), end="\n\n")
-    print("fast trials, in batches of two:")
-    for tag, packet in pipeline.batched:
+    print("pairs of trials with a fast one:")
+    for tag, packet in pipeline.with_fast:
         print(f"  {tag.as_dict()} -> {packet.as_dict()}")
     print()
     print(result)  # per node: computed, cached, skipped, failed, rows
