@@ -273,9 +273,9 @@ def test_sync_and_async_orchestrators_agree(store: Store, topology: str, kind: s
 def test_the_matrix_covers_streaming_and_barrier_operators(store: Store) -> None:
     """The cases above run every strategy: per-chunk, build-probe, symmetric join, fixed
     batch and the barrier that guards a batch after a join."""
-    from podline.pipeline.streaming import Strategy, plan_operators
+    from podline.pipeline.streaming import StreamingStrategy, plan_operators
 
-    seen: set[Strategy] = set()
+    seen: set[StreamingStrategy] = set()
     for topology in ("operator", "diamond", "fan_out"):
         built = TOPOLOGIES[topology](store, FUNCTIONS["plain"])
         assert isinstance(built, Pipeline)
@@ -283,10 +283,10 @@ def test_the_matrix_covers_streaming_and_barrier_operators(store: Store) -> None
         plans = plan_operators(built.graph)
         seen |= set(plans.values())
         if topology == "fan_out":
-            assert plans[id(built.with_extra)] is Strategy.BARRIER
+            assert plans[id(built.with_extra)] is StreamingStrategy.BARRIER
         if topology == "diamond":
-            assert plans[id(built.joined)] is Strategy.SYMMETRIC_JOIN
-    assert seen == set(Strategy)
+            assert plans[id(built.joined)] is StreamingStrategy.SYMMETRIC_JOIN
+    assert seen == set(StreamingStrategy)
 
 
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))

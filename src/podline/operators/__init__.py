@@ -6,7 +6,7 @@ returns a lazy stream; every stream also offers the same operators as methods
 (``a.join(b)``, ``s.batch(10)``). See ``docs/operators.md``.
 """
 
-from podline.operators.base import Operator, StreamSchema
+from podline.operators.base import Operator, StreamingStrategy, StreamSchema
 from podline.operators.batch import Batch
 from podline.operators.columns import (
     DropPacketColumns,
@@ -35,4 +35,5 @@ __all__ = [
     "SelectTagColumns",
     "SemiJoin",
     "StreamSchema",
+    "StreamingStrategy",
 ]

@@ -18,6 +18,7 @@ they are bookkeeping of the node that wrote them.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "ROW_INDEX",
     "Operator",
     "StreamSchema",
+    "StreamingStrategy",
     "column_names",
     "describe_input",
     "merge_shared_types",
@@ -122,15 +124,41 @@ def merge_shared_types(
     return merged
 
 
+class StreamingStrategy(enum.StrEnum):
+    """How an operator can run on inputs that arrive in chunks (the async orchestrator)."""
+
+    #: Each input chunk is processed on its own as it arrives (one input).
+    PER_CHUNK = "per_chunk"
+    #: Input 1 is collected fully, then each chunk of input 0 is probed against it.
+    BUILD_PROBE = "build_probe"
+    #: Two inputs; a chunk arriving on one side is joined with everything the other side
+    #: has delivered so far, then kept. Row order differs from a sync run's. Only valid for
+    #: operators whose output over a union of input rows is the union of their outputs over
+    #: the parts.
+    SYMMETRIC_JOIN = "symmetric_join"
+    #: Fixed-size batches, each emitted as soon as it is full.
+    FIXED_BATCH = "fixed_batch"
+    #: Every input is collected, then the operator runs once.
+    BARRIER = "barrier"
+
+
 class Operator(IdentityMixin):
     """Base of every operator; subclasses implement ``_plan`` and ``_compute``.
 
     ``arity`` is the exact number of inputs, or ``None`` for one or more. ``commutative``
     operators give the same identity and the same rows for any order of their inputs.
+    ``order_sensitive`` operators may output another set of rows when their input rows come
+    in another order; ``streaming_strategy`` says how the operator can stream.
     """
 
     arity: ClassVar[int | None] = 1
     commutative: ClassVar[bool] = False
+    order_sensitive: ClassVar[bool] = True
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        """How this operator can run over ``inputs`` inputs arriving in chunks (by default it
+        waits for all of them)."""
+        return StreamingStrategy.BARRIER
 
     # ------------------------------------------------------------------ identity
     @property

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podline.operators.base import Operator, StreamSchema
+from podline.operators.base import Operator, StreamingStrategy, StreamSchema
 from podline.schema import Schema, list_of
 from podline.streams import Stream
 
@@ -36,6 +36,10 @@ class Batch(Operator):
 
     def parameters(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "drop_partial": self.drop_partial}
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        """Fixed-size batches as rows arrive; one batch of everything waits for it all."""
+        return StreamingStrategy.FIXED_BATCH if self.batch_size else StreamingStrategy.BARRIER
 
     def _plan(self, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> StreamSchema:
         (schema,) = schemas

@@ -25,7 +25,13 @@ import pyarrow as pa
 
 from podline.columns import check_user_columns, source_info_column
 from podline.errors import ReservedColumnError, format_names
-from podline.operators.base import Operator, StreamSchema, column_names, unknown_columns
+from podline.operators.base import (
+    Operator,
+    StreamingStrategy,
+    StreamSchema,
+    column_names,
+    unknown_columns,
+)
 from podline.schema import Schema
 from podline.streams import Stream
 
@@ -56,6 +62,10 @@ class _ColumnSubset(Operator):
 
     kind: ClassVar[Kind]
     keep_named: ClassVar[bool]
+    order_sensitive = False
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        return StreamingStrategy.PER_CHUNK
 
     def __init__(self, columns: str | Iterable[str], strict: bool = True) -> None:
         names = column_names(columns)
@@ -120,6 +130,10 @@ class _ColumnRename(Operator):
     """Shared logic of ``MapTags`` and ``MapPackets``."""
 
     kind: ClassVar[Kind]
+    order_sensitive = False
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        return StreamingStrategy.PER_CHUNK
 
     def __init__(
         self, name_map: Mapping[str, str], drop_unmapped: bool = False, strict: bool = True

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from podline.errors import HashingError, format_names
 from podline.hashing import Unordered, hash_value
-from podline.operators.base import ROW_INDEX, Operator, StreamSchema, take_rows
+from podline.operators.base import ROW_INDEX, Operator, StreamingStrategy, StreamSchema, take_rows
 from podline.streams import Stream
 
 __all__ = ["Filter"]
@@ -45,6 +45,11 @@ _PYTHON_CALLABLES = frozenset({"AnonymousFunction", "callback"})
 
 class Filter(Operator):
     """Keep rows where every predicate holds and every constrained column has its value."""
+
+    order_sensitive = False
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        return StreamingStrategy.PER_CHUNK
 
     def __init__(self, *predicates: pl.Expr, constraints: Mapping[str, Any] | None = None) -> None:
         not_exprs = [type(p).__name__ for p in predicates if not isinstance(p, pl.Expr)]

@@ -36,6 +36,7 @@ from podline.errors import OperatorError, format_names
 from podline.operators.base import (
     ROW_INDEX,
     Operator,
+    StreamingStrategy,
     StreamSchema,
     describe_input,
     merge_shared_types,
@@ -228,6 +229,15 @@ class Join(Operator):
 
     arity = None
     commutative = True
+    order_sensitive = False
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        """One input: row by row; two: a symmetric hash join; more: all at once."""
+        if inputs == 1:
+            return StreamingStrategy.PER_CHUNK
+        if inputs == 2:
+            return StreamingStrategy.SYMMETRIC_JOIN
+        return StreamingStrategy.BARRIER
 
     def _plan(self, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> StreamSchema:
         plan = plan_join(self.label, inputs, schemas)

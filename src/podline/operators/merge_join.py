@@ -30,6 +30,7 @@ class MergeJoin(Operator):
 
     arity = 2
     commutative = True
+    order_sensitive = False  # (streams only as a barrier: the default strategy)
 
     def _plan(self, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> StreamSchema:
         plan = plan_join(self.label, inputs, schemas)

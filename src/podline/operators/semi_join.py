@@ -17,6 +17,7 @@ import pyarrow as pa
 from podline.operators.base import (
     ROW_INDEX,
     Operator,
+    StreamingStrategy,
     StreamSchema,
     describe_input,
     merge_shared_types,
@@ -32,6 +33,10 @@ class SemiJoin(Operator):
     """Filter the left stream by the tags present in the right stream."""
 
     arity = 2
+    order_sensitive = False
+
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+        return StreamingStrategy.BUILD_PROBE
 
     def _plan(self, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> StreamSchema:
         left, right = schemas

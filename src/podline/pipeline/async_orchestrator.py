@@ -65,7 +65,7 @@ from podline.pipeline.orchestrator import (
 from podline.pipeline.streaming import (
     Channel,
     Outlet,
-    Strategy,
+    StreamingStrategy,
     concat_chunks,
     head,
     plan_operators,
@@ -292,7 +292,7 @@ class _Run:
             raise failure
 
     async def node_task(
-        self, node: Any, strategy: Strategy | None, inputs: list[Channel], outlet: Outlet
+        self, node: Any, strategy: StreamingStrategy | None, inputs: list[Channel], outlet: Outlet
     ) -> None:
         scoped = self.scoped(node)
         node_hash = str(node.content_hash())

@@ -29,7 +29,6 @@ This module owns
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -37,19 +36,7 @@ import pyarrow as pa
 
 from podline.nodes import CacheMode, NodeOutput, is_operator_node
 from podline.nodes.base import empty_output
-from podline.operators import (
-    Batch,
-    DropPacketColumns,
-    DropTagColumns,
-    Filter,
-    Join,
-    MapPackets,
-    MapTags,
-    MergeJoin,
-    SelectPacketColumns,
-    SelectTagColumns,
-    SemiJoin,
-)
+from podline.operators import StreamingStrategy
 from podline.pipeline.graph import PipelineGraph
 from podline.streams import Stream, TableStream
 
@@ -58,8 +45,8 @@ __all__ = [
     "Channel",
     "Offload",
     "Outlet",
-    "Strategy",
     "StreamingOperator",
+    "StreamingStrategy",
     "concat_chunks",
     "head",
     "order_sensitive",
@@ -187,70 +174,32 @@ def _types(stream: TableStream) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- strategies
 
 
-class Strategy(enum.StrEnum):
-    """How an operator node runs under the async orchestrator."""
-
-    #: Each input chunk is processed on its own as it arrives (one input).
-    PER_CHUNK = "per_chunk"
-    #: Input 1 is collected fully, then each chunk of input 0 is probed against it.
-    BUILD_PROBE = "build_probe"
-    #: Two inputs; a chunk arriving on one side is joined with everything the other side
-    #: has delivered so far, then kept. Row order differs from a sync run's.
-    SYMMETRIC_JOIN = "symmetric_join"
-    #: Fixed-size batches, each emitted as soon as it is full.
-    FIXED_BATCH = "fixed_batch"
-    #: Every input is collected, then the node executes once.
-    BARRIER = "barrier"
-
-
 @runtime_checkable
 class StreamingOperator(Protocol):
-    """An operator that says how it can stream over ``inputs`` inputs (a ``Strategy`` or its
-    value). ``Strategy.SYMMETRIC_JOIN`` is only valid for operators whose output over a
-    union of input rows is the union of their outputs over the parts."""
+    """An operator that says how it can stream over ``inputs`` inputs (a
+    ``StreamingStrategy`` or its value), and whether the set of rows it outputs may depend on
+    the order of its input rows. Every ``podline.operators.Operator`` is one."""
 
-    def streaming_strategy(self, inputs: int) -> Strategy | str: ...
+    order_sensitive: bool
 
-
-_PER_CHUNK = (
-    SelectTagColumns,
-    SelectPacketColumns,
-    DropTagColumns,
-    DropPacketColumns,
-    MapTags,
-    MapPackets,
-    Filter,
-)
-
-#: Operators whose set of output rows does not depend on the order of their input rows.
-_ORDER_FREE = (*_PER_CHUNK, Join, MergeJoin, SemiJoin)
+    def streaming_strategy(self, inputs: int) -> StreamingStrategy | str: ...
 
 
-def strategy_for(operator: object, inputs: int) -> Strategy:
-    """How an operator applied to ``inputs`` inputs can stream (the barrier if unknown)."""
+def strategy_for(operator: object, inputs: int) -> StreamingStrategy:
+    """How an operator applied to ``inputs`` inputs can stream (the barrier if it does not
+    say)."""
     if isinstance(operator, StreamingOperator):
-        return Strategy(operator.streaming_strategy(inputs))
-    if isinstance(operator, _PER_CHUNK) or (isinstance(operator, Join) and inputs == 1):
-        return Strategy.PER_CHUNK
-    if isinstance(operator, Join) and inputs == 2:
-        return Strategy.SYMMETRIC_JOIN
-    if isinstance(operator, SemiJoin):
-        return Strategy.BUILD_PROBE
-    if isinstance(operator, Batch) and operator.batch_size > 0:
-        return Strategy.FIXED_BATCH
-    return Strategy.BARRIER
+        return StreamingStrategy(operator.streaming_strategy(inputs))
+    return StreamingStrategy.BARRIER
 
 
 def order_sensitive(operator: object) -> bool:
     """Whether the set of rows ``operator`` outputs may depend on its input rows' order
-    (``Batch`` does; operators this module does not know are assumed to)."""
-    declared = getattr(operator, "order_sensitive", None)
-    if isinstance(declared, bool):
-        return declared
-    return not isinstance(operator, _ORDER_FREE)
+    (assumed for operators that do not say)."""
+    return not isinstance(operator, StreamingOperator) or bool(operator.order_sensitive)
 
 
-def plan_operators(graph: PipelineGraph) -> dict[int, Strategy]:
+def plan_operators(graph: PipelineGraph) -> dict[int, StreamingStrategy]:
     """The strategy of every operator node of ``graph``, by ``id(node)``.
 
     A streaming join changes row order, so it falls back to the barrier when an
@@ -264,30 +213,30 @@ def plan_operators(graph: PipelineGraph) -> dict[int, Strategy]:
             or needs_order[id(c)]
             for c in graph.successors(node)
         )
-    plans: dict[int, Strategy] = {}
+    plans: dict[int, StreamingStrategy] = {}
     for node in graph:
         if not is_operator_node(node):
             continue
         if getattr(node, "cache_mode", None) is CacheMode.REPLAY:
-            plans[id(node)] = Strategy.BARRIER
+            plans[id(node)] = StreamingStrategy.BARRIER
             continue
         producer = getattr(node, "producer", None)
         strategy = strategy_for(producer, len(node.upstreams))
         if not _fits(strategy, producer, len(node.upstreams)) or (
-            strategy is Strategy.SYMMETRIC_JOIN and needs_order[id(node)]
+            strategy is StreamingStrategy.SYMMETRIC_JOIN and needs_order[id(node)]
         ):
-            strategy = Strategy.BARRIER
+            strategy = StreamingStrategy.BARRIER
         plans[id(node)] = strategy
     return plans
 
 
-def _fits(strategy: Strategy, operator: object, inputs: int) -> bool:
+def _fits(strategy: StreamingStrategy, operator: object, inputs: int) -> bool:
     """Whether ``strategy`` can run ``operator`` over ``inputs`` inputs at all."""
-    if strategy in (Strategy.PER_CHUNK, Strategy.FIXED_BATCH):
+    if strategy in (StreamingStrategy.PER_CHUNK, StreamingStrategy.FIXED_BATCH):
         size = getattr(operator, "batch_size", None)
         fixed = isinstance(size, int) and size > 0
-        return inputs == 1 and (strategy is Strategy.PER_CHUNK or fixed)
-    if strategy in (Strategy.BUILD_PROBE, Strategy.SYMMETRIC_JOIN):
+        return inputs == 1 and (strategy is StreamingStrategy.PER_CHUNK or fixed)
+    if strategy in (StreamingStrategy.BUILD_PROBE, StreamingStrategy.SYMMETRIC_JOIN):
         return inputs == 2
     return True
 
@@ -512,7 +461,7 @@ def tail(stream: TableStream, start: int) -> TableStream:
 
 async def run_operator(
     node: Any,
-    strategy: Strategy,
+    strategy: StreamingStrategy,
     inputs: Sequence[Channel],
     outlet: Outlet,
     *,
@@ -524,10 +473,10 @@ async def run_operator(
     output, which the node has adopted."""
     run = _OperatorRun(node, inputs, outlet, offload, chunk_rows)
     runner = {
-        Strategy.PER_CHUNK: run.per_chunk,
-        Strategy.BUILD_PROBE: run.build_probe,
-        Strategy.SYMMETRIC_JOIN: run.symmetric_join,
-        Strategy.FIXED_BATCH: run.fixed_batch,
-        Strategy.BARRIER: run.barrier,
+        StreamingStrategy.PER_CHUNK: run.per_chunk,
+        StreamingStrategy.BUILD_PROBE: run.build_probe,
+        StreamingStrategy.SYMMETRIC_JOIN: run.symmetric_join,
+        StreamingStrategy.FIXED_BATCH: run.fixed_batch,
+        StreamingStrategy.BARRIER: run.barrier,
     }[strategy]
     return await runner()
