@@ -302,3 +302,52 @@ def test_tiny_buffers_never_deadlock(store: Store, topology: str) -> None:
 
     result = asyncio.run(bounded())
     assert set(result.counts) == {node.label for node in graph}
+
+
+def test_operators_declare_how_they_stream() -> None:
+    from podline.operators import (
+        Batch,
+        Filter,
+        Join,
+        MapTags,
+        MergeJoin,
+        Operator,
+        SelectPacketColumns,
+        SemiJoin,
+        StreamingStrategy,
+    )
+    from podline.pipeline.streaming import order_sensitive, strategy_for
+
+    declared = {
+        (Filter(pl.col("a") > 0), 1): StreamingStrategy.PER_CHUNK,
+        (SelectPacketColumns(["a"]), 1): StreamingStrategy.PER_CHUNK,
+        (MapTags({"k": "key"}), 1): StreamingStrategy.PER_CHUNK,
+        (Join(), 1): StreamingStrategy.PER_CHUNK,
+        (Join(), 2): StreamingStrategy.SYMMETRIC_JOIN,
+        (Join(), 3): StreamingStrategy.BARRIER,
+        (SemiJoin(), 2): StreamingStrategy.BUILD_PROBE,
+        (MergeJoin(), 2): StreamingStrategy.BARRIER,
+        (Batch(batch_size=3), 1): StreamingStrategy.FIXED_BATCH,
+        (Batch(), 1): StreamingStrategy.BARRIER,
+    }
+    for (operator, inputs), strategy in declared.items():
+        assert strategy_for(operator, inputs) is strategy, operator
+    assert not order_sensitive(Join())
+    assert order_sensitive(Batch(batch_size=3))
+
+    class Mine(Operator):  # an operator of one's own waits for its inputs, unless it says
+        pass
+
+    class Streams(Operator):
+        order_sensitive = False
+
+        def streaming_strategy(self, inputs: int) -> StreamingStrategy:
+            return StreamingStrategy.PER_CHUNK
+
+    assert strategy_for(Mine(), 1) is StreamingStrategy.BARRIER
+    assert order_sensitive(Mine())
+    assert strategy_for(Streams(), 1) is StreamingStrategy.PER_CHUNK
+    assert not order_sensitive(Streams())
+    # Anything else (not an operator that says): the barrier, order-sensitive.
+    assert strategy_for(object(), 1) is StreamingStrategy.BARRIER
+    assert order_sensitive(object())
