@@ -12,7 +12,7 @@ import pytest
 import podline
 from podline import function_pod
 from podline.functions import RowStatus
-from podline.nodes import FunctionNode
+from podline.nodes import FunctionNode, kinds
 from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS
 from podline.pipeline import Pipeline
 from podline.stores import RECORD_ID, Store
@@ -167,10 +167,45 @@ def test_incremental_execution_matches_execute_and_reads_records_once(
         for i in range(0, len(source), 3)
     ]
     output = function.finish()
-    assert len(scans) == 1  # the records were read once, not once per chunk
+    # The records, and the memo for the entries they miss, were read once, not per chunk.
+    assert sorted(map(str, scans)) == sorted({str(path) for path in scans})
+    assert len(scans) == 2
     assert CALLS == [8, 9]  # only the new entries were computed
     assert [len(c) for c in chunks] == [3, 3, 3]
     assert output.as_table().slice(0, len(values)).to_pylist() == whole.as_table().to_pylist()
     assert output.as_table().column("y").to_pylist()[-2:] == [24, 27]
     assert function.counts[RowStatus.CACHED] == len(values)
     assert function.counts[RowStatus.COMPUTED] == 2
+
+
+def test_a_node_reads_the_memo_once_however_many_batches_miss_its_records(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = list(range(40))
+    build(store, values, source_id="first").run()
+    CALLS.clear()
+    # Another source, same values: no record matches (entry ids include the source), so
+    # every batch goes to the pod, whose memo has every result.
+    again = build(store, values, source_id="second")
+    monkeypatch.setattr(kinds, "NODE_BATCH", 8)
+    reads: list[object] = []
+    scans: list[object] = []
+    backend = type(store._backend)  # type: ignore[attr-defined]
+    real_read, real_scan = backend.read, backend.scan
+
+    def counting_read(self: object, path: tuple[str, ...], *args: object) -> object:
+        reads.append(path)
+        return real_read(self, path, *args)
+
+    def counting_scan(self: object, path: tuple[str, ...], *args: object) -> object:
+        scans.append(path)
+        return real_scan(self, path, *args)
+
+    monkeypatch.setattr(backend, "read", counting_read)
+    monkeypatch.setattr(backend, "scan", counting_scan)
+    result = again.run()
+    assert CALLS == []
+    assert result.counts["triple"].cached == len(values)
+    memo = [path for path in scans if "functions" in path]
+    assert len(memo) == 1  # five batches, one read of the memo
+    assert not [path for path in reads if "functions" in path]

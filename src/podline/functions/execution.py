@@ -136,6 +136,7 @@ class PodRun:
         logger_factory: LoggerFactory | None,
         before_calls: Callable[[np.ndarray], None] | None = None,
         keep_captures: bool = False,
+        memo: ResultCache | None = None,
     ) -> None:
         self.pod = pod
         self.keep_captures = keep_captures
@@ -143,7 +144,10 @@ class PodRun:
         self.fn = pod.packet_function
         self.stream = stream
         self.executor = executor
-        self.cache = ResultCache(store, self.fn) if store is not None else None
+        if memo is not None:
+            self.cache: ResultCache | None = memo
+        else:
+            self.cache = ResultCache(store, self.fn) if store is not None else None
         self.logger_factory = logger_factory
         self.table = stream.as_table(system_tags=True)
         self.tag_names, _ = stream.keys(system_tags=True)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from podline.columns import meta_column, source_info_column
 from podline.functions.packet_function import PacketFunction
+from podline.matching import index_in
 from podline.stores import RECORD_ID, Store
 
 __all__ = ["SKIPPED_COLUMN", "ResultCache"]
@@ -28,9 +29,15 @@ COMPUTED_AT_COLUMN = meta_column("computed_at")
 class ResultCache:
     """Bulk lookups and writes of one function's results in a store."""
 
-    def __init__(self, store: Store, function: PacketFunction) -> None:
+    def __init__(self, store: Store, function: PacketFunction, *, preload: bool = False) -> None:
         self.store = store
         self.function = function
+        #: With ``preload``, the first lookup reads every stored result once and later ones
+        #: look there first: a node asking batch after batch would otherwise have the store
+        #: read the whole table for each batch. (Results recorded since are not kept: the
+        #: store answers for those.)
+        self.preload = preload
+        self._stored: pa.Table | None = None
         self.path = ("functions", function.name, function.content_hash().short(16))
         outputs = function.output_schema.to_arrow()
         self.schema = pa.schema(
@@ -54,9 +61,22 @@ class ResultCache:
             ]
         ).empty_table()
 
-    def lookup(self, input_hashes: Sequence[str] | pa.Array) -> pa.Table:
-        """Stored records for these input hashes (hits only), typed by ``self.schema``."""
-        found = self.store.read(self.path, input_hashes)
+    def lookup(self, input_hashes: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Table:
+        """Stored records for these input hashes (hits only, in any order), typed by
+        ``self.schema``."""
+        if not self.preload:
+            return self._typed(self.store.read(self.path, input_hashes))
+        if self._stored is None:
+            self._stored = self._typed(self.store.scan(self.path))
+        ids = _ids(input_hashes)
+        position = index_in(ids, self._stored.column(RECORD_ID))
+        hits = self._stored.take(pa.array(position[position >= 0], pa.int64()))
+        rest = ids.filter(pa.array(position < 0))
+        if not len(rest):
+            return hits
+        return pa.concat_tables([hits, self._typed(self.store.read(self.path, rest))])
+
+    def _typed(self, found: pa.Table | None) -> pa.Table:
         if found is None or found.num_rows == 0:
             return self.schema.empty_table()
         return found.select(self.schema.names).cast(self.schema)
@@ -85,3 +105,11 @@ class ResultCache:
         if table.num_rows:
             self.store.write(self.path, table)
         return table
+
+
+def _ids(hashes: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(hashes, pa.ChunkedArray):
+        return hashes.combine_chunks()
+    if isinstance(hashes, pa.Array):
+        return hashes
+    return pa.array(list(hashes), pa.large_string())

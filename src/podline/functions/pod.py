@@ -36,6 +36,7 @@ from podline.functions.execution import (
     PodRun,
     RowStatus,
 )
+from podline.functions.memo import ResultCache
 from podline.functions.packet_function import SKIP, IdentityMode, PacketFunction, SkipType
 from podline.hashing import IdentityMixin
 from podline.schema import PodType, Schema, is_assignable, type_name
@@ -193,6 +194,7 @@ class FunctionPod(IdentityMixin):
         on_error: OnError = "raise",
         before_calls: Callable[[np.ndarray], None] | None = None,
         keep_captures: bool = False,
+        memo: ResultCache | None = None,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
@@ -201,7 +203,9 @@ class FunctionPod(IdentityMixin):
         ``"continue"`` failing rows are left out and reported in ``PodResult.errors``.
         ``before_calls(rows)`` is told, before each batch of calls starts, which input rows
         that batch computes. ``keep_captures=True`` keeps every computed call's capture in
-        ``PodResult.captures`` (else only failed calls' captures are kept).
+        ``PodResult.captures`` (else only failed calls' captures are kept). ``memo``, a
+        result cache to use instead of one on ``result_store``, lets several executions share
+        one (a node's batches share a preloaded one).
         """
         run = PodRun(
             self,
@@ -211,6 +215,7 @@ class FunctionPod(IdentityMixin):
             logger_factory=logger_factory,
             before_calls=before_calls,
             keep_captures=keep_captures,
+            memo=memo,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
 from podline.executors import Executor
-from podline.functions import FunctionPod, PodResult, RowStatus
+from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.packets import PacketBatch, PacketOutcomes
@@ -152,6 +152,7 @@ class FunctionNode(Node):
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
         self._parts: list[TableStream] = []
         self._known: KnownEntries | None = None
+        self._memo: ResultCache | None = None
 
     def execute(
         self,
@@ -190,6 +191,12 @@ class FunctionNode(Node):
         self.counts = dict.fromkeys(RowStatus, 0)
         self._parts = []
         self._known = None
+        # One memo for all the execution's batches, read at most once (see ResultCache).
+        self._memo = (
+            ResultCache(self.result_store, self.pod.packet_function, preload=True)
+            if self.result_store is not None
+            else None
+        )
 
     def execute_batch(
         self,
@@ -227,6 +234,7 @@ class FunctionNode(Node):
         self.set_output(output)
         self._parts = []
         self._known = None
+        self._memo = None
         return output
 
     def _add(self, result: PodResult) -> None:
@@ -262,6 +270,7 @@ class FunctionNode(Node):
             todo,
             executor=self.executor or executor,  # a node's own executor wins
             result_store=self.result_store,
+            memo=self._memo,
             on_error="continue",
             keep_captures=hooks,
             before_calls=(lambda todo_rows: start(misses[todo_rows])) if hooks else None,
