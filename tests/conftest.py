@@ -1,6 +1,7 @@
 """Shared test configuration: hypothesis profiles ("ci" when the CI variable is set) and the
-``store`` fixture, which runs a test once per store backend, and ``eventually``, which polls
-for what background threads do.
+``store`` fixture, which runs a test once per store backend, ``eventually``, which polls
+for what background threads do, and ``ctrl_c_in_a_notebook``, which presses Ctrl-C while a
+notebook cell runs.
 
 To run every store-backed test against a new backend, add one entry to ``BACKENDS``: a
 function of a scratch directory returning a fresh, empty store.
@@ -8,9 +9,13 @@ function of a scratch directory returning a fresh, empty store.
 
 from __future__ import annotations
 
+import _thread
+import asyncio
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +51,36 @@ def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 def eventually() -> Callable[..., bool]:
     """``eventually(condition, seconds=10.0)``: poll until ``condition()`` holds."""
     return _eventually
+
+
+def _ctrl_c_in_a_notebook(cell: Callable[[], Awaitable[None]], after: float) -> float:
+    """Run ``cell()`` on a bare event loop, as a Jupyter kernel does (no ``asyncio.run``
+    handler turning SIGINT into a cancel), with Ctrl-C (a KeyboardInterrupt in the main
+    thread) ``after`` seconds in; check the interrupt came through and return how long the
+    cell took."""
+    loop = asyncio.new_event_loop()
+    timer = threading.Timer(after, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        timer.join()
+        loop.close()
+    return time.perf_counter() - started
+
+
+@pytest.fixture
+def ctrl_c_in_a_notebook() -> Callable[[Callable[[], Awaitable[None]], float], float]:
+    """``ctrl_c_in_a_notebook(cell, after)``: see ``_ctrl_c_in_a_notebook`` (skips where
+    Python does not own SIGINT, or off the main thread)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        pytest.skip("needs the main thread and Python's own SIGINT handler")
+    return _ctrl_c_in_a_notebook
 
 
 settings.register_profile("ci", deadline=None, max_examples=100)

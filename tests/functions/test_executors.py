@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import logging
 import random
-import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -261,14 +260,11 @@ def test_a_capture_is_quiet_unless_the_call_printed_logged_or_raised(
         assert outcome.capture.quiet == quiet
 
 
-def test_ctrl_c_inside_a_running_loop_cancels_async_calls() -> None:
-    """In a notebook, async calls run on a loop beside the kernel's: Ctrl-C (a
-    KeyboardInterrupt in the main thread) must cancel them, not leave them running."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        pytest.skip("needs the main thread and Python's own SIGINT handler")
+def test_ctrl_c_inside_a_running_loop_cancels_async_calls(
+    ctrl_c_in_a_notebook: Callable[..., float],
+) -> None:
+    """In a notebook, async calls run on a loop beside the kernel's: Ctrl-C must cancel
+    them, not leave them running."""
     finished: list[int] = []
 
     async def nap(x: int) -> int:
@@ -279,16 +275,6 @@ def test_ctrl_c_inside_a_running_loop_cancels_async_calls() -> None:
     async def cell() -> None:
         ThreadExecutor(4).execute(nap, [{"x": i} for i in range(8)], live=False)
 
-    loop = asyncio.new_event_loop()  # a bare loop, as a kernel has
-    timer = threading.Timer(0.1, _thread.interrupt_main)
-    timer.start()
-    started = time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(cell())
-    finally:
-        timer.join()
-        loop.close()
-    assert time.perf_counter() - started < 0.45
+    assert ctrl_c_in_a_notebook(cell, 0.1) < 0.45
     time.sleep(0.6)
     assert finished == []  # cancelled, not finishing in the background

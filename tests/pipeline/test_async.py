@@ -6,11 +6,11 @@ checked case by case in ``test_parity``.
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -456,14 +456,11 @@ def test_ctrl_c_during_run_cancels_it(store: Store) -> None:
     assert 0 < len(CALLS) < 1000
 
 
-def test_ctrl_c_in_a_notebook_cancels_the_run(store: Store) -> None:
+def test_ctrl_c_in_a_notebook_cancels_the_run(
+    store: Store, ctrl_c_in_a_notebook: Callable[..., float]
+) -> None:
     """In Jupyter, ``run()`` runs beside the kernel's loop; the kernel turns Ctrl-C into a
     KeyboardInterrupt in the main thread, which must cancel the run, not abandon it."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        pytest.skip("needs the main thread and Python's own SIGINT handler")
     with Pipeline("notebook", store, observe=False) as pipeline:
         slow_square.pod(numbers(1000))
     spy = Spy()
@@ -471,18 +468,7 @@ def test_ctrl_c_in_a_notebook_cancels_the_run(store: Store) -> None:
     async def cell() -> None:
         pipeline.run(orchestrator=AsyncPipelineOrchestrator(max_concurrency=4), observer=spy)
 
-    # A bare loop, as a kernel has: no asyncio.run handler turning SIGINT into a cancel.
-    loop = asyncio.new_event_loop()
-    timer = threading.Timer(0.2, _thread.interrupt_main)
-    timer.start()
-    started = time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(cell())
-    finally:
-        timer.join()
-        loop.close()
-    assert time.perf_counter() - started < 0.8
+    assert ctrl_c_in_a_notebook(cell, 0.2) < 0.8
     assert spy.events[-1] == ("run_end",)
     calls = len(CALLS)
     assert 0 < calls < 1000
