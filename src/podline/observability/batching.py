@@ -298,6 +298,7 @@ class NodeView(Observer, Generic[R]):
         # step per batch (a uuid per row would cost more than the rest of the hook).
         self._id_prefix = uuid.uuid4().hex[:16]
         self._sequence = 0
+        self._constant_columns: tuple[dict[str, str], dict[str, pa.Array]] | None = None
 
     # ------------------------------------------------------------------ node hooks
     def on_node_start(
@@ -424,10 +425,7 @@ class NodeView(Observer, Generic[R]):
         sequence = np.arange(first, first + n, dtype=np.int64)
         columns: dict[str, pa.Array] = {
             RECORD_ID: _record_ids(self._id_prefix, sequence),
-            RUN_ID: _constant(self.owner.run_id, n),
-            PIPELINE_URI: _constant(self.owner.pipeline_uri, n),
-            NODE: _constant(self.node_label, n),
-            NODE_HASH: _constant(self.node_hash, n),
+            **self._constants(n),
             SEQUENCE: pa.array(sequence),
         }
         for name in body.column_names:
@@ -437,6 +435,22 @@ class NodeView(Observer, Generic[R]):
             return table
         # Every column nullable: a later batch may lack a value the first one had.
         return table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
+
+    def _constants(self, n: int) -> dict[str, pa.Array]:
+        """The columns every row of this node's batches repeats, ``n`` rows of each: built
+        once per node and run for the largest batch, then sliced (fresh copies of megabytes
+        per batch cost more in page faults than in copying)."""
+        values = {
+            RUN_ID: self.owner.run_id,
+            PIPELINE_URI: self.owner.pipeline_uri,
+            NODE: self.node_label,
+            NODE_HASH: self.node_hash,
+        }
+        cached = self._constant_columns
+        if cached is None or cached[0] != values or len(cached[1][RUN_ID]) < n:
+            cached = (values, {name: _constant(value, n) for name, value in values.items()})
+            self._constant_columns = cached
+        return {name: column.slice(0, n) for name, column in cached[1].items()}
 
     def tag_columns(self, tags: Sequence[Tag | None]) -> dict[str, pa.Array]:
         """Typed columns of the tags' values, system tags included (null where unknown).
@@ -500,10 +514,13 @@ def _record_ids(prefix: str, sequence: np.ndarray) -> pa.Array:
     """``<prefix>-<sequence number as 12 hex digits>`` for each number (below 16**12)."""
     head = f"{prefix}-".encode()
     n, width = len(sequence), len(head) + _SEQUENCE_DIGITS
-    shifts = np.arange(4 * (_SEQUENCE_DIGITS - 1), -1, -4, dtype=np.int64)
     matrix = np.empty((n, width), dtype=np.uint8)
     matrix[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
-    matrix[:, len(head) :] = _HEX[(sequence[:, None] >> shifts) & 0xF]
+    # Digit by digit: one (n, 12) array of int64 intermediates would be 12 times the ids'
+    # own size, in fresh pages.
+    for digit in range(_SEQUENCE_DIGITS):
+        shift = 4 * (_SEQUENCE_DIGITS - 1 - digit)
+        matrix[:, len(head) + digit] = _HEX[(sequence >> shift) & 0xF]
     offsets = np.arange(n + 1, dtype=np.int64) * width
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(matrix))
 
