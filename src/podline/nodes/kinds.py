@@ -305,7 +305,11 @@ class FunctionNode(Node):
         """The node's provenance records (None without a store)."""
         if self.store is None:
             return None
-        return ProvenanceRecords(self.store, self.pod.packet_function, self.result_store)
+        # During an execution, the records resolve through the execution's memo, which
+        # then serves the batches too: the memo is read once.
+        return ProvenanceRecords(
+            self.store, self.pod.packet_function, self.result_store, memo=self._memo
+        )
 
     def entry_ids(self, stream: Stream) -> pa.Array:
         """The entry id of every row of an input stream (see ``records``)."""

@@ -81,10 +81,20 @@ class KnownEntries:
 class ProvenanceRecords:
     """The records of one function node, in its scope of the pipeline's store."""
 
-    def __init__(self, store: Store, function: PacketFunction, result_store: Store | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        function: PacketFunction,
+        result_store: Store | None,
+        *,
+        memo: ResultCache | None = None,
+    ) -> None:
         self.store = store
         self.function = function
-        self.memo = ResultCache(result_store, function) if result_store is not None else None
+        if memo is None and result_store is not None:
+            memo = ResultCache(result_store, function)
+        #: Where results are looked up (given: one an execution shares, see FunctionNode).
+        self.memo = memo
 
     @staticmethod
     def entry_ids(table: pa.Table, columns: Sequence[str]) -> pa.Array:
