@@ -8,6 +8,7 @@ columns themselves.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -409,3 +410,26 @@ def test_the_defaults_under_the_async_orchestrator(store: Store) -> None:
     logs = pipeline.logs(node="add")
     assert logs["stdout"].to_list() == [f"adding {i} and {i}\n" for i in range(5)]
     assert pipeline.runs()["complete"].to_list() == [True]
+
+
+def test_appended_rows_have_distinct_ids_and_their_run_across_writes(store: Store) -> None:
+    # Observations are appended, unchecked: their ids must be distinct by construction, and
+    # the constant columns (built once per node, then sliced) right in every write,
+    # including a last, shorter one.
+    pipeline = one_node(store, add, n=7)
+    status, logs = (store.at("pipelines", "one", kind) for kind in ("status", "logs"))
+    first = pipeline.run(
+        observer=CompositeObserver(
+            StatusObserver(status, batch_rows=3, flush_seconds=None),
+            LoggingObserver(logs, batch_rows=3, flush_seconds=None),
+        )
+    )
+    for scope in (status, logs):
+        (path,) = scope.list()
+        rows = scope.scan(path)
+        assert rows is not None
+        ids = rows.column(RECORD_ID).to_pylist()
+        assert len(ids) == len(set(ids)) >= 7
+        assert all(re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{12}", i) for i in ids)
+        assert set(rows.column(RUN_ID).to_pylist()) == {first.run_id}
+        assert set(rows.column(NODE).to_pylist()) == {"add"}

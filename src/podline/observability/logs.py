@@ -258,8 +258,7 @@ class _LogView(NodeView[_LogRows]):
             rows.tags.append(tag)
             rows.captures.append(capture)
             buffered = len(self.buffer)
-        if buffered >= self.limit or self.timer is None:
-            self.added(buffered)
+        self.added(buffered)
 
     def finish(self) -> None:
         """Log the captures whose packets never ended, with no state (the run was cut

@@ -25,8 +25,6 @@ import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
 from podline.observability.batching import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_FLUSH_SECONDS,
     EQUAL_PACKET_FAILED,
     ROW_STATES,
     STATE_INDEX,
@@ -48,7 +46,6 @@ from podline.observability.columns import (
     TIMESTAMP,
     State,
 )
-from podline.stores import Store
 
 __all__ = ["StatusObserver"]
 
@@ -70,15 +67,6 @@ class StatusObserver(BatchedObserver):
 
     kind: ClassVar[str] = "status"
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        batch_rows: int = DEFAULT_BATCH_ROWS,
-        flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
-    ) -> None:
-        super().__init__(store, batch_rows=batch_rows, flush_seconds=flush_seconds)
-
     def __repr__(self) -> str:
         return f"StatusObserver({self.store.to_config()!r})"
 
@@ -94,6 +82,15 @@ class _StatusRows(Rows):
         self.started: list[float] = []  # NaN: unknown (the RUNNING row was written apart)
         self.cached: list[bool | None] = []
         self.errors: dict[int, BaseException] = {}  # by row; failures are rare
+
+    def append(self, state: int, started: float, at: float, tag: Tag, cached: bool | None) -> int:
+        """Add a row; returns its position."""
+        self.states.append(state)
+        self.started.append(started)
+        self.times.append(at)
+        self.tags.append(tag)
+        self.cached.append(cached)
+        return len(self.times) - 1
 
 
 class _StatusView(NodeView[_StatusRows]):
@@ -173,16 +170,9 @@ class _StatusView(NodeView[_StatusRows]):
     ) -> None:
         now = time()
         with self.lock:
-            rows = self.buffer.rows
-            self.open[id(tag)] = len(rows.times)
-            rows.states.append(_RUNNING)
-            rows.started.append(now)
-            rows.times.append(now)
-            rows.tags.append(tag)
-            rows.cached.append(None)
+            self.open[id(tag)] = self.buffer.rows.append(_RUNNING, now, now, tag, None)
             buffered = len(self.buffer)
-        if buffered >= self.limit or self.timer is None:
-            self.added(buffered)
+        self.added(buffered)
 
     def on_packet_end(
         self,
@@ -223,16 +213,11 @@ class _StatusView(NodeView[_StatusRows]):
                 if error is not None:
                     rows.errors[row] = error
                 return
+            added = rows.append(state, self.open_start.pop(key, _UNKNOWN), now, tag, cached)
             if error is not None:
-                rows.errors[len(rows.times)] = error
-            rows.states.append(state)
-            rows.started.append(self.open_start.pop(key, _UNKNOWN))
-            rows.times.append(now)
-            rows.tags.append(tag)
-            rows.cached.append(cached)
+                rows.errors[added] = error
             buffered = len(self.buffer)
-        if buffered >= self.limit or self.timer is None:
-            self.added(buffered)
+        self.added(buffered)
 
     def sealed(self, rows: _StatusRows) -> None:
         # The listed RUNNING rows are leaving the lists: their packets' ends, when they come,
