@@ -323,20 +323,20 @@ def test_reruns_do_not_read_the_history_of_observations(
 ) -> None:
     # Status rows, log rows and run records are appended: a run never reads the ids of
     # earlier runs' observations, so its cost does not grow with the history.
-    from podline.stores import _delta_format
+    from podline.stores import _delta_table
 
     root = tmp_path / "store"
     for _ in range(3):
         with DeltaStore(root) as store:
             build(store).run()
     reads: list[str] = []
-    real = _delta_format._read_ids
+    real = _delta_table._read_ids
 
     def counting(table: Any, uris: list[str], column: str, local_root: str | None) -> Any:
         reads.append(table.table_uri)
         return real(table, uris, column, local_root)
 
-    monkeypatch.setattr(_delta_format, "_read_ids", counting)
+    monkeypatch.setattr(_delta_table, "_read_ids", counting)
     with DeltaStore(root) as store:
         pipeline = build(store)
         result = pipeline.run()

@@ -18,8 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
-from podline.stores import RECORD_ID, DeltaStore, open_store
-from podline.stores import _delta_format as delta_format
+from podline.stores import RECORD_ID, DeltaStore, _delta_table, open_store
 from podline.stores import delta as delta_module
 from podline.stores._delta_format import decode_segment, encode_segment
 
@@ -166,13 +165,17 @@ def _failing_write(*args: Any, **kwargs: Any) -> None:
     raise OSError("disk on fire")
 
 
+#: Where every commit of a store goes through (podline's own appends and delta-rs's writes).
+_Backend = delta_module._DeltaBackend
+
+
 def test_flush_errors_are_raised_and_keep_the_rows(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = DeltaStore(root, flush_seconds=None)
     store.write("some/path", records(["a"], v=[1]))
     with monkeypatch.context() as patch:
-        patch.setattr(delta_module, "write_deltalake", _failing_write)
+        patch.setattr(_Backend, "_commit", _failing_write)
         with pytest.raises(StoreError, match=r"'some/path'.*disk on fire"):
             store.flush()
         with pytest.raises(StoreError, match="disk on fire"):
@@ -192,7 +195,7 @@ def test_timed_flush_errors_surface_on_the_next_call(
         attempts.append(args)
         _failing_write()
 
-    monkeypatch.setattr(delta_module, "write_deltalake", failing)
+    monkeypatch.setattr(_Backend, "_commit", failing)
     store.write("t", records(["a"], v=[1]))
     deadline = time.monotonic() + 10
     while not attempts and time.monotonic() < deadline:
@@ -278,22 +281,22 @@ def _racing(
     """Make ``other`` commit ``table`` just before the next commit attempt of any store.
 
     File locks are off, as on object stores, so only the optimistic protocol stands between
-    the two writers. Returns the modes of the commits attempted.
+    the two writers. Returns the kinds of the commits attempted ("create" or "append").
     """
     monkeypatch.setattr(delta_module, "fcntl", None)
-    real = delta_module.write_deltalake
+    real = _Backend._commit
     modes: list[str] = []
 
-    def write(*args: Any, **kwargs: Any) -> None:
-        modes.append(kwargs["mode"])
+    def commit(self: Any, state: Any, at: Any, log: Any, *args: Any) -> Any:
+        modes.append("create" if log is None else "append")
         if len(modes) == 1:
-            monkeypatch.setattr(delta_module, "write_deltalake", real)
+            monkeypatch.setattr(_Backend, "_commit", real)
             other.write(path, table)
             other.flush()
-            monkeypatch.setattr(delta_module, "write_deltalake", write)
-        real(*args, **kwargs)
+            monkeypatch.setattr(_Backend, "_commit", commit)
+        return real(self, state, at, log, *args)
 
-    monkeypatch.setattr(delta_module, "write_deltalake", write)
+    monkeypatch.setattr(_Backend, "_commit", commit)
     return modes
 
 
@@ -309,7 +312,7 @@ def test_a_commit_racing_another_writer_is_retried(
     other = DeltaStore(root, flush_seconds=None)
     modes = _racing(monkeypatch, other, "t", records(["b", "z"], v=[20, 26]))
     store.flush()
-    assert modes == ["append", "append"] if existing else ["error", "append"]
+    assert modes == ["append", "append"] if existing else ["create", "append"]
     table = DeltaTable(store.table_uri("t")).to_pyarrow_table()
     ids = table.column(RECORD_ID).to_pylist()
     assert sorted(ids) == sorted({"a", "b", "c", "z", *(["seed"] if existing else [])})
@@ -320,14 +323,14 @@ def test_writes_and_reads_go_on_while_a_background_commit_runs(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     committing, release = threading.Event(), threading.Event()
-    real_write = delta_module.write_deltalake
+    real_commit = _Backend._commit
 
-    def slow_write(*args: Any, **kwargs: Any) -> None:
+    def slow_commit(*args: Any) -> Any:
         committing.set()
         assert release.wait(10)
-        real_write(*args, **kwargs)
+        return real_commit(*args)
 
-    monkeypatch.setattr(delta_module, "write_deltalake", slow_write)
+    monkeypatch.setattr(_Backend, "_commit", slow_commit)
     store = DeltaStore(root, flush_rows=4, flush_seconds=None)
     assert store.write("t", records(["a", "b", "c", "d"], v=[1, 2, 3, 4])) == 4
     assert committing.wait(10)  # the committer has the four records in hand
@@ -423,13 +426,13 @@ def test_appending_to_a_table_reads_none_of_its_ids(
             store.append("log", records([f"{run}-{i}" for i in range(5)], v=list(range(5))))
             store.flush()
     reads: list[object] = []
-    real = delta_format._read_ids
+    real = _delta_table._read_ids
 
     def counting(*args: Any, **kwargs: Any) -> pa.ChunkedArray:
         reads.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(delta_format, "_read_ids", counting)
+    monkeypatch.setattr(_delta_table, "_read_ids", counting)
     # A new process appending to the table: the write-once check, which would read every
     # earlier id, is skipped (its cost would grow with every run).
     store = DeltaStore(root)
@@ -481,3 +484,22 @@ def test_parquet_settings_follow_what_the_columns_hold(root: Path) -> None:
     assert "RLE_DICTIONARY" in rows["run"].encodings
     assert "RLE_DICTIONARY" in rows["state"].encodings
     assert "RLE_DICTIONARY" not in rows["seq"].encodings
+
+
+def test_a_write_without_a_column_an_earlier_commit_added_is_committed(root: Path) -> None:
+    # The earlier commit added ``w`` through the committing side only; the next batch,
+    # checked against the schema reads last saw, must still be committed with ``w`` (null).
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("t", records(["a"], v=[1]))
+    store.flush()
+    store.write("t", records(["b"], v=[2], w=["x"]))
+    store.flush()
+    store.write("t", records(["c"], v=[3]))
+    store.flush()
+    rows = _committed(store, "t")
+    assert rows is not None
+    assert sorted(rows.to_pylist(), key=lambda row: row[RECORD_ID]) == [
+        {RECORD_ID: "a", "v": 1, "w": None},
+        {RECORD_ID: "b", "v": 2, "w": "x"},
+        {RECORD_ID: "c", "v": 3, "w": None},
+    ]

@@ -1,9 +1,9 @@
 """How podline lays out and annotates Delta tables, and reads their record ids.
 
 This module owns the on-disk format ``DeltaStore`` writes (and other Delta readers see): how
-store paths map to table directories, the one piece of podline metadata a table may carry, and
-the reading of a table's id column that keeps a store's write-once index current. The store
-itself (buffering, commits, concurrency) is in ``delta.py``.
+store paths map to table directories, the one piece of podline metadata a table may carry, the
+Parquet settings of data files and the reading of them. Reading and appending to a table's log
+is in ``_delta_log.py``; the store itself (buffering, commits, concurrency) in ``delta.py``.
 """
 
 from __future__ import annotations
@@ -11,30 +11,29 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator, Sequence
-from urllib.parse import unquote, urlsplit
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import ColumnProperties, DeltaTable, WriterProperties
+from deltalake import ColumnProperties, WriterProperties
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
 from podline.stores._common import canonical_type
-from podline.stores._index import IdIndex
 from podline.stores.base import StorePath
 
 __all__ = [
     "LOCK_FILE",
     "TABLE_SUFFIX",
-    "CommittedIds",
+    "ParquetSettings",
     "decode_segment",
     "delta_schema",
     "encode_segment",
+    "parquet_settings",
     "path_schema",
     "read_parquet",
     "table_paths",
-    "writer_properties",
 ]
 
 TABLE_SUFFIX = ".delta"
@@ -132,7 +131,29 @@ def delta_schema(schema: pa.Schema) -> pa.Schema:
 _ENCODING_SAMPLE = 2048
 
 
-def writer_properties(rows: pa.Table) -> WriterProperties:
+class ParquetSettings(NamedTuple):
+    """How a table's data files are written (see ``parquet_settings``)."""
+
+    #: "snappy" or "none".
+    compression: str
+    #: Columns written without a dictionary.
+    plain: frozenset[str]
+
+    def for_delta_rs(self) -> WriterProperties:
+        """The settings as delta-rs takes them."""
+        columns = {name: ColumnProperties(dictionary_enabled=False) for name in self.plain}
+        return WriterProperties(
+            compression="SNAPPY" if self.compression == "snappy" else "UNCOMPRESSED",
+            column_properties=columns or None,
+        )
+
+    def for_pyarrow(self, schema: pa.Schema) -> dict[str, Any]:
+        """The settings as ``pyarrow.parquet.write_table`` takes them."""
+        dictionary = [name for name in schema.names if name not in self.plain]
+        return {"compression": self.compression, "use_dictionary": dictionary}
+
+
+def parquet_settings(rows: pa.Table) -> ParquetSettings:
     """Parquet settings for writing ``rows``: dictionary encoding only where it pays, and
     compression only where it does.
 
@@ -148,7 +169,7 @@ def writer_properties(rows: pa.Table) -> WriterProperties:
     which costs no more CPU and makes them a third of the size.
     """
     sample = rows.slice(0, _ENCODING_SAMPLE)
-    plain = {}
+    plain = set()
     distinct_text = 0
     for field in rows.schema:
         t = field.type
@@ -156,19 +177,18 @@ def writer_properties(rows: pa.Table) -> WriterProperties:
             continue
         values = sample.column(field.name)
         if len(values) and pc.count_distinct(values).as_py() > len(values) // 2:
-            plain[field.name] = ColumnProperties(dictionary_enabled=False)
+            plain.add(field.name)
             if pa.types.is_string(t) or pa.types.is_large_string(t):
                 distinct_text += rows.column(field.name).nbytes
     compressed = 2 * distinct_text <= rows.nbytes
-    return WriterProperties(
-        compression="SNAPPY" if compressed else "UNCOMPRESSED", column_properties=plain or None
-    )
+    return ParquetSettings("snappy" if compressed else "none", frozenset(plain))
 
 
-def path_schema(table: DeltaTable) -> pa.Schema:
-    """The podline schema of a Delta table: canonical types, exact ones where recorded."""
+def path_schema(stored: pa.Schema) -> pa.Schema:
+    """The podline schema of a Delta table (``stored``: its schema as its log reads): canonical
+    types, exact ones where recorded."""
     fields = []
-    for f in pa.schema(table.schema().to_arrow()):
+    for f in stored:
         encoded = (f.metadata or {}).get(_TYPE_KEY)
         if encoded is None:
             t = canonical_type(f.type)
@@ -178,7 +198,7 @@ def path_schema(table: DeltaTable) -> pa.Schema:
     return pa.schema(fields)
 
 
-# --------------------------------------------------------------------------- record ids
+# --------------------------------------------------------------------------- data files
 
 
 def read_parquet(
@@ -195,74 +215,3 @@ def read_parquet(
         with pq.ParquetFile(source) as file:
             has = set(file.schema_arrow.names)
             yield file.read(columns=[name for name in columns if name in has])
-
-
-def _read_ids(
-    table: DeltaTable, uris: list[str], column: str, local_root: str | None
-) -> pa.ChunkedArray:
-    """The ``column`` values of the given data files of ``table``, as ``large_string``.
-
-    For a local table (``local_root``, its directory) the files are read through Arrow's own
-    file system, which reads a column about twice as fast as the one delta-rs provides.
-    """
-    root = table.table_uri
-    prefixes = (root, urlsplit(root).path)  # local file URIs come without their scheme
-    paths = []
-    for uri in uris:
-        prefix = next((p for p in prefixes if uri.startswith(p)), None)
-        if prefix is None:
-            raise StoreError(f"data file {uri} lies outside its table {root}")
-        paths.append(unquote(uri[len(prefix) :]))
-    filesystem = (
-        table.to_pyarrow_dataset().filesystem
-        if local_root is None
-        else pafs.SubTreeFileSystem(local_root, pafs.LocalFileSystem())
-    )
-    parts = read_parquet(paths, [column], filesystem)
-    ids = [chunk for part in parts for chunk in part[column].cast(pa.large_string()).chunks]
-    return pa.chunked_array(ids, pa.large_string())
-
-
-class CommittedIds:
-    """The ids of one column of a Delta table as of ``version``, kept current by reading only
-    the files added since (a full reload only when files were removed)."""
-
-    __slots__ = ("files", "index", "version")
-
-    def __init__(self) -> None:
-        self.version = -1
-        self.files: frozenset[str] = frozenset()
-        self.index = IdIndex()
-
-    def sync(self, table: DeltaTable | None, column: str, local_root: str | None) -> bool:
-        """Catch up with ``table``; True if ids were added."""
-        if table is None or table.version() == self.version:
-            return False
-        files = frozenset(table.file_uris())
-        if not self.files <= files:
-            # Files were removed (compaction by another writer, or a delete): start over.
-            self.index = IdIndex()
-            self.files = frozenset()
-        new = sorted(files - self.files)
-        added = False
-        if new and column in pa.schema(table.schema().to_arrow()).names:
-            before = len(self.index)
-            self.index.add(_read_ids(table, new, column, local_root))
-            added = len(self.index) > before
-        self.version = table.version()
-        self.files = files
-        return added
-
-    def record(self, table: DeltaTable, base_version: int, ids: pa.ChunkedArray) -> None:
-        """Account for our own commit, made on ``base_version``, without reading it back."""
-        if self.version != base_version:
-            return  # not in step; the next sync reads the new files
-        self.index.add(ids)
-        self.version = table.version()
-        self.files = frozenset(table.file_uris())
-
-    def rewritten(self, table: DeltaTable, base_version: int) -> None:
-        """Account for our own compaction on ``base_version``: same ids, other files."""
-        if self.version == base_version and table.version() == base_version + 1:
-            self.version = table.version()
-            self.files = frozenset(table.file_uris())

@@ -45,7 +45,7 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs as pafs
@@ -66,14 +66,26 @@ from podline.stores._common import (
 from podline.stores._delta_format import (
     LOCK_FILE,
     TABLE_SUFFIX,
-    CommittedIds,
-    delta_schema,
+    ParquetSettings,
     encode_segment,
+    parquet_settings,
     path_schema,
     table_paths,
-    writer_properties,
 )
-from podline.stores._delta_table import Buffered, TableState, merge_buffered, stored_rows
+from podline.stores._delta_log import (
+    DeltaRsLog,
+    LocalLog,
+    TableLog,
+    UnsupportedTable,
+    write_with_delta_rs,
+)
+from podline.stores._delta_table import (
+    Buffered,
+    CommittedIds,
+    TableState,
+    merge_buffered,
+    stored_rows,
+)
 from podline.stores._scoped import ScopedStore
 from podline.stores.base import PathLike, StorePath
 
@@ -157,12 +169,18 @@ class _DeltaBackend:
         state = self._tables.get(path)
         if state is None:
             state = self._tables[path] = TableState(self._uri(path))
-            state.handle = self._open(state.uri, path)
+            state.log = self._open(state.uri, path)
         return state
 
-    def _open(self, uri: str, path: StorePath) -> DeltaTable | None:
+    def _open(self, uri: str, path: StorePath, version: int | None = None) -> TableLog | None:
+        """The table's log (at ``version``; default: the latest), None while none exists.
+        Local tables are read by podline itself unless they use what only delta-rs reads."""
         try:
-            return DeltaTable(uri, storage_options=self.storage_options or None)
+            if self.local is not None:
+                with contextlib.suppress(UnsupportedTable):
+                    return LocalLog.load(uri, version)
+            options = self.storage_options or None
+            return DeltaRsLog(DeltaTable(uri, version=version, storage_options=options))
         except TableNotFoundError:
             return None
         except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
@@ -170,27 +188,29 @@ class _DeltaBackend:
                 f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
             ) from exc
 
-    def _refresh(self, state: TableState, path: StorePath) -> DeltaTable | None:
-        """The read handle at the table's latest version (None while no table exists)."""
-        state.handle = self._latest(state.handle, state.uri, path)
-        return state.handle
+    def _refresh(self, state: TableState, path: StorePath) -> TableLog | None:
+        """The read log at the table's latest version (None while no table exists)."""
+        state.log = self._latest(state.log, state.uri, path)
+        return state.log
 
-    def _refresh_for_write(self, state: TableState, path: StorePath) -> DeltaTable | None:
-        """The write handle at the table's latest version (None while no table exists)."""
-        state.write_handle = self._latest(state.write_handle, state.uri, path)
-        return state.write_handle
+    def _refresh_for_write(self, state: TableState, path: StorePath) -> TableLog | None:
+        """The write log at the table's latest version (None while no table exists)."""
+        state.write_log = self._latest(state.write_log, state.uri, path)
+        return state.write_log
 
-    def _latest(self, handle: DeltaTable | None, uri: str, path: StorePath) -> DeltaTable | None:
-        """``handle`` brought up to date, or the table opened if there is no handle yet."""
-        if handle is None:
+    def _latest(self, log: TableLog | None, uri: str, path: StorePath) -> TableLog | None:
+        """``log`` brought up to date, or the table opened if there is no log yet."""
+        if log is None:
             return self._open(uri, path)
         try:
-            handle.update_incremental()
+            log.update()
+        except UnsupportedTable:  # a feature podline does not read came in: delta-rs reads it
+            return self._open(uri, path)
         except Exception as exc:  # see _open
             raise StoreError(
                 f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
             ) from exc
-        return handle
+        return log
 
     def _local_root(self, state: TableState) -> str | None:
         """The directory of a local table, or None on an object store."""
@@ -200,19 +220,19 @@ class _DeltaBackend:
         ids = state.committed.get(column)
         if ids is None:
             ids = state.committed[column] = CommittedIds()
-            ids.sync(state.handle, column, self._local_root(state))
+            ids.sync(state.log, column, self._local_root(state))
         return ids
 
     def _may_hold(self, state: TableState, column: str, ids: pa.Array) -> bool:
         """Whether the committed rows may hold any of ``ids``: False only when the table's
-        id index (kept by this store's writes) is in step with the read handle and holds none
+        id index (kept by this store's writes) is in step with the read log and holds none
         of them. That spares a run looking up what it is about to compute a read of every
         row it committed so far. (The index is not synced here: the flush relies on a sync
         that adds ids to check buffered rows against them.)"""
         committed = state.committed.get(column)
-        if committed is None or state.handle is None:
+        if committed is None or state.log is None:
             return True
-        if committed.version != state.handle.version():
+        if committed.version != state.log.version():
             return True
         return bool(committed.index.contains(ids).any())
 
@@ -435,17 +455,19 @@ class _DeltaBackend:
         with self._table_lock(state, path):
             for attempt in range(_MAX_ATTEMPTS):
                 with self._lock:
-                    handle = self._refresh_for_write(state, path)
-                    base = None if handle is None else handle.version()
+                    log = self._refresh_for_write(state, path)
+                    base = None if log is None else log.version()
                     schema = state.schema(path)
                     assert schema is not None  # there are buffered rows
-                    self._drop_committed(state, handle)
+                    if log is not None:
+                        # Columns committed since the read log last looked are kept too.
+                        schema = evolve_schema(path_schema(log.schema()), schema, path)
+                    self._drop_committed(state, log)
                     batches = state.pending[:count]
                     rows = pa.concat_tables([conform(b.rows, schema, path) for b in batches])
-                    stored = None if handle is None else path_schema(handle)
                 if rows.num_rows:
                     try:
-                        handle = self._commit(state, handle, rows, schema, stored)
+                        log = self._commit(state, path, log, rows, schema)
                     except Exception as exc:  # see _open
                         if self._moved(state, path, base):
                             time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
@@ -456,8 +478,8 @@ class _DeltaBackend:
                         ) from exc
                 with self._lock:
                     if rows.num_rows:
-                        assert handle is not None
-                        self._committed_after(state, path, handle, base, batches)
+                        assert log is not None
+                        self._committed_after(state, path, log, base, batches)
                     state.pending = state.pending[count:]
                     state.pending_ids = {}
                     state.pending_rows = sum(b.rows.num_rows for b in state.pending)
@@ -471,8 +493,8 @@ class _DeltaBackend:
             f"{_MAX_ATTEMPTS} times in a row"
         )
 
-    def _drop_committed(self, state: TableState, handle: DeltaTable | None) -> None:
-        """Drop buffered rows whose ids the table (at ``handle``) gained since they were
+    def _drop_committed(self, state: TableState, log: TableLog | None) -> None:
+        """Drop buffered rows whose ids the table (at ``log``) gained since they were
         checked.
 
         Buffered rows are always disjoint from their column's committed index (``write``
@@ -480,7 +502,7 @@ class _DeltaBackend:
         """
         for column in {b.column for b in state.pending if not b.fresh}:
             committed = self._committed(state, column)
-            if committed.sync(handle, column, self._local_root(state)):
+            if committed.sync(log, column, self._local_root(state)):
                 state.pending = [
                     b._replace(rows=b.rows.filter(~committed.index.contains(b.rows[column])))
                     if b.column == column and not b.fresh
@@ -491,54 +513,51 @@ class _DeltaBackend:
     def _commit(
         self,
         state: TableState,
-        handle: DeltaTable | None,
+        path: StorePath,
+        log: TableLog | None,
         rows: pa.Table,
         schema: pa.Schema,
-        stored: pa.Schema | None,
-    ) -> DeltaTable:
-        """Commit ``rows`` on ``handle``'s version (a new table if None); returns the handle
-        at the new version."""
-        evolves = stored is not None and len(schema) > len(stored)
-        write_deltalake(
-            handle if handle is not None else state.uri,
-            # Same columns, annotated schema: a cast would re-check nullability (see conform).
-            pa.Table.from_arrays(rows.columns, schema=delta_schema(schema)),
-            # A first write creates the table and fails if one appeared meanwhile: given a
-            # URI, delta-rs would otherwise append to whatever it finds, unchecked.
-            mode="append" if handle is not None else "error",
-            schema_mode="merge" if evolves else None,
-            storage_options=None if handle is not None else self.storage_options or None,
-            # Commit on the version the rows were deduplicated against, or not at all: a
-            # rebased commit could add an id another writer has just added.
-            commit_properties=CommitProperties(max_commit_retries=0),
-            writer_properties=self._writer_properties(state, rows),
-            configuration=None if handle is not None else _TABLE_CONFIGURATION,
+    ) -> TableLog:
+        """Commit ``rows`` on ``log``'s version (a new table if None); returns the log at the
+        new version."""
+        settings = self._parquet_settings(state, rows)
+        if log is not None:
+            log.append(rows, schema, settings)
+            return log
+        options = self.storage_options or None
+        write_with_delta_rs(
+            state.uri,
+            rows,
+            schema,
+            settings,
+            storage_options=options,
+            configuration=_TABLE_CONFIGURATION,
         )
-        if handle is not None:
-            return handle
         # We created the table: version 0 holds exactly our rows.
-        return DeltaTable(state.uri, version=0, storage_options=self.storage_options or None)
+        created = self._open(state.uri, path, version=0)
+        assert created is not None
+        return created
 
     @staticmethod
-    def _writer_properties(state: TableState, rows: pa.Table) -> WriterProperties:
+    def _parquet_settings(state: TableState, rows: pa.Table) -> ParquetSettings:
         """The Parquet settings for a table, decided from its first batch (of each schema):
         its columns keep their character from batch to batch."""
         if state.writer is None or state.writer[0] != rows.schema:
-            state.writer = (rows.schema, writer_properties(rows))
+            state.writer = (rows.schema, parquet_settings(rows))
         return state.writer[1]
 
     def _committed_after(
         self,
         state: TableState,
         path: StorePath,
-        handle: DeltaTable,
+        log: TableLog,
         base: int | None,
         batches: list[Buffered],
     ) -> None:
-        """Account for the commit of ``batches`` on version ``base`` (``handle``: after it)."""
-        state.write_handle = handle
-        if state.handle is None:
-            state.handle = self._open(state.uri, path)
+        """Account for the commit of ``batches`` on version ``base`` (``log``: after it)."""
+        state.write_log = log
+        if state.log is None:
+            state.log = self._open(state.uri, path)
         written: dict[str, list[pa.Array]] = {}
         for column, rows, _ in batches:
             written.setdefault(column, []).extend(rows[column].chunks)
@@ -547,7 +566,7 @@ class _DeltaBackend:
             if committed is None:
                 continue  # only appended so far: no index to keep (one syncs when needed)
             ids = pa.chunked_array(chunks, type=pa.large_string())
-            committed.record(handle, -1 if base is None else base, ids)
+            committed.record(log, -1 if base is None else base, ids)
 
     def _moved(self, state: TableState, path: StorePath, base: int | None) -> bool:
         """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""
@@ -585,25 +604,27 @@ class _DeltaBackend:
             with self._flushing, self._lock:
                 state = self._table(path)
                 with self._table_lock(state, path):
-                    handle = self._refresh_for_write(state, path)
-                    if handle is None:
+                    log = self._refresh_for_write(state, path)
+                    if log is None:
                         continue
-                    base = handle.version()
+                    base = log.version()
+                    table = log.delta_table()
                     try:
-                        handle.optimize.compact()
-                        handle.vacuum(
+                        table.optimize.compact()
+                        table.vacuum(
                             retention_hours=retention_hours,
                             dry_run=False,
                             enforce_retention_duration=False,
                             full=True,
                         )
+                        log.update()
                     except Exception as exc:  # see _open
                         raise StoreError(
                             f"compacting {path_text(path)} at {state.uri} failed: "
                             f"{_first_line(exc)}"
                         ) from exc
                     for ids in state.committed.values():
-                        ids.rewritten(handle, base)
+                        ids.rewritten(log, base)
 
 
 def _unique(names: Iterable[str]) -> list[str]:

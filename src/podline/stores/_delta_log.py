@@ -1,0 +1,464 @@
+"""What a ``DeltaStore`` knows of one Delta table at one version: ``TableLog``.
+
+delta-rs costs milliseconds of fixed work per table opened and per commit (3-9 ms to open a
+table, 5-12 ms to append three rows), which is most of a small cached run. Plain local tables
+(the ones podline writes: unpartitioned, no deletion vectors, no column mapping) are simple
+enough to read and append to directly, as the Delta protocol lays them out:
+
+- ``LocalLog`` replays the table's ``_delta_log`` (its latest checkpoint, then the JSON
+  commits after it) for the version, the data files in the order they were added and the
+  schema; an update reads only the commits added since.
+- ``LocalLog.append`` writes one Parquet file with pyarrow and commits it as the next log
+  entry, created with a hard link so it either appears whole or, when another writer took
+  that version, not at all (the put-if-absent rule every Delta writer relies on). Every
+  ``delta.checkpointInterval`` commits it has delta-rs write a checkpoint, as delta-rs would.
+
+Anything else goes through delta-rs (``DeltaRsLog``): object stores, tables with features
+this reader does not interpret (``UnsupportedTable``), creating a table, changing its schema,
+and compaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from pyarrow import fs as pafs
+
+from podline.errors import StoreError
+from podline.stores._delta_format import ParquetSettings, delta_schema
+
+__all__ = [
+    "CommitConflict",
+    "DeltaRsLog",
+    "LocalLog",
+    "TableLog",
+    "UnsupportedTable",
+    "local_filesystem",
+    "write_with_delta_rs",
+]
+
+_COMMIT = re.compile(r"(\d{20})\.json")
+_CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet")
+#: The default of ``delta.checkpointInterval``.
+_CHECKPOINT_INTERVAL = 100
+#: Reader features that change nothing about reading plain Parquet files.
+_PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
+_CLIENT = "podline"
+
+_log = logging.getLogger(__name__)
+
+
+class UnsupportedTable(Exception):  # noqa: N818 - a condition, not a failure: delta-rs reads it
+    """The table uses a feature ``LocalLog`` does not interpret; delta-rs reads it instead."""
+
+
+class CommitConflict(Exception):  # noqa: N818 - the optimistic protocol's ordinary outcome
+    """Another writer committed the version an append was made for."""
+
+
+class TableLog(Protocol):
+    """A Delta table at one version, as the store reads it."""
+
+    #: The table's location (a directory or URL).
+    uri: str
+
+    def version(self) -> int:
+        """The version this log is at."""
+        ...
+
+    def schema(self) -> pa.Schema:
+        """The table's schema in canonical Arrow types, with each field's Delta metadata."""
+        ...
+
+    def data_files(self) -> list[str]:
+        """The table's data files, relative to its root, in the order they were added."""
+        ...
+
+    def direct(self) -> bool:
+        """Whether the data files hold exactly the table's rows, to be read as they are."""
+        ...
+
+    def update(self) -> None:
+        """Move to the table's latest version."""
+        ...
+
+    def delta_table(self) -> DeltaTable:
+        """A delta-rs handle at this version (for what only delta-rs does)."""
+        ...
+
+    def append(self, rows: pa.Table, schema: pa.Schema, settings: ParquetSettings) -> None:
+        """Commit ``rows`` (conformed to ``schema``, the path's schema, which may add columns
+        to the table's) as the version after this one, and move to it. Fails if another
+        writer committed that version first."""
+        ...
+
+
+def write_with_delta_rs(
+    target: str | DeltaTable,
+    rows: pa.Table,
+    schema: pa.Schema,
+    settings: ParquetSettings,
+    *,
+    evolve: bool = False,
+    storage_options: dict[str, str] | None = None,
+    configuration: dict[str, str | None] | None = None,
+) -> None:
+    """Commit ``rows`` through delta-rs: to the version after the handle ``target``'s, or as
+    the first version of a new table at the URI ``target`` (failing if one appeared)."""
+    write_deltalake(
+        target,
+        # Same columns, annotated schema: a cast would re-check nullability (see conform).
+        pa.Table.from_arrays(rows.columns, schema=delta_schema(schema)),
+        # Given a URI, delta-rs would otherwise append to whatever table it finds, unchecked.
+        mode="append" if isinstance(target, DeltaTable) else "error",
+        schema_mode="merge" if evolve else None,
+        storage_options=storage_options,
+        # Commit on the version the rows were deduplicated against, or not at all: a
+        # rebased commit could add an id another writer has just added.
+        commit_properties=CommitProperties(max_commit_retries=0),
+        writer_properties=settings.for_delta_rs(),
+        configuration=configuration,
+    )
+
+
+# --------------------------------------------------------------------------- delta-rs
+
+
+class DeltaRsLog:
+    """A table read through delta-rs: object stores, and tables ``LocalLog`` leaves alone."""
+
+    __slots__ = ("table", "uri")
+
+    def __init__(self, table: DeltaTable) -> None:
+        self.table = table
+        self.uri = table.table_uri
+
+    def version(self) -> int:
+        return self.table.version()
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(self.table.schema().to_arrow())
+
+    def data_files(self) -> list[str]:
+        added = pa.table(self.table.get_add_actions(flatten=False))
+        times = added.column("modification_time").to_pylist()
+        paths = added.column("path").to_pylist()
+        outside = sorted(p for p in paths if "://" in p)
+        if outside:
+            raise StoreError(f"data file {outside[0]} lies outside its table {self.uri}")
+        return [unquote(paths[i]) for i in sorted(range(len(paths)), key=times.__getitem__)]
+
+    def direct(self) -> bool:
+        return False
+
+    def update(self) -> None:
+        self.table.update_incremental()
+
+    def delta_table(self) -> DeltaTable:
+        return self.table
+
+    def append(self, rows: pa.Table, schema: pa.Schema, settings: ParquetSettings) -> None:
+        evolve = len(schema) > len(self.schema())
+        write_with_delta_rs(self.table, rows, schema, settings, evolve=evolve)
+
+
+# --------------------------------------------------------------------------- local log
+
+
+def _delta_type(spec: Any) -> pa.DataType:
+    """The canonical Arrow type of a Delta schema type (see ``_common.canonical_type``)."""
+    if isinstance(spec, str):
+        primitive = _PRIMITIVES.get(spec)
+        if primitive is not None:
+            return primitive
+        decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", spec)
+        if decimal:
+            return pa.decimal128(int(decimal[1]), int(decimal[2]))
+        raise UnsupportedTable(f"Delta type {spec!r}")
+    kind = spec.get("type")
+    if kind == "struct":
+        return pa.struct([_delta_field(f) for f in spec["fields"]])
+    if kind == "array":
+        return pa.large_list(
+            pa.field("item", _delta_type(spec["elementType"]), spec["containsNull"])
+        )
+    if kind == "map":
+        key = pa.field("key", _delta_type(spec["keyType"]), nullable=False)
+        value = pa.field("value", _delta_type(spec["valueType"]), spec["valueContainsNull"])
+        return pa.map_(key, value)
+    raise UnsupportedTable(f"Delta type {kind!r}")
+
+
+_PRIMITIVES = {
+    "string": pa.large_string(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "short": pa.int16(),
+    "byte": pa.int8(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "binary": pa.large_binary(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timestamp_ntz": pa.timestamp("us"),
+    "void": pa.null(),
+}
+
+
+def _delta_field(spec: dict[str, Any]) -> pa.Field:
+    metadata = {
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in spec.get("metadata", {}).items()
+    }
+    return pa.field(spec["name"], _delta_type(spec["type"]), spec["nullable"], metadata or None)
+
+
+class LocalLog:
+    """A plain local Delta table, read from its log by podline (see the module docs)."""
+
+    __slots__ = (
+        "_files",
+        "_schema",
+        "_sequence",
+        "_table",
+        "_version",
+        "metadata",
+        "protocol",
+        "uri",
+    )
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._version = -1
+        # Data file (as the log names it, escaped) -> (modification time, order added).
+        self._files: dict[str, tuple[int, int]] = {}
+        self._sequence = 0
+        self.metadata: dict[str, Any] = {}
+        self.protocol: dict[str, Any] = {}
+        self._schema: pa.Schema | None = None
+        self._table: DeltaTable | None = None
+
+    @property
+    def _log(self) -> Path:
+        return Path(self.uri, "_delta_log")
+
+    @classmethod
+    def load(cls, uri: str, version: int | None = None) -> LocalLog | None:
+        """The table at ``uri`` at ``version`` (default: its latest), or None if there is no
+        table there. Raises ``UnsupportedTable`` for a table delta-rs must read."""
+        log = cls(uri)
+        try:
+            names = os.listdir(log._log)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        commits = {int(m[1]) for n in names if (m := _COMMIT.fullmatch(n))}
+        parts: dict[int, set[str]] = {}
+        counts: dict[int, int] = {}
+        for name in names:
+            m = _CHECKPOINT.fullmatch(name)
+            if m:
+                at = int(m[1])
+                parts.setdefault(at, set()).add(name)
+                counts[at] = int(m[3] or 1)
+        checkpoints = {at for at, found in parts.items() if len(found) == counts[at]}
+        known = commits | checkpoints
+        if not known:
+            return None
+        target = max(known) if version is None else version
+        start = max((at for at in checkpoints if at <= target), default=-1)
+        if start >= 0:
+            log._replay_checkpoint(start, sorted(parts[start]))
+        for at in range(start + 1, target + 1):
+            if at not in commits:
+                raise UnsupportedTable(f"commit {at} is missing from the log")
+            log._replay_commit(at)
+        return log
+
+    def version(self) -> int:
+        return self._version
+
+    def schema(self) -> pa.Schema:
+        assert self._schema is not None  # every table's log starts with its metadata
+        return self._schema
+
+    def data_files(self) -> list[str]:
+        order = sorted(self._files.items(), key=lambda item: item[1])
+        return [unquote(name) for name, _ in order]
+
+    def direct(self) -> bool:
+        return True
+
+    def update(self, until: int | None = None) -> None:
+        """Read the commits after this version (up to ``until``, if given)."""
+        while until is None or self._version < until:
+            try:
+                self._replay_commit(self._version + 1)
+            except FileNotFoundError:
+                if until is not None:
+                    raise
+                return
+
+    def delta_table(self) -> DeltaTable:
+        if self._table is None or self._table.version() != self._version:
+            self._table = DeltaTable(self.uri, version=self._version)
+        return self._table
+
+    # -- replay
+
+    def _replay_checkpoint(self, at: int, names: list[str]) -> None:
+        for name in names:
+            actions = pq.read_table(self._log / name, columns=["add", "metaData", "protocol"])
+            for added in actions.column("add").drop_null().to_pylist():
+                self._add(added)
+            for metadata in actions.column("metaData").drop_null().to_pylist():
+                self._set_metadata(metadata)
+            for protocol in actions.column("protocol").drop_null().to_pylist():
+                self._set_protocol(protocol)
+        self._version = at
+
+    def _replay_commit(self, at: int) -> None:
+        with open(self._log / f"{at:020d}.json", "rb") as file:
+            lines = file.read().splitlines()
+        for line in lines:
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "add" in action:
+                self._add(action["add"])
+            elif "remove" in action:
+                self._files.pop(action["remove"]["path"], None)
+            elif "metaData" in action:
+                self._set_metadata(action["metaData"])
+            elif "protocol" in action:
+                self._set_protocol(action["protocol"])
+        self._version = at
+
+    def _add(self, added: dict[str, Any]) -> None:
+        if added.get("deletionVector") or "://" in added["path"] or added.get("partitionValues"):
+            raise UnsupportedTable(f"data file {added['path']} is not plain Parquet")
+        self._sequence += 1
+        self._files[added["path"]] = (int(added["modificationTime"]), self._sequence)
+
+    def _set_metadata(self, metadata: dict[str, Any]) -> None:
+        if metadata.get("partitionColumns"):
+            raise UnsupportedTable("the table is partitioned")
+        configuration = metadata.get("configuration") or {}
+        if isinstance(configuration, list):  # a checkpoint stores a map as key-value pairs
+            metadata = {**metadata, "configuration": dict(configuration)}
+        self.metadata = metadata
+        fields = json.loads(metadata["schemaString"])["fields"]
+        self._schema = pa.schema([_delta_field(f) for f in fields])
+
+    def _set_protocol(self, protocol: dict[str, Any]) -> None:
+        reader = protocol.get("minReaderVersion", 1)
+        features = set(protocol.get("readerFeatures") or ())
+        if reader == 2 or (reader >= 3 and not features <= _PLAIN_READER_FEATURES):
+            raise UnsupportedTable(f"reader protocol {reader} {sorted(features)}")
+        self.protocol = protocol
+
+    # -- appending
+
+    def appendable(self, schema: pa.Schema) -> bool:
+        """Whether ``append`` may add rows of ``schema``: the table's schema, unchanged, with
+        no constraint, invariant, generated column or exact-type annotation a writer must
+        honour, under a writer protocol that asks nothing more of an append."""
+        if self.protocol.get("minWriterVersion", 2) > 2 or not schema.equals(self.schema()):
+            return False
+        return not any(f.metadata for f in _fields(self.schema()))
+
+    def append(self, rows: pa.Table, schema: pa.Schema, settings: ParquetSettings) -> None:
+        if not self.appendable(schema):
+            evolve = len(schema) > len(self.schema())
+            write_with_delta_rs(self.delta_table(), rows, schema, settings, evolve=evolve)
+            self.update(until=self._version + 1)
+            return
+        name = f"part-00000-{uuid.uuid4()}-c000.parquet"
+        data = Path(self.uri, name)
+        pq.write_table(rows, data, **settings.for_pyarrow(schema))
+        now = time.time_ns() // 1_000_000
+        added = {
+            "path": quote(name),
+            "partitionValues": {},
+            "size": data.stat().st_size,
+            "modificationTime": now,
+            "dataChange": True,
+            "stats": json.dumps(_stats(rows), separators=(",", ":")),
+        }
+        info = {
+            "timestamp": now,
+            "operation": "WRITE",
+            "operationParameters": {"mode": "Append"},
+            "clientVersion": _CLIENT,
+        }
+        entry = "\n".join(json.dumps(a) for a in ({"commitInfo": info}, {"add": added})) + "\n"
+        at = self._version + 1
+        temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
+        temporary.write_text(entry)
+        try:
+            os.link(temporary, self._log / f"{at:020d}.json")
+        except FileExistsError:
+            data.unlink(missing_ok=True)  # no commit refers to it
+            raise CommitConflict(
+                f"version {at} of {self.uri} was committed by another writer"
+            ) from None
+        finally:
+            temporary.unlink(missing_ok=True)
+        self._add(added)
+        self._version = at
+        interval = int(self.metadata["configuration"].get("delta.checkpointInterval", 0))
+        if (at + 1) % (interval or _CHECKPOINT_INTERVAL) == 0:  # as delta-rs counts
+            try:
+                self.delta_table().create_checkpoint()
+            except Exception as exc:  # the commit stands; readers replay a few more entries
+                _log.warning("checkpoint of %s at version %d failed: %s", self.uri, at, exc)
+
+
+def _fields(schema: pa.Schema) -> Iterator[pa.Field]:
+    """Every field of ``schema``, nested ones included."""
+
+    def walk(f: pa.Field) -> Iterator[pa.Field]:
+        yield f
+        t = f.type
+        for i in range(t.num_fields):
+            yield from walk(t.field(i))
+
+    for f in schema:
+        yield from walk(f)
+
+
+def _stats(rows: pa.Table) -> dict[str, Any]:
+    """Delta file statistics: the row count, nulls per top-level column, and the bounds of
+    integer and string columns (the ones compared the same way by every engine; readers treat
+    a column without bounds as unknown)."""
+    nulls: dict[str, int] = {}
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    for f in rows.schema:
+        if pa.types.is_nested(f.type):
+            continue
+        column = rows.column(f.name)
+        nulls[f.name] = column.null_count
+        bounded = pa.types.is_integer(f.type) or pa.types.is_large_string(f.type)
+        if bounded and column.null_count < len(column):
+            bounds = pc.min_max(column)
+            low[f.name] = bounds["min"].as_py()
+            high[f.name] = bounds["max"].as_py()
+    return {"numRecords": rows.num_rows, "minValues": low, "maxValues": high, "nullCount": nulls}
+
+
+def local_filesystem(root: str) -> pafs.FileSystem:
+    """A file system rooted at a local table's directory, for reading its data files."""
+    return pafs.SubTreeFileSystem(root, pafs.LocalFileSystem())
