@@ -110,9 +110,7 @@ def test_appends_are_podline_commits_other_readers_read(root: Path) -> None:
             store.write("t", records([f"{batch}-{i}" for i in range(4)], v=[batch] * 4))
             store.flush()
         uri = store.table_uri("t")
-    # Creating the table is delta-rs's; appending to it podline's own.
-    assert _commits_by(uri)[0].startswith("delta-rs")
-    assert _commits_by(uri)[1:] == ["podline", "podline"]
+    assert _commits_by(uri) == ["podline"] * 3
     table = DeltaTable(uri)
     assert table.version() == 2
     rows = table.to_pyarrow_table().sort_by(RECORD_ID)
@@ -124,6 +122,19 @@ def test_appends_are_podline_commits_other_readers_read(root: Path) -> None:
     assert sorted(actions.column("min.v").to_pylist()) == [0, 1, 2]
     skipped = table.to_pyarrow_dataset().to_table(filter=pa.compute.field("v") == 2)
     assert skipped.num_rows == 4
+
+
+def test_a_table_podline_creates_is_the_table_delta_rs_would_create(root: Path) -> None:
+    rows = _rich(["a", "b"], 0)
+    with DeltaStore(root) as store:
+        store.write("ours", rows)
+    write_deltalake(str(root / "theirs.delta"), rows)
+    ours, theirs = DeltaTable(store.table_uri("ours")), DeltaTable(str(root / "theirs.delta"))
+    assert _commits_by(store.table_uri("ours")) == ["podline"]
+    assert ours.protocol() == theirs.protocol()
+    assert ours.metadata().configuration == {"delta.checkpointInterval": "10"}
+    assert ours.schema() == theirs.schema()
+    assert ours.to_pyarrow_table().equals(theirs.to_pyarrow_table())
 
 
 def test_an_append_to_a_version_another_writer_took_fails_cleanly(root: Path) -> None:

@@ -385,6 +385,65 @@ class LocalLog:
             write_with_delta_rs(self.delta_table(), rows, schema, settings, evolve=evolve)
             self.update(until=self._version + 1)
             return
+        self._commit_rows(rows, schema, settings, mode="Append")
+        interval = int(self.metadata["configuration"].get("delta.checkpointInterval", 0))
+        if (self._version + 1) % (interval or _CHECKPOINT_INTERVAL) == 0:  # as delta-rs counts
+            try:
+                self.delta_table().create_checkpoint()
+            except Exception as exc:  # the commit stands; readers replay a few more entries
+                _log.warning(
+                    "checkpoint of %s at version %d failed: %s", self.uri, self._version, exc
+                )
+
+    @classmethod
+    def create(
+        cls,
+        uri: str,
+        rows: pa.Table,
+        schema: pa.Schema,
+        settings: ParquetSettings,
+        configuration: dict[str, str | None],
+    ) -> LocalLog | None:
+        """Create the table at ``uri`` with ``rows`` (conformed to ``schema``) as version 0, as
+        delta-rs would (protocol 1/2); raises ``CommitConflict`` if another writer created it
+        first. None (and nothing written) if a column's type is one delta-rs converts."""
+        try:
+            fields = [_delta_field_spec(f) for f in schema]
+        except UnsupportedTable:
+            return None
+        log = cls(uri)
+        log._log.mkdir(parents=True, exist_ok=True)
+        metadata = {
+            "id": str(uuid.uuid4()),
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": json.dumps({"type": "struct", "fields": fields}),
+            "partitionColumns": [],
+            "createdTime": time.time_ns() // 1_000_000,
+            "configuration": configuration,
+        }
+        protocol = {"minReaderVersion": 1, "minWriterVersion": 2}
+        log._set_protocol(protocol)
+        log._set_metadata(metadata)
+        log._commit_rows(
+            rows,
+            schema,
+            settings,
+            mode="ErrorIfExists",
+            first=[{"protocol": protocol}, {"metaData": metadata}],
+        )
+        return log
+
+    def _commit_rows(
+        self,
+        rows: pa.Table,
+        schema: pa.Schema,
+        settings: ParquetSettings,
+        *,
+        mode: str,
+        first: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Write ``rows`` as one data file and commit it as the next version, after the
+        actions ``first``."""
         name = f"part-00000-{uuid.uuid4()}-c000.parquet"
         data = Path(self.uri, name)
         pq.write_table(rows, data, **settings.for_pyarrow(schema))
@@ -400,13 +459,13 @@ class LocalLog:
         info = {
             "timestamp": now,
             "operation": "WRITE",
-            "operationParameters": {"mode": "Append"},
+            "operationParameters": {"mode": mode},
             "clientVersion": _CLIENT,
         }
-        entry = "\n".join(json.dumps(a) for a in ({"commitInfo": info}, {"add": added})) + "\n"
+        actions = [{"commitInfo": info}, *(first or ()), {"add": added}]
         at = self._version + 1
         temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
-        temporary.write_text(entry)
+        temporary.write_text("".join(json.dumps(a) + "\n" for a in actions))
         try:
             os.link(temporary, self._log / f"{at:020d}.json")
         except FileExistsError:
@@ -418,12 +477,52 @@ class LocalLog:
             temporary.unlink(missing_ok=True)
         self._add(added)
         self._version = at
-        interval = int(self.metadata["configuration"].get("delta.checkpointInterval", 0))
-        if (at + 1) % (interval or _CHECKPOINT_INTERVAL) == 0:  # as delta-rs counts
-            try:
-                self.delta_table().create_checkpoint()
-            except Exception as exc:  # the commit stands; readers replay a few more entries
-                _log.warning("checkpoint of %s at version %d failed: %s", self.uri, at, exc)
+
+
+def _delta_type_spec(t: pa.DataType) -> Any:
+    """The Delta schema type of a canonical Arrow type, as delta-rs writes it; raises
+    ``UnsupportedTable`` for a type delta-rs converts (or annotates) on the way in."""
+    for name, arrow in _PRIMITIVES.items():
+        if t == arrow and name not in _CONVERTED:
+            return name
+    if pa.types.is_decimal128(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_large_list(t):
+        item = t.value_field
+        return {
+            "type": "array",
+            "elementType": _delta_type_spec(item.type),
+            "containsNull": item.nullable,
+        }
+    if pa.types.is_struct(t):
+        return {
+            "type": "struct",
+            "fields": [_delta_field_spec(t.field(i)) for i in range(t.num_fields)],
+        }
+    if pa.types.is_map(t):
+        return {
+            "type": "map",
+            "keyType": _delta_type_spec(t.key_type),
+            "valueType": _delta_type_spec(t.item_type),
+            "valueContainsNull": t.item_field.nullable,
+        }
+    raise UnsupportedTable(f"Arrow type {t}")
+
+
+#: Delta types a table created by podline would need more than protocol 1/2 for, or whose
+#: Arrow form delta-rs converts: those tables are created by delta-rs.
+_CONVERTED = frozenset({"timestamp_ntz", "void"})
+
+
+def _delta_field_spec(f: pa.Field) -> dict[str, Any]:
+    if f.metadata:
+        raise UnsupportedTable(f"field {f.name!r} carries metadata")
+    return {
+        "name": f.name,
+        "type": _delta_type_spec(f.type),
+        "nullable": f.nullable,
+        "metadata": {},
+    }
 
 
 def _fields(schema: pa.Schema) -> Iterator[pa.Field]:

@@ -524,6 +524,10 @@ class _DeltaBackend:
         if log is not None:
             log.append(rows, schema, settings)
             return log
+        if self.local is not None:
+            local = LocalLog.create(state.uri, rows, schema, settings, _TABLE_CONFIGURATION)
+            if local is not None:
+                return local
         options = self.storage_options or None
         write_with_delta_rs(
             state.uri,
