@@ -12,10 +12,11 @@ enough to read and append to directly, as the Delta protocol lays them out:
   entry, created with a hard link so it either appears whole or, when another writer took
   that version, not at all (the put-if-absent rule every Delta writer relies on). Every
   ``delta.checkpointInterval`` commits it has delta-rs write a checkpoint, as delta-rs would.
+  ``LocalLog.create`` makes a new table the same way, as delta-rs would make it.
 
-Anything else goes through delta-rs (``DeltaRsLog``): object stores, tables with features
-this reader does not interpret (``UnsupportedTable``), creating a table, changing its schema,
-and compaction.
+Anything else goes through delta-rs (``DeltaRsLog``, ``write_with_delta_rs``): object stores,
+tables with features this reader does not interpret (``UnsupportedTable``), columns whose
+type delta-rs converts on the way in, schema changes, and compaction.
 """
 
 from __future__ import annotations

@@ -6,16 +6,21 @@ without podline. Sub-paths live beside a table, never inside it.
 
 **Writes** are checked (ids, types, duplicates) when ``write`` is called and buffered; the
 buffer is committed when it holds ``flush_rows`` records or ``flush_seconds`` after its oldest
-record was buffered (both by a background committer thread, so writers go on while delta-rs
-writes without the GIL; a writer too far ahead waits), and on ``flush()`` and ``close()``
-(which wait for the committer first). Each table's share of a flush is one Delta commit, so
+record was buffered (both by a background committer thread, so writers go on while the
+Parquet writer runs without the GIL; a writer too far ahead waits), and on ``flush()`` and
+``close()`` (which wait for the committer first). Each table's share of a flush is one Delta commit, so
 readers see all of it or none of it. A flush that fails raises ``StoreError`` and keeps the
 records buffered; a background flush that fails raises on the next ``write``, ``flush`` or
 ``close``.
 
+**Logs** (``_delta_log``). Plain local tables are read from, appended to and created by
+podline itself, as the Delta protocol lays them out, which spares delta-rs's fixed cost per
+table opened and per commit; object stores, tables with features podline does not read,
+schema changes and compaction go through delta-rs.
+
 **Concurrency.** A commit is attempted only on the table version its rows were deduplicated
-against (``max_commit_retries=0``); if another writer committed first, the store reloads the
-table, drops the ids that writer added, and tries again. On local paths writers of one table
+against (the next log entry, created only if absent); if another writer committed first, the
+store reloads the table, drops the ids that writer added, and tries again. On local paths writers of one table
 also take an ``flock`` on ``<table>/_podline.lock``, which spares them wasted attempts; object
 stores rely on the optimistic protocol alone (and on delta-rs committing atomically, which on
 S3 means conditional writes).
