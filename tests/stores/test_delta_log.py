@@ -12,6 +12,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from podline.stores import RECORD_ID, DeltaStore
 from podline.stores._delta_format import ParquetSettings, path_schema
@@ -188,3 +190,39 @@ def test_columns_with_exact_types_are_appended_by_delta_rs(root: Path) -> None:
         store.flush()
         assert store.read("t", ["b"]).schema.field("vector").type == vectors.type
     assert [c.split("-")[0] for c in _commits_by(store.table_uri("t"))] == ["delta", "delta"]
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.integers(1, 5)),
+        st.tuples(st.just("column"), st.integers(1, 3)),
+        st.just(("compact", 0)),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(max_examples=12, deadline=None)
+@given(steps=_STEPS)
+def test_any_history_reads_as_delta_rs_reads_it(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int]]
+) -> None:
+    root = tmp_path_factory.mktemp("history")
+    store = DeltaStore(root, flush_seconds=None)
+    columns: list[str] = []
+    for n, (step, size) in enumerate(steps):
+        if step == "compact":
+            store.compact("t", retention_hours=0)
+            continue
+        if step == "column":
+            columns.append(f"c{n}")
+        ids = [f"{n}-{i}" for i in range(size)]
+        store.write("t", records(ids, v=list(range(size)), **{c: [n] * size for c in columns}))
+        store.flush()
+    uri = store.table_uri("t")
+    if not Path(uri).exists():  # only compactions: no table
+        return
+    _assert_same_as_delta_rs(uri)
+    expected = DeltaTable(uri).to_pyarrow_table().sort_by(RECORD_ID)
+    assert store.scan("t").sort_by(RECORD_ID).equals(expected.cast(store.scan("t").schema))

@@ -8,10 +8,10 @@ without podline. Sub-paths live beside a table, never inside it.
 buffer is committed when it holds ``flush_rows`` records or ``flush_seconds`` after its oldest
 record was buffered (both by a background committer thread, so writers go on while the
 Parquet writer runs without the GIL; a writer too far ahead waits), and on ``flush()`` and
-``close()`` (which wait for the committer first). Each table's share of a flush is one Delta commit, so
-readers see all of it or none of it. A flush that fails raises ``StoreError`` and keeps the
-records buffered; a background flush that fails raises on the next ``write``, ``flush`` or
-``close``.
+``close()`` (which wait for the committer first). Each table's share of a flush is one Delta
+commit, so readers see all of it or none of it. A flush that fails raises ``StoreError`` and
+keeps the records buffered; a background flush that fails raises on the next ``write``,
+``flush`` or ``close``.
 
 **Logs** (``_delta_log``). Plain local tables are read from, appended to and created by
 podline itself, as the Delta protocol lays them out, which spares delta-rs's fixed cost per
@@ -20,10 +20,10 @@ schema changes and compaction go through delta-rs.
 
 **Concurrency.** A commit is attempted only on the table version its rows were deduplicated
 against (the next log entry, created only if absent); if another writer committed first, the
-store reloads the table, drops the ids that writer added, and tries again. On local paths writers of one table
-also take an ``flock`` on ``<table>/_podline.lock``, which spares them wasted attempts; object
-stores rely on the optimistic protocol alone (and on delta-rs committing atomically, which on
-S3 means conditional writes).
+store reloads the table, drops the ids that writer added, and tries again. On local paths
+writers of one table also take an ``flock`` on ``<table>/_podline.lock``, which spares them
+wasted attempts; object stores rely on the optimistic protocol alone (and on delta-rs
+committing atomically, which on S3 means conditional writes).
 
 **Crash safety.** A Delta commit is one atomic log entry, so a process killed at any point
 leaves every earlier commit intact and the table readable; at most it leaves data files no
