@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podline import matching
-from podline.matching import index_in, is_in
+from podline.matching import index_in, is_in, rows_in_order
 
 ids = st.lists(st.one_of(st.none(), st.text(alphabet="abc", max_size=3)), max_size=30)
 
@@ -64,3 +64,11 @@ def test_either_side_may_be_the_larger(values: list[str | None], lookup: list[st
     values = values[:3] * 2
     longer = lookup + values[:1] + lookup
     _check(index_in(pa.array(values, pa.string()), pa.array(longer, pa.string())), values, longer)
+
+
+def test_rows_in_order_follows_the_ids_asked_for() -> None:
+    table = pa.table({"id": pa.array(["a", "b", "c"], pa.large_string()), "v": [1, 2, 3]})
+    picked = rows_in_order(table, pa.array(["c", "x", "a", "c"], pa.large_string()), "id")
+    assert picked.to_pylist() == [{"id": "c", "v": 3}, {"id": "a", "v": 1}, {"id": "c", "v": 3}]
+    same = rows_in_order(table, pa.array(["a", "b", "c"], pa.large_string()), "id")
+    assert same is table  # already in that order: no copy

@@ -1,4 +1,5 @@
-"""Exact lookups of string ids in other string ids, in bulk: ``index_in`` and ``is_in``.
+"""Exact lookups of string ids in other string ids, in bulk: ``index_in``, ``is_in`` and
+``rows_in_order``.
 
 Record ids, entry ids and content hashes are long strings (``pod1:`` + 64 hex). Arrow's
 ``index_in``/``is_in`` hash every such string into a fresh hash table on each call, which
@@ -17,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["index_in", "is_in"]
+__all__ = ["index_in", "is_in", "rows_in_order"]
 
 Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
@@ -92,3 +93,12 @@ def _aligned(values: Ids, lookup: Ids) -> bool:
 def is_in(values: Ids, lookup: Ids) -> np.ndarray:
     """A boolean mask: which items of ``values`` equal some string of ``lookup``."""
     return index_in(values, lookup) >= 0
+
+
+def rows_in_order(table: pa.Table, ids: Ids, id_column: str) -> pa.Table:
+    """The rows of ``table`` (distinct ids in ``id_column``) in the order of ``ids``; ids
+    absent are left out, and a repeated id gives its row again."""
+    positions = index_in(ids, table[id_column])
+    if len(positions) == table.num_rows and np.array_equal(positions, np.arange(len(positions))):
+        return table  # already in that order (a cached run reading back what it wrote)
+    return table.take(pa.array(positions[positions >= 0], pa.int64()))

@@ -209,3 +209,25 @@ def test_a_node_reads_the_memo_once_however_many_batches_miss_its_records(
     memo = [path for path in scans if "functions" in path]
     assert len(memo) == 1  # five batches, one read of the memo
     assert not [path for path in reads if "functions" in path]
+
+
+def test_a_prefetch_finds_what_a_find_finds_and_raises_what_its_reads_raise(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = build(store, [1, 2, 99])
+    pipeline.run()
+    records = node(pipeline).records
+    assert records is not None
+    source = next(iter(pipeline.nodes.values()))
+    ids = node(pipeline).entry_ids(source.execute())
+    direct, early = records.find(ids), records.prefetch().find(ids)
+    assert direct.found.tolist() == early.found.tolist() == [True, True, False]
+    assert early.outputs.equals(direct.outputs)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(type(records.store), "scan", failing)
+    prefetch = records.prefetch()  # the read fails in the background thread ...
+    with pytest.raises(OSError, match="disk on fire"):
+        prefetch.find(ids)  # ... and is raised here, in the caller's

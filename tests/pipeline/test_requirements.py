@@ -228,9 +228,9 @@ def test_R6_function_node_serves_stored_entries_and_computes_the_rest(
     lookups: list[int] = []
     original = ProvenanceRecords.find
 
-    def find(self: ProvenanceRecords, entry_ids: pa.Array) -> Any:
+    def find(self: ProvenanceRecords, entry_ids: pa.Array, **kwargs: Any) -> Any:
         lookups.append(len(entry_ids))
-        return original(self, entry_ids)
+        return original(self, entry_ids, **kwargs)
 
     monkeypatch.setattr(ProvenanceRecords, "find", find)
     spy = Spy()

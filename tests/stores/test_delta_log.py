@@ -226,3 +226,20 @@ def test_any_history_reads_as_delta_rs_reads_it(
     _assert_same_as_delta_rs(uri)
     expected = DeltaTable(uri).to_pyarrow_table().sort_by(RECORD_ID)
     assert store.scan("t").sort_by(RECORD_ID).equals(expected.cast(store.scan("t").schema))
+
+
+def test_a_log_whose_early_commits_were_cleaned_up_is_read_from_its_checkpoint(
+    root: Path,
+) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    for batch in range(12):
+        store.write("t", _rich([f"{batch}-{i}" for i in range(2)], 2 * batch))
+        store.flush()
+    uri = store.table_uri("t")
+    # What delta-rs's log cleanup leaves: the checkpoint, and the commits from it on.
+    for version in range(9):
+        Path(uri, "_delta_log", f"{version:020d}.json").unlink()
+    _assert_same_as_delta_rs(uri)
+    assert DeltaStore(root).scan("t").num_rows == 24
+    with pytest.raises(UnsupportedTable, match="commit 0 is missing"):
+        LocalLog.load(uri, version=3)

@@ -67,10 +67,8 @@ class ResultCache:
         ``self.schema``."""
         if not self.preload:
             return self._typed(self.store.read(self.path, input_hashes))
-        if self._stored is None:
-            self._stored = self._typed(self.store.scan(self.path))
+        stored = self.load()
         ids = _ids(input_hashes)
-        stored = self._stored
         position = index_in(ids, stored.column(RECORD_ID))
         if len(position) == len(stored) and np.array_equal(position, np.arange(len(stored))):
             return stored  # asked for everything, in stored order (a cached re-run)
@@ -81,6 +79,12 @@ class ResultCache:
         if isinstance(rest, pa.ChunkedArray):
             rest = rest.combine_chunks()
         return pa.concat_tables([hits, self._typed(self.store.read(self.path, rest))])
+
+    def load(self) -> pa.Table:
+        """Every stored result, read once (the preloaded table ``lookup`` looks in first)."""
+        if self._stored is None:
+            self._stored = self._typed(self.store.scan(self.path))
+        return self._stored
 
     def _typed(self, found: pa.Table | None) -> pa.Table:
         if found is None or found.num_rows == 0:

@@ -171,8 +171,9 @@ class FunctionNode(Node):
         records = self.records
         entry_ids = found = None
         if records is not None:
+            prefetch = records.prefetch() if len(table) else None
             entry_ids = self.entry_ids(stream)
-            found = records.find(entry_ids) if len(table) else _nothing_found(0)
+            found = _nothing_found(0) if prefetch is None else prefetch.find(entry_ids)
         # Bounded batches: records are written, and packet hooks fire, batch by batch (the
         # pod itself computes and stores in smaller batches).
         for start in range(0, max(table.num_rows, 1), NODE_BATCH):

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 
 from podline.conversion import null_in_required_child
 from podline.errors import StoreError, UnsupportedTypeError, format_names
-from podline.matching import index_in
 from podline.schema import python_type, type_name
 from podline.stores.base import PathLike, StorePath, normalize_path
 
@@ -36,7 +35,6 @@ __all__ = [
     "first_occurrences",
     "id_array",
     "join_path",
-    "order_by_ids",
     "path_text",
     "prepare_batch",
     "record_path",
@@ -376,15 +374,6 @@ def row_filter(
 ) -> RowFilter | None:
     """The validated filter of ``where`` (None when there is nothing to test)."""
     return RowFilter(where, schema, path) if where else None
-
-
-def order_by_ids(table: pa.Table, ids: pa.Array, id_column: str) -> pa.Table:
-    """The rows of ``table`` (distinct ids) in the order of ``ids``; ids absent are left out,
-    and a repeated id gives its row again."""
-    positions = index_in(ids, table[id_column])
-    if len(positions) == table.num_rows and np.array_equal(positions, np.arange(len(positions))):
-        return table  # already in that order (a cached run reading back what it wrote)
-    return table.take(pa.array(positions[positions >= 0], pa.int64()))
 
 
 # --------------------------------------------------------------------------- configs

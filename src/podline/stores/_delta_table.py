@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from podline.matching import is_in
-from podline.stores._common import RowFilter, conform, evolve_schema, order_by_ids
+from podline.matching import is_in, rows_in_order
+from podline.stores._common import RowFilter, conform, evolve_schema
 from podline.stores._delta_format import ParquetSettings, path_schema, read_parquet
 from podline.stores._delta_log import TableLog, local_filesystem
 from podline.stores._index import IdIndex
@@ -181,7 +181,7 @@ def stored_rows(
         # Picked before conform, which would otherwise convert every stored row.
         # (No stored row has the id column yet: none matches.)
         column, values = ids
-        table = order_by_ids(table, values, column) if column in names else table.slice(0, 0)
+        table = rows_in_order(table, values, column) if column in names else table.slice(0, 0)
     return conform(table, pa.schema([schema.field(c) for c in columns]), path)
 
 

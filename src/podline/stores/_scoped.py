@@ -41,7 +41,7 @@ class Backend(Protocol):
     def read(
         self, path: StorePath, ids: pa.Array, columns: list[str] | None, id_column: str
     ) -> pa.Table | None:
-        """The rows with ``ids`` in their order (see ``_common.order_by_ids``)."""
+        """The rows with ``ids`` in their order (see ``matching.rows_in_order``)."""
         ...
 
     def scan(

@@ -56,13 +56,13 @@ from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
+from podline.matching import rows_in_order
 from podline.stores._common import (
     add_query,
     check_columns,
     conform,
     evolve_schema,
     join_path,
-    order_by_ids,
     path_text,
     record_path,
     row_filter,
@@ -301,7 +301,7 @@ class _DeltaBackend:
                 )
             found = merge_buffered(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
             if state.pending:  # stored rows come in the order of ``ids``; buffered ones not
-                found = order_by_ids(found, ids, id_column)
+                found = rows_in_order(found, ids, id_column)
         return found.select(wanted)
 
     def scan(

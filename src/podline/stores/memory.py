@@ -17,11 +17,11 @@ from urllib.parse import quote, unquote
 
 import pyarrow as pa
 
+from podline.matching import rows_in_order
 from podline.stores._common import (
     check_columns,
     conform,
     evolve_schema,
-    order_by_ids,
     row_filter,
 )
 from podline.stores._index import IdIndex
@@ -97,7 +97,7 @@ class _MemoryBackend:
                 return None
             check_columns([id_column, *(columns or ())], state.schema, path)
             table = state.table()
-        ordered = order_by_ids(table, ids, id_column)
+        ordered = rows_in_order(table, ids, id_column)
         return ordered if columns is None else ordered.select(columns)
 
     def scan(
