@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import polars as pl
@@ -243,3 +246,38 @@ def test_a_log_whose_early_commits_were_cleaned_up_is_read_from_its_checkpoint(
     assert DeltaStore(root).scan("t").num_rows == 24
     with pytest.raises(UnsupportedTable, match="commit 0 is missing"):
         LocalLog.load(uri, version=3)
+
+
+def test_a_pipeline_on_a_local_store_never_loads_delta_rs(tmp_path: Path) -> None:
+    # deltalake costs some 40 ms and 16-33 MB of mapped code to load; a run on plain local
+    # tables (created, appended to, read) has no use for it. A fresh interpreter, as other
+    # tests load it.
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import podline
+            from podline import function_pod
+            from podline.pipeline import Pipeline
+            from podline.stores import DeltaStore
+
+            @function_pod("total", live_output=False)
+            def add(a: int, b: int) -> int:
+                return a + b
+
+            rows = [{{"k": i, "a": i, "b": 2 * i}} for i in range(20)]
+            for run in range(2):
+                store = DeltaStore({str(tmp_path / "store")!r})
+                with Pipeline("p", store) as pipeline:
+                    add.pod(podline.DictSource(rows, tag_columns=["k"], source_id="s"))
+                counts = pipeline.run().counts["add"]
+                assert (counts.computed, counts.cached) == ((20, 0) if run == 0 else (0, 20))
+                assert pipeline.add.as_table().num_rows == 20
+                store.close()
+            print("deltalake" in sys.modules)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -11,17 +11,19 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import ColumnProperties, WriterProperties
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
 from podline.stores._common import canonical_type
 from podline.stores.base import StorePath
+
+if TYPE_CHECKING:  # deltalake is loaded only when delta-rs does the work (see _delta_log)
+    from deltalake import WriterProperties
 
 __all__ = [
     "LOCK_FILE",
@@ -141,6 +143,8 @@ class ParquetSettings(NamedTuple):
 
     def for_delta_rs(self) -> WriterProperties:
         """The settings as delta-rs takes them."""
+        from deltalake import ColumnProperties, WriterProperties
+
         columns = {name: ColumnProperties(dictionary_enabled=False) for name in self.plain}
         return WriterProperties(
             compression="SNAPPY" if self.compression == "snappy" else "UNCOMPRESSED",

@@ -29,17 +29,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, write_deltalake
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
 from podline.stores._delta_format import ParquetSettings, delta_schema
+
+if TYPE_CHECKING:
+    # Loaded only when delta-rs does the work: a run on plain local tables never needs it,
+    # and it costs some 40 ms and 16-33 MB of mapped code to load.
+    from deltalake import DeltaTable
 
 __all__ = [
     "CommitConflict",
@@ -47,6 +51,7 @@ __all__ = [
     "LocalLog",
     "TableLog",
     "UnsupportedTable",
+    "has_log",
     "local_filesystem",
     "write_with_delta_rs",
 ]
@@ -121,12 +126,14 @@ def write_with_delta_rs(
 ) -> None:
     """Commit ``rows`` through delta-rs: to the version after the handle ``target``'s, or as
     the first version of a new table at the URI ``target`` (failing if one appeared)."""
+    from deltalake import CommitProperties, write_deltalake
+
     write_deltalake(
         target,
         # Same columns, annotated schema: a cast would re-check nullability (see conform).
         pa.Table.from_arrays(rows.columns, schema=delta_schema(schema)),
         # Given a URI, delta-rs would otherwise append to whatever table it finds, unchecked.
-        mode="append" if isinstance(target, DeltaTable) else "error",
+        mode="error" if isinstance(target, str) else "append",
         schema_mode="merge" if evolve else None,
         storage_options=storage_options,
         # Commit on the version the rows were deduplicated against, or not at all: a
@@ -229,6 +236,15 @@ def _delta_field(spec: dict[str, Any]) -> pa.Field:
     return pa.field(spec["name"], _delta_type(spec["type"]), spec["nullable"], metadata or None)
 
 
+def has_log(uri: str) -> bool:
+    """Whether a local Delta table exists at ``uri``: its log holds a commit or checkpoint."""
+    try:
+        names = os.listdir(Path(uri, "_delta_log"))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return any(_COMMIT.fullmatch(n) or _CHECKPOINT.fullmatch(n) for n in names)
+
+
 class LocalLog:
     """A plain local Delta table, read from its log by podline (see the module docs)."""
 
@@ -319,6 +335,8 @@ class LocalLog:
                 return
 
     def delta_table(self) -> DeltaTable:
+        from deltalake import DeltaTable
+
         if self._table is None or self._table.version() != self._version:
             self._table = DeltaTable(self.uri, version=self._version)
         return self._table

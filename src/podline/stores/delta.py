@@ -50,9 +50,6 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
-from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
@@ -82,6 +79,7 @@ from podline.stores._delta_log import (
     LocalLog,
     TableLog,
     UnsupportedTable,
+    has_log,
     write_with_delta_rs,
 )
 from podline.stores._delta_table import (
@@ -184,14 +182,21 @@ class _DeltaBackend:
             if self.local is not None:
                 with contextlib.suppress(UnsupportedTable):
                     return LocalLog.load(uri, version)
-            options = self.storage_options or None
-            return DeltaRsLog(DeltaTable(uri, version=version, storage_options=options))
-        except TableNotFoundError:
-            return None
+            return self._open_with_delta_rs(uri, version)
         except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
             raise StoreError(
                 f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
             ) from exc
+
+    def _open_with_delta_rs(self, uri: str, version: int | None) -> TableLog | None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        options = self.storage_options or None
+        try:
+            return DeltaRsLog(DeltaTable(uri, version=version, storage_options=options))
+        except TableNotFoundError:
+            return None
 
     def _refresh(self, state: TableState, path: StorePath) -> TableLog | None:
         """The read log at the table's latest version (None while no table exists)."""
@@ -329,6 +334,10 @@ class _DeltaBackend:
             if state is not None and state.pending:
                 return True
             uri = self._uri(path)
+        if self.local is not None:
+            return has_log(uri)
+        from deltalake import DeltaTable
+
         return DeltaTable.is_deltatable(uri, self.storage_options or None)
 
     def paths(self, prefix: StorePath) -> Iterable[StorePath]:
@@ -345,6 +354,8 @@ class _DeltaBackend:
         """A filesystem for listing the root, and the root's path in it."""
         if self.local is not None:
             return pafs.LocalFileSystem(), self.local.as_posix()
+        from deltalake.fs import DeltaStorageHandler
+
         handler = DeltaStorageHandler(self.root, self.storage_options or None)
         return pafs.PyFileSystem(handler), ""
 
