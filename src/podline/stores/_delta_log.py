@@ -60,7 +60,8 @@ _COMMIT = re.compile(r"(\d{20})\.json")
 _CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet")
 #: The default of ``delta.checkpointInterval``.
 _CHECKPOINT_INTERVAL = 100
-#: Logs whose latest checkpoint is older than this are replayed from their first commit.
+#: A log whose latest checkpoint is at a version below this is replayed from its first
+#: commit, when all of its commits are there (see ``LocalLog.load``).
 _REPLAY_RATHER = 100
 #: Reader features that change nothing about reading plain Parquet files.
 _PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
@@ -88,7 +89,8 @@ class TableLog(Protocol):
         ...
 
     def schema(self) -> pa.Schema:
-        """The table's schema in canonical Arrow types, with each field's Delta metadata."""
+        """The table's schema as Arrow types, with each field's Delta metadata (podline's
+        types: ``_delta_format.path_schema``)."""
         ...
 
     def data_files(self) -> list[str]:
