@@ -281,3 +281,20 @@ def test_a_pipeline_on_a_local_store_never_loads_delta_rs(tmp_path: Path) -> Non
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_checkpoints_clean_up_expired_log_entries_as_delta_rs_commits_do(root: Path) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("t", records(["first"], v=[0]))
+    store.flush()
+    uri = store.table_uri("t")
+    # delta-rs changes the table's properties (a commit podline's log reader replays).
+    DeltaTable(uri).alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+    for i in range(20):
+        store.write("t", records([f"r{i}"], v=[i]))
+        store.flush()
+    log = Path(uri, "_delta_log")
+    assert not (log / "00000000000000000000.json").exists()  # expired, cleaned up
+    assert (log / "00000000000000000019.checkpoint.parquet").exists()
+    _assert_same_as_delta_rs(uri)
+    assert DeltaStore(root).scan("t").num_rows == 21

@@ -385,10 +385,9 @@ class LocalLog:
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
         if metadata.get("partitionColumns"):
             raise UnsupportedTable("the table is partitioned")
-        configuration = metadata.get("configuration") or {}
-        if isinstance(configuration, list):  # a checkpoint stores a map as key-value pairs
-            metadata = {**metadata, "configuration": dict(configuration)}
-        self.metadata = metadata
+        # A checkpoint stores a map as key-value pairs; a writer may leave it out.
+        configuration = dict(metadata.get("configuration") or {})
+        self.metadata = {**metadata, "configuration": configuration}
         fields = json.loads(metadata["schemaString"])["fields"]
         self._schema = pa.schema([_delta_field(f) for f in fields])
 
@@ -416,14 +415,21 @@ class LocalLog:
             self.update(until=self._version + 1)
             return
         self._commit_rows(rows, schema, settings, mode="Append")
-        interval = int(self.metadata["configuration"].get("delta.checkpointInterval", 0))
-        if (self._version + 1) % (interval or _CHECKPOINT_INTERVAL) == 0:  # as delta-rs counts
-            try:
-                self.delta_table().create_checkpoint()
-            except Exception as exc:  # the commit stands; readers replay a few more entries
-                _log.warning(
-                    "checkpoint of %s at version %d failed: %s", self.uri, self._version, exc
-                )
+        configuration = self.metadata["configuration"]
+        interval = int(configuration.get("delta.checkpointInterval") or _CHECKPOINT_INTERVAL)
+        if (self._version + 1) % interval == 0:  # as delta-rs counts
+            self._checkpoint(configuration)
+
+    def _checkpoint(self, configuration: dict[str, str]) -> None:
+        """Have delta-rs write a checkpoint at this version and, as its own commits would,
+        delete log entries older than ``delta.logRetentionDuration`` (30 days by default)."""
+        try:
+            table = self.delta_table()
+            table.create_checkpoint()
+            if (configuration.get("delta.enableExpiredLogCleanup") or "true").lower() == "true":
+                table.cleanup_metadata()
+        except Exception as exc:  # the commit stands; readers replay a few more entries
+            _log.warning("checkpoint of %s at version %d failed: %s", self.uri, self._version, exc)
 
     @classmethod
     def create(
