@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import errno
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podline.stores import RECORD_ID, DeltaStore
+from podline.stores import RECORD_ID, DeltaStore, _delta_log
 from podline.stores._delta_format import ParquetSettings, path_schema
 from podline.stores._delta_log import CommitConflict, DeltaRsLog, LocalLog, UnsupportedTable
 
@@ -298,3 +299,21 @@ def test_checkpoints_clean_up_expired_log_entries_as_delta_rs_commits_do(root: P
     assert (log / "00000000000000000019.checkpoint.parquet").exists()
     _assert_same_as_delta_rs(uri)
     assert DeltaStore(root).scan("t").num_rows == 21
+
+
+def test_without_hard_links_delta_rs_commits(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # FAT and some network shares have no hard links, and no other way to create a log entry
+    # only if absent: there delta-rs, which knows them, makes every commit.
+    def no_links(source: object, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_delta_log.os, "link", no_links)
+    with DeltaStore(root, flush_seconds=None) as store:
+        for batch in range(3):
+            store.write("t", records([f"{batch}"], v=[batch]))
+            store.flush()
+        assert sorted(store.scan("t").column("v").to_pylist()) == [0, 1, 2]
+        uri = store.table_uri("t")
+    assert all(client.startswith("delta-rs") for client in _commits_by(uri))
+    assert len(list(Path(uri).glob("*.parquet"))) == 3  # no file of a failed attempt is left
+    assert not list(Path(uri, "_delta_log").glob("*.tmp"))

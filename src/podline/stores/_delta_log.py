@@ -21,6 +21,7 @@ type delta-rs converts on the way in, schema changes, and compaction.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -66,6 +67,10 @@ _REPLAY_RATHER = 100
 #: Reader features that change nothing about reading plain Parquet files.
 _PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
 _CLIENT = "podline"
+#: What ``os.link`` fails with where a file system has no hard links.
+_NO_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EINVAL}
+)
 
 _log = logging.getLogger(__name__)
 
@@ -252,6 +257,7 @@ class LocalLog:
 
     __slots__ = (
         "_files",
+        "_links",
         "_schema",
         "_sequence",
         "_table",
@@ -271,6 +277,8 @@ class LocalLog:
         self.protocol: dict[str, Any] = {}
         self._schema: pa.Schema | None = None
         self._table: DeltaTable | None = None
+        #: False once hard links failed here (see ``_commit_rows``).
+        self._links = True
 
     @property
     def _log(self) -> Path:
@@ -404,21 +412,29 @@ class LocalLog:
         """Whether ``append`` may add rows of ``schema``: the table's schema, unchanged, with
         no constraint, invariant, generated column or exact-type annotation a writer must
         honour, under a writer protocol that asks nothing more of an append."""
-        if self.protocol.get("minWriterVersion", 2) > 2 or not schema.equals(self.schema()):
+        if not self._links or self.protocol.get("minWriterVersion", 2) > 2:
+            return False
+        if not schema.equals(self.schema()):
             return False
         return not any(f.metadata for f in _fields(self.schema()))
 
     def append(self, rows: pa.Table, schema: pa.Schema, settings: ParquetSettings) -> None:
-        if not self.appendable(schema):
-            evolve = len(schema) > len(self.schema())
-            write_with_delta_rs(self.delta_table(), rows, schema, settings, evolve=evolve)
-            self.update(until=self._version + 1)
-            return
-        self._commit_rows(rows, schema, settings, mode="Append")
-        configuration = self.metadata["configuration"]
-        interval = int(configuration.get("delta.checkpointInterval") or _CHECKPOINT_INTERVAL)
-        if (self._version + 1) % interval == 0:  # as delta-rs counts
-            self._checkpoint(configuration)
+        if self.appendable(schema):
+            try:
+                self._commit_rows(rows, schema, settings, mode="Append")
+            except UnsupportedTable:  # no hard links here: delta-rs commits from now on
+                self._links = False
+            else:
+                configuration = self.metadata["configuration"]
+                interval = int(
+                    configuration.get("delta.checkpointInterval") or _CHECKPOINT_INTERVAL
+                )
+                if (self._version + 1) % interval == 0:  # as delta-rs counts
+                    self._checkpoint(configuration)
+                return
+        evolve = len(schema) > len(self.schema())
+        write_with_delta_rs(self.delta_table(), rows, schema, settings, evolve=evolve)
+        self.update(until=self._version + 1)
 
     def _checkpoint(self, configuration: dict[str, str]) -> None:
         """Have delta-rs write a checkpoint at this version and, as its own commits would,
@@ -460,13 +476,16 @@ class LocalLog:
         protocol = {"minReaderVersion": 1, "minWriterVersion": 2}
         log._set_protocol(protocol)
         log._set_metadata(metadata)
-        log._commit_rows(
-            rows,
-            schema,
-            settings,
-            mode="ErrorIfExists",
-            first=[{"protocol": protocol}, {"metaData": metadata}],
-        )
+        try:
+            log._commit_rows(
+                rows,
+                schema,
+                settings,
+                mode="ErrorIfExists",
+                first=[{"protocol": protocol}, {"metaData": metadata}],
+            )
+        except UnsupportedTable:  # no hard links here
+            return None
         return log
 
     def _commit_rows(
@@ -509,6 +528,13 @@ class LocalLog:
             raise CommitConflict(
                 f"version {at} of {self.uri} was committed by another writer"
             ) from None
+        except OSError as exc:
+            data.unlink(missing_ok=True)
+            if exc.errno not in _NO_LINKS:
+                raise
+            # A file system without hard links (FAT, some network shares): without them no
+            # commit is safe from a concurrent one, so delta-rs, which knows others, commits.
+            raise UnsupportedTable(f"no hard links in {self.uri}: {exc}") from exc
         finally:
             temporary.unlink(missing_ok=True)
         self._add(added)
