@@ -1,14 +1,16 @@
 """How podline lays out and annotates Delta tables, and reads their record ids.
 
 This module owns the on-disk format ``DeltaStore`` writes (and other Delta readers see): how
-store paths map to table directories, the one piece of podline metadata a table may carry, the
-Parquet settings of data files and the reading of them. Reading and appending to a table's log
+store paths map to table directories, how Delta schema types map to Arrow's and back, the one
+piece of podline metadata a table may carry, the Parquet settings of data files and the reading
+of them. Reading and appending to a table's log
 is in ``_delta_log.py``; the store itself (buffering, commits, concurrency) in ``delta.py``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -29,7 +31,10 @@ __all__ = [
     "LOCK_FILE",
     "TABLE_SUFFIX",
     "ParquetSettings",
+    "UnsupportedTable",
+    "arrow_field",
     "decode_segment",
+    "delta_field",
     "delta_schema",
     "encode_segment",
     "parquet_settings",
@@ -108,6 +113,107 @@ def table_paths(
 
 
 # --------------------------------------------------------------------------- types
+
+
+class UnsupportedTable(Exception):  # noqa: N818 - a condition, not a failure: delta-rs reads it
+    """The table uses a feature ``LocalLog`` does not interpret; delta-rs reads it instead."""
+
+
+def _delta_type(spec: Any) -> pa.DataType:
+    """The canonical Arrow type of a Delta schema type (see ``_common.canonical_type``)."""
+    if isinstance(spec, str):
+        primitive = _PRIMITIVES.get(spec)
+        if primitive is not None:
+            return primitive
+        decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", spec)
+        if decimal:
+            return pa.decimal128(int(decimal[1]), int(decimal[2]))
+        raise UnsupportedTable(f"Delta type {spec!r}")
+    kind = spec.get("type")
+    if kind == "struct":
+        return pa.struct([arrow_field(f) for f in spec["fields"]])
+    if kind == "array":
+        return pa.large_list(
+            pa.field("item", _delta_type(spec["elementType"]), spec["containsNull"])
+        )
+    if kind == "map":
+        key = pa.field("key", _delta_type(spec["keyType"]), nullable=False)
+        value = pa.field("value", _delta_type(spec["valueType"]), spec["valueContainsNull"])
+        return pa.map_(key, value)
+    raise UnsupportedTable(f"Delta type {kind!r}")
+
+
+_PRIMITIVES = {
+    "string": pa.large_string(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "short": pa.int16(),
+    "byte": pa.int8(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "binary": pa.large_binary(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timestamp_ntz": pa.timestamp("us"),
+    "void": pa.null(),
+}
+
+
+def arrow_field(spec: dict[str, Any]) -> pa.Field:
+    """The Arrow field (canonical types, Delta metadata kept) of a Delta schema field."""
+    metadata = {
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in spec.get("metadata", {}).items()
+    }
+    return pa.field(spec["name"], _delta_type(spec["type"]), spec["nullable"], metadata or None)
+
+
+def _delta_type_spec(t: pa.DataType) -> Any:
+    """The Delta schema type of a canonical Arrow type, as delta-rs writes it; raises
+    ``UnsupportedTable`` for a type delta-rs converts (or annotates) on the way in."""
+    for name, arrow in _PRIMITIVES.items():
+        if t == arrow and name not in _CONVERTED:
+            return name
+    if pa.types.is_decimal128(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_large_list(t):
+        item = t.value_field
+        return {
+            "type": "array",
+            "elementType": _delta_type_spec(item.type),
+            "containsNull": item.nullable,
+        }
+    if pa.types.is_struct(t):
+        return {
+            "type": "struct",
+            "fields": [delta_field(t.field(i)) for i in range(t.num_fields)],
+        }
+    if pa.types.is_map(t):
+        return {
+            "type": "map",
+            "keyType": _delta_type_spec(t.key_type),
+            "valueType": _delta_type_spec(t.item_type),
+            "valueContainsNull": t.item_field.nullable,
+        }
+    raise UnsupportedTable(f"Arrow type {t}")
+
+
+#: Delta types a table created by podline would need more than protocol 1/2 for, or whose
+#: Arrow form delta-rs converts: those tables are created by delta-rs.
+_CONVERTED = frozenset({"timestamp_ntz", "void"})
+
+
+def delta_field(f: pa.Field) -> dict[str, Any]:
+    """The Delta schema field of an Arrow field, as delta-rs writes it; raises
+    ``UnsupportedTable`` for a type delta-rs converts (or annotates) on the way in."""
+    if f.metadata:
+        raise UnsupportedTable(f"field {f.name!r} carries metadata")
+    return {
+        "name": f.name,
+        "type": _delta_type_spec(f.type),
+        "nullable": f.nullable,
+        "metadata": {},
+    }
 
 
 def _has_fixed_size_list(t: pa.DataType) -> bool:

@@ -39,7 +39,13 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
-from podline.stores._delta_format import ParquetSettings, delta_schema
+from podline.stores._delta_format import (
+    ParquetSettings,
+    UnsupportedTable,
+    arrow_field,
+    delta_field,
+    delta_schema,
+)
 
 if TYPE_CHECKING:
     # Loaded only when delta-rs does the work: a run on plain local tables never needs it,
@@ -73,10 +79,6 @@ _NO_LINKS = frozenset(
 )
 
 _log = logging.getLogger(__name__)
-
-
-class UnsupportedTable(Exception):  # noqa: N818 - a condition, not a failure: delta-rs reads it
-    """The table uses a feature ``LocalLog`` does not interpret; delta-rs reads it instead."""
 
 
 class CommitConflict(Exception):  # noqa: N818 - the optimistic protocol's ordinary outcome
@@ -193,54 +195,6 @@ class DeltaRsLog:
 
 
 # --------------------------------------------------------------------------- local log
-
-
-def _delta_type(spec: Any) -> pa.DataType:
-    """The canonical Arrow type of a Delta schema type (see ``_common.canonical_type``)."""
-    if isinstance(spec, str):
-        primitive = _PRIMITIVES.get(spec)
-        if primitive is not None:
-            return primitive
-        decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", spec)
-        if decimal:
-            return pa.decimal128(int(decimal[1]), int(decimal[2]))
-        raise UnsupportedTable(f"Delta type {spec!r}")
-    kind = spec.get("type")
-    if kind == "struct":
-        return pa.struct([_delta_field(f) for f in spec["fields"]])
-    if kind == "array":
-        return pa.large_list(
-            pa.field("item", _delta_type(spec["elementType"]), spec["containsNull"])
-        )
-    if kind == "map":
-        key = pa.field("key", _delta_type(spec["keyType"]), nullable=False)
-        value = pa.field("value", _delta_type(spec["valueType"]), spec["valueContainsNull"])
-        return pa.map_(key, value)
-    raise UnsupportedTable(f"Delta type {kind!r}")
-
-
-_PRIMITIVES = {
-    "string": pa.large_string(),
-    "long": pa.int64(),
-    "integer": pa.int32(),
-    "short": pa.int16(),
-    "byte": pa.int8(),
-    "float": pa.float32(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "binary": pa.large_binary(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "timestamp_ntz": pa.timestamp("us"),
-    "void": pa.null(),
-}
-
-
-def _delta_field(spec: dict[str, Any]) -> pa.Field:
-    metadata = {
-        k: v if isinstance(v, str) else json.dumps(v) for k, v in spec.get("metadata", {}).items()
-    }
-    return pa.field(spec["name"], _delta_type(spec["type"]), spec["nullable"], metadata or None)
 
 
 def has_log(uri: str) -> bool:
@@ -397,7 +351,7 @@ class LocalLog:
         configuration = dict(metadata.get("configuration") or {})
         self.metadata = {**metadata, "configuration": configuration}
         fields = json.loads(metadata["schemaString"])["fields"]
-        self._schema = pa.schema([_delta_field(f) for f in fields])
+        self._schema = pa.schema([arrow_field(f) for f in fields])
 
     def _set_protocol(self, protocol: dict[str, Any]) -> None:
         reader = protocol.get("minReaderVersion", 1)
@@ -460,7 +414,7 @@ class LocalLog:
         delta-rs would (protocol 1/2); raises ``CommitConflict`` if another writer created it
         first. None (and nothing written) if a column's type is one delta-rs converts."""
         try:
-            fields = [_delta_field_spec(f) for f in schema]
+            fields = [delta_field(f) for f in schema]
         except UnsupportedTable:
             return None
         log = cls(uri)
@@ -539,52 +493,6 @@ class LocalLog:
             temporary.unlink(missing_ok=True)
         self._add(added)
         self._version = at
-
-
-def _delta_type_spec(t: pa.DataType) -> Any:
-    """The Delta schema type of a canonical Arrow type, as delta-rs writes it; raises
-    ``UnsupportedTable`` for a type delta-rs converts (or annotates) on the way in."""
-    for name, arrow in _PRIMITIVES.items():
-        if t == arrow and name not in _CONVERTED:
-            return name
-    if pa.types.is_decimal128(t):
-        return f"decimal({t.precision},{t.scale})"
-    if pa.types.is_large_list(t):
-        item = t.value_field
-        return {
-            "type": "array",
-            "elementType": _delta_type_spec(item.type),
-            "containsNull": item.nullable,
-        }
-    if pa.types.is_struct(t):
-        return {
-            "type": "struct",
-            "fields": [_delta_field_spec(t.field(i)) for i in range(t.num_fields)],
-        }
-    if pa.types.is_map(t):
-        return {
-            "type": "map",
-            "keyType": _delta_type_spec(t.key_type),
-            "valueType": _delta_type_spec(t.item_type),
-            "valueContainsNull": t.item_field.nullable,
-        }
-    raise UnsupportedTable(f"Arrow type {t}")
-
-
-#: Delta types a table created by podline would need more than protocol 1/2 for, or whose
-#: Arrow form delta-rs converts: those tables are created by delta-rs.
-_CONVERTED = frozenset({"timestamp_ntz", "void"})
-
-
-def _delta_field_spec(f: pa.Field) -> dict[str, Any]:
-    if f.metadata:
-        raise UnsupportedTable(f"field {f.name!r} carries metadata")
-    return {
-        "name": f.name,
-        "type": _delta_type_spec(f.type),
-        "nullable": f.nullable,
-        "metadata": {},
-    }
 
 
 def _fields(schema: pa.Schema) -> Iterator[pa.Field]:
