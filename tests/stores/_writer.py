@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from podline.stores import DeltaStore
-from podline.stores import delta as delta_module
+from podline.stores import DeltaStore, _delta_format
 
 BATCH = 50
 
@@ -56,7 +55,7 @@ def batches(root: str) -> None:
 if __name__ == "__main__":
     if sys.argv[-1] == "nolock":
         # Exercise the optimistic protocol alone, as on object stores.
-        delta_module.fcntl = None  # type: ignore[assignment]
+        _delta_format.fcntl = None  # type: ignore[assignment]
         sys.argv.pop()
     if sys.argv[1] == "race":
         root, name, own, shared, count, go = sys.argv[2:8]

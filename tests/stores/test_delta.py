@@ -18,7 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
-from podline.stores import RECORD_ID, DeltaStore, _delta_table, open_store
+from podline.stores import RECORD_ID, DeltaStore, _delta_format, _delta_table, open_store
 from podline.stores import delta as delta_module
 from podline.stores._delta_format import decode_segment, encode_segment
 
@@ -283,7 +283,7 @@ def _racing(
     File locks are off, as on object stores, so only the optimistic protocol stands between
     the two writers. Returns the kinds of the commits attempted ("create" or "append").
     """
-    monkeypatch.setattr(delta_module, "fcntl", None)
+    monkeypatch.setattr(_delta_format, "fcntl", None)
     real = _Backend._commit
     modes: list[str] = []
 

@@ -10,9 +10,12 @@ of them. Reading and appending to a table's log is in ``_delta_log.py``; the sto
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
@@ -23,6 +26,14 @@ from pyarrow import fs as pafs
 from podline.errors import StoreError
 from podline.stores._common import canonical_type
 from podline.stores.base import StorePath
+
+fcntl: ModuleType | None
+try:  # advisory file locks exist on POSIX only; elsewhere the optimistic protocol suffices
+    import fcntl as _posix_locks
+
+    fcntl = _posix_locks
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 if TYPE_CHECKING:  # deltalake is loaded only when delta-rs does the work (see _delta_log)
     from deltalake import WriterProperties
@@ -40,6 +51,7 @@ __all__ = [
     "parquet_settings",
     "path_schema",
     "read_parquet",
+    "table_lock",
     "table_paths",
 ]
 
@@ -110,6 +122,27 @@ def table_paths(
             segment = decode_segment(name)
             if segment and segment not in (".", ".."):
                 yield from table_paths(filesystem, entry.path, (*path, segment))
+
+
+@contextlib.contextmanager
+def table_lock(directory: Path, what: str) -> Iterator[None]:
+    """Hold ``LOCK_FILE`` of a local table (``what``: its path, for errors) exclusively.
+    Writers of one table take it while they commit, which spares them attempts that would
+    lose a race; where ``flock`` does not exist the optimistic protocol alone decides."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / LOCK_FILE, "a+b")  # noqa: SIM115 - held across the yield
+    except OSError as exc:
+        raise StoreError(f"cannot lock the table of {what} at {directory}: {exc}") from exc
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- types

@@ -21,6 +21,7 @@ type delta-rs converts on the way in, schema changes, and compaction.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -60,6 +61,7 @@ __all__ = [
     "UnsupportedTable",
     "has_log",
     "local_filesystem",
+    "open_log",
     "write_with_delta_rs",
 ]
 
@@ -195,6 +197,27 @@ class DeltaRsLog:
 
 
 # --------------------------------------------------------------------------- local log
+
+
+def open_log(
+    uri: str,
+    *,
+    local: bool,
+    storage_options: dict[str, str] | None = None,
+    version: int | None = None,
+) -> TableLog | None:
+    """The log of the table at ``uri`` (at ``version``; default: the latest), or None while no
+    table is there: podline's own for a plain ``local`` table, delta-rs's otherwise."""
+    if local:
+        with contextlib.suppress(UnsupportedTable):
+            return LocalLog.load(uri, version)
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaRsLog(DeltaTable(uri, version=version, storage_options=storage_options))
+    except TableNotFoundError:
+        return None
 
 
 def has_log(uri: str) -> bool:

@@ -17,7 +17,12 @@ import pyarrow as pa
 
 from podline.matching import is_in, rows_in_order
 from podline.stores._common import RowFilter, conform, evolve_schema
-from podline.stores._delta_format import ParquetSettings, path_schema, read_parquet
+from podline.stores._delta_format import (
+    ParquetSettings,
+    parquet_settings,
+    path_schema,
+    read_parquet,
+)
 from podline.stores._delta_log import TableLog, local_filesystem
 from podline.stores._index import IdIndex
 from podline.stores.base import StorePath
@@ -141,6 +146,13 @@ class TableState:
         if self.pending_schema is None:
             return stored
         return evolve_schema(stored, self.pending_schema, path)
+
+    def parquet_settings(self, rows: pa.Table) -> ParquetSettings:
+        """The Parquet settings for committing ``rows``, decided from the table's first batch
+        (of each schema): its columns keep their character from batch to batch."""
+        if self.writer is None or self.writer[0] != rows.schema:
+            self.writer = (rows.schema, parquet_settings(rows))
+        return self.writer[1]
 
     def pending_index(self, column: str) -> IdIndex | None:
         """The buffered ids of ``column``, indexed when first needed: a batch written and

@@ -66,20 +66,18 @@ from podline.stores._common import (
     split_query,
 )
 from podline.stores._delta_format import (
-    LOCK_FILE,
     TABLE_SUFFIX,
-    ParquetSettings,
     encode_segment,
-    parquet_settings,
     path_schema,
+    table_lock,
     table_paths,
 )
 from podline.stores._delta_log import (
-    DeltaRsLog,
     LocalLog,
     TableLog,
     UnsupportedTable,
     has_log,
+    open_log,
     write_with_delta_rs,
 )
 from podline.stores._delta_table import (
@@ -91,11 +89,6 @@ from podline.stores._delta_table import (
 )
 from podline.stores._scoped import ScopedStore
 from podline.stores.base import PathLike, StorePath
-
-try:  # advisory file locks exist on POSIX only; elsewhere the optimistic protocol suffices
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["DeltaStore"]
 
@@ -176,27 +169,18 @@ class _DeltaBackend:
         return state
 
     def _open(self, uri: str, path: StorePath, version: int | None = None) -> TableLog | None:
-        """The table's log (at ``version``; default: the latest), None while none exists.
-        Local tables are read by podline itself unless they use what only delta-rs reads."""
+        """The table's log (at ``version``; default: the latest), None while none exists."""
         try:
-            if self.local is not None:
-                with contextlib.suppress(UnsupportedTable):
-                    return LocalLog.load(uri, version)
-            return self._open_with_delta_rs(uri, version)
+            return open_log(
+                uri,
+                local=self.local is not None,
+                storage_options=self.storage_options or None,
+                version=version,
+            )
         except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
             raise StoreError(
                 f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
             ) from exc
-
-    def _open_with_delta_rs(self, uri: str, version: int | None) -> TableLog | None:
-        from deltalake import DeltaTable
-        from deltalake.exceptions import TableNotFoundError
-
-        options = self.storage_options or None
-        try:
-            return DeltaRsLog(DeltaTable(uri, version=version, storage_options=options))
-        except TableNotFoundError:
-            return None
 
     def _refresh(self, state: TableState, path: StorePath) -> TableLog | None:
         """The read log at the table's latest version (None while no table exists)."""
@@ -536,7 +520,7 @@ class _DeltaBackend:
     ) -> TableLog:
         """Commit ``rows`` on ``log``'s version (a new table if None); returns the log at the
         new version."""
-        settings = self._parquet_settings(state, rows)
+        settings = state.parquet_settings(rows)
         if log is not None:
             log.append(rows, schema, settings)
             return log
@@ -557,14 +541,6 @@ class _DeltaBackend:
         created = self._open(state.uri, path, version=0)
         assert created is not None
         return created
-
-    @staticmethod
-    def _parquet_settings(state: TableState, rows: pa.Table) -> ParquetSettings:
-        """The Parquet settings for a table, decided from its first batch (of each schema):
-        its columns keep their character from batch to batch."""
-        if state.writer is None or state.writer[0] != rows.schema:
-            state.writer = (rows.schema, parquet_settings(rows))
-        return state.writer[1]
 
     def _committed_after(
         self,
@@ -598,23 +574,11 @@ class _DeltaBackend:
 
     @contextlib.contextmanager
     def _table_lock(self, state: TableState, path: StorePath) -> Iterator[None]:
-        if self.local is None or fcntl is None:
+        if self.local is None:
             yield
             return
-        directory = Path(state.uri)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            lock = open(directory / LOCK_FILE, "a+b")  # noqa: SIM115 - held across the yield
-        except OSError as exc:
-            raise StoreError(
-                f"cannot lock the table of {path_text(path)} at {directory}: {exc}"
-            ) from exc
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with table_lock(Path(state.uri), path_text(path)):
+            yield
 
     # -- compaction
 
