@@ -268,7 +268,7 @@ def delta_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-#: Rows looked at to decide a column's encoding (see ``writer_properties``).
+#: Rows looked at to decide a column's encoding (see ``parquet_settings``).
 _ENCODING_SAMPLE = 2048
 
 
