@@ -226,13 +226,13 @@ def test_R6_function_node_serves_stored_entries_and_computes_the_rest(
     function_node(pipeline, "add").execute(rows_of(source_node(pipeline).execute(), [1, 3]))
     CALLS.clear()
     lookups: list[int] = []
-    original = ProvenanceRecords.find
+    original = ProvenanceRecords.found_among
 
-    def find(self: ProvenanceRecords, entry_ids: pa.Array, **kwargs: Any) -> Any:
+    def found_among(self: ProvenanceRecords, entry_ids: pa.Array, records: Any) -> Any:
         lookups.append(len(entry_ids))
-        return original(self, entry_ids, **kwargs)
+        return original(self, entry_ids, records)
 
-    monkeypatch.setattr(ProvenanceRecords, "find", find)
+    monkeypatch.setattr(ProvenanceRecords, "found_among", found_among)
     spy = Spy()
     result = pipeline.run(observer=spy)
     assert lookups == [4, 4]  # one bulk lookup per function node

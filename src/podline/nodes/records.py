@@ -136,19 +136,18 @@ class ProvenanceRecords:
         if records.num_rows:
             self.store.write(_PATH, records)
 
-    def find(self, entry_ids: pa.Array, *, stored: pa.Table | None = None) -> Found:
+    def find(self, entry_ids: pa.Array) -> Found:
         """Which of these entries this node has already handled, without computing.
 
         An entry counts as found when its record says it was skipped, or when the memo
-        still holds its result; the rest must be run (again). ``stored``: every record,
-        already read (see ``prefetch``).
+        still holds its result; the rest must be run (again).
         """
+        return self.found_among(entry_ids, self.store.read(_PATH, entry_ids, columns=_LOOKED_UP))
+
+    def found_among(self, entry_ids: pa.Array, records: pa.Table | None) -> Found:
+        """What ``find`` says of ``entry_ids``, given the stored records holding them, in
+        their order (None: no records stored)."""
         none = np.zeros(len(entry_ids), dtype=bool)
-        records = (
-            self.store.read(_PATH, entry_ids, columns=_LOOKED_UP)
-            if stored is None
-            else rows_in_order(stored, entry_ids, RECORD_ID)
-        )
         if self.memo is None or records is None or records.num_rows == 0:
             return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
         usable, skipped, outputs = self._resolve(records)
@@ -260,9 +259,8 @@ class Prefetch:
         if self._error is not None:
             raise self._error
         stored = self._stored
-        if stored is None:
-            stored = pa.schema([pa.field(c, pa.large_string()) for c in _LOOKED_UP]).empty_table()
-        return self._records.find(entry_ids, stored=stored)
+        records = None if stored is None else rows_in_order(stored, entry_ids, RECORD_ID)
+        return self._records.found_among(entry_ids, records)
 
 
 def _positions(wanted: pa.ChunkedArray, got: pa.ChunkedArray | pa.Array) -> np.ndarray:
