@@ -216,14 +216,14 @@ def test_nullable_nested_elements_accept_none(values: list[Any], tp: object) -> 
 
 
 def test_values_not_fitting_type() -> None:
-    with pytest.raises(InputValidationError, match="column 'a': values do not fit type int"):
+    with pytest.raises(InputValidationError, match=r"column 'a', row 0: 'x' \(str\) is not an int"):
         table_from_columns({"a": ["x"]}, {"a": int})
-    with pytest.raises(InputValidationError, match="column 'big': values do not fit type int"):
+    with pytest.raises(InputValidationError, match="column 'big', row 0: .* is beyond int64"):
         table_from_columns({"big": [2**70]}, {"big": int})
     with pytest.raises(
-        InputValidationError, match=r"column 'l': values do not fit type list\[str\]"
+        InputValidationError, match=r"column 'l', row 1: item 0: 1 \(int\) is not a str"
     ):
-        table_from_columns({"l": [[1]]}, {"l": list[str]})
+        table_from_columns({"l": [["a"], [1]]}, {"l": list[str]})
 
 
 def test_columns_not_matching_schema() -> None:

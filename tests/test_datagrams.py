@@ -18,6 +18,7 @@ from podline import (
     Tag,
 )
 from podline.columns import source_info_column
+from podline.hashing import HASH_SCHEME
 
 SYS_SOURCE = "__tag:source_id::0123456789ab"
 SYS_RECORD = "__tag:record_id::0123456789ab"
@@ -285,10 +286,10 @@ def test_equality_depends_on_schema_and_type() -> None:
 # --------------------------------------------------------------------------- content hash
 
 
-def test_content_hash_is_a_pod1_hash(packet: Packet) -> None:
+def test_content_hash_is_of_the_current_scheme(packet: Packet) -> None:
     h = packet.content_hash()
     assert isinstance(h, ContentHash)
-    assert h.scheme == "pod1"
+    assert h.scheme == HASH_SCHEME
     assert len(h.digest) == 32
     assert packet.content_hash() == h
 

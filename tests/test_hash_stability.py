@@ -83,7 +83,7 @@ def test_probe_set_order_really_depends_on_seed() -> None:
 # the hash scheme changed: every persisted hash is now stale. That is only acceptable together
 # with a new scheme id, so bump HASH_SCHEME (podline.hashing.digest) and then update the values.
 
-GOLDEN_SCHEME = "pod1"
+GOLDEN_SCHEME = "pod2"
 
 NESTED = {
     "name": "pod",
@@ -123,6 +123,16 @@ STRUCTS = pa.table(
     }
 )
 
+MAPS_AND_ZEROS = pa.table(
+    {
+        "m": pa.array(
+            [[("a", 1), ("b", 2)], [("b", 2), ("a", 1)], [], None],
+            pa.map_(pa.large_string(), pa.int64()),
+        ),
+        "z": pa.array([0.0, -0.0, 0.0, -0.0], pa.float64()),
+    }
+)
+
 
 def test_golden_scheme_id() -> None:
     assert HASH_SCHEME == GOLDEN_SCHEME
@@ -130,42 +140,51 @@ def test_golden_scheme_id() -> None:
 
 def test_golden_hash_value_nested_structure() -> None:
     assert str(hash_value(NESTED)) == (
-        "pod1:18b5d324b29876f0227302d0a4d645bf72b76b0317e19467fc4e25eb09b69e70"
+        "pod2:eb5b82cffc0daf82a73f045f542df078d6d50197f9e7d30a99d089a548d7540d"
     )
 
 
 def test_golden_hash_value_type_annotation() -> None:
     assert str(hash_value(dict[str, list[int] | None])) == (
-        "pod1:c80666d6b22416c3a5e331b442437dcf8ae518243cb620ea50e0b41fdca2baf4"
+        "pod2:7683b697b2009b7995bf690e42f32623a2788a583d0502945f446a4382d4ae7e"
     )
 
 
 def test_golden_row_hashes_mixed_table_with_nulls() -> None:
     assert row_hash_strings(MIXED).to_pylist() == [
-        "pod1:e6e56a29b90e1c6b590d7896eb329dd5190e691d3516324cc4fb0dcb2634af47",
-        "pod1:c31f32275e0888fe2746eb7903e219ed8be75c6ba64550e699d43f18ffda27d1",
-        "pod1:5c4c9c6c0637bc8853fc168685fedfdcf2333cd983c79f4c95074fe21722dc40",
+        "pod2:d305cafc86277939ac42c25a0ea54d51763cef0412961967a6680b7d6bbe5d1a",
+        "pod2:748b5f35bd437561e01cbfab48b7ce5cd2548073d92d8436285c643febc07b56",
+        "pod2:07867e1fc48e1a890fd70e138e92a2ad7da698253bbe3befb2648f35fea3a946",
     ]
 
 
 def test_golden_row_hashes_list_column() -> None:
     assert row_hash_strings(LISTS).to_pylist() == [
-        "pod1:ea07ccb474a1368ed8412ba17db2003e8ff40ded2c551f04f779aadbe2c67bcf",
-        "pod1:e2a5013cfd5d119a4ca84d5cbff9c2bd5ce5fb004625e6e0a18f01e7f4a66818",
-        "pod1:651329fed65aaef3920e439babe1b6fbd87f5da514aa934b0e0aebc7c1b5ed9b",
-        "pod1:23a044a585ec4d918a04fa41a4b16d84134f74ffc9aad4e77af4fdc4166b5119",
+        "pod2:4e6c43053513403a83ee0af09a6dea3c7c9ca4cdd36a8036a4532bbcf40d45e8",
+        "pod2:30c8da8a692bfa8115154b1ffdbae5b79a8c24b7f7ae3cf383bca23f534ee05d",
+        "pod2:b4486f0540d0437667ba6542f105ccd45328dc68291115f36aaccb4410b951f1",
+        "pod2:92ae2c04c94c29523d4f05b479b7f09ea7341606e964ddfdc827b19f54898997",
     ]
 
 
 def test_golden_row_hashes_struct_column() -> None:
     assert row_hash_strings(STRUCTS).to_pylist() == [
-        "pod1:2f73ead047566e330f2a8553d934f0689b7a78b120813be37e6f6d726b45d0bd",
-        "pod1:69949335da0700d7e4fe338b9d4f98df7b8e977367fcd489617b47d6ea594c9f",
-        "pod1:a4002b8aa7ea281a7980834166faa0dfd4d7710571989735090dd1bcad1d2f61",
+        "pod2:503a4383c20373ec5475ecc1253be5e0da42187f3d51949591e50adef7c90903",
+        "pod2:27ed4fdca66efea85984d89b966a642294d4d628d1b6eddb802e1c6e1f789afc",
+        "pod2:97f88df0ec9ef66f81d65d41bbd1220c15ee098464bd24d2575efdb37211c65c",
+    ]
+
+
+def test_golden_row_hashes_map_order_and_signed_zero() -> None:
+    assert row_hash_strings(MAPS_AND_ZEROS).to_pylist() == [
+        "pod2:58ddd8fada5d3a052b4bfd3cbc1c1cd47bbcab816d02d42036ab6d0dde0c27cf",
+        "pod2:2a011a937c2875ca75d40b2e061b531e2a6df0d12a2f0f92e1885b0e47fe0bfe",
+        "pod2:bd0bc66f40ef904e3afb93d1423f52b22da477dee7f2570795b3d6489f9c7bc7",
+        "pod2:9dee043dea00119d95efe7335a2861c7259e2e1c9fddeb6803a62663a50ac287",
     ]
 
 
 def test_golden_hash_table() -> None:
     assert str(hash_table(MIXED)) == (
-        "pod1:d30c40cb298000f5dc55e121da28688a52d2df9166ed1fc010d7ef016b82e71c"
+        "pod2:09522faa8e642299da3eb871c36f19ac00bc15ccf5d10e6d45e9de77cc627720"
     )

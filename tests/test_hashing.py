@@ -9,6 +9,7 @@ import hashlib
 import math
 import os
 import re
+import struct
 import types
 import uuid
 from pathlib import Path
@@ -45,9 +46,9 @@ from podline.schema import Schema
 
 def test_content_hash_string_round_trip() -> None:
     h = ContentHash.of(b"hello")
-    assert h.scheme == HASH_SCHEME == "pod1"
+    assert h.scheme == HASH_SCHEME == "pod2"
     assert h.digest == hashlib.sha256(b"hello").digest()
-    assert str(h) == f"pod1:{hashlib.sha256(b'hello').hexdigest()}"
+    assert str(h) == f"pod2:{hashlib.sha256(b'hello').hexdigest()}"
     assert h.hex == hashlib.sha256(b"hello").hexdigest()
     assert h.short() == h.hex[:12]
     assert h.short(4) == h.hex[:4]
@@ -134,8 +135,9 @@ def test_hash_value_mapping_and_set_order_independent() -> None:
 
 
 def test_hash_value_float_canonicalization() -> None:
-    assert hash_value(-0.0) == hash_value(0.0)
-    assert hash_value([-0.0]) == hash_value([0.0])
+    # A function can tell -0.0 from 0.0 (math.copysign, atan2, 1/x): they hash apart.
+    assert hash_value(-0.0) != hash_value(0.0)
+    assert hash_value([-0.0]) != hash_value([0.0])
     nan_bits = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]
     assert math.isnan(nan_bits)
     assert hash_value(float("nan")) == hash_value(-float("nan")) == hash_value(float(nan_bits))
@@ -375,7 +377,8 @@ def test_float_canonical_zero_and_nan() -> None:
     nan_bits = np.array([0x7FF8000000000001, 0xFFF8000000000000], dtype=np.uint64)
     odd_nans = pa.array(nan_bits.view(np.float64))
     assert col(odd_nans) == col(pa.array([float("nan"), float("nan")]))
-    assert col(pa.array([-0.0])) == col(pa.array([0.0]))
+    assert col(pa.array([-0.0])) != col(pa.array([0.0]))
+    assert col(pa.array([-0.0], pa.float32())) == col(pa.array([-0.0]))
     assert col(pa.array([float("nan")])) != col(pa.array([None], pa.float64()))
 
 
@@ -491,15 +494,20 @@ def test_date_variants() -> None:
     assert col(pa.array(days[:1], pa.date32())) != col(pa.array([dt.datetime(2020, 1, 2)]))
 
 
-def test_map_entry_order_does_not_matter() -> None:
+def test_map_entry_order_matters() -> None:
+    # A function iterating a dict sees its order, so two orders are two values.
     t = pa.map_(pa.string(), pa.int64())
     a = pa.array([[("a", 1), ("b", 2), ("c", 3)], None], t)
     b = pa.array([[("c", 3), ("a", 1), ("b", 2)], None], t)
-    assert col(a) == col(b)
+    assert col(a)[0] != col(b)[0]
+    assert col(a)[1] == col(b)[1]
     assert col(a) != col(pa.array([[("a", 2), ("b", 1), ("c", 3)], None], t))
-    assert col(a) == col(
-        pa.array([[("b", 2), ("a", 1), ("c", 3)], None], pa.map_(pa.large_string(), pa.int8()))
+    assert col(b) == col(
+        pa.array([[("c", 3), ("a", 1), ("b", 2)], None], pa.map_(pa.large_string(), pa.int8()))
     )
+    # Entries of a sliced map column hash as the same entries unsliced.
+    long = pa.array([[("x", 0)], [("a", 1), ("b", 2), ("c", 3)], [("y", 9)]], t)
+    assert col(long.slice(1, 1)) == col(a.slice(0, 1))
 
 
 def test_struct_field_order_does_not_matter() -> None:
@@ -907,3 +915,37 @@ def test_identity_errors() -> None:
 
     with pytest.raises(HashingError, match=r"builtins\.object"):
         Unhashable().content_hash()
+
+
+def test_map_and_signed_zero_encodings_match_the_documented_bytes() -> None:
+    # Built by hand from docs/identity.md: the schema digest, then per column a marker, a
+    # count and the entries in stored order (a map), or a marker and a float64 (a float).
+    from podline.hashing.arrow_encoding import _schema_digest
+
+    table = pa.table(
+        {
+            "m": pa.array([[("b", 2), ("a", 1)]], pa.map_(pa.large_string(), pa.int64())),
+            "z": pa.array([-0.0], pa.float64()),
+        }
+    )
+
+    def text(s: str) -> bytes:
+        return b"\x01" + struct.pack("<Q", len(s)) + s.encode()
+
+    def integer(i: int) -> bytes:
+        return b"\x01" + struct.pack("<q", i)
+
+    message = (
+        _schema_digest(table.schema)
+        + b"\x01"
+        + struct.pack("<Q", 2)
+        + text("b")
+        + integer(2)
+        + text("a")
+        + integer(1)
+        + b"\x01"
+        + struct.pack("<d", -0.0)
+    )
+    assert row_hash_strings(table).to_pylist() == [
+        f"{HASH_SCHEME}:{hashlib.sha256(message).hexdigest()}"
+    ]

@@ -21,7 +21,7 @@ from podline import (
     TableStream,
     Tag,
 )
-from podline.hashing import row_hash_strings
+from podline.hashing import HASH_SCHEME, row_hash_strings
 from podline.streams import DelegatingStream
 
 LINEAGE = "0123456789ab"
@@ -211,7 +211,7 @@ def test_as_table_content_hash(stream: TableStream) -> None:
     custom = stream.as_table(content_hash="row_hash")
     assert custom.column_names == ["id", "x", "name", "row_hash"]
     assert custom.column("row_hash").to_pylist() == stream.packet_hashes().to_pylist()
-    assert all(h.startswith("pod1:") for h in custom.column("row_hash").to_pylist())
+    assert all(h.startswith(f"{HASH_SCHEME}:") for h in custom.column("row_hash").to_pylist())
 
 
 @pytest.mark.parametrize("name", ["x", "id", "__source:x", "__meta:flag"])

@@ -16,7 +16,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from podline.errors import InputValidationError, UnsupportedTypeError, format_names
+from podline.errors import (
+    InexactValueError,
+    InputValidationError,
+    UnsupportedTypeError,
+    format_names,
+)
+from podline.exact import first_misfit
 from podline.schema import (
     FILE_PATH_FIELD,
     PodType,
@@ -166,11 +172,20 @@ def _to_arrow_base(tp: PodType) -> Converter | None:
 
 def _column_array(name: str, values: Sequence[Any], tp: PodType) -> pa.Array:
     field = arrow_field(name, tp)
+    # Arrow converts some values lossily without a word (1.5 into int64 is 1): check first.
+    found = first_misfit(values, tp)
+    if found is not None:
+        row, reason = found
+        raise InexactValueError(name, row, values[row], reason, type_name(tp))
     convert = _to_arrow_converter(normalize_type(tp))
     data = values if convert is None else [convert(v) for v in values]
     try:
         array = pa.array(data, type=field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        found = first_misfit(values, tp, by_value=True)
+        if found is not None:
+            row, reason = found
+            raise InexactValueError(name, row, values[row], reason, type_name(tp)) from exc
         raise InputValidationError(
             f"column {name!r}: values do not fit type {type_name(tp)}: {exc}"
         ) from exc

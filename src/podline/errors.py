@@ -15,6 +15,7 @@ __all__ = [
     "FunctionDefinitionError",
     "FunctionIdentityError",
     "HashingError",
+    "InexactValueError",
     "InputValidationError",
     "OperatorError",
     "OutputValidationError",
@@ -73,6 +74,21 @@ class HashingError(PodlineError, TypeError):
 
 class InputValidationError(PodlineError, ValueError):
     """Data handed to a podline element does not match what the element expects."""
+
+
+class InexactValueError(InputValidationError):
+    """A value cannot be stored exactly in its declared type (see ``podline.exact``).
+
+    ``column`` names the column, ``row`` the value's position in the data given, ``value`` is
+    the value itself and ``reason`` says why it does not fit.
+    """
+
+    def __init__(self, column: str, row: int, value: object, reason: str, type_: str) -> None:
+        self.column = column
+        self.row = row
+        self.value = value
+        self.reason = reason
+        super().__init__(f"column {column!r}, row {row}: {reason} (the column's type is {type_})")
 
 
 class SourceError(InputValidationError):

@@ -8,6 +8,7 @@ import pytest
 
 from podline.errors import FunctionIdentityError
 from podline.functions import PacketFunction, code_identity
+from podline.hashing import HASH_SCHEME
 
 from .conftest import ModuleMaker
 
@@ -186,7 +187,7 @@ def test_static_functions_of_classes_work(make_module: ModuleMaker) -> None:
                 return x * 2
         """
     )
-    assert str(code_identity(module.Tools.scale)).startswith("pod1:")
+    assert str(code_identity(module.Tools.scale)).startswith(f"{HASH_SCHEME}:")
 
 
 def test_async_functions_have_identities(make_module: ModuleMaker) -> None:

@@ -126,3 +126,28 @@ def test_results_say_which_calls_ran_in_this_run(store: Store) -> None:
     assert first.computed.tolist() == [True] * 4
     second = pod(skip_odd, store).execute(numbers())
     assert second.computed.tolist() == [False] * 4
+
+
+def signed_angle(y: float, x: float) -> float:
+    import math
+
+    CALLS.append(1)
+    return math.atan2(y, x)
+
+
+def test_signed_zero_inputs_get_their_own_results(store: Store) -> None:
+    # atan2(0.0, -1.0) is pi and atan2(-0.0, -1.0) is -pi: a memo that folded -0.0 into 0.0
+    # served pi for both.
+    source = podline.DictSource(
+        [{"id": 0, "y": 0.0, "x": -1.0}, {"id": 1, "y": -0.0, "x": -1.0}], tag_columns=["id"]
+    )
+    first = pod(signed_angle, store).execute(source)
+    assert first.status == [RowStatus.COMPUTED, RowStatus.COMPUTED]
+    again = pod(signed_angle, store).execute(source)
+    assert again.status == [RowStatus.CACHED, RowStatus.CACHED]
+    for result in (first, again):
+        assert result.stream.as_table().column("out").to_pylist() == [
+            3.141592653589793,
+            -3.141592653589793,
+        ]
+    assert len(CALLS) == 2

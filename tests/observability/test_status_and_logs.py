@@ -18,6 +18,7 @@ import pytest
 import podline
 from podline import SKIP, function_pod
 from podline.columns import is_system_tag
+from podline.hashing import HASH_SCHEME
 from podline.observability import (
     LoggingObserver,
     PipelineObservations,
@@ -104,7 +105,7 @@ def test_success_records_one_terminal_state_per_packet(store: Store) -> None:
     assert set(status["pipeline_uri"]) == {pipeline.uri}
     assert status["timestamp"].dtype == pl.Datetime("us", "UTC")
     assert (status["started_at"] <= status["timestamp"]).all()
-    assert status["node_hash"].str.starts_with("pod1:").all()
+    assert status["node_hash"].str.starts_with(f"{HASH_SCHEME}:").all()
     system = system_tag_columns(status)
     assert len(system) == 2
     for column in system:

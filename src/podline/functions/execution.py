@@ -20,14 +20,19 @@ import pyarrow.compute as pc
 from podline.columns import source_info_column, token_array
 from podline.conversion import column_to_python, table_from_columns
 from podline.datagrams import Packet, Tag
-from podline.errors import FunctionCallError, InputValidationError, OutputValidationError
+from podline.errors import (
+    FunctionCallError,
+    InexactValueError,
+    InputValidationError,
+    OutputValidationError,
+)
 from podline.executors import CallCapture, CallOutcome, Executor
 from podline.executors.base import paused_gc
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.packet_function import PacketFunction
 from podline.hashing import row_hash_strings
 from podline.matching import index_in, is_in
-from podline.schema import PodType, Schema, is_optional
+from podline.schema import PodType, Schema, is_optional, type_name
 from podline.stores import RECORD_ID, Store
 from podline.streams import Stream, TableStream
 
@@ -245,7 +250,7 @@ class PodRun:
             self._fail(row, error)
         good = np.setdiff1d(np.arange(len(rows)), np.fromiter(failures, np.int64, len(failures)))
         hashes = unique.hashes.take(pa.array(misses[good], pa.int64()))
-        call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod1:" + 32 hex digits
+        call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod2:" + 32 hex digits
         origin = f"{self.fn.name}@{self.fn.content_hash().short(16)}"
         tokens = {k: token_array("call", origin, call_ids, k) for k in self.fn.output_keys}
         skipped_array = pa.array(skipped, pa.bool_()).take(pa.array(good))
@@ -290,6 +295,11 @@ class PodRun:
                     continue
                 try:
                     table_from_columns({k: [outputs[k][i]] for k in schema}, schema)
+                except InexactValueError as exc:
+                    failures[i] = OutputValidationError(
+                        f"{self.fn.name} returned, for output {exc.column!r} of type "
+                        f"{type_name(schema[exc.column])}: {exc.reason}"
+                    )
                 except InputValidationError as exc:
                     failures[i] = OutputValidationError(f"{self.fn.name} returned {exc}")
 
@@ -308,6 +318,8 @@ class PodRun:
     def _tags(self, rows: np.ndarray) -> list[Tag]:
         """The tags of these input rows (one table operation for all of them)."""
         tags, _ = self.stream.output_schema()
+        if not tags:  # a table with no columns has no rows to list
+            return [Tag({}, tags, validate=False) for _ in rows]
         values = self.table.select(list(tags)).take(pa.array(rows, pa.int64())).to_pylist()
         return [Tag(v, tags, validate=False) for v in values]
 

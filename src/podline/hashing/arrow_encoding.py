@@ -8,11 +8,12 @@ The schema digest covers each column's name and *logical* type, so column order 
 Arrow variants do not count, while names and types do. Logical types (see ``logical_type``):
 
 * every integer width is ``int`` (values as int64; a uint64 above 2**63-1 is an error),
-* every float width is ``float`` (values as float64; ``-0.0`` is ``0.0``, every NaN is one NaN),
+* every float width is ``float`` (values as float64; every NaN is one NaN; ``-0.0`` is not
+  ``0.0``),
 * ``string``, ``large_string``, ``string_view`` and dictionary-encoded strings are ``str``;
   the binary variants (fixed-size included) are ``bytes``,
 * ``list``, ``large_list`` and list views are ``list[T]``; ``fixed_size_list`` is
-  ``fixed_list[T;n]``; a ``map`` is ``map[K,V]`` and its entries are hashed in sorted order,
+  ``fixed_list[T;n]``; a ``map`` is ``map[K,V]`` and its entries are hashed in stored order,
 * a timestamp of any unit is ``datetime`` (with ``[tz]`` when zoned); ``date32``/``date64`` are
   ``date``; a struct is ``struct{a:T,...}`` with fields sorted by name; a file is ``path``.
 * Nullability is not part of the type: ``int`` and ``int | None`` holding the same values hash
@@ -164,8 +165,9 @@ def _encode_int(array: pa.Array, field: str) -> list[Part]:
 
 def _encode_float(array: pa.Array) -> list[Part]:
     values = _numpy(array.cast(pa.float64()), "<f8").copy()
-    values[values == 0.0] = 0.0  # folds -0.0 into 0.0
-    values[np.isnan(values)] = np.nan  # one NaN bit pattern
+    # One NaN bit pattern: Python cannot tell NaN payloads apart without struct. -0.0 keeps
+    # its sign, since math.copysign, atan2 and 1/x can tell it from 0.0.
+    values[np.isnan(values)] = np.nan
     return _fixed(array, values)
 
 
@@ -220,12 +222,16 @@ def _encode_list(array: pa.Array, field: str) -> list[Part]:
         array = _list_view_as_large_list(array)
         t = array.type
     if pa.types.is_fixed_size_list(t):
-        child = array.values
         bounds = (np.arange(len(array) + 1, dtype=np.int64) + array.offset) * t.list_size
     else:
-        child = array.values
         bounds = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
-    items = _join(_encode(child, f"{field}[]"), len(child))
+    child = array.values
+    return _nested(array, _join(_encode(child, f"{field}[]"), len(child)), bounds)
+
+
+def _nested(array: pa.Array, items: pa.LargeBinaryArray, bounds: np.ndarray) -> list[Part]:
+    """The encoding of a list-like column whose items (already encoded, one binary value per
+    item) lie contiguously: row ``i`` holds items ``bounds[i]:bounds[i + 1]``."""
     # Each row's items are contiguous in ``items``: the row's bytes are one slice of its data.
     row_offsets = _binary_offsets(items)[bounds]
     data = items.buffers()[2] or pa.py_buffer(b"")
@@ -252,21 +258,14 @@ def _list_view_as_large_list(array: pa.Array) -> pa.LargeListArray:
 
 
 def _encode_map(array: pa.MapArray, field: str) -> list[Part]:
-    keys = _join(_encode(array.keys, f"{field}.key"), len(array.keys)).to_pylist()
-    values = _join(_encode(array.items, f"{field}.value"), len(array.items)).to_pylist()
-    bounds = array.offsets.to_pylist()
-    valid = array.is_valid().to_pylist()
-    rows: list[bytes] = []
-    counts = np.zeros(len(array), dtype="<i8")
-    for row in range(len(array)):
-        if not valid[row]:
-            rows.append(b"")
-            continue
-        start, stop = bounds[row], bounds[row + 1]
-        entries = sorted(k + v for k, v in zip(keys[start:stop], values[start:stop], strict=True))
-        counts[row] = stop - start
-        rows.append(b"".join(entries))
-    return [*_fixed(array, counts), pa.array(rows, pa.large_binary())]
+    # Entries in their stored order: a Python function iterating the dict sees that order,
+    # so two orders are two values (equal dicts in another order cost a recomputation, never
+    # a wrong result).
+    entries = array.values
+    keys = _encode(entries.field(0), f"{field}.key")
+    items = _encode(entries.field(1), f"{field}.value")
+    bounds = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return _nested(array, _join([*keys, *items], len(entries)), bounds)
 
 
 def _encode_struct(array: pa.StructArray, field: str) -> list[Part]:
@@ -388,7 +387,7 @@ def row_hashes_hex(
 def row_hash_strings(
     table: pa.Table | pa.RecordBatch, columns: Sequence[str] | None = None
 ) -> pa.Array:
-    """Row hashes in ``ContentHash`` string form (``pod1:<hex>``), one per row."""
+    """Row hashes in ``ContentHash`` string form (``pod2:<hex>``), one per row."""
     hexes = row_hashes_hex(table, columns)
     prefix = pa.scalar(f"{HASH_SCHEME}:", pa.large_string())
     return pc.binary_join_element_wise(prefix, hexes, pa.scalar("", pa.large_string()))

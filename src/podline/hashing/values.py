@@ -4,7 +4,7 @@
 The encoding depends only on the value, never on ``PYTHONHASHSEED``, object ids or insertion
 order of dicts and sets:
 
-* ``None``, ``bool``, ``int`` (any size), ``float`` (``-0.0`` is ``0.0``, one NaN), ``str``,
+* ``None``, ``bool``, ``int`` (any size), ``float`` (one NaN; ``-0.0`` is not ``0.0``), ``str``,
   ``bytes``, ``datetime``/``date``, ``uuid.UUID``, ``enum.Enum`` members;
 * ``list`` and ``tuple`` (distinguished), ``dict`` and other mappings (entries sorted by their
   encoded key), ``set``/``frozenset`` (items sorted by encoding), ``Unordered`` (a multiset:
@@ -122,8 +122,7 @@ class _Encoder:
         elif isinstance(obj, int):
             self._tag(b"I", obj.to_bytes((obj.bit_length() + 8) // 8 or 1, "little", signed=True))
         elif isinstance(obj, float):
-            value = 0.0 if obj == 0.0 else (math.nan if math.isnan(obj) else obj)
-            self._tag(b"F", struct.pack("<d", value))
+            self._tag(b"F", struct.pack("<d", math.nan if math.isnan(obj) else obj))
         elif isinstance(obj, str):
             self._tag(b"S", obj.encode("utf-8"))
         elif isinstance(obj, bytes | bytearray | memoryview):

@@ -6,11 +6,23 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from podline.conversion import infer_type, table_from_columns, table_from_rows
-from podline.errors import InputValidationError, SourceError
+from podline.errors import InexactValueError, InputValidationError, SourceError
 from podline.schema import PodType, Schema
 from podline.sources.base import Source
 
 __all__ = ["DictSource", "ListSource"]
+
+
+def _row_tag(
+    error: InputValidationError,
+    row_of: Callable[[int], Mapping[str, Any]],
+    tag_columns: Sequence[str],
+) -> str:
+    """ ", in the row with tag {...}" for an error that names one row, else ""."""
+    if not isinstance(error, InexactValueError) or not tag_columns:
+        return ""
+    row = row_of(error.row)
+    return f", in the row with tag { ({c: row.get(c) for c in tag_columns}) }"
 
 
 class DictSource(Source):
@@ -32,10 +44,12 @@ class DictSource(Source):
         record_id_column: str | None = None,
         label: str | None = None,
     ) -> None:
+        rows = list(rows)
         try:
-            table = table_from_rows(list(rows), schema)
+            table = table_from_rows(rows, schema)
         except InputValidationError as exc:
-            raise SourceError(f"{label or type(self).__name__}: {exc}") from exc
+            where = _row_tag(exc, lambda row: rows[row], tag_columns)
+            raise SourceError(f"{label or type(self).__name__}: {exc}{where}") from exc
         super().__init__(
             table,
             tag_columns,
@@ -84,7 +98,8 @@ class ListSource(Source):
         try:
             packet_table = table_from_columns({name: values}, Schema({name: value_type}))
         except InputValidationError as exc:
-            raise SourceError(f"{label}: {exc}") from exc
+            where = _row_tag(exc, lambda row: tags[row], list(tags[0]) if tags else [])
+            raise SourceError(f"{label}: {exc}{where}") from exc
         table = tag_table.append_column(packet_table.schema.field(0), packet_table.column(0))
         # The table is typed by podline itself (given or inferred types), so keep its
         # nullable flags: a declared ``value_type``/``tag_schema`` of ``T | None`` stays.
