@@ -28,7 +28,7 @@ from podline.functions import FunctionPod, PacketFunction, RowStatus
 from podline.schema import normalize_type, strip_optional
 from podline.stores import DeltaStore, MemoryStore
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PLUS_TWO = dt.timezone(dt.timedelta(hours=2))
 
 
@@ -124,7 +124,11 @@ REJECTED = [
     (list[int], np.array([1.5]), "item 0: 1.5 (float) is a float"),
     (list[int], "12", "is not a list, tuple or 1-d array"),
     (list[list[int]], [[1], [True]], "item 1: item 0: True (bool) is a bool"),
-    (list[dt.datetime], [dt.datetime(2020, 1, 1, tzinfo=UTC)], "tzinfo=datetime.timezone.utc) (datetime) has a time zone"),
+    (
+        list[dt.datetime],
+        [dt.datetime(2020, 1, 1, tzinfo=UTC)],
+        "tzinfo=datetime.timezone.utc) (datetime) has a time zone",
+    ),
     (dict[str, int], {"a": 1.5}, "value at key 'a': 1.5 (float) is a float"),
     (dict[str, int], {1: 1}, "key 1: 1 (int) is not a str"),
     (dict[str, float], {"a": 2**60}, "beyond 2**53"),
@@ -303,9 +307,7 @@ def same(given: Any, back: Any, tp: Any) -> bool:
     origin = getattr(tp, "__origin__", None)
     args = getattr(tp, "__args__", ())
     if origin is dict:
-        return list(back) == list(given) and all(
-            same(given[k], back[k], args[1]) for k in given
-        )
+        return list(back) == list(given) and all(same(given[k], back[k], args[1]) for k in given)
     items = list(given)
     if len(items) != len(back):
         return False

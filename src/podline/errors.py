@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "DuplicateRecordIdError",
+    "ExecutorError",
     "FunctionCallError",
     "FunctionDefinitionError",
     "FunctionIdentityError",
@@ -26,6 +27,7 @@ __all__ = [
     "SourceError",
     "StoreError",
     "UnsupportedTypeError",
+    "WorkerCrashedError",
     "format_names",
 ]
 
@@ -105,6 +107,15 @@ class StoreError(PodlineError):
 
 class RemoteCallError(PodlineError):
     """A call in a worker process failed in a way that could not be sent back as it was."""
+
+
+class WorkerCrashedError(RemoteCallError):
+    """The worker process running a call died (``os.abort()``, a segmentation fault, the
+    kernel's out-of-memory killer): that call fails, the others go on."""
+
+
+class ExecutorError(PodlineError, ValueError):
+    """An executor cannot be set up as asked (e.g. fewer than one worker)."""
 
 
 class FunctionIdentityError(PodlineError, TypeError):

@@ -36,7 +36,7 @@ import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -193,7 +193,8 @@ def _check_datetime(v: Any) -> str | None:
             f"{_kind(v)} has a time zone, and a datetime column holds naive timestamps; "
             "convert it, e.g. with .astimezone(timezone.utc).replace(tzinfo=None)"
         )
-    if type(v) is not dt.datetime and getattr(v, "nanosecond", 0):
+    extra: Any = v  # pandas.Timestamp, a datetime subclass that counts nanoseconds
+    if type(v) is not dt.datetime and hasattr(extra, "nanosecond") and extra.nanosecond:
         # pandas.Timestamp: Arrow would drop the nanoseconds a microsecond column cannot hold.
         return f"{_kind(v)} has nanoseconds, and a datetime column holds microseconds"
     return None
@@ -277,7 +278,7 @@ def _record_checker(tp: PodType) -> Checker:
     fields = record_fields(tp)
 
     def check(v: Any) -> str | None:
-        if dataclasses.is_dataclass(tp) and isinstance(v, tp):
+        if dataclasses.is_dataclass(tp) and isinstance(v, cast(type, tp)):
             data = {name: getattr(v, name) for name in fields}
         elif isinstance(v, Mapping):
             extra = sorted(map(str, set(v) - set(fields)))

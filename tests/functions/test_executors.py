@@ -16,12 +16,24 @@ import pytest
 from podline.errors import RemoteCallError
 from podline.executors import (
     CallOutcome,
+    CallPolicy,
     Executor,
     LocalExecutor,
     ProcessExecutor,
     ThreadExecutor,
+    in_input_order,
 )
-from podline.executors.capture import run_captured
+from podline.executors.capture import CallArguments, run_captured
+
+QUIET = CallPolicy(live=False)
+
+
+def run(
+    executor: Executor, fn: Callable[..., Any], arguments: list[CallArguments], *, live: bool
+) -> list[CallOutcome]:
+    """Every outcome of an execution, in input order."""
+    finished = executor.execute(fn, arguments, policy=CallPolicy(live=live))
+    return in_input_order(finished, len(arguments))
 
 
 def square(x: int) -> int:
@@ -77,14 +89,14 @@ def test_executors_satisfy_the_protocol(process_executor: ProcessExecutor) -> No
 def test_same_outcomes_in_input_order(process_executor: ProcessExecutor, fn: Any) -> None:
     expected = [i * i for i in range(40)]
     for executor in executors(process_executor):
-        outcomes = executor.execute(fn, ARGS, live=False)
+        outcomes = run(executor, fn, ARGS, live=False)
         assert values(outcomes) == expected, executor
         assert all(o.error is None and o.capture.succeeded for o in outcomes)
 
 
 def test_failures_are_outcomes_not_exceptions(process_executor: ProcessExecutor) -> None:
     for executor in executors(process_executor):
-        outcomes = executor.execute(fails_on_three, [{"x": i} for i in range(5)], live=False)
+        outcomes = run(executor, fails_on_three, [{"x": i} for i in range(5)], live=False)
         assert [o.value for o in outcomes] == [0, 1, 2, None, 4]
         failed = outcomes[3]
         assert isinstance(failed.error, ValueError)
@@ -97,16 +109,16 @@ def test_failures_are_outcomes_not_exceptions(process_executor: ProcessExecutor)
 def test_unpicklable_exceptions_come_back_as_remote_errors(
     process_executor: ProcessExecutor,
 ) -> None:
-    (outcome,) = process_executor.execute(raises_unpicklable, [{"x": 1}], live=False)
+    (outcome,) = run(process_executor, raises_unpicklable, [{"x": 1}], live=False)
     assert isinstance(outcome.error, RemoteCallError)
     assert "UnpicklableError" in str(outcome.error)
 
 
 def test_process_executor_ships_closures(process_executor: ProcessExecutor) -> None:
     offset = 10
-    outcomes = process_executor.execute(lambda x: x + offset, ARGS[:5], live=False)
+    outcomes = run(process_executor, lambda x: x + offset, ARGS[:5], live=False)
     assert values(outcomes) == [10, 11, 12, 13, 14]
-    assert process_executor.execute(square, [], live=False) == []
+    assert run(process_executor, square, [], live=False) == []
 
 
 def test_async_functions_run_concurrently_on_threads() -> None:
@@ -115,7 +127,7 @@ def test_async_functions_run_concurrently_on_threads() -> None:
         return x
 
     start = time.perf_counter()
-    outcomes = ThreadExecutor(20).execute(slow, [{"x": i} for i in range(20)], live=False)
+    outcomes = run(ThreadExecutor(20), slow, [{"x": i} for i in range(20)], live=False)
     elapsed = time.perf_counter() - start
     assert values(outcomes) == list(range(20))
     assert elapsed < 0.5  # 20 x 50 ms sequentially would take a second
@@ -123,7 +135,7 @@ def test_async_functions_run_concurrently_on_threads() -> None:
 
 def test_async_works_inside_a_running_event_loop() -> None:
     async def main() -> list[Any]:
-        return values(LocalExecutor().execute(square_async, ARGS[:3], live=False))
+        return values(run(LocalExecutor(), square_async, ARGS[:3], live=False))
 
     assert asyncio.run(main()) == [0, 1, 4]
 
@@ -156,17 +168,17 @@ def assert_isolated(outcomes: list[CallOutcome], *, stderr: bool = True) -> None
 
 
 def test_captures_stay_isolated_across_threads() -> None:
-    outcomes = ThreadExecutor(8).execute(noisy, [{"x": i} for i in range(16)], live=False)
+    outcomes = run(ThreadExecutor(8), noisy, [{"x": i} for i in range(16)], live=False)
     assert_isolated(outcomes)
 
 
 def test_captures_stay_isolated_across_asyncio_tasks() -> None:
-    outcomes = ThreadExecutor(8).execute(noisy_async, [{"x": i} for i in range(16)], live=False)
+    outcomes = run(ThreadExecutor(8), noisy_async, [{"x": i} for i in range(16)], live=False)
     assert_isolated(outcomes, stderr=False)
 
 
 def test_captures_come_back_from_processes(process_executor: ProcessExecutor) -> None:
-    outcomes = process_executor.execute(noisy, [{"x": i} for i in range(4)], live=False)
+    outcomes = run(process_executor, noisy, [{"x": i} for i in range(4)], live=False)
     assert_isolated(outcomes)
 
 
@@ -174,7 +186,7 @@ def test_timing_is_recorded() -> None:
     def nap() -> None:
         time.sleep(0.02)
 
-    (outcome,) = LocalExecutor().execute(nap, [{}], live=False)
+    (outcome,) = run(LocalExecutor(), nap, [{}], live=False)
     capture = outcome.capture
     assert capture.end >= capture.start + 0.015
     assert capture.duration == pytest.approx(capture.end - capture.start)
@@ -185,15 +197,15 @@ def test_live_output_is_echoed(capsys: pytest.CaptureFixture[str]) -> None:
         print("hello live")
         return 1
 
-    LocalExecutor().execute(talk, [{}], live=True)
-    LocalExecutor().execute(lambda: print("hello quiet"), [{}], live=False)
+    run(LocalExecutor(), talk, [{}], live=True)
+    run(LocalExecutor(), lambda: print("hello quiet"), [{}], live=False)
     out = capsys.readouterr().out
     assert "hello live" in out
     assert "hello quiet" not in out
 
 
 def test_output_outside_calls_is_untouched(capsys: pytest.CaptureFixture[str]) -> None:
-    run_captured(lambda: print("inside"), {}, live=False)
+    run_captured(lambda: print("inside"), {}, policy=QUIET)
     print("outside")
     assert capsys.readouterr().out == "outside\n"
 
@@ -211,7 +223,7 @@ def test_unconfigured_logging_still_reaches_stderr(capsys: pytest.CaptureFixture
     for handler in saved:
         root.removeHandler(handler)
     try:
-        run_captured(lambda: None, {}, live=False)  # installs podline's router
+        run_captured(lambda: None, {}, policy=QUIET)  # installs podline's router
         logging.getLogger("podline.test.unconfigured").warning("plain warning")
         assert "plain warning" in capsys.readouterr().err
     finally:
@@ -224,7 +236,7 @@ def test_positional_and_keyword_arguments(process_executor: ProcessExecutor) -> 
         return a - b
 
     for executor in (LocalExecutor(), ThreadExecutor(2), process_executor):
-        outcomes = executor.execute(minus, [(5, 2), {"b": 2, "a": 5}], live=False)
+        outcomes = run(executor, minus, [(5, 2), {"b": 2, "a": 5}], live=False)
         assert values(outcomes) == [3, 3]
 
 
@@ -253,10 +265,10 @@ def _raises() -> None:
 def test_a_capture_is_quiet_unless_the_call_printed_logged_or_raised(
     process_executor: ProcessExecutor, fn: Any, args: tuple[Any, ...], quiet: bool
 ) -> None:
-    local = run_captured(fn, args, live=False).capture
+    local = run_captured(fn, args, policy=QUIET).capture
     assert (local.quiet, local.told) == (quiet, not quiet)
     if fn.__name__ != "<lambda>":  # and the flag survives the trip back from a worker
-        (outcome,) = process_executor.execute(fn, [args], live=False)
+        (outcome,) = run(process_executor, fn, [args], live=False)
         assert outcome.capture.quiet == quiet
 
 
@@ -273,7 +285,7 @@ def test_ctrl_c_inside_a_running_loop_cancels_async_calls(
         return x
 
     async def cell() -> None:
-        ThreadExecutor(4).execute(nap, [{"x": i} for i in range(8)], live=False)
+        run(ThreadExecutor(4), nap, [{"x": i} for i in range(8)], live=False)
 
     assert ctrl_c_in_a_notebook(cell, 0.1) < 0.45
     time.sleep(0.6)

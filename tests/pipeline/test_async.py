@@ -19,6 +19,7 @@ import pytest
 import podline
 from podline import function_pod
 from podline.executors import LocalExecutor, ThreadExecutor
+from podline.executors.base import DEFAULT_POLICY
 from podline.nodes import SourceNode
 from podline.operators import SemiJoin
 from podline.pipeline import (
@@ -299,9 +300,9 @@ def test_the_runs_executor_is_used(store: Store) -> None:
     class Counting(LocalExecutor):
         calls = 0
 
-        def execute(self, fn: Any, arguments: Any, *, live: bool = True) -> Any:
+        def execute(self, fn: Any, arguments: Any, *, policy: Any = DEFAULT_POLICY) -> Any:
             Counting.calls += len(arguments)
-            return super().execute(fn, arguments, live=live)
+            return super().execute(fn, arguments, policy=policy)
 
     with Pipeline("executor", store, observe=False) as pipeline:
         fragile.pod(numbers(5))

@@ -208,11 +208,11 @@ class RecordingExecutor:
     def __init__(self) -> None:
         self.batches = 0
 
-    def execute(self, fn: Any, arguments: Any, *, live: bool = True) -> Any:
-        from podline.executors import LocalExecutor
+    def execute(self, fn: Any, arguments: Any, *, policy: Any = None) -> Any:
+        from podline.executors import CallPolicy, LocalExecutor
 
         self.batches += 1
-        return LocalExecutor().execute(fn, arguments, live=live)
+        return LocalExecutor().execute(fn, arguments, policy=policy or CallPolicy())
 
 
 def test_run_executor_applies_to_every_function_node_and_nodes_override_it() -> None:

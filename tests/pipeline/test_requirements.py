@@ -702,8 +702,8 @@ def test_R60_stream_identity_comes_from_the_producer(store: Store) -> None:
 
 def test_R65_pipeline_run_signature() -> None:
     """R65: podline's ``Pipeline.run(orchestrator=None, observer=None, executor=None,
-    error_policy=None, *, materialize_results=True, run_id=None)`` (docs/decisions: no
-    config or execution engine)."""
+    error_policy=None, *, materialize_results=True, run_id=None, timeout=None,
+    commit_seconds=None)`` (docs/decisions: no config or execution engine)."""
     parameters = inspect.signature(Pipeline.run).parameters
     assert [(p.name, p.default, p.kind.name) for p in list(parameters.values())[1:]] == [
         ("orchestrator", None, "POSITIONAL_OR_KEYWORD"),
@@ -712,6 +712,8 @@ def test_R65_pipeline_run_signature() -> None:
         ("error_policy", None, "POSITIONAL_OR_KEYWORD"),
         ("materialize_results", True, "KEYWORD_ONLY"),
         ("run_id", None, "KEYWORD_ONLY"),
+        ("timeout", None, "KEYWORD_ONLY"),
+        ("commit_seconds", None, "KEYWORD_ONLY"),
     ]
 
 
@@ -733,8 +735,8 @@ class CountingOrchestrator(SyncPipelineOrchestrator):
 
     instances: ClassVar[list[CountingOrchestrator]] = []
 
-    def __init__(self, error_policy: Any = "continue") -> None:
-        super().__init__(error_policy)
+    def __init__(self, error_policy: Any = "continue", **options: Any) -> None:
+        super().__init__(error_policy, **options)
         self.runs: list[tuple[PipelineGraph, str]] = []
         CountingOrchestrator.instances.append(self)
 

@@ -1,9 +1,15 @@
 """The ``Executor`` protocol: where function calls run. Executors never change results.
 
-An executor takes one function and the keyword arguments of many calls, runs every call with
-output capture (see ``capture``), and returns one ``CallOutcome`` per call **in input order**,
-whatever order the calls completed in. A call that raises yields an outcome holding the
-exception; the executor itself raises only for its own failures.
+An executor takes one function, the arguments of many calls and a ``CallPolicy``, runs every
+call with output capture (see ``capture``), and yields ``(index, outcome)`` for each call **as
+it finishes**, in whatever order the calls finish: a caller commits finished work as it comes
+(a crash or Ctrl-C then loses only calls that had not finished) and reports progress as calls
+end. A call that raises yields an outcome holding the exception; the executor itself raises
+only for its own failures. ``in_input_order`` collects the outcomes of a whole execution.
+
+Closing the iterator early (the caller was interrupted, or a run was cancelled) cancels the
+calls that have not started. Calls already running in this process cannot be stopped; they
+are left to finish on their own, and their outcomes are dropped.
 
 ``async def`` functions are awaited; every executor accepts both kinds.
 """
@@ -13,35 +19,69 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
+from podline.executors.policy import CallPolicy
 
-__all__ = ["Executor", "is_async_function", "paused_gc", "run_coroutine", "run_sequentially"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "Calls",
+    "Executor",
+    "Finished",
+    "in_input_order",
+    "is_async_function",
+    "paused_gc",
+    "run_coroutine",
+    "run_sequentially",
+    "stream_async",
+]
 
 #: Calls run between two chances for the cyclic garbage collector (see ``run_sequentially``).
 GC_CHUNK = 4096
+
+#: The policy of calls run without one: output echoed live, kept up to the default limit.
+DEFAULT_POLICY = CallPolicy()
+
+#: One finished call: its position among the arguments, and its outcome.
+Finished = tuple[int, CallOutcome]
+#: What ``Executor.execute`` returns: a generator of finished calls. Closing it early (the
+#: caller was interrupted) cancels the calls that have not started.
+Calls = Generator[Finished, None, None]
 
 T = TypeVar("T")
 
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs calls of one function and returns their outcomes in input order."""
+    """Runs calls of one function and yields their outcomes as they finish."""
 
     def execute(
         self,
         fn: Callable[..., Any],
         arguments: Sequence[CallArguments],
         *,
-        live: bool = True,
-    ) -> list[CallOutcome]:
+        policy: CallPolicy = DEFAULT_POLICY,
+    ) -> Calls:
         """Call ``fn`` once per item of ``arguments`` (a dict of keyword arguments or a tuple
-        of positional ones); ``live`` echoes captured output as it happens."""
+        of positional ones) under ``policy``; yield ``(index, outcome)`` for every call as it
+        finishes, in any order (see the module docs)."""
         ...
+
+
+def in_input_order(finished: Iterable[Finished], n: int) -> list[CallOutcome]:
+    """The outcomes of ``n`` calls from an executor, in input order."""
+    outcomes: list[CallOutcome | None] = [None] * n
+    for index, outcome in finished:
+        outcomes[index] = outcome
+    missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if missing:
+        raise RuntimeError(f"the executor reported no outcome for call(s) {missing[:10]}")
+    return cast(list[CallOutcome], outcomes)
 
 
 def is_async_function(fn: Callable[..., Any]) -> bool:
@@ -87,10 +127,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         while not shared.done.wait(0.1):
             pass
     except KeyboardInterrupt:
-        shared.ready.wait()
-        if shared.loop is not None and shared.task is not None:
-            with suppress(RuntimeError):  # the loop may have just finished
-                shared.loop.call_soon_threadsafe(shared.task.cancel)
+        shared.cancel()
         shared.done.wait()
         raise
     if shared.error is not None:
@@ -99,7 +136,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 class _Beside:
-    """What the helper thread of ``run_coroutine`` shares with its caller."""
+    """What a helper thread running a coroutine shares with its caller."""
 
     def __init__(self) -> None:
         self.ready = threading.Event()
@@ -108,6 +145,13 @@ class _Beside:
         self.task: asyncio.Task[Any] | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Cancel the coroutine (once it started) from the caller's thread."""
+        self.ready.wait()
+        if self.loop is not None and self.task is not None:
+            with suppress(RuntimeError):  # the loop may have just finished
+                self.loop.call_soon_threadsafe(self.task.cancel)
 
 
 @contextmanager
@@ -130,20 +174,75 @@ def paused_gc() -> Iterator[None]:
 
 
 def run_sequentially(
-    fn: Callable[..., Any], arguments: Sequence[CallArguments], *, live: bool
-) -> list[CallOutcome]:
-    """Run the calls one after another in this thread (awaiting them if ``fn`` is async)."""
+    fn: Callable[..., Any], arguments: Sequence[CallArguments], *, policy: CallPolicy
+) -> Calls:
+    """Run the calls one after another in this thread (async functions on a helper loop)."""
     if is_async_function(fn):
-        return run_coroutine(_one_by_one(fn, arguments, live))
-    outcomes: list[CallOutcome] = []
+        yield from stream_async(fn, arguments, policy=policy, concurrency=1)
+        return
     for start in range(0, len(arguments), GC_CHUNK):
         with paused_gc():
-            chunk = arguments[start : start + GC_CHUNK]
-            outcomes.extend(run_captured(fn, args, live=live) for args in chunk)
-    return outcomes
+            for index in range(start, min(start + GC_CHUNK, len(arguments))):
+                yield index, run_captured(fn, arguments[index], policy=policy)
 
 
-async def _one_by_one(
-    fn: Callable[..., Any], arguments: Sequence[CallArguments], live: bool
-) -> list[CallOutcome]:
-    return [await run_captured_async(fn, args, live=live) for args in arguments]
+_DONE = object()
+
+
+def _next(results: queue.SimpleQueue[Any]) -> Any:
+    # Waits in short steps: a blocking get() would not let Ctrl-C through until an item came.
+    while True:
+        try:
+            return results.get(timeout=0.05)
+        except queue.Empty:
+            continue
+
+
+def stream_async(
+    fn: Callable[..., Any],
+    arguments: Sequence[CallArguments],
+    *,
+    policy: CallPolicy,
+    concurrency: int,
+) -> Calls:
+    """Await the calls of an ``async def`` function on an event loop of their own, in a
+    helper thread (so this works inside a running loop, as in Jupyter), at most
+    ``concurrency`` at a time, yielding each outcome as it comes. Closing the iterator
+    (Ctrl-C in the caller) cancels the calls in flight and waits for them to unwind."""
+    results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    shared = _Beside()
+
+    async def main() -> None:
+        shared.loop = asyncio.get_running_loop()
+        shared.task = asyncio.current_task()
+        shared.ready.set()
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(index: int) -> None:
+            async with limit:
+                results.put((index, await run_captured_async(fn, arguments[index], policy=policy)))
+
+        async with asyncio.TaskGroup() as tasks:
+            for index in range(len(arguments)):
+                tasks.create_task(one(index))
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the caller's thread below
+            shared.error = exc
+        finally:
+            shared.ready.set()
+            results.put(_DONE)
+
+    threading.Thread(target=target, name="podline-async", daemon=True).start()
+    finished = False
+    try:
+        while (item := _next(results)) is not _DONE:
+            yield item
+        finished = True
+    finally:
+        if not finished:
+            shared.cancel()
+    if shared.error is not None and not isinstance(shared.error, asyncio.CancelledError):
+        raise shared.error

@@ -6,26 +6,37 @@ is active in the *current context* (a ``ContextVar``, so each thread and each as
 its own), and a root logging handler routes records the same way. Writes outside any capture
 go to the original streams untouched. With ``live=True`` captured output is also echoed to the
 original stream as it happens.
+
+What a call prints is kept up to its policy's ``output_limit``: that many characters from the
+start and as many from the end of stdout (and of stderr), with a line in between saying how
+much was dropped, so memory never grows with what a function prints. Failures listed in the
+policy's ``retry_on`` are retried (see ``CallPolicy``); the capture counts the attempts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TextIO
+
+from podline.executors.limits import time_limit
+from podline.executors.policy import CallPolicy, CallTimeoutError
 
 __all__ = [
     "CallArguments",
     "CallCapture",
     "CallOutcome",
     "LogEntry",
+    "failed_capture",
     "run_captured",
     "run_captured_async",
 ]
@@ -46,7 +57,8 @@ class CallCapture:
 
     ``stdout``/``stderr`` hold what the call printed, ``logs`` its logging records,
     ``error_type``/``error_message``/``traceback`` its exception (None on success), and
-    ``start``/``end`` its wall-clock times (seconds since the epoch).
+    ``start``/``end`` its wall-clock times (seconds since the epoch) and ``attempts`` how many
+    times it ran (more than one when a failure was retried).
     """
 
     # One object per call, which is also the in-progress state. Most calls print nothing and
@@ -58,17 +70,21 @@ class CallCapture:
     error_message: str | None = None
     traceback: str | None = None
     end: float = 0.0
+    attempts: int = 1
     #: Whether the call printed, logged or raised (``not quiet``), kept as a flag so that
     #: a batch of captures is sorted without reading each one's fields.
     told: bool = False
     _live: bool = False
-    _out: io.StringIO | None = None
-    _err: io.StringIO | None = None
+    _limit: int | None = None
+    _out: _Text | None = None
+    _err: _Text | None = None
 
-    def __init__(self, live: bool = False) -> None:
+    def __init__(self, live: bool = False, limit: int | None = None) -> None:
         self.start = time.time()
         if live:
             self._live = True
+        if limit is not None:
+            self._limit = limit
 
     @property
     def duration(self) -> float:
@@ -93,6 +109,56 @@ class CallCapture:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
+class _Bounded:
+    """A text buffer that keeps the first ``limit`` and the last ``limit`` characters written,
+    and counts what it drops between them."""
+
+    __slots__ = ("dropped", "head", "head_size", "limit", "tail", "tail_size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail: deque[str] = deque()
+        self.tail_size = 0
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.head_size
+        if room > 0:
+            self.head.append(text[:room])
+            self.head_size += min(room, len(text))
+            text = text[room:]
+        if text:
+            self.tail.append(text)
+            self.tail_size += len(text)
+            self._trim()
+        return len(text)
+
+    def _trim(self) -> None:
+        excess = self.tail_size - self.limit
+        while excess > 0:
+            first = self.tail[0]
+            if len(first) <= excess:
+                self.tail.popleft()
+                cut = len(first)
+            else:
+                self.tail[0] = first[excess:]
+                cut = excess
+            self.tail_size -= cut
+            self.dropped += cut
+            excess -= cut
+
+    def getvalue(self) -> str:
+        head, tail = "".join(self.head), "".join(self.tail)
+        if not self.dropped:
+            return head + tail
+        marker = f"\n[podline: {self.dropped:,} characters of output dropped here]\n"
+        return head + marker + tail
+
+
+_Text = io.StringIO | _Bounded
+
 _current: ContextVar[CallCapture | None] = ContextVar("podline_capture", default=None)
 
 
@@ -109,7 +175,7 @@ class _Router(io.TextIOBase):
             return self._original.write(text)
         buffer = getattr(active, self._which)
         if buffer is None:
-            buffer = io.StringIO()
+            buffer = io.StringIO() if active._limit is None else _Bounded(active._limit)
             setattr(active, self._which, buffer)
         buffer.write(text)
         if active._live:
@@ -183,10 +249,21 @@ class CallOutcome(NamedTuple):
     capture: CallCapture
 
 
-def _begin(live: bool) -> tuple[CallCapture, Token[CallCapture | None]]:
+def failed_capture(error: BaseException, start: float) -> CallCapture:
+    """The capture of a call that failed outside any capture (its worker process died)."""
+    capture = CallCapture()
+    capture.start = start
+    capture.told = True
+    capture.error_type = type(error).__qualname__
+    capture.error_message = str(error)
+    capture.end = time.time()
+    return capture
+
+
+def _begin(policy: CallPolicy) -> tuple[CallCapture, Token[CallCapture | None]]:
     if type(sys.stdout) is not _Router or type(sys.stderr) is not _Router:
         _install()
-    capture = CallCapture(live)
+    capture = CallCapture(policy.live, policy.output_limit)
     return capture, _current.set(capture)
 
 
@@ -213,28 +290,108 @@ def _finish(
 #: The arguments of one call: keyword arguments, or positional ones in parameter order.
 CallArguments = Mapping[str, Any] | tuple[Any, ...]
 
+_DEFAULT = CallPolicy()
 
-def run_captured(fn: Callable[..., Any], arguments: CallArguments, *, live: bool) -> CallOutcome:
-    """Call ``fn`` with ``arguments``, capturing its output; exceptions are returned, not raised."""
-    capture, token = _begin(live)
+
+def _timed_out(policy: CallPolicy) -> CallTimeoutError:
+    return CallTimeoutError(
+        f"the call ran longer than its time limit of {policy.timeout:g} s and was stopped"
+    )
+
+
+def _retrying(policy: CallPolicy, error: BaseException, attempt: int) -> bool:
+    """Whether a failed attempt is tried again; if so, says so in the call's stderr."""
+    if attempt > policy.retries or not isinstance(error, policy.retry_on):
+        return False
+    delay = policy.retry_delay(attempt + 1)
+    sys.stderr.write(
+        f"podline: attempt {attempt} failed with {type(error).__qualname__}: {error}; "
+        f"retrying in {delay:g} s\n"
+    )
+    return True
+
+
+def run_captured(
+    fn: Callable[..., Any], arguments: CallArguments, *, policy: CallPolicy = _DEFAULT
+) -> CallOutcome:
+    """Call ``fn`` with ``arguments`` under ``policy``, capturing its output; exceptions are
+    returned, not raised (``KeyboardInterrupt`` and other non-``Exception`` errors propagate)."""
+    capture, token = _begin(policy)
     try:
-        value = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
-    except Exception as exc:  # the call's failure is data for the caller, never ours to raise
-        _finish(capture, token, exc)
-        return CallOutcome(None, exc, capture)
-    _finish(capture, token, None)
-    return CallOutcome(value, None, capture)
+        return _attempts(fn, arguments, policy, capture, token)
+    except BaseException:  # Ctrl-C in the call: later output is not the call's any more
+        _current.reset(token)
+        raise
+
+
+def _attempts(
+    fn: Callable[..., Any],
+    arguments: CallArguments,
+    policy: CallPolicy,
+    capture: CallCapture,
+    token: Token[CallCapture | None],
+) -> CallOutcome:
+    attempt = 1
+    while True:
+        try:
+            try:
+                with time_limit(policy.timeout):
+                    value = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
+            except CallTimeoutError:
+                raise _timed_out(policy) from None
+        except Exception as exc:  # the call's failure is data for the caller, never ours
+            if _retrying(policy, exc, attempt):
+                time.sleep(policy.retry_delay(attempt + 1))
+                attempt += 1
+                continue
+            capture.attempts = attempt
+            _finish(capture, token, exc)
+            return CallOutcome(None, exc, capture)
+        capture.attempts = attempt
+        _finish(capture, token, None)
+        return CallOutcome(value, None, capture)
 
 
 async def run_captured_async(
-    fn: Callable[..., Awaitable[Any]], arguments: CallArguments, *, live: bool
+    fn: Callable[..., Awaitable[Any]], arguments: CallArguments, *, policy: CallPolicy = _DEFAULT
 ) -> CallOutcome:
-    """Await ``fn`` with ``arguments`` and capture; runs in the current task's own context."""
-    capture, token = _begin(live)
+    """Await ``fn`` with ``arguments`` under ``policy``, capturing; runs in the current task's
+    own context (a timeout cancels the coroutine)."""
+    capture, token = _begin(policy)
     try:
-        value = await (fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments))
-    except Exception as exc:  # the call's failure is data for the caller, never ours to raise
-        _finish(capture, token, exc)
-        return CallOutcome(None, exc, capture)
-    _finish(capture, token, None)
-    return CallOutcome(value, None, capture)
+        return await _attempts_async(fn, arguments, policy, capture, token)
+    except BaseException:  # cancelled: later output is not the call's any more
+        _current.reset(token)
+        raise
+
+
+async def _attempts_async(
+    fn: Callable[..., Awaitable[Any]],
+    arguments: CallArguments,
+    policy: CallPolicy,
+    capture: CallCapture,
+    token: Token[CallCapture | None],
+) -> CallOutcome:
+    attempt = 1
+    while True:
+        try:
+            limit = asyncio.timeout(policy.timeout)
+            try:
+                async with limit:
+                    call = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
+                    value = await call
+            except TimeoutError:
+                if not limit.expired():
+                    raise  # the function's own TimeoutError
+                raise _timed_out(policy) from None
+        except Exception as exc:  # the call's failure is data for the caller, never ours
+            if _retrying(policy, exc, attempt):
+                await asyncio.sleep(policy.retry_delay(attempt + 1))
+                attempt += 1
+                continue
+            capture.attempts = attempt
+            _finish(capture, token, exc)
+            return CallOutcome(None, exc, capture)
+        capture.attempts = attempt
+        _finish(capture, token, None)
+        return CallOutcome(value, None, capture)

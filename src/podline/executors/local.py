@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from podline.executors.base import run_sequentially
-from podline.executors.capture import CallArguments, CallOutcome
+from podline.executors.base import DEFAULT_POLICY, Calls, run_sequentially
+from podline.executors.capture import CallArguments
+from podline.executors.policy import CallPolicy
 
 __all__ = ["LocalExecutor"]
 
@@ -19,9 +20,9 @@ class LocalExecutor:
         fn: Callable[..., Any],
         arguments: Sequence[CallArguments],
         *,
-        live: bool = True,
-    ) -> list[CallOutcome]:
-        return run_sequentially(fn, arguments, live=live)
+        policy: CallPolicy = DEFAULT_POLICY,
+    ) -> Calls:
+        return run_sequentially(fn, arguments, policy=policy)
 
     def __repr__(self) -> str:
         return "LocalExecutor()"

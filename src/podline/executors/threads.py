@@ -1,19 +1,21 @@
 """``ThreadExecutor``: concurrent calls on threads (sync functions) or one event loop (async).
 
 For I/O-bound work. Sync functions run on a thread pool of ``max_workers``; ``async def``
-functions run as tasks on one event loop with at most ``max_workers`` in flight.
+functions run as tasks on one event loop with at most ``max_workers`` in flight. Outcomes are
+yielded as calls finish; closing the iterator early cancels the calls not yet started.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from podline.executors.base import is_async_function, run_coroutine
-from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
+from podline.errors import ExecutorError
+from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function, stream_async
+from podline.executors.capture import CallArguments, CallOutcome, run_captured
+from podline.executors.policy import CallPolicy
 
 __all__ = ["ThreadExecutor"]
 
@@ -23,7 +25,7 @@ class ThreadExecutor:
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+            raise ExecutorError(f"max_workers must be at least 1, got {max_workers}")
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
 
     def execute(
@@ -31,25 +33,33 @@ class ThreadExecutor:
         fn: Callable[..., Any],
         arguments: Sequence[CallArguments],
         *,
-        live: bool = True,
-    ) -> list[CallOutcome]:
+        policy: CallPolicy = DEFAULT_POLICY,
+    ) -> Calls:
         if is_async_function(fn):
-            return run_coroutine(self._gather(fn, arguments, live))
-        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="podline") as pool:
-            # map() yields in submission order, which is input order.
-            return list(pool.map(lambda args: run_captured(fn, args, live=live), arguments))
+            return stream_async(fn, arguments, policy=policy, concurrency=self.max_workers)
+        return self._threads(fn, arguments, policy)
 
-    async def _gather(
-        self, fn: Callable[..., Any], arguments: Sequence[CallArguments], live: bool
-    ) -> list[CallOutcome]:
-        limit = asyncio.Semaphore(self.max_workers)
-
-        async def one(args: CallArguments) -> CallOutcome:
-            async with limit:
-                return await run_captured_async(fn, args, live=live)
-
-        # gather() returns results in the order of its arguments, i.e. input order.
-        return list(await asyncio.gather(*(one(args) for args in arguments)))
+    def _threads(
+        self, fn: Callable[..., Any], arguments: Sequence[CallArguments], policy: CallPolicy
+    ) -> Calls:
+        pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="podline")
+        # A bounded window of submitted calls: thousands of futures at once would only cost
+        # memory, and closing early then has little to cancel.
+        window = 4 * self.max_workers
+        pending: dict[Future[CallOutcome], int] = {}
+        submitted = 0
+        try:
+            while submitted < len(arguments) or pending:
+                while submitted < len(arguments) and len(pending) < window:
+                    future = pool.submit(run_captured, fn, arguments[submitted], policy=policy)
+                    pending[future] = submitted
+                    submitted += 1
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield pending.pop(future), future.result()
+        finally:
+            # Calls not started are cancelled; running ones finish on their own threads.
+            pool.shutdown(wait=not pending, cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self.max_workers})"

@@ -8,6 +8,7 @@ argument-packet hash, and the errors and captures of failed calls.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -26,8 +27,9 @@ from podline.errors import (
     InputValidationError,
     OutputValidationError,
 )
-from podline.executors import CallCapture, CallOutcome, Executor
+from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
 from podline.executors.base import paused_gc
+from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.packet_function import PacketFunction
 from podline.hashing import row_hash_strings
@@ -128,8 +130,21 @@ class _Unique:
     first_row: np.ndarray  # for every distinct packet, the first input row holding it
 
 
+#: Receives an early part of a run: the input rows whose calls finished in one window (in
+#: input order), their ``PodResult`` (rows in that order), and whether to commit them now.
+PartReport = Callable[[np.ndarray, PodResult, bool], None]
+
+
 class PodRun:
-    """One execution of a pod over a stream (kept apart so ``FunctionPod`` stays readable)."""
+    """One execution of a pod over a stream (kept apart so ``FunctionPod`` stays readable).
+
+    Calls finish in windows (see ``podline.functions.durability``): when ``clock`` says a
+    report is due, the results of the calls finished so far are typed and stored, and the
+    rows they settle go to ``report`` before the rest finish (with ``commit`` set at least
+    every ``commit_seconds``; without ``report`` the run commits its memo itself). If the
+    calls are interrupted (Ctrl-C, a cancelled run, an executor failure), what finished is
+    stored, reported and committed before the error propagates.
+    """
 
     def __init__(
         self,
@@ -142,6 +157,9 @@ class PodRun:
         before_calls: Callable[[np.ndarray], None] | None = None,
         keep_captures: bool = False,
         memo: ResultCache | None = None,
+        policy: CallPolicy | None = None,
+        clock: CommitClock | None = None,
+        report: PartReport | None = None,
     ) -> None:
         self.pod = pod
         self.keep_captures = keep_captures
@@ -149,6 +167,9 @@ class PodRun:
         self.fn = pod.packet_function
         self.stream = stream
         self.executor = executor
+        self.policy = policy if policy is not None else pod.policy
+        self.clock = clock if clock is not None else CommitClock()
+        self.report = report
         if memo is not None:
             self.cache: ResultCache | None = memo
         else:
@@ -167,6 +188,8 @@ class PodRun:
         self.errors: dict[int, FunctionCallError] = {}
         self.captures: dict[int, CallCapture] = {}
         self.call_times = np.full((self.table.num_rows, 2), np.nan) if keep_captures else None
+        #: Per distinct argument packet: whether its call runs in this execution.
+        self.ran = np.zeros(0, dtype=bool)
 
     def execute(self) -> PodResult:
         if self.table.num_rows == 0:
@@ -176,21 +199,41 @@ class PodRun:
         stored = self.cache.lookup(unique.hashes) if self.cache else self._empty_results()
         hit = is_in(unique.hashes, stored.column(RECORD_ID))
         misses = np.flatnonzero(~hit)
+        self.ran = ~hit
         computed = self.compute(unique, misses)
         results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
-        # For every distinct argument packet, its result row (-1: its call failed).
-        position = index_in(unique.hashes, results.column(RECORD_ID))
-        codes = self.codes(unique, results, position, misses)
-        ran = np.zeros(len(codes), dtype=bool)
-        ran[unique.first_row[misses]] = True
+        return self.assemble(unique, results)
+
+    def assemble(
+        self, unique: _Unique, results: pa.Table, packets: np.ndarray | None = None
+    ) -> PodResult:
+        """The result of the input rows whose argument packets are ``packets`` (indexes into
+        ``unique``; None: every row), in input order, from ``results`` (which holds theirs).
+        """
+        # For every distinct argument packet concerned, its result row (-1: its call failed).
+        if packets is None:
+            position = index_in(unique.hashes, results.column(RECORD_ID))
+            rows = None
+            of_row = unique.of_row
+        else:
+            position = np.full(len(unique.hashes), -1, dtype=np.int64)
+            position[packets] = index_in(unique.hashes.take(pa.array(packets)), results[RECORD_ID])
+            concerned = np.zeros(len(unique.hashes), dtype=bool)
+            concerned[packets] = True
+            rows = np.flatnonzero(concerned[unique.of_row])
+            of_row = unique.of_row[rows]
+        all_rows = np.arange(len(unique.of_row)) if rows is None else rows
+        ran = self.ran[of_row] & (unique.first_row[of_row] == all_rows)
+        codes = self.codes(results, position[of_row], ran)
+        part = (lambda found: found) if rows is None else _Subset(rows).of
         return PodResult(
-            self.output(results, position[unique.of_row]),
+            self.output(results, position[of_row], rows),
             codes,
-            self.errors,
-            self.captures,
+            part(self.errors),
+            part(self.captures),
             ran,
-            unique.hashes.take(pa.array(unique.of_row)),
-            self.call_times,
+            unique.hashes.take(pa.array(of_row)),
+            None if self.call_times is None else self.call_times[all_rows],
         )
 
     # -------------------------------------------------------------- arguments
@@ -207,7 +250,7 @@ class PodRun:
         """Run the calls for the distinct argument packets at ``misses``, in bounded batches.
 
         Each batch's results are typed, stored and dropped from Python before the next
-        starts: memory stays bounded and a crash loses at most the batch in flight.
+        starts: memory stays bounded.
         """
         batches = [
             self._compute_batch(unique, misses[start : start + CALL_BATCH])
@@ -228,28 +271,101 @@ class PodRun:
             arguments: list[Any] = list(zip(*columns, strict=True))
             if not self.positional:
                 arguments = [dict(zip(names, values, strict=True)) for values in arguments]
-            outcomes = self.executor.execute(self.fn.fn, arguments, live=self.pod.live_output)
-            if self.keep_captures:
-                self._keep(rows, outcomes)
-            if self.logger_factory is not None:
-                tags = self._tags(rows)
-                for position, outcome in enumerate(outcomes):
-                    values = dict(zip(names, (c[position] for c in columns), strict=True))
-                    packet = Packet(values, self.args_schema, validate=False)
-                    self.logger_factory(tags[position], packet).record(outcome.capture)
-            outputs, skipped, failures = self.fn.split_outputs([o.value for o in outcomes])
-            failures.update({i: o.error for i, o in enumerate(outcomes) if o.error is not None})
-            failed_captures = {i: outcomes[i].capture for i in failures}
+            parts = self._run_calls(unique, _Batch(misses, columns), arguments)
             # Drop the per-call objects before the collector resumes, so it never scans them.
-            del arguments, outcomes, columns
-            typed = self._typed_outputs(outputs, skipped, failures)
-            del outputs
+            del arguments, columns
+        return pa.concat_tables(parts) if len(parts) != 1 else parts[0]
+
+    def _run_calls(self, unique: _Unique, batch: _Batch, arguments: list[Any]) -> list[pa.Table]:
+        """Run one batch's calls, settling them window by window (see the class docs)."""
+        finished = self.executor.execute(self.fn.fn, arguments, policy=self.policy)
+        parts: list[pa.Table] = []
+        window: list[Finished] = []
+        clock = self.clock
+        try:
+            for item in finished:
+                window.append(item)
+                if clock.report_due(item[1].capture.end):
+                    parts.append(self._settle(unique, batch, window, early=True))
+                    window = []
+        except BaseException as error:
+            finished.close()
+            if window:
+                self._settle_interrupted(unique, batch, window, error)
+            raise
+        finished.close()
+        if window or not parts:
+            parts.append(self._settle(unique, batch, window, early=False))
+        return parts
+
+    def _settle_interrupted(
+        self, unique: _Unique, batch: _Batch, window: list[Finished], error: BaseException
+    ) -> None:
+        """Store, report and commit the calls that finished before ``error``."""
+        try:
+            self._settle(unique, batch, window, early=True, commit=True)
+        except Exception as failure:  # the interruption is what the caller must see
+            error.add_note(f"podline could not store the calls finished before it: {failure}")
+
+    def _settle(
+        self,
+        unique: _Unique,
+        batch: _Batch,
+        window: list[Finished],
+        *,
+        early: bool,
+        commit: bool = False,
+    ) -> pa.Table:
+        """Type and store the results of the finished calls in ``window``; an ``early``
+        window's rows are reported (and committed when the clock says so) at once."""
+        positions = np.fromiter((i for i, _ in window), np.int64, len(window))
+        outcomes = [outcome for _, outcome in window]
+        window.clear()
+        table = self._record(unique, batch, positions, outcomes)
+        if early:
+            now = time.time()
+            commit = self.clock.reported(now) or commit
+            packets = batch.misses[positions]
+            if self.report is not None:
+                self.report(*self._part(unique, table, packets), commit)
+            elif commit and self.cache is not None:
+                self.cache.store.flush()
+        return table
+
+    def _part(
+        self, unique: _Unique, table: pa.Table, packets: np.ndarray
+    ) -> tuple[np.ndarray, PodResult]:
+        concerned = np.zeros(len(unique.hashes), dtype=bool)
+        concerned[packets] = True
+        rows = np.flatnonzero(concerned[unique.of_row])
+        return rows, self.assemble(unique, table, packets)
+
+    def _record(
+        self, unique: _Unique, batch: _Batch, positions: np.ndarray, outcomes: list[CallOutcome]
+    ) -> pa.Table:
+        """The memo records of finished calls (``positions`` into the batch), stored."""
+        rows = unique.first_row[batch.misses[positions]]
+        if self.keep_captures:
+            self._keep(rows, outcomes)
+        if self.logger_factory is not None:
+            tags = self._tags(rows)
+            names = self.call_order
+            for tag, position, outcome in zip(tags, positions.tolist(), outcomes, strict=True):
+                values = dict(zip(names, (c[position] for c in batch.columns), strict=True))
+                packet = Packet(values, self.args_schema, validate=False)
+                self.logger_factory(tag, packet).record(outcome.capture)
+        outputs, skipped, failures = self.fn.split_outputs([o.value for o in outcomes])
+        failures.update({i: o.error for i, o in enumerate(outcomes) if o.error is not None})
+        failed_captures = {i: outcomes[i].capture for i in failures}
+        del outcomes
+        typed = self._typed_outputs(outputs, skipped, failures)
+        del outputs
         for position, error in failures.items():
             row = int(rows[position])
             self.captures[row] = failed_captures.get(position) or CallCapture()
             self._fail(row, error)
         good = np.setdiff1d(np.arange(len(rows)), np.fromiter(failures, np.int64, len(failures)))
-        hashes = unique.hashes.take(pa.array(misses[good], pa.int64()))
+        hashes = unique.hashes.take(pa.array(batch.misses[positions[good]], pa.int64()))
         call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod2:" + 32 hex digits
         origin = f"{self.fn.name}@{self.fn.content_hash().short(16)}"
         tokens = {k: token_array("call", origin, call_ids, k) for k in self.fn.output_keys}
@@ -324,15 +440,12 @@ class PodRun:
         return [Tag(v, tags, validate=False) for v in values]
 
     # -------------------------------------------------------------- assembling
-    def codes(
-        self, unique: _Unique, results: pa.Table, position: np.ndarray, misses: np.ndarray
-    ) -> np.ndarray:
-        """Per input row, the index of its ``RowStatus`` (see ``PodResult``)."""
+    def codes(self, results: pa.Table, of_row: np.ndarray, ran: np.ndarray) -> np.ndarray:
+        """Per row, the index of its ``RowStatus`` (see ``PodResult``): ``of_row`` is each
+        row's result in ``results`` (-1: failed), ``ran`` whether its call ran for it."""
         skipped = np.asarray(results.column(SKIPPED_COLUMN).to_numpy(zero_copy_only=False))
-        of_row = position[unique.of_row]
         codes = np.full(len(of_row), _STATUSES.index(RowStatus.CACHED), dtype=np.int8)
-        computed_rows = unique.first_row[misses]
-        codes[computed_rows] = _STATUSES.index(RowStatus.COMPUTED)
+        codes[ran] = _STATUSES.index(RowStatus.COMPUTED)
         found = of_row >= 0
         skipped_row = np.zeros(len(of_row), dtype=bool)
         skipped_row[found] = skipped[of_row[found]]
@@ -340,14 +453,19 @@ class PodRun:
         codes[~found] = _STATUSES.index(RowStatus.FAILED)
         return codes
 
-    def output(self, results: pa.Table, result_of_row: np.ndarray) -> TableStream:
-        """Tags of the rows that produced a packet, with their output packets."""
+    def output(
+        self, results: pa.Table, result_of_row: np.ndarray, rows: np.ndarray | None = None
+    ) -> TableStream:
+        """Tags of the rows that produced a packet, with their output packets (``rows``: the
+        input rows ``result_of_row`` speaks of; None: all of them)."""
         found = result_of_row >= 0
         taken = results.take(pa.array(result_of_row[found], pa.int64()))
         keep = ~np.asarray(taken.column(SKIPPED_COLUMN).to_numpy(zero_copy_only=False), bool)
-        rows = np.flatnonzero(found)[keep]
+        produced = np.flatnonzero(found)[keep]
+        if rows is not None:
+            produced = rows[produced]
         taken = taken.filter(pa.array(keep, pa.bool_()))
-        table = self.table.select(list(self.tag_names)).take(pa.array(rows, pa.int64()))
+        table = self.table.select(list(self.tag_names)).take(pa.array(produced, pa.int64()))
         for field_ in self.fn.output_schema.to_arrow():
             table = table.append_column(field_, taken.column(field_.name).cast(field_.type))
         for k in self.fn.output_keys:
@@ -398,3 +516,26 @@ def _distinct(hashes: pa.Array) -> _Unique:
     of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     _, first_row = np.unique(of_row, return_index=True)
     return _Unique(encoded.dictionary, of_row, first_row)
+
+
+@dataclass
+class _Batch:
+    """One batch of calls: the distinct argument packets it computes (indexes into the
+    run's ``_Unique``) and their argument columns as Python values."""
+
+    misses: np.ndarray
+    columns: list[list[Any]]
+
+
+@dataclass
+class _Subset:
+    """Input rows ``rows`` of a run, as positions of a part of its result."""
+
+    rows: np.ndarray
+
+    def of(self, by_row: Mapping[int, Any]) -> dict[int, Any]:
+        """The entries of ``by_row`` (keyed by input row) for these rows, keyed by position."""
+        if not by_row:
+            return {}
+        position = {row: i for i, row in enumerate(self.rows.tolist())}
+        return {position[row]: v for row, v in by_row.items() if row in position}

@@ -20,6 +20,7 @@ same id, and a cache hit returns the stored tokens of the call that computed it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,14 @@ import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, format_names
-from podline.executors import Executor, LocalExecutor
+from podline.executors import CallPolicy, Executor, LocalExecutor
+from podline.executors.policy import DEFAULT_OUTPUT_LIMIT
+from podline.functions.durability import CommitClock
 from podline.functions.execution import (
     LoggerFactory,
     OnError,
     PacketLogger,
+    PartReport,
     PodResult,
     PodRun,
     RowStatus,
@@ -69,10 +73,13 @@ class FunctionPod(IdentityMixin):
         inputs: Mapping[str, str] | None = None,
         label: str | None = None,
         live_output: bool = True,
+        policy: CallPolicy | None = None,
     ) -> None:
         self.packet_function = packet_function
         self.executor = executor
         self.result_store = result_store
+        #: How each call runs: time limit, retries, captured output (``live_output`` wins).
+        self.policy = replace(policy or CallPolicy(), live=live_output)
         self.input_map = dict(inputs or {})
         unknown = set(self.input_map) - set(packet_function.input_schema)
         if unknown:
@@ -82,7 +89,11 @@ class FunctionPod(IdentityMixin):
                 f"{format_names(packet_function.input_schema)}"
             )
         self._label = label
-        self.live_output = live_output
+
+    @property
+    def live_output(self) -> bool:
+        """Whether calls' output is echoed as it happens."""
+        return self.policy.live
 
     # ------------------------------------------------------------------ plain function
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -111,15 +122,21 @@ class FunctionPod(IdentityMixin):
         executor: Executor | None = None,
         result_store: Store | None = None,
         label: str | None = None,
+        **policy: Any,
     ) -> FunctionPod:
-        """A copy with some settings replaced (``None`` keeps the current one)."""
+        """A copy with some settings replaced (``None`` keeps the current one); keyword
+        arguments of ``CallPolicy`` (``timeout``, ``retries``, ``retry_on``, ``backoff``,
+        ``output_limit``, ``live_output``) replace those of its policy."""
+        if "live_output" in policy:
+            policy["live"] = policy.pop("live_output")
         return FunctionPod(
             self.packet_function,
             executor=executor or self.executor,
             result_store=result_store or self.result_store,
             inputs=self.input_map if inputs is None else inputs,
             label=label or self._label,
-            live_output=self.live_output,
+            live_output=policy.get("live", self.live_output),
+            policy=replace(self.policy, **policy),
         )
 
     def pod(
@@ -195,6 +212,9 @@ class FunctionPod(IdentityMixin):
         before_calls: Callable[[np.ndarray], None] | None = None,
         keep_captures: bool = False,
         memo: ResultCache | None = None,
+        timeout: float | None = None,
+        clock: CommitClock | None = None,
+        report: PartReport | None = None,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
@@ -205,8 +225,13 @@ class FunctionPod(IdentityMixin):
         that batch computes. ``keep_captures=True`` keeps every computed call's capture in
         ``PodResult.captures`` (else only failed calls' captures are kept). ``memo``, a
         result cache to use instead of one on ``result_store``, lets several executions share
-        one (a node's batches share a preloaded one).
+        one (a node's batches share a preloaded one). ``timeout`` limits each call where the
+        pod's policy sets no limit. ``clock`` and ``report`` set the durability window and
+        receive its early parts (see ``PodRun``).
         """
+        policy = self.policy
+        if timeout is not None and policy.timeout is None:
+            policy = replace(policy, timeout=timeout)
         run = PodRun(
             self,
             stream,
@@ -216,6 +241,9 @@ class FunctionPod(IdentityMixin):
             before_calls=before_calls,
             keep_captures=keep_captures,
             memo=memo,
+            policy=policy,
+            clock=clock,
+            report=report,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:
@@ -275,8 +303,17 @@ def function_pod(
     output_schema: Mapping[str, PodType] | None = None,
     identity: IdentityMode = "code",
     live_output: bool = True,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (OSError,),
+    backoff: float = 0.5,
+    output_limit: int | None = DEFAULT_OUTPUT_LIMIT,
 ) -> Callable[[Callable[..., Any]], FunctionPod]:
     """Turn a typed function into a ``FunctionPod``.
+
+    ``timeout`` (seconds) fails a call that runs longer; ``retries`` gives a call that fails
+    with one of ``retry_on`` that many more attempts, ``backoff`` seconds apart (doubling);
+    ``output_limit`` bounds the stdout and stderr kept per call (see ``CallPolicy``).
 
     >>> @function_pod("area", version="v1")
     ... def area(width: float, height: float) -> float:
@@ -303,6 +340,13 @@ def function_pod(
             result_store=result_store,
             label=label,
             live_output=live_output,
+            policy=CallPolicy(
+                timeout=timeout,
+                retries=retries,
+                retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+                backoff=backoff,
+                output_limit=output_limit,
+            ),
         )
         for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
             if hasattr(fn, attribute):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -13,6 +14,7 @@ import pyarrow as pa
 from podline.datagrams import Packet, Tag
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
+from podline.functions.durability import COMMIT_SECONDS, CommitClock
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.packets import PacketBatch, PacketOutcomes
@@ -153,6 +155,8 @@ class FunctionNode(Node):
         self._parts: list[TableStream] = []
         self._known: KnownEntries | None = None
         self._memo: ResultCache | None = None
+        self._clock = CommitClock()
+        self._timeout: float | None = None
 
     def execute(
         self,
@@ -161,11 +165,13 @@ class FunctionNode(Node):
         observer: Any = None,
         error_policy: ErrorPolicy = "continue",
         executor: Executor | None = None,
+        commit_seconds: float = COMMIT_SECONDS,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> TableStream:
         table = stream.as_table(system_tags=True, source_info=True)
         tags, _ = stream.keys()
-        self.begin()
+        self.begin(commit_seconds=commit_seconds, timeout=timeout)
         # What the records already know is looked up once for the whole input: each lookup
         # reads the stored tables, so doing it per batch would cost (batches x stored rows).
         records = self.records
@@ -187,11 +193,17 @@ class FunctionNode(Node):
 
     # Incremental execution, for orchestrators that stream: ``begin()``, then
     # ``execute_batch(chunk)`` per input chunk in input order, then ``finish()``.
-    def begin(self) -> None:
-        """Start a new execution: counts and collected output are reset."""
+    def begin(
+        self, *, commit_seconds: float = COMMIT_SECONDS, timeout: float | None = None
+    ) -> None:
+        """Start a new execution: counts and collected output are reset. Finished calls are
+        committed at least every ``commit_seconds``; ``timeout`` limits each call where the
+        pod sets no limit."""
         self.counts = dict.fromkeys(RowStatus, 0)
         self._parts = []
         self._known = None
+        self._clock = CommitClock(commit_seconds)
+        self._timeout = timeout
         # One memo for all the execution's batches, read at most once (see ResultCache).
         self._memo = (
             ResultCache(self.result_store, self.pod.packet_function, preload=True)
@@ -251,9 +263,14 @@ class FunctionNode(Node):
         error_policy: ErrorPolicy,
         executor: Executor | None,
     ) -> PodResult:
-        """Serve what the records know, run the rest, in input order (one batch)."""
+        """Serve what the records know, run the rest, in input order (one batch).
+
+        Calls that finish in an early window of the durability clock are recorded and
+        reported (and committed) as they finish (``report``); the rest when the batch ends.
+        """
         hooks = observer is not None and bool(getattr(observer, "observes_packets", True))
         started = np.zeros(len(batch), dtype=bool)
+        reported = np.zeros(len(batch), dtype=bool)
         node_hash = str(self.content_hash())
 
         def start(rows: np.ndarray) -> None:
@@ -267,6 +284,20 @@ class FunctionNode(Node):
         entry_ids, found = known
         misses = np.flatnonzero(~found.found)
         todo = _take(batch, misses)
+
+        def report(rows: np.ndarray, part: PodResult, commit: bool) -> None:
+            # An early window of finished calls: recorded and reported before the rest.
+            rows_in_batch = misses[rows]
+            if records is not None and entry_ids is not None:
+                picked = pa.array(rows_in_batch, pa.int64())
+                _write_records(records, _take(batch, rows_in_batch), entry_ids.take(picked), part)
+            if hooks:
+                outcomes = _outcomes(batch, part, started, rows_in_batch)
+                observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
+            reported[rows_in_batch] = True
+            if commit:
+                self._commit(observer, node_hash)
+
         computed = self.pod.execute(
             todo,
             executor=self.executor or executor,  # a node's own executor wins
@@ -275,23 +306,25 @@ class FunctionNode(Node):
             on_error="continue",
             keep_captures=hooks,
             before_calls=(lambda todo_rows: start(misses[todo_rows])) if hooks else None,
+            timeout=self._timeout,
+            clock=self._clock,
+            report=report,
         )
-        if records is not None and entry_ids is not None and len(todo):
-            picked = pa.array(misses, pa.int64())
-            _write_records(records, todo, entry_ids.take(picked), computed)
         result = _merge(batch, found, misses, computed)
-        if hooks:
-            outcomes = PacketOutcomes(
-                batch,
-                codes=result.codes,
-                computed=result.computed,
-                started=started,
-                errors=result.errors,
-                captures=result.captures,
-                call_times=result.call_times,
-                outputs=result.stream,
-            )
+        rest = np.flatnonzero(~reported)
+        if records is not None and entry_ids is not None and len(todo):
+            unreported = np.flatnonzero(~reported[misses])
+            if len(unreported):
+                part = _part_of(computed, unreported)
+                rows = pa.array(misses[unreported], pa.int64())
+                _write_records(
+                    records, _take(batch, misses[unreported]), entry_ids.take(rows), part
+                )
+        if hooks and len(rest):
+            outcomes = _outcomes(batch, result, started, None if len(rest) == len(batch) else rest)
             observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
+        if self._clock.reported(time.time()):
+            self._commit(observer, node_hash)
         if result.errors and error_policy == "fail_fast":
             raise result.errors[min(result.errors)]
         for row, error in sorted(result.errors.items()):
@@ -300,6 +333,15 @@ class FunctionNode(Node):
         # operating system keeps the process's footprint at what is live (it costs µs).
         pa.default_memory_pool().release_unused()
         return result
+
+    def _commit(self, observer: Any, node_hash: str) -> None:
+        """Make what finished so far durable: results, then records, then what observers
+        buffered about them (status and log rows)."""
+        for store in (self.result_store, self.store):
+            if store is not None:
+                store.flush()
+        if observer is not None:
+            observer.on_commit(node_label=self.label, node_hash=node_hash)
 
     @property
     def records(self) -> ProvenanceRecords | None:
@@ -363,7 +405,7 @@ def _write_records(
     entry_ids: pa.Array,
     result: PodResult,
 ) -> None:
-    """Record the rows of ``batch`` that did not fail."""
+    """Record the rows of ``batch`` that did not fail (``result`` speaks of the same rows)."""
     tags, _ = batch.keys(system_tags=True)
     kept = pa.array(result.codes != _FAILED)
     statuses = pa.array(_STATUS_NAMES[result.codes], pa.large_string())
@@ -373,6 +415,51 @@ def _write_records(
         packet_hashes=batch.packet_hashes().filter(kept),
         result_ids=result.argument_hashes.filter(kept),
         statuses=statuses.filter(kept),
+    )
+
+
+def _part_of(result: PodResult, rows: np.ndarray) -> PodResult:
+    """The codes and argument hashes of ``result`` for ``rows`` (what records need)."""
+    return PodResult(
+        result.stream,
+        result.codes[rows],
+        argument_hashes=result.argument_hashes.take(pa.array(rows, pa.int64())),
+    )
+
+
+def _outcomes(
+    batch: TableStream, result: PodResult, started: np.ndarray, rows: np.ndarray | None
+) -> PacketOutcomes:
+    """What observers learn of ``rows`` of ``batch`` (None: all of them), of which
+    ``result`` speaks: of exactly those rows for an early part, of the whole batch else."""
+    if rows is None or len(result.codes) == len(rows):
+        return PacketOutcomes(
+            batch,
+            rows,
+            codes=result.codes,
+            computed=result.computed,
+            started=started if rows is None else started[rows],
+            errors=result.errors,
+            captures=result.captures,
+            call_times=result.call_times,
+            outputs=result.stream,
+        )
+    # The rest of a batch whose other rows were reported early.
+    produced = np.flatnonzero(result.codes <= _CODE[RowStatus.CACHED])
+    keep = np.isin(produced, rows)
+    position = {row: i for i, row in enumerate(rows.tolist())}
+    outputs = result.stream.as_table(system_tags=True, source_info=True).filter(pa.array(keep))
+    tags, _ = result.stream.keys()
+    return PacketOutcomes(
+        batch,
+        rows,
+        codes=result.codes[rows],
+        computed=result.computed[rows],
+        started=started[rows],
+        errors={position[r]: e for r, e in result.errors.items() if r in position},
+        captures={position[r]: c for r, c in result.captures.items() if r in position},
+        call_times=None if result.call_times is None else result.call_times[rows],
+        outputs=TableStream(outputs, tags, label=batch.label, types=_types([result.stream])),
     )
 
 

@@ -238,6 +238,9 @@ class BatchedObserver(Observer):
     def on_packets_end(self, *, node_label: str, **kwargs: Any) -> None:
         self._view(node_label).on_packets_end(node_label=node_label, **kwargs)
 
+    def on_commit(self, *, node_label: str, **kwargs: Any) -> None:
+        self._view(node_label).on_commit(node_label=node_label, **kwargs)
+
 
 class Rows:
     """Rows from per-packet hooks, as column lists (one list per column, so buffering a row
@@ -310,6 +313,18 @@ class NodeView(Observer, Generic[R]):
 
     def on_node_end(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
         self.finish()
+
+    def on_commit(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
+        # The node made its results durable: make the rows about them durable too.
+        self.flush()
+        try:
+            self.owner.store.flush()
+        except Exception as exc:  # observing must never break a run
+            warnings.warn(
+                f"podline could not commit {self.owner.kind} rows of node {node_label!r}: {exc}",
+                ObservationWarning,
+                stacklevel=2,
+            )
 
     def finish(self) -> None:
         """The node or the run ended: write what is buffered and stop the timer."""

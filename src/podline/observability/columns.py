@@ -30,6 +30,7 @@ from podline.columns import META_PREFIX, RESERVED_PREFIX, is_system_tag, meta_co
 from podline.stores import RECORD_ID
 
 __all__ = [
+    "ATTEMPTS",
     "CACHED",
     "DURATION",
     "ERROR_MESSAGE",
@@ -113,6 +114,9 @@ STATE = meta_column("state")
 CACHED = meta_column("cached")
 ERROR_TYPE = meta_column("error_type")
 ERROR_MESSAGE = meta_column("error_message")
+#: How many times the packet's call ran in this run (more than 1: failures were retried;
+#: null where no call ran).
+ATTEMPTS = meta_column("attempts")
 # Logs only.
 SUCCESS = meta_column("success")
 DURATION = meta_column("duration")
@@ -146,6 +150,7 @@ _FIXED = frozenset(
         CACHED,
         ERROR_TYPE,
         ERROR_MESSAGE,
+        ATTEMPTS,
         SUCCESS,
         DURATION,
         STDOUT,

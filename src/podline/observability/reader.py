@@ -58,6 +58,7 @@ _STATUS_COLUMNS: dict[str, pl.DataType] = {
     "error_type": pl.String(),
     "error_message": pl.String(),
     "cached": pl.Boolean(),
+    "attempts": pl.Int64(),
     "timestamp": pl.Datetime("us", "UTC"),
     "started_at": pl.Datetime("us", "UTC"),
     "run_id": pl.String(),

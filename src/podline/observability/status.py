@@ -11,7 +11,7 @@ marks where that run crashed.
 
 Rows go to ``store.at(*identity_path)`` of each node: the fixed columns of
 ``podline.observability.columns`` (run id, pipeline URI, node label and hash, sequence, UTC
-timestamp and start time, state, cached flag, error type and message) and the packet's tag
+timestamp and start time, state, cached flag, error type and message, attempts) and the packet's tag
 columns, system tags included, typed like the node's tag columns.
 """
 
@@ -38,6 +38,7 @@ from podline.observability.batching import (
     timestamps,
 )
 from podline.observability.columns import (
+    ATTEMPTS,
     CACHED,
     ERROR_MESSAGE,
     ERROR_TYPE,
@@ -56,6 +57,7 @@ _SKIPPED = STATE_INDEX[State.SKIPPED]
 _FAILED = STATE_INDEX[State.FAILED]
 _UNKNOWN = float("nan")
 _TEXT = pa.large_string()
+_COUNT = pa.int64()
 
 
 class StatusObserver(BatchedObserver):
@@ -130,7 +132,8 @@ class _StatusView(NodeView[_StatusRows]):
             return
         tags = batch.tags()
         times = np.full(n, now)
-        part = _part(tags, np.full(n, _RUNNING, np.int8), times, times, pa.nulls(n, pa.bool_()))
+        states = np.full(n, _RUNNING, np.int8)
+        part = _part(tags, states, times, times, pa.nulls(n, pa.bool_()), pa.nulls(n, _COUNT))
         with self.lock:
             self.open_parts.append((tags, part, now))
         self.add_part(part, final=False)
@@ -156,7 +159,8 @@ class _StatusView(NodeView[_StatusRows]):
             started[announced] = _UNKNOWN
             opened = []
         cached = ~computed & (states != _FAILED)
-        part = _part(tags, states, np.full(n, now), started, pa.array(cached))
+        attempts = _attempts(batch, computed)
+        part = _part(tags, states, np.full(n, now), started, pa.array(cached), attempts)
         if batch.errors or (states == _FAILED).any():
             part = _with_errors(part, states, batch.errors)
         if opened:
@@ -243,6 +247,7 @@ class _StatusView(NodeView[_StatusRows]):
             CACHED: pa.array(rows.cached, pa.bool_()),
             ERROR_TYPE: pa.nulls(n, _TEXT),
             ERROR_MESSAGE: pa.nulls(n, _TEXT),
+            ATTEMPTS: pa.nulls(n, _COUNT),  # per-packet hooks do not see captures
         }
         if rows.errors:
             parts = {row: error_parts(error) for row, error in rows.errors.items()}
@@ -265,8 +270,22 @@ def _same_packets(starts: list[pa.Table], tags: pa.Table, announced: np.ndarray)
         return False
 
 
+def _attempts(batch: PacketOutcomesLike, computed: np.ndarray) -> pa.Array:
+    """Per row, how many times its call ran (null where none ran). Only calls that told
+    something keep a capture, and a retried call always did (it says so on stderr)."""
+    attempts = np.ones(len(computed), dtype=np.int64)
+    for row, capture in batch.captures.items():
+        attempts[row] = capture.attempts
+    return pa.array(attempts, _COUNT, mask=~computed)
+
+
 def _part(
-    tags: pa.Table, states: np.ndarray, times: np.ndarray, started: np.ndarray, cached: pa.Array
+    tags: pa.Table,
+    states: np.ndarray,
+    times: np.ndarray,
+    started: np.ndarray,
+    cached: pa.Array,
+    attempts: pa.Array,
 ) -> pa.Table:
     """A status part from a batch hook: the same columns ``build`` gives listed rows."""
     n = len(states)
@@ -277,6 +296,7 @@ def _part(
         CACHED: cached,
         ERROR_TYPE: pa.nulls(n, _TEXT),
         ERROR_MESSAGE: pa.nulls(n, _TEXT),
+        ATTEMPTS: attempts,
     }
     for name in tags.column_names:
         columns[name] = tags.column(name)

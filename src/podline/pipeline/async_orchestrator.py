@@ -26,9 +26,10 @@ come from several threads, so each node's observer is wrapped to take one lock s
 run: hooks never run concurrently.
 
 Cancelling the run (cancelling ``run_async``'s task, Ctrl-C during ``run``, or a fail_fast
-failure) cancels every node. Calls stop between windows of calls (each window at most a few
-tens of ms once calls are timed); a node waits up to ``CANCEL_GRACE_SECONDS`` for the window in
-flight, so results stored so far are kept and nothing reports after ``on_run_end``.
+failure) cancels every node. Calls stop as the next call finishes (``_Interruptible``): what
+finished is committed before the cancellation propagates (see
+``podline.functions.durability``), calls not started are dropped, and a node waits up to
+``CANCEL_GRACE_SECONDS`` for the calls in flight, so nothing reports after ``on_run_end``.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ from typing import Any, TypeVar
 
 from podline.errors import PodlineError
 from podline.executors import Executor, LocalExecutor, ThreadExecutor
-from podline.executors.base import is_async_function, run_coroutine
-from podline.executors.capture import CallArguments, CallOutcome
+from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function, run_coroutine
+from podline.executors.capture import CallArguments
+from podline.executors.policy import CallPolicy
+from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import (
     NODE_BATCH,
     ErrorPolicy,
@@ -58,6 +61,7 @@ from podline.pipeline.graph import PipelineGraph
 from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.pipeline.orchestrator import (
     OrchestratorResult,
+    check_commit_seconds,
     check_error_policy,
     check_node,
     node_counts,
@@ -93,8 +97,6 @@ DEFAULT_CHUNK_ROWS = NODE_BATCH
 DEFAULT_ASYNC_CONCURRENCY = 32
 #: How long a cancelled node waits for its calls in flight before leaving them behind.
 CANCEL_GRACE_SECONDS = 5.0
-#: A window of calls shorter than this doubles the next one (see ``_Interruptible``).
-_WINDOW_SECONDS = 0.025
 #: The smallest piece of input a function node executes at once, and the time a piece
 #: should take (see ``_PieceSize``).
 _FIRST_PIECE_ROWS = 256
@@ -121,8 +123,10 @@ class AsyncPipelineOrchestrator:
         max_concurrency: int | None = None,
         error_policy: ErrorPolicy = "continue",
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        commit_seconds: float = COMMIT_SECONDS,
     ) -> None:
         check_error_policy(error_policy)
+        check_commit_seconds(commit_seconds)
         for name, value in (("buffer_size", buffer_size), ("chunk_rows", chunk_rows)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -131,12 +135,13 @@ class AsyncPipelineOrchestrator:
         self.max_concurrency = max_concurrency
         self.error_policy: ErrorPolicy = error_policy
         self.chunk_rows = chunk_rows
+        self.commit_seconds = commit_seconds
 
     def __repr__(self) -> str:
         return (
             f"AsyncPipelineOrchestrator(buffer_size={self.buffer_size}, "
             f"max_concurrency={self.max_concurrency}, error_policy={self.error_policy!r}, "
-            f"chunk_rows={self.chunk_rows})"
+            f"chunk_rows={self.chunk_rows}, commit_seconds={self.commit_seconds})"
         )
 
     def run(
@@ -148,6 +153,7 @@ class AsyncPipelineOrchestrator:
         run_id: str | None = None,
         pipeline_uri: str = "",
         executor: Executor | None = None,
+        timeout: float | None = None,
     ) -> OrchestratorResult:
         """Run ``graph`` to completion from synchronous code, inside a running event loop
         (Jupyter) too; see ``run_async``."""
@@ -158,6 +164,7 @@ class AsyncPipelineOrchestrator:
             run_id=run_id,
             pipeline_uri=pipeline_uri,
             executor=executor,
+            timeout=timeout,
         )
         # Ctrl-C cancels the run (which fires on_run_end), then is raised.
         return run_coroutine(coroutine)
@@ -171,13 +178,15 @@ class AsyncPipelineOrchestrator:
         run_id: str | None = None,
         pipeline_uri: str = "",
         executor: Executor | None = None,
+        timeout: float | None = None,
     ) -> OrchestratorResult:
-        """Run ``graph`` on the running event loop and return its ``OrchestratorResult``."""
+        """Run ``graph`` on the running event loop and return its ``OrchestratorResult``
+        (``timeout``: seconds each call may take, for pods that set no limit)."""
         observer = observer if observer is not None else NoOpObserver()
         run_id = run_id or str(uuid.uuid4())
         started = time.perf_counter()
         result = OrchestratorResult(run_id, pipeline_uri, {})
-        run = _Run(self, graph, observer, executor)
+        run = _Run(self, graph, observer, executor, timeout)
         run.hook(observer.on_run_start, run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             _check_nodes(graph)
@@ -215,11 +224,13 @@ class _Run:
         graph: PipelineGraph,
         observer: ObserverProtocol,
         executor: Executor | None,
+        timeout: float | None = None,
     ) -> None:
         self.settings = orchestrator
         self.graph = graph
         self.observer = observer
         self.executor = executor
+        self.timeout = timeout
         # One lock for every hook of the run: they come from several threads.
         self.lock = threading.RLock()
         self.ended = False
@@ -331,7 +342,7 @@ class _Run:
         sizes = _PieceSize(own if own is not None else executor, self.settings)
         tags: tuple[str, ...] | None = None
         try:
-            node.begin()
+            node.begin(commit_seconds=self.settings.commit_seconds, timeout=self.timeout)
             while (piece := await reader.next(sizes.rows)) is not None:
                 tags = tags or piece.keys()[0]
                 began = time.perf_counter()
@@ -502,13 +513,9 @@ class _SerializedObserver:
 
 
 class _Interruptible:
-    """An executor that hands calls to another in windows, stopping between windows once
-    the run is cancelled (an executor cannot be interrupted mid-call).
-
-    A window starts as wide as the executor's ``max_workers`` (so none of its concurrency
-    is lost) and doubles while windows take under ``_WINDOW_SECONDS``: fast calls soon go in
-    large windows, slow ones keep cancellation prompt.
-    """
+    """An executor whose calls stop once the run is cancelled: after each finished call the
+    run's ``stop`` flag is checked, and a set flag ends the calls with ``RunCancelledError``
+    (the node commits what finished first). A call in flight cannot be interrupted."""
 
     def __init__(self, inner: Executor, stop: threading.Event) -> None:
         self.inner = inner
@@ -520,20 +527,18 @@ class _Interruptible:
         fn: Callable[..., Any],
         arguments: Sequence[CallArguments],
         *,
-        live: bool = True,
-    ) -> list[CallOutcome]:
-        outcomes: list[CallOutcome] = []
-        window, start = self.max_workers, 0
-        while start < len(arguments):
-            if self.stop.is_set():
-                raise RunCancelledError("the run was cancelled; remaining calls were not made")
-            began = time.perf_counter()
-            part = arguments[start : start + window]
-            outcomes.extend(self.inner.execute(fn, part, live=live))
-            start += len(part)
-            if time.perf_counter() - began < _WINDOW_SECONDS:
-                window *= 2
-        return outcomes
+        policy: CallPolicy = DEFAULT_POLICY,
+    ) -> Calls:
+        if self.stop.is_set():
+            raise RunCancelledError("the run was cancelled; remaining calls were not made")
+        finished = self.inner.execute(fn, arguments, policy=policy)
+        try:
+            for item in finished:
+                yield item
+                if self.stop.is_set():
+                    raise RunCancelledError("the run was cancelled; remaining calls were not made")
+        finally:
+            finished.close()
 
     def __repr__(self) -> str:
         return repr(self.inner)

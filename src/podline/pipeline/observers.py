@@ -90,6 +90,8 @@ class ObserverProtocol(Protocol):
         **kwargs: Any,
     ) -> None: ...
 
+    def on_commit(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None: ...
+
     def contextualize(self, *identity_path: str) -> ObserverProtocol: ...
 
     def create_packet_logger(self, tag: Tag, packet: Packet) -> Any: ...
@@ -164,6 +166,11 @@ class Observer:
         did not fire yet, the packet logger of a computed call, then the end or crash hook)."""
         _end_each(self, node_label=node_label, node_hash=node_hash, batch=batch)
 
+    def on_commit(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
+        """The node committed the results of the packets reported so far (at least every
+        few seconds while calls finish, and before an interruption propagates): persist
+        what you buffered about them now, so that a crash cannot lose it."""
+
     def contextualize(self, *identity_path: str) -> Observer:
         """The observer to use for the node at ``identity_path`` (default: this one)."""
         return self
@@ -216,6 +223,7 @@ class CompositeObserver(Observer):
     on_packet_start = _fanning_out("on_packet_start")
     on_packet_end = _fanning_out("on_packet_end")
     on_packet_crash = _fanning_out("on_packet_crash")
+    on_commit = _fanning_out("on_commit")
 
     def contextualize(self, *identity_path: str) -> CompositeObserver:
         return CompositeObserver(*(o.contextualize(*identity_path) for o in self.observers))
@@ -254,13 +262,21 @@ class _PacketHooks:
     def on_packets_end(self, **kwargs: Any) -> None:
         _end_each(self._inner, **kwargs)
 
+    def on_commit(self, **kwargs: Any) -> None:
+        if hasattr(self._inner, "on_commit"):  # observers older than the hook lack it
+            self._inner.on_commit(**kwargs)
+
     def contextualize(self, *identity_path: str) -> Any:
         return with_batch_hooks(self._inner.contextualize(*identity_path))
 
 
+_BATCH_HOOKS = ("on_packets_start", "on_packets_end", "on_commit")
+
+
 def with_batch_hooks(observer: Any) -> Any:
-    """``observer`` itself if it has the batch hooks, else a view of it that has them."""
-    if hasattr(observer, "on_packets_end") and hasattr(observer, "on_packets_start"):
+    """``observer`` itself if it has the batch hooks (and ``on_commit``), else a view of it
+    that has them."""
+    if all(hasattr(observer, hook) for hook in _BATCH_HOOKS):
         return observer
     return _PacketHooks(observer)
 

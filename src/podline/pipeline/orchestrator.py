@@ -7,7 +7,8 @@ whatever happens; a node that raises does not get ``on_node_end``.
 
 ``error_policy`` decides what a failing function call does: ``"continue"`` skips the packet
 (reported through ``on_packet_crash`` and counted as failed) and finishes the run;
-``"fail_fast"`` raises at the first failure.
+``"fail_fast"`` raises at the first failure. ``commit_seconds`` is the durability window:
+finished calls are committed at least that often (see ``podline.functions.durability``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
+from podline.errors import InputValidationError
 from podline.executors import Executor
 from podline.functions import RowStatus
+from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import (
     ErrorPolicy,
     Node,
@@ -36,6 +39,7 @@ __all__ = [
     "NodeCounts",
     "OrchestratorResult",
     "SyncPipelineOrchestrator",
+    "check_commit_seconds",
     "check_error_policy",
     "check_node",
     "node_counts",
@@ -122,8 +126,11 @@ class OrchestratorResult:
 class SyncPipelineOrchestrator:
     """Runs nodes one after another in topological order."""
 
-    def __init__(self, error_policy: ErrorPolicy = "continue") -> None:
+    def __init__(
+        self, error_policy: ErrorPolicy = "continue", *, commit_seconds: float = COMMIT_SECONDS
+    ) -> None:
         self.error_policy: ErrorPolicy = check_error_policy(error_policy)
+        self.commit_seconds = check_commit_seconds(commit_seconds)
 
     def run(
         self,
@@ -134,7 +141,10 @@ class SyncPipelineOrchestrator:
         run_id: str | None = None,
         pipeline_uri: str = "",
         executor: Executor | None = None,
+        timeout: float | None = None,
     ) -> OrchestratorResult:
+        """Run every node of ``graph`` in order (``timeout``: seconds each call may take,
+        for pods that set no limit)."""
         observer = observer if observer is not None else NoOpObserver()
         run_id = run_id or str(uuid.uuid4())
         started = time.perf_counter()
@@ -144,7 +154,7 @@ class SyncPipelineOrchestrator:
         observer.on_run_start(run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             for node in graph:
-                output = self._run_node(node, buffers, observer, executor)
+                output = self._run_node(node, buffers, observer, executor, timeout)
                 buffers[id(node)] = output
                 result.counts[node.label] = node_counts(node, output)
                 if materialize_results:
@@ -165,6 +175,7 @@ class SyncPipelineOrchestrator:
         buffers: dict[int, TableStream],
         observer: ObserverProtocol,
         executor: Executor | None,
+        timeout: float | None,
     ) -> TableStream:
         node_hash = str(node.content_hash())
         tags, _ = node.output_schema(system_tags=True)
@@ -183,6 +194,8 @@ class SyncPipelineOrchestrator:
                 observer=scoped,
                 error_policy=self.error_policy,
                 executor=executor,
+                commit_seconds=self.commit_seconds,
+                timeout=timeout,
             )
         else:
             assert is_operator_node(node)  # (check_node rejected every other kind)
@@ -196,6 +209,13 @@ def check_error_policy(error_policy: str) -> ErrorPolicy:
     if error_policy in get_args(ErrorPolicy):
         return cast(ErrorPolicy, error_policy)
     raise ValueError(f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}")
+
+
+def check_commit_seconds(seconds: float) -> float:
+    """``seconds`` if it is a usable durability window, else an ``InputValidationError``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise InputValidationError(f"commit_seconds must be positive seconds, got {seconds!r}")
+    return float(seconds)
 
 
 def check_node(node: Any) -> None:

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from podline.errors import PodlineError, format_names
 from podline.executors import Executor
+from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import CacheMode, ErrorPolicy, Node
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
@@ -138,6 +139,8 @@ class Pipeline:
         *,
         materialize_results: bool = True,
         run_id: str | None = None,
+        timeout: float | None = None,
+        commit_seconds: float | None = None,
     ) -> OrchestratorResult:
         """Compile if needed, run every node, flush the store and record the run.
 
@@ -146,6 +149,9 @@ class Pipeline:
         that default (combine them with ``CompositeObserver`` to keep both).
         ``orchestrator="async"`` is short for ``AsyncPipelineOrchestrator()`` and ``"sync"``
         (like ``None``) for ``SyncPipelineOrchestrator()`` (see docs/async.md).
+        ``timeout`` limits each call (seconds) of the pods that set no limit of their own;
+        ``commit_seconds`` is the durability window (finished calls are committed at least
+        this often; default 2 s), for orchestrators made here.
         """
         if isinstance(orchestrator, str) and orchestrator not in ("sync", "async"):
             raise ValueError(f"orchestrator must be 'sync' or 'async', got {orchestrator!r}")
@@ -153,10 +159,15 @@ class Pipeline:
         observed = observer is None and self.observe
         if observed:
             observer = self.default_observer()
+        window = COMMIT_SECONDS if commit_seconds is None else commit_seconds
         if orchestrator == "async":
-            orchestrator = AsyncPipelineOrchestrator(error_policy=error_policy or "continue")
+            orchestrator = AsyncPipelineOrchestrator(
+                error_policy=error_policy or "continue", commit_seconds=window
+            )
         elif orchestrator is None or orchestrator == "sync":
-            orchestrator = SyncPipelineOrchestrator(error_policy or "continue")
+            orchestrator = SyncPipelineOrchestrator(
+                error_policy or "continue", commit_seconds=window
+            )
         elif error_policy is not None:
             orchestrator.error_policy = error_policy
         try:
@@ -167,6 +178,7 @@ class Pipeline:
                 run_id=run_id,
                 pipeline_uri=self.uri,
                 executor=executor,
+                timeout=timeout,
             )
         finally:
             self.store.flush()
