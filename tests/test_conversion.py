@@ -218,7 +218,7 @@ def test_nullable_nested_elements_accept_none(values: list[Any], tp: object) -> 
 def test_values_not_fitting_type() -> None:
     with pytest.raises(InputValidationError, match=r"column 'a', row 0: 'x' \(str\) is not an int"):
         table_from_columns({"a": ["x"]}, {"a": int})
-    with pytest.raises(InputValidationError, match="column 'big', row 0: .* is beyond int64"):
+    with pytest.raises(InputValidationError, match=r"column 'big', row 0: .* is beyond int64"):
         table_from_columns({"big": [2**70]}, {"big": int})
     with pytest.raises(
         InputValidationError, match=r"column 'l', row 1: item 0: 1 \(int\) is not a str"

@@ -165,7 +165,7 @@ def test_a_pod_returning_a_float_for_an_int_fails_that_row_naming_function_tag_a
     message = str(result.errors[1])
     assert "half failed on the row with tag {'k': 2}" in message
     assert "output 'half' of type int: 1.5 (float) is a float, not an int" in message
-    with pytest.raises(podline.errors.FunctionCallError, match="1.0 \\(float\\)"):
+    with pytest.raises(podline.errors.FunctionCallError, match=r"1\.0 \(float\)"):
         half.pod(source).as_table()
 
 

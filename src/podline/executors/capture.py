@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TextIO
 
 from podline.executors.limits import time_limit
-from podline.executors.policy import CallPolicy, CallTimeoutError
+from podline.executors.policy import DEFAULT_OUTPUT_LIMIT, CallPolicy, CallTimeoutError
 
 __all__ = [
     "CallArguments",
@@ -75,15 +75,15 @@ class CallCapture:
     #: a batch of captures is sorted without reading each one's fields.
     told: bool = False
     _live: bool = False
-    _limit: int | None = None
+    _limit: int | None = DEFAULT_OUTPUT_LIMIT
     _out: _Text | None = None
     _err: _Text | None = None
 
-    def __init__(self, live: bool = False, limit: int | None = None) -> None:
+    def __init__(self, live: bool = False, limit: int | None = DEFAULT_OUTPUT_LIMIT) -> None:
         self.start = time.time()
         if live:
             self._live = True
-        if limit is not None:
+        if limit != DEFAULT_OUTPUT_LIMIT:
             self._limit = limit
 
     @property
@@ -318,10 +318,19 @@ def run_captured(
     returned, not raised (``KeyboardInterrupt`` and other non-``Exception`` errors propagate)."""
     capture, token = _begin(policy)
     try:
-        return _attempts(fn, arguments, policy, capture, token)
+        if policy.timeout is not None or policy.retries:
+            return _attempts(fn, arguments, policy, capture, token)
+        # The common case, kept to one call and no context manager: it runs per packet.
+        try:
+            value = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
+        except Exception as exc:  # the call's failure is data for the caller, never ours
+            _finish(capture, token, exc)
+            return CallOutcome(None, exc, capture)
     except BaseException:  # Ctrl-C in the call: later output is not the call's any more
         _current.reset(token)
         raise
+    _finish(capture, token, None)
+    return CallOutcome(value, None, capture)
 
 
 def _attempts(

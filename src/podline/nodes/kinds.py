@@ -314,7 +314,10 @@ class FunctionNode(Node):
         rest = np.flatnonzero(~reported)
         if records is not None and entry_ids is not None and len(todo):
             unreported = np.flatnonzero(~reported[misses])
-            if len(unreported):
+            if len(unreported) == len(misses):  # nothing was reported early
+                picked = pa.array(misses, pa.int64())
+                _write_records(records, todo, entry_ids.take(picked), computed)
+            elif len(unreported):
                 part = _part_of(computed, unreported)
                 rows = pa.array(misses[unreported], pa.int64())
                 _write_records(

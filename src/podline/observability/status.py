@@ -133,7 +133,14 @@ class _StatusView(NodeView[_StatusRows]):
         tags = batch.tags()
         times = np.full(n, now)
         states = np.full(n, _RUNNING, np.int8)
-        part = _part(tags, states, times, times, pa.nulls(n, pa.bool_()), pa.nulls(n, _COUNT))
+        part = _part(
+            tags,
+            states,
+            times=times,
+            started=times,
+            cached=pa.nulls(n, pa.bool_()),
+            attempts=pa.nulls(n, _COUNT),
+        )
         with self.lock:
             self.open_parts.append((tags, part, now))
         self.add_part(part, final=False)
@@ -160,7 +167,14 @@ class _StatusView(NodeView[_StatusRows]):
             opened = []
         cached = ~computed & (states != _FAILED)
         attempts = _attempts(batch, computed)
-        part = _part(tags, states, np.full(n, now), started, pa.array(cached), attempts)
+        part = _part(
+            tags,
+            states,
+            times=np.full(n, now),
+            started=started,
+            cached=pa.array(cached),
+            attempts=attempts,
+        )
         if batch.errors or (states == _FAILED).any():
             part = _with_errors(part, states, batch.errors)
         if opened:
@@ -282,6 +296,7 @@ def _attempts(batch: PacketOutcomesLike, computed: np.ndarray) -> pa.Array:
 def _part(
     tags: pa.Table,
     states: np.ndarray,
+    *,
     times: np.ndarray,
     started: np.ndarray,
     cached: pa.Array,
