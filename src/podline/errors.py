@@ -17,6 +17,7 @@ __all__ = [
     "FunctionIdentityError",
     "HashingError",
     "InexactValueError",
+    "InputFileError",
     "InputValidationError",
     "OperatorError",
     "OutputValidationError",
@@ -91,6 +92,11 @@ class InexactValueError(InputValidationError):
         self.value = value
         self.reason = reason
         super().__init__(f"column {column!r}, row {row}: {reason} (the column's type is {type_})")
+
+
+class InputFileError(InputValidationError):
+    """A row names an input file that is missing or unreadable: that row fails, the others
+    run."""
 
 
 class SourceError(InputValidationError):

@@ -24,6 +24,7 @@ from podline.datagrams import Packet, Tag
 from podline.errors import (
     FunctionCallError,
     InexactValueError,
+    InputFileError,
     InputValidationError,
     OutputValidationError,
 )
@@ -32,7 +33,7 @@ from podline.executors.base import paused_gc
 from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.packet_function import PacketFunction
-from podline.hashing import row_hash_strings
+from podline.hashing import row_hash_strings, unreadable_files
 from podline.matching import index_in, is_in
 from podline.schema import PodType, Schema, is_optional, type_name
 from podline.stores import RECORD_ID, Store
@@ -198,8 +199,8 @@ class PodRun:
         unique = _distinct(row_hash_strings(self.args))
         stored = self.cache.lookup(unique.hashes) if self.cache else self._empty_results()
         hit = is_in(unique.hashes, stored.column(RECORD_ID))
-        misses = np.flatnonzero(~hit)
-        self.ran = ~hit
+        self.ran = ~hit & ~self._without_files(unique)
+        misses = np.flatnonzero(self.ran)
         computed = self.compute(unique, misses)
         results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
         return self.assemble(unique, results)
@@ -235,6 +236,17 @@ class PodRun:
             unique.hashes.take(pa.array(of_row)),
             None if self.call_times is None else self.call_times[all_rows],
         )
+
+    def _without_files(self, unique: _Unique) -> np.ndarray:
+        """Per distinct argument packet: whether it names an input file that is missing or
+        unreadable. Such a packet fails (at its first row) without a call."""
+        missing = np.zeros(len(unique.hashes), dtype=bool)
+        for row, problem in unreadable_files(self.args).items():
+            packet = unique.of_row[row]
+            if not missing[packet]:
+                missing[packet] = True
+                self._fail(int(unique.first_row[packet]), InputFileError(problem))
+        return missing
 
     # -------------------------------------------------------------- arguments
     def arguments(self) -> pa.Table:

@@ -10,7 +10,12 @@ from podline.hashing.arrow_encoding import (
     row_hashes_hex,
 )
 from podline.hashing.digest import HASH_SCHEME, ContentHash
-from podline.hashing.files import clear_file_hash_cache, file_hash_cache_info, hash_file
+from podline.hashing.files import (
+    clear_file_hash_cache,
+    file_hash_cache_info,
+    hash_file,
+    unreadable_files,
+)
 from podline.hashing.identity import Identifiable, IdentityMixin, PipelineElement
 from podline.hashing.values import Unordered, encode_value, hash_value
 
@@ -30,4 +35,5 @@ __all__ = [
     "logical_type",
     "row_hash_strings",
     "row_hashes_hex",
+    "unreadable_files",
 ]

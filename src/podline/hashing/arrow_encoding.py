@@ -28,7 +28,9 @@ Value encodings (little-endian): a one-byte marker (1 = value, 0 = null) then
 * a struct: its fields' encodings in name order.
 
 A null keeps the fixed-width prefix of its type zero-filled (so a null string is the marker
-and a zero length) and has no variable part; a null struct is the marker alone.
+and a zero length) and has no variable part; a null struct is the marker alone. A file value
+naming no readable file (missing, a directory, unreadable) has marker 2 and, as its payload,
+the SHA-256 of ``podline:no-readable-file\x1d`` and its path.
 
 Everything runs as Arrow/numpy kernels over whole columns; only map entries and file paths
 visit Python per value.
@@ -207,13 +209,25 @@ def _encode_file(array: pa.Array, field: str) -> list[Part]:
     paths = array.field(0).to_pylist()
     valid = array.is_valid().to_pylist()
     digests = np.zeros((len(array), 32), dtype=np.uint8)
+    marker = _marker(array).copy()
     for row, (path, ok) in enumerate(zip(paths, valid, strict=True)):
         if ok:
             try:
                 digests[row] = np.frombuffer(file_digest(path), dtype=np.uint8)
-            except HashingError as exc:
-                raise HashingError(f"column {field!r}, row {row}: {exc}") from exc
-    return [_marker(array), digests]
+            except HashingError:
+                # No readable file there: a value of its own (marker 2, the digest of its path),
+                # apart from every file's content, so rows holding it still have an identity.
+                # Function nodes fail such rows without calling (see ``unreadable_files``).
+                marker[row] = _NO_FILE
+                digests[row] = np.frombuffer(_no_file_digest(path), dtype=np.uint8)
+    return [marker, digests]
+
+
+_NO_FILE = 2
+
+
+def _no_file_digest(path: str) -> bytes:
+    return digest_bytes(b"podline:no-readable-file\x1d" + path.encode())
 
 
 def _encode_list(array: pa.Array, field: str) -> list[Part]:

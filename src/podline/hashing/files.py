@@ -10,12 +10,23 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
 
 from podline.errors import HashingError
 from podline.hashing.digest import HASH_SCHEME, ContentHash
+from podline.schema import FILE_PATH_FIELD
 
-__all__ = ["clear_file_hash_cache", "file_digest", "file_hash_cache_info", "hash_file"]
+__all__ = [
+    "clear_file_hash_cache",
+    "file_digest",
+    "file_hash_cache_info",
+    "hash_file",
+    "unreadable_files",
+]
 
 _CHUNK = 1 << 20
 _cache: dict[tuple[str, int, int], bytes] = {}
@@ -73,3 +84,57 @@ def clear_file_hash_cache() -> None:
     with _lock:
         _cache.clear()
         _stats.update(hits=0, reads=0)
+
+
+def unreadable_files(table: pa.Table) -> dict[int, str]:
+    """The rows of ``table`` holding a file value (at any depth) that names no readable
+    file, each with why (the first such file of the row, by column name)."""
+    problems: dict[int, str] = {}
+    for name in sorted(table.column_names):
+        column = table.column(name)
+        if not _holds_files(column.type):
+            continue
+        for row, value in enumerate(column.to_pylist()):
+            if row in problems:
+                continue
+            for path in _paths(value):
+                try:
+                    file_digest(path)
+                except HashingError as exc:
+                    problems[row] = f"column {name!r}: {exc}"
+                    break
+    return problems
+
+
+def _holds_files(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        names = [t.field(i).name for i in range(t.num_fields)]
+        return names == [FILE_PATH_FIELD] or any(
+            _holds_files(t.field(i).type) for i in range(t.num_fields)
+        )
+    if pa.types.is_map(t):
+        return _holds_files(t.key_type) or _holds_files(t.item_type)
+    lists = (
+        pa.types.is_list,
+        pa.types.is_large_list,
+        pa.types.is_fixed_size_list,
+        pa.types.is_list_view,
+        pa.types.is_large_list_view,
+    )
+    if any(is_list(t) for is_list in lists):
+        return _holds_files(t.value_type)
+    return False
+
+
+def _paths(value: Any) -> Iterator[str]:
+    """The file paths inside one value as ``to_pylist`` gives it."""
+    if isinstance(value, dict):
+        if set(value) == {FILE_PATH_FIELD}:
+            if value[FILE_PATH_FIELD] is not None:
+                yield value[FILE_PATH_FIELD]
+            return
+        for item in value.values():
+            yield from _paths(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _paths(item)
