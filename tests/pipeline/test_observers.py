@@ -12,7 +12,7 @@ from podline import SKIP, function_pod
 from podline.executors import CallCapture
 from podline.functions import RowStatus
 from podline.nodes.packets import PacketBatch, PacketOutcomes
-from podline.pipeline import CompositeObserver, Observer, Pipeline
+from podline.pipeline import CompositeObserver, NoOpObserver, Observer, Pipeline
 from podline.stores import MemoryStore, Store
 
 
@@ -187,3 +187,90 @@ def test_observers_that_build_no_rows_cost_no_rows(store: Store) -> None:
     finally:
         mp.undo()
     assert built == []  # nobody asked for Tag/Packet objects, so none were made
+
+
+class Recorder(NoOpObserver):
+    """The reference system's idiom: subclass the no-op observer, override packet hooks."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def on_packet_start(self, *, node_label: str, tag: podline.Tag, **kwargs: Any) -> None:
+        self.events.append(("start", node_label, tag["id"]))
+
+    def on_packet_end(self, *, tag: podline.Tag, cached: bool, **kwargs: Any) -> None:
+        self.events.append(("end", tag["id"], cached))
+
+    def on_packet_crash(self, *, tag: podline.Tag, error: BaseException, **kwargs: Any) -> None:
+        self.events.append(("crash", tag["id"], type(error.__cause__).__name__))
+
+
+class Quiet(Observer):
+    """An observer that opts out of packets explicitly..."""
+
+    observes_packets = False
+
+
+class LoudAfterAll(Quiet):
+    """...and a subclass that overrides a packet hook: it must get it all the same."""
+
+    def __init__(self) -> None:
+        self.ended: list[int] = []
+
+    def on_packet_end(self, *, tag: podline.Tag, **kwargs: Any) -> None:
+        self.ended.append(tag["id"])
+
+
+@pytest.mark.parametrize("orchestrator", ["sync", "async"])
+def test_subclasses_of_the_no_op_observer_get_the_packet_hooks_they_override(
+    orchestrator: str,
+) -> None:
+    store = MemoryStore()
+    observer = Recorder()
+    build(store, n=3).run(orchestrator, observer=observer)  # type: ignore[arg-type]
+    assert sorted(observer.events, key=str) == sorted(
+        [
+            ("start", "picky", 0),
+            ("start", "picky", 1),
+            ("start", "picky", 2),
+            ("end", 0, False),
+            ("crash", 1, "ValueError"),
+            ("end", 2, False),
+        ],
+        key=str,
+    )
+    loud = LoudAfterAll()
+    build(store, n=3).run(orchestrator, observer=loud)  # type: ignore[arg-type]
+    assert sorted(loud.ended) == [0, 2]  # the failed packet crashes again, it does not end
+
+
+def test_observes_packets_follows_what_a_class_overrides() -> None:
+    assert NoOpObserver.observes_packets is False
+    assert Observer.observes_packets is False
+    assert Recorder.observes_packets is True
+    assert Quiet.observes_packets is False  # set in its own body: kept
+    assert LoudAfterAll.observes_packets is True  # not inherited from Quiet
+    assert Batches.observes_packets is True  # batch hooks count too
+
+
+def test_an_observer_that_overrides_no_packet_hook_costs_no_rows(store: Store) -> None:
+    class NodesOnly(NoOpObserver):
+        def __init__(self) -> None:
+            self.nodes: list[str] = []
+
+        def on_node_end(self, *, node_label: str, **kwargs: Any) -> None:
+            self.nodes.append(node_label)
+
+    built: list[int] = []
+    original = podline.TableStream._build_rows
+
+    def spy(self: podline.TableStream) -> Any:
+        built.append(len(self))
+        return original(self)
+
+    observer = NodesOnly()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(podline.TableStream, "_build_rows", spy)
+        build(store, n=50).run(observer=observer)
+    assert observer.nodes == ["numbers", "picky"]
+    assert built == []

@@ -16,6 +16,11 @@ a ``Packet`` per row costs more than many functions do. ``Observer`` turns the b
 the per-packet hooks (``on_packet_start``, ``on_packet_end``, ``on_packet_crash`` and the packet
 loggers), in input order; an observer that needs speed overrides the batch hooks and reads
 columns. An observer that implements only ``ObserverProtocol`` gets the same translation.
+
+Whether an observer watches packets (``observes_packets``) follows from what its class
+overrides, whatever its base: a subclass of ``Observer`` or ``NoOpObserver`` that overrides
+none of the packet hooks lets nodes skip building per-packet objects; one that overrides any
+of them gets them. A class that sets ``observes_packets`` in its own body keeps that value.
 """
 
 from __future__ import annotations
@@ -97,15 +102,34 @@ class ObserverProtocol(Protocol):
     def create_packet_logger(self, tag: Tag, packet: Packet) -> Any: ...
 
 
+#: The hooks that take packets: overriding any of them makes an observer watch packets.
+PACKET_HOOKS = (
+    "on_packet_start",
+    "on_packet_end",
+    "on_packet_crash",
+    "on_packets_start",
+    "on_packets_end",
+    "create_packet_logger",
+)
+
+
 class Observer:
     """Base class of observers: every hook is a no-op; override the ones you need.
 
     Keep ``**kwargs`` in overriding signatures so that new hook arguments never break you.
-    ``observes_packets = False`` tells nodes they may skip building per-packet ``Tag`` and
-    ``Packet`` objects for the packet hooks.
+    ``observes_packets`` tells nodes whether to build per-packet ``Tag`` and ``Packet``
+    objects for the packet hooks. It is derived per class from what the class overrides (see
+    the module docs); a class (or an instance) may set it explicitly.
     """
 
-    observes_packets: bool = True
+    observes_packets: bool = False  # this class overrides nothing
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Decided per class, never inherited: a subclass of an observer that opted out of
+        # packets still gets them once it overrides a packet hook.
+        if "observes_packets" not in cls.__dict__:
+            cls.observes_packets = overrides_packet_hooks(cls)
 
     def on_run_start(self, *, run_id: str, pipeline_uri: str, **kwargs: Any) -> None:
         """A run begins (``pipeline_uri`` names the pipeline and its DAG snapshot)."""
@@ -180,16 +204,16 @@ class Observer:
         return _NO_OP_LOGGER
 
 
+def overrides_packet_hooks(cls: type) -> bool:
+    """Whether ``cls`` defines any packet hook other than ``Observer``'s no-op one."""
+    return any(getattr(cls, hook, None) is not getattr(Observer, hook) for hook in PACKET_HOOKS)
+
+
 class NoOpObserver(Observer):
-    """Observes nothing: the default, so orchestrators never need ``None`` checks."""
+    """Observes nothing: the default, so orchestrators never need ``None`` checks.
 
-    observes_packets = False
-
-    def on_packets_start(self, **kwargs: Any) -> None:
-        pass
-
-    def on_packets_end(self, **kwargs: Any) -> None:
-        pass
+    A subclass that overrides a hook gets it, packet hooks included (see the module docs).
+    """
 
 
 def _fanning_out(hook: str) -> Callable[..., None]:
