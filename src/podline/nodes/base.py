@@ -21,7 +21,7 @@ from podline.columns import source_info_column
 from podline.datagrams import Packet, Tag
 from podline.hashing import ContentHash
 from podline.schema import Schema
-from podline.streams import DelegatingStream, Stream, StreamMixin, TableStream
+from podline.streams import DelegatingStream, Shown, Stream, StreamMixin, TableStream
 
 __all__ = [
     "FunctionNodeProtocol",
@@ -103,9 +103,6 @@ class Node(StreamMixin):
         self.label = label
         self._output: TableStream | None = None
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.label!r})"
-
     # ------------------------------------------------------------------ identity
     def content_hash(self) -> ContentHash:
         return self.stream.content_hash()
@@ -146,6 +143,18 @@ class Node(StreamMixin):
         if self._output is None:
             return empty_output(self)
         return self._output
+
+    def _shown(self) -> Shown:
+        # Display is passive like every read, and reads no store: a node that has not run
+        # in this process says so.
+        return Shown(
+            type(self).__name__,
+            self._output,
+            self.output_schema(),
+            self.upstreams,
+            pending="not run yet (run() computes it; as_table() reads stored results)",
+            waiting="not run",
+        )
 
     # Passive reads: never compute.
     def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:

@@ -6,6 +6,7 @@ import enum
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -20,7 +21,7 @@ from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
 from podline.stores import RECORD_ID, Store
-from podline.streams import ProducedStream, Producer, Stream, TableStream
+from podline.streams import ProducedStream, Producer, Showable, Shown, Stream, TableStream
 
 __all__ = ["CacheMode", "ErrorPolicy", "FunctionNode", "OperatorNode", "SourceNode"]
 
@@ -55,6 +56,13 @@ class SourceNode(Node):
         if self._output is None:
             return _as_table_stream(self.stream, self.label)
         return self._output
+
+    def _shown(self) -> Shown:
+        # Before it runs, a source node shows its source's rows if they are at hand.
+        shown = super()._shown()
+        if self._output is None and isinstance(self.stream, Showable):
+            return replace(shown, rows=self.stream._shown().rows)
+        return shown
 
 
 class CacheMode(enum.StrEnum):

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from podline.hashing import PipelineElement
 from podline.schema import Schema
 from podline.streams.base import Stream
+from podline.streams.display import Shown
 from podline.streams.lazy import LazyStream
 from podline.streams.table_stream import TableStream
 
@@ -66,6 +67,12 @@ class ProducedStream(LazyStream):
     def keys(self, *, system_tags: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
         tags, packets = self.output_schema(system_tags=system_tags)
         return tuple(tags), tuple(packets)
+
+    def _shown(self) -> Shown:
+        # The producer derives the schema from the inputs' schemas: nothing is computed.
+        return Shown(
+            type(self.producer).__name__, self._computed, self.output_schema(), self.upstreams
+        )
 
     def identity_structure(self) -> Any:
         return {

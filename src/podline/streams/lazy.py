@@ -17,6 +17,7 @@ import pyarrow as pa
 from podline.datagrams import Packet, Tag
 from podline.hashing import IdentityMixin
 from podline.schema import Schema
+from podline.streams.display import Shown
 from podline.streams.table_stream import StreamMixin, TableStream
 
 __all__ = ["DelegatingStream", "LazyStream"]
@@ -50,6 +51,11 @@ class DelegatingStream(StreamMixin, IdentityMixin):
         """Every row's packet content hash, computed in one call (see ``TableStream``)."""
         return self._stream().packet_hashes()
 
+    def _shown(self) -> Shown:
+        # Not lazy: the rows are already there (a source, a node's kept output).
+        rows = self._stream()
+        return Shown(type(self).__name__, rows, rows.output_schema())
+
 
 class LazyStream(DelegatingStream):
     """A stream computed by ``_compute()`` on first use, then cached for its lifetime.
@@ -77,3 +83,9 @@ class LazyStream(DelegatingStream):
     def is_computed(self) -> bool:
         """Whether the rows have been computed yet."""
         return self._computed is not None
+
+    def _shown(self) -> Shown:
+        # Only computing tells a generic lazy stream's schema; display never computes.
+        rows = self._computed
+        schema = None if rows is None else rows.output_schema()
+        return Shown(type(self).__name__, rows, schema)

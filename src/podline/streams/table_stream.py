@@ -8,7 +8,6 @@ lacks is added, filled with nulls (unknown provenance).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from podline.executors.base import paused_gc
 from podline.hashing import IdentityMixin, hash_table, logical_type, row_hash_strings
 from podline.schema import PodType, Schema, arrow_type, is_optional, type_name
 from podline.streams.base import Stream
+from podline.streams.display import Showable, Shown, render_html, render_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from podline.streams.invocation import ProducedStream
 
 __all__ = ["StreamMixin", "TableStream"]
-
-_PREVIEW_ROWS = 10
 
 
 class StreamMixin:
@@ -168,43 +166,18 @@ class StreamMixin:
 
         return Filter(*predicates, constraints=constraints)(self, label=label)
 
-    def __repr__(self: Stream) -> str:
-        import polars as pl
+    # ------------------------------------------------------------------ display
+    # Showing a stream computes nothing (see ``podline.streams.display``).
 
-        with pl.Config(tbl_rows=_PREVIEW_ROWS, tbl_hide_dataframe_shape=True):
-            preview = repr(_preview(self))
-        return f"{_summary(self)}\n{preview}{_more_rows(self)}"
+    def _shown(self) -> Shown:
+        """What this stream can show without computing (subclasses say more)."""
+        return Shown(type(self).__name__, None, None, pending="rows not shown")
 
-    def _repr_html_(self: Stream) -> str:
-        lines = _summary(self).splitlines()
-        header = "<br>".join(html.escape(line.strip()) for line in lines)
-        more = html.escape(_more_rows(self).strip())
-        return f"<div><p><b>{header}</b></p>{_preview(self)._repr_html_()}<p>{more}</p></div>"
+    def __repr__(self: Showable) -> str:
+        return render_text(self)
 
-
-def _preview(stream: Stream) -> pl.DataFrame:
-    """The first rows only: showing a stream must not convert all of it."""
-    import polars as pl
-
-    frame = pl.from_arrow(stream.as_table().slice(0, _PREVIEW_ROWS))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-def _more_rows(stream: Stream) -> str:
-    hidden = len(stream) - _PREVIEW_ROWS
-    return f"\n… {hidden} more rows" if hidden > 0 else ""
-
-
-def _summary(stream: Stream) -> str:
-    """A header naming the stream, its size and its columns' types."""
-    tags, packets = stream.output_schema()
-    tag_text = ", ".join(f"{k}: {type_name(v)}" for k, v in tags.items()) or "(none)"
-    packet_text = ", ".join(f"{k}: {type_name(v)}" for k, v in packets.items())
-    return (
-        f"{type(stream).__name__} {stream.label!r}: {len(stream)} rows\n"
-        f"  tags:    {tag_text}\n  packets: {packet_text}"
-    )
+    def _repr_html_(self: Showable) -> str:
+        return render_html(self)
 
 
 class TableStream(StreamMixin, IdentityMixin):
@@ -275,6 +248,9 @@ class TableStream(StreamMixin, IdentityMixin):
             return self._tag_schema, self._packet_schema
         system = Schema.from_arrow(self._table.select(list(self._system_tags)).schema)
         return self._tag_schema.merge(system), self._packet_schema
+
+    def _shown(self) -> Shown:
+        return Shown(type(self).__name__, self, self.output_schema())
 
     def __len__(self) -> int:
         return self._table.num_rows
