@@ -4,7 +4,9 @@ Compilation turns the streams a pipeline recorded into nodes: each recorded invo
 an operator or function node, each upstream that is not an invocation becomes a source node.
 Identical invocations (equal content hashes) merge into one node. Labels come from the streams
 (explicit labels, else the producer's or source's name); repeats are numbered ``_1``, ``_2``,
-... in compile order, which is deterministic.
+... in compile order, which is deterministic. Compiling again (after more invocations were
+recorded) keeps every node of the earlier graph that is still there, so node objects and what
+they hold (a kept output, counts) survive.
 """
 
 from __future__ import annotations
@@ -84,12 +86,19 @@ def compile_graph(
     result_store: Store | None,
     node_store: Store | None,
     cache_modes: Mapping[str, CacheMode] | None = None,
+    previous: PipelineGraph | None = None,
 ) -> PipelineGraph:
-    """Build the node graph of the recorded invocations (see the module docs)."""
+    """Build the node graph of the recorded invocations (see the module docs).
+
+    Nodes of ``previous`` (an earlier compile of the same pipeline) that the graph still has,
+    same identity and same label, are kept as they are, with what they hold: recompiling to
+    add invocations never replaces a node.
+    """
     by_hash: dict[str, Node] = {}
     labels: dict[str, int] = {}
     ordered: list[Node] = []
     modes = dict(cache_modes or {})
+    kept = {(str(n.content_hash()), n.label): n for n in previous or ()}
 
     def unique_label(base: str) -> str:
         count = labels.get(base, 0)
@@ -101,19 +110,26 @@ def compile_graph(
         existing = by_hash.get(key)
         if existing is not None:
             return existing
-        if isinstance(stream, ProducedStream):
-            upstreams = [node_for(u) for u in stream.upstreams]
-            label = unique_label(stream.label)
-            node: Node
-            if isinstance(stream.producer, FunctionPod):
-                node = FunctionNode(stream, upstreams, label, result_store=result_store)
-            else:
-                mode = modes.get(label, modes.get(type(stream.producer).__name__, CacheMode.OFF))
-                node = OperatorNode(stream, upstreams, label, cache_mode=mode)
-            if node_store is not None:
-                node.store = node_store.at(*node.identity_path)
-        else:
-            node = SourceNode(stream, (), unique_label(stream.label))
+        # Upstreams first, then the label: labels are numbered in the same order as before.
+        upstreams = (
+            [node_for(u) for u in stream.upstreams] if isinstance(stream, ProducedStream) else []
+        )
+        label = unique_label(stream.label)
+        node = kept.get((key, label))
+        same_inputs = (
+            node is not None
+            and len(node.upstreams) == len(upstreams)
+            and all(a is b for a, b in zip(node.upstreams, upstreams, strict=True))
+        )
+        if node is None or not same_inputs:
+            node = _new_node(
+                stream,
+                upstreams,
+                label,
+                result_store=result_store,
+                node_store=node_store,
+                modes=modes,
+            )
         by_hash[key] = node
         ordered.append(node)
         return node
@@ -121,3 +137,25 @@ def compile_graph(
     for stream in recorded:
         node_for(stream)
     return PipelineGraph(tuple(ordered))
+
+
+def _new_node(
+    stream: Stream,
+    upstreams: Sequence[Node],
+    label: str,
+    *,
+    result_store: Store | None,
+    node_store: Store | None,
+    modes: Mapping[str, CacheMode],
+) -> Node:
+    if not isinstance(stream, ProducedStream):
+        return SourceNode(stream, (), label)
+    node: FunctionNode | OperatorNode
+    if isinstance(stream.producer, FunctionPod):
+        node = FunctionNode(stream, upstreams, label, result_store=result_store)
+    else:
+        mode = modes.get(label, modes.get(type(stream.producer).__name__, CacheMode.OFF))
+        node = OperatorNode(stream, upstreams, label, cache_mode=mode)
+    if node_store is not None:
+        node.store = node_store.at(*node.identity_path)
+    return node

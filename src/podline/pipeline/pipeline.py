@@ -95,12 +95,14 @@ class Pipeline:
             self.compile()
 
     def compile(self) -> PipelineGraph:
-        """Build the node graph of everything recorded so far."""
+        """Build the node graph of everything recorded so far. Nodes compiled before are
+        kept, with their outputs and state: entering ``with pipeline:`` again adds nodes."""
         self.graph = compile_graph(
             self._recorded,
             result_store=self.store.at("results"),
             node_store=self.store.at("pipelines", self.name, "nodes"),
             cache_modes=self.cache_modes,
+            previous=self.graph,
         )
         return self.graph
 
