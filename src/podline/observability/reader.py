@@ -146,10 +146,13 @@ class PipelineObservations:
     ) -> pl.DataFrame:
         """The latest state of every (node, tag values) pair, failures first.
 
+        ``latest=True``: per node and user tag values, the rows of the latest run that touched
+        them (one per packet, at its last state), so an older source version's rows do not
+        show; ``latest=False`` returns every transition instead, in the order they happened.
         ``run_id`` limits the rows to one run; ``state`` keeps the pairs whose latest state
         it is; tag filters (``subject="s1"``, or ``tags={"node": ...}`` for a tag whose name
-        is taken by a parameter) keep the rows with those tag values. ``latest=False`` returns
-        every transition instead, in the order they happened.
+        is taken by a parameter) keep the rows with those tag values. System-tag columns null
+        in every row are left out.
         """
         wanted = self._state(state)
         frame = self._read(STATUS_SCOPE, node, run_id, None, {**(tags or {}), **tag_filters})
@@ -157,8 +160,7 @@ class PipelineObservations:
             return _empty(_STATUS_COLUMNS)
         frame = frame.sort([TIMESTAMP, SEQUENCE])
         if latest:
-            keys = [NODE, *(c for c in frame.columns if not is_fixed(c))]
-            frame = frame.unique(subset=keys, keep="last", maintain_order=True)
+            frame = _latest(frame)
         if wanted is not None:
             frame = frame.filter(pl.col(STATE) == wanted)
         if latest:
@@ -363,6 +365,17 @@ _RUNS_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+def _latest(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per (node, user tag values): the rows of the latest run that touched it, each packet's
+    last one. Rows of earlier runs go, those of an older source version included (same user
+    tags, other system tags); packets that share user tags within that run stay apart."""
+    tags = [c for c in frame.columns if not is_fixed(c)]
+    user = [c for c in tags if not is_system_tag(c)]
+    newest_run = pl.col(RUN_ID).last().over([NODE, *user])
+    frame = frame.filter(pl.col(RUN_ID) == newest_run)
+    return frame.unique(subset=[NODE, *tags], keep="last", maintain_order=True)
+
+
 def _started_from_record() -> pl.Expr:
     micros = (pl.col("seconds") * 1e6).cast(pl.Int64)
     return (pl.col("finished_at") - pl.duration(microseconds=micros)).cast(pl.Datetime("us", "UTC"))
@@ -409,7 +422,13 @@ def _concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
 
 
 def _friendly(frame: pl.DataFrame, fixed: Mapping[str, pl.DataType]) -> pl.DataFrame:
-    """Rename to friendly names and order: node, state, user tags, fixed, system tags."""
+    """Rename to friendly names and order: node, state, user tags, fixed, system tags.
+
+    System-tag columns null in every row (another node's, an older graph's) are left out."""
+    if frame.height:
+        frame = frame.drop(
+            c for c in frame.columns if is_system_tag(c) and frame[c].null_count() == frame.height
+        )
     tags = [c for c in frame.columns if not is_fixed(c)]
     user = [friendly_name(c) for c in tags if not is_system_tag(c)]
     system = [friendly_name(c) for c in tags if is_system_tag(c)]

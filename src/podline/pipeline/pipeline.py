@@ -213,8 +213,9 @@ class Pipeline:
         tags: Mapping[str, Any] | None = None,
         **tag_filters: Any,
     ) -> pl.DataFrame:
-        """Latest state per (node, tag values), failures first (``latest=False``: every
-        recorded row); see ``PipelineObservations.status``."""
+        """Latest state per (node, tag values), from the latest run that touched them,
+        failures first (``latest=False``: every recorded row); see
+        ``PipelineObservations.status``."""
         return self.observations.status(
             node, run_id, state, latest=latest, tags=tags, **tag_filters
         )
