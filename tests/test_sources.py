@@ -111,6 +111,14 @@ def _system_columns(source: Source) -> tuple[str, str]:
 # --------------------------------------------------------------------------- common behaviour
 
 
+def test_a_string_names_one_tag_column(make: Factory) -> None:
+    source = make(ROWS, "id")  # not the columns 'i' and 'd'
+    assert source.keys() == (("id",), ("x", "name"))
+    assert source.content_hash() == make(ROWS, ["id"]).content_hash()
+    with pytest.raises(SourceError, match="tag column.*'nope' not found"):
+        make(ROWS, "nope")
+
+
 def test_basic_rows_and_schema(make: Factory) -> None:
     source = make(ROWS, ["id"])
     assert isinstance(source, Stream)
@@ -646,6 +654,13 @@ def test_pandas_path_object_column(tmp_path: Path) -> None:
 def test_dataframe_source_rejects_other_objects() -> None:
     with pytest.raises(SourceError, match="expected a polars or pandas DataFrame"):
         DataFrameSource([{"a": 1}])
+
+
+def test_dataframe_source_points_arrow_tables_to_arrow_table_source() -> None:
+    table = pa.table({"id": [1], "v": ["a"]})
+    for data in (table, table.to_batches()[0]):
+        with pytest.raises(SourceError, match=r"use ArrowTableSource\(table, tag_columns\)"):
+            DataFrameSource(data, "id")
 
 
 # --------------------------------------------------------------------------- file sources

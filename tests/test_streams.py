@@ -22,6 +22,7 @@ from podline import (
     Tag,
 )
 from podline.hashing import HASH_SCHEME, row_hash_strings
+from podline.stores import MemoryStore
 from podline.streams import DelegatingStream
 
 LINEAGE = "0123456789ab"
@@ -96,6 +97,19 @@ def test_tag_columns_in_given_order() -> None:
     s = TableStream(table, ["c", "a"])
     assert s.keys() == (("c", "a"), ("b",))
     assert s.as_table().column_names == ["c", "a", "b"]
+
+
+def test_a_string_names_one_column_wherever_columns_are_named() -> None:
+    table = pa.table({"id": [1, 2], "v": ["a", "b"], "w": [0.5, 1.5]})
+    s = TableStream(table, "id")
+    assert s.keys() == (("id",), ("v", "w"))
+    assert s.select_packet_columns("v").keys() == (("id",), ("v",))
+    assert s.drop_packet_columns("w").keys() == (("id",), ("v",))
+    store = MemoryStore()
+    store.write("t", table.append_column("__record_id", pa.array(["r1", "r2"])))
+    scanned = store.scan("t", columns="v")
+    assert scanned is not None
+    assert scanned.column_names == ["v"]
 
 
 def test_no_tag_columns() -> None:

@@ -19,6 +19,9 @@ rejected with ``ReservedColumnError``, never dropped). The families are:
     Meta columns that travel with rows (e.g. flags written by nodes).
 ``__content_hash``
     The per-row packet content hash, added on request by ``Stream.as_table``.
+
+Wherever podline takes column names (``tag_columns=``, ``columns=``, ...), ``column_names``
+reads them: one name as a string, or several in an iterable; a lone string is one name.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "ColumnGroups",
     "SourceToken",
     "check_user_columns",
+    "column_names",
     "extend_lineage",
     "is_reserved",
     "is_source_info",
@@ -80,6 +84,12 @@ _SEP = "::"
 def is_reserved(name: str) -> bool:
     """True if ``name`` belongs to podline's hidden-column namespace."""
     return name.startswith(RESERVED_PREFIX)
+
+
+def column_names(columns: str | Iterable[str]) -> tuple[str, ...]:
+    """Column names given as one name or an iterable of names: a lone string is one name,
+    never a sequence of one-letter names."""
+    return (columns,) if isinstance(columns, str) else tuple(columns)
 
 
 def check_user_columns(names: Iterable[str]) -> None:

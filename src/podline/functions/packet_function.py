@@ -23,6 +23,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, get_type_hints
 
+from podline.columns import column_names
 from podline.errors import FunctionDefinitionError, OutputValidationError, format_names
 from podline.executors.base import is_async_function
 from podline.functions.code_identity import code_identity
@@ -88,9 +89,7 @@ class PacketFunction(IdentityMixin):
         self.version = str(version)
         self.identity_mode: IdentityMode = identity
         self.is_async = is_async_function(fn)
-        self.output_keys: tuple[str, ...] = (
-            (output_keys,) if isinstance(output_keys, str) else tuple(output_keys)
-        )
+        self.output_keys: tuple[str, ...] = column_names(output_keys)
         if not self.output_keys:
             raise FunctionDefinitionError(f"{self.name}: output_keys must name at least one key")
         if len(set(self.output_keys)) != len(self.output_keys):

@@ -39,7 +39,6 @@ __all__ = [
     "Operator",
     "StreamSchema",
     "StreamingStrategy",
-    "column_names",
     "describe_input",
     "merge_shared_types",
     "take_rows",
@@ -83,11 +82,6 @@ class StreamSchema:
         """(tag schema, packet schema) as ``Stream.output_schema`` reports them."""
         tags = self.tags.merge(self.system_tags) if system_tags else self.tags
         return tags, self.packets
-
-
-def column_names(columns: str | Iterable[str]) -> tuple[str, ...]:
-    """Column names given as one name or an iterable of names (a lone string is one name)."""
-    return (columns,) if isinstance(columns, str) else tuple(columns)
 
 
 def merge_shared_types(

@@ -23,13 +23,12 @@ from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 
-from podline.columns import check_user_columns, source_info_column
+from podline.columns import check_user_columns, column_names, source_info_column
 from podline.errors import ReservedColumnError, format_names
 from podline.operators.base import (
     Operator,
     StreamingStrategy,
     StreamSchema,
-    column_names,
     unknown_columns,
 )
 from podline.schema import Schema

@@ -19,13 +19,19 @@ share pipeline tables. The content hash covers the source id, the tag columns an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podline.columns import check_user_columns, source_info_column, source_lineage, source_tokens
+from podline.columns import (
+    check_user_columns,
+    column_names,
+    source_info_column,
+    source_lineage,
+    source_tokens,
+)
 from podline.columns import system_tag_columns as system_tag_names
 from podline.conversion import map_entries
 from podline.errors import DuplicateRecordIdError, SourceError, format_names
@@ -48,7 +54,7 @@ class Source(DelegatingStream):
     def __init__(
         self,
         table: pa.Table,
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         source_id: str | None = None,
         record_id_column: str | None = None,
@@ -56,7 +62,7 @@ class Source(DelegatingStream):
         nullable: NullableMode = "infer",
     ) -> None:
         self.label = label or type(self).__name__
-        tags = tuple(tag_columns)
+        tags = column_names(tag_columns)
         check_user_columns(table.column_names)
         missing = [t for t in tags if t not in table.column_names]
         if missing:

@@ -7,7 +7,7 @@ Files are read when the source is built, so an unreadable file fails at construc
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ class _FileSource(Source):
     def __init__(
         self,
         path: PathLike,
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         source_id: str | None = None,
         record_id_column: str | None = None,
@@ -83,7 +83,7 @@ class DeltaTableSource(_FileSource):
     def __init__(
         self,
         path: PathLike,
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         version: int | None = None,
         storage_options: Mapping[str, str] | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from podline.conversion import infer_type, table_from_columns, table_from_rows
@@ -37,7 +37,7 @@ class DictSource(Source):
     def __init__(
         self,
         rows: Sequence[Mapping[str, Any]],
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         schema: Mapping[str, PodType] | None = None,
         source_id: str | None = None,

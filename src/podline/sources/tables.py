@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +24,7 @@ class ArrowTableSource(Source):
     def __init__(
         self,
         table: pa.Table | pa.RecordBatch,
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         source_id: str | None = None,
         record_id_column: str | None = None,
@@ -53,7 +53,7 @@ class DataFrameSource(Source):
     def __init__(
         self,
         frame: Any,
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         source_id: str | None = None,
         record_id_column: str | None = None,
@@ -69,6 +69,11 @@ class DataFrameSource(Source):
 
 
 def _frame_to_arrow(frame: Any, label: str) -> pa.Table:
+    if isinstance(frame, pa.Table | pa.RecordBatch):
+        raise SourceError(
+            f"{label}: DataFrameSource takes a polars or pandas DataFrame, got a pyarrow "
+            f"{type(frame).__name__}; use ArrowTableSource(table, tag_columns) for Arrow data"
+        )
     if hasattr(frame, "to_arrow") and hasattr(frame, "lazy"):  # polars
         table = frame.to_arrow()
         assert isinstance(table, pa.Table)
@@ -84,5 +89,6 @@ def _frame_to_arrow(frame: Any, label: str) -> pa.Table:
                 raise SourceError(f"{label}: {exc}") from exc
     raise SourceError(
         f"{label}: expected a polars or pandas DataFrame, got {type(frame).__module__}."
-        f"{type(frame).__qualname__}"
+        f"{type(frame).__qualname__}; for rows as dicts use DictSource, for an Arrow table "
+        "ArrowTableSource"
     )

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import pyarrow as pa
 
+from podline.columns import column_names
 from podline.errors import StoreError
 from podline.stores._common import (
     add_prefix,
@@ -226,10 +227,5 @@ def _reopen(cls: type[ScopedStore[Any]], arguments: dict[str, Any], prefix: Stor
     return cls(**arguments).at(*prefix)
 
 
-def _names(columns: Sequence[str] | None) -> list[str] | None:
-    if columns is None:
-        return None
-    if isinstance(columns, str):
-        # A lone string would otherwise be taken as a sequence of one-letter names.
-        return [columns]
-    return list(columns)
+def _names(columns: str | Sequence[str] | None) -> list[str] | None:
+    return None if columns is None else list(column_names(columns))

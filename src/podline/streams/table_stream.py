@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from podline.columns import (
     CONTENT_HASH_COLUMN,
+    column_names,
     source_info_column,
     source_info_target,
     split_columns,
@@ -190,7 +191,7 @@ class TableStream(StreamMixin, IdentityMixin):
     def __init__(
         self,
         table: pa.Table | pa.RecordBatch,
-        tag_columns: Sequence[str] = (),
+        tag_columns: str | Iterable[str] = (),
         *,
         label: str | None = None,
         types: Mapping[str, PodType] | None = None,
@@ -201,7 +202,7 @@ class TableStream(StreamMixin, IdentityMixin):
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         groups = split_columns(table.column_names)
-        tags = tuple(tag_columns)
+        tags = column_names(tag_columns)
         missing = [t for t in tags if t not in groups.data]
         if missing:
             raise InputValidationError(
