@@ -115,7 +115,7 @@ def test_a_string_names_one_tag_column(make: Factory) -> None:
     source = make(ROWS, "id")  # not the columns 'i' and 'd'
     assert source.keys() == (("id",), ("x", "name"))
     assert source.content_hash() == make(ROWS, ["id"]).content_hash()
-    with pytest.raises(SourceError, match="tag column.*'nope' not found"):
+    with pytest.raises(SourceError, match=r"tag column.*'nope' not found"):
         make(ROWS, "nope")
 
 
