@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 
 import pytest
 
+from podline import SKIP
 from podline.errors import FunctionIdentityError
 from podline.functions import PacketFunction, code_identity
-from podline.hashing import HASH_SCHEME
+from podline.hashing import HASH_SCHEME, hash_value
 
 from .conftest import ModuleMaker
 
@@ -144,6 +148,41 @@ def test_closures_hash_their_values(make_module: ModuleMaker) -> None:
     )
     assert code_identity(module.make_adder(1)) != code_identity(module.make_adder(2))
     assert code_identity(module.make_adder(1)) == code_identity(module.make_adder(1))
+
+
+def test_closures_and_nested_functions_may_refer_to_skip(make_module: ModuleMaker) -> None:
+    module = make_module(
+        """
+        def make(threshold):
+            from podline import SKIP
+
+            def keep(x: int) -> int:
+                return x if x > threshold else SKIP
+            return keep
+
+        def make_aliased():
+            import podline
+            nothing = podline.SKIP
+
+            def drop(x: int) -> int:
+                return nothing
+            return drop
+        """
+    )
+    assert code_identity(module.make(1)) == code_identity(module.make(1))
+    assert code_identity(module.make(1)) != code_identity(module.make(2))
+    assert code_identity(module.make_aliased()) == code_identity(module.make_aliased())
+
+
+def test_skip_has_one_identity_in_every_process() -> None:
+    code = (
+        "from podline import SKIP; from podline.hashing import hash_value; print(hash_value(SKIP))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "7", "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == str(hash_value(SKIP))
 
 
 def test_closure_over_unhashable_value_is_rejected(make_module: ModuleMaker) -> None:

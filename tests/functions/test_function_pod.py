@@ -197,6 +197,38 @@ def test_inputs_map_parameters_to_columns() -> None:
     assert add.with_options(executor=ThreadExecutor(2)).content_hash() == add.content_hash()
 
 
+@function_pod("note", live_output=False)
+def describe(id: int, a: int) -> str:
+    CALLS.append((id, a))
+    return f"{id}:{a}"
+
+
+@function_pod("note", live_output=False)
+def describe_optional(a: int, id: int = -1) -> str:
+    return f"{id}:{a}"
+
+
+def test_a_parameter_named_like_a_tag_is_an_error_that_says_how_to_pass_tags() -> None:
+    for pod in (describe, describe_optional):  # a default does not hide the mistake
+        with pytest.raises(InputValidationError) as info:
+            pod.pod(source([{"id": 1, "a": 2}]))
+        message = str(info.value)
+        assert "parameter(s) 'id' name tag column(s)" in message
+        assert "inputs={'id': 'id'}" in message
+        assert "missing column" not in message
+
+
+def test_an_explicit_mapping_passes_tag_values_into_the_memo_key() -> None:
+    rows = [{"id": 1, "a": 5}, {"id": 2, "a": 5}]  # equal packets, different tags
+    result = describe.pod(source(rows), inputs={"id": "id"})
+    assert result.as_table().column("note").to_pylist() == ["1:5", "2:5"]
+    assert sorted(CALLS) == [(1, 5), (2, 5)]  # not one call shared by equal packets
+    with pytest.raises(InputValidationError, match="'id' is str, parameter 'id' takes int"):
+        describe.pod(
+            podline.DictSource([{"id": "x", "a": 1}], tag_columns="id"), inputs={"id": "id"}
+        )
+
+
 def test_optional_parameters_use_their_defaults() -> None:
     assert scale.pod(source([{"id": 1, "a": 2}])).as_table().column("scaled").to_pylist() == [20]
     with_factor = scale.pod(source([{"id": 1, "a": 2, "factor": 3}]))

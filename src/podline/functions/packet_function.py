@@ -59,6 +59,10 @@ class SkipType:
     def __reduce__(self) -> str:
         return "SKIP"  # unpickles to the module-level singleton
 
+    def identity_structure(self) -> str:
+        # A fixed identity, so a closure or nested function referring to SKIP can be hashed.
+        return "podline.SKIP"
+
 
 #: Return this from a packet function to drop the row (it is remembered, not recomputed).
 SKIP: Final = SkipType()
@@ -91,7 +95,13 @@ class PacketFunction(IdentityMixin):
         self.is_async = is_async_function(fn)
         self.output_keys: tuple[str, ...] = column_names(output_keys)
         if not self.output_keys:
-            raise FunctionDefinitionError(f"{self.name}: output_keys must name at least one key")
+            raise FunctionDefinitionError(
+                f"{self.name}: output_keys must name at least one key. A pod's result is its "
+                "output packet: for a function run for its side effects, return what it did, "
+                "e.g. the path of the file it wrote (-> Path, output_keys='written'), or "
+                "annotate -> None with one key (output_keys='done'): either way each call "
+                "is remembered and not repeated"
+            )
         if len(set(self.output_keys)) != len(self.output_keys):
             raise FunctionDefinitionError(f"{self.name}: output_keys repeat: {self.output_keys}")
         hints = _type_hints(fn, self.name)

@@ -160,21 +160,28 @@ class FunctionPod(IdentityMixin):
         return invoke(FunctionPodStream(pod, stream, label=label))
 
     def check(self, stream: Stream, *, strict: bool = False) -> None:
-        """Raise ``InputValidationError`` listing every missing, extra or mistyped column."""
-        _, packets = stream.output_schema()
+        """Raise ``InputValidationError`` listing every missing, extra or mistyped column.
+
+        A parameter reads a tag column only when ``inputs=`` maps it there explicitly; one
+        that merely shares a tag's name is an error saying how to pass the tag's values.
+        """
+        tags, packets = stream.output_schema()
         fn = self.packet_function
-        problems: list[str] = []
+        # What the parameters may read: packet columns, and tag columns mapped explicitly.
+        readable = {**packets, **{c: tags[c] for c in self.input_map.values() if c in tags}}
+        tag_named = [p for p in fn.input_schema if p in tags and p not in self.input_map]
+        problems = _tag_named(fn.name, tag_named)
         missing = [
             f"{self._column(p)!r}" + (f" (for parameter {p!r})" if self._column(p) != p else "")
             for p in fn.input_schema.required
-            if self._column(p) not in packets
+            if self._column(p) not in readable and p not in tag_named
         ]
         if missing:
             problems.append(f"missing column(s) {', '.join(sorted(missing))}")
         mistyped = sorted(
-            f"{column!r} is {type_name(packets[column])}, parameter {p!r} takes {type_name(tp)}"
+            f"{column!r} is {type_name(readable[column])}, parameter {p!r} takes {type_name(tp)}"
             for p, tp in fn.input_schema.items()
-            if (column := self._column(p)) in packets and not is_assignable(packets[column], tp)
+            if (column := self._column(p)) in readable and not is_assignable(readable[column], tp)
         )
         if mistyped:
             problems.append(f"mistyped column(s): {'; '.join(mistyped)}")
@@ -267,6 +274,19 @@ class FunctionPod(IdentityMixin):
             return SKIP, status
         ((_, out),) = list(result.stream)
         return out, status
+
+
+def _tag_named(function: str, parameters: list[str]) -> list[str]:
+    """The problem of parameters named like tag columns (none: an empty list)."""
+    if not parameters:
+        return []
+    names = format_names(parameters)
+    mapping = ", ".join(f"{p!r}: {p!r}" for p in sorted(parameters))
+    return [
+        f"parameter(s) {names} name tag column(s), and a function receives packet columns "
+        f"only; to pass the tag values, map them explicitly: "
+        f"{function}.pod(stream, inputs={{{mapping}}}) (the values then enter the memo key)"
+    ]
 
 
 def _join(streams: Sequence[Stream]) -> Stream:
