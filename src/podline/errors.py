@@ -10,23 +10,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "ConfigurationError",
     "DuplicateRecordIdError",
     "ExecutorError",
     "FunctionCallError",
     "FunctionDefinitionError",
     "FunctionIdentityError",
+    "GraphError",
     "HashingError",
     "InexactValueError",
     "InputFileError",
     "InputValidationError",
+    "MissingDependencyError",
+    "ObservabilityError",
     "OperatorError",
     "OutputValidationError",
+    "PipelineError",
     "PodlineError",
     "RemoteCallError",
     "ReservedColumnError",
+    "RunCancelledError",
     "SchemaError",
     "SourceError",
     "StoreError",
+    "UnknownNodeTypeError",
     "UnsupportedTypeError",
     "WorkerCrashedError",
     "format_names",
@@ -120,7 +127,12 @@ class WorkerCrashedError(RemoteCallError):
     kernel's out-of-memory killer): that call fails, the others go on."""
 
 
-class ExecutorError(PodlineError, ValueError):
+class ConfigurationError(PodlineError, ValueError):
+    """An option given to a podline object is not one it accepts (an unknown choice, a number
+    out of range); the message names the option and the value."""
+
+
+class ExecutorError(ConfigurationError):
     """An executor cannot be set up as asked (e.g. fewer than one worker)."""
 
 
@@ -152,3 +164,28 @@ class OperatorError(InputValidationError):
     def __init__(self, operator: str, message: str) -> None:
         self.operator = operator
         super().__init__(f"{operator}: {message}")
+
+
+class GraphError(PodlineError, ValueError):
+    """A node graph that no orchestrator can run (a function node without exactly one
+    upstream); names the node."""
+
+
+class UnknownNodeTypeError(GraphError, TypeError):
+    """A node whose ``node_type`` is none of ``source``, ``function`` and ``operator``."""
+
+
+class PipelineError(PodlineError):
+    """A pipeline is used in a way its life cycle does not allow."""
+
+
+class RunCancelledError(PodlineError):
+    """A function node's calls stopped because its run was cancelled or failed."""
+
+
+class ObservabilityError(PodlineError, ValueError):
+    """A query names a pipeline, node, state or tag that the observations do not have."""
+
+
+class MissingDependencyError(PodlineError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from podline.columns import is_system_tag
 from podline.conversion import table_from_columns
 from podline.datagrams import Tag
-from podline.errors import FunctionCallError
+from podline.errors import ConfigurationError, FunctionCallError
 from podline.executors import CallCapture
 from podline.executors.base import paused_gc
 from podline.functions import RowStatus
@@ -159,7 +159,7 @@ class BatchedObserver(Observer):
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
     ) -> None:
         if batch_rows < 1:
-            raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+            raise ConfigurationError(f"batch_rows must be at least 1, got {batch_rows}")
         self.store = store
         self.batch_rows = batch_rows
         self.flush_seconds = flush_seconds

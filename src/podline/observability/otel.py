@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from podline.datagrams import Packet, Tag
-from podline.errors import FunctionCallError, PodlineError
+from podline.errors import FunctionCallError, MissingDependencyError
 from podline.executors import CallCapture
 from podline.functions import RowStatus
 from podline.nodes.packets import PacketBatch, PacketOutcomes
@@ -55,10 +55,6 @@ _CACHED_CODE = _CODES.index(RowStatus.CACHED)  # codes up to here produced an ou
 _SKIPPED_CODE = _CODES.index(RowStatus.SKIPPED)
 _FAILED_CODE = _CODES.index(RowStatus.FAILED)
 _TAG_CHARS = 1024
-
-
-class MissingDependencyError(PodlineError, ImportError):
-    """An optional dependency is not installed; the message names the extra that brings it."""
 
 
 def _import_trace() -> Any:

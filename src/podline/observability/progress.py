@@ -31,6 +31,7 @@ from typing import IO, Any, Literal, Protocol
 import numpy as np
 
 from podline.datagrams import Packet, Tag
+from podline.errors import ConfigurationError
 from podline.functions import RowStatus
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.pipeline.observers import Observer
@@ -325,9 +326,9 @@ class ProgressObserver(Observer):
         leave: bool = True,
     ) -> None:
         if backend not in ("auto", "tqdm", "plain"):
-            raise ValueError(f"backend must be 'auto', 'tqdm' or 'plain', got {backend!r}")
+            raise ConfigurationError(f"backend must be 'auto', 'tqdm' or 'plain', got {backend!r}")
         if refresh_seconds <= 0:
-            raise ValueError(f"refresh_seconds must be positive, got {refresh_seconds!r}")
+            raise ConfigurationError(f"refresh_seconds must be positive, got {refresh_seconds!r}")
         self.file = file
         self.enabled = (
             (progress_enabled() if file is None else True) if enabled is None else enabled

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from podline.columns import is_system_tag
-from podline.errors import PodlineError, format_names
+from podline.errors import ObservabilityError, format_names
 from podline.observability.columns import (
     LOGS_SCOPE,
     NODE,
@@ -44,10 +44,6 @@ from podline.observability.columns import (
 from podline.stores import Store, open_store
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
-
-
-class ObservabilityError(PodlineError, ValueError):
-    """A query names a pipeline, node, state or tag that the observations do not have."""
 
 
 # The friendly columns every status / logs frame has, in display order; user tags go after

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from podline.errors import PodlineError
+from podline.errors import ConfigurationError, RunCancelledError
 from podline.executors import Executor, LocalExecutor, ThreadExecutor
 from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function, run_coroutine
 from podline.executors.capture import CallArguments
@@ -105,10 +105,6 @@ _PIECE_SECONDS = 0.25
 _TICK_SECONDS = 0.05
 
 
-class RunCancelledError(PodlineError):
-    """A function node's calls stopped because its run was cancelled or failed."""
-
-
 class AsyncPipelineOrchestrator:
     """Runs every node at once over bounded channels (see the module docs).
 
@@ -129,7 +125,7 @@ class AsyncPipelineOrchestrator:
         check_commit_seconds(commit_seconds)
         for name, value in (("buffer_size", buffer_size), ("chunk_rows", chunk_rows)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
         _check_limit("max_concurrency", max_concurrency)
         self.buffer_size = buffer_size
         self.max_concurrency = max_concurrency
@@ -206,7 +202,7 @@ class AsyncPipelineOrchestrator:
 
 def _check_limit(name: str, value: object) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+        raise ConfigurationError(f"{name} must be None or an integer >= 1, got {value!r}")
 
 
 def _check_nodes(graph: PipelineGraph) -> None:

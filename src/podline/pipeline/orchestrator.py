@@ -19,7 +19,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
-from podline.errors import InputValidationError
+from podline.errors import (
+    ConfigurationError,
+    GraphError,
+    InputValidationError,
+    UnknownNodeTypeError,
+)
 from podline.executors import Executor
 from podline.functions import RowStatus
 from podline.functions.durability import COMMIT_SECONDS
@@ -205,10 +210,12 @@ class SyncPipelineOrchestrator:
 
 
 def check_error_policy(error_policy: str) -> ErrorPolicy:
-    """``error_policy`` if it is one orchestrators know, else a ValueError."""
+    """``error_policy`` if it is one orchestrators know, else a ``ConfigurationError``."""
     if error_policy in get_args(ErrorPolicy):
         return cast(ErrorPolicy, error_policy)
-    raise ValueError(f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}")
+    raise ConfigurationError(
+        f"error_policy must be 'continue' or 'fail_fast', got {error_policy!r}"
+    )
 
 
 def check_commit_seconds(seconds: float) -> float:
@@ -219,15 +226,16 @@ def check_commit_seconds(seconds: float) -> float:
 
 
 def check_node(node: Any) -> None:
-    """Reject a node no orchestrator can run: an unknown kind (TypeError), or a function node
-    without exactly one upstream (ValueError)."""
+    """Reject a node no orchestrator can run: an unknown kind (``UnknownNodeTypeError``, a
+    ``TypeError``), or a function node without exactly one upstream (``GraphError``, a
+    ``ValueError``)."""
     if is_function_node(node):
         if len(node.upstreams) != 1:
-            raise ValueError(
+            raise GraphError(
                 f"function node {node.label!r} needs exactly 1 upstream, has {len(node.upstreams)}"
             )
     elif not (is_source_node(node) or is_operator_node(node)):
-        raise TypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
+        raise UnknownNodeTypeError(f"Unknown node type: {getattr(node, 'node_type', None)!r}")
 
 
 def node_counts(node: Any, output: TableStream) -> NodeCounts:

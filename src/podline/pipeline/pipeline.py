@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
-from podline.errors import PodlineError, format_names
+from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
 from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import CacheMode, ErrorPolicy, Node
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
     from podline.observability import PipelineObservations
 
 __all__ = ["Pipeline", "PipelineError"]
-
-
-class PipelineError(PodlineError):
-    """A pipeline is used in a way its life cycle does not allow."""
 
 
 class Pipeline:
@@ -156,7 +152,9 @@ class Pipeline:
         this often; default 2 s), for orchestrators made here.
         """
         if isinstance(orchestrator, str) and orchestrator not in ("sync", "async"):
-            raise ValueError(f"orchestrator must be 'sync' or 'async', got {orchestrator!r}")
+            raise ConfigurationError(
+                f"orchestrator must be 'sync' or 'async', got {orchestrator!r}"
+            )
         graph = self.graph if self.graph is not None else self.compile()
         observed = observer is None and self.observe
         if observed:
