@@ -4,7 +4,6 @@ the built-in class a caller would catch (``ValueError``, ``TypeError``) as a bas
 from __future__ import annotations
 
 import ast
-import builtins
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ from podline.pipeline import AsyncPipelineOrchestrator, Pipeline, SyncPipelineOr
 from podline.stores import MemoryStore
 
 SRC = Path(podline.__file__).parent
-#: Built-in errors whose meaning is a protocol, not a podline mistake: a mapping's missing key,
-#: an absent attribute, an abstract method, a missing optional import.
-PROTOCOL_ERRORS = {"KeyError", "AttributeError", "NotImplementedError", "ImportError"}
+#: The built-in classes a caller catches for bad input; podline raises subclasses of them
+#: (a mapping's KeyError, an abstract method's NotImplementedError stay what they are).
+PLAIN = {"ValueError", "TypeError", "Exception"}
 
 
 def _raised_builtins(path: Path) -> list[str]:
@@ -31,7 +30,7 @@ def _raised_builtins(path: Path) -> list[str]:
             continue
         raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
         name = raised.id if isinstance(raised, ast.Name) else None
-        if name in vars(builtins) and name not in PROTOCOL_ERRORS:
+        if name in PLAIN:
             found.append(f"{path.relative_to(SRC)}:{node.lineno}: {name}")
     return found
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from podline.columns import column_names
 from podline.conversion import infer_type, table_from_columns, table_from_rows
 from podline.errors import InexactValueError, InputValidationError, SourceError
 from podline.schema import PodType, Schema
@@ -48,7 +49,7 @@ class DictSource(Source):
         try:
             table = table_from_rows(rows, schema)
         except InputValidationError as exc:
-            where = _row_tag(exc, lambda row: rows[row], tag_columns)
+            where = _row_tag(exc, lambda row: rows[row], column_names(tag_columns))
             raise SourceError(f"{label or type(self).__name__}: {exc}{where}") from exc
         super().__init__(
             table,
