@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "CallTimeoutError",
     "ConfigurationError",
     "DuplicateRecordIdError",
     "ExecutorError",
@@ -120,6 +121,10 @@ class StoreError(PodlineError):
 
 class RemoteCallError(PodlineError):
     """A call in a worker process failed in a way that could not be sent back as it was."""
+
+
+class CallTimeoutError(PodlineError, TimeoutError):
+    """A call ran longer than its time limit (``timeout=``) and was stopped."""
 
 
 class WorkerCrashedError(RemoteCallError):

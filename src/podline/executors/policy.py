@@ -10,16 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from podline.errors import FunctionDefinitionError
+from podline.errors import CallTimeoutError, FunctionDefinitionError
 
 __all__ = ["DEFAULT_OUTPUT_LIMIT", "CallPolicy", "CallTimeoutError"]
 
 #: Characters of a call's stdout (and of its stderr) kept at the start, and as many at the end.
 DEFAULT_OUTPUT_LIMIT = 32 * 1024
-
-
-class CallTimeoutError(TimeoutError):
-    """A call ran longer than its policy's ``timeout`` and was stopped."""
 
 
 @dataclass(frozen=True, slots=True)
