@@ -83,6 +83,7 @@ class Batch:
     errors: Mapping[int, BaseException] = field(default_factory=dict)
     captures: Mapping[int, CallCapture] = field(default_factory=dict)
     call_times: np.ndarray | None = None
+    reasons: Mapping[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.table.num_rows

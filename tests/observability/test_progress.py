@@ -291,6 +291,20 @@ def test_pipelines_draw_progress_by_default_only_where_someone_watches(
     assert quiet.getvalue() == ""
 
 
+def _read_all(fd: int) -> bytes:
+    """Everything written to a pseudo-terminal so far: one read may return only part of it
+    (the kernel hands it over in pieces, more so on a loaded machine)."""
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], 0.2)[0]:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def test_a_terminal_that_reports_no_size_still_gets_bars() -> None:
     # A fresh pseudo-terminal reports 0 columns and 0 lines (as some CI ptys and `script`
     # do); tqdm sizing its bars to that screen drew empty lines.
@@ -300,7 +314,7 @@ def test_a_terminal_that_reports_no_size_still_gets_bars() -> None:
         with open(follower, "w", closefd=False) as terminal:
             build().run(observer=ProgressObserver(file=terminal, backend="tqdm"))
             terminal.flush()
-        drawn = os.read(leader, 1 << 16).decode(errors="replace")
+        drawn = _read_all(leader).decode(errors="replace")
     finally:
         os.close(leader)
         os.close(follower)

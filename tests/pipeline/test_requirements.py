@@ -703,7 +703,7 @@ def test_R60_stream_identity_comes_from_the_producer(store: Store) -> None:
 def test_R65_pipeline_run_signature() -> None:
     """R65: podline's ``Pipeline.run(orchestrator=None, observer=None, executor=None,
     error_policy=None, *, materialize_results=True, run_id=None, timeout=None,
-    commit_seconds=None)`` (docs/decisions: no config or execution engine)."""
+    commit_seconds=None, recompute=False)`` (docs/decisions: no config or execution engine)."""
     parameters = inspect.signature(Pipeline.run).parameters
     assert [(p.name, p.default, p.kind.name) for p in list(parameters.values())[1:]] == [
         ("orchestrator", None, "POSITIONAL_OR_KEYWORD"),
@@ -714,6 +714,7 @@ def test_R65_pipeline_run_signature() -> None:
         ("run_id", None, "KEYWORD_ONLY"),
         ("timeout", None, "KEYWORD_ONLY"),
         ("commit_seconds", None, "KEYWORD_ONLY"),
+        ("recompute", False, "KEYWORD_ONLY"),
     ]
 
 

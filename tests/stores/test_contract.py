@@ -371,3 +371,51 @@ def test_context_manager_flushes(store: Store) -> None:
     # A closed store reopens what it needs when used again.
     assert store.write("ctx/t", records(["y"], v=[2])) == 1
     assert store.read("ctx/t", ["x", "y"]).num_rows == 2
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def test_delete_removes_stored_and_buffered_records(store: Store) -> None:
+    store.write("t", records(["a", "b", "c"], x=[1, 2, 3]))
+    store.flush()
+    store.write("t", records(["d", "e"], x=[4, 5]))  # still buffered
+    assert store.delete("t", ["b", "d", "nope"]) == 2
+    assert sorted(store.scan("t").column("__record_id").to_pylist()) == ["a", "c", "e"]
+    assert store.read("t", ["b", "d"]).num_rows == 0
+    store.flush()
+    assert sorted(store.scan("t").column("__record_id").to_pylist()) == ["a", "c", "e"]
+
+
+def test_a_deleted_id_may_be_written_again(store: Store) -> None:
+    store.write("t", records(["a", "b"], x=[1, 2]))
+    store.flush()
+    store.delete("t", ["b"])
+    assert store.write("t", records(["b", "a"], x=[20, 10])) == 1  # "a" is still there
+    store.flush()
+    rows = {r["__record_id"]: r["x"] for r in store.scan("t").to_pylist()}
+    assert rows == {"a": 1, "b": 20}
+
+
+def test_delete_of_nothing(store: Store) -> None:
+    assert store.delete("never", ["a"]) == 0
+    store.write("t", records(["a"], x=[1]))
+    assert store.delete("t", []) == 0
+    assert store.delete("t", ["zz"]) == 0
+    assert store.at("t2").delete("x", ["a"]) == 0
+
+
+def test_delete_is_seen_by_delta_rs_and_a_fresh_store(tmp_path: Path) -> None:
+    from deltalake import DeltaTable
+
+    from podline.stores import DeltaStore
+
+    store = DeltaStore(tmp_path / "s", flush_seconds=None)
+    store.write("t", records([f"r{i}" for i in range(100)], x=list(range(100))))
+    store.flush()
+    assert store.delete("t", [f"r{i}" for i in range(0, 100, 2)]) == 50
+    remaining = DeltaTable(store.table_uri("t")).to_pyarrow_table().column("x").to_pylist()
+    assert sorted(remaining) == list(range(1, 100, 2))
+    fresh = DeltaStore(tmp_path / "s")
+    assert fresh.scan("t").num_rows == 50
+    assert fresh.write("t", records(["r0", "r1"], x=[0, 1])) == 1

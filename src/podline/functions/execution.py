@@ -32,6 +32,7 @@ from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Fi
 from podline.executors.base import paused_gc
 from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
+from podline.functions.output_files import fingerprints, holds_files
 from podline.functions.packet_function import PacketFunction
 from podline.hashing import row_hash_strings, unreadable_files
 from podline.matching import index_in, is_in
@@ -111,6 +112,9 @@ class PodResult:
     #: logged or failed: most calls tell nothing else, and keeping an object per call costs
     #: more than the call (see ``PacketOutcomes.capture``).
     call_times: np.ndarray | None = None
+    #: Per input row whose call replaced a stored result: why ("recompute requested",
+    #: "output file missing: ...", "output file changed: ...").
+    reasons: dict[int, str] = field(default_factory=dict)
 
     @property
     def status(self) -> list[RowStatus]:
@@ -161,8 +165,10 @@ class PodRun:
         policy: CallPolicy | None = None,
         clock: CommitClock | None = None,
         report: PartReport | None = None,
+        recompute: bool = False,
     ) -> None:
         self.pod = pod
+        self.recompute = recompute
         self.keep_captures = keep_captures
         self.before_calls = before_calls
         self.fn = pod.packet_function
@@ -187,10 +193,13 @@ class PodRun:
             order if order is not None and self.positional else tuple(self.args.column_names)
         )
         self.errors: dict[int, FunctionCallError] = {}
+        self.reasons: dict[int, str] = {}
         self.captures: dict[int, CallCapture] = {}
         self.call_times = np.full((self.table.num_rows, 2), np.nan) if keep_captures else None
         #: Per distinct argument packet: whether its call runs in this execution.
         self.ran = np.zeros(0, dtype=bool)
+        #: Whether the outputs hold files, which must exist and are fingerprinted.
+        self.output_files = any(holds_files(f.type) for f in self.fn.output_schema.to_arrow())
 
     def execute(self) -> PodResult:
         if self.table.num_rows == 0:
@@ -199,6 +208,15 @@ class PodRun:
         unique = _distinct(row_hash_strings(self.args))
         stored = self.cache.lookup(unique.hashes) if self.cache else self._empty_results()
         hit = is_in(unique.hashes, stored.column(RECORD_ID))
+        if self.recompute and self.cache is not None:
+            # Stored results of every call are stale: they are replaced as calls finish.
+            for packet in np.flatnonzero(hit).tolist():
+                self.cache.stale[unique.hashes[packet].as_py()] = "recompute requested"
+            hit = np.zeros(len(hit), dtype=bool)
+        if self.cache is not None and self.cache.stale:
+            stale = self.cache.stale
+            for packet in np.flatnonzero(is_in(unique.hashes, pa.array(list(stale)))).tolist():
+                self.reasons[int(unique.first_row[packet])] = stale[unique.hashes[packet].as_py()]
         self.ran = ~hit & ~self._without_files(unique)
         misses = np.flatnonzero(self.ran)
         computed = self.compute(unique, misses)
@@ -235,6 +253,7 @@ class PodRun:
             ran,
             unique.hashes.take(pa.array(of_row)),
             None if self.call_times is None else self.call_times[all_rows],
+            part(self.reasons),
         )
 
     def _without_files(self, unique: _Unique) -> np.ndarray:
@@ -376,6 +395,9 @@ class PodRun:
         del outcomes
         typed = self._typed_outputs(outputs, skipped, failures)
         del outputs
+        files = None
+        if self.output_files:
+            typed, files = self._fingerprinted(typed, failures)
         for position, error in failures.items():
             row = int(rows[position])
             self.captures[row] = failed_captures.get(position) or CallCapture()
@@ -387,8 +409,22 @@ class PodRun:
         tokens = {k: token_array("call", origin, call_ids, k) for k in self.fn.output_keys}
         skipped_array = pa.array(skipped, pa.bool_()).take(pa.array(good))
         if self.cache is not None:
-            return self.cache.record(hashes, typed, tokens, skipped_array)
+            return self.cache.record(hashes, typed, tokens, skipped_array, files=files)
         return _results_table(self.fn, hashes, typed, tokens, skipped_array)
+
+    def _fingerprinted(
+        self, typed: pa.Table, failures: dict[int, BaseException]
+    ) -> tuple[pa.Table, pa.Array]:
+        """The outputs naming only readable files, and those files' fingerprints; rows
+        naming another join ``failures`` (``typed`` holds the rows not in ``failures``)."""
+        good = [i for i in range(typed.num_rows + len(failures)) if i not in failures]
+        files, problems = fingerprints(typed)
+        if not problems:
+            return typed, files
+        for row, problem in problems.items():
+            failures[good[row]] = OutputValidationError(f"{self.fn.name}: {problem}")
+        keep = pa.array([row not in problems for row in range(typed.num_rows)])
+        return typed.filter(keep), files.filter(keep)
 
     def _keep(self, rows: np.ndarray, outcomes: Sequence[CallOutcome]) -> None:
         """Keep the times of these calls, and the captures of those that told more."""

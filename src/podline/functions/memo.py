@@ -6,6 +6,11 @@ types and values). A record keeps the output values, their source-info tokens (s
 carries the provenance of the call that computed it), whether the call returned ``SKIP``
 (skips are remembered too), and when it was computed. Columns are stored nullable so that a
 skipped call can be recorded; reads cast them back to the declared output types.
+
+A function whose outputs hold files also stores each result's file fingerprints
+(``output_files``): a looked-up result whose files are gone or changed is *stale*, left out
+of the answer (``stale`` says why), and replaced when the call is recorded again (see
+``podline.functions.output_files``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from podline.columns import meta_column, source_info_column
+from podline.functions.output_files import FILES_TYPE, holds_files, stale_results
 from podline.functions.packet_function import PacketFunction
 from podline.matching import index_in
 from podline.stores import RECORD_ID, Store
@@ -25,6 +31,7 @@ __all__ = ["SKIPPED_COLUMN", "ResultCache"]
 
 SKIPPED_COLUMN = meta_column("skipped")
 COMPUTED_AT_COLUMN = meta_column("computed_at")
+FILES_COLUMN = meta_column("output_files")
 
 
 class ResultCache:
@@ -41,6 +48,11 @@ class ResultCache:
         self._stored: pa.Table | None = None
         self.path = ("functions", function.name, function.content_hash().short(16))
         outputs = function.output_schema.to_arrow()
+        #: Whether results name files, whose fingerprints are stored and checked.
+        self.files = any(holds_files(field.type) for field in outputs)
+        #: Stored results not to serve (argument hash -> why: their files changed, or a
+        #: recompute was asked for), replaced when their calls are recorded again.
+        self.stale: dict[str, str] = {}
         self.schema = pa.schema(
             [
                 pa.field(RECORD_ID, pa.large_string(), nullable=False),
@@ -48,6 +60,7 @@ class ResultCache:
                 *(pa.field(source_info_column(k), pa.large_string()) for k in outputs.names),
                 pa.field(SKIPPED_COLUMN, pa.bool_(), nullable=False),
                 pa.field(COMPUTED_AT_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False),
+                *([pa.field(FILES_COLUMN, FILES_TYPE)] if self.files else []),
             ]
         )
 
@@ -66,19 +79,35 @@ class ResultCache:
         """Stored records for these input hashes (hits only, in any order), typed by
         ``self.schema``."""
         if not self.preload:
-            return self._typed(self.store.read(self.path, input_hashes))
+            return self._fresh(self._typed(self.store.read(self.path, input_hashes)))
         stored = self.load()
         ids = _ids(input_hashes)
         position = index_in(ids, stored.column(RECORD_ID))
         if len(position) == len(stored) and np.array_equal(position, np.arange(len(stored))):
-            return stored  # asked for everything, in stored order (a cached re-run)
+            return self._fresh(stored)  # asked for everything, in stored order (a re-run)
         hits = stored.take(pa.array(position[position >= 0], pa.int64()))
         rest = ids.filter(pa.array(position < 0))
         if not len(rest):
-            return hits
+            return self._fresh(hits)
         if isinstance(rest, pa.ChunkedArray):
             rest = rest.combine_chunks()
-        return pa.concat_tables([hits, self._typed(self.store.read(self.path, rest))])
+        read = self._typed(self.store.read(self.path, rest))
+        return self._fresh(pa.concat_tables([hits, read]))
+
+    def _fresh(self, found: pa.Table) -> pa.Table:
+        """``found`` without the results whose files are gone or changed (kept in
+        ``stale``); all of it for functions whose results name no files."""
+        if not self.files or not found.num_rows:
+            return found
+        stale = stale_results(found.column(FILES_COLUMN))
+        if not stale:
+            return found
+        ids = found.column(RECORD_ID)
+        for row, reason in stale.items():
+            self.stale[ids[row].as_py()] = reason
+        keep = np.ones(found.num_rows, dtype=bool)
+        keep[list(stale)] = False
+        return found.filter(pa.array(keep))
 
     def load(self) -> pa.Table:
         """Every stored result, read once (the preloaded table ``lookup`` looks in first)."""
@@ -97,8 +126,14 @@ class ResultCache:
         outputs: pa.Table,
         tokens: dict[str, pa.Array],
         skipped: pa.Array,
+        *,
+        files: pa.Array | None = None,
     ) -> pa.Table:
-        """Build the records for freshly computed calls, write them, and return them."""
+        """Build the records for freshly computed calls, write them, and return them.
+
+        ``files`` holds the fingerprints of their output files (functions whose results name
+        files). Stored results of the same calls are replaced when they were found stale
+        (``stale``: their files changed, or a recompute was asked for)."""
         now = pa.scalar(dt.datetime.now(dt.UTC), self.schema.field(COMPUTED_AT_COLUMN).type)
         keys = self.function.output_keys
         columns = [
@@ -108,13 +143,25 @@ class ResultCache:
             skipped,
             pa.repeat(now, len(input_hashes)),
         ]
+        if self.files:
+            columns.append(files if files is not None else pa.nulls(len(input_hashes), FILES_TYPE))
         table = pa.Table.from_arrays(
             [column.cast(field.type) for column, field in zip(columns, self.schema, strict=True)],
             schema=self.schema,
         )
         if table.num_rows:
+            ids = [h for h in input_hashes.to_pylist() if h in self.stale] if self.stale else []
+            if ids:
+                self.delete(ids)
             self.store.write(self.path, table)
         return table
+
+    def delete(self, input_hashes: list[str]) -> int:
+        """Forget the stored results of these calls (they will be computed again)."""
+        for input_hash in input_hashes:
+            self.stale.pop(input_hash, None)
+        self._stored = None  # the preloaded copy would still hold them
+        return self.store.delete(self.path, input_hashes)
 
 
 def _ids(hashes: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -222,6 +222,7 @@ class FunctionPod(IdentityMixin):
         timeout: float | None = None,
         clock: CommitClock | None = None,
         report: PartReport | None = None,
+        recompute: bool = False,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
@@ -234,7 +235,8 @@ class FunctionPod(IdentityMixin):
         result cache to use instead of one on ``result_store``, lets several executions share
         one (a node's batches share a preloaded one). ``timeout`` limits each call where the
         pod's policy sets no limit. ``clock`` and ``report`` set the durability window and
-        receive its early parts (see ``PodRun``).
+        receive its early parts (see ``PodRun``). ``recompute=True`` runs every call again,
+        replacing the stored results.
         """
         policy = self.policy
         if timeout is not None and policy.timeout is None:
@@ -251,6 +253,7 @@ class FunctionPod(IdentityMixin):
             policy=policy,
             clock=clock,
             report=report,
+            recompute=recompute,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:

@@ -24,7 +24,9 @@ __all__ = [
     "clear_file_hash_cache",
     "file_digest",
     "file_hash_cache_info",
+    "file_paths",
     "hash_file",
+    "holds_files",
     "unreadable_files",
 ]
 
@@ -92,12 +94,12 @@ def unreadable_files(table: pa.Table) -> dict[int, str]:
     problems: dict[int, str] = {}
     for name in sorted(table.column_names):
         column = table.column(name)
-        if not _holds_files(column.type):
+        if not holds_files(column.type):
             continue
         for row, value in enumerate(column.to_pylist()):
             if row in problems:
                 continue
-            for path in _paths(value):
+            for path in file_paths(value):
                 try:
                     file_digest(path)
                 except HashingError as exc:
@@ -106,14 +108,15 @@ def unreadable_files(table: pa.Table) -> dict[int, str]:
     return problems
 
 
-def _holds_files(t: pa.DataType) -> bool:
+def holds_files(t: pa.DataType) -> bool:
+    """Whether values of Arrow type ``t`` hold file values (at any depth)."""
     if pa.types.is_struct(t):
         names = [t.field(i).name for i in range(t.num_fields)]
         return names == [FILE_PATH_FIELD] or any(
-            _holds_files(t.field(i).type) for i in range(t.num_fields)
+            holds_files(t.field(i).type) for i in range(t.num_fields)
         )
     if pa.types.is_map(t):
-        return _holds_files(t.key_type) or _holds_files(t.item_type)
+        return holds_files(t.key_type) or holds_files(t.item_type)
     lists = (
         pa.types.is_list,
         pa.types.is_large_list,
@@ -122,11 +125,11 @@ def _holds_files(t: pa.DataType) -> bool:
         pa.types.is_large_list_view,
     )
     if any(is_list(t) for is_list in lists):
-        return _holds_files(t.value_type)
+        return holds_files(t.value_type)
     return False
 
 
-def _paths(value: Any) -> Iterator[str]:
+def file_paths(value: Any) -> Iterator[str]:
     """The file paths inside one value as ``to_pylist`` gives it."""
     if isinstance(value, dict):
         if set(value) == {FILE_PATH_FIELD}:
@@ -134,7 +137,7 @@ def _paths(value: Any) -> Iterator[str]:
                 yield value[FILE_PATH_FIELD]
             return
         for item in value.values():
-            yield from _paths(item)
+            yield from file_paths(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _paths(item)
+            yield from file_paths(item)

@@ -65,9 +65,12 @@ class SourceNodeProtocol(NodeProtocol, Protocol):
 
 @runtime_checkable
 class FunctionNodeProtocol(NodeProtocol, Protocol):
-    """A function-pod node: ``execute(input, observer=..., error_policy=...)``."""
+    """A function-pod node: ``execute(input, observer=..., error_policy=...)``, and
+    ``invalidate(**tag_values)`` to forget stored results of chosen rows."""
 
     def execute(self, stream: Stream, **kwargs: Any) -> TableStream: ...
+
+    def invalidate(self, **tag_values: Any) -> int: ...
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
+from podline.errors import InputValidationError, PipelineError, format_names
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
@@ -165,6 +166,9 @@ class FunctionNode(Node):
         self._memo: ResultCache | None = None
         self._clock = CommitClock()
         self._timeout: float | None = None
+        self._recompute = False
+        #: Rows whose call replaced a stored result in the last ``execute`` (see ``reasons``).
+        self.recomputed = 0
 
     def execute(
         self,
@@ -175,16 +179,17 @@ class FunctionNode(Node):
         executor: Executor | None = None,
         commit_seconds: float = COMMIT_SECONDS,
         timeout: float | None = None,
+        recompute: bool = False,
         **kwargs: Any,
     ) -> TableStream:
         table = stream.as_table(system_tags=True, source_info=True)
         tags, _ = stream.keys()
-        self.begin(commit_seconds=commit_seconds, timeout=timeout)
+        self.begin(commit_seconds=commit_seconds, timeout=timeout, recompute=recompute)
         # What the records already know is looked up once for the whole input: each lookup
         # reads the stored tables, so doing it per batch would cost (batches x stored rows).
         records = self.records
         entry_ids = found = None
-        if records is not None:
+        if records is not None and not recompute:
             prefetch = records.prefetch() if len(table) else None
             entry_ids = self.entry_ids(stream)
             found = _nothing_found(0) if prefetch is None else prefetch.find(entry_ids)
@@ -202,12 +207,18 @@ class FunctionNode(Node):
     # Incremental execution, for orchestrators that stream: ``begin()``, then
     # ``execute_batch(chunk)`` per input chunk in input order, then ``finish()``.
     def begin(
-        self, *, commit_seconds: float = COMMIT_SECONDS, timeout: float | None = None
+        self,
+        *,
+        commit_seconds: float = COMMIT_SECONDS,
+        timeout: float | None = None,
+        recompute: bool = False,
     ) -> None:
         """Start a new execution: counts and collected output are reset. Finished calls are
         committed at least every ``commit_seconds``; ``timeout`` limits each call where the
-        pod sets no limit."""
+        pod sets no limit; ``recompute`` runs every call again, replacing stored results."""
         self.counts = dict.fromkeys(RowStatus, 0)
+        self.recomputed = 0
+        self._recompute = recompute
         self._parts = []
         self._known = None
         self._clock = CommitClock(commit_seconds)
@@ -236,7 +247,7 @@ class FunctionNode(Node):
         records = self.records
         entry_ids = self.entry_ids(batch) if records is not None else None
         found = _nothing_found(len(table))
-        if records is not None and entry_ids is not None and len(table):
+        if records is not None and entry_ids is not None and len(table) and not self._recompute:
             # What the records know is loaded once per execution: each chunk's lookup is
             # then in memory (a ``find`` per chunk would read the stored tables each time).
             if self._known is None:
@@ -261,6 +272,7 @@ class FunctionNode(Node):
     def _add(self, result: PodResult) -> None:
         for status in RowStatus:
             self.counts[status] += result.count(status)
+        self.recomputed += len(result.reasons)
         self._parts.append(result.stream)
 
     def _run_batch(
@@ -317,6 +329,7 @@ class FunctionNode(Node):
             timeout=self._timeout,
             clock=self._clock,
             report=report,
+            recompute=self._recompute,
         )
         result = _merge(batch, found, misses, computed)
         rest = np.flatnonzero(~reported)
@@ -353,6 +366,28 @@ class FunctionNode(Node):
                 store.flush()
         if observer is not None:
             observer.on_commit(node_label=self.label, node_hash=node_hash)
+
+    def invalidate(self, **tag_values: Any) -> int:
+        """Forget this node's stored results for the rows whose tags equal ``tag_values``
+        (every row without any), so that the next run computes them again; returns how many
+        rows were forgotten. Their results leave the function's memo too, for every
+        pipeline that shares it."""
+        records = self.records
+        if records is None:
+            raise PipelineError(f"node {self.label!r} has no store: there is nothing to forget")
+        tags, _ = self.keys()
+        unknown = sorted(set(tag_values) - set(tags))
+        if unknown:
+            raise InputValidationError(
+                f"node {self.label!r} has no tag column(s) {format_names(unknown)}; "
+                f"its tags are {format_names(tags)}"
+            )
+        forgotten = records.forget(tag_values)
+        for store in (self.result_store, self.store):
+            if store is not None:
+                store.flush()
+        self._output = None  # what it kept may hold forgotten rows
+        return forgotten
 
     @property
     def records(self) -> ProvenanceRecords | None:
@@ -454,6 +489,7 @@ def _outcomes(
             captures=result.captures,
             call_times=result.call_times,
             outputs=result.stream,
+            reasons=result.reasons,
         )
     # The rest of a batch whose other rows were reported early.
     produced = np.flatnonzero(result.codes <= _CODE[RowStatus.CACHED])
@@ -471,6 +507,7 @@ def _outcomes(
         captures={position[r]: c for r, c in result.captures.items() if r in position},
         call_times=None if result.call_times is None else result.call_times[rows],
         outputs=TableStream(outputs, tags, label=batch.label, types=_types([result.stream])),
+        reasons={position[r]: why for r, why in result.reasons.items() if r in position},
     )
 
 
@@ -513,15 +550,16 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
     stream = TableStream(table, tags, label=batch.label, types=types)
     times = computed.call_times
     if len(misses) == n:  # every row went to the pod: its rows are the batch's rows
-        errors, captures = computed.errors, computed.captures
+        errors, captures, reasons = computed.errors, computed.captures, computed.reasons
     else:
         rows = misses.tolist()
         errors = {rows[i]: e for i, e in computed.errors.items()}
         captures = {rows[i]: c for i, c in computed.captures.items()}
+        reasons = {rows[i]: r for i, r in computed.reasons.items()}
         if times is not None:
             times = np.full((n, 2), np.nan)
             times[misses] = computed.call_times
-    return PodResult(stream, codes, errors, captures, ran, call_times=times)
+    return PodResult(stream, codes, errors, captures, ran, call_times=times, reasons=reasons)
 
 
 def _concat(parts: list[TableStream], tags: tuple[str, ...], label: str) -> TableStream:

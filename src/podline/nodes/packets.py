@@ -80,6 +80,9 @@ class PacketOutcomes(PacketBatch):
     captures: Mapping[int, CallCapture] = field(default_factory=dict)
     call_times: np.ndarray | None = None
     outputs: TableStream | None = None
+    #: By row: why a computed row's call replaced a stored result ("recompute requested",
+    #: "output file missing: ...", "output file changed: ..."); other rows are absent.
+    reasons: Mapping[int, str] = field(default_factory=dict)
 
     def capture(self, row: int) -> CallCapture | None:
         """What row ``row``'s call printed, logged and raised, and its times (None: no call

@@ -158,6 +158,18 @@ class ProvenanceRecords:
         was_skipped[row_of[skipped]] = True
         return Found(found, was_skipped, outputs)
 
+    def forget(self, where: dict[str, object]) -> int:
+        """Forget the records whose tag columns equal ``where`` (every record when empty)
+        and the memo's results of their calls, so a run computes them again; returns how
+        many records were forgotten."""
+        records = self.store.scan(_PATH, columns=[RECORD_ID, RESULT_ID], where=where or None)
+        if records is None or records.num_rows == 0:
+            return 0
+        if self.memo is not None:
+            results = pc.unique(records.column(RESULT_ID).combine_chunks())
+            self.memo.delete(results.to_pylist())
+        return self.store.delete(_PATH, records.column(RECORD_ID).combine_chunks())
+
     def prefetch(self) -> Prefetch:
         """Start reading the records and the memo in a background thread, for a ``find``
         whose entry ids are still being hashed: on two cores the reads cost nothing."""

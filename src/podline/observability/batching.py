@@ -121,8 +121,9 @@ class PacketOutcomesLike(PacketBatchLike, Protocol):
     """What the views read from a batch of ended packets (``on_packets_end``): per row its
     ``RowStatus`` index (``codes``), whether its call ran in this run (``computed``),
     whether ``on_packets_start`` announced it (``started``), by row the errors of failed
-    rows and the captures of the calls that printed, logged or failed, and every call's
-    start and end (``call_times``; NaN where no call ran)."""
+    rows and the captures of the calls that printed, logged or failed, every call's start
+    and end (``call_times``; NaN where no call ran), and by row why a call replaced a stored
+    result (``reasons``)."""
 
     @property
     def codes(self) -> np.ndarray: ...
@@ -141,6 +142,9 @@ class PacketOutcomesLike(PacketBatchLike, Protocol):
 
     @property
     def call_times(self) -> np.ndarray | None: ...
+
+    @property
+    def reasons(self) -> Mapping[int, str]: ...
 
 
 class BatchedObserver(Observer):

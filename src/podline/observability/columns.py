@@ -42,6 +42,7 @@ __all__ = [
     "NODE_HASH",
     "PIPELINES",
     "PIPELINE_URI",
+    "REASON",
     "RECORD_ID",
     "RUNS_PATH",
     "RUN_ID",
@@ -117,6 +118,9 @@ ERROR_MESSAGE = meta_column("error_message")
 #: How many times the packet's call ran in this run (more than 1: failures were retried;
 #: null where no call ran).
 ATTEMPTS = meta_column("attempts")
+#: Why a computed packet's call replaced a stored result (recompute requested, an output file
+#: missing or changed); null for every other row.
+REASON = meta_column("reason")
 # Logs only.
 SUCCESS = meta_column("success")
 DURATION = meta_column("duration")
@@ -151,6 +155,7 @@ _FIXED = frozenset(
         ERROR_TYPE,
         ERROR_MESSAGE,
         ATTEMPTS,
+        REASON,
         SUCCESS,
         DURATION,
         STDOUT,

@@ -55,6 +55,7 @@ _STATUS_COLUMNS: dict[str, pl.DataType] = {
     "error_message": pl.String(),
     "cached": pl.Boolean(),
     "attempts": pl.Int64(),
+    "reason": pl.String(),
     "timestamp": pl.Datetime("us", "UTC"),
     "started_at": pl.Datetime("us", "UTC"),
     "run_id": pl.String(),

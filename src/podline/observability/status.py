@@ -17,6 +17,7 @@ columns, system tags included, typed like the node's tag columns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from time import time
 from typing import Any, ClassVar
 
@@ -42,6 +43,7 @@ from podline.observability.columns import (
     CACHED,
     ERROR_MESSAGE,
     ERROR_TYPE,
+    REASON,
     STARTED_AT,
     STATE,
     TIMESTAMP,
@@ -167,6 +169,7 @@ class _StatusView(NodeView[_StatusRows]):
             opened = []
         cached = ~computed & (states != _FAILED)
         attempts = _attempts(batch, computed)
+        reasons = _reasons(batch.reasons, n)
         part = _part(
             tags,
             states,
@@ -174,6 +177,7 @@ class _StatusView(NodeView[_StatusRows]):
             started=started,
             cached=pa.array(cached),
             attempts=attempts,
+            reasons=reasons,
         )
         if batch.errors or (states == _FAILED).any():
             part = _with_errors(part, states, batch.errors)
@@ -262,6 +266,7 @@ class _StatusView(NodeView[_StatusRows]):
             ERROR_TYPE: pa.nulls(n, _TEXT),
             ERROR_MESSAGE: pa.nulls(n, _TEXT),
             ATTEMPTS: pa.nulls(n, _COUNT),  # per-packet hooks do not see captures
+            REASON: pa.nulls(n, _TEXT),  # nor why a call ran
         }
         if rows.errors:
             parts = {row: error_parts(error) for row, error in rows.errors.items()}
@@ -293,6 +298,12 @@ def _attempts(batch: PacketOutcomesLike, computed: np.ndarray) -> pa.Array:
     return pa.array(attempts, _COUNT, mask=~computed)
 
 
+def _reasons(reasons: Mapping[int, str], n: int) -> pa.Array:
+    if not reasons:
+        return pa.nulls(n, _TEXT)
+    return pa.array([reasons.get(row) for row in range(n)], _TEXT)
+
+
 def _part(
     tags: pa.Table,
     states: np.ndarray,
@@ -301,6 +312,7 @@ def _part(
     started: np.ndarray,
     cached: pa.Array,
     attempts: pa.Array,
+    reasons: pa.Array | None = None,
 ) -> pa.Table:
     """A status part from a batch hook: the same columns ``build`` gives listed rows."""
     n = len(states)
@@ -312,6 +324,7 @@ def _part(
         ERROR_TYPE: pa.nulls(n, _TEXT),
         ERROR_MESSAGE: pa.nulls(n, _TEXT),
         ATTEMPTS: attempts,
+        REASON: pa.nulls(n, _TEXT) if reasons is None else reasons,
     }
     for name in tags.column_names:
         columns[name] = tags.column(name)

@@ -40,7 +40,7 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -150,6 +150,7 @@ class AsyncPipelineOrchestrator:
         pipeline_uri: str = "",
         executor: Executor | None = None,
         timeout: float | None = None,
+        recompute: Collection[str] = (),
     ) -> OrchestratorResult:
         """Run ``graph`` to completion from synchronous code, inside a running event loop
         (Jupyter) too; see ``run_async``."""
@@ -161,6 +162,7 @@ class AsyncPipelineOrchestrator:
             pipeline_uri=pipeline_uri,
             executor=executor,
             timeout=timeout,
+            recompute=recompute,
         )
         # Ctrl-C cancels the run (which fires on_run_end), then is raised.
         return run_coroutine(coroutine)
@@ -175,14 +177,16 @@ class AsyncPipelineOrchestrator:
         pipeline_uri: str = "",
         executor: Executor | None = None,
         timeout: float | None = None,
+        recompute: Collection[str] = (),
     ) -> OrchestratorResult:
         """Run ``graph`` on the running event loop and return its ``OrchestratorResult``
-        (``timeout``: seconds each call may take, for pods that set no limit)."""
+        (``timeout``: seconds each call may take, for pods that set no limit;
+        ``recompute``: labels of the function nodes whose calls all run again)."""
         observer = observer if observer is not None else NoOpObserver()
         run_id = run_id or str(uuid.uuid4())
         started = time.perf_counter()
         result = OrchestratorResult(run_id, pipeline_uri, {})
-        run = _Run(self, graph, observer, executor, timeout)
+        run = _Run(self, graph, observer, executor, timeout=timeout, recompute=frozenset(recompute))
         run.hook(observer.on_run_start, run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             _check_nodes(graph)
@@ -220,13 +224,16 @@ class _Run:
         graph: PipelineGraph,
         observer: ObserverProtocol,
         executor: Executor | None,
+        *,
         timeout: float | None = None,
+        recompute: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = orchestrator
         self.graph = graph
         self.observer = observer
         self.executor = executor
         self.timeout = timeout
+        self.recompute = recompute
         # One lock for every hook of the run: they come from several threads.
         self.lock = threading.RLock()
         self.ended = False
@@ -338,7 +345,11 @@ class _Run:
         sizes = _PieceSize(own if own is not None else executor, self.settings)
         tags: tuple[str, ...] | None = None
         try:
-            node.begin(commit_seconds=self.settings.commit_seconds, timeout=self.timeout)
+            node.begin(
+                commit_seconds=self.settings.commit_seconds,
+                timeout=self.timeout,
+                recompute=node.label in self.recompute,
+            )
             while (piece := await reader.next(sizes.rows)) is not None:
                 tags = tags or piece.keys()[0]
                 began = time.perf_counter()

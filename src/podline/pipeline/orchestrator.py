@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
@@ -60,6 +61,9 @@ class NodeCounts:
     skipped: int = 0
     failed: int = 0
     rows: int = 0
+    #: Of the computed packets, those whose call replaced a stored result (a recompute was
+    #: asked for, or an output file of the stored result was missing or changed).
+    recomputed: int = 0
 
 
 @dataclass
@@ -101,10 +105,21 @@ class OrchestratorResult:
             line(header),
             *(line(r) for r in rows),
         ]
-        failures = self._failure_line()
-        if failures:
-            lines.append(f"  {failures}")
+        lines.extend(
+            f"  {note}" for note in (self._recomputed_line(), self._failure_line()) if note
+        )
         return "\n".join(lines)
+
+    def _recomputed_line(self) -> str:
+        recomputed = sum(c.recomputed for c in self.counts.values())
+        if not recomputed:
+            return ""
+        where = sorted(label for label, c in self.counts.items() if c.recomputed)
+        return (
+            f"{recomputed} packet(s) recomputed (in {', '.join(where)}), replacing stored "
+            "results: a recompute was asked for, or their output files were missing or "
+            "changed (see status(), column 'reason')"
+        )
 
     def _failure_line(self) -> str:
         failed = sum(c.failed for c in self.counts.values())
@@ -123,8 +138,8 @@ class OrchestratorResult:
             for row in self._rows()
         )
         title = html.escape(f"run {self.run_id} of {self.pipeline_uri}: {self.seconds:.2f} s")
-        failures = self._failure_line()
-        note = f"<p>{html.escape(failures)}</p>" if failures else ""
+        notes = (self._recomputed_line(), self._failure_line())
+        note = "".join(f"<p>{html.escape(text)}</p>" for text in notes if text)
         return f"<div><p><b>{title}</b></p><table><tr>{head}</tr>{body}</table>{note}</div>"
 
 
@@ -147,9 +162,11 @@ class SyncPipelineOrchestrator:
         pipeline_uri: str = "",
         executor: Executor | None = None,
         timeout: float | None = None,
+        recompute: Collection[str] = (),
     ) -> OrchestratorResult:
         """Run every node of ``graph`` in order (``timeout``: seconds each call may take,
-        for pods that set no limit)."""
+        for pods that set no limit; ``recompute``: labels of the function nodes whose calls
+        all run again, replacing their stored results)."""
         observer = observer if observer is not None else NoOpObserver()
         run_id = run_id or str(uuid.uuid4())
         started = time.perf_counter()
@@ -159,7 +176,14 @@ class SyncPipelineOrchestrator:
         observer.on_run_start(run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             for node in graph:
-                output = self._run_node(node, buffers, observer, executor, timeout)
+                output = self._run_node(
+                    node,
+                    buffers,
+                    observer,
+                    executor,
+                    timeout=timeout,
+                    recompute=node.label in recompute,
+                )
                 buffers[id(node)] = output
                 result.counts[node.label] = node_counts(node, output)
                 if materialize_results:
@@ -180,7 +204,9 @@ class SyncPipelineOrchestrator:
         buffers: dict[int, TableStream],
         observer: ObserverProtocol,
         executor: Executor | None,
+        *,
         timeout: float | None,
+        recompute: bool,
     ) -> TableStream:
         node_hash = str(node.content_hash())
         tags, _ = node.output_schema(system_tags=True)
@@ -201,6 +227,7 @@ class SyncPipelineOrchestrator:
                 executor=executor,
                 commit_seconds=self.commit_seconds,
                 timeout=timeout,
+                recompute=recompute,
             )
         else:
             assert is_operator_node(node)  # (check_node rejected every other kind)
@@ -246,4 +273,5 @@ def node_counts(node: Any, output: TableStream) -> NodeCounts:
         counts.cached = statuses[RowStatus.CACHED]
         counts.skipped = statuses[RowStatus.SKIPPED]
         counts.failed = statuses[RowStatus.FAILED]
+        counts.recomputed = node.recomputed
     return counts

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from podline.columns import column_names
 from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
 from podline.functions.durability import COMMIT_SECONDS
-from podline.nodes import CacheMode, ErrorPolicy, Node
+from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.observers import ObserverProtocol
@@ -139,6 +140,7 @@ class Pipeline:
         run_id: str | None = None,
         timeout: float | None = None,
         commit_seconds: float | None = None,
+        recompute: bool | str | Sequence[str] = False,
     ) -> OrchestratorResult:
         """Compile if needed, run every node, flush the store and record the run.
 
@@ -149,7 +151,9 @@ class Pipeline:
         (like ``None``) for ``SyncPipelineOrchestrator()`` (see docs/async.md).
         ``timeout`` limits each call (seconds) of the pods that set no limit of their own;
         ``commit_seconds`` is the durability window (finished calls are committed at least
-        this often; default 2 s), for orchestrators made here.
+        this often; default 2 s), for orchestrators made here. ``recompute`` runs every call
+        of the named function nodes again (``True``: of all of them), replacing their stored
+        results (see docs/recompute.md).
         """
         if isinstance(orchestrator, str) and orchestrator not in ("sync", "async"):
             raise ConfigurationError(
@@ -179,6 +183,7 @@ class Pipeline:
                 pipeline_uri=self.uri,
                 executor=executor,
                 timeout=timeout,
+                recompute=self._recompute_labels(graph, recompute),
             )
         finally:
             self.store.flush()
@@ -186,6 +191,36 @@ class Pipeline:
         if observed:
             result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
+
+    def _recompute_labels(
+        self, graph: PipelineGraph, recompute: bool | str | Sequence[str]
+    ) -> frozenset[str]:
+        functions = {node.label for node in graph if is_function_node(node)}
+        if recompute is True:
+            return frozenset(functions)
+        if recompute is False:
+            return frozenset()
+        wanted = set(column_names(recompute))
+        unknown = wanted - functions
+        if unknown:
+            raise PipelineError(
+                f"recompute names no function node: {format_names(unknown)}; the function "
+                f"nodes are {format_names(functions)}"
+            )
+        return frozenset(wanted)
+
+    def invalidate(self, node: str, **tag_values: Any) -> int:
+        """Forget the stored results of function node ``node`` for the rows whose tags equal
+        ``tag_values`` (every row without any): the next run computes them again. Returns
+        how many rows were forgotten (see ``FunctionNode.invalidate``)."""
+        found = self.nodes.get(node)
+        if found is None or not is_function_node(found):
+            functions = [n.label for n in self.nodes.values() if is_function_node(n)]
+            raise PipelineError(
+                f"invalidate names no function node: {node!r}; the function nodes are "
+                f"{format_names(functions)}"
+            )
+        return found.invalidate(**tag_values)
 
     # ------------------------------------------------------------------ observations
     def default_observer(self) -> ObserverProtocol:

@@ -51,6 +51,10 @@ class Backend(Protocol):
         """Every row at ``path`` passing ``where``, projected to ``columns``."""
         ...
 
+    def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
+        """Remove the rows with ``ids`` (stored or buffered); returns how many there were."""
+        ...
+
     def exists(self, path: StorePath) -> bool:
         """Whether records are stored (or buffered) at ``path``."""
         ...
@@ -146,6 +150,16 @@ class ScopedStore(ABC, Generic[B]):
         ``columns``; None if nothing was ever stored at ``path``."""
         full = record_path(self._prefix, path)
         return self._backend.read(full, id_array(ids), _names(columns), id_column)
+
+    def delete(
+        self, path: PathLike, ids: Sequence[str] | pa.Array, *, id_column: str = RECORD_ID
+    ) -> int:
+        """Remove the records with these ids (a removed id may be written again); returns
+        how many were removed."""
+        full = record_path(self._prefix, path)
+        if not len(ids):
+            return 0
+        return self._backend.delete(full, id_array(ids), id_column)
 
     def scan(
         self,

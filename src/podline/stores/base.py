@@ -9,6 +9,9 @@ otherwise). The contract every backend honours:
 * **Write once.** A record id is written once. Writing an existing id again is a no-op (no
   error), and so is a repeat inside one batch: the first occurrence wins. ``write`` returns
   how many records were actually added.
+* **Delete.** ``delete`` removes records by id, stored or buffered. Write-once holds for the
+  records a path holds: a removed id may be written again (that is how a stale or unwanted
+  result is replaced). Readers see a deletion like a write: all of it, once flushed.
 * **Append.** ``append`` adds records whose ids are new by construction (a random prefix and a
   sequence number, say): the store takes the caller's word and skips the write-once check,
   whose cost grows with what the path holds. Observations (status, logs) are appended.
@@ -91,6 +94,12 @@ class Store(Protocol):
         where: Mapping[str, Any] | None = None,
     ) -> pa.Table | None:
         """Every record at ``path`` whose columns equal the values in ``where``."""
+        ...
+
+    def delete(
+        self, path: PathLike, ids: Sequence[str] | pa.Array, *, id_column: str = RECORD_ID
+    ) -> int:
+        """Remove the records with these ids; returns how many were removed."""
         ...
 
     def exists(self, path: PathLike) -> bool:

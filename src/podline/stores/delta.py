@@ -582,6 +582,40 @@ class _DeltaBackend:
 
     # -- compaction
 
+    def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
+        # Buffered rows are committed first: the deletion is then one delta-rs merge on the
+        # stored rows (a commit of its own, like compaction), and readers see all or none.
+        self.flush()
+        with self._flushing, self._lock:
+            state = self._table(path)
+            with self._table_lock(state, path):
+                log = self._refresh_for_write(state, path)
+                if log is None or id_column not in log.schema().names:
+                    return 0
+                column = id_column.replace('"', '""')
+                try:
+                    metrics = (
+                        log.delta_table()
+                        .merge(
+                            source=pa.table({id_column: ids.cast(pa.large_string())}),
+                            predicate=f't."{column}" = s."{column}"',
+                            source_alias="s",
+                            target_alias="t",
+                        )
+                        .when_matched_delete()
+                        .execute()
+                    )
+                    log.update()
+                except Exception as exc:  # see _open
+                    raise StoreError(
+                        f"deleting {len(ids)} record(s) of {path_text(path)} at {state.uri} "
+                        f"failed: {_first_line(exc)}"
+                    ) from exc
+            # The id indexes hold the removed ids: rebuilt from the table when next needed.
+            state.committed.clear()
+            self._refresh(state, path)
+            return int(metrics.get("num_target_rows_deleted", 0))
+
     def compact(self, prefix: StorePath, retention_hours: int) -> None:
         self.flush()
         for path in sorted(self.paths(prefix)):

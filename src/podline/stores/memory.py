@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 import pyarrow as pa
 
-from podline.matching import rows_in_order
+from podline.matching import is_in, rows_in_order
 from podline.stores._common import (
     check_columns,
     conform,
@@ -113,6 +113,19 @@ class _MemoryBackend:
         if rows is not None:
             table = rows.apply(table)
         return table if columns is None else table.select(columns)
+
+    def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
+        with self._lock:
+            state = self._tables.get(path)
+            if state is None or state.schema.get_field_index(id_column) < 0:
+                return 0
+            table = state.table()
+            gone = is_in(table[id_column], ids)
+            if not gone.any():
+                return 0
+            state.chunks = [table.filter(pa.array(~gone))]
+            state.indexes = {}  # rebuilt on next use, without the removed ids
+            return int(gone.sum())
 
     def exists(self, path: StorePath) -> bool:
         with self._lock:
