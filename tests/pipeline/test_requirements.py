@@ -321,10 +321,12 @@ class BufferWatcher(SyncPipelineOrchestrator):
         self.alive: dict[str, list[str]] = {}
         self.labels: dict[int, str] = {}
 
-    def _run_node(self, node: Any, buffers: dict[int, TableStream], *args: Any) -> TableStream:
+    def _run_node(
+        self, node: Any, buffers: dict[int, TableStream], *args: Any, **kwargs: Any
+    ) -> TableStream:
         self.labels[id(node)] = node.label
         self.alive[node.label] = sorted(self.labels[key] for key in buffers)
-        return super()._run_node(node, buffers, *args)
+        return super()._run_node(node, buffers, *args, **kwargs)
 
 
 def test_R15_buffers_are_freed_once_every_consumer_ran(store: Store) -> None:
