@@ -319,3 +319,27 @@ def test_a_terminal_that_reports_no_size_still_gets_bars() -> None:
         os.close(leader)
         os.close(follower)
     assert final_states(drawn) == {"picky": (4, 0, 1, 1), "plus_one": (4, 0, 0, 0)}
+
+
+@pytest.mark.parametrize("orchestrator", ["sync", "async"])
+def test_bars_advance_as_slow_calls_finish(orchestrator: str) -> None:
+    # 600 calls of 4 ms in one batch: the bar used to stay at 0/600 until all were done.
+    @function_pod("y", live_output=False)
+    def slow(a: int) -> int:
+        time.sleep(0.004)
+        return a
+
+    terminal = FakeTTY()
+    rows = [{"id": i, "a": i} for i in range(600)]
+    with Pipeline("slow_bars", MemoryStore(), observe=False) as pipeline:
+        slow.pod(podline.DictSource(rows, tag_columns=["id"]))
+    pipeline.run(
+        orchestrator=orchestrator, observer=ProgressObserver(file=terminal, backend="tqdm")
+    )
+    computed = {
+        int(found.group(1))
+        for segment in re.split(r"[\r\n]", terminal.getvalue())
+        if segment.strip().startswith("slow:") and (found := COUNTS.search(segment))
+    }
+    assert computed & set(range(1, 600)), sorted(computed)  # a count between none and all
+    assert max(computed) == 600
