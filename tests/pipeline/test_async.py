@@ -427,7 +427,9 @@ def test_cancelling_a_run_stops_it_and_keeps_what_was_stored(
     stored = spy.ends
     assert 0 < stored < n / 2
     calls = len(CALLS)
-    assert calls > stored  # calls of the interrupted piece ran, but were never stored
+    # Every call that finished was stored and reported before the cancellation propagated;
+    # at most the calls in flight then (16) ran without being stored.
+    assert stored <= calls <= stored + 16
     time.sleep(0.05)
     assert len(CALLS) == calls  # nothing runs on after the run ended
     assert "never retrieved" not in caplog.text

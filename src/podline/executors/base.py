@@ -8,8 +8,8 @@ end. A call that raises yields an outcome holding the exception; the executor it
 only for its own failures. ``in_input_order`` collects the outcomes of a whole execution.
 
 Closing the iterator early (the caller was interrupted, or a run was cancelled) cancels the
-calls that have not started. Calls already running in this process cannot be stopped; they
-are left to finish on their own, and their outcomes are dropped.
+calls that have not started. Calls already running in this process cannot be stopped: closing
+waits for them (async calls are cancelled), and their outcomes are dropped.
 
 ``async def`` functions are awaited; every executor accepts both kinds.
 """

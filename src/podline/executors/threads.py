@@ -58,8 +58,9 @@ class ThreadExecutor:
                 for future in done:
                     yield pending.pop(future), future.result()
         finally:
-            # Calls not started are cancelled; running ones finish on their own threads.
-            pool.shutdown(wait=not pending, cancel_futures=True)
+            # Calls not started are cancelled; the caller waits for the running ones (a thread
+            # cannot be stopped), so that nothing runs on after it stopped.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self.max_workers})"
