@@ -49,8 +49,10 @@ __all__ = [
     "null_in_required_child",
     "table_from_columns",
     "table_from_rows",
+    "table_with_schema",
     "to_arrow_value",
     "to_python_value",
+    "with_type",
 ]
 
 _NONE_TYPE = type(None)
@@ -278,6 +280,23 @@ def table_from_rows(
             raise InputValidationError(f"row {index} has different keys: {'; '.join(detail)}")
     columns = {name: [row[name] for row in rows] for name in names}
     return table_from_columns(columns, schema)
+
+
+# --------------------------------------------------------------------------- Arrow -> Arrow
+
+
+def with_type(data: pa.Array | pa.ChunkedArray, type_: pa.DataType) -> Any:
+    """``data`` as Arrow type ``type_``, cast only when its type differs: Arrow's cast
+    revalidates nested nullability even to the same type, and refuses a null fixed-size-list
+    slot whose items are non-nullable (its child holds nulls no row refers to)."""
+    return data if data.type == type_ else data.cast(type_)
+
+
+def table_with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` (with the columns of ``schema``, in its order) as ``schema``, column by
+    column through ``with_type``."""
+    columns = [with_type(table.column(field.name), field.type) for field in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 # --------------------------------------------------------------------------- Arrow -> Python

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import source_info_column, token_array
-from podline.conversion import column_to_python, table_from_columns
+from podline.conversion import column_to_python, table_from_columns, with_type
 from podline.datagrams import Packet, Tag
 from podline.errors import (
     FunctionCallError,
@@ -519,7 +519,7 @@ class PodRun:
         taken = taken.filter(pa.array(keep, pa.bool_()))
         table = self.table.select(list(self.tag_names)).take(pa.array(produced, pa.int64()))
         for field_ in self.fn.output_schema.to_arrow():
-            table = table.append_column(field_, taken.column(field_.name).cast(field_.type))
+            table = table.append_column(field_, with_type(taken.column(field_.name), field_.type))
         for k in self.fn.output_keys:
             info = source_info_column(k)
             table = table.append_column(info, taken.column(info))

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from podline.columns import meta_column, source_info_column
+from podline.conversion import table_with_schema, with_type
 from podline.functions.output_files import FILES_TYPE, holds_files, stale_results
 from podline.functions.packet_function import PacketFunction
 from podline.matching import index_in
@@ -118,7 +119,7 @@ class ResultCache:
     def _typed(self, found: pa.Table | None) -> pa.Table:
         if found is None or found.num_rows == 0:
             return self.schema.empty_table()
-        return found.select(self.schema.names).cast(self.schema)
+        return table_with_schema(found.select(self.schema.names), self.schema)
 
     def record(
         self,
@@ -146,7 +147,10 @@ class ResultCache:
         if self.files:
             columns.append(files if files is not None else pa.nulls(len(input_hashes), FILES_TYPE))
         table = pa.Table.from_arrays(
-            [column.cast(field.type) for column, field in zip(columns, self.schema, strict=True)],
+            [
+                with_type(column, field.type)
+                for column, field in zip(columns, self.schema, strict=True)
+            ],
             schema=self.schema,
         )
         if table.num_rows:

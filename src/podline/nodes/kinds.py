@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from podline.conversion import table_with_schema
 from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, PipelineError, format_names
 from podline.executors import Executor
@@ -540,7 +541,7 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
         hits = stored.take(pa.array(found_rows, pa.int64()))
         for name in found.outputs.column_names:
             hits = hits.append_column(name, found.outputs.column(name))
-        parts.insert(0, hits.select(parts[0].column_names).cast(parts[0].schema))
+        parts.insert(0, table_with_schema(hits.select(parts[0].column_names), parts[0].schema))
     if len(found_rows) and len(computed_rows):
         order = np.argsort(np.concatenate([found_rows, computed_rows]), kind="stable")
         table = pa.concat_tables(parts).take(pa.array(order, pa.int64()))

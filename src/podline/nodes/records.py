@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import meta_column, source_info_column
+from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN
 from podline.hashing import row_hash_strings
@@ -208,7 +209,7 @@ class ProvenanceRecords:
         columns: dict[str, pa.ChunkedArray] = {}
         fields = []
         for field in self.function.output_schema.to_arrow():
-            columns[field.name] = results.column(field.name).cast(field.type)
+            columns[field.name] = with_type(results.column(field.name), field.type)
             fields.append(field)
         for key in self.function.output_keys:
             info = source_info_column(key)
@@ -235,7 +236,7 @@ class ProvenanceRecords:
         records, taken = records.filter(keep), taken.filter(keep)
         table = records.drop_columns([RECORD_ID, INPUT_HASH, RESULT_ID, STATUS])
         for field in self.function.output_schema.to_arrow():
-            table = table.append_column(field, taken.column(field.name).cast(field.type))
+            table = table.append_column(field, with_type(taken.column(field.name), field.type))
         for key in self.function.output_keys:
             table = table.append_column(
                 source_info_column(key), taken.column(source_info_column(key))
