@@ -13,7 +13,7 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -345,16 +345,40 @@ def path_schema(stored: pa.Schema) -> pa.Schema:
 
 
 def read_parquet(
-    paths: Sequence[str], columns: Sequence[str], filesystem: pafs.FileSystem | None = None
+    files: Mapping[str, int],
+    columns: Sequence[str],
+    filesystem: pafs.FileSystem,
+    table: str,
 ) -> Iterator[pa.Table]:
-    """The rows of each of these Parquet files, in order, with those of ``columns`` the
-    file has (a file written before a column existed lacks it), in the written types.
+    """The rows of each of these Parquet ``files`` (path in ``filesystem`` -> size in bytes,
+    as the log of ``table``, described for messages, gives it), in order, with those of
+    ``columns`` the file has (a file written before a column existed lacks it), in the
+    written types.
+
+    A file whose size differs from the log's was changed after its commit (truncated,
+    appended to, swapped): it is refused, as delta-rs, which reads a file's footer where the
+    log's size puts it, refuses it or reads something else. A missing or unreadable file is a
+    ``StoreError`` naming it and its table.
 
     Files are read one by one rather than as a dataset: Arrow's dataset engine imports
     pandas and costs some 40 MB of memory to load, more than most tables podline reads.
     """
-    for path in paths:
-        source = path if filesystem is None else filesystem.open_input_file(path)
-        with pq.ParquetFile(source) as file:
-            has = set(file.schema_arrow.names)
-            yield file.read(columns=[name for name in columns if name in has])
+    for path, size in files.items():
+        try:
+            with filesystem.open_input_file(path) as source:
+                if source.size() != size:
+                    raise StoreError(
+                        f"data file {path} of {table} has {source.size()} "
+                        f"bytes where its log entry says {size}: it was changed after it "
+                        f"was committed"
+                    )
+                with pq.ParquetFile(source) as file:
+                    has = set(file.schema_arrow.names)
+                    yield file.read(columns=[name for name in columns if name in has])
+        except FileNotFoundError as exc:
+            raise StoreError(
+                f"data file {path} of {table} is missing: it was deleted "
+                f"while a commit still refers to it"
+            ) from exc
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"data file {path} of {table} cannot be read: {exc}") from exc

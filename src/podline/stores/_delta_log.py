@@ -26,13 +26,12 @@ import errno
 import json
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +39,14 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
+from podline.stores._delta_actions import (
+    checkpoint_actions,
+    commit_actions,
+    data_file,
+    list_log,
+    readable_protocol,
+    schema_fields,
+)
 from podline.stores._delta_format import (
     ParquetSettings,
     UnsupportedTable,
@@ -65,16 +72,14 @@ __all__ = [
     "write_with_delta_rs",
 ]
 
-_COMMIT = re.compile(r"(\d{20})\.json")
-_CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet")
 #: The default of ``delta.checkpointInterval``.
 _CHECKPOINT_INTERVAL = 100
 #: A log whose latest checkpoint is at a version below this is replayed from its first
 #: commit, when all of its commits are there (see ``LocalLog.load``).
 _REPLAY_RATHER = 100
-#: Reader features that change nothing about reading plain Parquet files.
-_PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
 _CLIENT = "podline"
+#: How often ``LocalLog.load`` lists a log that a concurrent cleanup changed under it.
+_LOAD_ATTEMPTS = 3
 #: What ``os.link`` fails with where a file system has no hard links.
 _NO_LINKS = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EINVAL}
@@ -102,8 +107,9 @@ class TableLog(Protocol):
         types: ``_delta_format.path_schema``)."""
         ...
 
-    def data_files(self) -> list[str]:
-        """The table's data files, relative to its root, in the order they were added."""
+    def data_files(self) -> dict[str, int]:
+        """The table's data files, relative to its root, with their sizes in bytes as the log
+        gives them (a reader checks them), in the order they were added."""
         ...
 
     def direct(self) -> bool:
@@ -166,6 +172,17 @@ class DeltaRsLog:
     def __init__(self, table: DeltaTable) -> None:
         self.table = table
         self.uri = table.table_uri
+        self._check_readable()
+
+    def _check_readable(self) -> None:
+        # delta-rs's Arrow dataset, which podline reads such tables through, reads every
+        # column of a column-mapping table as nulls (delta-rs 1.x): refused, not misread.
+        mode = self.table.metadata().configuration.get("delta.columnMapping.mode") or "none"
+        if mode != "none":
+            raise StoreError(
+                f"the Delta table at {self.uri} (version {self.table.version()}) uses column "
+                f"mapping ({mode!r} mode), which podline cannot read or write"
+            )
 
     def version(self) -> int:
         return self.table.version()
@@ -173,20 +190,23 @@ class DeltaRsLog:
     def schema(self) -> pa.Schema:
         return pa.schema(self.table.schema().to_arrow())
 
-    def data_files(self) -> list[str]:
+    def data_files(self) -> dict[str, int]:
         added = pa.table(self.table.get_add_actions(flatten=False))
         times = added.column("modification_time").to_pylist()
         paths = added.column("path").to_pylist()
-        outside = sorted(p for p in paths if "://" in p)
-        if outside:
-            raise StoreError(f"data file {outside[0]} lies outside its table {self.uri}")
-        return [unquote(paths[i]) for i in sorted(range(len(paths)), key=times.__getitem__)]
+        sizes = added.column("size_bytes").to_pylist()
+        where = f"version {self.version()} of the Delta table at {self.uri}"
+        return {
+            data_file(paths[i], where): sizes[i]
+            for i in sorted(range(len(paths)), key=times.__getitem__)
+        }
 
     def direct(self) -> bool:
         return False
 
     def update(self) -> None:
         self.table.update_incremental()
+        self._check_readable()
 
     def delta_table(self) -> DeltaTable:
         return self.table
@@ -223,10 +243,20 @@ def open_log(
 def has_log(uri: str) -> bool:
     """Whether a local Delta table exists at ``uri``: its log holds a commit or checkpoint."""
     try:
-        names = os.listdir(Path(uri, "_delta_log"))
+        return list_log(Path(uri, "_delta_log")).latest() >= 0
     except (FileNotFoundError, NotADirectoryError):
         return False
-    return any(_COMMIT.fullmatch(n) or _CHECKPOINT.fullmatch(n) for n in names)
+
+
+class _Added(NamedTuple):
+    """A data file of a ``LocalLog``'s table."""
+
+    #: Its path relative to the table's root (the log's path, decoded).
+    name: str
+    modified: int
+    #: The order it was added in.
+    order: int
+    size: int
 
 
 class LocalLog:
@@ -247,8 +277,8 @@ class LocalLog:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._version = -1
-        # Data file (as the log names it, escaped) -> (modification time, order added).
-        self._files: dict[str, tuple[int, int]] = {}
+        # Keyed by the path as the log gives it: ``remove`` actions match it as written.
+        self._files: dict[str, _Added] = {}
         self._sequence = 0
         self.metadata: dict[str, Any] = {}
         self.protocol: dict[str, Any] = {}
@@ -265,48 +295,48 @@ class LocalLog:
     def load(cls, uri: str, version: int | None = None) -> LocalLog | None:
         """The table at ``uri`` at ``version`` (default: its latest), or None if there is no
         table there. Raises ``UnsupportedTable`` for a table delta-rs must read."""
+        for _ in range(_LOAD_ATTEMPTS):
+            try:
+                return cls._load(uri, version)
+            except FileNotFoundError:  # a log cleanup deleted an entry while it was read
+                continue
+        raise UnsupportedTable(f"the log of {uri} kept changing while it was read")
+
+    @classmethod
+    def _load(cls, uri: str, version: int | None) -> LocalLog | None:
         log = cls(uri)
         try:
-            names = os.listdir(log._log)
+            listing = list_log(log._log)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        commits = {int(m[1]) for n in names if (m := _COMMIT.fullmatch(n))}
-        parts: dict[int, set[str]] = {}
-        counts: dict[int, int] = {}
-        for name in names:
-            m = _CHECKPOINT.fullmatch(name)
-            if m:
-                at = int(m[1])
-                parts.setdefault(at, set()).add(name)
-                counts[at] = int(m[3] or 1)
-        checkpoints = {at for at, found in parts.items() if len(found) == counts[at]}
-        known = commits | checkpoints
-        if not known:
+        if listing.latest() < 0:
             return None
-        target = max(known) if version is None else version
-        start = max((at for at in checkpoints if at <= target), default=-1)
-        if start < _REPLAY_RATHER and all(at in commits for at in range(start + 1)):
+        target = listing.latest() if version is None else version
+        start = max((at for at in listing.checkpoints if at <= target), default=-1)
+        if start < _REPLAY_RATHER and all(at in listing.commits for at in range(start + 1)):
             # A checkpoint's nested Parquet takes 2-4 ms to read in a fresh process, a
             # commit's JSON some 20 µs: a short log is replayed from its first commit.
             start = -1
         if start >= 0:
-            log._replay_checkpoint(start, sorted(parts[start]))
+            log._replay_checkpoint(start, listing.checkpoints[start])
         for at in range(start + 1, target + 1):
-            if at not in commits:
+            if at not in listing.commits:
                 raise UnsupportedTable(f"commit {at} is missing from the log")
             log._replay_commit(at)
+        if not log.protocol or log._schema is None:
+            raise UnsupportedTable("the log names no protocol or no metadata")
         return log
 
     def version(self) -> int:
         return self._version
 
     def schema(self) -> pa.Schema:
-        assert self._schema is not None  # every table's log starts with its metadata
+        assert self._schema is not None  # ``load`` checks every table has its metadata
         return self._schema
 
-    def data_files(self) -> list[str]:
-        order = sorted(self._files.items(), key=lambda item: item[1])
-        return [unquote(name) for name, _ in order]
+    def data_files(self) -> dict[str, int]:
+        order = sorted(self._files.values(), key=lambda added: (added.modified, added.order))
+        return {added.name: added.size for added in order}
 
     def direct(self) -> bool:
         return True
@@ -319,7 +349,28 @@ class LocalLog:
             except FileNotFoundError:
                 if until is not None:
                     raise
-                return
+                if not self._skip_ahead():
+                    return
+
+    def _skip_ahead(self) -> bool:
+        """Called when the commit after this version is not there: whether the table is past
+        this version anyway, and if so move to its latest version from its newest checkpoint.
+
+        A log cleanup (delta-rs's, after a checkpoint) deletes the entries older than the
+        checkpoint, so a reader that fell behind finds its next commit gone. Appending on the
+        old version would put a commit below the checkpoint, where no reader sees it."""
+        listing = list_log(self._log)
+        if self._version + 1 in listing.commits:
+            return True  # committed since it was looked for
+        if listing.latest() <= self._version:
+            return False
+        latest = LocalLog.load(self.uri)
+        if latest is None:
+            raise StoreError(f"the log of the Delta table at {self.uri} was deleted")
+        self._files, self._sequence = latest._files, latest._sequence
+        self.metadata, self.protocol = latest.metadata, latest.protocol
+        self._schema, self._version = latest._schema, latest._version
+        return True
 
     def delta_table(self) -> DeltaTable:
         from deltalake import DeltaTable
@@ -332,55 +383,60 @@ class LocalLog:
 
     def _replay_checkpoint(self, at: int, names: list[str]) -> None:
         for name in names:
-            # A ParquetFile, not ``pq.read_table``: that loads Arrow's dataset engine (and
-            # pandas), 200 ms in a fresh process.
-            with pq.ParquetFile(self._log / name) as file:
-                actions = file.read(columns=["add", "metaData", "protocol"])
-            for added in actions.column("add").drop_null().to_pylist():
-                self._add(added)
-            for metadata in actions.column("metaData").drop_null().to_pylist():
-                self._set_metadata(metadata)
-            for protocol in actions.column("protocol").drop_null().to_pylist():
-                self._set_protocol(protocol)
+            where = f"checkpoint {name} of the Delta table at {self.uri}"
+            try:
+                # A ParquetFile, not ``pq.read_table``: that loads Arrow's dataset engine (and
+                # pandas), 200 ms in a fresh process.
+                with pq.ParquetFile(self._log / name) as file:
+                    present = set(file.schema_arrow.names)
+                    wanted = [c for c in ("add", "metaData", "protocol") if c in present]
+                    rows = file.read(columns=wanted)
+            except FileNotFoundError:
+                raise
+            except (OSError, pa.ArrowException) as exc:
+                raise StoreError(f"{where} cannot be read: {exc}") from exc
+            for kind, value in checkpoint_actions(rows, where):
+                self._apply(kind, value, where)
         self._version = at
 
     def _replay_commit(self, at: int) -> None:
         with open(self._log / f"{at:020d}.json", "rb") as file:
-            lines = file.read().splitlines()
-        for line in lines:
-            if not line.strip():
-                continue
-            action = json.loads(line)
-            if "add" in action:
-                self._add(action["add"])
-            elif "remove" in action:
-                self._files.pop(action["remove"]["path"], None)
-            elif "metaData" in action:
-                self._set_metadata(action["metaData"])
-            elif "protocol" in action:
-                self._set_protocol(action["protocol"])
+            data = file.read()
+        where = f"log entry {at} of the Delta table at {self.uri}"
+        for kind, value in commit_actions(data, at, self.uri):
+            self._apply(kind, value, where)
         self._version = at
 
-    def _add(self, added: dict[str, Any]) -> None:
-        if added.get("deletionVector") or "://" in added["path"] or added.get("partitionValues"):
+    def _apply(self, kind: str, value: dict[str, Any], where: str) -> None:
+        if kind == "add":
+            self._add(value, where)
+        elif kind == "remove":
+            self._files.pop(value["path"], None)
+        elif kind == "metaData":
+            self._set_metadata(value)
+        else:
+            self._set_protocol(value)
+
+    def _add(self, added: dict[str, Any], where: str) -> None:
+        if added.get("deletionVector") or added["partitionValues"]:
             raise UnsupportedTable(f"data file {added['path']} is not plain Parquet")
+        name = data_file(added["path"], where)
         self._sequence += 1
-        self._files[added["path"]] = (int(added["modificationTime"]), self._sequence)
+        modified, size = added["modificationTime"], added["size"]
+        self._files[added["path"]] = _Added(name, modified, self._sequence, size)
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
-        if metadata.get("partitionColumns"):
+        if metadata["partitionColumns"]:
             raise UnsupportedTable("the table is partitioned")
-        # A checkpoint stores a map as key-value pairs; a writer may leave it out.
-        configuration = dict(metadata.get("configuration") or {})
-        self.metadata = {**metadata, "configuration": configuration}
-        fields = json.loads(metadata["schemaString"])["fields"]
+        fields = schema_fields(metadata["schemaString"])
         self._schema = pa.schema([arrow_field(f) for f in fields])
+        self.metadata = metadata
 
     def _set_protocol(self, protocol: dict[str, Any]) -> None:
-        reader = protocol.get("minReaderVersion", 1)
-        features = set(protocol.get("readerFeatures") or ())
-        if reader == 2 or (reader >= 3 and not features <= _PLAIN_READER_FEATURES):
-            raise UnsupportedTable(f"reader protocol {reader} {sorted(features)}")
+        if not readable_protocol(protocol):
+            reader = protocol["minReaderVersion"]
+            features = protocol.get("readerFeatures")
+            raise UnsupportedTable(f"reader protocol {reader} {features}")
         self.protocol = protocol
 
     # -- appending
@@ -481,7 +537,7 @@ class LocalLog:
         pq.write_table(rows, data, **settings.for_pyarrow(schema))
         now = time.time_ns() // 1_000_000
         added = {
-            "path": quote(name),
+            "path": (path := quote(name)),
             "partitionValues": {},
             "size": data.stat().st_size,
             "modificationTime": now,
@@ -496,10 +552,11 @@ class LocalLog:
         }
         actions = [{"commitInfo": info}, *(first or ()), {"add": added}]
         at = self._version + 1
+        entry = self._log / f"{at:020d}.json"
         temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
         temporary.write_text("".join(json.dumps(a) + "\n" for a in actions))
         try:
-            os.link(temporary, self._log / f"{at:020d}.json")
+            os.link(temporary, entry)
         except FileExistsError:
             data.unlink(missing_ok=True)  # no commit refers to it
             raise CommitConflict(
@@ -514,8 +571,38 @@ class LocalLog:
             raise UnsupportedTable(f"no hard links in {self.uri}: {exc}") from exc
         finally:
             temporary.unlink(missing_ok=True)
-        self._add(added)
+        self._confirm(at, path, entry, data)
+        self._add(added, f"log entry {at} of the Delta table at {self.uri}")
         self._version = at
+
+    def _confirm(self, at: int, path: str, entry: Path, data: Path) -> None:
+        """Make sure our commit ``at`` (the ``entry`` adding ``data`` as ``path``) extends
+        the table as readers see it, or withdraw it (``CommitConflict``: the store reloads
+        the table and tries again).
+
+        Creating the entry only if absent is not enough when entries are deleted: a log
+        cleanup deletes the entries older than a checkpoint, so version ``at`` may have been
+        another writer's, now gone, below a checkpoint no reader looks past. The cleanup
+        deletes entries oldest first, so while the commit before ours is there ours is
+        above every cleaned-up one (one ``stat``, the usual case); otherwise the table is
+        read as a new reader reads it and must hold our file."""
+        if at > 0 and (self._log / f"{at - 1:020d}.json").exists():
+            return
+        if at == 0 and list_log(self._log).latest() == 0:
+            return
+        try:
+            latest = LocalLog.load(self.uri)
+        except UnsupportedTable:
+            latest = None
+        if latest is not None and path in latest._files:
+            return
+        # Below the newest checkpoint: no reader sees it, and no writer built on it.
+        entry.unlink(missing_ok=True)
+        data.unlink(missing_ok=True)
+        raise CommitConflict(
+            f"version {at} of {self.uri} lies below a newer checkpoint of the table: a log "
+            f"cleanup had deleted that version, committed by another writer"
+        )
 
 
 def _fields(schema: pa.Schema) -> Iterator[pa.Field]:

@@ -10,13 +10,12 @@ rows to them, so reads see every write, committed or not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
 
 from podline.matching import is_in, rows_in_order
-from podline.stores._common import RowFilter, conform, evolve_schema
+from podline.stores._common import RowFilter, conform, evolve_schema, path_text
 from podline.stores._delta_format import (
     ParquetSettings,
     parquet_settings,
@@ -49,9 +48,10 @@ class Buffered(NamedTuple):
 
 
 def _read_ids(
-    log: TableLog, paths: list[str], column: str, local_root: str | None
+    log: TableLog, files: dict[str, int], column: str, local_root: str | None
 ) -> pa.ChunkedArray:
-    """The ``column`` values of the given data files of the table, as ``large_string``.
+    """The ``column`` values of the given data files of the table (path -> size), as
+    ``large_string``.
 
     For a local table (``local_root``, its directory) the files are read through Arrow's own
     file system, which reads a column about twice as fast as the one delta-rs provides.
@@ -61,7 +61,7 @@ def _read_ids(
         if local_root is None
         else local_filesystem(local_root)
     )
-    parts = read_parquet(paths, [column], filesystem)
+    parts = read_parquet(files, [column], filesystem, f"the Delta table at {log.uri}")
     ids = [chunk for part in parts for chunk in part[column].cast(pa.large_string()).chunks]
     return pa.chunked_array(ids, pa.large_string())
 
@@ -87,7 +87,7 @@ class CommittedIds:
             # Files were removed (compaction by another writer, or a delete): start over.
             self.index = IdIndex()
             self.files = frozenset()
-        new = [name for name in written if name not in self.files]
+        new = {name: size for name, size in written.items() if name not in self.files}
         added = False
         if new and column in log.schema().names:
             before = len(self.index)
@@ -225,8 +225,9 @@ def committed_rows(
     # Files in the order they were written, so rows come back in the order they were
     # written: a run that reads back what it wrote then matches ids without searching.
     written = pa.schema([stored.field(c) for c in columns])
-    paths = [str(Path(local_root, name)) for name in log.data_files()]
-    parts = [conform(part, written, path) for part in read_parquet(paths, columns)]
+    described = f"the table of {path_text(path)} at {log.uri}"
+    files = read_parquet(log.data_files(), columns, local_filesystem(local_root), described)
+    parts = [conform(part, written, path) for part in files]
     table = pa.concat_tables(parts) if parts else written.empty_table()
     return table if where is None else where.apply(table)
 

@@ -177,6 +177,8 @@ class _DeltaBackend:
                 storage_options=self.storage_options or None,
                 version=version,
             )
+        except StoreError as exc:  # it names the table's directory, the version and the fault
+            raise StoreError(f"cannot open the table of {path_text(path)}: {exc}") from exc
         except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
             raise StoreError(
                 f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
