@@ -50,6 +50,14 @@ def test_return_annotation_must_match_the_number_of_keys() -> None:
         PacketFunction(stats, output_keys=["a", "b", "c"])
 
 
+@pytest.mark.parametrize("keys", ["__record_id", ["area", "__x"]])
+def test_output_keys_may_not_use_the_reserved_prefix(keys: str | list[str]) -> None:
+    # '__record_id' once failed only at run time, with a KeyError from inside the memo
+    # (the memo table had two '__record_id' columns).
+    with pytest.raises(FunctionDefinitionError, match=r"area: output key\(s\) '__"):
+        PacketFunction(area, output_keys=keys, output_schema=dict.fromkeys(keys, float))
+
+
 def test_missing_annotations_are_errors_naming_parameters() -> None:
     def f(x, y: int):  # type: ignore[no-untyped-def]
         return x

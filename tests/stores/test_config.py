@@ -48,6 +48,15 @@ def test_unknown_schemes(config: str) -> None:
         open_store(config)
 
 
+@pytest.mark.parametrize(
+    "location", ["s3://", "gs://", "az://", "abfss://", "s3:///dir", "file://", "file://host/x"]
+)
+def test_malformed_urls_are_refused(location: str) -> None:
+    for open_it in (open_store, DeltaStore):
+        with pytest.raises(StoreError, match="malformed store URL"):
+            open_it(location)
+
+
 def test_from_config_checks_the_scheme(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="MemoryStore cannot open"):
         MemoryStore.from_config(tmp_path.as_uri())

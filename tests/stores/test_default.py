@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from podline.errors import StoreError
 from podline.stores import DeltaStore, MemoryStore, default_store
 
 from .conftest import records
@@ -53,3 +54,15 @@ def test_variable_names_any_store(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(store, MemoryStore)
     assert store.prefix == ("t",)
     assert store.read((), ["a"]).num_rows == 1
+
+
+@pytest.mark.parametrize("config", ["s3://", "gs://", "az://", "s3:///dir", "file://"])
+def test_a_url_without_its_bucket_or_path_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str
+) -> None:
+    # "s3://" used to become a local store in the directory "./s3:".
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PODLINE_STORE", config)
+    with pytest.raises(StoreError, match=f"malformed store URL '{config}'"):
+        default_store()
+    assert list(tmp_path.iterdir()) == []

@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, get_type_hints
 
-from podline.columns import column_names
+from podline.columns import RESERVED_PREFIX, column_names, is_reserved
 from podline.errors import FunctionDefinitionError, OutputValidationError, format_names
 from podline.executors.base import is_async_function
 from podline.functions.code_identity import code_identity
@@ -104,6 +104,14 @@ class PacketFunction(IdentityMixin):
             )
         if len(set(self.output_keys)) != len(self.output_keys):
             raise FunctionDefinitionError(f"{self.name}: output_keys repeat: {self.output_keys}")
+        reserved = [key for key in self.output_keys if is_reserved(key)]
+        if reserved:
+            # Output columns sit beside podline's hidden ones (record ids, source info) in
+            # the rows and stores it writes: '__record_id' would collide with the memo's id.
+            raise FunctionDefinitionError(
+                f"{self.name}: output key(s) {format_names(reserved)} start with the reserved "
+                f"prefix {RESERVED_PREFIX!r}, which podline keeps for its hidden columns"
+            )
         hints = _type_hints(fn, self.name)
         params = _parameters(fn, self.name) if input_schema is None else []
         #: Parameter names in call order when every parameter may be passed positionally.

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import functools
 import os
 import random
@@ -87,6 +88,7 @@ from podline.stores._delta_table import (
     merge_buffered,
     stored_rows,
 )
+from podline.stores._delta_verify import VerifyReport, verify_tables
 from podline.stores._scoped import ScopedStore
 from podline.stores.base import PathLike, StorePath
 
@@ -646,6 +648,22 @@ class _DeltaBackend:
                     for ids in state.committed.values():
                         ids.rewritten(log, base)
 
+    # -- verification
+
+    def verify(self, prefix: StorePath) -> VerifyReport:
+        """See ``DeltaStore.verify``."""
+        # A new backend reads each table as a new store object would: none of this one's
+        # buffers, handles or id indexes take part.
+        fresh = _DeltaBackend(self.root, self.local, self.storage_options, self.flush_rows, None)
+
+        def read(path: StorePath) -> tuple[TableLog | None, pa.Table | None]:
+            rows = fresh.scan(path, None, None)
+            return fresh._tables[path].log, rows
+
+        filesystem, base = self._filesystem()
+        options = self.storage_options or None
+        return verify_tables(filesystem, base, prefix, read, uri=self._uri, storage_options=options)
+
 
 def _unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
@@ -678,13 +696,7 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
     ) -> None:
         text = os.fspath(root)
-        local: Path | None
-        if "://" not in text:
-            local = Path(text).expanduser().absolute()
-        elif text.lower().startswith("file://"):
-            local = Path(unquote(urlsplit(text).path))
-        else:
-            local = None
+        local = _local_directory(text)
         uri = local.as_posix() if local is not None else text.rstrip("/")
         super().__init__(_DeltaBackend(uri, local, storage_options, flush_rows, flush_seconds))
 
@@ -707,10 +719,24 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         default (a week) unless no one else uses the store."""
         self._backend.compact(join_path(self._prefix, path), retention_hours)
 
+    def verify(self, path: PathLike = ()) -> VerifyReport:
+        """Read every table at or below ``path`` through podline and through delta-rs,
+        compare what they read, and list what writers left behind (see ``VerifyReport``).
+        Only committed records are read: flush first to include buffered ones. Meant for a
+        store no one is writing to; paths in the report are relative to this view."""
+        report = self._backend.verify(join_path(self._prefix, path))
+        cut = len(self._prefix)
+        return VerifyReport(
+            tuple(p[cut:] for p in report.tables),
+            tuple(dataclasses.replace(f, path=f.path[cut:]) for f in report.problems),
+            tuple(dataclasses.replace(f, path=f.path[cut:]) for f in report.leftovers),
+        )
+
     @classmethod
     def _from_base(cls, base: str) -> Self:
         if "://" not in base:
             return cls(base)
+        _local_directory(base)  # before splitting, which would make "s3://" "s3:"
         location, query = split_query(base)
         options: dict[str, Any] = {}
         try:
@@ -722,3 +748,22 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         except ValueError as exc:
             raise StoreError(f"invalid option in store config {base!r}: {exc}") from exc
         return cls(location, storage_options=query or None, **options)
+
+
+def _local_directory(location: str) -> Path | None:
+    """The directory of a local store ``location`` (a path or ``file://`` URL), or None for
+    an object-store URL. A URL without its bucket (``s3://``) or path (``file://``), or of
+    a scheme no store takes, is refused: it would otherwise name a local directory ``s3:``."""
+    if "://" not in location:
+        return Path(location).expanduser().absolute()
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    if scheme == "file" and parts.netloc in ("", "localhost") and parts.path:
+        return Path(unquote(parts.path))
+    if scheme != "file" and scheme in DeltaStore.schemes and scheme and parts.netloc:
+        return None
+    raise StoreError(
+        f"malformed store URL {location!r}: a local store is a directory or "
+        f"file:///absolute/path, an object store a URL naming its bucket or container, "
+        f"as in s3://bucket/dir (schemes: {', '.join(filter(None, DeltaStore.schemes))})"
+    )
