@@ -28,6 +28,13 @@ def _start(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def _assert_verified(root: Path, leftovers: set[str] | None = None) -> None:
+    """podline reads every table as delta-rs does, and writers left only ``leftovers``."""
+    report = DeltaStore(root).verify()
+    assert report.ok, report
+    assert {finding.kind for finding in report.leftovers} <= (leftovers or set()), report
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lock", ["flock", "nolock"])
 def test_two_writers_lose_nothing_and_duplicate_nothing(tmp_path: Path, lock: str) -> None:
@@ -57,6 +64,7 @@ def test_two_writers_lose_nothing_and_duplicate_nothing(tmp_path: Path, lock: st
     # Both writers won some of the shared ids or one won all; either way each is there once.
     shared = table.filter(pc.starts_with(table[RECORD_ID], "id")).num_rows
     assert shared == len(expected)
+    _assert_verified(root)
 
 
 @pytest.mark.slow
@@ -83,6 +91,7 @@ def test_sigkill_leaves_every_committed_batch_whole(tmp_path: Path) -> None:
     assert set(committed) <= set(sizes)
     assert set(sizes.values()) == {100}
     assert sorted(sizes) == list(range(len(sizes)))
+    _assert_verified(root, {"unreferenced-file", "temporary-file"})
     # The store is still writable after the crash.
     assert store.write("crash/t", table.slice(0, 1)) == 0
     store.close()

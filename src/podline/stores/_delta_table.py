@@ -15,7 +15,7 @@ from typing import NamedTuple
 import pyarrow as pa
 
 from podline.matching import is_in, rows_in_order
-from podline.stores._common import RowFilter, conform, evolve_schema, path_text
+from podline.stores._common import RowFilter, conform, evolve_schema
 from podline.stores._delta_format import (
     ParquetSettings,
     parquet_settings,
@@ -225,8 +225,8 @@ def committed_rows(
     # Files in the order they were written, so rows come back in the order they were
     # written: a run that reads back what it wrote then matches ids without searching.
     written = pa.schema([stored.field(c) for c in columns])
-    described = f"the table of {path_text(path)} at {log.uri}"
-    files = read_parquet(log.data_files(), columns, local_filesystem(local_root), described)
+    filesystem = local_filesystem(local_root)
+    files = read_parquet(log.data_files(), columns, filesystem, f"the Delta table at {log.uri}")
     parts = [conform(part, written, path) for part in files]
     table = pa.concat_tables(parts) if parts else written.empty_table()
     return table if where is None else where.apply(table)

@@ -1,0 +1,245 @@
+"""Damaged, foreign and hostile Delta tables: podline reads what delta-rs reads, or raises a
+``StoreError`` naming the table, the version and the fault (issue 15, points 2, 3 and 7)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from podline.errors import StoreError
+from podline.stores import RECORD_ID, DeltaStore
+
+from .conftest import records
+
+Mutation = Callable[[Path, Path], None]
+
+
+def _table(root: Path, name: str = "t", commits: int = 3) -> Path:
+    with DeltaStore(root, flush_seconds=None) as store:
+        for i in range(commits):
+            store.write(name, records([f"{name}{i}a", f"{name}{i}b"], v=[i, i]))
+            store.flush()
+        return Path(store.table_uri(name))
+
+
+def _entry(table: Path, version: int) -> Path:
+    return table / "_delta_log" / f"{version:020d}.json"
+
+
+def _actions(table: Path, version: int) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _entry(table, version).read_text().splitlines()]
+
+
+def _rewrite(table: Path, version: int, actions: list[Any]) -> None:
+    _entry(table, version).write_text("".join(json.dumps(a) + "\n" for a in actions))
+
+
+def _added(table: Path, version: int) -> dict[str, Any]:
+    return next(a["add"] for a in _actions(table, version) if "add" in a)
+
+
+def _set_add(table: Path, **fields: Any) -> None:
+    """Change fields of the ``add`` action of version 1."""
+    actions = _actions(table, 1)
+    for action in actions:
+        if "add" in action:
+            action["add"].update(fields)
+    _rewrite(table, 1, actions)
+
+
+def _set_protocol(table: Path, **fields: Any) -> None:
+    actions = _actions(table, 0)
+    for action in actions:
+        if "protocol" in action:
+            action["protocol"] = fields
+    _rewrite(table, 0, actions)
+
+
+def _other_file(root: Path, table: Path) -> Path:
+    other = _table(root, "other", commits=1)
+    return next(other.glob("*.parquet"))
+
+
+# What each mutation does to version 1 (or the table's files), and what the error says.
+_DAMAGE: dict[str, tuple[Mutation, str]] = {
+    # Point 2: paths that leave the table (podline used to read the other table's rows).
+    "absolute path": (
+        lambda root, t: _set_add(t, path=str(_other_file(root, t))),
+        r"data file '/.*' in log entry 1 of the Delta table at .* is not a relative path",
+    ),
+    "dot-dot path": (
+        lambda root, t: _set_add(t, path=f"../other.delta/{_other_file(root, t).name}"),
+        "data file '../other.delta/.*' in log entry 1 .* is not a relative path",
+    ),
+    "encoded dot-dot path": (
+        lambda root, t: _set_add(t, path=f"%2E%2E/other.delta/{_other_file(root, t).name}"),
+        "data file '%2E%2E/other.delta/.*' in log entry 1 .* is not a relative path",
+    ),
+    "file URI": (
+        lambda root, t: _set_add(t, path=_other_file(root, t).as_uri()),
+        "data file 'file:///.*' in log entry 1 .* is not a relative path",
+    ),
+    # Point 3: what delta-rs refuses.
+    "reader protocol 4": (
+        lambda root, t: _set_protocol(t, minReaderVersion=4, minWriterVersion=2),
+        "Unsupported minimum reader version 4",
+    ),
+    "reader features at reader protocol 1": (
+        lambda root, t: _set_protocol(
+            t, minReaderVersion=1, minWriterVersion=2, readerFeatures=["timestampNtz"]
+        ),
+        "Reader features must not be present",
+    ),
+    "a line that is not an object": (
+        lambda root, t: _rewrite(t, 1, [_actions(t, 1)[0], [_actions(t, 1)[1]]]),
+        "line 2 of log entry 1 of the Delta table at .* holds a JSON array, not an action",
+    ),
+    "a data file larger than its log says": (
+        lambda root, t: (t / _added(t, 1)["path"]).open("ab").write(b"0" * 10),
+        r"data file part-.* of the Delta table at .*t.delta has \d+ bytes where its log entry",
+    ),
+    "an add without its size": (
+        lambda root, t: _set_add(t, size=None),
+        'non-nullable .*"size"',
+    ),
+    # Point 7: clear errors.
+    "a missing data file": (
+        lambda root, t: (t / _added(t, 1)["path"]).unlink(),
+        "data file part-.* of the Delta table at .*t.delta is missing",
+    ),
+    "a truncated data file": (
+        lambda root, t: _truncate_data(t),
+        "data file part-.* of the Delta table at .*t.delta cannot be read: .*magic bytes",
+    ),
+    "a garbage log entry": (
+        lambda root, t: _entry(t, 1).write_bytes(b"\x00{\x00"),
+        "line 1 of log entry 1 of the Delta table at .* is not valid JSON",
+    ),
+    "a log entry that is not UTF-8": (
+        lambda root, t: _entry(t, 1).write_bytes(b'{"commitInfo": {"x": "\xe9"}}\n'),
+        "log entry 1 of the Delta table at .* is not UTF-8 text",
+    ),
+    "a truncated log entry": (
+        lambda root, t: _entry(t, 1).write_bytes(_entry(t, 1).read_bytes()[:-40]),
+        "line 2 of log entry 1 of the Delta table at .* is not valid JSON .*truncated",
+    ),
+}
+
+
+def _write_and_flush(store: DeltaStore) -> None:
+    store.write("t", records(["new"], v=[9]))
+    store.flush()
+
+
+def _truncate_data(table: Path) -> None:
+    data = table / _added(table, 1)["path"]
+    data.write_bytes(data.read_bytes()[:100])
+    _set_add(table, size=100)  # the log agrees: the file is cut, not changed
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
+def test_a_damaged_table_is_a_store_error_naming_the_fault(tmp_path: Path, damage: str) -> None:
+    table = _table(tmp_path)
+    mutate, message = _DAMAGE[damage]
+    mutate(tmp_path, table)
+    with pytest.raises(StoreError, match=message):
+        DeltaStore(tmp_path).scan("t")
+    with pytest.raises(StoreError, match=message):
+        DeltaStore(tmp_path).read("t", ["t0a"])
+    writer = DeltaStore(tmp_path, flush_seconds=None)
+    with pytest.raises(StoreError, match=message):
+        _write_and_flush(writer)
+    # delta-rs refuses it too (or, for a file appended to, reads the bytes its log names).
+    if damage != "a data file larger than its log says":
+        with pytest.raises(Exception):  # noqa: B017, PT011 - delta-rs raises bare Exceptions
+            DeltaTable(str(table)).to_pyarrow_table()
+    report = DeltaStore(tmp_path).verify()
+    assert [(f.path, f.kind) for f in report.problems] in (
+        [(("t",), "unreadable")],
+        [(("t",), "refused")],
+    )
+
+
+def test_a_store_that_read_a_table_refuses_a_damaging_commit_later(tmp_path: Path) -> None:
+    # The same checks apply when a store brings a table it has read up to date.
+    table = _table(tmp_path)
+    store = DeltaStore(tmp_path, flush_seconds=None)
+    assert store.scan("t").num_rows == 6
+    actions = _actions(table, 2)
+    actions[1]["add"]["path"] = "/etc/passwd"
+    _rewrite(table, 3, [actions[0], 7, actions[1]])
+    with pytest.raises(StoreError, match=r"line 2 of log entry 3 .* holds a JSON number"):
+        store.scan("t")
+
+
+def test_paths_are_percent_decoded_as_the_protocol_says(tmp_path: Path) -> None:
+    table = _table(tmp_path)
+    added = _added(table, 1)
+    (table / added["path"]).rename(table / "a b%.parquet")
+    _set_add(table, path="a%20b%25.parquet")
+    rows = DeltaStore(tmp_path).scan("t").sort_by(RECORD_ID)
+    assert rows.equals(
+        DeltaTable(str(table)).to_pyarrow_table().sort_by(RECORD_ID).cast(rows.schema)
+    )
+    assert rows.num_rows == 6
+
+
+def test_a_column_mapping_table_is_refused_not_misread(tmp_path: Path) -> None:
+    # delta-rs's Arrow dataset reads a column-mapping table's columns as nulls; podline used
+    # to return them, and failed a write to it with a KeyError.
+    store = DeltaStore(tmp_path, flush_seconds=None)
+    uri = store.table_uri("t")
+    write_deltalake(uri, records(["a"], v=[1]), configuration={"delta.columnMapping.mode": "name"})
+    message = r"cannot open the table of 't': .* uses column mapping \('name' mode\)"
+    with pytest.raises(StoreError, match=message):
+        store.scan("t")
+    with pytest.raises(StoreError, match=message):
+        _write_and_flush(store)
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["podline's", "delta-rs's"])
+def test_a_table_that_turns_to_column_mapping_is_refused(tmp_path: Path, partitioned: bool) -> None:
+    # A store that has read the table (with its own log reader, or delta-rs's for a
+    # partitioned one) meets a commit turning column mapping on.
+    store = DeltaStore(tmp_path, flush_seconds=None)
+    uri = store.table_uri("t")
+    write_deltalake(uri, records(["a"], v=[1]), partition_by=["v"] if partitioned else None)
+    assert store.scan("t").num_rows == 1
+    metadata = next(a["metaData"] for a in _actions(Path(uri), 0) if "metaData" in a)
+    schema = json.loads(metadata["schemaString"])
+    for position, field in enumerate(schema["fields"], 1):
+        field["metadata"] = {
+            "delta.columnMapping.id": position,
+            "delta.columnMapping.physicalName": field["name"],
+        }
+    metadata["schemaString"] = json.dumps(schema)
+    metadata["configuration"] = {
+        "delta.columnMapping.mode": "name",
+        "delta.columnMapping.maxColumnId": str(len(schema["fields"])),
+    }
+    protocol = {"minReaderVersion": 2, "minWriterVersion": 5}
+    _rewrite(Path(uri), 1, [{"protocol": protocol}, {"metaData": metadata}])
+    with pytest.raises(StoreError, match=r"version 1\) uses column mapping"):
+        store.scan("t")
+
+
+def test_unknown_actions_and_fields_are_skipped_as_delta_rs_skips_them(tmp_path: Path) -> None:
+    table = _table(tmp_path)
+    actions = _actions(table, 1)
+    actions[1]["add"]["futureField"] = {"x": 1}
+    _rewrite(table, 1, [*actions, {"futureAction": {"x": 1}}, {"txn": 5}])
+    rows = DeltaStore(tmp_path).scan("t")
+    assert rows.num_rows == 6 == DeltaTable(str(table)).to_pyarrow_table().num_rows
+
+
+def test_an_action_podline_cannot_be_sure_of_goes_to_delta_rs(tmp_path: Path) -> None:
+    # A size written as a string: delta-rs reads it as a number; podline lets delta-rs read.
+    table = _table(tmp_path)
+    _set_add(table, size=str(_added(table, 1)["size"]))
+    assert DeltaStore(tmp_path).scan("t").num_rows == 6
+    assert DeltaStore(tmp_path).verify().ok
