@@ -49,6 +49,26 @@ _CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parque
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 #: Reader features that change nothing about reading plain Parquet files.
 _PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
+#: Writer features that ask nothing of a reader. Any other feature a table's protocol lists
+#: for writers is one a reader must support too (or one podline does not know): delta-rs
+#: refuses a table listing such a feature for writers but not for readers.
+_WRITER_ONLY_FEATURES = frozenset(
+    {
+        "appendOnly",
+        "invariants",
+        "checkConstraints",
+        "changeDataFeed",
+        "generatedColumns",
+        "identityColumns",
+        "rowTracking",
+        "domainMetadata",
+        "icebergCompatV1",
+        "icebergCompatV2",
+        "clustering",
+        "inCommitTimestamp",
+        "allowColumnDefaults",
+    }
+)
 #: What JSON counts as white space besides the line breaks entries are split at.
 _JSON_SPACE = " \t\r"
 _JSON_NAMES = {
@@ -229,19 +249,18 @@ def check_action(kind: str, value: Any, where: str) -> dict[str, Any]:
 def readable_protocol(protocol: dict[str, Any]) -> bool:
     """Whether a table under ``protocol`` (checked by ``check_action``) is one podline reads:
     reader version 1, or 3 with only reader features that change nothing about reading plain
-    Parquet files, and every rule delta-rs checks a protocol against (writer features
-    exactly with writer version 7, reader features among them)."""
+    Parquet files, under every rule delta-rs checks a protocol against (features listed
+    exactly with versions 3 and 7, reader features among the writer features, and every
+    writer feature a reader must know among the reader features)."""
     reader, writer = protocol["minReaderVersion"], protocol["minWriterVersion"]
     readers, writers = protocol.get("readerFeatures"), protocol.get("writerFeatures")
     if (writers is not None) != (writer == 7) or not 1 <= writer <= 7:
         return False
-    if reader == 1:
-        return readers is None
+    if (readers is not None) != (reader == 3) or reader not in (1, 3):
+        return False
+    readers, writers = set(readers or ()), set(writers or ())
     return (
-        reader == 3
-        and readers is not None
-        and set(readers) <= _PLAIN_READER_FEATURES
-        and set(readers) <= set(writers or ())
+        readers <= _PLAIN_READER_FEATURES & writers and writers - readers <= _WRITER_ONLY_FEATURES
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "ParquetSettings",
     "UnsupportedTable",
     "arrow_field",
+    "check_data_files",
     "decode_segment",
     "delta_field",
     "delta_schema",
@@ -344,41 +345,46 @@ def path_schema(stored: pa.Schema) -> pa.Schema:
 # --------------------------------------------------------------------------- data files
 
 
+def check_data_files(files: Mapping[str, int], filesystem: pafs.FileSystem, table: str) -> None:
+    """Refuse data ``files`` (path in ``filesystem`` -> size in bytes, as the log of
+    ``table``, described for messages, gives it) that are missing or of another size.
+
+    A file whose size differs from the log's was changed after its commit (truncated,
+    appended to, swapped): delta-rs, which reads a file's footer where the log's size puts
+    it, refuses it or reads what the log named; podline refuses it.
+    """
+    for info, size in zip(filesystem.get_file_info(list(files)), files.values(), strict=True):
+        if info.type == pafs.FileType.NotFound:
+            raise StoreError(
+                f"data file {info.path} of {table} is missing: it was deleted while a commit "
+                f"still refers to it"
+            )
+        if info.size != size:
+            raise StoreError(
+                f"data file {info.path} of {table} has {info.size} bytes where its log entry "
+                f"says {size}: it was changed after it was committed"
+            )
+
+
 def read_parquet(
     files: Mapping[str, int],
     columns: Sequence[str],
     filesystem: pafs.FileSystem,
     table: str,
 ) -> Iterator[pa.Table]:
-    """The rows of each of these Parquet ``files`` (path in ``filesystem`` -> size in bytes,
-    as the log of ``table``, described for messages, gives it), in order, with those of
-    ``columns`` the file has (a file written before a column existed lacks it), in the
-    written types.
-
-    A file whose size differs from the log's was changed after its commit (truncated,
-    appended to, swapped): it is refused, as delta-rs, which reads a file's footer where the
-    log's size puts it, refuses it or reads something else. A missing or unreadable file is a
-    ``StoreError`` naming it and its table.
+    """The rows of each of these Parquet ``files`` (checked by ``check_data_files``), in
+    order, with those of ``columns`` the file has (a file written before a column existed
+    lacks it), in the written types; a file that cannot be read is a ``StoreError`` naming
+    it and its table.
 
     Files are read one by one rather than as a dataset: Arrow's dataset engine imports
     pandas and costs some 40 MB of memory to load, more than most tables podline reads.
     """
-    for path, size in files.items():
+    check_data_files(files, filesystem, table)
+    for path in files:
         try:
-            with filesystem.open_input_file(path) as source:
-                if source.size() != size:
-                    raise StoreError(
-                        f"data file {path} of {table} has {source.size()} "
-                        f"bytes where its log entry says {size}: it was changed after it "
-                        f"was committed"
-                    )
-                with pq.ParquetFile(source) as file:
-                    has = set(file.schema_arrow.names)
-                    yield file.read(columns=[name for name in columns if name in has])
-        except FileNotFoundError as exc:
-            raise StoreError(
-                f"data file {path} of {table} is missing: it was deleted "
-                f"while a commit still refers to it"
-            ) from exc
-        except (OSError, pa.ArrowException) as exc:
+            with filesystem.open_input_file(path) as source, pq.ParquetFile(source) as file:
+                has = set(file.schema_arrow.names)
+                yield file.read(columns=[name for name in columns if name in has])
+        except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
             raise StoreError(f"data file {path} of {table} cannot be read: {exc}") from exc

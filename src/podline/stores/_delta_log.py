@@ -393,7 +393,7 @@ class LocalLog:
                     rows = file.read(columns=wanted)
             except FileNotFoundError:
                 raise
-            except (OSError, pa.ArrowException) as exc:
+            except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
                 raise StoreError(f"{where} cannot be read: {exc}") from exc
             for kind, value in checkpoint_actions(rows, where):
                 self._apply(kind, value, where)

@@ -14,10 +14,12 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
+from podline.errors import StoreError
 from podline.matching import is_in, rows_in_order
-from podline.stores._common import RowFilter, conform, evolve_schema
+from podline.stores._common import RowFilter, conform, evolve_schema, path_text
 from podline.stores._delta_format import (
     ParquetSettings,
+    check_data_files,
     parquet_settings,
     path_schema,
     read_parquet,
@@ -62,7 +64,13 @@ def _read_ids(
         else local_filesystem(local_root)
     )
     parts = read_parquet(files, [column], filesystem, f"the Delta table at {log.uri}")
-    ids = [chunk for part in parts for chunk in part[column].cast(pa.large_string()).chunks]
+    # A file written before the column existed has no ids in it.
+    ids = [
+        chunk
+        for part in parts
+        if column in part.column_names
+        for chunk in part[column].cast(pa.large_string()).chunks
+    ]
     return pa.chunked_array(ids, pa.large_string())
 
 
@@ -210,15 +218,7 @@ def committed_rows(
     assert log is not None
     assert stored is not None
     if local_root is None or not log.direct():
-        # Object stores, deletion vectors, column mapping or partitions (tables podline did
-        # not write): delta-rs interprets them, through Arrow's dataset engine.
-        table = log.delta_table()
-        dataset = (
-            table.to_pyarrow_dataset()
-            if local_root is None
-            else table.to_pyarrow_dataset(filesystem=local_filesystem(local_root))
-        )
-        return dataset.to_table(columns=columns, filter=where and where.expression())
+        return _read_by_delta_rs(log, local_root, columns, path, where)
     # Plain local tables are read as the Parquet files they are, in the types podline
     # wrote them in: delta-rs's dataset would convert every large string to a string
     # (and ``conform`` back again), which doubles the cost of a read.
@@ -230,6 +230,34 @@ def committed_rows(
     parts = [conform(part, written, path) for part in files]
     table = pa.concat_tables(parts) if parts else written.empty_table()
     return table if where is None else where.apply(table)
+
+
+def _read_by_delta_rs(
+    log: TableLog,
+    local_root: str | None,
+    columns: list[str],
+    path: StorePath,
+    where: RowFilter | None,
+) -> pa.Table:
+    """Rows of a table on an object store, or with features podline does not read itself
+    (partitions, deletion vectors, a log it is not sure of): delta-rs interprets them,
+    through Arrow's dataset engine."""
+    if local_root is not None:  # Arrow's file system reads files whole, whatever the log says
+        filesystem = local_filesystem(local_root)
+        check_data_files(log.data_files(), filesystem, f"the Delta table at {log.uri}")
+    try:
+        table = log.delta_table()
+        dataset = (
+            table.to_pyarrow_dataset()
+            if local_root is None
+            else table.to_pyarrow_dataset(filesystem=filesystem)
+        )
+        return dataset.to_table(columns=columns, filter=where and where.expression())
+    except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
+        raise StoreError(
+            f"cannot read version {log.version()} of the table of {path_text(path)} at "
+            f"{log.uri}: {exc}"
+        ) from exc
 
 
 def merge_buffered(
