@@ -258,6 +258,8 @@ def readable_protocol(protocol: dict[str, Any]) -> bool:
         return False
     if (readers is not None) != (reader == 3) or reader not in (1, 3):
         return False
+    if reader == 3 and writer != 7:  # reader features come with writer features
+        return False
     readers, writers = set(readers or ()), set(writers or ())
     return (
         readers <= _PLAIN_READER_FEATURES & writers and writers - readers <= _WRITER_ONLY_FEATURES

@@ -7,10 +7,14 @@ enough to read and append to directly, as the Delta protocol lays them out:
 
 - ``LocalLog`` replays the table's ``_delta_log`` (its latest checkpoint, then the JSON
   commits after it; a short log, all of its JSON commits) for the version, the data files in
-  the order they were added and the schema; an update reads only the commits added since.
+  the order they were added and the schema; an update reads only the commits added since,
+  or the table again from its newest checkpoint once a log cleanup deleted the next commit.
+  Every entry is checked before it is believed (``_delta_actions``): what delta-rs refuses
+  is refused, and what podline is not sure of is delta-rs's to read.
 - ``LocalLog.append`` writes one Parquet file with pyarrow and commits it as the next log
   entry, created with a hard link so it either appears whole or, when another writer took
-  that version, not at all (the put-if-absent rule every Delta writer relies on). Every
+  that version, not at all (the put-if-absent rule every Delta writer relies on); an entry
+  that landed below a checkpoint, on a version a log cleanup freed, is withdrawn. Every
   ``delta.checkpointInterval`` commits it has delta-rs write a checkpoint, as delta-rs would.
   ``LocalLog.create`` makes a new table the same way, as delta-rs would make it.
 
@@ -386,11 +390,10 @@ class LocalLog:
             where = f"checkpoint {name} of the Delta table at {self.uri}"
             try:
                 # A ParquetFile, not ``pq.read_table``: that loads Arrow's dataset engine (and
-                # pandas), 200 ms in a fresh process.
+                # pandas), 200 ms in a fresh process. Every column is read, not only the
+                # ones a read needs: damage to any of them makes delta-rs refuse the table.
                 with pq.ParquetFile(self._log / name) as file:
-                    present = set(file.schema_arrow.names)
-                    wanted = [c for c in ("add", "metaData", "protocol") if c in present]
-                    rows = file.read(columns=wanted)
+                    rows = file.read()
             except FileNotFoundError:
                 raise
             except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8

@@ -31,6 +31,9 @@ commit refers to, which ``compact`` removes.
 
 **Compaction** is explicit: ``compact()`` rewrites small files into large ones and vacuums
 files unreferenced for longer than ``retention_hours``.
+
+**Verification** (``_delta_verify``): ``verify()`` reads every table through podline and
+through delta-rs, compares them, and lists what writers left behind.
 """
 
 from __future__ import annotations
