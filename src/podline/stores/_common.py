@@ -2,14 +2,16 @@
 
 This module owns what ``base.Store`` promises and no backend may reinterpret: how paths are
 joined and validated, how an incoming batch is checked and reduced to its first occurrences,
-how the stored schema evolves and how a batch is conformed to it, and how reads are projected,
-filtered and ordered. Backends only decide where records live.
+how the stored schema evolves and how a batch is conformed to it, how reads are projected,
+filtered and ordered, and how configs and store locations are read (a malformed URL is
+refused, never taken for a directory). Backends only decide where records live.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -35,6 +37,7 @@ __all__ = [
     "first_occurrences",
     "id_array",
     "join_path",
+    "local_directory",
     "path_text",
     "prepare_batch",
     "record_path",
@@ -410,3 +413,23 @@ def add_query(base: str, options: Mapping[str, str]) -> str:
     if not options:
         return base
     return base + "?" + urlencode(sorted(options.items()))
+
+
+def local_directory(location: str, schemes: Sequence[str]) -> Path | None:
+    """The directory of a local store ``location`` (a path or ``file://`` URL), or None for
+    an object-store URL of one of ``schemes``. A URL without its bucket (``s3://``) or path
+    (``file://``), or of another scheme, is refused: ``s3://`` once named a directory
+    ``./s3:``."""
+    if "://" not in location:
+        return Path(location).expanduser().absolute()
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    if scheme == "file" and parts.netloc in ("", "localhost") and parts.path:
+        return Path(unquote(parts.path))
+    if scheme not in ("", "file") and scheme in schemes and parts.netloc:
+        return None
+    raise StoreError(
+        f"malformed store URL {location!r}: a local store is a directory or "
+        f"file:///absolute/path, an object store a URL naming its bucket or container, "
+        f"as in s3://bucket/dir (schemes: {', '.join(filter(None, schemes))})"
+    )

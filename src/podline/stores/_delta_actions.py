@@ -370,4 +370,5 @@ def _check_reconciled(actions: list[Action], where: str) -> None:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    # Python's json module reads NaN and Infinity; JSON (and delta-rs) has no such values.
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)

@@ -51,7 +51,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 from pyarrow import fs as pafs
@@ -64,6 +63,7 @@ from podline.stores._common import (
     conform,
     evolve_schema,
     join_path,
+    local_directory,
     path_text,
     record_path,
     row_filter,
@@ -699,7 +699,7 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
     ) -> None:
         text = os.fspath(root)
-        local = _local_directory(text)
+        local = local_directory(text, self.schemes)
         uri = local.as_posix() if local is not None else text.rstrip("/")
         super().__init__(_DeltaBackend(uri, local, storage_options, flush_rows, flush_seconds))
 
@@ -739,7 +739,7 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
     def _from_base(cls, base: str) -> Self:
         if "://" not in base:
             return cls(base)
-        _local_directory(base)  # before splitting, which would make "s3://" "s3:"
+        local_directory(base, cls.schemes)  # before splitting, which makes "s3://" "s3:"
         location, query = split_query(base)
         options: dict[str, Any] = {}
         try:
@@ -751,22 +751,3 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         except ValueError as exc:
             raise StoreError(f"invalid option in store config {base!r}: {exc}") from exc
         return cls(location, storage_options=query or None, **options)
-
-
-def _local_directory(location: str) -> Path | None:
-    """The directory of a local store ``location`` (a path or ``file://`` URL), or None for
-    an object-store URL. A URL without its bucket (``s3://``) or path (``file://``), or of
-    a scheme no store takes, is refused: it would otherwise name a local directory ``s3:``."""
-    if "://" not in location:
-        return Path(location).expanduser().absolute()
-    parts = urlsplit(location)
-    scheme = parts.scheme.lower()
-    if scheme == "file" and parts.netloc in ("", "localhost") and parts.path:
-        return Path(unquote(parts.path))
-    if scheme != "file" and scheme in DeltaStore.schemes and scheme and parts.netloc:
-        return None
-    raise StoreError(
-        f"malformed store URL {location!r}: a local store is a directory or "
-        f"file:///absolute/path, an object store a URL naming its bucket or container, "
-        f"as in s3://bucket/dir (schemes: {', '.join(filter(None, DeltaStore.schemes))})"
-    )
