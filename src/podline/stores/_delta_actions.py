@@ -22,6 +22,7 @@ action's path names a data file (``data_file``). The rules:
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -129,6 +130,20 @@ _OPTIONAL: dict[str, dict[str, type]] = {
     "metaData": {"name": str, "description": str, "createdTime": int},
     "protocol": {"readerFeatures": list, "writerFeatures": list},
 }
+#: Per action: (field, type, required, the integers it may hold or None), from the above.
+_SPECS: dict[str, tuple[tuple[str, type, bool, range | None], ...]] = {
+    kind: tuple(
+        (
+            name,
+            expected,
+            required,
+            (_INT32 if kind == "protocol" else _INT64) if expected is int else None,
+        )
+        for fields, required in ((_REQUIRED[kind], True), (_OPTIONAL[kind], False))
+        for name, expected in fields.items()
+    )
+    for kind in _REQUIRED
+}
 #: Fields holding string maps (a checkpoint stores them as lists of key-value pairs).
 _MAPS = {"add": ("partitionValues", "tags"), "metaData": ("configuration",)}
 
@@ -150,9 +165,9 @@ class LogListing(NamedTuple):
         return max(self.commits | self.checkpoints.keys(), default=-1)
 
 
-def list_log(directory: Path) -> LogListing:
+def list_log(directory: str | Path) -> LogListing:
     """The entries of the log ``directory`` (raises ``OSError`` if it cannot be listed)."""
-    return log_listing(p.name for p in directory.iterdir())
+    return log_listing(os.listdir(directory))
 
 
 def log_listing(names: Iterable[str]) -> LogListing:
@@ -193,7 +208,7 @@ def commit_actions(data: bytes, at: int, uri: str) -> list[Action]:
         if not line.strip(_JSON_SPACE):
             continue
         try:
-            action = json.loads(line, parse_constant=_no_constant)
+            action = _DECODER.decode(line)
         except (ValueError, RecursionError) as exc:
             raise StoreError(
                 f"line {number} of {where} is not valid JSON ({exc}): the entry is truncated "
@@ -204,11 +219,12 @@ def commit_actions(data: bytes, at: int, uri: str) -> list[Action]:
                 f"line {number} of {where} holds a JSON {_JSON_NAMES[type(action)]}, not an "
                 f"action object"
             )
-        kinds = [kind for kind in _REQUIRED if kind in action]
+        kinds = action.keys() & _SPECS.keys()
         if len(kinds) > 1:
-            raise UnsupportedTable(f"line {number} of {where} holds {kinds} in one action")
+            raise UnsupportedTable(f"line {number} of {where} holds {sorted(kinds)} at once")
         if kinds:
-            actions.append((kinds[0], check_action(kinds[0], action[kinds[0]], where)))
+            (kind,) = kinds
+            actions.append((kind, check_action(kind, action[kind], where)))
     _check_reconciled(actions, where)
     return actions
 
@@ -226,13 +242,11 @@ def check_action(kind: str, value: Any, where: str) -> dict[str, Any]:
     """``value``, if it has the shape of a ``kind`` action (see the module docs)."""
     if not isinstance(value, dict):
         raise UnsupportedTable(f"a {kind} action of {where} is {type(value).__name__}")
-    required, optional = _REQUIRED[kind], _OPTIONAL[kind]
-    for name, expected in required.items():
-        if not _typed(value.get(name), expected, kind):
-            raise UnsupportedTable(f"{kind}.{name} of {where} is {value.get(name)!r}")
-    for name, expected in optional.items():
+    for name, expected, required, valid in _SPECS[kind]:
         got = value.get(name)
-        if got is not None and not _typed(got, expected, kind):
+        if got is None and not required:
+            continue
+        if type(got) is not expected or (valid is not None and got not in valid):
             raise UnsupportedTable(f"{kind}.{name} of {where} is {got!r}")
     if kind == "metaData":
         _check_metadata(value, where)
@@ -241,7 +255,8 @@ def check_action(kind: str, value: Any, where: str) -> dict[str, Any]:
             if not all(isinstance(f, str) for f in value.get(name) or ()):
                 raise UnsupportedTable(f"protocol.{name} of {where} is {value[name]!r}")
     for name in ("partitionValues", "tags"):
-        if not all(isinstance(v, str | None) for v in (value.get(name) or {}).values()):
+        strings = value.get(name)
+        if strings and not all(isinstance(v, str | None) for v in strings.values()):
             raise UnsupportedTable(f"{kind}.{name} of {where} holds a value that is no string")
     return value
 
@@ -327,13 +342,6 @@ def data_file(path: str, where: str) -> str:
     return name
 
 
-def _typed(value: Any, expected: type, kind: str) -> bool:
-    if expected is int:
-        valid = _INT32 if kind == "protocol" else _INT64
-        return type(value) is int and value in valid
-    return type(value) is expected
-
-
 def _check_metadata(metadata: dict[str, Any], where: str) -> None:
     form = metadata["format"]
     options = form.get("options")
@@ -372,3 +380,6 @@ def _check_reconciled(actions: list[Action], where: str) -> None:
 def _no_constant(name: str) -> Any:
     # Python's json module reads NaN and Infinity; JSON (and delta-rs) has no such values.
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)

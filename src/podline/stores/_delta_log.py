@@ -48,6 +48,7 @@ from podline.stores._delta_actions import (
     commit_actions,
     data_file,
     list_log,
+    log_listing,
     readable_protocol,
     schema_fields,
 )
@@ -82,6 +83,8 @@ _CHECKPOINT_INTERVAL = 100
 #: commit, when all of its commits are there (see ``LocalLog.load``).
 _REPLAY_RATHER = 100
 _CLIENT = "podline"
+#: More than the coarsest clock tick file times are taken from.
+_CLOCK_TICK_NS = 100_000_000
 #: How often ``LocalLog.load`` lists a log that a concurrent cleanup changed under it.
 _LOAD_ATTEMPTS = 3
 #: What ``os.link`` fails with where a file system has no hard links.
@@ -247,7 +250,7 @@ def open_log(
 def has_log(uri: str) -> bool:
     """Whether a local Delta table exists at ``uri``: its log holds a commit or checkpoint."""
     try:
-        return list_log(Path(uri, "_delta_log")).latest() >= 0
+        return list_log(os.path.join(uri, "_delta_log")).latest() >= 0
     except (FileNotFoundError, NotADirectoryError):
         return False
 
@@ -267,8 +270,10 @@ class LocalLog:
     """A plain local Delta table, read from its log by podline (see the module docs)."""
 
     __slots__ = (
+        "_directory",
         "_files",
         "_links",
+        "_quiet",
         "_schema",
         "_sequence",
         "_table",
@@ -280,6 +285,10 @@ class LocalLog:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
+        self._directory = os.path.join(uri, "_delta_log")
+        #: The log directory's modification time when a listing last found nothing past
+        #: this version (see ``_skip_ahead``).
+        self._quiet = -1
         self._version = -1
         # Keyed by the path as the log gives it: ``remove`` actions match it as written.
         self._files: dict[str, _Added] = {}
@@ -310,7 +319,7 @@ class LocalLog:
     def _load(cls, uri: str, version: int | None) -> LocalLog | None:
         log = cls(uri)
         try:
-            listing = list_log(log._log)
+            listing = list_log(log._directory)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if listing.latest() < 0:
@@ -363,7 +372,23 @@ class LocalLog:
         A log cleanup (delta-rs's, after a checkpoint) deletes the entries older than the
         checkpoint, so a reader that fell behind finds its next commit gone. Appending on the
         old version would put a commit below the checkpoint, where no reader sees it."""
-        listing = list_log(self._log)
+        # An unchanged directory holds no new entry: a reader that is up to date (the
+        # usual case) pays a ``stat``, not a listing. Timestamps are as coarse as the kernel's
+        # clock tick, so only a time well past is trusted.
+        try:
+            changed = os.stat(self._directory).st_mtime_ns
+        except FileNotFoundError:
+            raise StoreError(f"the log of the Delta table at {self.uri} was deleted") from None
+        if changed == self._quiet:
+            return False
+        names = os.listdir(self._directory)
+        # Zero-padded versions compare as text: a look for anything past this version.
+        version = f"{self._version:020d}"
+        if not any(name[:20] > version for name in names if name[:1].isdigit()):
+            if time.time_ns() - changed > _CLOCK_TICK_NS:
+                self._quiet = changed
+            return False
+        listing = log_listing(names)
         if self._version + 1 in listing.commits:
             return True  # committed since it was looked for
         if listing.latest() <= self._version:
@@ -403,7 +428,7 @@ class LocalLog:
         self._version = at
 
     def _replay_commit(self, at: int) -> None:
-        with open(self._log / f"{at:020d}.json", "rb") as file:
+        with open(f"{self._directory}/{at:020d}.json", "rb") as file:
             data = file.read()
         where = f"log entry {at} of the Delta table at {self.uri}"
         for kind, value in commit_actions(data, at, self.uri):
