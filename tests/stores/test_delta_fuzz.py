@@ -443,24 +443,18 @@ _SETTINGS = {
 }
 
 
-@settings(max_examples=60, **_SETTINGS)  # type: ignore[arg-type]
-@given(base=st.sampled_from(_BASES), mutations=st.lists(_MUTATION, min_size=1, max_size=3))
-def test_damaged_tables_read_as_delta_rs_reads_them_or_raise(
-    bases: dict[str, Path],
-    tmp_path: Path,
-    base: str,
-    mutations: list[tuple[Any, ...]],
-) -> None:
-    _run(bases, tmp_path, base, mutations)
+def _fuzz(examples: int, most: int) -> Callable[..., None]:
+    """The fuzz test: ``examples`` damaged tables, each with up to ``most`` mutations."""
+
+    @settings(max_examples=examples, **_SETTINGS)  # type: ignore[arg-type]
+    @given(base=st.sampled_from(_BASES), mutations=st.lists(_MUTATION, min_size=1, max_size=most))
+    def fuzz(
+        bases: dict[str, Path], tmp_path: Path, base: str, mutations: list[tuple[Any, ...]]
+    ) -> None:
+        _run(bases, tmp_path, base, mutations)
+
+    return fuzz
 
 
-@pytest.mark.slow
-@settings(max_examples=600, **_SETTINGS)  # type: ignore[arg-type]
-@given(base=st.sampled_from(_BASES), mutations=st.lists(_MUTATION, min_size=1, max_size=4))
-def test_many_damaged_tables_read_as_delta_rs_reads_them_or_raise(
-    bases: dict[str, Path],
-    tmp_path: Path,
-    base: str,
-    mutations: list[tuple[Any, ...]],
-) -> None:
-    _run(bases, tmp_path, base, mutations)
+test_damaged_tables_read_as_delta_rs_reads_them_or_raise = _fuzz(60, 3)
+test_many_damaged_tables_read_as_delta_rs_reads_them_or_raise = pytest.mark.slow(_fuzz(600, 4))
