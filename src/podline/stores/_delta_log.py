@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
@@ -59,6 +58,7 @@ from podline.stores._delta_format import (
     delta_field,
     delta_schema,
 )
+from podline.stores._delta_stats import file_stats
 
 if TYPE_CHECKING:
     # Loaded only when delta-rs does the work: a run on plain local tables never needs it,
@@ -570,7 +570,9 @@ class LocalLog:
             "size": data.stat().st_size,
             "modificationTime": now,
             "dataChange": True,
-            "stats": json.dumps(_stats(rows), separators=(",", ":")),
+            # Unescaped UTF-8, as delta-rs writes: delta-rs misreads an escaped surrogate
+            # pair (a character beyond U+FFFF) in statistics, and would skip its file.
+            "stats": json.dumps(file_stats(rows), separators=(",", ":"), ensure_ascii=False),
         }
         info = {
             "timestamp": now,
@@ -582,7 +584,8 @@ class LocalLog:
         at = self._version + 1
         entry = self._log / f"{at:020d}.json"
         temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
-        temporary.write_text("".join(json.dumps(a) + "\n" for a in actions))
+        entry = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions)
+        temporary.write_bytes(entry.encode())
         try:
             os.link(temporary, entry)
         except FileExistsError:
@@ -644,26 +647,6 @@ def _fields(schema: pa.Schema) -> Iterator[pa.Field]:
 
     for f in schema:
         yield from walk(f)
-
-
-def _stats(rows: pa.Table) -> dict[str, Any]:
-    """Delta file statistics: the row count, nulls per top-level column, and the bounds of
-    integer and string columns (the ones compared the same way by every engine; readers treat
-    a column without bounds as unknown)."""
-    nulls: dict[str, int] = {}
-    low: dict[str, Any] = {}
-    high: dict[str, Any] = {}
-    for f in rows.schema:
-        if pa.types.is_nested(f.type):
-            continue
-        column = rows.column(f.name)
-        nulls[f.name] = column.null_count
-        bounded = pa.types.is_integer(f.type) or pa.types.is_large_string(f.type)
-        if bounded and column.null_count < len(column):
-            bounds = pc.min_max(column)
-            low[f.name] = bounds["min"].as_py()
-            high[f.name] = bounds["max"].as_py()
-    return {"numRecords": rows.num_rows, "minValues": low, "maxValues": high, "nullCount": nulls}
 
 
 def local_filesystem(root: str) -> pafs.FileSystem:
