@@ -6,6 +6,9 @@ flushing after every batch; it starts when ``GO_FILE`` exists, so both writers r
 
 ``_writer.py batches ROOT`` writes batches of 100 rows (``batch`` = its number), flushing
 each, and prints the number of every batch once its commit returned, until killed.
+
+``_writer.py tables ROOT`` creates table after table (``new/t<k>``, ten rows each), and prints
+``k`` once table ``k`` was created, until killed.
 """
 
 from __future__ import annotations
@@ -52,6 +55,17 @@ def batches(root: str) -> None:
         k += 1
 
 
+def tables(root: str) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    k = 0
+    while True:
+        ids = [f"{k}-{i}" for i in range(10)]
+        store.write(f"new/t{k}", pa.table({"__record_id": ids, "k": [k] * 10}))
+        store.flush()
+        print(k, flush=True)
+        k += 1
+
+
 if __name__ == "__main__":
     if sys.argv[-1] == "nolock":
         # Exercise the optimistic protocol alone, as on object stores.
@@ -60,5 +74,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "race":
         root, name, own, shared, count, go = sys.argv[2:8]
         race(root, name, int(own), int(shared), batches=int(count), go=go)
+    elif sys.argv[1] == "tables":
+        tables(sys.argv[2])
     else:
         batches(sys.argv[2])

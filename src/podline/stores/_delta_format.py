@@ -25,6 +25,7 @@ from pyarrow import fs as pafs
 
 from podline.errors import StoreError
 from podline.stores._common import canonical_type
+from podline.stores._durable import make_dirs
 from podline.stores.base import StorePath
 
 fcntl: ModuleType | None
@@ -134,7 +135,7 @@ def table_lock(directory: Path, what: str) -> Iterator[None]:
         yield
         return
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         lock = open(directory / LOCK_FILE, "a+b")  # noqa: SIM115 - held across the yield
     except OSError as exc:
         raise StoreError(f"cannot lock the table of {what} at {directory}: {exc}") from exc

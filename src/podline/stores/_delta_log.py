@@ -16,7 +16,9 @@ enough to read and append to directly, as the Delta protocol lays them out:
   that version, not at all (the put-if-absent rule every Delta writer relies on); an entry
   that landed below a checkpoint, on a version a log cleanup freed, is withdrawn. Every
   ``delta.checkpointInterval`` commits it has delta-rs write a checkpoint, as delta-rs would.
-  ``LocalLog.create`` makes a new table the same way, as delta-rs would make it.
+  ``LocalLog.create`` makes a new table as delta-rs would make it, its log directory renamed
+  into place with its first commit in it, so no reader sees a table without one. What an
+  entry refers to, and the entry, are synced to disk before it is published (``_durable``).
 
 Anything else goes through delta-rs (``DeltaRsLog``, ``write_with_delta_rs``): object stores,
 tables with features this reader does not interpret (``UnsupportedTable``), columns whose
@@ -30,6 +32,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,6 +62,7 @@ from podline.stores._delta_format import (
     delta_schema,
 )
 from podline.stores._delta_stats import file_stats
+from podline.stores._durable import make_dirs, sync_dir, sync_file, write_synced
 
 if TYPE_CHECKING:
     # Loaded only when delta-rs does the work: a run on plain local tables never needs it,
@@ -87,6 +91,8 @@ _CLIENT = "podline"
 _CLOCK_TICK_NS = 100_000_000
 #: How often ``LocalLog.load`` lists a log that a concurrent cleanup changed under it.
 _LOAD_ATTEMPTS = 3
+#: The name of a new table's log while it is being made (see ``LocalLog._create_log``).
+_STAGING = "_delta_log.new-"
 #: What ``os.link`` fails with where a file system has no hard links.
 _NO_LINKS = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EINVAL}
@@ -248,9 +254,13 @@ def open_log(
 
 
 def has_log(uri: str) -> bool:
-    """Whether a local Delta table exists at ``uri``: its log holds a commit or checkpoint."""
+    """Whether a local Delta table exists at ``uri``: its log holds a commit or checkpoint
+    (a log directory without one is no table to any reader)."""
+    log = Path(uri, "_delta_log")
+    if log.joinpath(f"{0:020d}.json").exists():  # unless its first commits were cleaned up
+        return True
     try:
-        return list_log(os.path.join(uri, "_delta_log")).latest() >= 0
+        return list_log(str(log)).latest() >= 0
     except (FileNotFoundError, NotADirectoryError):
         return False
 
@@ -525,7 +535,7 @@ class LocalLog:
         except UnsupportedTable:
             return None
         log = cls(uri)
-        log._log.mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(uri))
         metadata = {
             "id": str(uuid.uuid4()),
             "format": {"provider": "parquet", "options": {}},
@@ -537,16 +547,13 @@ class LocalLog:
         protocol = {"minReaderVersion": 1, "minWriterVersion": 2}
         log._set_protocol(protocol)
         log._set_metadata(metadata)
-        try:
-            log._commit_rows(
-                rows,
-                schema,
-                settings,
-                mode="ErrorIfExists",
-                first=[{"protocol": protocol}, {"metaData": metadata}],
-            )
-        except UnsupportedTable:  # no hard links here
-            return None
+        log._commit_rows(
+            rows,
+            schema,
+            settings,
+            mode="ErrorIfExists",
+            first=[{"protocol": protocol}, {"metaData": metadata}],
+        )
         return log
 
     def _commit_rows(
@@ -563,6 +570,9 @@ class LocalLog:
         name = f"part-00000-{uuid.uuid4()}-c000.parquet"
         data = Path(self.uri, name)
         pq.write_table(rows, data, **settings.for_pyarrow(schema))
+        # Durable before visible (see _durable): the file and its name, before the entry.
+        sync_file(data)
+        sync_dir(data.parent)
         now = time.time_ns() // 1_000_000
         added = {
             "path": (path := quote(name)),
@@ -581,20 +591,35 @@ class LocalLog:
             "clientVersion": _CLIENT,
         }
         actions = [{"commitInfo": info}, *(first or ()), {"add": added}]
-        at = self._version + 1
-        entry = self._log / f"{at:020d}.json"
-        temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
         entry = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions)
-        temporary.write_bytes(entry.encode())
+        at = self._version + 1
         try:
-            os.link(temporary, entry)
+            if first is None:
+                published = self._link_entry(entry.encode(), at)
+            else:
+                published = self._create_log(entry.encode())
+        except (CommitConflict, UnsupportedTable, OSError):
+            data.unlink(missing_ok=True)  # nothing was published: no commit refers to it
+            raise
+        sync_dir(published)  # the entry's new name: a commit that returned survives too
+        self._confirm(at, path, self._log / f"{at:020d}.json", data)
+        self._add(added, f"log entry {at} of the Delta table at {self.uri}")
+        self._version = at
+
+    def _link_entry(self, entry: bytes, at: int) -> Path:
+        """Publish ``entry`` as version ``at``: written and synced under a temporary name,
+        then hard-linked to its own, which fails if the name exists, so another writer's
+        version is never overwritten and a reader never sees a partial entry. Raises only
+        while nothing is published; returns the directory to sync."""
+        temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
+        write_synced(temporary, entry)
+        try:
+            os.link(temporary, self._log / f"{at:020d}.json")
         except FileExistsError:
-            data.unlink(missing_ok=True)  # no commit refers to it
             raise CommitConflict(
                 f"version {at} of {self.uri} was committed by another writer"
             ) from None
         except OSError as exc:
-            data.unlink(missing_ok=True)
             if exc.errno not in _NO_LINKS:
                 raise
             # A file system without hard links (FAT, some network shares): without them no
@@ -602,9 +627,41 @@ class LocalLog:
             raise UnsupportedTable(f"no hard links in {self.uri}: {exc}") from exc
         finally:
             temporary.unlink(missing_ok=True)
-        self._confirm(at, path, entry, data)
-        self._add(added, f"log entry {at} of the Delta table at {self.uri}")
-        self._version = at
+        return self._log
+
+    def _create_log(self, entry: bytes) -> Path:
+        """Publish ``entry`` as version 0 of a new table: the log directory is made whole
+        under a temporary name and renamed into place, so no reader ever sees a log without
+        a commit (a writer killed meanwhile leaves only names Delta readers ignore). Raises
+        ``CommitConflict`` if another writer created the table first; returns the directory
+        to sync."""
+        table = Path(self.uri)
+        for stale in table.glob(f"{_STAGING}*"):  # of creators killed before they renamed
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = table / f"{_STAGING}{uuid.uuid4()}"
+        staging.mkdir()
+        try:
+            write_synced(staging / f"{0:020d}.json", entry)
+            sync_dir(staging)
+            self._rename_log(staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # still there only if not renamed
+        return table
+
+    def _rename_log(self, staging: Path) -> None:
+        """Rename ``staging`` to the log directory, unless a log with a commit is there."""
+        for attempt in range(2):
+            try:
+                os.rename(staging, self._log)  # replaces an empty directory, on POSIX
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EACCES):
+                    raise
+                if has_log(self.uri) or attempt:
+                    raise CommitConflict(f"another writer created {self.uri}") from None
+            # A log directory holding no commit is a leftover: of a creator killed before
+            # it committed, by older podline versions or other writers. Replace it.
+            shutil.rmtree(self._log, ignore_errors=True)
 
     def _confirm(self, at: int, path: str, entry: Path, data: Path) -> None:
         """Make sure our commit ``at`` (the ``entry`` adding ``data`` as ``path``) extends

@@ -27,7 +27,9 @@ committing atomically, which on S3 means conditional writes).
 
 **Crash safety.** A Delta commit is one atomic log entry, so a process killed at any point
 leaves every earlier commit intact and the table readable; at most it leaves data files no
-commit refers to, which ``compact`` removes.
+commit refers to, which ``compact`` removes. A table exists (to ``list``, ``exists`` and every
+reader) once its log holds a commit. Local commits are synced to disk before they are
+published, so a power loss cannot publish an entry whose data file is missing.
 
 **Compaction** is explicit: ``compact()`` rewrites small files into large ones and vacuums
 files unreferenced for longer than ``retention_hours``.
@@ -338,7 +340,10 @@ class _DeltaBackend:
             found.add(prefix)
         filesystem, base = self._filesystem()
         directory = "/".join([*([base] if base else []), *map(encode_segment, prefix)])
-        found.update(table_paths(filesystem, directory, prefix))
+        tables = table_paths(filesystem, directory, prefix)
+        if self.local is not None:  # only tables with a commit, as ``exists`` says
+            tables = (p for p in tables if has_log(self._uri(p)))
+        found.update(tables)
         return found
 
     def _filesystem(self) -> tuple[pafs.FileSystem, str]:
