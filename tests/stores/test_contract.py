@@ -337,6 +337,77 @@ def test_read_before_flush_has_the_stored_types(store: Store) -> None:
     assert store.read("types", ["r0", "r1"]).equals(table)
 
 
+# --------------------------------------------------------------------------- what a store keeps
+
+
+def _nested(depth: int) -> pa.Array:
+    """One row holding ``1`` in a list of lists ``depth`` deep."""
+    value: Any = 1
+    t: pa.DataType = pa.int64()
+    for _ in range(depth):
+        value, t = [value], pa.large_list(t)
+    return pa.array([value], t)
+
+
+_UNSTORABLE = {
+    # No commit could store these; write() refuses them, naming the table and the column.
+    "above int64": (pa.array([2**64 - 1], pa.uint64()), "18446744073709551615"),
+    "above int8": (pa.array([200], pa.uint8()), "200, above 127"),
+    "nested above int32": (pa.array([[1, 2**32 - 1]], pa.large_list(pa.uint32())), "'v[]'"),
+    "list 50 deep": (_nested(50), "nested 100 levels deep"),
+    "seconds beyond microseconds": (pa.array([2**62], pa.timestamp("s", tz="UTC")), "64-bit"),
+    "time of day": (pa.array([dt.time(1, 2)], pa.time64("us")), "time64"),
+    "duration": (pa.array([dt.timedelta(seconds=1)], pa.duration("us")), "duration"),
+    "half float": (pa.array([None], pa.float16()), "halffloat"),
+    "struct without fields": (pa.array([{}], pa.struct([])), "without fields"),
+    "map to a duration": (
+        pa.array([[("k", dt.timedelta(1))]], pa.map_(pa.large_string(), pa.duration("us"))),
+        "'v.value'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNSTORABLE))
+def test_what_no_commit_can_store_is_refused_at_write(store: Store, case: str) -> None:
+    values, named = _UNSTORABLE[case]
+    store.write("ok", records(["a"], v=[1]))  # buffered, not yet committed
+    with pytest.raises(StoreError, match="'bad'") as refused:
+        store.write("bad", records(["x"], v=values))
+    message = str(refused.value)
+    assert "column 'v'" in message
+    assert named in message
+    with pytest.raises(StoreError, match="'bad'"):
+        store.append("bad", records(["x"], v=values))
+    # Nothing was taken, and the store goes on: earlier rows are kept, later ones too.
+    assert not store.exists("bad")
+    store.write("ok", records(["b"], v=[2]))
+    store.flush()
+    again = open_store(store.to_config())
+    assert sorted(again.scan("ok").column("v").to_pylist()) == [1, 2]
+    assert again.list() == [("ok",)]
+
+
+def test_what_a_store_keeps_at_the_limits_round_trips(store: Store) -> None:
+    store.write("deep", records(["x"], v=_nested(49)))  # the deepest Parquet reads back
+    store.write("u", records(["x"], v=pa.array([2**63 - 1], pa.uint64())))
+    store.write("ms", records(["x"], v=pa.array([2**62 // 1000], pa.timestamp("ms", "UTC"))))
+    store.flush()
+    again = open_store(store.to_config())
+    assert again.scan("deep").column("v").to_pylist() == _nested(49).to_pylist()
+    assert again.scan("u").column("v").to_pylist() == [2**63 - 1]
+    assert again.scan("ms").num_rows == 1
+
+
+def test_column_names_differing_only_in_case_are_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match=r"'Name' and 'name'.*differ only in case"):
+        store.write("t", records(["x"], Name=[1], name=[2]))
+    store.write("t", records(["x"], name=[1]))
+    with pytest.raises(StoreError, match=r"'NAME'.*differs only in case.*'name'"):
+        store.write("t", records(["y"], NAME=[2]))
+    store.flush()
+    assert open_store(store.to_config()).scan("t").column_names == [RECORD_ID, "name"]
+
+
 # --------------------------------------------------------------------------- configs
 
 

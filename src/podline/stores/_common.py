@@ -228,6 +228,12 @@ def evolve_schema(stored: pa.Schema | None, incoming: pa.Schema, path: StorePath
     for f in incoming:
         index = stored.get_field_index(f.name)
         if index < 0:
+            same = [name for name in stored.names if name.lower() == f.name.lower()]
+            if same:  # see _storable: Delta tables do not tell such names apart
+                raise StoreError(
+                    f"column {f.name!r} written to {path_text(path)} differs only in case from "
+                    f"the stored column {same[0]!r}, which Delta tables do not tell apart"
+                )
             fields.append(f.with_nullable(True))
             continue
         have = stored.field(index).type

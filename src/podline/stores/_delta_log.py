@@ -93,6 +93,8 @@ _CLOCK_TICK_NS = 100_000_000
 _LOAD_ATTEMPTS = 3
 #: The name of a new table's log while it is being made (see ``LocalLog._create_log``).
 _STAGING = "_delta_log.new-"
+#: Age past which such a log being made is a dead creator's, and removed.
+_STALE_SECONDS = 3600
 #: What ``os.link`` fails with where a file system has no hard links.
 _NO_LINKS = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EINVAL}
@@ -636,8 +638,10 @@ class LocalLog:
         ``CommitConflict`` if another writer created the table first; returns the directory
         to sync."""
         table = Path(self.uri)
-        for stale in table.glob(f"{_STAGING}*"):  # of creators killed before they renamed
-            shutil.rmtree(stale, ignore_errors=True)
+        for staged in table.glob(f"{_STAGING}*"):  # of creators killed before they renamed
+            with contextlib.suppress(OSError):  # (a creator at work is never this slow)
+                if time.time() - staged.stat().st_mtime > _STALE_SECONDS:
+                    shutil.rmtree(staged, ignore_errors=True)
         staging = table / f"{_STAGING}{uuid.uuid4()}"
         staging.mkdir()
         try:

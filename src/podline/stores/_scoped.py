@@ -26,6 +26,7 @@ from podline.stores._common import (
     record_path,
     split_config,
 )
+from podline.stores._storable import check_storable
 from podline.stores.base import RECORD_ID, PathLike, StorePath, normalize_path
 
 __all__ = ["Backend", "ScopedStore"]
@@ -128,6 +129,7 @@ class ScopedStore(ABC, Generic[B]):
         ``table`` after their first row, are skipped. Returns how many records were added."""
         full = record_path(self._prefix, path)
         batch = prepare_batch(table, id_column, full)
+        check_storable(batch, full)
         return self._backend.write(full, batch, id_column, fresh=False)
 
     def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
@@ -136,6 +138,7 @@ class ScopedStore(ABC, Generic[B]):
         what the path holds. Returns how many records were added (all of them)."""
         full = record_path(self._prefix, path)
         batch = prepare_batch(table, id_column, full, distinct=True)
+        check_storable(batch, full)
         return self._backend.write(full, batch, id_column, fresh=True)
 
     def read(

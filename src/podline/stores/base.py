@@ -21,6 +21,8 @@ otherwise). The contract every backend honours:
   equality filters) return ``None`` when nothing was ever written at the path, and otherwise a
   table typed by the path's schema, possibly empty. ``read`` returns rows in the order of the
   requested ids; ids not stored are left out.
+* **Writes fail at write().** A batch holding what no backend could commit (see
+  ``_storable``) is refused by ``write``/``append`` with a ``StoreError``; nothing is taken.
 * **Schema evolution** is additive: a write may add nullable columns; a column whose type
   conflicts with the stored one is a ``StoreError`` naming it.
 * ``flush()`` persists buffered writes and raises if that fails; ``close()`` flushes and
