@@ -4,6 +4,7 @@ Data flows as streams of (Tag, Packet) rows. Sources stamp every row with proven
 element has a content hash (data-inclusive) and a pipeline hash (schema and topology only).
 """
 
+import podline.shutdown  # noqa: F401 - first, so its exit hook runs after every store's
 from podline.datagrams import Packet, Tag
 from podline.errors import (
     ConfigurationError,

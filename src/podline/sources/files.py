@@ -103,7 +103,14 @@ class DeltaTableSource(_FileSource):
 
     def _read(self, path: str, **options: Any) -> pa.Table:
         from deltalake import DeltaTable
+        from pyarrow import fs
 
-        table = DeltaTable(path, **options).to_pyarrow_table()
+        filesystem = None
+        if "://" not in path:
+            # Arrow's own file system, not the Python one delta-rs would give Arrow: buffers
+            # of a Python file system left to Arrow's threads can abort the process at exit
+            # (see podline.shutdown).
+            filesystem = fs.SubTreeFileSystem(os.path.abspath(path), fs.LocalFileSystem())
+        table = DeltaTable(path, **options).to_pyarrow_table(filesystem=filesystem)
         assert isinstance(table, pa.Table)
         return table

@@ -156,9 +156,10 @@ class _DeltaBackend:
         self._flush_wanted = False
         self._stopping = False
         self._committer: threading.Thread | None = None
-        # Buffered records must not vanish at interpreter exit; the hook holds only a weak
-        # reference and goes away with the backend.
-        hook = functools.partial(_flush_at_exit, weakref.ref(self))
+        # Buffered records must not vanish at interpreter exit, and delta-rs handles are let go
+        # of before the interpreter shuts down (see podline.shutdown); the hook holds only a
+        # weak reference and goes away with the backend.
+        hook = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(hook)
         weakref.finalize(self, atexit.unregister, hook).atexit = False
 
@@ -677,10 +678,10 @@ def _unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _flush_at_exit(ref: weakref.ref[_DeltaBackend]) -> None:
+def _close_at_exit(ref: weakref.ref[_DeltaBackend]) -> None:
     backend = ref()
     if backend is not None:
-        backend.flush()
+        backend.close()
 
 
 # --------------------------------------------------------------------------- public class
