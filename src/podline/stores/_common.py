@@ -231,8 +231,8 @@ def evolve_schema(stored: pa.Schema | None, incoming: pa.Schema, path: StorePath
             same = [name for name in stored.names if name.lower() == f.name.lower()]
             if same:  # see _storable: Delta tables do not tell such names apart
                 raise StoreError(
-                    f"column {f.name!r} written to {path_text(path)} differs only in case from "
-                    f"the stored column {same[0]!r}, which Delta tables do not tell apart"
+                    f"column {f.name!r} at {path_text(path)} differs only in case from the "
+                    f"stored column {same[0]!r}, which Delta tables do not tell apart"
                 )
             fields.append(f.with_nullable(True))
             continue

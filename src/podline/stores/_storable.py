@@ -49,10 +49,10 @@ def check_storable(table: pa.Table, path: StorePath) -> None:
         other = folded.setdefault(f.name.lower(), f.name)
         if other != f.name:
             raise StoreError(
-                f"columns {other!r} and {f.name!r} written to {path_text(path)} differ only in "
-                f"case, which Delta tables do not tell apart"
+                f"columns {other!r} and {f.name!r} at {path_text(path)} differ only in case, "
+                f"which Delta tables do not tell apart"
             )
-        where = f"column {f.name!r} written to {path_text(path)}"
+        where = f"column {f.name!r} at {path_text(path)}"
         for name, t in _fields(f.name, f.type):
             reason = _unsupported(t)
             if reason is not None:
