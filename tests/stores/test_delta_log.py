@@ -138,7 +138,10 @@ def test_a_table_podline_creates_is_the_table_delta_rs_would_create(root: Path) 
     ours, theirs = DeltaTable(store.table_uri("ours")), DeltaTable(str(root / "theirs.delta"))
     assert _commits_by(store.table_uri("ours")) == ["podline"]
     assert ours.protocol() == theirs.protocol()
-    assert ours.metadata().configuration == {"delta.checkpointInterval": "10"}
+    assert ours.metadata().configuration == {
+        "delta.checkpointInterval": "10",
+        "delta.deletedFileRetentionDuration": "interval 0 seconds",
+    }
     assert ours.schema() == theirs.schema()
     assert ours.to_pyarrow_table().equals(theirs.to_pyarrow_table())
 

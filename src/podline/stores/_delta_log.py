@@ -28,6 +28,7 @@ type delta-rs converts on the way in, schema changes, and compaction.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import json
 import logging
@@ -62,7 +63,7 @@ from podline.stores._delta_format import (
     delta_schema,
 )
 from podline.stores._delta_stats import file_stats
-from podline.stores._durable import make_dirs, sync_dir, sync_file, write_synced
+from podline.stores._durable import Syncing, make_dirs, sync_dir, write_synced
 
 if TYPE_CHECKING:
     # Loaded only when delta-rs does the work: a run on plain local tables never needs it,
@@ -133,6 +134,11 @@ class TableLog(Protocol):
 
     def update(self) -> None:
         """Move to the table's latest version."""
+        ...
+
+    def fork(self) -> TableLog | None:
+        """An independent copy at this version, or None where that costs as much as opening
+        the table anew."""
         ...
 
     def delta_table(self) -> DeltaTable:
@@ -222,6 +228,9 @@ class DeltaRsLog:
     def update(self) -> None:
         self.table.update_incremental()
         self._check_readable()
+
+    def fork(self) -> TableLog | None:
+        return None  # a delta-rs handle is not to be shared; opening one is the way
 
     def delta_table(self) -> DeltaTable:
         return self.table
@@ -413,6 +422,14 @@ class LocalLog:
         self._schema, self._version = latest._schema, latest._version
         return True
 
+    def fork(self) -> LocalLog:
+        """A copy at this version, without reading the log again (its delta-rs handle, if
+        any, is not shared)."""
+        twin = copy.copy(self)
+        twin._files = dict(self._files)  # the one part updates change in place
+        twin._table = None
+        return twin
+
     def delta_table(self) -> DeltaTable:
         from deltalake import DeltaTable
 
@@ -573,8 +590,7 @@ class LocalLog:
         data = Path(self.uri, name)
         pq.write_table(rows, data, **settings.for_pyarrow(schema))
         # Durable before visible (see _durable): the file and its name, before the entry.
-        sync_file(data)
-        sync_dir(data.parent)
+        syncing = Syncing(files=(data,), dirs=(data.parent,))
         now = time.time_ns() // 1_000_000
         added = {
             "path": (path := quote(name)),
@@ -597,9 +613,9 @@ class LocalLog:
         at = self._version + 1
         try:
             if first is None:
-                published = self._link_entry(entry.encode(), at)
+                published = self._link_entry(entry.encode(), at, syncing)
             else:
-                published = self._create_log(entry.encode())
+                published = self._create_log(entry.encode(), syncing)
         except (CommitConflict, UnsupportedTable, OSError):
             data.unlink(missing_ok=True)  # nothing was published: no commit refers to it
             raise
@@ -608,30 +624,33 @@ class LocalLog:
         self._add(added, f"log entry {at} of the Delta table at {self.uri}")
         self._version = at
 
-    def _link_entry(self, entry: bytes, at: int) -> Path:
+    def _link_entry(self, entry: bytes, at: int, syncing: Syncing) -> Path:
         """Publish ``entry`` as version ``at``: written and synced under a temporary name,
         then hard-linked to its own, which fails if the name exists, so another writer's
         version is never overwritten and a reader never sees a partial entry. Raises only
         while nothing is published; returns the directory to sync."""
         temporary = self._log / f"_commit_{uuid.uuid4()}.json.tmp"
-        write_synced(temporary, entry)
         try:
-            os.link(temporary, self._log / f"{at:020d}.json")
-        except FileExistsError:
-            raise CommitConflict(
-                f"version {at} of {self.uri} was committed by another writer"
-            ) from None
-        except OSError as exc:
-            if exc.errno not in _NO_LINKS:
-                raise
-            # A file system without hard links (FAT, some network shares): without them no
-            # commit is safe from a concurrent one, so delta-rs, which knows others, commits.
-            raise UnsupportedTable(f"no hard links in {self.uri}: {exc}") from exc
+            write_synced(temporary, entry)
+            syncing.wait()
+            try:
+                os.link(temporary, self._log / f"{at:020d}.json")
+            except FileExistsError:
+                raise CommitConflict(
+                    f"version {at} of {self.uri} was committed by another writer"
+                ) from None
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                # A file system without hard links (FAT, some network shares): without them
+                # no commit is safe from a concurrent one, so delta-rs, which knows others,
+                # commits.
+                raise UnsupportedTable(f"no hard links in {self.uri}: {exc}") from exc
         finally:
             temporary.unlink(missing_ok=True)
         return self._log
 
-    def _create_log(self, entry: bytes) -> Path:
+    def _create_log(self, entry: bytes, syncing: Syncing) -> Path:
         """Publish ``entry`` as version 0 of a new table: the log directory is made whole
         under a temporary name and renamed into place, so no reader ever sees a log without
         a commit (a writer killed meanwhile leaves only names Delta readers ignore). Raises
@@ -647,6 +666,7 @@ class LocalLog:
         try:
             write_synced(staging / f"{0:020d}.json", entry)
             sync_dir(staging)
+            syncing.wait()
             self._rename_log(staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # still there only if not renamed

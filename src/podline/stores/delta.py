@@ -31,8 +31,9 @@ commit refers to, which ``compact`` removes. A table exists (to ``list``, ``exis
 reader) once its log holds a commit. Local commits are synced to disk before they are
 published, so a power loss cannot publish an entry whose data file is missing.
 
-**Compaction** is explicit: ``compact()`` rewrites small files into large ones and vacuums
-files unreferenced for longer than ``retention_hours``.
+**Maintenance** (``_delta_maintenance``): a flush that leaves a table with ``compact_files``
+data files compacts it, and removes files unreferenced for longer than ``retention_hours``;
+``compact()`` does the same on request.
 
 **Verification** (``_delta_verify``): ``verify()`` reads every table through podline and
 through delta-rs, compares them, and lists what writers left behind.
@@ -44,6 +45,7 @@ import atexit
 import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import random
 import re
@@ -86,6 +88,13 @@ from podline.stores._delta_log import (
     open_log,
     write_with_delta_rs,
 )
+from podline.stores._delta_maintenance import (
+    DEFAULT_COMPACT_FILES,
+    DEFAULT_RETENTION_HOURS,
+    Maintenance,
+    delete_unreferenced,
+    rewrite_small_files,
+)
 from podline.stores._delta_table import (
     Buffered,
     CommittedIds,
@@ -101,18 +110,26 @@ __all__ = ["DeltaStore"]
 
 DEFAULT_FLUSH_ROWS = 10_000
 DEFAULT_FLUSH_SECONDS = 10.0
-DEFAULT_RETENTION_HOURS = 168
 
 _MAX_ATTEMPTS = 64
 #: Properties of the tables the store creates. A checkpoint every 10 commits (Delta's
 #: default is 100) keeps opening a table cheap: a table that gains a commit per run (status,
-#: logs, run records) would otherwise replay up to 99 log files at every open.
-_TABLE_CONFIGURATION: dict[str, str | None] = {"delta.checkpointInterval": "10"}
+#: logs, run records) would otherwise replay up to 99 log files at every open. Checkpoints
+#: list no removed files (Delta keeps them a week by default): a table compacted every 64
+#: runs would otherwise carry a row per file it ever had into every checkpoint, and every
+#: open would read them. Only a vacuum that does not list the table's files needs them, and
+#: the store's own list them (``vacuum(full=True)``).
+_TABLE_CONFIGURATION: dict[str, str | None] = {
+    "delta.checkpointInterval": "10",
+    "delta.deletedFileRetentionDuration": "interval 0 seconds",
+}
 #: How many ``flush_rows`` may wait for the background committer before writers wait too.
 _BACKLOG = 4
 # Storage options that look like credentials are left out of configs; pass them through the
 # environment (which delta-rs reads) instead.
 _SECRET = re.compile(r"secret|token|password|key|credential|sas", re.IGNORECASE)
+
+_log = logging.getLogger(__name__)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -134,6 +151,8 @@ class _DeltaBackend:
         storage_options: Mapping[str, str] | None,
         flush_rows: int,
         flush_seconds: float | None,
+        *,
+        maintenance: Maintenance,
     ) -> None:
         if flush_rows < 1:
             raise StoreError(f"flush_rows must be at least 1, got {flush_rows}")
@@ -144,6 +163,12 @@ class _DeltaBackend:
         self.storage_options = dict(storage_options or {})
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
+        compact_files = maintenance.compact_files
+        if compact_files is not None and compact_files < 2:
+            raise StoreError(f"compact_files must be at least 2 or None, got {compact_files}")
+        if maintenance.retention_hours < 0:
+            raise StoreError(f"retention_hours may not be negative: {maintenance.retention_hours}")
+        self.maintenance = maintenance
         self._tables: dict[StorePath, TableState] = {}
         # ``_lock`` guards the tables' state and is held only briefly; ``_flushing`` is held
         # for a whole flush, so flushes never overlap. Always take ``_flushing`` first.
@@ -199,6 +224,10 @@ class _DeltaBackend:
 
     def _refresh_for_write(self, state: TableState, path: StorePath) -> TableLog | None:
         """The write log at the table's latest version (None while no table exists)."""
+        if state.write_log is None and state.log is not None:
+            # A copy of the read log where that is cheap: reading the log once, not twice, is
+            # most of what appending to a table costs a store that just opened it.
+            state.write_log = state.log.fork()
         state.write_log = self._latest(state.write_log, state.uri, path)
         return state.write_log
 
@@ -383,6 +412,10 @@ class _DeltaBackend:
             options["flush_rows"] = str(self.flush_rows)
         if self.flush_seconds != DEFAULT_FLUSH_SECONDS:
             options["flush_seconds"] = str(self.flush_seconds).lower()
+        if self.maintenance.compact_files != DEFAULT_COMPACT_FILES:
+            options["compact_files"] = str(self.maintenance.compact_files).lower()
+        if self.maintenance.retention_hours != DEFAULT_RETENTION_HOURS:
+            options["retention_hours"] = str(self.maintenance.retention_hours)
         base = self.local.as_uri() if self.local is not None else self.root
         return add_query(base, options)
 
@@ -392,6 +425,8 @@ class _DeltaBackend:
             "storage_options": self.storage_options,
             "flush_rows": self.flush_rows,
             "flush_seconds": self.flush_seconds,
+            "compact_files": self.maintenance.compact_files,
+            "retention_hours": self.maintenance.retention_hours,
         }
 
     # -- flushing
@@ -500,6 +535,8 @@ class _DeltaBackend:
                         state.pending_schema = None
                     self._buffered = sum(t.pending_rows for t in self._tables.values())
                     self._changed.notify_all()
+                if rows.num_rows and log is not None and self.maintenance.due(log):
+                    self._maintain(path, state)
                 return
         raise StoreError(
             f"could not commit to {path_text(path)}: other writers committed first "
@@ -593,7 +630,7 @@ class _DeltaBackend:
         with table_lock(Path(state.uri), path_text(path)):
             yield
 
-    # -- compaction
+    # -- deletion
 
     def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
         # Buffered rows are committed first: the deletion is then one delta-rs merge on the
@@ -629,33 +666,43 @@ class _DeltaBackend:
             self._refresh(state, path)
             return int(metrics.get("num_target_rows_deleted", 0))
 
-    def compact(self, prefix: StorePath, retention_hours: int) -> None:
+    # -- maintenance (_delta_maintenance)
+
+    def compact(self, prefix: StorePath, retention_hours: int | None) -> None:
         self.flush()
+        hours = self.maintenance.retention_hours if retention_hours is None else retention_hours
         for path in sorted(self.paths(prefix)):
             with self._flushing, self._lock:
                 state = self._table(path)
                 with self._table_lock(state, path):
-                    log = self._refresh_for_write(state, path)
-                    if log is None:
-                        continue
-                    base = log.version()
-                    table = log.delta_table()
-                    try:
-                        table.optimize.compact()
-                        table.vacuum(
-                            retention_hours=retention_hours,
-                            dry_run=False,
-                            enforce_retention_duration=False,
-                            full=True,
-                        )
-                        log.update()
-                    except Exception as exc:  # see _open
-                        raise StoreError(
-                            f"compacting {path_text(path)} at {state.uri} failed: "
-                            f"{_first_line(exc)}"
-                        ) from exc
+                    self._compact_table(path, state, hours)
+
+    def _maintain(self, path: StorePath, state: TableState) -> None:
+        """Compact a table whose log lists ``compact_files`` data files, after a flush that
+        committed to it (by the flushing thread, with the table's lock held). The flush stands
+        whatever happens here, so a failure is a warning, and the next flush tries again."""
+        try:
+            self._compact_table(path, state, self.maintenance.retention_hours)
+        except StoreError as exc:
+            _log.warning("automatic %s", exc)
+
+    def _compact_table(self, path: StorePath, state: TableState, retention_hours: int) -> None:
+        """Rewrite a table's small files into one and delete files unreferenced for
+        ``retention_hours`` (with ``_flushing`` and the table's lock held)."""
+        log = self._refresh_for_write(state, path)
+        if log is None:
+            return
+        base = log.version()
+        try:
+            if rewrite_small_files(log):
+                with self._lock:
                     for ids in state.committed.values():
                         ids.rewritten(log, base)
+            delete_unreferenced(log, retention_hours, self._local_root(state))
+        except Exception as exc:  # see _open
+            raise StoreError(
+                f"compacting {path_text(path)} at {state.uri} failed: {_first_line(exc)}"
+            ) from exc
 
     # -- verification
 
@@ -703,11 +750,18 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         storage_options: Mapping[str, str] | None = None,
         flush_rows: int = DEFAULT_FLUSH_ROWS,
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
+        compact_files: int | None = DEFAULT_COMPACT_FILES,
+        retention_hours: int = DEFAULT_RETENTION_HOURS,
     ) -> None:
         text = os.fspath(root)
         local = local_directory(text, self.schemes)
         uri = local.as_posix() if local is not None else text.rstrip("/")
-        super().__init__(_DeltaBackend(uri, local, storage_options, flush_rows, flush_seconds))
+        maintenance = Maintenance(compact_files, retention_hours)
+        super().__init__(
+            _DeltaBackend(
+                uri, local, storage_options, flush_rows, flush_seconds, maintenance=maintenance
+            )
+        )
 
     @property
     def root(self) -> str:
@@ -718,14 +772,14 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         """Where the Delta table of ``path`` (below this view) lives, for other readers."""
         return self._backend._uri(record_path(self._prefix, path))
 
-    def compact(
-        self, path: PathLike = (), *, retention_hours: int = DEFAULT_RETENTION_HOURS
-    ) -> None:
+    def compact(self, path: PathLike = (), *, retention_hours: int | None = None) -> None:
         """Flush, then compact every table at or below ``path``: small files are rewritten
-        into large ones, and files no commit has referred to for ``retention_hours`` (old
-        versions, leftovers of failed or killed writers) are deleted. Readers of versions older
-        than that lose them, and a writer slower than that could lose its files: keep the
-        default (a week) unless no one else uses the store."""
+        into large ones, and files no commit has referred to for ``retention_hours`` (default:
+        the store's, a week unless set) are deleted: old versions, leftovers of failed or
+        killed writers. A table with nothing to do is left as it is. Readers of versions older
+        than the retention lose them, and a writer slower than that could lose its files: keep
+        the default unless no one else uses the store. The store also compacts a table by
+        itself once it holds ``compact_files`` data files (see ``_delta_maintenance``)."""
         self._backend.compact(join_path(self._prefix, path), retention_hours)
 
     def verify(self, path: PathLike = ()) -> VerifyReport:
@@ -754,6 +808,11 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
             if "flush_seconds" in query:
                 seconds = query.pop("flush_seconds")
                 options["flush_seconds"] = None if seconds == "none" else float(seconds)
+            if "compact_files" in query:
+                files = query.pop("compact_files")
+                options["compact_files"] = None if files == "none" else int(files)
+            if "retention_hours" in query:
+                options["retention_hours"] = int(query.pop("retention_hours"))
         except ValueError as exc:
             raise StoreError(f"invalid option in store config {base!r}: {exc}") from exc
         return cls(location, storage_options=query or None, **options)
