@@ -132,8 +132,14 @@ def test_a_half_created_table_is_no_table_and_is_created_over(tmp_path: Path) ->
     assert DeltaStore(root).scan("a/t").column("v").to_pylist() == [1]
     table = Path(store.table_uri("a/t"))
     assert DeltaTable(str(table)).to_pyarrow_table().column("v").to_pylist() == [1]
-    # A dead creator's log in the making is removed once an hour old (a live one never is).
+    # A dead creator's log in the making is removed once an hour old (a live one never is),
+    # and verify() lists what is left.
     assert [p.name for p in table.glob("_delta_log.new-*")] == ["_delta_log.new-1"]
+    report = store.verify()
+    assert report.ok
+    assert ("temporary-file", f"_delta_log.new-1/{0:020d}.json") in {
+        (f.kind, f.detail) for f in report.leftovers
+    }
 
 
 @pytest.mark.slow

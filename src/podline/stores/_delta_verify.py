@@ -43,10 +43,12 @@ ProblemKind = Literal["differs", "misread", "refused", "unreadable"]
 #: (a writer killed while creating it; readers see no table); ``unreferenced-file``, a data
 #: file the table's current version does not name (a killed or losing writer's, or one
 #: replaced by a compaction and not yet vacuumed; ``compact()`` deletes it once it is older
-#: than the retention); ``temporary-file``, a commit podline was writing when it was killed.
+#: than the retention); ``temporary-file``, a commit podline was writing when it was killed, or
+#: the log of a new table it was making.
 LeftoverKind = Literal["half-created", "unreferenced-file", "temporary-file"]
 
-_TEMPORARY = re.compile(r"_delta_log/_commit_[0-9a-f-]+\.json\.tmp")
+#: A commit being written, or a new table's log being made (``LocalLog._create_log``).
+_TEMPORARY = re.compile(r"_delta_log/_commit_[0-9a-f-]+\.json\.tmp|_delta_log\.new-[^/]+/.*")
 _LOG = "_delta_log/"
 
 #: Reads a table as a new store object would: the log it read, and the rows.

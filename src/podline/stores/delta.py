@@ -710,7 +710,14 @@ class _DeltaBackend:
         """See ``DeltaStore.verify``."""
         # A new backend reads each table as a new store object would: none of this one's
         # buffers, handles or id indexes take part.
-        fresh = _DeltaBackend(self.root, self.local, self.storage_options, self.flush_rows, None)
+        fresh = _DeltaBackend(
+            self.root,
+            self.local,
+            self.storage_options,
+            self.flush_rows,
+            None,
+            maintenance=self.maintenance,
+        )
 
         def read(path: StorePath) -> tuple[TableLog | None, pa.Table | None]:
             rows = fresh.scan(path, None, None)
