@@ -11,12 +11,15 @@ Baselines, measured in the same run with plain ``deltalake`` + ``pyarrow`` and n
   table's ids) and with one that has already written to the table ("warm").
 
 Target: within 1.5x of the baseline. For scale, the cold append is also compared with how
-plain ``deltalake`` writes once: ``merge(...).when_not_matched_insert_all()``.
+plain ``deltalake`` writes once: ``merge(...).when_not_matched_insert_all()``. Small appends
+(100 records, the median of many) show a commit's fixed costs, podline's syncs to disk
+included (``stores/_durable.py``).
 """
 
 from __future__ import annotations
 
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -121,6 +124,16 @@ def run(quick: bool = False) -> None:
             )
             merged.append(_timed(merge.when_not_matched_insert_all().execute))
 
+        # Small commits, where a commit's fixed costs (its syncs to disk, delta-rs's setup) are
+        # all there is: 100 records at a time, as a run's status rows and run records come.
+        small, small_base = [], []
+        small_store = DeltaStore(store_root, flush_rows=10 * k)
+        for r in range(3 * repeats):
+            batch = _records(2 * n + r * 100, 100, rng)
+            small_base.append(_timed(lambda: write_deltalake(baseline_uri, batch, mode="append")))  # noqa: B023
+            small.append(_timed(lambda: append(small_store, batch)))  # noqa: B023
+        small_store.close()
+
         final = DeltaTable(podline_uri).to_pyarrow_table(columns=[RECORD_ID])
         assert final.num_rows == pc.count_distinct(final[RECORD_ID]).as_py()
 
@@ -128,6 +141,7 @@ def run(quick: bool = False) -> None:
         _line("lookup", min(lookup), min(lookup_base))
         _line("append (cold store)", min(cold), min(cold_base))
         _line("append (warm store)", min(warm), min(warm_base))
+        _line("append of 100 (warm)", statistics.median(small), statistics.median(small_base))
         print(
             f"{'':<22} cold append / plain write-once merge: "
             f"{min(cold) * 1000:.1f} / {min(merged) * 1000:.1f} ms = {min(cold) / min(merged):.2f}"
