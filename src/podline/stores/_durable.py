@@ -64,11 +64,18 @@ class Syncing:
     """Files and directories being synced in the background; ``wait`` for all of them."""
 
     def __init__(self, *, files: tuple[Path, ...] = (), dirs: tuple[Path, ...] = ()) -> None:
-        pool = _pool()
-        self._pending: list[Future[None]] = [
-            *(pool.submit(_sync, p, False) for p in files),
-            *(pool.submit(_sync, p, True) for p in dirs),
-        ]
+        self._pending: list[Future[None]] = []
+        try:
+            pool = _pool()
+            self._pending = [
+                *(pool.submit(_sync, p, False) for p in files),
+                *(pool.submit(_sync, p, True) for p in dirs),
+            ]
+        except RuntimeError:  # no new threads once the interpreter exits: a flush at exit
+            for path in files:
+                sync_file(path)
+            for path in dirs:
+                sync_dir(path)
 
     def wait(self) -> None:
         """Return once every sync is done; raise the first one's error, if any."""
