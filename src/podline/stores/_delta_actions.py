@@ -179,9 +179,10 @@ def log_listing(names: Iterable[str]) -> LogListing:
     commits: set[int] = set()
     groups: dict[tuple[int, bool, int], dict[int, str]] = {}
     for name in names:
-        if m := _COMMIT.fullmatch(name):
+        # (A log keeps 30 days of entries: the expressions only for names that may match.)
+        if name[-5:] == ".json" and (m := _COMMIT.fullmatch(name)):
             commits.add(int(m[1]))
-        elif m := _CHECKPOINT.fullmatch(name):
+        elif ".checkpoint." in name and (m := _CHECKPOINT.fullmatch(name)):
             multi = m[3] is not None
             key = (int(m[1]), multi, int(m[3]) if multi else 1)
             groups.setdefault(key, {})[int(m[2]) if multi else 1] = name

@@ -27,6 +27,7 @@ type delta-rs converts on the way in, schema changes, and compaction.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import errno
@@ -402,10 +403,11 @@ class LocalLog:
             raise StoreError(f"the log of the Delta table at {self.uri} was deleted") from None
         if changed == self._quiet:
             return False
-        names = os.listdir(self._directory)
-        # Zero-padded versions compare as text: a look for anything past this version.
-        version = f"{self._version:020d}"
-        if not any(name[:20] > version for name in names if name[:1].isdigit()):
+        names = sorted(os.listdir(self._directory))
+        # Zero-padded versions compare as text: a look for anything past this version (the
+        # first name after every one of this version's; names of entries start with a digit).
+        past = bisect.bisect_right(names, f"{self._version:020d}~")
+        if not (past < len(names) and names[past][:1].isdigit()):
             if time.time_ns() - changed > _CLOCK_TICK_NS:
                 self._quiet = changed
             return False
