@@ -311,6 +311,19 @@ def _retrying(policy: CallPolicy, error: BaseException, attempt: int) -> bool:
     return True
 
 
+def _outcome(
+    capture: CallCapture,
+    token: Token[CallCapture | None],
+    value: Any,
+    error: BaseException | None,
+    attempts: int = 1,
+) -> CallOutcome:
+    """The outcome of a call that returned ``value`` or raised ``error`` (its capture ends)."""
+    capture.attempts = attempts
+    _finish(capture, token, error)
+    return CallOutcome(None if error is not None else value, error, capture)
+
+
 def run_captured(
     fn: Callable[..., Any], arguments: CallArguments, *, policy: CallPolicy = _DEFAULT
 ) -> CallOutcome:
@@ -324,11 +337,11 @@ def run_captured(
         try:
             value = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
         except Exception as exc:  # the call's failure is data for the caller, never ours
-            _finish(capture, token, exc)
-            return CallOutcome(None, exc, capture)
+            return _outcome(capture, token, None, exc)
     except BaseException:  # Ctrl-C in the call: later output is not the call's any more
         _current.reset(token)
         raise
+    # (_outcome inlined: this line runs once per packet)
     _finish(capture, token, None)
     return CallOutcome(value, None, capture)
 
@@ -353,12 +366,8 @@ def _attempts(
                 time.sleep(policy.retry_delay(attempt + 1))
                 attempt += 1
                 continue
-            capture.attempts = attempt
-            _finish(capture, token, exc)
-            return CallOutcome(None, exc, capture)
-        capture.attempts = attempt
-        _finish(capture, token, None)
-        return CallOutcome(value, None, capture)
+            return _outcome(capture, token, None, exc, attempt)
+        return _outcome(capture, token, value, None, attempt)
 
 
 async def run_captured_async(
@@ -398,9 +407,5 @@ async def _attempts_async(
                 await asyncio.sleep(policy.retry_delay(attempt + 1))
                 attempt += 1
                 continue
-            capture.attempts = attempt
-            _finish(capture, token, exc)
-            return CallOutcome(None, exc, capture)
-        capture.attempts = attempt
-        _finish(capture, token, None)
-        return CallOutcome(value, None, capture)
+            return _outcome(capture, token, None, exc, attempt)
+        return _outcome(capture, token, value, None, attempt)
