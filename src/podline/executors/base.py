@@ -17,16 +17,15 @@ waits for them (async calls are cancelled), and their outcomes are dropped.
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
 from podline.executors.policy import CallPolicy
+from podline.runtime import Beside, paused_gc
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -35,8 +34,6 @@ __all__ = [
     "Finished",
     "in_input_order",
     "is_async_function",
-    "paused_gc",
-    "run_coroutine",
     "run_sequentially",
     "stream_async",
 ]
@@ -91,88 +88,6 @@ def is_async_function(fn: Callable[..., Any]) -> bool:
     )
 
 
-def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from synchronous code, even inside a running loop.
-
-    In Jupyter (or any caller already inside an event loop) ``asyncio.run`` refuses to nest,
-    so the coroutine runs on a fresh loop in a helper thread instead. Either way, Ctrl-C in
-    the caller cancels the coroutine, waits for it to unwind, and is then raised.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        # asyncio.run turns Ctrl-C into a cancellation of the coroutine, then re-raises it.
-        return asyncio.run(coroutine)
-    shared = _Beside()
-
-    async def main() -> T:
-        shared.loop = asyncio.get_running_loop()
-        shared.task = asyncio.current_task()
-        shared.ready.set()
-        return await coroutine
-
-    def target() -> None:
-        try:
-            shared.result = asyncio.run(main())
-        except BaseException as exc:  # handed to the caller's thread below
-            shared.error = exc
-        finally:
-            shared.ready.set()
-            shared.done.set()
-
-    threading.Thread(target=target, name="podline-async", daemon=True).start()
-    # An Event, not Thread.join: a join interrupted by Ctrl-C can take the thread for
-    # finished while it still runs (CPython's bpo-45274 handling), so no later join waits.
-    try:
-        while not shared.done.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        shared.cancel()
-        shared.done.wait()
-        raise
-    if shared.error is not None:
-        raise shared.error
-    return cast(T, shared.result)
-
-
-class _Beside:
-    """What a helper thread running a coroutine shares with its caller."""
-
-    def __init__(self) -> None:
-        self.ready = threading.Event()
-        self.done = threading.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.task: asyncio.Task[Any] | None = None
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def cancel(self) -> None:
-        """Cancel the coroutine (once it started) from the caller's thread."""
-        self.ready.wait()
-        if self.loop is not None and self.task is not None:
-            with suppress(RuntimeError):  # the loop may have just finished
-                self.loop.call_soon_threadsafe(self.task.cancel)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for one bounded batch of calls.
-
-    A batch allocates a few small acyclic objects per call (argument dicts, outcomes,
-    captures) that stay alive until the batch ends; left on, the collector rescans them again
-    and again and doubles the per-call cost. Reference counting still frees everything; the
-    collector runs again as soon as the batch is over. Callers keep batches bounded.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def run_sequentially(
     fn: Callable[..., Any], arguments: Sequence[CallArguments], *, policy: CallPolicy
 ) -> Calls:
@@ -210,7 +125,7 @@ def stream_async(
     ``concurrency`` at a time, yielding each outcome as it comes. Closing the iterator
     (Ctrl-C in the caller) cancels the calls in flight and waits for them to unwind."""
     results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    shared = _Beside()
+    shared = Beside()
 
     async def main() -> None:
         shared.loop = asyncio.get_running_loop()

@@ -29,13 +29,13 @@ from podline.errors import (
     OutputValidationError,
 )
 from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
-from podline.executors.base import paused_gc
 from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.output_files import fingerprints, holds_files
 from podline.functions.packet_function import PacketFunction
 from podline.hashing import row_hash_strings, unreadable_files
 from podline.matching import index_in, is_in
+from podline.runtime import paused_gc
 from podline.schema import PodType, Schema, is_optional, type_name
 from podline.stores import RECORD_ID, Store
 from podline.streams import Stream, TableStream

@@ -35,7 +35,6 @@ from podline.conversion import table_from_columns
 from podline.datagrams import Tag
 from podline.errors import ConfigurationError, FunctionCallError
 from podline.executors import CallCapture
-from podline.executors.base import paused_gc
 from podline.functions import RowStatus
 from podline.observability.columns import (
     NODE,
@@ -49,6 +48,7 @@ from podline.observability.columns import (
     State,
 )
 from podline.pipeline.observers import Observer
+from podline.runtime import paused_gc
 from podline.schema import Schema
 from podline.stores import Store
 

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 
 from podline.errors import ConfigurationError, RunCancelledError
 from podline.executors import Executor, LocalExecutor, ThreadExecutor
-from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function, run_coroutine
+from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function
 from podline.executors.capture import CallArguments
 from podline.executors.policy import CallPolicy
 from podline.functions.durability import COMMIT_SECONDS
@@ -77,6 +77,7 @@ from podline.pipeline.streaming import (
     slices,
     tail,
 )
+from podline.runtime import run_coroutine
 from podline.streams import TableStream
 
 __all__ = [

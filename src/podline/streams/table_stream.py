@@ -25,8 +25,8 @@ from podline.columns import (
 from podline.conversion import column_to_python
 from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, format_names
-from podline.executors.base import paused_gc
 from podline.hashing import IdentityMixin, hash_table, logical_type, row_hash_strings
+from podline.runtime import paused_gc
 from podline.schema import PodType, Schema, arrow_type, is_optional, type_name
 from podline.streams.base import Stream
 from podline.streams.display import Showable, Shown, render_html, render_text

@@ -1,0 +1,98 @@
+"""Process-level helpers any layer may use: pausing the cyclic garbage collector for a bounded
+batch of work, and running a coroutine to completion from synchronous code (even inside a
+running event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar, cast
+
+__all__ = ["Beside", "paused_gc", "run_coroutine"]
+
+T = TypeVar("T")
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code, even inside a running loop.
+
+    In Jupyter (or any caller already inside an event loop) ``asyncio.run`` refuses to nest,
+    so the coroutine runs on a fresh loop in a helper thread instead. Either way, Ctrl-C in
+    the caller cancels the coroutine, waits for it to unwind, and is then raised.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # asyncio.run turns Ctrl-C into a cancellation of the coroutine, then re-raises it.
+        return asyncio.run(coroutine)
+    shared = Beside()
+
+    async def main() -> T:
+        shared.loop = asyncio.get_running_loop()
+        shared.task = asyncio.current_task()
+        shared.ready.set()
+        return await coroutine
+
+    def target() -> None:
+        try:
+            shared.result = asyncio.run(main())
+        except BaseException as exc:  # handed to the caller's thread below
+            shared.error = exc
+        finally:
+            shared.ready.set()
+            shared.done.set()
+
+    threading.Thread(target=target, name="podline-async", daemon=True).start()
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can take the thread for
+    # finished while it still runs (CPython's bpo-45274 handling), so no later join waits.
+    try:
+        while not shared.done.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        shared.cancel()
+        shared.done.wait()
+        raise
+    if shared.error is not None:
+        raise shared.error
+    return cast(T, shared.result)
+
+
+class Beside:
+    """What a helper thread running a coroutine shares with its caller."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Cancel the coroutine (once it started) from the caller's thread."""
+        self.ready.wait()
+        if self.loop is not None and self.task is not None:
+            with suppress(RuntimeError):  # the loop may have just finished
+                self.loop.call_soon_threadsafe(self.task.cancel)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one bounded batch of calls.
+
+    A batch allocates a few small acyclic objects per call (argument dicts, outcomes,
+    captures) that stay alive until the batch ends; left on, the collector rescans them again
+    and again and doubles the per-call cost. Reference counting still frees everything; the
+    collector runs again as soon as the batch is over. Callers keep batches bounded.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
