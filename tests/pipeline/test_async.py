@@ -173,7 +173,7 @@ def test_error_policy_fail_fast_raises_and_cancels_siblings(store: Store) -> Non
         pipeline.run(orchestrator=AsyncPipelineOrchestrator(), error_policy="fail_fast")
 
 
-def test_B14_non_commutative_operator_gets_declared_order(store: Store) -> None:
+def test_non_commutative_operator_gets_declared_order(store: Store) -> None:
     small = podline.DictSource([{"id": 1, "x": 1}], tag_columns=["id"], label="small")
     big = numbers(label="big")
     with Pipeline("semi", store, observe=False) as pipeline:
@@ -184,7 +184,7 @@ def test_B14_non_commutative_operator_gets_declared_order(store: Store) -> None:
     assert pipeline.small_in_big.as_table().column_names == ["id", "x"]
 
 
-def test_B14_a_terminal_source_finishes() -> None:
+def test_a_terminal_source_finishes() -> None:
     graph = PipelineGraph((SourceNode(numbers(5), (), "numbers"),))
     spy = Spy()
     result = AsyncPipelineOrchestrator(chunk_rows=2, buffer_size=1).run(graph, observer=spy)
@@ -198,7 +198,7 @@ def test_B14_a_terminal_source_finishes() -> None:
     ]
 
 
-def test_B15_cache_hits_fire_hooks(store: Store) -> None:
+def test_cache_hits_fire_hooks(store: Store) -> None:
     with Pipeline("cached", store, observe=False) as pipeline:
         slow_square.pod(numbers(6))
     pipeline.run(orchestrator="async")
@@ -210,7 +210,7 @@ def test_B15_cache_hits_fire_hooks(store: Store) -> None:
     assert len(CALLS) == 6  # the second run computed nothing
 
 
-def test_B15_function_node_needs_one_upstream(store: Store) -> None:
+def test_function_node_needs_one_upstream(store: Store) -> None:
     with Pipeline("arity", store, observe=False) as pipeline:
         fragile.pod(numbers())
     node = pipeline.fragile
@@ -231,7 +231,7 @@ def test_unknown_node_type_raises(store: Store) -> None:
     assert spy.events[-1] == ("run_end",)
 
 
-def test_R16_results_not_materialized_but_nodes_keep_outputs(store: Store) -> None:
+def test_results_not_materialized_but_nodes_keep_outputs(store: Store) -> None:
     with Pipeline("kept", store, observe=False) as pipeline:
         fragile.pod(numbers()).select_tag_columns(["id"], label="ids")
     result = pipeline.run(orchestrator="async", materialize_results=False)
@@ -479,7 +479,7 @@ def test_ctrl_c_in_a_notebook_cancels_the_run(
     assert len(CALLS) == calls
 
 
-def test_R69_both_orchestrators_come_from_the_pipeline_package() -> None:
+def test_both_orchestrators_come_from_the_pipeline_package() -> None:
     import podline.pipeline as package
 
     assert package.SyncPipelineOrchestrator is SyncPipelineOrchestrator
@@ -494,7 +494,7 @@ def _r70_add(a: int, c: int) -> int:
 
 @pytest.mark.parametrize("backend", ["memory", "delta"])
 @pytest.mark.parametrize("shape", ["linear", "diamond"])
-def test_R70_sync_and_async_record_the_same_outputs(
+def test_sync_and_async_record_the_same_outputs(
     shape: str, backend: str, tmp_path: Any
 ) -> None:
     def build(store: Store) -> Pipeline:

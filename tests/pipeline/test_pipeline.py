@@ -157,7 +157,7 @@ def test_source_only(store: Store) -> None:
 # --------------------------------------------------------------------------- requirements
 
 
-def test_R27_hook_order(store: Store) -> None:
+def test_hook_order(store: Store) -> None:
     with Pipeline("order", store) as pipeline:
         add.pod(numbers(1))
     spy = Spy()
@@ -174,7 +174,7 @@ def test_R27_hook_order(store: Store) -> None:
     ]
 
 
-def test_R71_B12_repeated_runs_are_cached_and_add_no_rows(store: Store) -> None:
+def test_repeated_runs_are_cached_and_add_no_rows(store: Store) -> None:
     pipeline = linear(store)
     pipeline.run()
     first = pipeline.double.as_table()
@@ -188,7 +188,7 @@ def test_R71_B12_repeated_runs_are_cached_and_add_no_rows(store: Store) -> None:
     assert all(e[2] is True for e in spy.events if e[0] == "packet_end")
 
 
-def test_B17_skipped_packets_are_remembered(store: Store) -> None:
+def test_skipped_packets_are_remembered(store: Store) -> None:
     pipeline = linear(store)
     pipeline.run()
     CALLS.clear()
@@ -198,7 +198,7 @@ def test_B17_skipped_packets_are_remembered(store: Store) -> None:
     assert result.counts["double"].computed == 0
 
 
-def test_B1_empty_upstream_gives_typed_empty_downstream(store: Store) -> None:
+def test_empty_upstream_gives_typed_empty_downstream(store: Store) -> None:
     with Pipeline("empty", store) as pipeline:
         none_left = drop_all.pod(add.pod(numbers()))
         none_left.select_packet_columns(["never"], label="after")
@@ -208,7 +208,7 @@ def test_B1_empty_upstream_gives_typed_empty_downstream(store: Store) -> None:
     assert table.schema.field("never").type == pa.int64()
 
 
-def test_R14_R16_B13_materialize_results(store: Store) -> None:
+def test_materialize_results(store: Store) -> None:
     pipeline = linear(store)
     kept = pipeline.run()
     assert set(kept.node_outputs) == {"numbers", "add", "double"}
@@ -218,7 +218,7 @@ def test_R14_R16_B13_materialize_results(store: Store) -> None:
     assert len(pipeline.double) == 2
 
 
-def test_R8_B14_operator_inputs_in_declared_order(store: Store) -> None:
+def test_operator_inputs_in_declared_order(store: Store) -> None:
     small = podline.DictSource([{"id": 1, "x": 1}], tag_columns=["id"], label="small")
     big = numbers(label="big")
     with Pipeline("semi", store) as pipeline:
@@ -229,7 +229,7 @@ def test_R8_B14_operator_inputs_in_declared_order(store: Store) -> None:
     assert pipeline.small_in_big.as_table().column_names == ["id", "x"]
 
 
-def test_R5_function_node_needs_one_upstream(store: Store) -> None:
+def test_function_node_needs_one_upstream(store: Store) -> None:
     pipeline = linear(store)
     assert pipeline.graph is not None
     node = pipeline.add
@@ -238,7 +238,7 @@ def test_R5_function_node_needs_one_upstream(store: Store) -> None:
         pipeline.run()
 
 
-def test_R9_unknown_node_type_raises(store: Store) -> None:
+def test_unknown_node_type_raises(store: Store) -> None:
     pipeline = linear(store)
     assert pipeline.graph is not None
     pipeline.add.node_type = "mystery"  # type: ignore[misc]
@@ -246,7 +246,7 @@ def test_R9_unknown_node_type_raises(store: Store) -> None:
         pipeline.run()
 
 
-def test_R31_type_guards_use_node_type(store: Store) -> None:
+def test_type_guards_use_node_type(store: Store) -> None:
     pipeline = linear(store)
     source, function = pipeline.numbers, pipeline.add
     assert is_source_node(source) is True
@@ -280,7 +280,7 @@ def test_passive_reads_never_compute(store: Store) -> None:
     assert CALLS == []
 
 
-def test_B5_source_nodes_are_not_cached_by_iteration(store: Store) -> None:
+def test_source_nodes_are_not_cached_by_iteration(store: Store) -> None:
     pipeline = linear(store)
     node = pipeline.numbers
     assert len(list(node.iter_packets())) == 3
@@ -305,7 +305,7 @@ def test_uri_is_deterministic_and_follows_the_graph(store: Store) -> None:
 
 
 @pytest.mark.parametrize("mode", list(CacheMode))
-def test_B4_operator_cache_modes(store: Store, mode: CacheMode) -> None:
+def test_operator_cache_modes(store: Store, mode: CacheMode) -> None:
     def build() -> Pipeline:
         with Pipeline("modes", store, cache_modes={"ids": mode}) as pipeline:
             add.pod(numbers()).select_tag_columns(["id"], label="ids")

@@ -46,7 +46,7 @@ def node(pipeline: Pipeline) -> FunctionNode:
     return found
 
 
-def test_R41_R44_one_record_per_input_entry(store: Store) -> None:
+def test_one_record_per_input_entry(store: Store) -> None:
     pipeline = build(store, [1, 2, 3])
     pipeline.run()
     pipeline.run()
@@ -58,7 +58,7 @@ def test_R41_R44_one_record_per_input_entry(store: Store) -> None:
     assert {INPUT_HASH, RESULT_ID, RECORD_ID} <= set(records.column_names)
 
 
-def test_R40_entry_ids_follow_tags_system_tags_and_packets(store: Store) -> None:
+def test_entry_ids_follow_tags_system_tags_and_packets(store: Store) -> None:
     pipeline = build(store, [1, 2])
     stream = pipeline.DictSource.execute()  # a source node is labelled by its class
     ids = node(pipeline).entry_ids(stream).to_pylist()
@@ -68,7 +68,7 @@ def test_R40_entry_ids_follow_tags_system_tags_and_packets(store: Store) -> None
     assert node(other).entry_ids(other.DictSource.execute()).to_pylist() != ids
 
 
-def test_R46_failures_are_not_recorded(store: Store) -> None:
+def test_failures_are_not_recorded(store: Store) -> None:
     pipeline = build(store, [1, 99])
     result = pipeline.run()
     assert result.counts["triple"].failed == 1
@@ -77,7 +77,7 @@ def test_R46_failures_are_not_recorded(store: Store) -> None:
     assert records.column("id").to_pylist() == [0]
 
 
-def test_R50_R52_get_cached_results(store: Store) -> None:
+def test_get_cached_results(store: Store) -> None:
     pipeline = build(store, [1, 2])
     function = node(pipeline)
     assert function.get_cached_results([]) == {}

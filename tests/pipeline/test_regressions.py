@@ -55,7 +55,7 @@ def source(n: int = 4, label: str = "src") -> podline.Source:
     return podline.DictSource([{"id": i, "a": i} for i in range(n)], ["id"], label=label)
 
 
-def test_R2_topological_order_in_a_diamond() -> None:
+def test_topological_order_in_a_diamond() -> None:
     left, right = (
         source(label="left"),
         podline.DictSource([{"id": i, "b": i} for i in range(4)], ["id"], label="right"),
@@ -69,7 +69,7 @@ def test_R2_topological_order_in_a_diamond() -> None:
     assert order.index("inc") > order.index("joined")
 
 
-def test_R22_R23_every_node_once_packet_hooks_once_per_input() -> None:
+def test_every_node_once_packet_hooks_once_per_input() -> None:
     with Pipeline("hooks", MemoryStore()) as pipeline:
         inc.pod(source(5)).select_tag_columns(["id"], label="ids")
     counter = Counter()
@@ -78,7 +78,7 @@ def test_R22_R23_every_node_once_packet_hooks_once_per_input() -> None:
     assert counter.starts == counter.ends == {"inc": 5}
 
 
-def test_R25_cache_hits_fire_packet_hooks() -> None:
+def test_cache_hits_fire_packet_hooks() -> None:
     store = MemoryStore()
     with Pipeline("hits", store) as pipeline:
         inc.pod(source(3))
@@ -88,7 +88,7 @@ def test_R25_cache_hits_fire_packet_hooks() -> None:
     assert counter.starts == counter.ends == {"inc": 3}
 
 
-def test_R36_reads_after_run_serve_results_without_recomputing() -> None:
+def test_reads_after_run_serve_results_without_recomputing() -> None:
     with Pipeline("reads", MemoryStore()) as pipeline:
         inc.pod(source(3))
     pipeline.run()
@@ -98,7 +98,7 @@ def test_R36_reads_after_run_serve_results_without_recomputing() -> None:
     assert CALLS == []
 
 
-def test_R59_B5_source_node_iteration_is_lazy() -> None:
+def test_source_node_iteration_is_lazy() -> None:
     with Pipeline("lazy", MemoryStore()) as pipeline:
         inc.pod(source(2))
     node = pipeline.src
@@ -108,7 +108,7 @@ def test_R59_B5_source_node_iteration_is_lazy() -> None:
     assert not node.has_output
 
 
-def test_R62_R63_B9_operator_nodes_keep_the_stream_identity() -> None:
+def test_operator_nodes_keep_the_stream_identity() -> None:
     left, right = (
         source(label="left"),
         podline.DictSource([{"id": i, "b": i} for i in range(4)], ["id"], label="right"),
@@ -125,7 +125,7 @@ def test_R62_R63_B9_operator_nodes_keep_the_stream_identity() -> None:
     )
 
 
-def test_R61_source_nodes_keep_the_source_identity() -> None:
+def test_source_nodes_keep_the_source_identity() -> None:
     src = source()
     with Pipeline("source-identity", MemoryStore()) as pipeline:
         inc.pod(src)
@@ -133,7 +133,7 @@ def test_R61_source_nodes_keep_the_source_identity() -> None:
     assert pipeline.src.content_hash() == src.content_hash()
 
 
-def test_R76_completed_nodes_keep_their_results_after_a_failure() -> None:
+def test_completed_nodes_keep_their_results_after_a_failure() -> None:
     store = MemoryStore()
 
     @function_pod("z", live_output=False)
@@ -151,7 +151,7 @@ def test_R76_completed_nodes_keep_their_results_after_a_failure() -> None:
     assert CALLS == []  # inc's results were persisted before explode failed
 
 
-def test_B2_R78_error_messages_are_sorted_and_stable() -> None:
+def test_error_messages_are_sorted_and_stable() -> None:
     script = textwrap.dedent(
         """
         import podline
@@ -185,7 +185,7 @@ def test_B2_R78_error_messages_are_sorted_and_stable() -> None:
     assert "'alpha', 'mid', 'zeta'" in first
 
 
-def test_B11_outputs_are_never_stale_after_a_new_run() -> None:
+def test_outputs_are_never_stale_after_a_new_run() -> None:
     store = MemoryStore()
     with Pipeline("stale", store) as pipeline:
         inc.pod(source(2))
@@ -230,7 +230,7 @@ def test_run_executor_applies_to_every_function_node_and_nodes_override_it() -> 
     assert pipeline.dec.as_table().column("z").to_pylist() == [0, 1, 2]
 
 
-def test_R11_R12_empty_buffers_keep_their_node_identity() -> None:
+def test_empty_buffers_keep_their_node_identity() -> None:
     @function_pod("never", live_output=False)
     def nothing(a: int) -> int:
         return podline.SKIP
@@ -256,7 +256,7 @@ class EndSpy(Observer):
         self.ends.append((tag.as_dict(), out, cached))
 
 
-def test_R26_skipped_packets_still_end_with_no_output() -> None:
+def test_skipped_packets_still_end_with_no_output() -> None:
     @function_pod("y", live_output=False)
     def odd_only(a: int) -> int:
         return a if a % 2 else podline.SKIP
@@ -272,7 +272,7 @@ def test_R26_skipped_packets_still_end_with_no_output() -> None:
     ]
 
 
-def test_R28_R75_a_failing_node_raises_without_ending() -> None:
+def test_a_failing_node_raises_without_ending() -> None:
     @function_pod("y", live_output=False)
     def broken(a: int) -> int:
         raise KeyError("missing")
@@ -286,7 +286,7 @@ def test_R28_R75_a_failing_node_raises_without_ending() -> None:
     assert "broken" not in counter.node_ends
 
 
-def test_R42_R43_B6_records_are_keyed_by_the_input_tag_and_say_what_happened() -> None:
+def test_records_are_keyed_by_the_input_tag_and_say_what_happened() -> None:
     store = MemoryStore()
     with Pipeline("flags", store) as first:
         inc.pod(source(2))
@@ -306,7 +306,7 @@ def test_R42_R43_B6_records_are_keyed_by_the_input_tag_and_say_what_happened() -
     assert other.column("__meta:status").to_pylist() == ["cached", "cached"]
 
 
-def test_R47_run_flushes_the_store(tmp_path: Any) -> None:
+def test_run_flushes_the_store(tmp_path: Any) -> None:
     from podline.stores import DeltaStore
 
     store = DeltaStore(tmp_path / "db", flush_rows=10**9, flush_seconds=3600)
@@ -318,7 +318,7 @@ def test_R47_run_flushes_the_store(tmp_path: Any) -> None:
     assert reopened.scan(("pipelines", "flushed", "runs")) is not None
 
 
-def test_R73_B7_concurrent_executors_keep_input_order() -> None:
+def test_concurrent_executors_keep_input_order() -> None:
     import random
     import time
 
@@ -335,7 +335,7 @@ def test_R73_B7_concurrent_executors_keep_input_order() -> None:
     assert pipeline.jittery.as_table().column("y").to_pylist() == list(range(40))
 
 
-def test_R72_outputs_follow_the_latest_run() -> None:
+def test_outputs_follow_the_latest_run() -> None:
     store = MemoryStore()
     with Pipeline("latest", store) as pipeline:
         inc.pod(source(2))
@@ -345,7 +345,7 @@ def test_R72_outputs_follow_the_latest_run() -> None:
     assert pipeline.inc.as_table().equals(before)
 
 
-def test_R23_each_packet_starts_before_its_calls_batch_and_ends_after() -> None:
+def test_each_packet_starts_before_its_calls_batch_and_ends_after() -> None:
     events: list[tuple[str, int]] = []
 
     class Order(Observer):

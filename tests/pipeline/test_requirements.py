@@ -176,7 +176,7 @@ def count_process_calls(monkeypatch: pytest.MonkeyPatch, node: OperatorNode) -> 
 # --------------------------------------------------------------------------- A. core
 
 
-def test_R1_orchestrator_runs_a_compiled_graph(store: Store) -> None:
+def test_orchestrator_runs_a_compiled_graph(store: Store) -> None:
     """R1: ``SyncPipelineOrchestrator().run(graph)`` takes the compiled DAG, returns a result."""
     pipeline = linear(store)
     graph = graph_of(pipeline)
@@ -190,7 +190,7 @@ def test_R1_orchestrator_runs_a_compiled_graph(store: Store) -> None:
     assert result.counts["add"].computed == 3
 
 
-def test_R3_downstream_nodes_read_buffers_not_stream_wiring(
+def test_downstream_nodes_read_buffers_not_stream_wiring(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R3: a node's input is its upstream's buffer; the recorded wiring only gives topology."""
@@ -204,7 +204,7 @@ def test_R3_downstream_nodes_read_buffers_not_stream_wiring(
     assert pipeline.double.as_table().to_pylist() == [{"id": 2, "doubled": 8}]
 
 
-def test_R4_source_node_output_is_the_materialized_source(store: Store) -> None:
+def test_source_node_output_is_the_materialized_source(store: Store) -> None:
     """R4: a source node's output holds every row of its source, hidden columns included."""
     src = numbers(4)
     with Pipeline("sources", store) as pipeline:
@@ -217,7 +217,7 @@ def test_R4_source_node_output_is_the_materialized_source(store: Store) -> None:
     assert pipeline.numbers.has_output
 
 
-def test_R6_function_node_serves_stored_entries_and_computes_the_rest(
+def test_function_node_serves_stored_entries_and_computes_the_rest(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R6: one bulk lookup per batch; stored entries are served, only misses are computed,
@@ -248,7 +248,7 @@ def test_R6_function_node_serves_stored_entries_and_computes_the_rest(
     assert (result.counts["add"].computed, result.counts["add"].cached) == (2, 2)
 
 
-def test_R7_operator_node_replays_or_computes(
+def test_operator_node_replays_or_computes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R7: REPLAY serves stored rows without computing; otherwise the operator computes."""
@@ -273,7 +273,7 @@ def test_R7_operator_node_replays_or_computes(
 # --------------------------------------------------------------------------- B. buffers
 
 
-def test_R10_buffers_carry_system_tags_and_source_info(store: Store) -> None:
+def test_buffers_carry_system_tags_and_source_info(store: Store) -> None:
     """R10: a buffer is a table stream with tags (system tags included) and packets (source
     info included); its user tag columns are the upstream's."""
     pipeline = linear(store)
@@ -289,7 +289,7 @@ def test_R10_buffers_carry_system_tags_and_source_info(store: Store) -> None:
         assert [c for c in columns if c in tags] == list(tags)
 
 
-def test_R13_running_does_not_revalidate_inputs(
+def test_running_does_not_revalidate_inputs(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R13: inputs are checked when the pipeline is built (podline: ``FunctionPod.check`` at
@@ -329,7 +329,7 @@ class BufferWatcher(SyncPipelineOrchestrator):
         return super()._run_node(node, buffers, *args, **kwargs)
 
 
-def test_R15_buffers_are_freed_once_every_consumer_ran(store: Store) -> None:
+def test_buffers_are_freed_once_every_consumer_ran(store: Store) -> None:
     """R15: without materialized results a buffer lives until its last consumer has run."""
     with Pipeline("frontier", store) as pipeline:
         totals = add.pod(numbers())
@@ -350,7 +350,7 @@ def test_R15_buffers_are_freed_once_every_consumer_ran(store: Store) -> None:
     assert kept.alive["total_ids"] == ["add", "double", "ids", "numbers"]
 
 
-def test_R17_unmaterialized_runs_still_persist_and_keep_node_outputs(store: Store) -> None:
+def test_unmaterialized_runs_still_persist_and_keep_node_outputs(store: Store) -> None:
     """R17: ``materialize_results=False`` changes only the returned result: records, memo,
     logged operator rows and the nodes' own outputs are all there."""
 
@@ -379,7 +379,7 @@ def test_R17_unmaterialized_runs_still_persist_and_keep_node_outputs(store: Stor
 # --------------------------------------------------------------------------- D. observers
 
 
-def test_R20_observer_protocol_and_no_op_hooks() -> None:
+def test_observer_protocol_and_no_op_hooks() -> None:
     """R20: the observer protocol is runtime-checkable; NoOp accepts every hook with None
     arguments (podline's hooks are keyword-only and carry labels, not nodes)."""
     no_op = NoOpObserver()
@@ -410,7 +410,7 @@ def test_R20_observer_protocol_and_no_op_hooks() -> None:
     assert no_op.contextualize("a", "b") is no_op
 
 
-def test_R21_no_observer_means_a_no_op_observer(
+def test_no_observer_means_a_no_op_observer(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R21: the observer is injected per run (podline: ``run(observer=...)``, not the
@@ -434,7 +434,7 @@ def test_R21_no_observer_means_a_no_op_observer(
     assert len(spy.named("packet_end")) == 6
 
 
-def test_R24_cached_means_not_computed_in_this_run(store: Store) -> None:
+def test_cached_means_not_computed_in_this_run(store: Store) -> None:
     """R24: podline's documented departure: ``cached=True`` whenever the packet was not
     computed in this run, including a hit in the memo another pipeline filled."""
     first = linear(store, "first")
@@ -454,7 +454,7 @@ def test_R24_cached_means_not_computed_in_this_run(store: Store) -> None:
 # --------------------------------------------------------------------------- E. protocols
 
 
-def test_R30_node_protocols(store: Store) -> None:
+def test_node_protocols(store: Store) -> None:
     """R30: three runtime-checkable node protocols with a ``node_type``; podline's surface is
     ``execute`` (no ``store_result``, ``populate_cache`` or ``get_cached_output``)."""
     with Pipeline("protocols", store) as pipeline:
@@ -518,7 +518,7 @@ class DuckSource:
         return TableStream(table, tags, label=self.label)
 
 
-def test_R32_orchestrator_needs_only_the_node_protocol(store: Store) -> None:
+def test_orchestrator_needs_only_the_node_protocol(store: Store) -> None:
     """R32: the orchestrator relies on ``node_type``, ``upstreams``, ``label``, hashes and
     ``output_schema`` of nodes, never on their classes."""
     pipeline = linear(store)
@@ -536,7 +536,7 @@ def test_R32_orchestrator_needs_only_the_node_protocol(store: Store) -> None:
 # --------------------------------------------------------------------------- F. FunctionNode
 
 
-def test_R33_R34_function_node_execute_computes_persists_and_keeps(store: Store) -> None:
+def test_function_node_execute_computes_persists_and_keeps(store: Store) -> None:
     """R33/R34: podline has no ``execute_packet``; ``FunctionNode.execute(stream)`` computes,
     records one entry per input, keeps its output and passes tags through unchanged."""
     pipeline = linear(store, n=4)
@@ -572,7 +572,7 @@ def test_R33_R34_function_node_execute_computes_persists_and_keeps(store: Store)
 # --------------------------------------------------------------------------- G. persistence
 
 
-def test_R45_pipelines_on_one_store_share_the_result_memo(store: Store) -> None:
+def test_pipelines_on_one_store_share_the_result_memo(store: Store) -> None:
     """R45: podline's memo lives under ``results/`` for every pipeline on the store (the
     reference uses ``<pipeline>/_results``); each pipeline keeps its own records."""
     linear(store, "first").run()
@@ -598,7 +598,7 @@ def test_R45_pipelines_on_one_store_share_the_result_memo(store: Store) -> None:
 # --------------------------------------------------------------------------- H. lookups
 
 
-def test_R53_outputs_are_replaced_never_accumulated(store: Store) -> None:
+def test_outputs_are_replaced_never_accumulated(store: Store) -> None:
     """R53: podline's ``get_cached_results`` has no side effect on the node; every
     ``execute`` replaces the kept output (never appends), so repeated work never duplicates."""
     pipeline = linear(store, n=4)
@@ -622,7 +622,7 @@ def test_R53_outputs_are_replaced_never_accumulated(store: Store) -> None:
 # --------------------------------------------------------------------------- I. cache modes
 
 
-def test_R55_R56_R57_R58_operator_cache_modes(
+def test_operator_cache_modes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R55-R58: OFF (default) computes and stores nothing, LOG computes and appends, REPLAY
@@ -676,7 +676,7 @@ def test_R55_R56_R57_R58_operator_cache_modes(
 # --------------------------------------------------------------------------- K. identity
 
 
-def test_R60_stream_identity_comes_from_the_producer(store: Store) -> None:
+def test_stream_identity_comes_from_the_producer(store: Store) -> None:
     """R60: a node's materialized output (podline: ``NodeOutput``) hashes like the node;
     commutative operators ignore input order; producer-less tables hash by content, and by
     schema for pipeline identity."""
@@ -702,7 +702,7 @@ def test_R60_stream_identity_comes_from_the_producer(store: Store) -> None:
 # --------------------------------------------------------------------------- L. Pipeline.run
 
 
-def test_R65_pipeline_run_signature() -> None:
+def test_pipeline_run_signature() -> None:
     """R65: podline's ``Pipeline.run(orchestrator=None, observer=None, executor=None,
     error_policy=None, *, materialize_results=True, run_id=None, timeout=None,
     commit_seconds=None, recompute=False)`` (docs/decisions: no config or execution engine)."""
@@ -720,7 +720,7 @@ def test_R65_pipeline_run_signature() -> None:
     ]
 
 
-def test_R66_run_compiles_first(store: Store) -> None:
+def test_run_compiles_first(store: Store) -> None:
     """R66: ``run()`` compiles a pipeline that has recorded but not compiled."""
     pipeline = Pipeline("uncompiled", store)
     with tracking(pipeline):
@@ -748,7 +748,7 @@ class CountingOrchestrator(SyncPipelineOrchestrator):
         return super().run(graph, **kwargs)
 
 
-def test_R67_run_uses_the_given_orchestrator_or_a_fresh_default(
+def test_run_uses_the_given_orchestrator_or_a_fresh_default(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """R67: a given orchestrator runs the compiled graph (with the error policy of the call);
@@ -768,7 +768,7 @@ def test_R67_run_uses_the_given_orchestrator_or_a_fresh_default(
     assert (first.error_policy, second.error_policy) == ("continue", "fail_fast")
 
 
-def test_R67_run_flushes_even_when_it_fails(tmp_path: Any) -> None:
+def test_run_flushes_even_when_it_fails(tmp_path: Any) -> None:
     """R67/R47: the store is flushed after the run, also when the run raises."""
     store = DeltaStore(tmp_path / "db", flush_rows=10**9, flush_seconds=None)
     with Pipeline("flush", store) as pipeline:
@@ -782,7 +782,7 @@ def test_R67_run_flushes_even_when_it_fails(tmp_path: Any) -> None:
     assert reopened.scan(memo[0]).num_rows == 2  # type: ignore[union-attr]
 
 
-def test_R68_default_run_writes_function_results(store: Store) -> None:
+def test_default_run_writes_function_results(store: Store) -> None:
     """R68: ``pipeline.run()`` without arguments computes and stores every function result."""
 
     @function_pod("twice", live_output=False)
@@ -809,7 +809,7 @@ def test_R68_default_run_writes_function_results(store: Store) -> None:
 # --------------------------------------------------------------------------- (b) regressions
 
 
-def test_B3_B10_validation_compares_types_whatever_the_column_order() -> None:
+def test_validation_compares_types_whatever_the_column_order() -> None:
     """B3/B10: podline validates when a pod or operator is applied: same names with other
     types are a mismatch, column order never matters, and hidden columns (system tags,
     source info) are ignored alike on a source and on its materialized table."""
@@ -849,7 +849,7 @@ def test_B3_B10_validation_compares_types_whatever_the_column_order() -> None:
     assert messages[0] == messages[1]
 
 
-def test_B16_run_end_fires_whatever_fails(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_end_fires_whatever_fails(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """B16: ``on_run_end`` fires (with the run's id) when a function, an operator or the
     orchestrator itself raises."""
 
@@ -886,7 +886,7 @@ def test_B16_run_end_fires_whatever_fails(store: Store, monkeypatch: pytest.Monk
 # --------------------------------------------------------------------------- (c) evolution
 
 
-def test_c1_nodes_execute_and_the_orchestrator_only_schedules(
+def test_nodes_execute_and_the_orchestrator_only_schedules(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """c1: every node's ``execute`` does its own work, once per run, in topological order;
@@ -918,7 +918,7 @@ def test_c1_nodes_execute_and_the_orchestrator_only_schedules(
     assert [e[0] for e in spy.events] == ["packet_start", "packet_end"] * 3
 
 
-def test_c3_run_ids(store: Store) -> None:
+def test_run_ids(store: Store) -> None:
     """c3: a run without an id gets a fresh UUID; a given id is used for the hooks, the
     result and the stored run records."""
     pipeline = linear(store)
@@ -957,7 +957,7 @@ class LoggingSpy(Spy):
         return CaptureLogger(self.captures, tag)
 
 
-def test_c3_packet_crashes_and_error_policies(
+def test_packet_crashes_and_error_policies(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """c3: ``continue`` (the default) reports a failing packet through ``on_packet_crash``,
@@ -1024,7 +1024,7 @@ class ContextSpy(Observer):
         self.log.append((self.path, "packet_end", node_label))
 
 
-def test_c6_c12_composite_fans_out_and_each_node_gets_its_own_context(store: Store) -> None:
+def test_composite_fans_out_and_each_node_gets_its_own_context(store: Store) -> None:
     """c6/c12: a composite hands every hook to each child in order; ``contextualize`` is
     called once per node with the node's identity path, and that node's hooks go through the
     returned view; the node's store scope uses the same identity path."""
@@ -1061,7 +1061,7 @@ def test_c6_c12_composite_fans_out_and_each_node_gets_its_own_context(store: Sto
 HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
-def test_c7_pipeline_uri(store: Store) -> None:
+def test_pipeline_uri(store: Store) -> None:
     """c7: ``<name>@<16 hex>``, the same for the same graph whatever the node order, passed
     to ``on_run_start``; it changes with a node or an edge."""
 
@@ -1099,7 +1099,7 @@ def test_c7_pipeline_uri(store: Store) -> None:
     assert changed.uri != pipeline.uri
 
 
-def test_c9_reads_never_compute_or_cascade(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_never_compute_or_cascade(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """c9: before a run, reading an operator node gives a typed empty table and computes
     nothing upstream; a LOG node does not expose rows logged by earlier runs."""
 
@@ -1137,7 +1137,7 @@ def test_c9_reads_never_compute_or_cascade(store: Store, monkeypatch: pytest.Mon
     assert CALLS == ["add(0,0)", "add(1,1)", "add(2,2)"]
 
 
-def test_c16_function_node_execute_is_input_driven_and_idempotent(store: Store) -> None:
+def test_function_node_execute_is_input_driven_and_idempotent(store: Store) -> None:
     """c16: ``FunctionNode.execute`` drives the per-packet loop itself: every packet starts
     before it ends, entries it already handled (skips included) are served, not computed,
     and repeating it never duplicates rows; ``fail_fast`` raises from the node."""

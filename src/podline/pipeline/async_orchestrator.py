@@ -12,8 +12,8 @@ event loop only moves chunks.
 
 The contract is the sync orchestrator's: the same hooks (``on_run_end`` always, in
 ``finally``), the same counts and outputs, ``error_policy`` (``"continue"`` skips and reports a
-failing packet; ``"fail_fast"`` raises it and cancels every other node), R16 (no
-``node_outputs`` unless ``materialize_results``), a ``TypeError`` for an unknown node type and a
+failing packet; ``"fail_fast"`` raises it and cancels every other node), no
+``node_outputs`` unless ``materialize_results``, a ``TypeError`` for an unknown node type and a
 ``ValueError`` for a function node without exactly one upstream. Nodes hold their outputs
 afterwards, operator nodes included.
 
