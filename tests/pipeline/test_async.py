@@ -494,9 +494,7 @@ def _r70_add(a: int, c: int) -> int:
 
 @pytest.mark.parametrize("backend", ["memory", "delta"])
 @pytest.mark.parametrize("shape", ["linear", "diamond"])
-def test_sync_and_async_record_the_same_outputs(
-    shape: str, backend: str, tmp_path: Any
-) -> None:
+def test_sync_and_async_record_the_same_outputs(shape: str, backend: str, tmp_path: Any) -> None:
     def build(store: Store) -> Pipeline:
         left = podline.DictSource(
             [{"id": i, "a": i, "c": 10 * i} for i in range(5)], tag_columns=["id"], label="left"

@@ -248,9 +248,7 @@ def test_function_node_serves_stored_entries_and_computes_the_rest(
     assert (result.counts["add"].computed, result.counts["add"].cached) == (2, 2)
 
 
-def test_operator_node_replays_or_computes(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_operator_node_replays_or_computes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """R7: REPLAY serves stored rows without computing; otherwise the operator computes."""
 
     def build(mode: str) -> Pipeline:
@@ -289,9 +287,7 @@ def test_buffers_carry_system_tags_and_source_info(store: Store) -> None:
         assert [c for c in columns if c in tags] == list(tags)
 
 
-def test_running_does_not_revalidate_inputs(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_running_does_not_revalidate_inputs(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """R13: inputs are checked when the pipeline is built (podline: ``FunctionPod.check`` at
     ``pod()``); running the compiled graph checks nothing again."""
     checks: list[str] = []
@@ -410,9 +406,7 @@ def test_observer_protocol_and_no_op_hooks() -> None:
     assert no_op.contextualize("a", "b") is no_op
 
 
-def test_no_observer_means_a_no_op_observer(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_observer_means_a_no_op_observer(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """R21: the observer is injected per run (podline: ``run(observer=...)``, not the
     orchestrator constructor); ``None`` hands nodes a NoOp observer, never ``None``."""
     pipeline = linear(store)
@@ -622,9 +616,7 @@ def test_outputs_are_replaced_never_accumulated(store: Store) -> None:
 # --------------------------------------------------------------------------- I. cache modes
 
 
-def test_operator_cache_modes(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_operator_cache_modes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """R55-R58: OFF (default) computes and stores nothing, LOG computes and appends, REPLAY
     never computes and serves stored rows (none stored: a typed empty output); ``execute``
     keeps its output for reads. podline has no ``get_cached_output``: ``execute`` replays."""
@@ -957,9 +949,7 @@ class LoggingSpy(Spy):
         return CaptureLogger(self.captures, tag)
 
 
-def test_packet_crashes_and_error_policies(
-    store: Store, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_packet_crashes_and_error_policies(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     """c3: ``continue`` (the default) reports a failing packet through ``on_packet_crash``,
     logs a warning, skips it and finishes the node; ``fail_fast`` reports it and raises,
     without ``on_node_end`` (podline's documented choice). Loggers receive each call's
