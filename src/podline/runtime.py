@@ -1,17 +1,18 @@
 """Process-level helpers any layer may use: pausing the cyclic garbage collector for a bounded
-batch of work, and running a coroutine to completion from synchronous code (even inside a
-running event loop)."""
+batch of work, holding Ctrl-C back while finished work is being stored, and running a
+coroutine to completion from synchronous code (even inside a running event loop)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar, cast
 
-__all__ = ["Beside", "paused_gc", "run_coroutine"]
+__all__ = ["Beside", "deferred_interrupts", "paused_gc", "run_coroutine"]
 
 T = TypeVar("T")
 
@@ -96,3 +97,35 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends, then raise it.
+
+    Bookkeeping that stores finished work (typing results, writing them to a store, firing
+    the hooks about them) must not stop halfway: a ``KeyboardInterrupt`` raised in the middle
+    would lose the work, or leave a store's buffers half updated. A second Ctrl-C while the
+    first is held raises at once, so a user is never stuck. Only the main thread receives
+    signals, and only Python's own handler is replaced; elsewhere this does nothing.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if held:
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt

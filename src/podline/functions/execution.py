@@ -35,7 +35,7 @@ from podline.functions.output_files import fingerprints, holds_files
 from podline.functions.packet_function import PacketFunction
 from podline.hashing import row_hash_strings, unreadable_files
 from podline.matching import index_in, is_in
-from podline.runtime import paused_gc
+from podline.runtime import deferred_interrupts, paused_gc
 from podline.schema import PodType, Schema, is_optional, type_name
 from podline.stores import RECORD_ID, Store
 from podline.streams import Stream, TableStream
@@ -350,7 +350,20 @@ class PodRun:
         commit: bool = False,
     ) -> pa.Table:
         """Type and store the results of the finished calls in ``window``; an ``early``
-        window's rows are reported (and committed when the clock says so) at once."""
+        window's rows are reported (and committed when the clock says so) at once. Ctrl-C
+        waits until this is done (see ``deferred_interrupts``)."""
+        with deferred_interrupts():
+            return self._settle_now(unique, batch, window, early=early, commit=commit)
+
+    def _settle_now(
+        self,
+        unique: _Unique,
+        batch: _Batch,
+        window: list[Finished],
+        *,
+        early: bool,
+        commit: bool,
+    ) -> pa.Table:
         indices, finished = zip(*window, strict=True) if window else ((), ())
         positions = np.array(indices, dtype=np.int64)
         outcomes = list(finished)

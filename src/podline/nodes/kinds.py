@@ -22,6 +22,7 @@ from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
+from podline.runtime import deferred_interrupts
 from podline.stores import RECORD_ID, Store
 from podline.streams import ProducedStream, Producer, Showable, Shown, Stream, TableStream
 
@@ -332,24 +333,28 @@ class FunctionNode(Node):
             report=report,
             recompute=self._recompute,
         )
-        result = _merge(batch, found, misses, computed)
-        rest = np.flatnonzero(~reported)
-        if records is not None and entry_ids is not None and len(todo):
-            unreported = np.flatnonzero(~reported[misses])
-            if len(unreported) == len(misses):  # nothing was reported early
-                picked = pa.array(misses, pa.int64())
-                _write_records(records, todo, entry_ids.take(picked), computed)
-            elif len(unreported):
-                part = _part_of(computed, unreported)
-                rows = pa.array(misses[unreported], pa.int64())
-                _write_records(
-                    records, _take(batch, misses[unreported]), entry_ids.take(rows), part
+        # Storing what finished is not to be cut short by Ctrl-C (see deferred_interrupts).
+        with deferred_interrupts():
+            result = _merge(batch, found, misses, computed)
+            rest = np.flatnonzero(~reported)
+            if records is not None and entry_ids is not None and len(todo):
+                unreported = np.flatnonzero(~reported[misses])
+                if len(unreported) == len(misses):  # nothing was reported early
+                    picked = pa.array(misses, pa.int64())
+                    _write_records(records, todo, entry_ids.take(picked), computed)
+                elif len(unreported):
+                    part = _part_of(computed, unreported)
+                    rows = pa.array(misses[unreported], pa.int64())
+                    _write_records(
+                        records, _take(batch, misses[unreported]), entry_ids.take(rows), part
+                    )
+            if hooks and len(rest):
+                outcomes = _outcomes(
+                    batch, result, started, None if len(rest) == len(batch) else rest
                 )
-        if hooks and len(rest):
-            outcomes = _outcomes(batch, result, started, None if len(rest) == len(batch) else rest)
-            observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
-        if self._clock.reported(time.time()):
-            self._commit(observer, node_hash)
+                observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
+            if self._clock.reported(time.time()):
+                self._commit(observer, node_hash)
         if result.errors and error_policy == "fail_fast":
             raise result.errors[min(result.errors)]
         for row, error in sorted(result.errors.items()):
