@@ -83,7 +83,7 @@ def test_probe_set_order_really_depends_on_seed() -> None:
 # the hash scheme changed: every persisted hash is now stale. That is only acceptable together
 # with a new scheme id, so bump HASH_SCHEME (podline.hashing.digest) and then update the values.
 
-GOLDEN_SCHEME = "pod2"
+GOLDEN_SCHEME = "pod3"
 
 NESTED = {
     "name": "pod",
@@ -140,51 +140,51 @@ def test_golden_scheme_id() -> None:
 
 def test_golden_hash_value_nested_structure() -> None:
     assert str(hash_value(NESTED)) == (
-        "pod2:eb5b82cffc0daf82a73f045f542df078d6d50197f9e7d30a99d089a548d7540d"
+        "pod3:16442582420a8e42417420f904c0e79d1f8e86e33b6a3b823e1cbdbd49297a6c"
     )
 
 
 def test_golden_hash_value_type_annotation() -> None:
     assert str(hash_value(dict[str, list[int] | None])) == (
-        "pod2:7683b697b2009b7995bf690e42f32623a2788a583d0502945f446a4382d4ae7e"
+        "pod3:6f6da47ee0ced4e52b168d735656c97e5afec0a46a5c43749dc362be0c96bfbc"
     )
 
 
 def test_golden_row_hashes_mixed_table_with_nulls() -> None:
     assert row_hash_strings(MIXED).to_pylist() == [
-        "pod2:d305cafc86277939ac42c25a0ea54d51763cef0412961967a6680b7d6bbe5d1a",
-        "pod2:748b5f35bd437561e01cbfab48b7ce5cd2548073d92d8436285c643febc07b56",
-        "pod2:07867e1fc48e1a890fd70e138e92a2ad7da698253bbe3befb2648f35fea3a946",
+        "pod3:bd52283fafc4b3a0e819ade010fdf520909b1e8635e8a8ef37d4f43b16efaa2c",
+        "pod3:608d12e1ff9170a24c7bd6af7380154a3dce941175f48f1488ed5ce86869b9f7",
+        "pod3:098e2158e01af5a6c32ed532a0e0c76711b6f893a8d34e604c0fac6221287cde",
     ]
 
 
 def test_golden_row_hashes_list_column() -> None:
     assert row_hash_strings(LISTS).to_pylist() == [
-        "pod2:4e6c43053513403a83ee0af09a6dea3c7c9ca4cdd36a8036a4532bbcf40d45e8",
-        "pod2:30c8da8a692bfa8115154b1ffdbae5b79a8c24b7f7ae3cf383bca23f534ee05d",
-        "pod2:b4486f0540d0437667ba6542f105ccd45328dc68291115f36aaccb4410b951f1",
-        "pod2:92ae2c04c94c29523d4f05b479b7f09ea7341606e964ddfdc827b19f54898997",
+        "pod3:824bc5abd8b7ea8fb9149e05dcec62ab1627866b81b887089f718168307d1ebb",
+        "pod3:bcaa85b0d5b950ecf4347123cbb85a2ec3818adf9c21154e019329d6cbf94411",
+        "pod3:50a6c0c1d49b786f2d8c57172a4590705457f242ee6ff622be24fceef47b07db",
+        "pod3:2cd9134e76a4e301b15da2e0e20e30b6504dbd8de8e43af2aada06224e07801d",
     ]
 
 
 def test_golden_row_hashes_struct_column() -> None:
     assert row_hash_strings(STRUCTS).to_pylist() == [
-        "pod2:503a4383c20373ec5475ecc1253be5e0da42187f3d51949591e50adef7c90903",
-        "pod2:27ed4fdca66efea85984d89b966a642294d4d628d1b6eddb802e1c6e1f789afc",
-        "pod2:97f88df0ec9ef66f81d65d41bbd1220c15ee098464bd24d2575efdb37211c65c",
+        "pod3:7a6633a35f4090bdb977182a6ebe961da84e10ad3ba21af5b1fb802d7a8c9616",
+        "pod3:0326115748987f7c6d8a3a474fd1f5df8381ad8fe5bca8417d3a35f0e5bc4f4d",
+        "pod3:194350f03748b0b6b56a5140de4e1c3a09cf8931b7fb0bd8e64fb86316881be0",
     ]
 
 
 def test_golden_row_hashes_map_order_and_signed_zero() -> None:
     assert row_hash_strings(MAPS_AND_ZEROS).to_pylist() == [
-        "pod2:58ddd8fada5d3a052b4bfd3cbc1c1cd47bbcab816d02d42036ab6d0dde0c27cf",
-        "pod2:2a011a937c2875ca75d40b2e061b531e2a6df0d12a2f0f92e1885b0e47fe0bfe",
-        "pod2:bd0bc66f40ef904e3afb93d1423f52b22da477dee7f2570795b3d6489f9c7bc7",
-        "pod2:9dee043dea00119d95efe7335a2861c7259e2e1c9fddeb6803a62663a50ac287",
+        "pod3:aa4eb37dbbb023abe8219f8501ba3b9c9e5b0aeda8cffbe638623064fad1312b",
+        "pod3:209f06c44eac3671b21f419c954ff6ed5740e4bba3fdf9c5e321b846a0d3b31d",
+        "pod3:56b3113e0679bde592bf0648d9f9f6d94d65998aaed134e82a7e7a22372f7572",
+        "pod3:b745cda42c5183f1480aac420c72f0069919ad75d8aac05749bc60df960d64ba",
     ]
 
 
 def test_golden_hash_table() -> None:
     assert str(hash_table(MIXED)) == (
-        "pod2:09522faa8e642299da3eb871c36f19ac00bc15ccf5d10e6d45e9de77cc627720"
+        "pod3:c01a0ec4e15172379b48515c285157cd258f7e7caac4e07ef5fd149ee0b58e55"
     )

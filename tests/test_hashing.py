@@ -46,9 +46,9 @@ from podline.schema import Schema
 
 def test_content_hash_string_round_trip() -> None:
     h = ContentHash.of(b"hello")
-    assert h.scheme == HASH_SCHEME == "pod2"
+    assert h.scheme == HASH_SCHEME == "pod3"
     assert h.digest == hashlib.sha256(b"hello").digest()
-    assert str(h) == f"pod2:{hashlib.sha256(b'hello').hexdigest()}"
+    assert str(h) == f"pod3:{hashlib.sha256(b'hello').hexdigest()}"
     assert h.hex == hashlib.sha256(b"hello").hexdigest()
     assert h.short() == h.hex[:12]
     assert h.short(4) == h.hex[:4]

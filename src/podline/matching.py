@@ -1,7 +1,7 @@
 """Exact lookups of string ids in other string ids, in bulk: ``index_in``, ``is_in`` and
 ``rows_in_order``.
 
-Record ids, entry ids and content hashes are long strings (``pod2:`` + 64 hex). Arrow's
+Record ids, entry ids and content hashes are long strings (``pod3:`` + 64 hex). Arrow's
 ``index_in``/``is_in`` hash every such string into a fresh hash table on each call, which
 dominates a cached pipeline run. Here both sides are reduced to 64-bit hashes (polars hashes
 strings on every core), matched with a hash join, and every match is then confirmed by

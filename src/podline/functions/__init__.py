@@ -1,6 +1,11 @@
 """Function pods: typed packet functions, code-aware identity, memoized application."""
 
-from podline.functions.code_identity import code_identity
+from podline.functions.code_identity import (
+    CodeIdentity,
+    code_identity,
+    code_structure,
+    describe_code,
+)
 from podline.functions.memo import ResultCache
 from podline.functions.packet_function import SKIP, IdentityMode, PacketFunction, SkipType
 from podline.functions.pod import (
@@ -14,6 +19,7 @@ from podline.functions.pod import (
 
 __all__ = [
     "SKIP",
+    "CodeIdentity",
     "FunctionPod",
     "FunctionPodStream",
     "IdentityMode",
@@ -24,5 +30,7 @@ __all__ = [
     "RowStatus",
     "SkipType",
     "code_identity",
+    "code_structure",
+    "describe_code",
     "function_pod",
 ]

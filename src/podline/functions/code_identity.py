@@ -1,100 +1,245 @@
-"""Code identity: a hash of what a function does, stable under reformatting and comments.
+"""Code identity: a hash of what a function does, stable under reformatting, comments and
+Python upgrades, covering the project code it uses.
 
-``code_identity(fn)`` hashes a normalized form of the function's source: its syntax tree with
-line numbers, formatting, comments and docstrings removed, and the decorators of the function
-itself dropped (the pod decorator's arguments are part of the identity separately). It also
-covers, transitively:
+``describe_code(fn)`` walks the function and what it refers to, and returns a ``CodeIdentity``:
+the hash, the plain-data structure it hashes, and the installed packages the code uses. What
+counts (docs/identity.md has the full contract):
 
-* helper functions and classes **defined in the same module** that the code refers to by name
-  (their own normalized code, and what *they* refer to);
-* module-level **constants** the code refers to: immutable values (numbers, strings, bytes,
-  enum members, tuples and frozensets of those), hashed canonically. Mutable module state (a
-  list used as a cache or counter, a dict being filled) is not followed: it changes as the
-  program runs, which would make the identity drift;
-* **closure** variables (their values, mutable ones included, since a closure usually captures
-  configuration; a closed-over function counts as a helper).
+* the function's **syntax**, in the version-independent canonical form of ``canonical``
+  (no comments, docstrings, formatting or positions), without its own decorators (the pod
+  decorator's arguments are part of the pod's identity separately);
+* **helper functions and classes** it refers to by name, transitively, when they are defined
+  in the same module or in any module of the user's project (``project.file_origin``); a
+  project module used as ``mod.helper`` counts through the attributes read from it, one used
+  as a bare value counts as a whole; imports inside the function body are followed too;
+* module-level **constants** it refers to (numbers, strings, bytes, enum members, tuples and
+  frozensets of those), whatever module they come from, by value. Mutable module state (a list
+  used as a cache, a dict being filled) is not followed: it changes as the program runs;
+* **closure** variables, by value (mutable ones included: a closure usually captures
+  configuration); a closed-over function counts as a helper;
+* for a name it does not follow (standard library, installed packages, podline), the import
+  statement that bound it (``numpy:mean``), so switching ``mean`` from numpy to statistics
+  counts, while upgrading numpy does not. Installed packages are reported in ``packages``
+  for the run manifest; ``depends_on=`` makes chosen versions part of a pod's identity.
 
-Imported functions, modules and anything defined elsewhere are not followed: a change in a
-library does not change the identity (pin ``version=`` when that matters). A global whose
-value cannot be hashed canonically is left out (its name still counts, through the code).
+The structure is a flat map of **entries**, one per function, class or whole module followed,
+keyed by qualified name (``helper``, ``Rule``, ``make.<locals>.add#2`` when two share one);
+each holds the SHA-256 of its canonical text (``code``) and what its names refer to
+(``refs``, ``closure``): another entry, a constant's hash, an import or a named object.
+Module names are kept beside it (``modules``) but not hashed, so moving a helper to another
+module changes nothing. Comparing two structures entry by entry names what changed.
 
 Bound methods and functions without readable source (built-ins, code typed at a bare REPL)
-are rejected with a ``FunctionIdentityError`` that says what to do instead. A lambda is
-accepted when its source line holds exactly one lambda with its parameters.
+are rejected with a ``FunctionIdentityError`` that says what to do instead.
 """
 
 from __future__ import annotations
 
-import ast
 import enum
+import importlib
+import importlib.util
 import inspect
-import textwrap
-import types
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import FunctionType, ModuleType
 from typing import Any
 
 from podline.errors import FunctionIdentityError, HashingError
+from podline.functions.project import Origin, file_origin, module_origin
+from podline.functions.sources import Definition, ImportBinding, SourceFile, source_file
 from podline.hashing import ContentHash, hash_value
 
-__all__ = ["code_identity", "code_structure"]
+__all__ = ["CodeIdentity", "code_identity", "code_structure", "describe_code"]
 
 _ADVICE = "use a module-level function, or pin the identity with identity='version'"
 
 
+@dataclass(frozen=True)
+class CodeIdentity:
+    """What ``describe_code`` found: the hash, the structure it hashes, and the top-level
+    import names of the installed packages the code uses (not part of the hash)."""
+
+    hash: ContentHash
+    structure: dict[str, Any]
+    packages: frozenset[str]
+    #: The module of each entry (not hashed: moving a helper to another module is no change).
+    modules: dict[str, str]
+
+
 def code_identity(fn: Callable[..., Any]) -> ContentHash:
     """The code hash of ``fn`` (see the module docs for what it covers)."""
-    return hash_value(code_structure(fn))
+    return describe_code(fn).hash
 
 
 def code_structure(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The plain-data structure that ``code_identity`` hashes."""
+    """The plain-data structure that ``code_identity`` hashes (JSON-serializable)."""
+    return describe_code(fn).structure
+
+
+def describe_code(fn: Callable[..., Any]) -> CodeIdentity:
+    """Walk ``fn`` and the code it uses; see the module docs."""
+    checked = checked_function(fn)
+    collector = _Collector(checked.__module__)
+    root = collector.function_entry(checked, root=True)
+    structure = {"root": root, "entries": collector.entries}
+    return CodeIdentity(
+        hash_value(structure), structure, frozenset(collector.packages), collector.modules
+    )
+
+
+def checked_function(fn: Callable[..., Any]) -> FunctionType:
+    """``fn`` if podline can give it a code identity, else a ``FunctionIdentityError``."""
     if inspect.ismethod(fn):
         raise FunctionIdentityError(
             f"{_qualname(fn)} is a bound method: its result may depend on the instance, which "
             f"podline cannot hash; {_ADVICE}"
         )
-    if not isinstance(fn, types.FunctionType):
+    if not isinstance(fn, FunctionType):
         raise FunctionIdentityError(
             f"{fn!r} is not a Python function (got {type(fn).__qualname__}); {_ADVICE}"
         )
-    return _Collector(fn.__module__).function(fn, root=True)
+    _source(fn).function(fn)  # readable, and where its code object says
+    return fn
 
 
 class _Collector:
-    """Walks a function and what it refers to; each helper is visited once."""
+    """Walks a function and what it refers to; each function, class or module once."""
 
     def __init__(self, module: str) -> None:
         self.module = module
-        self.visiting: set[int] = set()
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.keys: dict[int, str] = {}
+        self.modules: dict[str, str] = {}
+        self.packages: set[str] = set()
+        # The objects seen, kept alive so that their ids are not reused during the walk.
+        self._seen: list[Any] = []
 
-    def function(self, fn: types.FunctionType, *, root: bool = False) -> dict[str, Any]:
-        key = id(fn)
-        if key in self.visiting:  # mutual recursion: the name alone stands for the helper
-            return {"recursive": fn.__qualname__}
-        self.visiting.add(key)
-        node = _function_node(fn)
-        if root:
-            _drop_decorators(node)
-        structure: dict[str, Any] = {
-            "code": _normalized_dump(node),
-            "globals": self.references(node, fn.__globals__),
+    # ------------------------------------------------------------------ entries
+    def function_entry(self, fn: FunctionType, *, root: bool = False) -> str:
+        # The code's qualified name: functools.wraps renames a wrapper after what it wraps.
+        key = self._key(fn, fn.__code__.co_qualname, fn.__module__)
+        if key in self.entries:
+            return key
+        self.entries[key] = {}  # a placeholder: recursion refers to the key
+        source = _source(fn)
+        node = source.function(fn)
+        entry: dict[str, Any] = {
+            "kind": "function",
+            "code": source.digest(node, drop_decorators=root),
         }
+        self._fill(entry, source, node, fn.__globals__)
         closure = self.closure(fn)
         if closure:
-            structure["closure"] = closure
-        return structure
+            entry["closure"] = closure
+        self.entries[key] = entry
+        return key
 
-    def references(self, node: ast.AST, namespace: dict[str, Any]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for name in sorted(_loaded_names(node)):
-            if name not in namespace:
-                continue  # a local, a parameter or a builtin
-            described = self.describe(namespace[name])
-            if described is not None:
-                found[name] = described
-        return found
+    def class_entry(self, cls: type) -> str:
+        key = self._key(cls, cls.__qualname__, cls.__module__)
+        if key in self.entries:
+            return key
+        self.entries[key] = {}
+        module = sys.modules.get(cls.__module__)
+        namespace = vars(module) if module is not None else {}
+        source = _class_source(cls, namespace)
+        digests: list[str] = []
+        entry: dict[str, Any] = {"kind": "class"}
+        for node in source.classes_named(cls):
+            digests.append(source.digest(node))
+            self._fill(entry, source, node, namespace)
+        entry["code"] = digests[0] if len(digests) == 1 else digests
+        self.entries[key] = entry
+        return key
 
-    def closure(self, fn: types.FunctionType) -> dict[str, Any]:
+    def module_entry(self, module: ModuleType) -> str:
+        key = self._key(module, f"<module {module.__name__}>", module.__name__)
+        if key not in self.entries:
+            source = source_file(module.__file__ or "", vars(module))
+            self.entries[key] = {"kind": "module", "code": source.digest(source.tree)}
+        return key
+
+    def _key(self, obj: Any, base: str, module: str) -> str:
+        known = self.keys.get(id(obj))
+        if known is not None:
+            return known
+        key, n = base, 1
+        # Closures of one factory, or helpers of two modules, may share a qualified name.
+        while key in self.modules:
+            n += 1
+            key = f"{base}#{n}"
+        self.keys[id(obj)] = key
+        self.modules[key] = module
+        self._seen.append(obj)
+        return key
+
+    # ------------------------------------------------------------------ references
+    def _fill(
+        self,
+        entry: dict[str, Any],
+        source: SourceFile,
+        node: Definition,
+        namespace: Mapping[str, Any],
+    ) -> None:
+        """Add what the names read by ``node`` refer to, to ``entry["refs"]``."""
+        refs: dict[str, Any] = entry.setdefault("refs", {})
+        local = source.local_imports(node)
+        package = namespace.get("__package__") or ""
+        for name, paths in sorted(source.name_uses(node).items()):
+            if name in local:
+                value = _resolve_local(local[name], package, self.packages)
+                binding: ImportBinding | None = local[name]
+            elif name in namespace:
+                value, binding = namespace[name], source.imports.get(name)
+            else:
+                continue  # a local variable, a parameter or a builtin
+            if value is _UNRESOLVED:
+                refs[name] = {"import": local[name].text()}
+                continue
+            for ref_name, ref in self.describe_name(name, value, paths, binding):
+                refs[ref_name] = ref
+        if not refs:
+            del entry["refs"]
+
+    def describe_name(
+        self,
+        name: str,
+        value: Any,
+        paths: frozenset[tuple[str, ...]],
+        binding: ImportBinding | None,
+    ) -> list[tuple[str, Any]]:
+        """The refs one global name contributes (a module may contribute one per path)."""
+        if isinstance(value, ModuleType) and module_origin(value) == "project":
+            found: list[tuple[str, Any]] = []
+            for path in sorted(paths):
+                target, used = _walk_attributes(value, path)
+                ref_name = ".".join((name, *used))
+                if isinstance(target, ModuleType):
+                    found.append((ref_name, {"entry": self.module_entry(target)}))
+                else:
+                    ref = self.describe(target, binding=None)
+                    if ref is not None:
+                        found.append((ref_name, ref))
+            return found
+        ref = self.describe(value, binding=binding)
+        return [] if ref is None else [(name, ref)]
+
+    def describe(self, value: Any, *, binding: ImportBinding | None) -> Any:
+        """What a global value contributes, or None when it is not followed."""
+        target = _unwrapped(value)
+        if isinstance(target, FunctionType) and self.follows(target.__module__, target):
+            return {"entry": self.function_entry(target)}
+        if inspect.isclass(target) and self.follows(target.__module__, target):
+            return {"entry": self.class_entry(target)}
+        if _is_constant(value):
+            try:
+                return {"value": str(hash_value(value))}
+            except HashingError:
+                return None  # an unhashable global: its name still counts through the code
+        self._note_package(value)
+        return None if binding is None else {"import": binding.text()}
+
+    def closure(self, fn: FunctionType) -> dict[str, Any]:
         if not fn.__closure__:
             return {}
         values: dict[str, Any] = {}
@@ -103,40 +248,120 @@ class _Collector:
                 value = cell.cell_contents
             except ValueError:  # an empty cell: the variable was never assigned
                 continue
-            described = self.describe(value, strict_name=name, owner=fn)
-            if described is not None:
-                values[name] = described
+            target = _unwrapped(value)
+            if isinstance(target, FunctionType) and self.follows(target.__module__, target):
+                values[name] = {"entry": self.function_entry(target)}
+            elif inspect.isclass(target) and self.follows(target.__module__, target):
+                values[name] = {"entry": self.class_entry(target)}
+            elif isinstance(value, ModuleType) or callable(value):
+                # Code not followed is named, so that closing over math.floor instead of
+                # math.ceil counts (the closure's own code reads the same).
+                self._note_package(value)
+                named = _object_name(value)
+                if named is not None:
+                    values[name] = {"object": named}
+            else:
+                values[name] = {"value": str(_closure_hash(fn, name, value))}
         return values
 
-    def describe(
-        self,
-        value: Any,
-        *,
-        strict_name: str | None = None,
-        owner: types.FunctionType | None = None,
-    ) -> Any:
-        """What a referenced value contributes, or None when it is not followed."""
-        if isinstance(value, types.FunctionType) and (
-            value.__module__ == self.module or strict_name is not None
-        ):
-            return {"function": self.function(value)}
-        if inspect.isclass(value) and value.__module__ == self.module:
-            return {"class": _class_dump(value)}
-        if isinstance(value, types.ModuleType) or callable(value):
-            return None  # imported code is not followed
-        if strict_name is None and not _is_constant(value):
-            return None  # mutable module state (caches, counters) is not part of the code
-        try:
-            return {"value": hash_value(value)}
-        except HashingError as exc:
-            if strict_name is None:
-                return None  # an unhashable global: its name still counts through the code
-            assert owner is not None
-            raise FunctionIdentityError(
-                f"{_qualname(owner)} closes over {strict_name!r}, a "
-                f"{type(value).__qualname__} that cannot be hashed ({exc}); pass it as an "
-                f"argument, make it a module-level constant, or use identity='version'"
-            ) from None
+    def follows(self, module: str, obj: Any) -> bool:
+        """Whether code of ``module`` is followed: the root's module, or project code."""
+        if module == self.module:
+            return True
+        return _object_origin(obj) == "project"
+
+    def _note_package(self, value: Any) -> None:
+        name = value.__name__ if isinstance(value, ModuleType) else _module_name(value)
+        if name and module_origin(name.partition(".")[0]) == "installed":
+            self.packages.add(name.partition(".")[0])
+
+
+_UNRESOLVED = object()
+
+
+def _resolve_local(binding: ImportBinding, package: str, packages: set[str]) -> Any:
+    """What an import inside a function binds: imported now if it is project code (running
+    the function would import it too), else ``_UNRESOLVED`` (installed and standard modules
+    are not imported here)."""
+    try:
+        name = importlib.util.resolve_name("." * binding.level + binding.module, package)
+    except (ImportError, ValueError):
+        return _UNRESOLVED
+    top = name.partition(".")[0]
+    origin = _unimported_origin(top)
+    if origin == "installed":
+        packages.add(top)
+    if origin != "project":
+        return _UNRESOLVED
+    try:
+        module = importlib.import_module(name)
+        if binding.attribute is None:
+            return sys.modules[top] if binding.top else module
+        if hasattr(module, binding.attribute):
+            return getattr(module, binding.attribute)
+        return importlib.import_module(f"{name}.{binding.attribute}")  # a submodule
+    except ImportError:
+        return _UNRESOLVED  # the function fails when it runs; nothing to follow
+
+
+def _unimported_origin(top: str) -> Origin:
+    """Where a top-level module comes from, without importing it."""
+    if top in sys.modules:
+        return module_origin(sys.modules[top])
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return "unknown"
+    if spec is None:
+        return "unknown"
+    if spec.origin in (None, "built-in", "frozen"):
+        return "stdlib" if top in sys.stdlib_module_names else "unknown"
+    return file_origin(spec.origin)
+
+
+def _walk_attributes(module: ModuleType, path: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """Follow ``path`` from a module through submodules to the first non-module value."""
+    target: Any = module
+    used: list[str] = []
+    for attribute in path:
+        if not isinstance(target, ModuleType) or not hasattr(target, attribute):
+            break
+        target = getattr(target, attribute)
+        used.append(attribute)
+    return target, tuple(used)
+
+
+def _unwrapped(value: Any) -> Any:
+    """A decorated helper's function (``functools.wraps``, ``functools.cache``, pods)."""
+    if isinstance(value, FunctionType) or not callable(value) or inspect.isclass(value):
+        return value
+    try:
+        return inspect.unwrap(value)
+    except ValueError:  # a cycle of __wrapped__
+        return value
+
+
+def _object_origin(obj: Any) -> Origin:
+    if isinstance(obj, FunctionType):
+        return file_origin(obj.__code__.co_filename)
+    return module_origin(getattr(obj, "__module__", None))
+
+
+def _object_name(value: Any) -> str | None:
+    """``module:qualname`` of a module, function or class; None for other objects."""
+    if isinstance(value, ModuleType):
+        return value.__name__
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return f"{module}:{qualname}"
+    return None
+
+
+def _module_name(value: Any) -> str | None:
+    name = getattr(value, "__module__", None)
+    if not isinstance(name, str):
+        name = type(value).__module__
+    return name
 
 
 _CONSTANT_TYPES = (int, float, complex, str, bytes, bool, type(None), enum.Enum, ContentHash)
@@ -149,88 +374,33 @@ def _is_constant(value: Any) -> bool:
     return isinstance(value, _CONSTANT_TYPES)
 
 
+def _closure_hash(fn: FunctionType, name: str, value: Any) -> ContentHash:
+    try:
+        return hash_value(value)
+    except HashingError as exc:
+        raise FunctionIdentityError(
+            f"{_qualname(fn)} closes over {name!r}, a {type(value).__qualname__} that cannot "
+            f"be hashed ({exc}); pass it as an argument, make it a module-level constant, or "
+            "use identity='version'"
+        ) from None
+
+
 def _qualname(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def _source(obj: Any) -> str:
+def _source(fn: FunctionType) -> SourceFile:
+    return source_file(fn.__code__.co_filename, fn.__globals__)
+
+
+def _class_source(cls: type, namespace: Mapping[str, Any]) -> SourceFile:
     try:
-        return textwrap.dedent(inspect.getsource(obj))
-    except (OSError, TypeError) as exc:
+        filename = inspect.getsourcefile(cls)
+    except TypeError:  # a built-in class
+        filename = None
+    if not filename:
         raise FunctionIdentityError(
-            f"cannot read the source of {_qualname(obj)} ({exc}); define it in a file or a "
-            "notebook cell (code typed at a bare interpreter prompt has no source), or pin "
+            f"cannot read the source of class {_qualname(cls)}; define it in a file, or pin "
             "the identity with identity='version'"
-        ) from None
-
-
-def _function_node(fn: types.FunctionType) -> ast.AST:
-    source = _source(fn)
-    if fn.__name__ != "<lambda>":
-        tree = ast.parse(source)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
-                node.name == fn.__name__
-            ):
-                return node
-        raise FunctionIdentityError(f"cannot find the definition of {_qualname(fn)}; {_ADVICE}")
-    return _lambda_node(fn, source)
-
-
-def _lambda_node(fn: types.FunctionType, source: str) -> ast.AST:
-    params = list(fn.__code__.co_varnames[: fn.__code__.co_argcount])
-    lambdas = [
-        node
-        for node in ast.walk(_parse_fragment(source))
-        if isinstance(node, ast.Lambda) and [a.arg for a in node.args.args] == params
-    ]
-    if len(lambdas) != 1:
-        raise FunctionIdentityError(
-            f"cannot identify the lambda {_qualname(fn)} from its source line "
-            f"({len(lambdas)} candidates); give it a name with def, or use identity='version'"
         )
-    return lambdas[0]
-
-
-def _parse_fragment(source: str) -> ast.AST:
-    """Parse source lines that may be a fragment of a larger expression (as lambdas are)."""
-    stripped = source.strip().rstrip(",")
-    for candidate in (source, f"(\n{stripped}\n)", f"f(\n{stripped}\n)"):
-        try:
-            return ast.parse(candidate)
-        except SyntaxError:
-            continue
-    return ast.Module(body=[], type_ignores=[])
-
-
-def _drop_decorators(node: ast.AST) -> None:
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        node.decorator_list = []
-
-
-def _strip_docstrings(node: ast.AST) -> None:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
-            body = sub.body
-            first = body[0] if body else None
-            is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-            if is_doc and isinstance(first.value.value, str):  # type: ignore[union-attr]
-                sub.body = body[1:] or [ast.Pass()]
-
-
-def _normalized_dump(node: ast.AST) -> str:
-    _strip_docstrings(node)
-    return ast.dump(node, annotate_fields=True, include_attributes=False)
-
-
-def _class_dump(cls: type) -> str:
-    tree = ast.parse(_source(cls))
-    return _normalized_dump(tree)
-
-
-def _loaded_names(node: ast.AST) -> set[str]:
-    return {
-        sub.id
-        for sub in ast.walk(node)
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
-    }
+    return source_file(filename, dict(namespace))

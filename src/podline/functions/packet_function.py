@@ -7,10 +7,15 @@ tuple or list of N values), whether it is ``async``, and its identity:
 
 ``identity="code"`` (default)
     name, version, input and output schemas, output keys and the code hash
-    (``code_identity``): editing the function or a same-module helper changes it, reformatting
-    or editing comments and docstrings does not.
+    (``code_identity``): editing the function or a helper of the user's project changes it,
+    reformatting or editing comments and docstrings does not. The code is checked where the
+    function is defined and hashed when the identity is first needed, so helpers defined
+    further down the module count.
 ``identity="version"``
     the same without the code hash, for users who bump ``version=`` by hand.
+
+``depends_on=["numpy", ...]`` adds the installed versions of those distributions (or the
+distributions providing those import names) to the identity, in either mode.
 
 Returning ``SKIP`` drops the row. ``None`` is an ordinary value, valid only where the output
 type allows it.
@@ -20,14 +25,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, get_type_hints
 
 from podline.columns import RESERVED_PREFIX, column_names, is_reserved
 from podline.errors import FunctionDefinitionError, OutputValidationError, format_names
 from podline.executors.base import is_async_function
-from podline.functions.code_identity import code_identity
-from podline.hashing import IdentityMixin
+from podline.functions.code_identity import CodeIdentity, checked_function, describe_code
+from podline.functions.project import dependency_versions
+from podline.hashing import ContentHash, IdentityMixin
 from podline.schema import (
     PodType,
     Schema,
@@ -81,6 +87,7 @@ class PacketFunction(IdentityMixin):
         input_schema: Mapping[str, PodType] | None = None,
         output_schema: Mapping[str, PodType] | None = None,
         identity: IdentityMode = "code",
+        depends_on: Iterable[str] = (),
     ) -> None:
         if not callable(fn):
             raise FunctionDefinitionError(f"expected a function, got {type(fn).__qualname__}")
@@ -135,8 +142,25 @@ class PacketFunction(IdentityMixin):
                 f"{self.name}: output_schema names {list(self.output_schema)} but output_keys "
                 f"are {list(self.output_keys)}"
             )
-        # Computed now so that an unidentifiable function fails where it is defined.
-        self.code_hash = code_identity(fn) if identity == "code" else None
+        if isinstance(depends_on, str):
+            depends_on = [depends_on]
+        #: ``{distribution: version}`` of ``depends_on``, part of the identity.
+        self.dependencies = dependency_versions(depends_on, self.name)
+        if identity == "code":
+            # Checked now, so that an unidentifiable function fails where it is defined;
+            # hashed at first use (``code``), when the rest of its module exists too.
+            checked_function(fn)
+
+    @functools.cached_property
+    def code(self) -> CodeIdentity | None:
+        """The code identity (hash, structure, installed packages used); None with
+        ``identity="version"``."""
+        return describe_code(self.fn) if self.identity_mode == "code" else None
+
+    @property
+    def code_hash(self) -> ContentHash | None:
+        """The hash of the code (``code_identity``); None with ``identity="version"``."""
+        return None if self.code is None else self.code.hash
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -157,6 +181,7 @@ class PacketFunction(IdentityMixin):
             "outputs": self.output_schema,
             "output_keys": self.output_keys,
             "code": self.code_hash,
+            **({"depends_on": self.dependencies} if self.dependencies else {}),
         }
 
     def to_output(self, value: Any) -> dict[str, Any] | SkipType:

@@ -325,6 +325,7 @@ def function_pod(
     input_schema: Mapping[str, PodType] | None = None,
     output_schema: Mapping[str, PodType] | None = None,
     identity: IdentityMode = "code",
+    depends_on: Sequence[str] = (),
     live_output: bool = True,
     timeout: float | None = None,
     retries: int = 0,
@@ -337,6 +338,8 @@ def function_pod(
     ``timeout`` (seconds) fails a call that runs longer; ``retries`` gives a call that fails
     with one of ``retry_on`` that many more attempts, ``backoff`` seconds apart (doubling);
     ``output_limit`` bounds the stdout and stderr kept per call (see ``CallPolicy``).
+    ``depends_on`` names installed distributions whose versions join the identity, so that
+    upgrading them recomputes (``depends_on=["numpy"]``; see docs/identity.md).
 
     >>> @function_pod("area", version="v1")
     ... def area(width: float, height: float) -> float:
@@ -356,6 +359,7 @@ def function_pod(
             input_schema=input_schema,
             output_schema=output_schema,
             identity=identity,
+            depends_on=depends_on,
         )
         pod = FunctionPod(
             packet_function,

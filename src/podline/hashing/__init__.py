@@ -1,4 +1,4 @@
-"""Hashing: the ``pod2`` scheme, canonical hashes of values, rows, tables and files, identity.
+"""Hashing: the ``pod3`` scheme, canonical hashes of values, rows, tables and files, identity.
 
 See ``docs/identity.md`` for the rules; each submodule's docstring specifies its encoding.
 """

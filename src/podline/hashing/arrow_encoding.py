@@ -401,7 +401,7 @@ def row_hashes_hex(
 def row_hash_strings(
     table: pa.Table | pa.RecordBatch, columns: Sequence[str] | None = None
 ) -> pa.Array:
-    """Row hashes in ``ContentHash`` string form (``pod2:<hex>``), one per row."""
+    """Row hashes in ``ContentHash`` string form (``pod3:<hex>``), one per row."""
     hexes = row_hashes_hex(table, columns)
     prefix = pa.scalar(f"{HASH_SCHEME}:", pa.large_string())
     return pc.binary_join_element_wise(prefix, hexes, pa.scalar("", pa.large_string()))

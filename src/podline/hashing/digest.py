@@ -1,8 +1,8 @@
 """The hash scheme: ``ContentHash`` values and the SHA-256 digest of byte strings, one or many.
 
-Scheme ``pod2`` is SHA-256 over podline's canonical encodings (see ``arrow_encoding`` and
-``values``). The scheme id is part of every ``ContentHash`` and of its string form
-``pod2:<64 hex digits>``, so a persisted hash always says how it was made. A change to any
+Scheme ``pod3`` is SHA-256 over podline's canonical encodings (see ``arrow_encoding`` and
+``values``, and for code ``podline.functions.canonical``). The scheme id is part of every ``ContentHash`` and of its string form
+``pod3:<64 hex digits>``, so a persisted hash always says how it was made. A change to any
 canonical encoding must come with a new scheme id.
 
 Many digests at once (one per table row) go through the ``polars-hash`` plugin when it is
@@ -27,7 +27,7 @@ from podline.errors import HashingError
 
 __all__ = ["HASH_SCHEME", "ContentHash", "digest_bytes", "hex_digests"]
 
-HASH_SCHEME = "pod2"
+HASH_SCHEME = "pod3"
 DIGEST_SIZE = 32
 _log = logging.getLogger(__name__)
 

@@ -258,7 +258,7 @@ class TableStream(StreamMixin, IdentityMixin):
 
     # ------------------------------------------------------------------ data
     def packet_hashes(self) -> pa.Array:
-        """Every row's packet content hash (``pod2:<hex>`` strings), computed in one call."""
+        """Every row's packet content hash (``pod3:<hex>`` strings), computed in one call."""
         if self._packet_hashes is None:
             self._packet_hashes = row_hash_strings(self._table, self._packets)
         return self._packet_hashes

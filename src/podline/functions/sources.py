@@ -1,0 +1,278 @@
+"""The source of functions and classes: each file parsed once, definitions found by position.
+
+Code identity needs the syntax tree of every function it follows. Reading each one with
+``inspect.getsource`` re-reads (and, for classes, re-parses) its whole file every time; a
+pipeline of 20 pods using a 5,000-line module would parse it hundreds of times. Here a file
+is parsed once per content (``SourceFile``, cached by file name and checked against the text
+``linecache`` holds), and a definition is found in it by position:
+
+* a function by its code's name and first line (``co_name``, ``co_firstlineno``: the line of
+  its first decorator, or of ``def``);
+* a lambda by its first line and parameter names (two alike on one line are ambiguous);
+* a class by its qualified name (and, on Python 3.13+, its first line).
+
+A definition that is not where its code object says (the file was edited after it was
+imported) is a ``FunctionIdentityError``: the identity would describe code that is not the
+code that runs. The per-node facts code identity asks for (canonical digest, names read,
+imports) are cached with the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import linecache
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FunctionType
+from typing import Any
+
+from podline.errors import FunctionIdentityError
+from podline.functions.canonical import canonical_text
+
+__all__ = ["Definition", "ImportBinding", "NameUses", "SourceFile", "source_file"]
+
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda | ast.Module
+
+#: name -> the attribute paths read from it (``()`` for a use of the bare name).
+NameUses = dict[str, frozenset[tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class ImportBinding:
+    """A name bound by an import statement: ``import a.b`` binds ``a`` (module ``a.b``,
+    ``top``); ``import a.b as x`` binds ``x`` (module ``a.b``); ``from .m import n as k`` binds
+    ``k`` (module ``m`` at level 1, attribute ``n``)."""
+
+    module: str
+    attribute: str | None = None
+    level: int = 0
+    #: Whether the name is bound to the top-level package of ``module`` (``import a.b``).
+    top: bool = False
+
+    def text(self) -> str:
+        """``"a.b"`` or ``"..m:n"``: what the identity records for a name not followed."""
+        base = "." * self.level + self.module
+        return base if self.attribute is None else f"{base}:{self.attribute}"
+
+
+@dataclass(eq=False)
+class SourceFile:
+    """One parsed version of a source file, with an index of its definitions."""
+
+    filename: str
+    text: str
+    tree: ast.Module
+    functions: dict[tuple[str, int], list[ast.FunctionDef | ast.AsyncFunctionDef]]
+    lambdas: dict[int, list[ast.Lambda]]
+    classes: dict[str, list[ast.ClassDef]]
+    #: Names bound by the file's module-level import statements.
+    imports: dict[str, ImportBinding]
+    _facts: dict[tuple[int, str], Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ finding definitions
+    def function(self, fn: FunctionType) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda:
+        """The definition of ``fn`` in this file."""
+        # By the code object's own name: functools.wraps gives a wrapper the wrapped name.
+        code = fn.__code__
+        line = code.co_firstlineno
+        if code.co_name == "<lambda>":
+            params = _parameter_names(fn)
+            found: list[Any] = [
+                node for node in self.lambdas.get(line, []) if _lambda_params(node) == params
+            ]
+            if len(found) > 1:
+                raise FunctionIdentityError(
+                    f"cannot tell the lambda {_qualname(fn)} apart from {len(found) - 1} "
+                    f"other(s) like it on line {line} of {self.filename}; give it a name "
+                    "with def, or use identity='version'"
+                )
+        else:
+            found = self.functions.get((code.co_name, line), [])
+        if len(found) != 1:
+            raise FunctionIdentityError(
+                f"cannot find the definition of {_qualname(fn)} at line {line} of "
+                f"{self.filename}: the file changed since it was imported; reload the module "
+                "or restart the interpreter"
+            )
+        return found[0]  # type: ignore[no-any-return]
+
+    def classes_named(self, cls: type) -> list[ast.ClassDef]:
+        """Every definition of ``cls`` in this file (several when a class is defined in
+        branches, e.g. ``if``/``else``: all of them then count)."""
+        found = self.classes.get(cls.__qualname__, [])
+        line = getattr(cls, "__firstlineno__", None)  # Python 3.13+
+        if line is not None:
+            found = [c for c in found if _first_line(c) == line] or found
+        if not found:
+            raise FunctionIdentityError(
+                f"cannot find the definition of class {cls.__module__}.{cls.__qualname__} "
+                f"in {self.filename}: the file changed since it was imported; reload the "
+                "module or restart the interpreter"
+            )
+        return found
+
+    # ------------------------------------------------------------------ facts about nodes
+    def digest(self, node: Definition, *, drop_decorators: bool = False) -> str:
+        """SHA-256 (hex) of the canonical text of ``node``."""
+        return self._fact(
+            node,
+            f"digest{drop_decorators}",
+            lambda: hashlib.sha256(
+                canonical_text(node, drop_decorators=drop_decorators).encode(
+                    "utf-8", "surrogatepass"
+                )
+            ).hexdigest(),
+        )
+
+    def name_uses(self, node: Definition) -> NameUses:
+        """The global-looking names ``node`` reads, with the attribute paths read from each."""
+        return self._fact(node, "uses", lambda: _name_uses(node))
+
+    def local_imports(self, node: Definition) -> dict[str, ImportBinding]:
+        """Names bound by import statements inside ``node`` (a function's own imports)."""
+        if isinstance(node, ast.Module):
+            return {}
+        return self._fact(node, "imports", lambda: dict(_import_bindings(ast.walk(node))))
+
+    def _fact(self, node: ast.AST, kind: str, compute: Any) -> Any:
+        key = (id(node), kind)
+        if key not in self._facts:
+            self._facts[key] = compute()
+        return self._facts[key]
+
+
+_FILES: dict[str, SourceFile] = {}
+_LOCK = threading.Lock()
+
+
+def source_file(filename: str, module_globals: dict[str, Any] | None) -> SourceFile:
+    """The parsed current text of ``filename`` (as ``inspect`` would read it)."""
+    linecache.checkcache(filename)
+    text = "".join(linecache.getlines(filename, module_globals))
+    if not text:
+        raise FunctionIdentityError(
+            f"cannot read the source file {filename!r}; define the function in a file or a "
+            "notebook cell (code typed at a bare interpreter prompt has no source), or pin "
+            "the identity with identity='version'"
+        )
+    with _LOCK:
+        cached = _FILES.get(filename)
+        if cached is not None and cached.text == text:
+            return cached
+    parsed = _parse(filename, text)
+    with _LOCK:
+        _FILES[filename] = parsed
+    return parsed
+
+
+def _parse(filename: str, text: str) -> SourceFile:
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError as exc:
+        raise FunctionIdentityError(
+            f"cannot parse {filename} ({exc.msg}, line {exc.lineno}): it changed since it "
+            "was imported; fix it and reload the module"
+        ) from None
+    functions: dict[tuple[str, int], list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    lambdas: dict[int, list[ast.Lambda]] = {}
+    classes: dict[str, list[ast.ClassDef]] = {}
+    for qualname, node in _scoped(tree.body, ""):
+        if isinstance(node, ast.ClassDef):
+            classes.setdefault(qualname, []).append(node)
+        elif isinstance(node, ast.Lambda):
+            lambdas.setdefault(node.lineno, []).append(node)
+        else:
+            functions.setdefault((node.name, _first_line(node)), []).append(node)
+    imports = dict(_import_bindings(_module_level(tree.body)))
+    return SourceFile(filename, text, tree, functions, lambdas, classes, imports)
+
+
+def _scoped(nodes: list[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every function, class and lambda below ``nodes``, with its qualified name."""
+    stack = [(node, prefix) for node in reversed(nodes)]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            qualname = f"{scope}{node.name}"
+            yield qualname, node
+            inner = f"{qualname}.<locals>." if not isinstance(node, ast.ClassDef) else f"{qualname}."
+            # Decorators, defaults and bases are evaluated in the enclosing scope.
+            outer = [n for n in ast.iter_child_nodes(node) if n not in node.body]
+            stack.extend((child, scope) for child in reversed(outer))
+            stack.extend((child, inner) for child in reversed(node.body))
+            continue
+        if isinstance(node, ast.Lambda):
+            yield f"{scope}<lambda>", node
+        stack.extend((child, scope) for child in reversed(list(ast.iter_child_nodes(node))))
+
+
+def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Statements run at import time: the body and blocks inside it, not definitions."""
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stack.extend(
+                child for child in reversed(list(ast.iter_child_nodes(node)))
+                if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case)
+            )
+
+
+def _import_bindings(nodes: Iterator[ast.AST]) -> Iterator[tuple[str, ImportBinding]]:
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    yield alias.asname, ImportBinding(alias.name)
+                else:
+                    yield alias.name.partition(".")[0], ImportBinding(alias.name, top=True)
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.name != "*":
+                    binding = ImportBinding(node.module or "", alias.name, node.level)
+                    yield alias.asname or alias.name, binding
+
+
+def _name_uses(node: ast.AST) -> NameUses:
+    uses: dict[str, set[tuple[str, ...]]] = {}
+    inner: set[int] = set()  # attribute nodes that are part of a longer chain
+    in_chain: set[int] = set()  # names read as the start of a chain
+    nodes = list(ast.walk(node))
+    for sub in nodes:
+        if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute):
+            inner.add(id(sub.value))
+    for sub in nodes:
+        if not isinstance(sub, ast.Attribute) or id(sub) in inner:
+            continue
+        path: list[str] = []
+        current: ast.expr = sub
+        while isinstance(current, ast.Attribute):
+            path.append(current.attr)
+            current = current.value
+        if isinstance(current, ast.Name) and isinstance(current.ctx, ast.Load):
+            uses.setdefault(current.id, set()).add(tuple(reversed(path)))
+            in_chain.add(id(current))
+    for sub in nodes:
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in in_chain:
+            uses.setdefault(sub.id, set()).add(())
+    return {name: frozenset(paths) for name, paths in uses.items()}
+
+
+def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
+
+
+def _lambda_params(node: ast.Lambda) -> list[str]:
+    return [a.arg for a in node.args.posonlyargs + node.args.args]
+
+
+def _parameter_names(fn: FunctionType) -> list[str]:
+    code = fn.__code__
+    return list(code.co_varnames[: code.co_argcount])
+
+
+def _qualname(fn: FunctionType) -> str:
+    return f"{fn.__module__}.{fn.__code__.co_qualname}"
