@@ -1,7 +1,8 @@
 """Shared test configuration: hypothesis profiles ("ci" when the CI variable is set) and the
 ``store`` fixture, which runs a test once per store backend, ``eventually``, which polls
 for what background threads do, and ``ctrl_c_in_a_notebook``, which presses Ctrl-C while a
-notebook cell runs.
+notebook cell runs; ``user_project`` and ``installed_packages``, directories of modules on
+``sys.path`` that tests edit and re-import as a fresh process would.
 
 To run every store-backed test against a new backend, add one entry to ``BACKENDS``: a
 function of a scratch directory returning a fresh, empty store.
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import importlib
 import os
 import signal
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import settings
@@ -81,6 +86,72 @@ def ctrl_c_in_a_notebook() -> Callable[[Callable[[], Awaitable[None]], float], f
     ):
         pytest.skip("needs the main thread and Python's own SIGINT handler")
     return _ctrl_c_in_a_notebook
+
+
+class ModuleTree:
+    """A directory of modules on ``sys.path``: write and edit files, then ``load`` a module
+    afresh (every module loaded from the directory is forgotten first), as a new process
+    would see the edited files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def write(self, path: str, source: str) -> Path:
+        """Write ``path`` (``"pkg/mod.py"``); packages get an ``__init__.py``."""
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for parent in target.relative_to(self.root).parents:
+            init = self.root / parent / "__init__.py"
+            if parent != Path(".") and not init.exists():
+                init.write_text("")
+        target.write_text(textwrap.dedent(source))
+        return target
+
+    def edit(self, path: str, old: str, new: str) -> None:
+        target = self.root / path
+        text = target.read_text()
+        assert old in text, f"{old!r} is not in {path}"
+        target.write_text(text.replace(old, new))
+
+    def forget(self) -> None:
+        root = str(self.root)
+        for name, module in list(sys.modules.items()):
+            if (getattr(module, "__file__", None) or "").startswith(root):
+                del sys.modules[name]
+        importlib.invalidate_caches()
+
+    def load(self, name: str) -> ModuleType:
+        self.forget()
+        return importlib.import_module(name)
+
+    def distribution(self, name: str, version: str, top_level: str | None = None) -> None:
+        """Install metadata for distribution ``name`` (as pip leaves it in site-packages)."""
+        info = self.root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        if top_level is not None:
+            (info / "top_level.txt").write_text(top_level + "\n")
+
+
+@pytest.fixture
+def user_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTree]:
+    """The user's own modules (code identity follows them)."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no stale .pyc after an edit
+    tree = ModuleTree(tmp_path / "project")
+    monkeypatch.syspath_prepend(str(tree.root))
+    yield tree
+    tree.forget()
+
+
+@pytest.fixture
+def installed_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTree]:
+    """A site-packages directory on ``sys.path`` (code identity does not follow it)."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    tree = ModuleTree(tmp_path / "env" / "lib" / "site-packages")
+    monkeypatch.syspath_prepend(str(tree.root))
+    yield tree
+    tree.forget()
 
 
 settings.register_profile("ci", deadline=None, max_examples=100)

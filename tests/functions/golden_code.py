@@ -126,5 +126,5 @@ def everything_else(items: dict[str, int], path: str) -> int:
     while total > 10:
         total //= 2
     assert total >= 0, "negative"
-    global SCALE  # noqa: PLW0603
-    return total ** 2 @ 1 if False else total << 1 | 2 & ~3 ^ 4 and not None
+    global SCALE  # noqa: PLW0602
+    return total**2 @ 1 if False else total << 1 | 2 & ~3 ^ 4 and not None

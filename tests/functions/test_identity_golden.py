@@ -30,7 +30,7 @@ from . import golden_code
 GOLDEN = {
     "uses_helper": "79f954c1ffd7b7732522ff27325040e555ef04d78e8697b2ee72329e780e71d1",
     "uses_decorated_helper": "ceae453ab186401e4d5bf3450578b399782cc485bd37fa38bf7ae125b1dee1af",
-    "decorated": "a7920c4168adb21ee375c225092df4984c82069394e7b9eda15d334e4efcf658",
+    "decorated": "0dd6fd6fea1118b97b00d768a6389e8b4d20f45bb1056e1c5fb5210afadd155f",
     "add_two": "ea059940d18ff4ddc2cdde3d1fd0839e3f0b8fc610af52fb56cf35193479f984",
     "double": "d802334baa6d2c614db8cc38843cca2db0754f329672ac77daf12c8cfa916605",
     "fetch": "7449d8c7b30e8338a8d14537b70c09bc375245a8a95b58eeaf5faf439af7d93c",
@@ -96,7 +96,7 @@ def other_interpreters() -> dict[str, str]:
             text=True,
             check=False,
         ).stdout.strip()
-        current = "%d.%d" % sys.version_info[:2]
+        current = "{}.{}".format(*sys.version_info[:2])
         if version and version != current and tuple(map(int, version.split("."))) >= (3, 11):
             found.setdefault(version, path)
     return found

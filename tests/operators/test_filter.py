@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import warnings
@@ -81,7 +82,7 @@ def test_identity_is_stable_across_processes() -> None:
         "print(Filter(pl.col('x').is_between(1, 4) & pl.col('g').is_in(['a', 'b']), "
         "constraints={'id': 3}).content_hash())"
     )
-    env = {"PYTHONHASHSEED": "123"}
+    env = {**os.environ, "PYTHONHASHSEED": "123"}  # the same podline, another hash seed
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )

@@ -28,6 +28,7 @@ versions and compare the texts they produce.
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 __all__ = ["canonical_text"]
 
@@ -75,7 +76,7 @@ def _expand_node(node: ast.AST, drop_decorators: bool) -> list[object]:
     for name in sorted(node._fields):
         if name in _IGNORED_FIELDS or (drop_decorators and name == "decorator_list"):
             continue
-        value = getattr(node, name, None)
+        value: Any = getattr(node, name, None)
         if name == "body" and isinstance(node, _BODY_OWNERS):
             value = _without_docstring(value)
         elif name == "values" and isinstance(node, ast.JoinedStr):

@@ -128,7 +128,7 @@ class _Collector:
             "kind": "function",
             "code": source.digest(node, drop_decorators=root),
         }
-        self._fill(entry, source, node, fn.__globals__)
+        self._fill(entry, source, node, fn.__globals__, drop_decorators=root)
         closure = self.closure(fn)
         if closure:
             entry["closure"] = closure
@@ -180,12 +180,15 @@ class _Collector:
         source: SourceFile,
         node: Definition,
         namespace: Mapping[str, Any],
+        *,
+        drop_decorators: bool = False,
     ) -> None:
         """Add what the names read by ``node`` refer to, to ``entry["refs"]``."""
         refs: dict[str, Any] = entry.setdefault("refs", {})
         local = source.local_imports(node)
         package = namespace.get("__package__") or ""
-        for name, paths in sorted(source.name_uses(node).items()):
+        uses = source.name_uses(node, drop_decorators=drop_decorators)
+        for name, paths in sorted(uses.items()):
             if name in local:
                 value = _resolve_local(local[name], package, self.packages)
                 binding: ImportBinding | None = local[name]

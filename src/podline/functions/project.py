@@ -21,13 +21,13 @@ their versions up through ``importlib.metadata``.
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import os
 import re
 import sys
 import sysconfig
 from collections.abc import Iterable, Mapping
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
@@ -125,25 +125,26 @@ def dependency_versions(names: Iterable[str], function: str) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-@cache
 def _distributions(name: str) -> tuple[str, ...]:
     """The distributions that provide ``name`` (a distribution or a top-level module)."""
     try:
         return (_canonical_name(metadata.distribution(name).metadata["Name"]),)
     except metadata.PackageNotFoundError:
         pass
-    providers = _providers().get(name, ())
+    providers = _providers().get(name)
+    if providers is None:  # perhaps installed since the map was made
+        _providers.cache_clear()
+        providers = _providers().get(name, [])
     return tuple(sorted({_canonical_name(p) for p in providers}))
 
 
 @cache
 def _providers() -> Mapping[str, list[str]]:
     # Reads the metadata of every installed distribution (about 0.1 s), hence only when a
-    # name is not a distribution of its own, and once per process.
+    # name is not a distribution of its own, and kept for the process.
     return metadata.packages_distributions()
 
 
-@cache
 def _version(distribution: str) -> str:
     return metadata.version(distribution)
 

@@ -23,7 +23,7 @@ import ast
 import hashlib
 import linecache
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FunctionType
 from typing import Any
@@ -96,7 +96,7 @@ class SourceFile:
                 f"{self.filename}: the file changed since it was imported; reload the module "
                 "or restart the interpreter"
             )
-        return found[0]  # type: ignore[no-any-return]
+        return found[0]
 
     def classes_named(self, cls: type) -> list[ast.ClassDef]:
         """Every definition of ``cls`` in this file (several when a class is defined in
@@ -126,9 +126,10 @@ class SourceFile:
             ).hexdigest(),
         )
 
-    def name_uses(self, node: Definition) -> NameUses:
-        """The global-looking names ``node`` reads, with the attribute paths read from each."""
-        return self._fact(node, "uses", lambda: _name_uses(node))
+    def name_uses(self, node: Definition, *, drop_decorators: bool = False) -> NameUses:
+        """The global-looking names ``node`` reads, with the attribute paths read from each
+        (``drop_decorators``: not those read by the decorators of ``node`` itself)."""
+        return self._fact(node, f"uses{drop_decorators}", lambda: _name_uses(node, drop_decorators))
 
     def local_imports(self, node: Definition) -> dict[str, ImportBinding]:
         """Names bound by import statements inside ``node`` (a function's own imports)."""
@@ -189,7 +190,7 @@ def _parse(filename: str, text: str) -> SourceFile:
     return SourceFile(filename, text, tree, functions, lambdas, classes, imports)
 
 
-def _scoped(nodes: list[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:
+def _scoped(nodes: Sequence[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:
     """Every function, class and lambda below ``nodes``, with its qualified name."""
     stack = [(node, prefix) for node in reversed(nodes)]
     while stack:
@@ -197,7 +198,9 @@ def _scoped(nodes: list[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             qualname = f"{scope}{node.name}"
             yield qualname, node
-            inner = f"{qualname}.<locals>." if not isinstance(node, ast.ClassDef) else f"{qualname}."
+            inner = (
+                f"{qualname}.<locals>." if not isinstance(node, ast.ClassDef) else f"{qualname}."
+            )
             # Decorators, defaults and bases are evaluated in the enclosing scope.
             outer = [n for n in ast.iter_child_nodes(node) if n not in node.body]
             stack.extend((child, scope) for child in reversed(outer))
@@ -216,7 +219,8 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
         yield node
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             stack.extend(
-                child for child in reversed(list(ast.iter_child_nodes(node)))
+                child
+                for child in reversed(list(ast.iter_child_nodes(node)))
                 if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case)
             )
 
@@ -236,11 +240,13 @@ def _import_bindings(nodes: Iterator[ast.AST]) -> Iterator[tuple[str, ImportBind
                     yield alias.asname or alias.name, binding
 
 
-def _name_uses(node: ast.AST) -> NameUses:
+def _name_uses(node: ast.AST, drop_decorators: bool) -> NameUses:
     uses: dict[str, set[tuple[str, ...]]] = {}
     inner: set[int] = set()  # attribute nodes that are part of a longer chain
     in_chain: set[int] = set()  # names read as the start of a chain
-    nodes = list(ast.walk(node))
+    decorators = getattr(node, "decorator_list", []) if drop_decorators else []
+    skipped = {id(n) for d in decorators for n in ast.walk(d)}
+    nodes = [n for n in ast.walk(node) if id(n) not in skipped]
     for sub in nodes:
         if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute):
             inner.add(id(sub.value))

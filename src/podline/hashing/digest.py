@@ -1,9 +1,9 @@
 """The hash scheme: ``ContentHash`` values and the SHA-256 digest of byte strings, one or many.
 
 Scheme ``pod3`` is SHA-256 over podline's canonical encodings (see ``arrow_encoding`` and
-``values``, and for code ``podline.functions.canonical``). The scheme id is part of every ``ContentHash`` and of its string form
-``pod3:<64 hex digits>``, so a persisted hash always says how it was made. A change to any
-canonical encoding must come with a new scheme id.
+``values``, and for code ``podline.functions.canonical``). The scheme id is part of every
+``ContentHash`` and of its string form ``pod3:<64 hex digits>``, so a persisted hash always
+says how it was made. A change to any canonical encoding must come with a new scheme id.
 
 Many digests at once (one per table row) go through the ``polars-hash`` plugin when it is
 installed and passes a known-answer check against ``hashlib``; otherwise through ``hashlib``.

@@ -7,7 +7,8 @@ DataFrames with friendly column names (see ``podline.observability.columns``).
 
 * ``status()``: the latest state of every (node, tag) pair, failures first;
 * ``logs()``: captured call output, filterable by node, run, state and tag values;
-* ``runs()``: the run history with per-run counts, including runs that never finished.
+* ``runs()``: the run history with per-run counts and manifests (``manifest``), including
+  runs that never finished.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from podline.observability.columns import (
     friendly_name,
     is_fixed,
 )
+from podline.observability.manifest import MANIFEST_SCHEMA
 from podline.stores import Store, open_store
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
@@ -193,7 +195,9 @@ class PipelineObservations:
         return _friendly(frame.sort([TIMESTAMP, SEQUENCE]), _LOG_COLUMNS)
 
     def runs(self) -> pl.DataFrame:
-        """The run history, newest first: one row per run with its counts.
+        """The run history, newest first: one row per run with its counts and manifest
+        (podline and Python versions, platform, packages, git commit; see
+        ``podline.observability.manifest``).
 
         ``complete`` is false for a run that left no run record (it raised or was killed);
         its counts then come from the status rows, and ``unfinished`` counts the packets it
@@ -203,7 +207,8 @@ class PipelineObservations:
         by_records = None
         if records is not None and records.num_rows:
             by_records = (
-                _frame(records)
+                _with_manifest(_frame(records))
+                .sort("finished_at")
                 .group_by("run_id")
                 .agg(
                     pl.col("pipeline_uri").first(),
@@ -211,6 +216,8 @@ class PipelineObservations:
                     pl.col("seconds").max(),
                     pl.col("node").n_unique().alias("nodes").cast(pl.Int64),
                     *(pl.col(c).sum().cast(pl.Int64) for c in _RUN_COUNTS),
+                    # A run id given again: the manifest of its latest recording.
+                    *(pl.col(c).last() for c in _MANIFEST_COLUMNS),
                 )
                 .with_columns(complete=pl.lit(True))
             )
@@ -240,6 +247,7 @@ class PipelineObservations:
                 pl.coalesce("pipeline_uri", "status_pipeline_uri").alias("pipeline_uri"),
                 *(pl.coalesce(c, f"status_{c}").alias(c) for c in _RUN_COUNTS),
             )
+        merged = _with_manifest(merged)
         merged = merged.with_columns(pl.col("finished_at").cast(pl.Datetime("us", "UTC")))
         return merged.select(
             pl.col(name).cast(dtype) for name, dtype in _RUNS_COLUMNS.items()
@@ -346,6 +354,9 @@ class PipelineObservations:
         )
 
 
+_MANIFEST_COLUMNS: dict[str, pl.DataType] = dict(
+    pl.from_arrow(MANIFEST_SCHEMA.empty_table()).schema  # type: ignore[union-attr]
+)
 _RUNS_COLUMNS: dict[str, pl.DataType] = {
     "run_id": pl.String(),
     "started_at": pl.Datetime("us", "UTC"),
@@ -359,7 +370,15 @@ _RUNS_COLUMNS: dict[str, pl.DataType] = {
     "unfinished": pl.Int64(),
     "nodes": pl.Int64(),
     "pipeline_uri": pl.String(),
+    **_MANIFEST_COLUMNS,
 }
+
+
+def _with_manifest(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every manifest column (null where runs recorded none: a run that did
+    not finish, or one recorded before manifests existed)."""
+    missing = [name for name in _MANIFEST_COLUMNS if name not in frame.columns]
+    return frame.with_columns(pl.lit(None, _MANIFEST_COLUMNS[n]).alias(n) for n in missing)
 
 
 def _latest(frame: pl.DataFrame) -> pl.DataFrame:

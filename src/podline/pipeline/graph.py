@@ -15,7 +15,7 @@ import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from podline.functions import FunctionPod
+from podline.functions import FunctionPod, PacketFunction
 from podline.hashing import ContentHash
 from podline.nodes import CacheMode, FunctionNode, Node, OperatorNode, SourceNode
 from podline.stores import Store
@@ -44,6 +44,14 @@ class PipelineGraph:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    def packet_functions(self) -> dict[str, PacketFunction]:
+        """The function of each function node, by node label."""
+        return {
+            node.label: node.pod.packet_function
+            for node in self.nodes
+            if isinstance(node, FunctionNode)
+        }
 
     def successors(self, node: Node) -> list[Node]:
         """The nodes that read ``node``'s output (once per edge)."""

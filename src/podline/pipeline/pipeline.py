@@ -6,7 +6,9 @@ also reachable as attributes: ``pipeline.<label>``) bound to scopes of the store
 
 * function results go to ``results/`` (the memo, shared by every pipeline on the store);
 * operator nodes keep their LOG/REPLAY rows under ``pipelines/<name>/nodes/<identity>``;
-* run records go to ``pipelines/<name>/runs``;
+* run records go to ``pipelines/<name>/runs``, each with the run's manifest (podline, Python,
+  platform, package versions, git commit; ``podline.observability.manifest``), and the code
+  structure of every function to ``pipelines/<name>/code``;
 * unless ``observe=False``, each packet's status transitions and each computed call's captured
   output go to ``pipelines/<name>/status`` and ``pipelines/<name>/logs`` (see
   ``podline.observability``), read back with ``status()``, ``logs()`` and ``runs()``.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from podline.observability import PipelineObservations
+    from podline.observability.manifest import RunManifest
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -67,6 +70,7 @@ class Pipeline:
         self.graph: PipelineGraph | None = None
         #: Whether ``run()`` without an observer records status and logs (``default_observer``).
         self.observe = observe
+        self._code_recorded: set[str] = set()  # function identities whose code is stored
 
     # ------------------------------------------------------------------ tracking
     def record(self, stream: ProducedStream) -> None:
@@ -174,6 +178,7 @@ class Pipeline:
             )
         elif error_policy is not None:
             orchestrator.error_policy = error_policy
+        manifest = self._record_code(graph)
         try:
             result = orchestrator.run(
                 graph,
@@ -187,7 +192,7 @@ class Pipeline:
             )
         finally:
             self.store.flush()
-        self._record_run(result)
+        self._record_run(result, manifest)
         if observed:
             result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
@@ -270,7 +275,22 @@ class Pipeline:
         """The run history with per-run counts, newest first: ``PipelineObservations.runs``."""
         return self.observations.runs()
 
-    def _record_run(self, result: OrchestratorResult) -> None:
+    def _record_code(self, graph: PipelineGraph) -> RunManifest:
+        """Keep the functions' code structures; return the run's manifest (taken before the
+        run: the commit and packages it starts from)."""
+        from podline.observability.manifest import record_code, run_manifest
+
+        functions = graph.packet_functions()
+        new = {
+            label: function
+            for label, function in functions.items()
+            if str(function.content_hash()) not in self._code_recorded
+        }
+        record_code(self.store.at("pipelines", self.name), new)
+        self._code_recorded |= {str(f.content_hash()) for f in new.values()}
+        return run_manifest(functions.values())
+
+    def _record_run(self, result: OrchestratorResult, manifest: RunManifest) -> None:
         # Appended under ids of their own: a run id may be given again (``run(run_id=...)``),
         # and the write-once check would read every earlier run's ids.
         recording = uuid.uuid4().hex[:16]
@@ -291,5 +311,6 @@ class Pipeline:
             for label, c in result.counts.items()
         ]
         if rows:
-            self.store.append(("pipelines", self.name, "runs"), pa.Table.from_pylist(rows))
+            table = manifest.append_to(pa.Table.from_pylist(rows))
+            self.store.append(("pipelines", self.name, "runs"), table)
             self.store.flush()

@@ -1,0 +1,172 @@
+"""The run manifest and code records: what a run ran on, and the code its functions had.
+
+**Manifest.** Every run record (``pipelines/<name>/runs``, one row per node) carries the
+columns of ``MANIFEST_SCHEMA``, shown by ``pipeline.runs()``:
+
+* ``podline_version`` and ``hash_scheme``;
+* ``python_version``, ``python_implementation`` (``CPython``, ``PyPy``) and ``platform``;
+* ``packages``: ``name==version`` of the installed distributions the pipeline's functions use
+  (found by code identity, ``podline.functions.code_identity``) or name in ``depends_on=``;
+* ``git_commit`` and ``git_dirty``: the commit checked out in the working directory's git
+  repository and whether tracked files differ from it (untracked files do not count); null
+  outside a repository, or when git is missing or does not answer within 10 s.
+
+It costs one ``git status`` per run and a metadata lookup per package, nothing per packet.
+
+**Code records.** ``record_code`` keeps, under ``pipelines/<name>/code``, one row per function
+identity: the function's name, identity, code hash and code structure (JSON; see
+``describe_code``), with the module of each entry and the ``depends_on`` versions. A later
+process can compare a stored structure with the current one to name what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+import pyarrow as pa
+
+from podline.functions import PacketFunction
+from podline.functions.project import package_versions
+from podline.hashing import HASH_SCHEME
+from podline.stores import RECORD_ID, Store
+
+__all__ = [
+    "CODE_PATH",
+    "MANIFEST_SCHEMA",
+    "RunManifest",
+    "git_state",
+    "record_code",
+    "run_manifest",
+]
+
+#: Where ``record_code`` keeps code structures, below ``pipelines/<name>/``.
+CODE_PATH = "code"
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("podline_version", pa.large_string()),
+        ("hash_scheme", pa.large_string()),
+        ("python_version", pa.large_string()),
+        ("python_implementation", pa.large_string()),
+        ("platform", pa.large_string()),
+        ("packages", pa.large_list(pa.large_string())),
+        ("git_commit", pa.large_string()),
+        ("git_dirty", pa.bool_()),
+    ]
+)
+
+_GIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """What one run ran on (see the module docs)."""
+
+    podline_version: str
+    hash_scheme: str
+    python_version: str
+    python_implementation: str
+    platform: str
+    packages: tuple[str, ...]
+    git_commit: str | None
+    git_dirty: bool | None
+
+    def append_to(self, table: pa.Table) -> pa.Table:
+        """``table`` (run record rows) with the manifest's columns added to every row."""
+        values = asdict(self)
+        for field in MANIFEST_SCHEMA:
+            value = values[field.name]
+            column = pa.array([value] * table.num_rows, field.type)
+            table = table.append_column(field, column)
+        return table
+
+
+def run_manifest(functions: Iterable[PacketFunction], cwd: str | None = None) -> RunManifest:
+    """The manifest of a run of these functions, in ``cwd`` (default: the working directory)."""
+    from podline import __version__  # the package's own __init__, loaded by now
+
+    used: set[str] = set()
+    versions: dict[str, str] = {}
+    for function in functions:
+        if function.code is not None:
+            used |= function.code.packages
+        versions.update(function.dependencies)
+    versions.update(package_versions(used))
+    commit, dirty = git_state(cwd or os.getcwd())
+    return RunManifest(
+        podline_version=__version__,
+        hash_scheme=HASH_SCHEME,
+        packages=tuple(f"{name}=={version}" for name, version in sorted(versions.items())),
+        git_commit=commit,
+        git_dirty=dirty,
+        **_interpreter(),
+    )
+
+
+@cache
+def _interpreter() -> dict[str, str]:
+    # platform.platform() reads the interpreter binary to find the C library: once a process.
+    return {
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+    }
+
+
+def git_state(cwd: str) -> tuple[str | None, bool | None]:
+    """(commit, whether tracked files differ from it) of the git repository at ``cwd``;
+    (None, None) outside a repository or when git is missing, fails or hangs."""
+    try:
+        completed = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_SECONDS,
+            check=False,
+            # Reading must not take the index lock a concurrent git command may hold.
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if completed.returncode != 0:
+        return None, None
+    commit: str | None = None
+    dirty = False
+    for line in completed.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ").strip()
+            commit = None if oid == "(initial)" else oid
+        elif line and not line.startswith("#"):
+            dirty = True
+    return commit, dirty
+
+
+def record_code(scope: Store, functions: Mapping[str, PacketFunction]) -> None:
+    """Keep the code structure of each function (by identity, written once) in ``scope``."""
+    rows: list[dict[str, Any]] = []
+    for function in functions.values():
+        code = function.code
+        rows.append(
+            {
+                RECORD_ID: str(function.content_hash()),
+                "function": function.name,
+                "code_hash": None if code is None else str(code.hash),
+                "structure": None if code is None else json.dumps(code.structure, sort_keys=True),
+                "modules": None if code is None else json.dumps(code.modules, sort_keys=True),
+                "depends_on": json.dumps(function.dependencies, sort_keys=True),
+            }
+        )
+    if rows:
+        schema = pa.schema(
+            [(RECORD_ID, pa.large_string())]
+            + [(name, pa.large_string()) for name in rows[0] if name != RECORD_ID]
+        )
+        scope.write(CODE_PATH, pa.Table.from_pylist(rows, schema=schema))
