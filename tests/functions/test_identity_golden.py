@@ -14,6 +14,7 @@ corpus under every other interpreter it finds (by pyenv or on ``PATH``), running
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,18 +29,18 @@ from podline.functions import PacketFunction, describe_code
 from . import golden_code
 
 GOLDEN = {
-    "uses_helper": "79f954c1ffd7b7732522ff27325040e555ef04d78e8697b2ee72329e780e71d1",
-    "uses_decorated_helper": "ceae453ab186401e4d5bf3450578b399782cc485bd37fa38bf7ae125b1dee1af",
-    "decorated": "0dd6fd6fea1118b97b00d768a6389e8b4d20f45bb1056e1c5fb5210afadd155f",
-    "add_two": "ea059940d18ff4ddc2cdde3d1fd0839e3f0b8fc610af52fb56cf35193479f984",
-    "double": "d802334baa6d2c614db8cc38843cca2db0754f329672ac77daf12c8cfa916605",
-    "fetch": "7449d8c7b30e8338a8d14537b70c09bc375245a8a95b58eeaf5faf439af7d93c",
-    "annotated": "16db68b3a2d0de9df00f68b7f7fb917463d303fa45ca8e99f6af4cd67ce6073b",
-    "formats": "7359d204e45c3b20be4210ab94a9d66ef1311fd0066ceb1829683438b9e13f31",
-    "matches": "89c1e32dddd545ca3edd5bc72cbc0a336ce2e9505431cc4209f025585225e2c3",
-    "walrus": "c17bf0021343c121b19642f83ee6a2823227e4fbc713e4bf4632f6105eb1ca66",
-    "uses_class": "934d9d8f09c3eccd69adda304ed64ae6a5ac370bf6cb1fe63f526cb532dcbb70",
-    "everything_else": "1c54d30523c804d7f1a1e3d2c70ead88b8f614d96e074e560487f43fac7fb61c",
+    "uses_helper": "64919fe14023cb7b85a348be6fdcbde1a6bb3ae8c84667a50e575c4b0349fb72",
+    "uses_decorated_helper": "519a72b1b12f0bad06258bb10e2f35762a38dd352ec81ddd21b4bdf5fabc8131",
+    "decorated": "5616b880a950a960a50c651572bae3f42ac3ff987e3718a60e33ade4865f83ec",
+    "add_two": "9b9764028b6afc818eb359d51dd6dcc1ad26b2cf7b7af37c052ce64a70174318",
+    "double": "ec39abb12b07ed90b21ed860ae42996f0df402335936350f9da618323c0e8d64",
+    "fetch": "34730e8ce6e930ee5f98af855e7933798d61fa0c27c68fdc056af619ab1136f1",
+    "annotated": "84bbfa0fd778d10b05bf63fd7fce13bc9b6960c773d5d5174a85a56423abb301",
+    "formats": "0ea729850ab9ad0cf5154cf2b3467555c4e560ad7d57c85ab3c72ecdcc84bcca",
+    "matches": "b95ef8f3368402a782c8ba9ce845a91fdcbe67513673492eb6a08ebb4e440100",
+    "walrus": "1b479ef22ac74cf779b599f6c44864bd3d581f04b24b5ac04c9a0a8c5f2e476c",
+    "uses_class": "0b4aa88df6469f612fe80be3145578084fa8e068258e473825fe9f6aaa1acfd5",
+    "everything_else": "db096fd9d5376c143e0b2e03a4a4fd830a6cbd6f14a3ab611f3d50be7dfe7a3c",
 }
 
 
@@ -48,11 +49,27 @@ def test_golden_code_identity(name: str) -> None:
     assert str(describe_code(getattr(golden_code, name)).hash) == f"pod3:{GOLDEN[name]}"
 
 
+def test_a_golden_identity_follows_from_the_documented_encoding() -> None:
+    # ``double = lambda x: x * 2`` by hand, as docs/identity.md describes it: the canonical
+    # text, its SHA-256 as the entry's code, the structure as sorted compact ASCII JSON, and
+    # SHA-256 of "pod3:code", a group separator and that JSON.
+    text = (
+        "Lambda(args=arguments(args=[arg(arg=str:1:x,),],),body=BinOp(left=Name(ctx=Load(),"
+        "id=str:1:x,),op=Mult(),right=Constant(value=int:0x2,),),)"
+    )
+    code = hashlib.sha256(text.encode()).hexdigest()
+    structure = (
+        '{"entries":{"<lambda>":{"code":"' + code + '","kind":"function"}},"root":"<lambda>"}'
+    )
+    expected = hashlib.sha256(b"pod3:code\x1d" + structure.encode()).hexdigest()
+    assert GOLDEN["double"] == expected
+
+
 def test_golden_packet_function_identity() -> None:
     # The whole function identity: name, version, schemas (type names) and code.
     function = PacketFunction(golden_code.formats, output_keys="text", version="v2")
     assert str(function.content_hash()) == (
-        "pod3:1ad8ed5cd1e7ef285e046373f4f775c977a73454d5a6da0d3db5cc43698012f8"
+        "pod3:51147446a3f4d49676231f87f7edf0294c67e7b026aecb3f50110fbbae214110"
     )
 
 

@@ -263,3 +263,15 @@ def test_depends_on_an_unknown_name_is_an_error() -> None:
     with pytest.raises(FunctionDefinitionError, match=r"'no-such-dist'.*not an installed"):
         packet_function(f, depends_on=["no-such-dist"])
     assert packet_function(f, depends_on="numpy").dependencies == {"numpy": np.__version__}
+
+
+def test_a_chain_of_helpers_longer_than_the_recursion_limit(user_project: ModuleTree) -> None:
+    depth = sys.getrecursionlimit() + 100
+    helpers = "".join(f"def h{i}(x):\n    return h{i - 1}(x) + 1\n\n" for i in range(1, depth))
+    user_project.write("chain.py", f"def h0(x):\n    return x\n\n{helpers}")
+    user_project.write(
+        "pipe.py", f"from chain import h{depth - 1}\n\ndef f(x):\n    return h{depth - 1}(x)\n"
+    )
+    code = describe_code(user_project.load("pipe").f)
+    assert len(code.structure["entries"]) == depth + 1
+    assert changes(user_project, "chain.py", "    return x\n", "    return -x\n")

@@ -42,56 +42,49 @@ def canonical_text(node: ast.AST, *, drop_decorators: bool = False) -> str:
     the decorators of ``node`` itself (not of what it contains)."""
     out: list[str] = []
     # An explicit stack, not recursion: a long chain of operators nests deeper than the
-    # interpreter's recursion limit. Items are text to write or values still to expand.
-    stack: list[object] = [_Fields(node, drop_decorators)]
+    # interpreter's recursion limit. Items are text to write (str) or nodes and lists still
+    # to expand; each expansion pushes its parts in reverse, so they pop in order.
+    stack: list[Any] = []
+    _push_node(stack, node, drop_decorators)
+    push = stack.append
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        if type(item) is str:
             out.append(item)
-        elif isinstance(item, _Fields):
-            stack.extend(reversed(_expand_node(item.node, item.drop_decorators)))
-        elif isinstance(item, ast.AST):
-            stack.extend(reversed(_expand_node(item, False)))
-        elif isinstance(item, list):
-            parts: list[object] = ["["]
-            for value in item:
-                parts += [_pending(value), ","]
-            parts.append("]")
-            stack.extend(reversed(parts))
+        elif type(item) is list:
+            push("]")
+            for value in reversed(item):
+                push(",")
+                push(value if isinstance(value, ast.AST | list) else _constant(value))
+            push("[")
+        else:
+            _push_node(stack, item, False)
     return "".join(out)
 
 
-class _Fields:
-    """A node to expand, with the decorators of the root left out when asked."""
-
-    __slots__ = ("drop_decorators", "node")
-
-    def __init__(self, node: ast.AST, drop_decorators: bool) -> None:
-        self.node = node
-        self.drop_decorators = drop_decorators
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _expand_node(node: ast.AST, drop_decorators: bool) -> list[object]:
-    parts: list[object] = [f"{type(node).__name__}("]
-    for name in sorted(node._fields):
-        if name in _IGNORED_FIELDS or (drop_decorators and name == "decorator_list"):
+def _push_node(stack: list[Any], node: ast.AST, drop_decorators: bool) -> None:
+    cls = type(node)
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = tuple(sorted(set(cls._fields) - _IGNORED_FIELDS, reverse=True))
+    stack.append(")")
+    for name in fields:  # in reverse name order: they pop in name order
+        if drop_decorators and name == "decorator_list":
             continue
         value: Any = getattr(node, name, None)
         if name == "body" and isinstance(node, _BODY_OWNERS):
             value = _without_docstring(value)
-        elif name == "values" and isinstance(node, ast.JoinedStr):
+        elif name == "values" and cls is ast.JoinedStr:
             value = _joined_text(value)
-        if value is None or (isinstance(value, list) and not value):
+        if value is None or (type(value) is list and not value):
             continue
-        parts += [f"{name}=", _pending(value), ","]
-    parts.append(")")
-    return parts
-
-
-def _pending(value: object) -> object:
-    """What goes on the stack for a field value: nodes and lists to expand later, a leaf
-    written at once (so that every string on the stack is text to write)."""
-    return value if isinstance(value, ast.AST | list) else _constant(value)
+        stack.append(",")
+        stack.append(value if isinstance(value, ast.AST | list) else _constant(value))
+        stack.append(f"{name}=")
+    stack.append(f"{cls.__name__}(")
 
 
 def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:

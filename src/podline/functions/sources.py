@@ -31,12 +31,9 @@ from typing import Any
 from podline.errors import FunctionIdentityError
 from podline.functions.canonical import canonical_text
 
-__all__ = ["Definition", "ImportBinding", "NameUses", "SourceFile", "source_file"]
+__all__ = ["Definition", "ImportBinding", "Names", "SourceFile", "source_file"]
 
 Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda | ast.Module
-
-#: name -> the attribute paths read from it (``()`` for a use of the bare name).
-NameUses = dict[str, frozenset[tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,16 @@ class ImportBinding:
         return base if self.attribute is None else f"{base}:{self.attribute}"
 
 
+@dataclass(frozen=True)
+class Names:
+    """What a piece of code reads and imports."""
+
+    #: name -> the attribute paths read from it (``()`` for a use of the bare name).
+    uses: dict[str, frozenset[tuple[str, ...]]]
+    #: Names bound by import statements inside the code (a function's own imports).
+    imports: dict[str, ImportBinding]
+
+
 @dataclass(eq=False)
 class SourceFile:
     """One parsed version of a source file, with an index of its definitions."""
@@ -69,6 +76,8 @@ class SourceFile:
     classes: dict[str, list[ast.ClassDef]]
     #: Names bound by the file's module-level import statements.
     imports: dict[str, ImportBinding]
+    #: The ``linecache`` lines this version was parsed from (the same list while unchanged).
+    lines: list[str] = field(default_factory=list)
     _facts: dict[tuple[int, str], Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ finding definitions
@@ -126,16 +135,10 @@ class SourceFile:
             ).hexdigest(),
         )
 
-    def name_uses(self, node: Definition, *, drop_decorators: bool = False) -> NameUses:
-        """The global-looking names ``node`` reads, with the attribute paths read from each
-        (``drop_decorators``: not those read by the decorators of ``node`` itself)."""
-        return self._fact(node, f"uses{drop_decorators}", lambda: _name_uses(node, drop_decorators))
-
-    def local_imports(self, node: Definition) -> dict[str, ImportBinding]:
-        """Names bound by import statements inside ``node`` (a function's own imports)."""
-        if isinstance(node, ast.Module):
-            return {}
-        return self._fact(node, "imports", lambda: dict(_import_bindings(ast.walk(node))))
+    def names(self, node: Definition, *, drop_decorators: bool = False) -> Names:
+        """The global-looking names ``node`` reads and its own imports (``drop_decorators``:
+        not counting what the decorators of ``node`` itself read)."""
+        return self._fact(node, f"names{drop_decorators}", lambda: _names(node, drop_decorators))
 
     def _fact(self, node: ast.AST, kind: str, compute: Any) -> Any:
         key = (id(node), kind)
@@ -150,19 +153,24 @@ _LOCK = threading.Lock()
 
 def source_file(filename: str, module_globals: dict[str, Any] | None) -> SourceFile:
     """The parsed current text of ``filename`` (as ``inspect`` would read it)."""
-    linecache.checkcache(filename)
-    text = "".join(linecache.getlines(filename, module_globals))
+    linecache.checkcache(filename)  # drops the file's lines if it changed on disk
+    lines = linecache.getlines(filename, module_globals)
+    with _LOCK:
+        cached = _FILES.get(filename)
+    if cached is not None and cached.lines is lines:  # the very lines parsed before
+        return cached
+    text = "".join(lines)
     if not text:
         raise FunctionIdentityError(
             f"cannot read the source file {filename!r}; define the function in a file or a "
             "notebook cell (code typed at a bare interpreter prompt has no source), or pin "
             "the identity with identity='version'"
         )
-    with _LOCK:
-        cached = _FILES.get(filename)
-        if cached is not None and cached.text == text:
-            return cached
+    if cached is not None and cached.text == text:
+        cached.lines = lines
+        return cached
     parsed = _parse(filename, text)
+    parsed.lines = lines
     with _LOCK:
         _FILES[filename] = parsed
     return parsed
@@ -240,16 +248,21 @@ def _import_bindings(nodes: Iterator[ast.AST]) -> Iterator[tuple[str, ImportBind
                     yield alias.asname or alias.name, binding
 
 
-def _name_uses(node: ast.AST, drop_decorators: bool) -> NameUses:
-    uses: dict[str, set[tuple[str, ...]]] = {}
-    inner: set[int] = set()  # attribute nodes that are part of a longer chain
-    in_chain: set[int] = set()  # names read as the start of a chain
+def _names(node: ast.AST, drop_decorators: bool) -> Names:
+    """One walk over ``node``: the names it reads with their attribute paths, and the names
+    its import statements bind (none for a module: its imports are ``SourceFile.imports``)."""
     decorators = getattr(node, "decorator_list", []) if drop_decorators else []
     skipped = {id(n) for d in decorators for n in ast.walk(d)}
     nodes = [n for n in ast.walk(node) if id(n) not in skipped]
+    inner: set[int] = set()  # attribute nodes that are part of a longer chain
+    imports: list[ast.AST] = []
     for sub in nodes:
         if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute):
             inner.add(id(sub.value))
+        elif isinstance(sub, ast.Import | ast.ImportFrom) and not isinstance(node, ast.Module):
+            imports.append(sub)
+    uses: dict[str, set[tuple[str, ...]]] = {}
+    in_chain: set[int] = set()  # names read as the start of a chain
     for sub in nodes:
         if not isinstance(sub, ast.Attribute) or id(sub) in inner:
             continue
@@ -264,7 +277,10 @@ def _name_uses(node: ast.AST, drop_decorators: bool) -> NameUses:
     for sub in nodes:
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in in_chain:
             uses.setdefault(sub.id, set()).add(())
-    return {name: frozenset(paths) for name, paths in uses.items()}
+    return Names(
+        {name: frozenset(paths) for name, paths in uses.items()},
+        dict(_import_bindings(iter(imports))),
+    )
 
 
 def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
