@@ -194,19 +194,22 @@ def test_run_records_read_back_with_delta_rs(
     ]
 
 
-def test_code_records_keep_each_function_version_once(project: ModuleTree, store: Store) -> None:
+def test_code_records_keep_each_computed_function_version_once(
+    project: ModuleTree, store: Store
+) -> None:
     pipeline = pipeline_of(project, store)
     pipeline.run()
-    pipeline.run()
-    code_path = ("pipelines", "manifest", "code")
+    pipeline_of(project, store, name="other").run()  # all cached: nothing more to keep
+    code_path = ("code",)
     records = store.scan(code_path)
     assert records is not None
     assert sorted(records.column("function").to_pylist()) == ["root", "same"]
     root = next(r for r in records.to_pylist() if r["function"] == "root")
-    current = describe_code(project.load("pipe").root.packet_function.fn)
-    assert json.loads(root["structure"]) == current.structure
+    current = project.load("pipe").root.packet_function
+    assert root[RECORD_ID] == str(current.content_hash())
+    assert json.loads(root["structure"]) == describe_code(current.fn).structure
     assert json.loads(root["modules"]) == {"root": "pipe"}
-    assert root["code_hash"] == str(current.hash)
+    assert root["code_hash"] == str(current.code_hash)
     same = next(r for r in records.to_pylist() if r["function"] == "same")
     assert json.loads(same["depends_on"]) == {"pyarrow": pa.__version__}
 
@@ -215,3 +218,15 @@ def test_code_records_keep_each_function_version_once(project: ModuleTree, store
     after = store.scan(code_path)
     assert after is not None
     assert sorted(after.column("function").to_pylist()) == ["root", "root", "same"]
+
+
+def test_a_run_from_a_deleted_directory_still_runs(
+    project: ModuleTree, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipeline_of(project, store)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert pipeline.run().counts["root"].computed == 3
+    assert pipeline.runs().row(0, named=True)["git_commit"] is None

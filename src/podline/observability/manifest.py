@@ -11,11 +11,14 @@ columns of ``MANIFEST_SCHEMA``, shown by ``pipeline.runs()``:
   repository and whether tracked files differ from it (untracked files do not count); null
   outside a repository, or when git is missing or does not answer within 10 s.
 
-It costs one ``git status`` per run and a metadata lookup per package, nothing per packet.
+It costs a metadata lookup per package and one ``git status``, which runs in the background
+while the run computes; nothing per packet.
 
-**Code records.** ``record_code`` keeps, under ``pipelines/<name>/code``, one row per function
-identity: the function's name, identity, code hash and code structure (JSON; see
-``describe_code``), with the module of each entry and the ``depends_on`` versions. A later
+**Code records.** ``record_code`` keeps, at the store's ``code`` path (shared by the pipelines
+of a store, as the memoized results are), one row per function identity: the
+function's name, identity, code hash and code structure (JSON; see ``describe_code``), with
+the module of each entry and the ``depends_on`` versions. A pipeline writes it for the
+functions that computed in a run (a fully cached run writes and reads nothing). A later
 process can compare a stored structure with the current one to name what changed.
 """
 
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -40,13 +44,14 @@ from podline.stores import RECORD_ID, Store
 __all__ = [
     "CODE_PATH",
     "MANIFEST_SCHEMA",
+    "GitProbe",
     "RunManifest",
     "git_state",
     "record_code",
     "run_manifest",
 ]
 
-#: Where ``record_code`` keeps code structures, below ``pipelines/<name>/``.
+#: Where ``record_code`` keeps code structures in a store.
 CODE_PATH = "code"
 
 MANIFEST_SCHEMA = pa.schema(
@@ -88,8 +93,10 @@ class RunManifest:
         return table
 
 
-def run_manifest(functions: Iterable[PacketFunction], cwd: str | None = None) -> RunManifest:
-    """The manifest of a run of these functions, in ``cwd`` (default: the working directory)."""
+def run_manifest(
+    functions: Iterable[PacketFunction], git: tuple[str | None, bool | None]
+) -> RunManifest:
+    """The manifest of a run of these functions, with the (commit, dirty) ``GitProbe`` found."""
     from podline import __version__  # the package's own __init__, loaded by now
 
     used: set[str] = set()
@@ -99,13 +106,12 @@ def run_manifest(functions: Iterable[PacketFunction], cwd: str | None = None) ->
             used |= function.code.packages
         versions.update(function.dependencies)
     versions.update(package_versions(used))
-    commit, dirty = git_state(cwd or os.getcwd())
     return RunManifest(
         podline_version=__version__,
         hash_scheme=HASH_SCHEME,
         packages=tuple(f"{name}=={version}" for name, version in sorted(versions.items())),
-        git_commit=commit,
-        git_dirty=dirty,
+        git_commit=git[0],
+        git_dirty=git[1],
         **_interpreter(),
     )
 
@@ -120,37 +126,60 @@ def _interpreter() -> dict[str, str]:
     }
 
 
+class GitProbe:
+    """``git status`` of the repository at ``cwd`` (default: the working directory), started at
+    once in the background (a run starts it and reads it when it ends, so it costs the run no
+    time), given up after 10 s."""
+
+    def __init__(self, cwd: str | None = None) -> None:
+        self._deadline = time.monotonic() + _GIT_SECONDS
+        try:
+            self._process: subprocess.Popen[str] | None = subprocess.Popen(
+                ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+                cwd=cwd or os.getcwd(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                # Reading must not take the index lock a concurrent git command may hold.
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            )
+        except OSError:  # no git, or the directory is gone
+            self._process = None
+
+    def result(self) -> tuple[str | None, bool | None]:
+        """(commit, whether tracked files differ from it); (None, None) outside a repository
+        or when git is missing, fails or does not answer in time."""
+        process = self._process
+        if process is None:
+            return None, None
+        try:
+            out, _ = process.communicate(timeout=max(0.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return None, None
+        if process.returncode != 0:
+            return None, None
+        commit: str | None = None
+        dirty = False
+        for line in out.splitlines():
+            if line.startswith("# branch.oid "):
+                oid = line.removeprefix("# branch.oid ").strip()
+                commit = None if oid == "(initial)" else oid
+            elif line and not line.startswith("#"):
+                dirty = True
+        return commit, dirty
+
+
 def git_state(cwd: str) -> tuple[str | None, bool | None]:
-    """(commit, whether tracked files differ from it) of the git repository at ``cwd``;
-    (None, None) outside a repository or when git is missing, fails or hangs."""
-    try:
-        completed = subprocess.run(
-            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_SECONDS,
-            check=False,
-            # Reading must not take the index lock a concurrent git command may hold.
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    if completed.returncode != 0:
-        return None, None
-    commit: str | None = None
-    dirty = False
-    for line in completed.stdout.splitlines():
-        if line.startswith("# branch.oid "):
-            oid = line.removeprefix("# branch.oid ").strip()
-            commit = None if oid == "(initial)" else oid
-        elif line and not line.startswith("#"):
-            dirty = True
-    return commit, dirty
+    """``GitProbe(cwd).result()``: the commit of ``cwd``'s repository and whether it is dirty."""
+    return GitProbe(cwd).result()
 
 
-def record_code(scope: Store, functions: Mapping[str, PacketFunction]) -> None:
-    """Keep the code structure of each function (by identity, written once) in ``scope``."""
+def record_code(store: Store, functions: Mapping[str, PacketFunction]) -> None:
+    """Keep the code structure of each function (by identity, written once) at ``CODE_PATH``
+    of ``store`` (a pipeline's whole store)."""
     rows: list[dict[str, Any]] = []
     for function in functions.values():
         code = function.code
@@ -169,4 +198,4 @@ def record_code(scope: Store, functions: Mapping[str, PacketFunction]) -> None:
             [(RECORD_ID, pa.large_string())]
             + [(name, pa.large_string()) for name in rows[0] if name != RECORD_ID]
         )
-        scope.write(CODE_PATH, pa.Table.from_pylist(rows, schema=schema))
+        store.write(CODE_PATH, pa.Table.from_pylist(rows, schema=schema))

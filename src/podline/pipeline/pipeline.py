@@ -8,7 +8,7 @@ also reachable as attributes: ``pipeline.<label>``) bound to scopes of the store
 * operator nodes keep their LOG/REPLAY rows under ``pipelines/<name>/nodes/<identity>``;
 * run records go to ``pipelines/<name>/runs``, each with the run's manifest (podline, Python,
   platform, package versions, git commit; ``podline.observability.manifest``), and the code
-  structure of every function to ``pipelines/<name>/code``;
+  structure of every function that computed to ``code`` (shared, like the results);
 * unless ``observe=False``, each packet's status transitions and each computed call's captured
   output go to ``pipelines/<name>/status`` and ``pipelines/<name>/logs`` (see
   ``podline.observability``), read back with ``status()``, ``logs()`` and ``runs()``.
@@ -43,8 +43,8 @@ from podline.streams import ProducedStream, tracking
 if TYPE_CHECKING:
     import polars as pl
 
+    from podline.functions import PacketFunction
     from podline.observability import PipelineObservations
-    from podline.observability.manifest import RunManifest
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -70,7 +70,7 @@ class Pipeline:
         self.graph: PipelineGraph | None = None
         #: Whether ``run()`` without an observer records status and logs (``default_observer``).
         self.observe = observe
-        self._code_recorded: set[str] = set()  # function identities whose code is stored
+        self._code_recorded: set[str] = set()  # function identities whose code was stored
 
     # ------------------------------------------------------------------ tracking
     def record(self, stream: ProducedStream) -> None:
@@ -178,7 +178,9 @@ class Pipeline:
             )
         elif error_policy is not None:
             orchestrator.error_policy = error_policy
-        manifest = self._record_code(graph)
+        from podline.observability.manifest import GitProbe
+
+        git = GitProbe()  # answers while the run computes
         try:
             result = orchestrator.run(
                 graph,
@@ -192,7 +194,8 @@ class Pipeline:
             )
         finally:
             self.store.flush()
-        self._record_run(result, manifest)
+            commit = git.result()
+        self._record_run(graph, result, commit)
         if observed:
             result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
@@ -275,22 +278,31 @@ class Pipeline:
         """The run history with per-run counts, newest first: ``PipelineObservations.runs``."""
         return self.observations.runs()
 
-    def _record_code(self, graph: PipelineGraph) -> RunManifest:
-        """Keep the functions' code structures; return the run's manifest (taken before the
-        run: the commit and packages it starts from)."""
-        from podline.observability.manifest import record_code, run_manifest
+    def _record_code(
+        self, functions: Mapping[str, PacketFunction], result: OrchestratorResult
+    ) -> None:
+        """Keep the code structure of each function that computed, once per identity (a
+        fully cached function had its code kept by the run that computed its results)."""
+        from podline.observability.manifest import record_code
 
-        functions = graph.packet_functions()
-        new = {
+        computed = {
             label: function
             for label, function in functions.items()
-            if str(function.content_hash()) not in self._code_recorded
+            if label in result.counts
+            and result.counts[label].computed
+            and str(function.content_hash()) not in self._code_recorded
         }
-        record_code(self.store.at("pipelines", self.name), new)
-        self._code_recorded |= {str(f.content_hash()) for f in new.values()}
-        return run_manifest(functions.values())
+        record_code(self.store, computed)
+        self._code_recorded |= {str(f.content_hash()) for f in computed.values()}
 
-    def _record_run(self, result: OrchestratorResult, manifest: RunManifest) -> None:
+    def _record_run(
+        self, graph: PipelineGraph, result: OrchestratorResult, git: tuple[str | None, bool | None]
+    ) -> None:
+        from podline.observability.manifest import run_manifest
+
+        functions = graph.packet_functions()
+        self._record_code(functions, result)
+        manifest = run_manifest(functions.values(), git)
         # Appended under ids of their own: a run id may be given again (``run(run_id=...)``),
         # and the write-once check would read every earlier run's ids.
         recording = uuid.uuid4().hex[:16]
