@@ -275,3 +275,35 @@ def test_a_chain_of_helpers_longer_than_the_recursion_limit(user_project: Module
     code = describe_code(user_project.load("pipe").f)
     assert len(code.structure["entries"]) == depth + 1
     assert changes(user_project, "chain.py", "    return x\n", "    return -x\n")
+
+
+def test_namespace_packages_of_the_project_are_followed(user_project: ModuleTree) -> None:
+    # No __init__.py (PEP 420): the package goes by its directory.
+    (user_project.root / "nslib").mkdir()
+    (user_project.root / "nslib" / "tools.py").write_text("def h(x):\n    return x * 2\n")
+    user_project.write("pipe.py", "import nslib.tools\n\ndef f(x):\n    return nslib.tools.h(x)\n")
+    assert module_origin(user_project.load("nslib")) == "project"
+    assert changes(user_project, "nslib/tools.py", "x * 2", "x * 3")
+    user_project.write(
+        "pipe.py", "def f(x):\n    import nslib.tools\n    return nslib.tools.h(x)\n"
+    )
+    assert changes(user_project, "nslib/tools.py", "x * 3", "x * 4")
+
+
+@pytest.mark.parametrize(
+    ("definition", "edit"),
+    [
+        ("P = namedtuple('P', 'x y')", ("'x y'", "'y x'")),
+        ("Color = Enum('Color', 'RED GREEN')", ("'RED GREEN'", "'GREEN RED'")),
+    ],
+    ids=["namedtuple", "functional-enum"],
+)
+def test_classes_made_by_a_call_count_by_their_statement(
+    user_project: ModuleTree, definition: str, edit: tuple[str, str]
+) -> None:
+    name = definition.split(" ", maxsplit=1)[0]
+    user_project.write(
+        "shapes.py", f"from collections import namedtuple\nfrom enum import Enum\n\n{definition}\n"
+    )
+    user_project.write("pipe.py", f"from shapes import {name}\n\ndef f(x):\n    return {name}\n")
+    assert changes(user_project, "shapes.py", *edit)

@@ -230,3 +230,11 @@ def test_a_run_from_a_deleted_directory_still_runs(
     gone.rmdir()
     assert pipeline.run().counts["root"].computed == 3
     assert pipeline.runs().row(0, named=True)["git_commit"] is None
+
+
+def test_the_reader_types_every_manifest_column_as_stored() -> None:
+    from podline.observability import reader
+
+    stored = pl.from_arrow(manifest_module.MANIFEST_SCHEMA.empty_table())
+    assert isinstance(stored, pl.DataFrame)
+    assert dict(stored.schema) == reader._MANIFEST_COLUMNS

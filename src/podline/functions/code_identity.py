@@ -40,6 +40,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -182,11 +183,18 @@ class _Collector:
         module = sys.modules.get(cls.__module__)
         namespace = vars(module) if module is not None else {}
         source = _class_source(cls, namespace)
-        digests: list[str] = []
+        nodes = source.class_definitions(cls)
+        if not nodes:
+            raise FunctionIdentityError(
+                f"cannot find the definition of class {_qualname(cls)} in {source.filename} "
+                "(a class statement, or an assignment to its name at module level): the file "
+                "changed since it was imported, or the class is made where podline cannot see "
+                "it; reload the module, or pin the identity with identity='version'"
+            )
         entry: dict[str, Any] = {"kind": "class"}
-        for node in source.classes_named(cls):
-            digests.append(source.digest(node))
+        for node in nodes:
             self._fill(entry, source, node, namespace)
+        digests = [source.digest(node) for node in nodes]
         entry["code"] = digests[0] if len(digests) == 1 else digests
         return entry
 
@@ -336,6 +344,9 @@ def _unimported_origin(top: str) -> Origin:
     if spec is None:
         return "unknown"
     if spec.origin in (None, "built-in", "frozen"):
+        locations = list(spec.submodule_search_locations or [])  # a namespace package
+        if locations:
+            return file_origin(os.path.join(locations[0], "__init__.py"))
         return "stdlib" if top in sys.stdlib_module_names else "unknown"
     return file_origin(spec.origin)
 

@@ -92,7 +92,12 @@ def module_origin(module: ModuleType | str | None) -> Origin:
     if module is None:
         return "unknown"
     filename = getattr(module, "__file__", None)
-    if filename is None:  # built-in and frozen modules have no file
+    if filename is None:
+        # A namespace package (no __init__.py) goes by its directory; built-in and frozen
+        # modules have neither.
+        locations = list(getattr(module, "__path__", None) or [])
+        if locations:
+            return file_origin(os.path.join(locations[0], "__init__.py"))
         top = module.__name__.partition(".")[0]
         return "stdlib" if top in sys.stdlib_module_names else "unknown"
     return file_origin(filename)

@@ -33,7 +33,10 @@ from podline.functions.canonical import canonical_text
 
 __all__ = ["Definition", "ImportBinding", "Names", "SourceFile", "source_file"]
 
-Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda | ast.Module
+#: What code identity describes: a definition, a module, or a statement that makes a class.
+Definition = (
+    ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda | ast.Module | ast.stmt
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class SourceFile:
     classes: dict[str, list[ast.ClassDef]]
     #: Names bound by the file's module-level import statements.
     imports: dict[str, ImportBinding]
+    #: The module-level assignment statements to each name.
+    assignments: dict[str, list[ast.stmt]]
     #: The ``linecache`` lines this version was parsed from (the same list while unchanged).
     lines: list[str] = field(default_factory=list)
     _facts: dict[tuple[int, str], Any] = field(default_factory=dict)
@@ -107,20 +112,18 @@ class SourceFile:
             )
         return found[0]
 
-    def classes_named(self, cls: type) -> list[ast.ClassDef]:
-        """Every definition of ``cls`` in this file (several when a class is defined in
-        branches, e.g. ``if``/``else``: all of them then count)."""
+    def class_definitions(self, cls: type) -> list[ast.stmt]:
+        """Every definition of ``cls`` in this file: its ``class`` statements (several when
+        it is defined in branches, e.g. ``if``/``else``: all of them then count), or else the
+        module-level assignments to its name, for a class made by a call (``namedtuple``,
+        ``Enum("Color", ...)``, ``make_dataclass``)."""
         found = self.classes.get(cls.__qualname__, [])
         line = getattr(cls, "__firstlineno__", None)  # Python 3.13+
         if line is not None:
             found = [c for c in found if _first_line(c) == line] or found
-        if not found:
-            raise FunctionIdentityError(
-                f"cannot find the definition of class {cls.__module__}.{cls.__qualname__} "
-                f"in {self.filename}: the file changed since it was imported; reload the "
-                "module or restart the interpreter"
-            )
-        return found
+        if found or "." in cls.__qualname__:
+            return list(found)
+        return list(self.assignments.get(cls.__name__, []))
 
     # ------------------------------------------------------------------ facts about nodes
     def digest(self, node: Definition, *, drop_decorators: bool = False) -> str:
@@ -194,8 +197,16 @@ def _parse(filename: str, text: str) -> SourceFile:
             lambdas.setdefault(node.lineno, []).append(node)
         else:
             functions.setdefault((node.name, _first_line(node)), []).append(node)
-    imports = dict(_import_bindings(_module_level(tree.body)))
-    return SourceFile(filename, text, tree, functions, lambdas, classes, imports)
+    statements = list(_module_level(tree.body))
+    imports = dict(_import_bindings(iter(statements)))
+    assignments: dict[str, list[ast.stmt]] = {}
+    for statement in statements:
+        if isinstance(statement, ast.Assign | ast.AnnAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    assignments.setdefault(target.id, []).append(statement)
+    return SourceFile(filename, text, tree, functions, lambdas, classes, imports, assignments)
 
 
 def _scoped(nodes: Sequence[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:

@@ -42,7 +42,6 @@ from podline.observability.columns import (
     friendly_name,
     is_fixed,
 )
-from podline.observability.manifest import MANIFEST_SCHEMA
 from podline.stores import Store, open_store
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
@@ -354,9 +353,18 @@ class PipelineObservations:
         )
 
 
-_MANIFEST_COLUMNS: dict[str, pl.DataType] = dict(
-    pl.from_arrow(MANIFEST_SCHEMA.empty_table()).schema  # type: ignore[union-attr]
-)
+# The manifest's columns as polars types (``MANIFEST_SCHEMA`` is Arrow; a test keeps the two
+# in step). Converting an Arrow table here would start polars' Arrow machinery at import.
+_MANIFEST_COLUMNS: dict[str, pl.DataType] = {
+    "podline_version": pl.String(),
+    "hash_scheme": pl.String(),
+    "python_version": pl.String(),
+    "python_implementation": pl.String(),
+    "platform": pl.String(),
+    "packages": pl.List(pl.String()),
+    "git_commit": pl.String(),
+    "git_dirty": pl.Boolean(),
+}
 _RUNS_COLUMNS: dict[str, pl.DataType] = {
     "run_id": pl.String(),
     "started_at": pl.Datetime("us", "UTC"),
