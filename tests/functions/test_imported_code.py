@@ -37,6 +37,9 @@ def base(x):
 """
 
 
+USES_EXT_SCALE = "from userlib.scale import ext_scale\n\ndef f(x):\n    return ext_scale(x)\n"
+
+
 def identity(tree: ModuleTree, module: str = "pipe", name: str = "f") -> str:
     """The identity of ``module.name`` as a fresh process would compute it."""
     return str(describe_code(getattr(tree.load(module), name)).hash)
@@ -72,17 +75,13 @@ def test_editing_an_imported_helper_changes_identity(project: ModuleTree, pipe: 
 
 
 def test_helpers_of_imported_helpers_count_transitively(project: ModuleTree) -> None:
-    project.write(
-        "pipe.py", "from userlib.scale import ext_scale\n\ndef f(x):\n    return ext_scale(x)\n"
-    )
+    project.write("pipe.py", USES_EXT_SCALE)
     assert changes(project, "userlib/util.py", "return x + OFFSET", "return x - OFFSET")
     assert changes(project, "userlib/util.py", "OFFSET = 1", "OFFSET = 2")
 
 
 def test_other_code_of_an_imported_module_does_not_count(project: ModuleTree) -> None:
-    project.write(
-        "pipe.py", "from userlib.scale import ext_scale\n\ndef f(x):\n    return ext_scale(x)\n"
-    )
+    project.write("pipe.py", USES_EXT_SCALE)
     assert not changes(project, "userlib/scale.py", "return 1", "return 2")
     assert not changes(project, "userlib/scale.py", "* 10", "*   10  # reformatted")
 
