@@ -417,7 +417,7 @@ class PodRun:
             self._fail(row, error)
         good = np.setdiff1d(np.arange(len(rows)), np.fromiter(failures, np.int64, len(failures)))
         hashes = unique.hashes.take(pa.array(batch.misses[positions[good]], pa.int64()))
-        call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod2:" + 32 hex digits
+        call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod3:" + 32 hex digits
         origin = f"{self.fn.name}@{self.fn.content_hash().short(16)}"
         tokens = {k: token_array("call", origin, call_ids, k) for k in self.fn.output_keys}
         skipped_array = pa.array(skipped, pa.bool_()).take(pa.array(good))
