@@ -55,7 +55,13 @@ T = TypeVar("T")
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs calls of one function and yields their outcomes as they finish."""
+    """Runs calls of one function and yields their outcomes as they finish.
+
+    ``max_workers`` says how many calls it runs at once (1 for one after another):
+    orchestrators size the pieces of input they hand it from that.
+    """
+
+    max_workers: int
 
     def execute(
         self,

@@ -15,6 +15,8 @@ __all__ = ["LocalExecutor"]
 class LocalExecutor:
     """Sequential, in-process execution: the default, and the cheapest per call."""
 
+    max_workers = 1
+
     def execute(
         self,
         fn: Callable[..., Any],

@@ -8,6 +8,7 @@ argument-packet hash, and the errors and captures of failed calls.
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from podline.errors import (
     InputFileError,
     InputValidationError,
     OutputValidationError,
+    RunCancelledError,
 )
 from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
 from podline.functions.durability import CommitClock
@@ -166,9 +168,11 @@ class PodRun:
         clock: CommitClock | None = None,
         report: PartReport | None = None,
         recompute: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.pod = pod
         self.recompute = recompute
+        self.stop = stop
         self.keep_captures = keep_captures
         self.before_calls = before_calls
         self.fn = pod.packet_function
@@ -309,6 +313,9 @@ class PodRun:
 
     def _run_calls(self, unique: _Unique, batch: _Batch, arguments: list[Any]) -> list[pa.Table]:
         """Run one batch's calls, settling them window by window (see the class docs)."""
+        stop = self.stop
+        if stop is not None and stop.is_set():
+            raise _cancelled()
         finished = self.executor.execute(self.fn.fn, arguments, policy=self.policy)
         parts: list[pa.Table] = []
         window: list[Finished] = []
@@ -321,6 +328,8 @@ class PodRun:
                     parts.append(self._settle(unique, batch, window, early=True))
                     window = []
                     due = self.clock.next_report
+                if stop is not None and stop.is_set():
+                    raise _cancelled()
         except BaseException as error:
             finished.close()
             if window:
@@ -581,6 +590,10 @@ def _distinct(hashes: pa.Array) -> _Unique:
     of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     _, first_row = np.unique(of_row, return_index=True)
     return _Unique(encoded.dictionary, of_row, first_row)
+
+
+def _cancelled() -> RunCancelledError:
+    return RunCancelledError("the run was cancelled; the calls not started were not made")
 
 
 @dataclass

@@ -19,6 +19,7 @@ same id, and a cache hit returns the stored tokens of the call that computed it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -223,6 +224,7 @@ class FunctionPod(IdentityMixin):
         clock: CommitClock | None = None,
         report: PartReport | None = None,
         recompute: bool = False,
+        stop: threading.Event | None = None,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
@@ -236,7 +238,8 @@ class FunctionPod(IdentityMixin):
         one (a node's batches share a preloaded one). ``timeout`` limits each call where the
         pod's policy sets no limit. ``clock`` and ``report`` set the durability window and
         receive its early parts (see ``PodRun``). ``recompute=True`` runs every call again,
-        replacing the stored results.
+        replacing the stored results. Once ``stop`` is set no call starts any more: what
+        finished is stored, then ``RunCancelledError`` is raised.
         """
         policy = self.policy
         if timeout is not None and policy.timeout is None:
@@ -254,6 +257,7 @@ class FunctionPod(IdentityMixin):
             clock=clock,
             report=report,
             recompute=recompute,
+            stop=stop,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:

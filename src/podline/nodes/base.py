@@ -12,6 +12,7 @@ functions below, never on concrete classes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal, Protocol, TypeGuard, runtime_checkable
 
@@ -19,6 +20,8 @@ import pyarrow as pa
 
 from podline.columns import source_info_column
 from podline.datagrams import Packet, Tag
+from podline.executors import Executor
+from podline.functions import RowStatus
 from podline.hashing import ContentHash
 from podline.schema import Schema
 from podline.streams import DelegatingStream, Shown, Stream, StreamMixin, TableStream
@@ -65,10 +68,41 @@ class SourceNodeProtocol(NodeProtocol, Protocol):
 
 @runtime_checkable
 class FunctionNodeProtocol(NodeProtocol, Protocol):
-    """A function-pod node: ``execute(input, observer=..., error_policy=...)``, and
-    ``invalidate(**tag_values)`` to forget stored results of chosen rows."""
+    """A function-pod node: ``execute(input, observer=..., error_policy=...)`` for a whole
+    input, or ``begin()``, ``execute_batch(chunk)`` per chunk and ``finish()`` for an
+    orchestrator that streams; ``invalidate(**tag_values)`` forgets stored results.
+
+    What orchestrators read: ``executor`` (the node's own, which wins over every other),
+    ``pod_executor`` (its pod's own), ``max_concurrency`` (calls in flight when no executor
+    is given), ``is_async`` (whether its function is ``async def``), and after a run its
+    ``counts`` per ``RowStatus`` and how many rows ``recomputed`` (replaced stored results).
+    """
+
+    executor: Executor | None
+    max_concurrency: int | None
+    counts: dict[RowStatus, int]
+    recomputed: int
+
+    @property
+    def pod_executor(self) -> Executor | None: ...
+
+    @property
+    def is_async(self) -> bool: ...
 
     def execute(self, stream: Stream, **kwargs: Any) -> TableStream: ...
+
+    def begin(
+        self,
+        *,
+        commit_seconds: float = ...,
+        timeout: float | None = None,
+        recompute: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None: ...
+
+    def execute_batch(self, batch: Stream, **kwargs: Any) -> TableStream: ...
+
+    def finish(self, tags: Sequence[str] | None = None) -> TableStream: ...
 
     def invalidate(self, **tag_values: Any) -> int: ...
 

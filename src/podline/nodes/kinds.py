@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,6 +21,7 @@ from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
+from podline.nodes.observers import NodeObserver
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
 from podline.runtime import deferred_interrupts
@@ -169,6 +171,7 @@ class FunctionNode(Node):
         self._clock = CommitClock()
         self._timeout: float | None = None
         self._recompute = False
+        self._stop: threading.Event | None = None
         #: Rows whose call replaced a stored result in the last ``execute`` (see ``reasons``).
         self.recomputed = 0
 
@@ -176,7 +179,7 @@ class FunctionNode(Node):
         self,
         stream: Stream,
         *,
-        observer: Any = None,
+        observer: NodeObserver | None = None,
         error_policy: ErrorPolicy = "continue",
         executor: Executor | None = None,
         commit_seconds: float = COMMIT_SECONDS,
@@ -214,13 +217,17 @@ class FunctionNode(Node):
         commit_seconds: float = COMMIT_SECONDS,
         timeout: float | None = None,
         recompute: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         """Start a new execution: counts and collected output are reset. Finished calls are
         committed at least every ``commit_seconds``; ``timeout`` limits each call where the
-        pod sets no limit; ``recompute`` runs every call again, replacing stored results."""
+        pod sets no limit; ``recompute`` runs every call again, replacing stored results;
+        once ``stop`` is set, no call starts any more (``RunCancelledError``) and what
+        finished is committed."""
         self.counts = dict.fromkeys(RowStatus, 0)
         self.recomputed = 0
         self._recompute = recompute
+        self._stop = stop
         self._parts = []
         self._known = None
         self._clock = CommitClock(commit_seconds)
@@ -236,7 +243,7 @@ class FunctionNode(Node):
         self,
         batch: Stream,
         *,
-        observer: Any = None,
+        observer: NodeObserver | None = None,
         error_policy: ErrorPolicy = "continue",
         executor: Executor | None = None,
     ) -> TableStream:
@@ -281,7 +288,7 @@ class FunctionNode(Node):
         self,
         batch: TableStream,
         known: _Known,
-        observer: Any,
+        observer: NodeObserver | None,
         error_policy: ErrorPolicy,
         executor: Executor | None,
     ) -> PodResult:
@@ -290,7 +297,9 @@ class FunctionNode(Node):
         Calls that finish in an early window of the durability clock are recorded and
         reported (and committed) as they finish (``report``); the rest when the batch ends.
         """
-        hooks = observer is not None and bool(getattr(observer, "observes_packets", True))
+        # The observer the packet hooks go to (None: nobody watches packets).
+        watcher = observer if observer is not None and observer.observes_packets else None
+        hooks = watcher is not None
         started = np.zeros(len(batch), dtype=bool)
         reported = np.zeros(len(batch), dtype=bool)
         node_hash = str(self.content_hash())
@@ -298,7 +307,8 @@ class FunctionNode(Node):
         def start(rows: np.ndarray) -> None:
             # A packet's start fires just before the batch of calls that computes it.
             started[rows] = True
-            observer.on_packets_start(
+            assert watcher is not None  # (only called with hooks)
+            watcher.on_packets_start(
                 node_label=self.label, node_hash=node_hash, batch=PacketBatch(batch, rows)
             )
 
@@ -313,9 +323,9 @@ class FunctionNode(Node):
             if records is not None and entry_ids is not None:
                 picked = pa.array(rows_in_batch, pa.int64())
                 _write_records(records, _take(batch, rows_in_batch), entry_ids.take(picked), part)
-            if hooks:
+            if watcher is not None:
                 outcomes = _outcomes(batch, part, started, rows_in_batch)
-                observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
+                watcher.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
             reported[rows_in_batch] = True
             if commit:
                 self._commit(observer, node_hash)
@@ -332,6 +342,7 @@ class FunctionNode(Node):
             clock=self._clock,
             report=report,
             recompute=self._recompute,
+            stop=self._stop,
         )
         # Storing what finished is not to be cut short by Ctrl-C (see deferred_interrupts).
         with deferred_interrupts():
@@ -348,11 +359,11 @@ class FunctionNode(Node):
                     _write_records(
                         records, _take(batch, misses[unreported]), entry_ids.take(rows), part
                     )
-            if hooks and len(rest):
+            if watcher is not None and len(rest):
                 outcomes = _outcomes(
                     batch, result, started, None if len(rest) == len(batch) else rest
                 )
-                observer.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
+                watcher.on_packets_end(node_label=self.label, node_hash=node_hash, batch=outcomes)
             if self._clock.reported(time.time()):
                 self._commit(observer, node_hash)
         if result.errors and error_policy == "fail_fast":
@@ -364,7 +375,7 @@ class FunctionNode(Node):
         pa.default_memory_pool().release_unused()
         return result
 
-    def _commit(self, observer: Any, node_hash: str) -> None:
+    def _commit(self, observer: NodeObserver | None, node_hash: str) -> None:
         """Make what finished so far durable: results, then records, then what observers
         buffered about them (status and log rows)."""
         for store in (self.result_store, self.store):
@@ -372,6 +383,16 @@ class FunctionNode(Node):
                 store.flush()
         if observer is not None:
             observer.on_commit(node_label=self.label, node_hash=node_hash)
+
+    @property
+    def pod_executor(self) -> Executor | None:
+        """The executor of the node's pod, if it has one of its own."""
+        return self.pod.executor
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the node's function is ``async def``."""
+        return self.pod.packet_function.is_async
 
     def invalidate(self, **tag_values: Any) -> int:
         """Forget this node's stored results for the rows whose tags equal ``tag_values``

@@ -16,6 +16,7 @@ Observers buffer rows and write them in batches; a failure to write warns with a
 ``ObservationWarning`` and never breaks the run. See ``docs/observability.md``.
 """
 
+from podline.nodes.observers import CompositeObserver, ObserverProtocol
 from podline.observability.batching import ObservationWarning
 from podline.observability.columns import LOGS_SCOPE, PIPELINES, STATUS_SCOPE, State
 from podline.observability.logs import LoggingObserver
@@ -23,7 +24,6 @@ from podline.observability.otel import MissingDependencyError, OpenTelemetryObse
 from podline.observability.progress import ProgressObserver, progress_enabled
 from podline.observability.reader import ObservabilityError, PipelineObservations, inspect
 from podline.observability.status import StatusObserver
-from podline.pipeline.observers import CompositeObserver, ObserverProtocol
 from podline.stores import Store
 
 __all__ = [

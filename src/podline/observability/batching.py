@@ -36,6 +36,7 @@ from podline.datagrams import Tag
 from podline.errors import ConfigurationError, FunctionCallError
 from podline.executors import CallCapture
 from podline.functions import RowStatus
+from podline.nodes.observers import Observer
 from podline.observability.columns import (
     NODE,
     NODE_HASH,
@@ -47,7 +48,6 @@ from podline.observability.columns import (
     TIMESTAMP_TYPE,
     State,
 )
-from podline.pipeline.observers import Observer
 from podline.runtime import paused_gc
 from podline.schema import Schema
 from podline.stores import Store

@@ -31,8 +31,8 @@ from podline.datagrams import Packet, Tag
 from podline.errors import FunctionCallError, MissingDependencyError
 from podline.executors import CallCapture
 from podline.functions import RowStatus
+from podline.nodes.observers import Observer
 from podline.nodes.packets import PacketBatch, PacketOutcomes
-from podline.pipeline.observers import Observer
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context

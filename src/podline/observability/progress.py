@@ -33,8 +33,8 @@ import numpy as np
 from podline.datagrams import Packet, Tag
 from podline.errors import ConfigurationError
 from podline.functions import RowStatus
+from podline.nodes.observers import Observer
 from podline.nodes.packets import PacketBatch, PacketOutcomes
-from podline.pipeline.observers import Observer
 
 _CACHED_CODE = tuple(RowStatus).index(RowStatus.CACHED)  # codes up to here produced output
 

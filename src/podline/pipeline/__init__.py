@@ -1,14 +1,14 @@
 """Pipelines: recording and compiling invocations, orchestrators and observers."""
 
-from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
-from podline.pipeline.graph import PipelineGraph, compile_graph
-from podline.pipeline.observers import (
+from podline.nodes.observers import (
     CompositeObserver,
     NoOpObserver,
     NoOpPacketLogger,
     Observer,
     ObserverProtocol,
 )
+from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
+from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.orchestrator import NodeCounts, OrchestratorResult, SyncPipelineOrchestrator
 from podline.pipeline.pipeline import Pipeline, PipelineError
 

@@ -26,7 +26,7 @@ come from several threads, so each node's observer is wrapped to take one lock s
 run: hooks never run concurrently.
 
 Cancelling the run (cancelling ``run_async``'s task, Ctrl-C during ``run``, or a fail_fast
-failure) cancels every node. Calls stop as the next call finishes (``_Interruptible``): what
+failure) cancels every node. Calls stop as the next call finishes (the run's ``stop`` flag): what
 finished is committed before the cancellation propagates (see
 ``podline.functions.durability``), calls not started are dropped, and a node waits up to
 ``CANCEL_GRACE_SECONDS`` for the calls in flight, so nothing reports after ``on_run_end``.
@@ -40,25 +40,23 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from podline.errors import ConfigurationError, RunCancelledError
 from podline.executors import Executor, LocalExecutor, ThreadExecutor
-from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function
-from podline.executors.capture import CallArguments
-from podline.executors.policy import CallPolicy
 from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import (
     NODE_BATCH,
     ErrorPolicy,
+    FunctionNodeProtocol,
     NodeOutput,
     is_function_node,
     is_source_node,
 )
+from podline.nodes.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.pipeline.graph import PipelineGraph
-from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.pipeline.orchestrator import (
     OrchestratorResult,
     check_commit_seconds,
@@ -334,67 +332,54 @@ class _Run:
         scoped.on_node_end(node_label=node.label, node_hash=node_hash)
 
     async def function_node(
-        self, node: Any, channel: Channel, outlet: Outlet, scoped: _SerializedObserver
+        self,
+        node: FunctionNodeProtocol,
+        channel: Channel,
+        outlet: Outlet,
+        scoped: _SerializedObserver,
     ) -> TableStream:
         upstream = node.upstreams[0]
         executor = self.executor_for(node)
-        own = node.executor
-        if own is not None:
-            # The node's own executor wins inside execute_batch: make it stoppable too.
-            node.executor = _Interruptible(own, self.stop)
         reader = _Pieces(channel, upstream.label)
-        sizes = _PieceSize(own if own is not None else executor, self.settings)
+        # The node's own executor wins inside execute_batch: pieces are sized for it then.
+        sizes = _PieceSize(node.executor or executor, self.settings)
         tags: tuple[str, ...] | None = None
-        try:
-            node.begin(
-                commit_seconds=self.settings.commit_seconds,
-                timeout=self.timeout,
-                recompute=node.label in self.recompute,
+        node.begin(
+            commit_seconds=self.settings.commit_seconds,
+            timeout=self.timeout,
+            recompute=node.label in self.recompute,
+            stop=self.stop,
+        )
+        while (piece := await reader.next(sizes.rows)) is not None:
+            tags = tags or piece.keys()[0]
+            began = time.perf_counter()
+            output = await self.offload(
+                node.execute_batch,
+                NodeOutput(upstream, piece),
+                observer=scoped,
+                error_policy=self.settings.error_policy,
+                executor=executor,
             )
-            while (piece := await reader.next(sizes.rows)) is not None:
-                tags = tags or piece.keys()[0]
-                began = time.perf_counter()
-                output = await self.offload(
-                    node.execute_batch,
-                    NodeOutput(upstream, piece),
-                    observer=scoped,
-                    error_policy=self.settings.error_policy,
-                    executor=executor,
-                )
-                sizes.observe(len(piece), time.perf_counter() - began)
-                await outlet.emit(output)
-            whole: TableStream = await self.offload(node.finish, tags)
-        finally:
-            if own is not None:
-                node.executor = own
+            sizes.observe(len(piece), time.perf_counter() - began)
+            await outlet.emit(output)
+        whole: TableStream = await self.offload(node.finish, tags)
         return whole
 
-    def executor_for(self, node: Any) -> Executor:
+    def executor_for(self, node: FunctionNodeProtocol) -> Executor:
         """The run's executor, else the pod's own (as in a sync run), else a default of the
         node's or the orchestrator's limit. (A node's own executor wins over all of these
         inside ``execute_batch``.)"""
-        chosen: Executor
-        pod_executor = getattr(getattr(node, "pod", None), "executor", None)
         if self.executor is not None:
-            chosen = self.executor
-        elif pod_executor is not None:
-            chosen = pod_executor
-        else:
-            own_limit = getattr(node, "max_concurrency", None)
-            _check_limit(f"max_concurrency of node {node.label!r}", own_limit)
-            limit = own_limit or self.settings.max_concurrency
-            if limit is not None:
-                chosen = ThreadExecutor(limit)
-            elif is_async_function(_function_of(node)):
-                chosen = ThreadExecutor(DEFAULT_ASYNC_CONCURRENCY)
-            else:
-                chosen = LocalExecutor()
-        return _Interruptible(chosen, self.stop)
-
-
-def _function_of(node: Any) -> Any:
-    """The Python function a function node calls (None if it cannot say)."""
-    return getattr(getattr(getattr(node, "pod", None), "packet_function", None), "fn", None)
+            return self.executor
+        if node.pod_executor is not None:
+            return node.pod_executor
+        _check_limit(f"max_concurrency of node {node.label!r}", node.max_concurrency)
+        limit = node.max_concurrency or self.settings.max_concurrency
+        if limit is not None:
+            return ThreadExecutor(limit)
+        if node.is_async:
+            return ThreadExecutor(DEFAULT_ASYNC_CONCURRENCY)
+        return LocalExecutor()
 
 
 class _Pieces:
@@ -438,8 +423,8 @@ class _PieceSize:
     functions soon run in large pieces; slow ones keep streaming.
     """
 
-    def __init__(self, executor: Any, settings: AsyncPipelineOrchestrator) -> None:
-        workers = int(getattr(executor, "max_workers", 1) or 1)
+    def __init__(self, executor: Executor, settings: AsyncPipelineOrchestrator) -> None:
+        workers = max(1, executor.max_workers)
         self.least = min(settings.chunk_rows, max(_FIRST_PIECE_ROWS, 16 * workers))
         self.most = settings.chunk_rows
         self.rows = self.least
@@ -518,35 +503,3 @@ class _SerializedObserver:
                 return None if self._run.ended else value(*args, **kwargs)
 
         return locked
-
-
-class _Interruptible:
-    """An executor whose calls stop once the run is cancelled: after each finished call the
-    run's ``stop`` flag is checked, and a set flag ends the calls with ``RunCancelledError``
-    (the node commits what finished first). A call in flight cannot be interrupted."""
-
-    def __init__(self, inner: Executor, stop: threading.Event) -> None:
-        self.inner = inner
-        self.stop = stop
-        self.max_workers = max(1, int(getattr(inner, "max_workers", 1) or 1))
-
-    def execute(
-        self,
-        fn: Callable[..., Any],
-        arguments: Sequence[CallArguments],
-        *,
-        policy: CallPolicy = DEFAULT_POLICY,
-    ) -> Calls:
-        if self.stop.is_set():
-            raise RunCancelledError("the run was cancelled; remaining calls were not made")
-        finished = self.inner.execute(fn, arguments, policy=policy)
-        try:
-            for item in finished:
-                yield item
-                if self.stop.is_set():
-                    raise RunCancelledError("the run was cancelled; remaining calls were not made")
-        finally:
-            finished.close()
-
-    def __repr__(self) -> str:
-        return repr(self.inner)

@@ -37,8 +37,8 @@ from podline.nodes import (
     is_operator_node,
     is_source_node,
 )
+from podline.nodes.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.pipeline.graph import PipelineGraph
-from podline.pipeline.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.streams import TableStream
 
 __all__ = [

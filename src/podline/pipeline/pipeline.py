@@ -33,9 +33,9 @@ from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
 from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
+from podline.nodes.observers import ObserverProtocol
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
-from podline.pipeline.observers import ObserverProtocol
 from podline.pipeline.orchestrator import OrchestratorResult, SyncPipelineOrchestrator
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking

@@ -38,6 +38,7 @@ __all__ = [
     "CompositeObserver",
     "NoOpObserver",
     "NoOpPacketLogger",
+    "NodeObserver",
     "Observer",
     "ObserverProtocol",
     "with_batch_hooks",
@@ -100,6 +101,24 @@ class ObserverProtocol(Protocol):
     def contextualize(self, *identity_path: str) -> ObserverProtocol: ...
 
     def create_packet_logger(self, tag: Tag, packet: Packet) -> Any: ...
+
+
+@runtime_checkable
+class NodeObserver(Protocol):
+    """What a function node calls: the batch hooks, ``on_commit``, and whether anyone
+    watches packets. ``with_batch_hooks`` turns any ``ObserverProtocol`` into one."""
+
+    observes_packets: bool
+
+    def on_packets_start(
+        self, *, node_label: str, node_hash: str, batch: PacketBatch, **kwargs: Any
+    ) -> None: ...
+
+    def on_packets_end(
+        self, *, node_label: str, node_hash: str, batch: PacketOutcomes, **kwargs: Any
+    ) -> None: ...
+
+    def on_commit(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None: ...
 
 
 #: The hooks that take packets: overriding any of them makes an observer watch packets.
@@ -276,6 +295,8 @@ class _PacketHooks:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
+        # An observer written against the protocol alone watches packets unless it says not.
+        self.observes_packets = bool(getattr(inner, "observes_packets", True))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -298,9 +319,9 @@ _BATCH_HOOKS = ("on_packets_start", "on_packets_end", "on_commit")
 
 
 def with_batch_hooks(observer: Any) -> Any:
-    """``observer`` itself if it has the batch hooks (and ``on_commit``), else a view of it
-    that has them."""
-    if all(hasattr(observer, hook) for hook in _BATCH_HOOKS):
+    """``observer`` itself if it is a ``NodeObserver`` already (every ``Observer`` is), else
+    a view of it that has the batch hooks, ``on_commit`` and ``observes_packets``."""
+    if isinstance(observer, NodeObserver) and all(hasattr(observer, h) for h in _BATCH_HOOKS):
         return observer
     return _PacketHooks(observer)
 
