@@ -44,6 +44,7 @@ from podline.pipeline import (
     OrchestratorResult,
     Pipeline,
     PipelineGraph,
+    RunOptions,
     SyncPipelineOrchestrator,
 )
 from podline.stores import DeltaStore, Store
@@ -695,15 +696,16 @@ def test_stream_identity_comes_from_the_producer(store: Store) -> None:
 
 
 def test_pipeline_run_signature() -> None:
-    """R65: podline's ``Pipeline.run(orchestrator=None, observer=None, executor=None,
-    error_policy=None, *, materialize_results=True, run_id=None, timeout=None,
-    commit_seconds=None, recompute=False)`` (docs/decisions: no config or execution engine)."""
+    """R65: ``Pipeline.run(orchestrator=None, *, observer=None, executor=None,
+    error_policy=None, materialize_results=True, run_id=None, timeout=None,
+    commit_seconds=None, recompute=False)``: every option keyword-only (docs/decisions: no
+    config or execution engine)."""
     parameters = inspect.signature(Pipeline.run).parameters
     assert [(p.name, p.default, p.kind.name) for p in list(parameters.values())[1:]] == [
         ("orchestrator", None, "POSITIONAL_OR_KEYWORD"),
-        ("observer", None, "POSITIONAL_OR_KEYWORD"),
-        ("executor", None, "POSITIONAL_OR_KEYWORD"),
-        ("error_policy", None, "POSITIONAL_OR_KEYWORD"),
+        ("observer", None, "KEYWORD_ONLY"),
+        ("executor", None, "KEYWORD_ONLY"),
+        ("error_policy", None, "KEYWORD_ONLY"),
         ("materialize_results", True, "KEYWORD_ONLY"),
         ("run_id", None, "KEYWORD_ONLY"),
         ("timeout", None, "KEYWORD_ONLY"),
@@ -726,38 +728,38 @@ def test_run_compiles_first(store: Store) -> None:
 
 
 class CountingOrchestrator(SyncPipelineOrchestrator):
-    """Remembers every graph it ran and the URI it was given."""
+    """Remembers every graph it ran, the URI and the options it was given."""
 
     instances: ClassVar[list[CountingOrchestrator]] = []
 
     def __init__(self, error_policy: Any = "continue", **options: Any) -> None:
         super().__init__(error_policy, **options)
-        self.runs: list[tuple[PipelineGraph, str]] = []
+        self.runs: list[tuple[PipelineGraph, str, RunOptions]] = []
         CountingOrchestrator.instances.append(self)
 
     def run(self, graph: PipelineGraph, **kwargs: Any) -> OrchestratorResult:
-        self.runs.append((graph, kwargs["pipeline_uri"]))
+        self.runs.append((graph, kwargs["pipeline_uri"], kwargs["options"]))
         return super().run(graph, **kwargs)
 
 
 def test_run_uses_the_given_orchestrator_or_a_fresh_default(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """R67: a given orchestrator runs the compiled graph (with the error policy of the call);
-    otherwise every run gets a fresh ``SyncPipelineOrchestrator``."""
+    """R67: a given orchestrator runs the compiled graph, with the options of the call, and is
+    left as it was; otherwise every run gets a fresh ``SyncPipelineOrchestrator``."""
     pipeline = linear(store)
     given = CountingOrchestrator()
     pipeline.run(given, error_policy="fail_fast")
-    assert given.runs == [(pipeline.graph, pipeline.uri)]
-    assert given.error_policy == "fail_fast"
+    ((graph, uri, options),) = given.runs
+    assert (graph, uri, options.error_policy) == (pipeline.graph, pipeline.uri, "fail_fast")
+    assert given.error_policy == "continue"  # the run's option did not change the object
     monkeypatch.setattr("podline.pipeline.pipeline.SyncPipelineOrchestrator", CountingOrchestrator)
     CountingOrchestrator.instances.clear()
     pipeline.run()
     pipeline.run(error_policy="fail_fast")
     first, second = CountingOrchestrator.instances
     assert first is not second
-    assert len(first.runs) == len(second.runs) == 1
-    assert (first.error_policy, second.error_policy) == ("continue", "fail_fast")
+    assert [o.error_policy for _, _, o in first.runs + second.runs] == [None, "fail_fast"]
 
 
 def test_run_flushes_even_when_it_fails(tmp_path: Any) -> None:

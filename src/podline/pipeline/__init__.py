@@ -9,7 +9,8 @@ from podline.nodes.observers import (
 )
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
-from podline.pipeline.orchestrator import NodeCounts, OrchestratorResult, SyncPipelineOrchestrator
+from podline.pipeline.orchestration import NodeCounts, Orchestrator, OrchestratorResult, RunOptions
+from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.pipeline import Pipeline, PipelineError
 
 __all__ = [
@@ -20,10 +21,12 @@ __all__ = [
     "NodeCounts",
     "Observer",
     "ObserverProtocol",
+    "Orchestrator",
     "OrchestratorResult",
     "Pipeline",
     "PipelineError",
     "PipelineGraph",
+    "RunOptions",
     "SyncPipelineOrchestrator",
     "compile_graph",
 ]

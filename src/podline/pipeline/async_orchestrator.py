@@ -40,7 +40,7 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -57,8 +57,9 @@ from podline.nodes import (
 )
 from podline.nodes.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.pipeline.graph import PipelineGraph
-from podline.pipeline.orchestrator import (
+from podline.pipeline.orchestration import (
     OrchestratorResult,
+    RunOptions,
     check_commit_seconds,
     check_error_policy,
     check_node,
@@ -87,6 +88,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_DEFAULTS = RunOptions()
 
 #: Most rows per chunk (a function node's pieces start smaller and grow to this; see
 #: ``_PieceSize``): per-chunk costs (store lookups and writes, a thread hop) then vanish next
@@ -148,8 +150,7 @@ class AsyncPipelineOrchestrator:
         run_id: str | None = None,
         pipeline_uri: str = "",
         executor: Executor | None = None,
-        timeout: float | None = None,
-        recompute: Collection[str] = (),
+        options: RunOptions = _DEFAULTS,
     ) -> OrchestratorResult:
         """Run ``graph`` to completion from synchronous code, inside a running event loop
         (Jupyter) too; see ``run_async``."""
@@ -160,8 +161,7 @@ class AsyncPipelineOrchestrator:
             run_id=run_id,
             pipeline_uri=pipeline_uri,
             executor=executor,
-            timeout=timeout,
-            recompute=recompute,
+            options=options,
         )
         # Ctrl-C cancels the run (which fires on_run_end), then is raised.
         return run_coroutine(coroutine)
@@ -175,17 +175,21 @@ class AsyncPipelineOrchestrator:
         run_id: str | None = None,
         pipeline_uri: str = "",
         executor: Executor | None = None,
-        timeout: float | None = None,
-        recompute: Collection[str] = (),
+        options: RunOptions = _DEFAULTS,
     ) -> OrchestratorResult:
         """Run ``graph`` on the running event loop and return its ``OrchestratorResult``
-        (``timeout``: seconds each call may take, for pods that set no limit;
-        ``recompute``: labels of the function nodes whose calls all run again)."""
+        (see ``Orchestrator``)."""
+        options = RunOptions(
+            error_policy=options.error_policy or self.error_policy,
+            commit_seconds=options.commit_seconds or self.commit_seconds,
+            timeout=options.timeout,
+            recompute=options.recompute,
+        )
         observer = observer if observer is not None else NoOpObserver()
         run_id = run_id or str(uuid.uuid4())
         started = time.perf_counter()
         result = OrchestratorResult(run_id, pipeline_uri, {})
-        run = _Run(self, graph, observer, executor, timeout=timeout, recompute=frozenset(recompute))
+        run = _Run(self, graph, observer, executor, options)
         run.hook(observer.on_run_start, run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             _check_nodes(graph)
@@ -223,16 +227,13 @@ class _Run:
         graph: PipelineGraph,
         observer: ObserverProtocol,
         executor: Executor | None,
-        *,
-        timeout: float | None = None,
-        recompute: frozenset[str] = frozenset(),
+        options: RunOptions,
     ) -> None:
         self.settings = orchestrator
         self.graph = graph
         self.observer = observer
         self.executor = executor
-        self.timeout = timeout
-        self.recompute = recompute
+        self.options = options
         # One lock for every hook of the run: they come from several threads.
         self.lock = threading.RLock()
         self.ended = False
@@ -345,9 +346,9 @@ class _Run:
         sizes = _PieceSize(node.executor or executor, self.settings)
         tags: tuple[str, ...] | None = None
         node.begin(
-            commit_seconds=self.settings.commit_seconds,
-            timeout=self.timeout,
-            recompute=node.label in self.recompute,
+            commit_seconds=self.options.commit_seconds or COMMIT_SECONDS,
+            timeout=self.options.timeout,
+            recompute=node.label in self.options.recompute,
             stop=self.stop,
         )
         while (piece := await reader.next(sizes.rows)) is not None:
@@ -357,7 +358,7 @@ class _Run:
                 node.execute_batch,
                 NodeOutput(upstream, piece),
                 observer=scoped,
-                error_policy=self.settings.error_policy,
+                error_policy=self.options.error_policy,
                 executor=executor,
             )
             sizes.observe(len(piece), time.perf_counter() - began)

@@ -31,12 +31,12 @@ import pyarrow as pa
 from podline.columns import column_names
 from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
-from podline.functions.durability import COMMIT_SECONDS
 from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
-from podline.pipeline.orchestrator import OrchestratorResult, SyncPipelineOrchestrator
+from podline.pipeline.orchestration import Orchestrator, OrchestratorResult, RunOptions
+from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
 
@@ -132,14 +132,11 @@ class Pipeline:
     # ------------------------------------------------------------------ running
     def run(
         self,
-        orchestrator: SyncPipelineOrchestrator
-        | AsyncPipelineOrchestrator
-        | Literal["sync", "async"]
-        | None = None,
+        orchestrator: Orchestrator | Literal["sync", "async"] | None = None,
+        *,
         observer: ObserverProtocol | None = None,
         executor: Executor | None = None,
         error_policy: ErrorPolicy | None = None,
-        *,
         materialize_results: bool = True,
         run_id: str | None = None,
         timeout: float | None = None,
@@ -148,36 +145,40 @@ class Pipeline:
     ) -> OrchestratorResult:
         """Compile if needed, run every node, flush the store and record the run.
 
+        ``orchestrator`` is any ``Orchestrator``; ``"async"`` is short for
+        ``AsyncPipelineOrchestrator()`` and ``"sync"`` (like ``None``) for
+        ``SyncPipelineOrchestrator()`` (see docs/async.md). It is never changed: the options
+        below travel with this run (``RunOptions``), and those left ``None`` keep the
+        orchestrator's own settings.
+
         ``observer=None`` records status and logs in the store (``default_observer()``),
         unless the pipeline was made with ``observe=False``; an observer given here replaces
         that default (combine them with ``CompositeObserver`` to keep both).
-        ``orchestrator="async"`` is short for ``AsyncPipelineOrchestrator()`` and ``"sync"``
-        (like ``None``) for ``SyncPipelineOrchestrator()`` (see docs/async.md).
-        ``timeout`` limits each call (seconds) of the pods that set no limit of their own;
-        ``commit_seconds`` is the durability window (finished calls are committed at least
-        this often; default 2 s), for orchestrators made here. ``recompute`` runs every call
-        of the named function nodes again (``True``: of all of them), replacing their stored
-        results (see docs/recompute.md).
+        ``error_policy``: ``"continue"`` or ``"fail_fast"``. ``timeout`` limits each call
+        (seconds) of the pods that set no limit of their own; ``commit_seconds`` is the
+        durability window (finished calls are committed at least this often; default 2 s).
+        ``recompute`` runs every call of the named function nodes again (``True``: of all of
+        them), replacing their stored results (see docs/recompute.md).
         """
-        if isinstance(orchestrator, str) and orchestrator not in ("sync", "async"):
+        if orchestrator is None or orchestrator == "sync":
+            orchestrator = SyncPipelineOrchestrator()
+        elif orchestrator == "async":
+            orchestrator = AsyncPipelineOrchestrator()
+        elif isinstance(orchestrator, str) or not isinstance(orchestrator, Orchestrator):
             raise ConfigurationError(
-                f"orchestrator must be 'sync' or 'async', got {orchestrator!r}"
+                "orchestrator must be 'sync', 'async' or an Orchestrator (an object with a "
+                f"run(graph, ...) method), got {orchestrator!r}"
             )
         graph = self.graph if self.graph is not None else self.compile()
+        options = RunOptions(
+            error_policy=error_policy,
+            commit_seconds=commit_seconds,
+            timeout=timeout,
+            recompute=self._recompute_labels(graph, recompute),
+        )
         observed = observer is None and self.observe
         if observed:
             observer = self.default_observer()
-        window = COMMIT_SECONDS if commit_seconds is None else commit_seconds
-        if orchestrator == "async":
-            orchestrator = AsyncPipelineOrchestrator(
-                error_policy=error_policy or "continue", commit_seconds=window
-            )
-        elif orchestrator is None or orchestrator == "sync":
-            orchestrator = SyncPipelineOrchestrator(
-                error_policy or "continue", commit_seconds=window
-            )
-        elif error_policy is not None:
-            orchestrator.error_policy = error_policy
         from podline.observability.manifest import GitProbe
 
         git = GitProbe()  # answers while the run computes
@@ -189,8 +190,7 @@ class Pipeline:
                 run_id=run_id,
                 pipeline_uri=self.uri,
                 executor=executor,
-                timeout=timeout,
-                recompute=self._recompute_labels(graph, recompute),
+                options=options,
             )
         finally:
             self.store.flush()
