@@ -132,7 +132,7 @@ def test_orchestrator_shorthand_and_validation(store: Store) -> None:
         fragile.pod(numbers())
     result = pipeline.run(orchestrator="async")
     assert result.counts["fragile"].computed == 2
-    with pytest.raises(ValueError, match="'sync', 'async' or an Orchestrator .* got 'parallel'"):
+    with pytest.raises(ValueError, match=r"'sync', 'async' or an Orchestrator .* got 'parallel'"):
         pipeline.run(orchestrator="parallel")  # type: ignore[arg-type]
     for bad in ({"error_policy": "sometimes"}, {"buffer_size": 0}, {"max_concurrency": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
