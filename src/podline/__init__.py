@@ -57,8 +57,7 @@ from podline.sources import (
 )
 from podline.stores import DeltaStore, MemoryStore, Store, default_store, open_store
 from podline.streams import LazyStream, Stream, TableStream
-
-__version__ = "0.1.0"
+from podline.version import __version__
 
 __all__ = [
     "HASH_SCHEME",

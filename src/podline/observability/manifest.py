@@ -40,6 +40,7 @@ from podline.functions import PacketFunction
 from podline.functions.project import package_versions
 from podline.hashing import HASH_SCHEME
 from podline.stores import RECORD_ID, Store
+from podline.version import __version__
 
 __all__ = [
     "CODE_PATH",
@@ -97,7 +98,6 @@ def run_manifest(
     functions: Iterable[PacketFunction], git: tuple[str | None, bool | None]
 ) -> RunManifest:
     """The manifest of a run of these functions, with the (commit, dirty) ``GitProbe`` found."""
-    from podline import __version__  # the package's own __init__, loaded by now
 
     used: set[str] = set()
     versions: dict[str, str] = {}
