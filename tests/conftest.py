@@ -25,13 +25,19 @@ from types import ModuleType
 
 import pytest
 from hypothesis import settings
+from tests.extensions.ipc_store import IpcStore
 
-from podline.stores import DeltaStore, MemoryStore, Store
+from podline.stores import DeltaStore, MemoryStore, Store, register_store
+
+register_store(IpcStore)  # so open_store (configs, pickles) reaches it, as a plugin's would
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "memory": lambda tmp: MemoryStore(),
     # No timed flushes: tests decide when buffers are flushed.
     "delta": lambda tmp: DeltaStore(tmp / "store", flush_seconds=None),
+    # A backend written against the public API only (tests/extensions): the contract holds
+    # for third-party backends too.
+    "ipc": lambda tmp: IpcStore(tmp / "ipc"),
 }
 
 

@@ -1,22 +1,31 @@
-"""Stores: the ``Store`` protocol, its backends, ``open_store`` and ``default_store``."""
+"""Stores: the ``Store`` protocol, its backends, ``open_store`` and ``default_store``; for
+writing a backend, ``Backend`` and ``ScopedStore`` (see ``podline.stores.backend``) and
+``register_store``."""
 
 from podline.stores._delta_verify import Finding, VerifyReport
+from podline.stores.backend import Backend
 from podline.stores.base import RECORD_ID, PathLike, Store, StorePath, normalize_path
 from podline.stores.config import open_store
 from podline.stores.default import default_store
 from podline.stores.delta import DeltaStore
 from podline.stores.memory import MemoryStore
+from podline.stores.registry import register_store, store_schemes
+from podline.stores.scoped import ScopedStore
 
 __all__ = [
     "RECORD_ID",
+    "Backend",
     "DeltaStore",
     "Finding",
     "MemoryStore",
     "PathLike",
+    "ScopedStore",
     "Store",
     "StorePath",
     "VerifyReport",
     "default_store",
     "normalize_path",
     "open_store",
+    "register_store",
+    "store_schemes",
 ]

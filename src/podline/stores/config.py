@@ -11,23 +11,24 @@ Accepted forms:
 
 A URL fragment scopes the store: ``file:///data/store#results/fn`` is
 ``open_store("file:///data/store").at("results", "fn")``.
+
+Other schemes open whatever store class registered them (``podline.stores.registry``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from podline.errors import StoreError
 from podline.stores._common import split_config
-from podline.stores._scoped import ScopedStore
 from podline.stores.base import Store
 from podline.stores.delta import DeltaStore
 from podline.stores.memory import MemoryStore
+from podline.stores.registry import register_store, store_class
 
 __all__ = ["open_store"]
 
-_CLASSES: tuple[type[ScopedStore[Any]], ...] = (MemoryStore, DeltaStore)
+register_store(MemoryStore)
+register_store(DeltaStore)
 
 
 def open_store(config: str | os.PathLike[str] | Store) -> Store:
@@ -37,10 +38,4 @@ def open_store(config: str | os.PathLike[str] | Store) -> Store:
     text = os.fspath(config)
     base, _ = split_config(text)
     scheme = base.partition("://")[0].lower() if "://" in base else ""
-    for cls in _CLASSES:
-        if scheme in cls.schemes:
-            return cls.from_config(text)
-    raise StoreError(
-        f"no store backend for {text!r}: use memory://, a directory path, file://, s3://, "
-        f"gs:// or az://"
-    )
+    return store_class(scheme).from_config(text)

@@ -103,8 +103,8 @@ from podline.stores._delta_table import (
     stored_rows,
 )
 from podline.stores._delta_verify import VerifyReport, verify_tables
-from podline.stores._scoped import ScopedStore
 from podline.stores.base import PathLike, StorePath
+from podline.stores.scoped import ScopedStore
 
 __all__ = ["DeltaStore"]
 
@@ -803,7 +803,7 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         )
 
     @classmethod
-    def _from_base(cls, base: str) -> Self:
+    def from_base(cls, base: str) -> Self:
         if "://" not in base:
             return cls(base)
         local_directory(base, cls.schemes)  # before splitting, which makes "s3://" "s3:"

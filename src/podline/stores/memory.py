@@ -25,8 +25,8 @@ from podline.stores._common import (
     row_filter,
 )
 from podline.stores._index import IdIndex
-from podline.stores._scoped import ScopedStore
 from podline.stores.base import StorePath
+from podline.stores.scoped import ScopedStore
 
 __all__ = ["MemoryStore"]
 
@@ -170,7 +170,7 @@ class MemoryStore(ScopedStore[_MemoryBackend]):
         return self._backend.name
 
     @classmethod
-    def _from_base(cls, base: str) -> Self:
+    def from_base(cls, base: str) -> Self:
         # "memory://" names no store in particular, so it opens a new one.
         name = unquote(base.partition("://")[2])
         return cls(name or None)

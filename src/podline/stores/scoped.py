@@ -1,18 +1,23 @@
-"""``ScopedStore``: the public half every backend shares; ``Backend``: the half it supplies.
+"""``ScopedStore``: the half of a store every backend shares (``Backend`` is the half it supplies).
 
 A store object is a view: a backend (which holds the records, buffers and handles) and a path
 prefix. ``at()`` makes another view of the same backend, so views share buffers and
 read-your-writes holds across them. This class resolves paths, validates arguments and applies
-the batch rules of ``_common``; a backend receives only full, validated paths and canonical,
-first-occurrence batches. A store pickles as the way to reopen it (``Backend.arguments``).
+the batch rules every backend shares; a backend receives only full, validated paths and
+canonical, first-occurrence batches. A store pickles as the way to reopen it: its class called
+with ``Backend.arguments()``.
+
+To add a backend, implement ``podline.stores.backend.Backend`` and subclass ``ScopedStore``
+with the URL ``schemes`` it opens and ``from_base``; ``register_store`` (or an entry point)
+lets ``open_store`` find it. docs/stores.md, "Writing a backend", has a worked example.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import pyarrow as pa
 
@@ -27,59 +32,10 @@ from podline.stores._common import (
     split_config,
 )
 from podline.stores._storable import check_storable
+from podline.stores.backend import Backend
 from podline.stores.base import RECORD_ID, PathLike, StorePath, normalize_path
 
-__all__ = ["Backend", "ScopedStore"]
-
-
-class Backend(Protocol):
-    """What a backend implements; every path is full (never empty) and already validated."""
-
-    def write(self, path: StorePath, table: pa.Table, id_column: str, *, fresh: bool) -> int:
-        """Store the rows of ``table`` (canonical, distinct ids) whose ids are new; with
-        ``fresh``, every id is new (the caller's word: no check)."""
-        ...
-
-    def read(
-        self, path: StorePath, ids: pa.Array, columns: list[str] | None, id_column: str
-    ) -> pa.Table | None:
-        """The rows with ``ids`` in their order (see ``matching.rows_in_order``)."""
-        ...
-
-    def scan(
-        self, path: StorePath, columns: list[str] | None, where: Mapping[str, Any] | None
-    ) -> pa.Table | None:
-        """Every row at ``path`` passing ``where``, projected to ``columns``."""
-        ...
-
-    def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
-        """Remove the rows with ``ids`` (stored or buffered); returns how many there were."""
-        ...
-
-    def exists(self, path: StorePath) -> bool:
-        """Whether records are stored (or buffered) at ``path``."""
-        ...
-
-    def paths(self, prefix: StorePath) -> Iterable[StorePath]:
-        """Every full path holding records at or below ``prefix``, in any order."""
-        ...
-
-    def flush(self) -> None:
-        """Persist buffered writes; raise ``StoreError`` if that fails."""
-        ...
-
-    def close(self) -> None:
-        """Flush and release resources; the backend reopens what it needs if used again."""
-        ...
-
-    def config(self) -> str:
-        """The config string of the backend's root view."""
-        ...
-
-    def arguments(self) -> dict[str, Any]:
-        """The keyword arguments that build an equivalent store (secrets included: they stay
-        inside pickles, which is what this is for)."""
-        ...
+__all__ = ["ScopedStore"]
 
 
 B = TypeVar("B", bound=Backend)
@@ -226,13 +182,14 @@ class ScopedStore(ABC, Generic[B]):
                 f"{cls.__name__} cannot open {config!r}: it takes "
                 + ", ".join(f"{s}://" if s else "a directory path" for s in cls.schemes)
             )
-        store = cls._from_base(base)
+        store = cls.from_base(base)
         return store.at(*prefix) if prefix else store
 
     @classmethod
     @abstractmethod
-    def _from_base(cls, base: str) -> Self:
-        """The root store of a config without its prefix."""
+    def from_base(cls, base: str) -> Self:
+        """The root store a config names, without its ``#prefix`` fragment (the scheme is
+        already checked to be one of ``schemes``)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A store pickles as how to open it again (e.g. in an executor's worker process):
