@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pytest
+from tests.internals import count_id_reads
 
 import podline
 from podline import function_pod
@@ -323,20 +324,11 @@ def test_reruns_do_not_read_the_history_of_observations(
 ) -> None:
     # Status rows, log rows and run records are appended: a run never reads the ids of
     # earlier runs' observations, so its cost does not grow with the history.
-    from podline.stores import _delta_table
-
     root = tmp_path / "store"
     for _ in range(3):
         with DeltaStore(root) as store:
             build(store).run()
-    reads: list[str] = []
-    real = _delta_table._read_ids
-
-    def counting(table: Any, uris: list[str], column: str, local_root: str | None) -> Any:
-        reads.append(table.table_uri)
-        return real(table, uris, column, local_root)
-
-    monkeypatch.setattr(_delta_table, "_read_ids", counting)
+    reads = count_id_reads(monkeypatch)
     with DeltaStore(root) as store:
         pipeline = build(store)
         result = pipeline.run()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.internals import counting_row_builds
 
 import podline
 from podline import SKIP, function_pod
@@ -173,19 +174,8 @@ def test_protocol_only_observers_get_per_packet_hooks_in_order(composite: bool) 
 
 
 def test_observers_that_build_no_rows_cost_no_rows(store: Store) -> None:
-    built: list[int] = []
-    original = podline.TableStream._build_rows
-
-    def spy(self: podline.TableStream) -> Any:
-        built.append(len(self))
-        return original(self)
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(podline.TableStream, "_build_rows", spy)
-    try:
+    with counting_row_builds() as built:
         build(store, n=50).run(observer=Batches())
-    finally:
-        mp.undo()
     assert built == []  # nobody asked for Tag/Packet objects, so none were made
 
 
@@ -261,16 +251,8 @@ def test_an_observer_that_overrides_no_packet_hook_costs_no_rows(store: Store) -
         def on_node_end(self, *, node_label: str, **kwargs: Any) -> None:
             self.nodes.append(node_label)
 
-    built: list[int] = []
-    original = podline.TableStream._build_rows
-
-    def spy(self: podline.TableStream) -> Any:
-        built.append(len(self))
-        return original(self)
-
     observer = NodesOnly()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(podline.TableStream, "_build_rows", spy)
+    with counting_row_builds() as built:
         build(store, n=50).run(observer=observer)
     assert observer.nodes == ["numbers", "picky"]
     assert built == []

@@ -11,6 +11,7 @@ import pytest
 
 import podline
 from podline import function_pod
+from podline.errors import PipelineError
 from podline.functions import RowStatus
 from podline.nodes import FunctionNode, kinds
 from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS
@@ -141,9 +142,7 @@ def test_len_agrees_with_reads_of_stored_results(store: Store) -> None:
     assert len(fresh.triple) == fresh.triple.as_table().num_rows == 3
 
 
-def test_incremental_execution_matches_execute_and_reads_records_once(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_incremental_execution_matches_execute_and_reads_records_once(store: Store) -> None:
     values = [1, 2, 3, 2, 5, 6, 7]
     pipeline = build(store, values)
     whole = node(pipeline).execute(pipeline.DictSource.execute())
@@ -152,14 +151,7 @@ def test_incremental_execution_matches_execute_and_reads_records_once(
     CALLS.clear()
     again = build(store, [*values, 8, 9])
     function, source = node(again), again.DictSource.execute()
-    scans: list[object] = []
-    original = type(function.store).scan  # type: ignore[arg-type]
-
-    def counting_scan(self: Store, path: object, *args: object, **kwargs: object) -> object:
-        scans.append(path)
-        return original(self, path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(type(function.store), "scan", counting_scan)
+    before = store.statistics()
     function.begin()
     table = source.as_table(system_tags=True, source_info=True)
     chunks = [
@@ -168,8 +160,12 @@ def test_incremental_execution_matches_execute_and_reads_records_once(
     ]
     output = function.finish()
     # The records, and the memo for the entries they miss, were read once, not per chunk.
-    assert sorted(map(str, scans)) == sorted({str(path) for path in scans})
-    assert len(scans) == 2
+    used = store.statistics() - before
+    scanned = used.paths("scan")
+    assert [used.count("scan", path) for path in scanned] == [1, 1]
+    assert {path[-1] for path in scanned} >= {"records"}
+    # Only the memo is read by id, once, for the two entries nothing knew of.
+    assert [used.count("read", path) for path in used.paths("read")] == [1]
     assert CALLS == [8, 9]  # only the new entries were computed
     assert [len(c) for c in chunks] == [3, 3, 3]
     assert output.as_table().slice(0, len(values)).to_pylist() == whole.as_table().to_pylist()
@@ -188,30 +184,18 @@ def test_a_node_reads_the_memo_once_however_many_batches_miss_its_records(
     # every batch goes to the pod, whose memo has every result.
     again = build(store, values, source_id="second")
     monkeypatch.setattr(kinds, "NODE_BATCH", 8)
-    reads: list[object] = []
-    scans: list[object] = []
-    backend = type(store._backend)  # type: ignore[attr-defined]
-    real_read, real_scan = backend.read, backend.scan
-
-    def counting_read(self: object, path: tuple[str, ...], *args: object) -> object:
-        reads.append(path)
-        return real_read(self, path, *args)
-
-    def counting_scan(self: object, path: tuple[str, ...], *args: object) -> object:
-        scans.append(path)
-        return real_scan(self, path, *args)
-
-    monkeypatch.setattr(backend, "read", counting_read)
-    monkeypatch.setattr(backend, "scan", counting_scan)
+    before = store.statistics()
     result = again.run()
     assert CALLS == []
     assert result.counts["triple"].cached == len(values)
-    memo = [path for path in scans if "functions" in path]
-    assert len(memo) == 1  # five batches, one read of the memo
-    assert not [path for path in reads if "functions" in path]
+    used = store.statistics() - before
+    memo = [path for path in used.paths("scan") if "functions" in path]
+    assert len(memo) == 1
+    assert used.count("scan", memo[0]) == 1  # five batches, one read of the memo
+    assert not [path for path in used.paths("read") if "functions" in path]
 
 
-def test_a_prefetch_finds_what_a_find_finds_and_raises_what_its_reads_raise(
+def test_a_background_lookup_finds_what_a_find_finds_and_raises_what_its_reads_raise(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline = build(store, [1, 2, 99])
@@ -220,7 +204,7 @@ def test_a_prefetch_finds_what_a_find_finds_and_raises_what_its_reads_raise(
     assert records is not None
     source = next(iter(pipeline.nodes.values()))
     ids = node(pipeline).entry_ids(source.execute())
-    direct, early = records.find(ids), records.prefetch().find(ids)
+    direct, early = records.find(ids), records.known_in_background().result().find(ids)
     assert direct.found.tolist() == early.found.tolist() == [True, True, False]
     assert early.outputs.equals(direct.outputs)
 
@@ -228,6 +212,21 @@ def test_a_prefetch_finds_what_a_find_finds_and_raises_what_its_reads_raise(
         raise OSError("disk on fire")
 
     monkeypatch.setattr(type(records.store), "scan", failing)
-    prefetch = records.prefetch()  # the read fails in the background thread ...
+    pending = records.known_in_background()  # the read fails in the background thread ...
     with pytest.raises(OSError, match="disk on fire"):
-        prefetch.find(ids)  # ... and is raised here, in the caller's
+        pending.result()  # ... and is raised here, in the caller's
+
+
+def test_a_chunk_outside_an_execution_is_refused(store: Store) -> None:
+    # Without begin() there is nothing looked up: running the chunk would recompute rows the
+    # records know, so it is an error rather than a silent cache miss.
+    pipeline = build(store, [1, 2])
+    function = node(pipeline)
+    chunk = pipeline.DictSource.execute()
+    with pytest.raises(PipelineError, match=r"node 'triple': execute_batch\(\) before begin\(\)"):
+        function.execute_batch(chunk)
+    function.begin()
+    function.execute_batch(chunk)
+    function.finish()
+    with pytest.raises(PipelineError, match="before begin"):
+        function.execute_batch(chunk)

@@ -34,7 +34,6 @@ from podline.nodes import (
     SourceNode,
     SourceNodeProtocol,
 )
-from podline.nodes.records import ProvenanceRecords
 from podline.operators import Join
 from podline.pipeline import (
     CompositeObserver,
@@ -221,22 +220,21 @@ def test_source_node_output_is_the_materialized_source(store: Store) -> None:
 def test_function_node_serves_stored_entries_and_computes_the_rest(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """R6: one bulk lookup per batch; stored entries are served, only misses are computed,
-    skipped packets are dropped, outputs keep upstream order."""
+    """R6: one bulk lookup per execution; stored entries are served, only misses are
+    computed, skipped packets are dropped, outputs keep upstream order."""
     pipeline = linear(store, n=4)
     function_node(pipeline, "add").execute(rows_of(source_node(pipeline).execute(), [1, 3]))
     CALLS.clear()
-    lookups: list[int] = []
-    original = ProvenanceRecords.found_among
-
-    def found_among(self: ProvenanceRecords, entry_ids: pa.Array, records: Any) -> Any:
-        lookups.append(len(entry_ids))
-        return original(self, entry_ids, records)
-
-    monkeypatch.setattr(ProvenanceRecords, "found_among", found_among)
+    nodes = [function_node(pipeline, label) for label in ("add", "double")]
+    before = [n.store.statistics() for n in nodes]  # type: ignore[union-attr]
     spy = Spy()
     result = pipeline.run(observer=spy)
-    assert lookups == [4, 4]  # one bulk lookup per function node
+    used = [n.store.statistics() - b for n, b in zip(nodes, before, strict=True)]  # type: ignore[union-attr]
+    # One bulk lookup of its records per function node, never one per row or id.
+    assert [(u.count("scan", "records"), u.count("read", "records")) for u in used] == [
+        (1, 0),
+        (1, 0),
+    ]
     assert [c for c in CALLS if c.startswith("add")] == ["add(0,0)", "add(2,2)"]
     ends = [(e[2], e[4]) for e in spy.named("packet_end") if e[1] == "add"]
     assert ends == [(0, False), (1, True), (2, False), (3, True)]

@@ -490,3 +490,26 @@ def test_delete_is_seen_by_delta_rs_and_a_fresh_store(tmp_path: Path) -> None:
     fresh = DeltaStore(tmp_path / "s")
     assert fresh.scan("t").num_rows == 50
     assert fresh.write("t", records(["r0", "r1"], x=[0, 1])) == 1
+
+
+def test_statistics_count_calls_by_operation_and_path_across_views(store: Store) -> None:
+    view = store.at("a")
+    before = store.statistics()
+    view.write("t", records(["x", "y"], v=[1, 2]))
+    view.write("t", records(["x"], v=[1]))  # counted though it adds nothing
+    view.append("log", records(["1"], v=[1]))
+    view.read("t", ["x"])
+    store.scan("a/t", where={"v": 1})
+    store.delete("a/t", ["y"])
+    store.flush()
+    used = store.statistics() - before
+    assert used.count("write") == 2
+    assert (used.count("append", "a"), used.count("read", "a/t"), used.count("scan")) == (1, 1, 1)
+    assert (used.count("delete"), used.count("flush")) == (1, 1)
+    assert used.paths("write") == [("a", "t")]
+    # A view counts what every view did, at paths relative to it; other paths are not its own.
+    assert view.statistics().paths("read") == [("t",)]
+    assert store.at("b").statistics().count("write") == 0
+    assert (store.statistics() - store.statistics()).calls == {}
+    with pytest.raises(StoreError, match="no operation 'commit' is counted"):
+        used.count("commit")

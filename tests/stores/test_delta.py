@@ -15,11 +15,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from tests.internals import (
+    count_id_reads,
+    count_table_reads,
+    real_commit,
+    replace_commits,
+    without_file_locks,
+)
 
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
-from podline.stores import RECORD_ID, DeltaStore, _delta_format, _delta_table, open_store
-from podline.stores import delta as delta_module
+from podline.stores import RECORD_ID, DeltaStore, open_store
 from podline.stores._delta_format import decode_segment, encode_segment
 
 from .conftest import records
@@ -165,17 +171,13 @@ def _failing_write(*args: Any, **kwargs: Any) -> None:
     raise OSError("disk on fire")
 
 
-#: Where every commit of a store goes through (podline's own appends and delta-rs's writes).
-_Backend = delta_module._DeltaBackend
-
-
 def test_flush_errors_are_raised_and_keep_the_rows(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = DeltaStore(root, flush_seconds=None)
     store.write("some/path", records(["a"], v=[1]))
     with monkeypatch.context() as patch:
-        patch.setattr(_Backend, "_commit", _failing_write)
+        replace_commits(patch, _failing_write)
         with pytest.raises(StoreError, match=r"'some/path'.*disk on fire"):
             store.flush()
         with pytest.raises(StoreError, match="disk on fire"):
@@ -195,7 +197,7 @@ def test_timed_flush_errors_surface_on_the_next_call(
         attempts.append(args)
         _failing_write()
 
-    monkeypatch.setattr(_Backend, "_commit", failing)
+    replace_commits(monkeypatch, failing)
     store.write("t", records(["a"], v=[1]))
     deadline = time.monotonic() + 10
     while not attempts and time.monotonic() < deadline:
@@ -283,20 +285,20 @@ def _racing(
     File locks are off, as on object stores, so only the optimistic protocol stands between
     the two writers. Returns the kinds of the commits attempted ("create" or "append").
     """
-    monkeypatch.setattr(_delta_format, "fcntl", None)
-    real = _Backend._commit
+    without_file_locks(monkeypatch)
+    real = real_commit()
     modes: list[str] = []
 
     def commit(self: Any, state: Any, at: Any, log: Any, *args: Any) -> Any:
         modes.append("create" if log is None else "append")
         if len(modes) == 1:
-            monkeypatch.setattr(_Backend, "_commit", real)
+            replace_commits(monkeypatch, real)
             other.write(path, table)
             other.flush()
-            monkeypatch.setattr(_Backend, "_commit", commit)
+            replace_commits(monkeypatch, commit)
         return real(self, state, at, log, *args)
 
-    monkeypatch.setattr(_Backend, "_commit", commit)
+    replace_commits(monkeypatch, commit)
     return modes
 
 
@@ -323,14 +325,14 @@ def test_writes_and_reads_go_on_while_a_background_commit_runs(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     committing, release = threading.Event(), threading.Event()
-    real_commit = _Backend._commit
+    real = real_commit()
 
     def slow_commit(*args: Any) -> Any:
         committing.set()
         assert release.wait(10)
-        return real_commit(*args)
+        return real(*args)
 
-    monkeypatch.setattr(_Backend, "_commit", slow_commit)
+    replace_commits(monkeypatch, slow_commit)
     store = DeltaStore(root, flush_rows=4, flush_seconds=None)
     assert store.write("t", records(["a", "b", "c", "d"], v=[1, 2, 3, 4])) == 4
     assert committing.wait(10)  # the committer has the four records in hand
@@ -356,28 +358,21 @@ def test_writes_and_reads_go_on_while_a_background_commit_runs(
 def test_a_read_of_ids_the_store_never_committed_reads_no_files(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    real_stored_rows = delta_module.stored_rows
-
-    def counting(*args: Any, **kwargs: Any) -> pa.Table | None:
-        calls.append("read")
-        return real_stored_rows(*args, **kwargs)
-
-    monkeypatch.setattr(delta_module, "stored_rows", counting)
+    calls = count_table_reads(monkeypatch)
     store = DeltaStore(root, flush_seconds=None)
     store.write("t", records(["a", "b"], v=[1, 2]))
     store.flush()
     # The store's id index knows every committed id: looking up new ones reads nothing.
     assert store.read("t", ["x", "y"]).num_rows == 0
-    assert calls == []
+    assert len(calls) == 0
     assert store.read("t", ["b", "x"]).column("v").to_pylist() == [2]
-    assert calls == ["read"]
+    assert len(calls) == 1
     # Once another writer commits, the index is behind the table: the files are read.
     other = DeltaStore(root, flush_seconds=None)
     other.write("t", records(["x"], v=[24]))
     other.flush()
     assert store.read("t", ["x"]).column("v").to_pylist() == [24]
-    assert calls == ["read", "read"]
+    assert len(calls) == 2
 
 
 def test_local_reads_do_not_load_the_dataset_engine(root: Path) -> None:
@@ -425,14 +420,7 @@ def test_appending_to_a_table_reads_none_of_its_ids(
         for run in range(3):
             store.append("log", records([f"{run}-{i}" for i in range(5)], v=list(range(5))))
             store.flush()
-    reads: list[object] = []
-    real = _delta_table._read_ids
-
-    def counting(*args: Any, **kwargs: Any) -> pa.ChunkedArray:
-        reads.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_delta_table, "_read_ids", counting)
+    reads = count_id_reads(monkeypatch)
     # A new process appending to the table: the write-once check, which would read every
     # earlier id, is skipped (its cost would grow with every run).
     store = DeltaStore(root)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
+from tests.internals import break_compaction
 
 from podline.errors import StoreError
 from podline.stores import DeltaStore, open_store
@@ -80,12 +81,7 @@ def test_compaction_by_itself_can_be_turned_off(tmp_path: Path) -> None:
 def test_a_failed_compaction_leaves_the_flush_standing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from podline.stores import delta
-
-    def broken(log: object) -> bool:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(delta, "rewrite_small_files", broken)
+    break_compaction(monkeypatch, OSError("disk full"))
     store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=2)
     with caplog.at_level(logging.WARNING, logger="podline.stores.delta"):
         for i in range(3):

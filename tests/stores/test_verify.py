@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.internals import drop_a_data_file_when_listing, read_every_protocol
 
-from podline.stores import DeltaStore, Finding, VerifyReport, _delta_log
+from podline.stores import DeltaStore, Finding, VerifyReport
 
 from .conftest import records
 
@@ -63,14 +64,7 @@ def test_a_table_podline_reads_differently_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _store(tmp_path)
-    data_files = _delta_log.LocalLog.data_files
-
-    def one_file_short(self: _delta_log.LocalLog) -> dict[str, int]:
-        files = data_files(self)
-        files.popitem()
-        return files
-
-    monkeypatch.setattr(_delta_log.LocalLog, "data_files", one_file_short)
+    drop_a_data_file_when_listing(monkeypatch)
     report = store.verify()
     assert not report.ok
     assert [(f.path, f.kind) for f in report.problems] == [
@@ -87,7 +81,7 @@ def test_a_table_podline_reads_where_delta_rs_refuses_is_misread(
     store = _store(tmp_path)
     entry = Path(store.table_uri("b"), "_delta_log", f"{0:020d}.json")
     entry.write_text(entry.read_text().replace('"minReaderVersion": 1', '"minReaderVersion": 4'))
-    monkeypatch.setattr(_delta_log, "readable_protocol", lambda protocol: True)
+    read_every_protocol(monkeypatch)
     (problem,) = store.verify().problems
     assert (problem.path, problem.kind) == (("b",), "misread")
     assert "podline reads version 1 (2 rows); delta-rs: " in problem.detail

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -139,8 +140,10 @@ class OperatorNode(Node):
 
 
 class FunctionNode(Node):
-    """A function-pod invocation. ``execute(input)`` runs the pod in bounded batches, firing
-    the packet hooks around each batch, and keeps the output."""
+    """A function-pod invocation. An execution is ``begin()``, ``execute_batch(chunk)`` per
+    input chunk in input order, then ``finish()``, which keeps the output: streaming
+    orchestrators drive it chunk by chunk, and ``execute(input)`` drives it over one whole
+    input in bounded batches. There is one path, so the two cannot drift apart."""
 
     node_type: ClassVar[NodeType] = "function"
 
@@ -166,7 +169,10 @@ class FunctionNode(Node):
         #: Rows per status in the last ``execute``.
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
         self._parts: list[TableStream] = []
-        self._known: KnownEntries | None = None
+        #: What the records know, being read for the current execution (None: nothing to
+        #: look up, or no execution begun: see ``_begun``).
+        self._known: Future[KnownEntries] | None = None
+        self._begun = False
         self._memo: ResultCache | None = None
         self._clock = CommitClock()
         self._timeout: float | None = None
@@ -187,30 +193,21 @@ class FunctionNode(Node):
         recompute: bool = False,
         **kwargs: Any,
     ) -> TableStream:
+        # One path for whole inputs and streamed chunks: the input is fed in bounded batches,
+        # records are written, and packet hooks fire, batch by batch (the pod itself computes
+        # and stores in smaller batches).
         table = stream.as_table(system_tags=True, source_info=True)
         tags, _ = stream.keys()
         self.begin(commit_seconds=commit_seconds, timeout=timeout, recompute=recompute)
-        # What the records already know is looked up once for the whole input: each lookup
-        # reads the stored tables, so doing it per batch would cost (batches x stored rows).
-        records = self.records
-        entry_ids = found = None
-        if records is not None and not recompute:
-            prefetch = records.prefetch() if len(table) else None
-            entry_ids = self.entry_ids(stream)
-            found = _nothing_found(0) if prefetch is None else prefetch.find(entry_ids)
-        # Bounded batches: records are written, and packet hooks fire, batch by batch (the
-        # pod itself computes and stores in smaller batches).
         for start in range(0, max(table.num_rows, 1), NODE_BATCH):
             batch = TableStream(table.slice(start, NODE_BATCH), tags, label=self.label)
-            known = _Known(
-                None if entry_ids is None else entry_ids.slice(start, NODE_BATCH),
-                _nothing_found(len(batch)) if found is None else found.slice(start, len(batch)),
+            self.execute_batch(
+                batch, observer=observer, error_policy=error_policy, executor=executor
             )
-            self._add(self._run_batch(batch, known, observer, error_policy, executor))
         return self.finish(tags)
 
-    # Incremental execution, for orchestrators that stream: ``begin()``, then
-    # ``execute_batch(chunk)`` per input chunk in input order, then ``finish()``.
+    # Incremental execution, for orchestrators that stream (and ``execute``): ``begin()``,
+    # then ``execute_batch(chunk)`` per input chunk in input order, then ``finish()``.
     def begin(
         self,
         *,
@@ -229,7 +226,6 @@ class FunctionNode(Node):
         self._recompute = recompute
         self._stop = stop
         self._parts = []
-        self._known = None
         self._clock = CommitClock(commit_seconds)
         self._timeout = timeout
         # One memo for all the execution's batches, read at most once (see ResultCache).
@@ -238,6 +234,13 @@ class FunctionNode(Node):
             if self.result_store is not None
             else None
         )
+        # What the records know is read once per execution, in the background: the reads
+        # release the GIL, so they overlap with hashing the first chunk's entry ids, and every
+        # chunk's lookup is then in memory (a lookup per chunk would read the stored tables
+        # each time, costing chunks x stored rows).
+        records = self.records
+        self._known = None if records is None or recompute else records.known_in_background()
+        self._begun = True
 
     def execute_batch(
         self,
@@ -249,19 +252,19 @@ class FunctionNode(Node):
     ) -> TableStream:
         """Execute one chunk of the input (after ``begin()``): serve what the records know,
         compute the rest, fire the packet hooks; returns the chunk's output."""
+        if not self._begun:
+            raise PipelineError(
+                f"node {self.label!r}: execute_batch() before begin(); an execution is "
+                f"begin(), execute_batch() per chunk, finish()"
+            )
         tags, _ = batch.keys()
         table = TableStream(
             batch.as_table(system_tags=True, source_info=True), tags, label=self.label
         )
-        records = self.records
-        entry_ids = self.entry_ids(batch) if records is not None else None
+        entry_ids = self.entry_ids(batch) if self.store is not None else None
         found = _nothing_found(len(table))
-        if records is not None and entry_ids is not None and len(table) and not self._recompute:
-            # What the records know is loaded once per execution: each chunk's lookup is
-            # then in memory (a ``find`` per chunk would read the stored tables each time).
-            if self._known is None:
-                self._known = records.known()
-            found = self._known.find(entry_ids)
+        if self._known is not None and entry_ids is not None and len(table):
+            found = self._known.result().find(entry_ids)
         result = self._run_batch(table, _Known(entry_ids, found), observer, error_policy, executor)
         self._add(result)
         return result.stream
@@ -276,6 +279,7 @@ class FunctionNode(Node):
         self._parts = []
         self._known = None
         self._memo = None
+        self._begun = False
         return output
 
     def _add(self, result: PodResult) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN
 from podline.hashing import row_hash_strings
-from podline.matching import index_in, is_in, rows_in_order
+from podline.matching import index_in, is_in
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
@@ -36,7 +37,6 @@ __all__ = [
     "STATUS",
     "Found",
     "KnownEntries",
-    "Prefetch",
     "ProvenanceRecords",
 ]
 
@@ -171,10 +171,22 @@ class ProvenanceRecords:
             self.memo.delete(results.to_pylist())
         return self.store.delete(_PATH, records.column(RECORD_ID).combine_chunks())
 
-    def prefetch(self) -> Prefetch:
-        """Start reading the records and the memo in a background thread, for a ``find``
-        whose entry ids are still being hashed: on two cores the reads cost nothing."""
-        return Prefetch(self)
+    def known_in_background(self) -> Future[KnownEntries]:
+        """``known()``, read in a background thread; the future's ``result()`` waits for it
+        and raises what the reads raised."""
+        future: Future[KnownEntries] = Future()
+
+        def read() -> None:
+            try:
+                known = self.known()
+                if self.memo is not None and self.memo.preload:
+                    self.memo.load()  # the batches' misses are looked up in it next
+                future.set_result(known)
+            except BaseException as exc:  # raised by ``result()``, in the caller's thread
+                future.set_exception(exc)
+
+        threading.Thread(target=read, name="podline-known", daemon=True).start()
+        return future
 
     def known(self) -> KnownEntries:
         """Everything the records know, loaded at once: for callers that then ask about many
@@ -243,37 +255,6 @@ class ProvenanceRecords:
             )
         types = dict(self.function.output_schema)
         return records.column(RECORD_ID), TableStream(table, tuple(tag_columns), types=types)
-
-
-class Prefetch:
-    """A ``ProvenanceRecords.find`` started before its entry ids are known: the stored
-    records (and, with a preloading memo, the stored results) are read in a thread meanwhile.
-    The reads release the GIL, so they overlap with hashing the entry ids."""
-
-    def __init__(self, records: ProvenanceRecords) -> None:
-        self._records = records
-        self._stored: pa.Table | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read, name="podline-prefetch", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            self._stored = self._records.store.scan(_PATH, columns=_LOOKED_UP)
-            memo = self._records.memo
-            if memo is not None and memo.preload:
-                memo.load()
-        except BaseException as exc:  # raised by ``find``, in the caller's thread
-            self._error = exc
-
-    def find(self, entry_ids: pa.Array) -> Found:
-        """What ``ProvenanceRecords.find`` says of ``entry_ids``, from the rows read."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        stored = self._stored
-        records = None if stored is None else rows_in_order(stored, entry_ids, RECORD_ID)
-        return self._records.found_among(entry_ids, records)
 
 
 def _positions(wanted: pa.ChunkedArray, got: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -11,6 +11,7 @@ from podline.stores.delta import DeltaStore
 from podline.stores.memory import MemoryStore
 from podline.stores.registry import register_store, store_schemes
 from podline.stores.scoped import ScopedStore
+from podline.stores.statistics import StoreStatistics
 
 __all__ = [
     "RECORD_ID",
@@ -22,6 +23,7 @@ __all__ = [
     "ScopedStore",
     "Store",
     "StorePath",
+    "StoreStatistics",
     "VerifyReport",
     "default_store",
     "normalize_path",

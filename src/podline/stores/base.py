@@ -27,6 +27,7 @@ otherwise). The contract every backend honours:
   conflicts with the stored one is a ``StoreError`` naming it.
 * ``flush()`` persists buffered writes and raises if that fails; ``close()`` flushes and
   releases resources; a store is a context manager that closes on exit.
+* ``statistics()`` counts the calls made to the store, by operation and path.
 * ``to_config()`` gives a URL-like string that ``open_store`` turns back into an equivalent
   store, so a store can be named in a saved pipeline or on the command line.
 """
@@ -35,9 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+
+if TYPE_CHECKING:  # statistics imports this module
+    from podline.stores.statistics import StoreStatistics
 
 __all__ = ["RECORD_ID", "PathLike", "Store", "StorePath", "normalize_path"]
 
@@ -122,6 +126,10 @@ class Store(Protocol):
 
     def to_config(self) -> str:
         """A URL-like string ``open_store`` accepts (e.g. ``memory://`` or a directory)."""
+        ...
+
+    def statistics(self) -> StoreStatistics:
+        """How often the store was used: calls by operation and path (``StoreStatistics``)."""
         ...
 
     def __enter__(self) -> Store: ...

@@ -34,6 +34,7 @@ from podline.stores._common import (
 from podline.stores._storable import check_storable
 from podline.stores.backend import Backend
 from podline.stores.base import RECORD_ID, PathLike, StorePath, normalize_path
+from podline.stores.statistics import StoreStatistics, UsageCounter
 
 __all__ = ["ScopedStore"]
 
@@ -44,7 +45,7 @@ B = TypeVar("B", bound=Backend)
 class ScopedStore(ABC, Generic[B]):
     """A view of a backend below a path prefix; implements the ``Store`` protocol."""
 
-    __slots__ = ("_backend", "_prefix")
+    __slots__ = ("_backend", "_prefix", "_usage")
 
     #: URL schemes ``from_config`` accepts for this class.
     schemes: ClassVar[tuple[str, ...]] = ()
@@ -52,6 +53,7 @@ class ScopedStore(ABC, Generic[B]):
     def __init__(self, backend: B, prefix: StorePath = ()) -> None:
         self._backend = backend
         self._prefix = prefix
+        self._usage = UsageCounter()
 
     # -- views
 
@@ -64,6 +66,7 @@ class ScopedStore(ABC, Generic[B]):
         """A view scoped to ``path`` below this one (``"a/b"`` and ``"a", "b"`` are equal)."""
         view = object.__new__(type(self))  # another view of this backend, not a new store
         view._backend = self._backend
+        view._usage = self._usage
         view._prefix = join_path(self._prefix, [s for part in path for s in normalize_path(part)])
         return view
 
@@ -86,6 +89,7 @@ class ScopedStore(ABC, Generic[B]):
         full = record_path(self._prefix, path)
         batch = prepare_batch(table, id_column, full)
         check_storable(batch, full)
+        self._usage.add("write", full)
         return self._backend.write(full, batch, id_column, fresh=False)
 
     def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
@@ -95,6 +99,7 @@ class ScopedStore(ABC, Generic[B]):
         full = record_path(self._prefix, path)
         batch = prepare_batch(table, id_column, full, distinct=True)
         check_storable(batch, full)
+        self._usage.add("append", full)
         return self._backend.write(full, batch, id_column, fresh=True)
 
     def read(
@@ -108,6 +113,7 @@ class ScopedStore(ABC, Generic[B]):
         """The records with these ids, in the order asked (absent ids left out), projected to
         ``columns``; None if nothing was ever stored at ``path``."""
         full = record_path(self._prefix, path)
+        self._usage.add("read", full)
         return self._backend.read(full, id_array(ids), _names(columns), id_column)
 
     def delete(
@@ -118,6 +124,7 @@ class ScopedStore(ABC, Generic[B]):
         full = record_path(self._prefix, path)
         if not len(ids):
             return 0
+        self._usage.add("delete", full)
         return self._backend.delete(full, id_array(ids), id_column)
 
     def scan(
@@ -130,6 +137,7 @@ class ScopedStore(ABC, Generic[B]):
         """Every record at ``path`` whose columns equal the values in ``where`` (``None``
         matches null), projected to ``columns``; None if nothing was ever stored there."""
         full = record_path(self._prefix, path)
+        self._usage.add("scan", full)
         return self._backend.scan(full, _names(columns), where)
 
     def exists(self, path: PathLike) -> bool:
@@ -143,10 +151,16 @@ class ScopedStore(ABC, Generic[B]):
         cut = len(self._prefix)
         return sorted({p[cut:] for p in self._backend.paths(full)})
 
+    def statistics(self) -> StoreStatistics:
+        """How often this store was used since it was opened: calls by operation and path,
+        for paths at or below this view (relative to it), counted across all its views."""
+        return self._usage.snapshot(self._prefix)
+
     # -- lifecycle
 
     def flush(self) -> None:
         """Persist buffered writes of every view of this store; raises if that fails."""
+        self._usage.add("flush", ())
         self._backend.flush()
 
     def close(self) -> None:
