@@ -1,5 +1,6 @@
 """Shared test configuration: hypothesis profiles ("ci" when the CI variable is set) and the
-``store`` fixture, which runs a test once per store backend, ``eventually``, which polls
+``store`` fixture, which runs a test once per store backend, ``s3_server`` and ``s3_store``
+(a local S3-compatible server, see ``tests/services.py``), ``eventually``, which polls
 for what background threads do, and ``ctrl_c_in_a_notebook``, which presses Ctrl-C while a
 notebook cell runs; ``user_project`` and ``installed_packages``, directories of modules on
 ``sys.path`` that tests edit and re-import as a fresh process would.
@@ -26,6 +27,7 @@ from types import ModuleType
 import pytest
 from hypothesis import settings
 from tests.extensions.ipc_store import IpcStore
+from tests.services import S3Server, start_s3_server
 
 from podline.stores import DeltaStore, MemoryStore, Store, register_store
 
@@ -46,6 +48,27 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     backend = BACKENDS[request.param](tmp_path)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A local S3-compatible server for the session (see ``tests/services.py``)."""
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.credentials().items():
+            patch.setenv(name, value)
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_server: S3Server) -> Iterator[DeltaStore]:
+    """A fresh, empty ``DeltaStore`` on the local S3 server."""
+    store = DeltaStore(
+        s3_server.new_root(), storage_options=s3_server.storage_options(), flush_seconds=None
+    )
+    yield store
+    store.close()
 
 
 def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:

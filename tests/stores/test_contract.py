@@ -1,21 +1,39 @@
-"""The Store contract, run against every backend (see ``conftest.BACKENDS``)."""
+"""The Store contract, run against every backend (see ``conftest.BACKENDS``) and against a
+Delta store on a local S3 server."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
 import pyarrow as pa
 import pytest
+from tests.conftest import BACKENDS
 
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, Store, open_store
 
 from .conftest import records
+
+
+@pytest.fixture(
+    params=[*sorted(BACKENDS), pytest.param("s3", marks=pytest.mark.service)],
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every backend, and a Delta store on a local S3 server: the contract is the same."""
+    if request.param == "s3":
+        found: Store = request.getfixturevalue("s3_store")
+        yield found
+        return
+    backend = BACKENDS[request.param](tmp_path)
+    yield backend
+    backend.close()
+
 
 # --------------------------------------------------------------------------- views
 

@@ -109,8 +109,9 @@ def table_paths(
     """The paths of the tables in ``directory`` (the directory of ``path``) and below it."""
     try:
         entries = filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
-    except OSError:
-        return
+    except OSError as exc:  # unreachable or refused: never an empty store
+        where = directory or "the store root"
+        raise StoreError(f"cannot list the tables in {where}: {exc}") from exc
     for entry in entries:
         if entry.type != pafs.FileType.Directory:
             continue
