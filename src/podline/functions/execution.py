@@ -1,19 +1,18 @@
-"""Running a function pod over a stream: the batched, memoized execution and its result.
+"""Running a function pod over a stream: the batched, memoized execution.
 
-``PodRun`` owns one execution (see ``FunctionPod.execute`` for the steps); ``PodResult`` is
-what it returns: the output stream and, per input row, its status, whether its call ran, its
-argument-packet hash, and the errors and captures of failed calls.
+``PodRun`` owns one execution (see ``FunctionPod.execute`` for the steps) and returns a
+``PodResult`` (``podline.functions.results``); ``PodRun.preview`` says what an execution would
+do, calling nothing and writing nothing.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +34,7 @@ from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.output_files import fingerprints, holds_files
 from podline.functions.packet_function import PacketFunction
+from podline.functions.results import STATUSES, LoggerFactory, PodResult, RowStatus
 from podline.hashing import row_hash_strings, unreadable_files
 from podline.matching import index_in, is_in
 from podline.runtime import deferred_interrupts, paused_gc
@@ -45,15 +45,7 @@ from podline.streams import Stream, TableStream
 if TYPE_CHECKING:
     from podline.functions.pod import FunctionPod
 
-__all__ = [
-    "CALL_BATCH",
-    "LoggerFactory",
-    "OnError",
-    "PacketLogger",
-    "PodResult",
-    "PodRun",
-    "RowStatus",
-]
+__all__ = ["CALL_BATCH", "OnError", "PodRun"]
 
 OnError = Literal["raise", "continue"]
 
@@ -65,67 +57,6 @@ _CAPTURE = attrgetter("capture")
 _START = attrgetter("start")
 _END = attrgetter("end")
 _TOLD = attrgetter("told")
-
-
-class RowStatus(enum.StrEnum):
-    """What happened to one input row."""
-
-    COMPUTED = "computed"
-    CACHED = "cached"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-
-class PacketLogger(Protocol):
-    """Receives the capture of one computed call (observers provide these)."""
-
-    def record(self, capture: CallCapture) -> None:
-        """Called once, after the call finished, with everything it printed and logged."""
-        ...
-
-
-LoggerFactory = Callable[[Tag, Packet], PacketLogger]
-
-
-_STATUSES = tuple(RowStatus)
-
-
-@dataclass
-class PodResult:
-    """The outcome of running a pod over a stream.
-
-    ``codes`` holds, per input row, the index of its ``RowStatus`` in declaration order
-    (computed, cached, skipped, failed). Rows with the same argument packet share one call: the
-    first is computed, the others are cached, and if the call failed they all failed (its
-    error is reported once, at the first row).
-    """
-
-    stream: TableStream
-    codes: np.ndarray
-    errors: dict[int, FunctionCallError] = field(default_factory=dict)
-    captures: dict[int, CallCapture] = field(default_factory=dict)
-    #: Per input row: whether its call ran in this run (False for results found in the store
-    #: or shared with an earlier row), whatever its status.
-    computed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    #: Per input row: the hash of its argument packet, i.e. its record id in the memo.
-    argument_hashes: pa.Array = field(default_factory=lambda: pa.array([], pa.large_string()))
-    #: With ``keep_captures``: per input row, its call's start and end (seconds since the
-    #: epoch; NaN where no call ran). Captures are then kept only for calls that printed,
-    #: logged or failed: most calls tell nothing else, and keeping an object per call costs
-    #: more than the call (see ``PacketOutcomes.capture``).
-    call_times: np.ndarray | None = None
-    #: Per input row whose call replaced a stored result: why ("recompute requested",
-    #: "output file missing: ...", "output file changed: ...").
-    reasons: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def status(self) -> list[RowStatus]:
-        """Per input row, what happened to it."""
-        return [_STATUSES[code] for code in self.codes.tolist()]
-
-    def count(self, status: RowStatus) -> int:
-        """How many input rows ended with ``status``."""
-        return int(np.count_nonzero(self.codes == _STATUSES.index(status)))
 
 
 @dataclass
@@ -207,8 +138,33 @@ class PodRun:
 
     def execute(self) -> PodResult:
         if self.table.num_rows == 0:
-            empty = self._empty_results()
-            return PodResult(self.output(empty, np.zeros(0, np.int64)), np.zeros(0, np.int8))
+            return self._empty_result()
+        unique, stored = self._look_up()
+        computed = self.compute(unique, np.flatnonzero(self.ran))
+        results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
+        return self.assemble(unique, results)
+
+    def preview(self) -> tuple[PodResult, np.ndarray]:
+        """What ``execute`` would do, calling nothing and writing nothing: the result of the
+        rows the store serves (their outputs), the rows whose calls would run as computed,
+        the rows sharing such a call as cached (as they would be if the call succeeds), the
+        rows naming a missing input file as failed; and, per row, whether its output waits
+        for a call of this run."""
+        if self.table.num_rows == 0:
+            return self._empty_result(), np.zeros(0, dtype=bool)
+        unique, stored = self._look_up()
+        result = self.assemble(unique, stored)
+        waiting = self.ran[unique.of_row]
+        first = unique.first_row[unique.of_row] == np.arange(len(unique.of_row))
+        result.codes[waiting] = STATUSES.index(RowStatus.CACHED)
+        result.codes[waiting & first] = STATUSES.index(RowStatus.COMPUTED)
+        result.computed = waiting & first
+        return result, waiting
+
+    def _look_up(self) -> tuple[_Unique, pa.Table]:
+        """The distinct argument packets and their stored results, read in one bulk lookup;
+        sets ``ran`` (the packets whose calls run), ``reasons`` (stored results replaced) and
+        the errors of packets naming missing input files."""
         unique = _distinct(row_hash_strings(self.args))
         stored = self.cache.lookup(unique.hashes) if self.cache else self._empty_results()
         hit = is_in(unique.hashes, stored.column(RECORD_ID))
@@ -222,10 +178,11 @@ class PodRun:
             for packet in np.flatnonzero(is_in(unique.hashes, pa.array(list(stale)))).tolist():
                 self.reasons[int(unique.first_row[packet])] = stale[unique.hashes[packet].as_py()]
         self.ran = ~hit & ~self._without_files(unique)
-        misses = np.flatnonzero(self.ran)
-        computed = self.compute(unique, misses)
-        results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
-        return self.assemble(unique, results)
+        return unique, stored
+
+    def _empty_result(self) -> PodResult:
+        empty = self._empty_results()
+        return PodResult(self.output(empty, np.zeros(0, np.int64)), np.zeros(0, np.int8))
 
     def assemble(
         self, unique: _Unique, results: pa.Table, packets: np.ndarray | None = None
@@ -518,13 +475,13 @@ class PodRun:
         """Per row, the index of its ``RowStatus`` (see ``PodResult``): ``of_row`` is each
         row's result in ``results`` (-1: failed), ``ran`` whether its call ran for it."""
         skipped = np.asarray(results.column(SKIPPED_COLUMN).to_numpy(zero_copy_only=False))
-        codes = np.full(len(of_row), _STATUSES.index(RowStatus.CACHED), dtype=np.int8)
-        codes[ran] = _STATUSES.index(RowStatus.COMPUTED)
+        codes = np.full(len(of_row), STATUSES.index(RowStatus.CACHED), dtype=np.int8)
+        codes[ran] = STATUSES.index(RowStatus.COMPUTED)
         found = of_row >= 0
         skipped_row = np.zeros(len(of_row), dtype=bool)
         skipped_row[found] = skipped[of_row[found]]
-        codes[skipped_row] = _STATUSES.index(RowStatus.SKIPPED)
-        codes[~found] = _STATUSES.index(RowStatus.FAILED)
+        codes[skipped_row] = STATUSES.index(RowStatus.SKIPPED)
+        codes[~found] = STATUSES.index(RowStatus.FAILED)
         return codes
 
     def output(

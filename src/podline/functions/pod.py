@@ -32,17 +32,10 @@ from podline.errors import InputValidationError, format_names
 from podline.executors import CallPolicy, Executor, LocalExecutor
 from podline.executors.policy import DEFAULT_OUTPUT_LIMIT
 from podline.functions.durability import CommitClock
-from podline.functions.execution import (
-    LoggerFactory,
-    OnError,
-    PacketLogger,
-    PartReport,
-    PodResult,
-    PodRun,
-    RowStatus,
-)
+from podline.functions.execution import OnError, PartReport, PodRun
 from podline.functions.memo import ResultCache
 from podline.functions.packet_function import SKIP, IdentityMode, PacketFunction, SkipType
+from podline.functions.results import LoggerFactory, PacketLogger, PodResult, RowStatus
 from podline.hashing import IdentityMixin
 from podline.schema import PodType, Schema, is_assignable, type_name
 from podline.stores import Store
@@ -264,6 +257,21 @@ class FunctionPod(IdentityMixin):
             first = min(result.errors)
             raise result.errors[first]
         return result
+
+    def preview(
+        self, stream: Stream, *, result_store: Store | None = None, recompute: bool = False
+    ) -> tuple[PodResult, np.ndarray]:
+        """What ``execute(stream, result_store=..., recompute=...)`` would do, calling nothing
+        and writing nothing: see ``PodRun.preview``."""
+        run = PodRun(
+            self,
+            stream,
+            executor=self.executor or LocalExecutor(),
+            store=result_store if result_store is not None else self.result_store,
+            logger_factory=None,
+            recompute=recompute,
+        )
+        return run.preview()
 
     def call_packet(
         self, packet: Packet, tag: Tag | None = None, **options: Any

@@ -24,6 +24,7 @@ from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.observers import NodeObserver
 from podline.nodes.packets import PacketBatch, PacketOutcomes
+from podline.nodes.preview import NodePreview, preview_rows
 from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
 from podline.runtime import deferred_interrupts
 from podline.stores import RECORD_ID, Store
@@ -57,6 +58,10 @@ class SourceNode(Node):
         output = _as_table_stream(self.stream, self.label)
         self.set_output(output)
         return output
+
+    def preview(self) -> TableStream:
+        """The rows ``execute()`` would give, read now and not kept (the source's rows)."""
+        return _as_table_stream(self.stream, self.label)
 
     def _kept(self) -> TableStream:
         if self._output is None:
@@ -108,6 +113,12 @@ class OperatorNode(Node):
             self.set_output(output)
             return output
         return self.adopt(self.producer.process(*streams))
+
+    def preview(self, *streams: Stream) -> TableStream:
+        """The rows ``execute(*streams)`` would give, neither kept nor logged."""
+        if self.cache_mode is CacheMode.REPLAY:
+            return self._replay()
+        return self.producer.process(*streams)
 
     def adopt(self, output: TableStream) -> TableStream:
         """Keep an output of this node's operator computed elsewhere (an orchestrator that
@@ -419,6 +430,11 @@ class FunctionNode(Node):
                 store.flush()
         self._output = None  # what it kept may hold forgotten rows
         return forgotten
+
+    def preview(self, stream: Stream, *, recompute: bool = False) -> NodePreview:
+        """What ``execute(stream, recompute=recompute)`` would do with each row, calling
+        nothing and writing nothing (``podline.nodes.preview``)."""
+        return preview_rows(self, stream, recompute=recompute)
 
     @property
     def records(self) -> ProvenanceRecords | None:

@@ -1,0 +1,73 @@
+"""What a function node's next execution would do with each input row, computing nothing.
+
+``preview_rows(node, stream, recompute=...)`` takes the steps of ``FunctionNode.execute`` with
+the same code, and stops before any call or write:
+
+1. the provenance records serve the input rows they know (``ProvenanceRecords.find``: a record
+   whose result the memo still holds, fresh, or that says the row was skipped);
+2. for the other rows, the function's memo serves the calls it holds, and the rest would be
+   called, each distinct argument packet once (``FunctionPod.preview``): a recompute makes
+   every stored result stale, as do output files gone or edited;
+3. rows naming a missing input file would fail without a call.
+
+The answer is a ``PodResult`` as ``execute`` would give it if every call succeeded: per row
+its status and why a stored result is replaced, and the output rows known now (those served).
+Rows sharing a call with an earlier row are cached, as they will be if that call succeeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from podline.functions import PacketFunction, PodResult
+from podline.streams import Stream, TableStream
+
+if TYPE_CHECKING:
+    from podline.nodes.kinds import FunctionNode
+
+__all__ = ["NodePreview", "preview_rows"]
+
+
+@dataclass
+class NodePreview:
+    """What a function node's execution would do with its input rows (see the module docs)."""
+
+    function: PacketFunction
+    #: Per input row: status (``codes``), why a stored result is replaced (``reasons``), the
+    #: errors of rows that would fail without a call; ``stream``: the output rows served.
+    result: PodResult
+    #: Per input row: whether its output waits for a call this execution would make.
+    waiting: np.ndarray
+    #: The input rows that reach the memo (the records know the others), and their argument
+    #: packets' hashes, row for row.
+    call_rows: np.ndarray
+    call_hashes: pa.Array
+
+
+def preview_rows(node: FunctionNode, stream: Stream, *, recompute: bool = False) -> NodePreview:
+    """What ``node.execute(stream, recompute=recompute)`` would do (see the module docs)."""
+    from podline.nodes.kinds import _merge, _nothing_found, _take
+
+    tags, _ = stream.keys()
+    batch = TableStream(stream.as_table(system_tags=True, source_info=True), tags, label=node.label)
+    records = node.records
+    found = _nothing_found(len(batch))
+    if records is not None and not recompute and len(batch):
+        found = records.find(node.entry_ids(batch))
+    misses = np.flatnonzero(~found.found)
+    part, part_waiting = node.pod.preview(
+        _take(batch, misses), result_store=node.result_store, recompute=recompute
+    )
+    waiting = np.zeros(len(batch), dtype=bool)
+    waiting[misses] = part_waiting
+    return NodePreview(
+        node.pod.packet_function,
+        _merge(batch, found, misses, part),
+        waiting,
+        misses,
+        part.argument_hashes,
+    )

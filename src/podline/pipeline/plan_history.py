@@ -1,0 +1,185 @@
+"""Why a function node's row would be computed: what the store remembers of earlier versions.
+
+A row is computed when neither its node's provenance records nor its function's memo hold a
+usable result for it. ``NodeHistory.why`` looks for the reason in what earlier runs left in
+the store, reading only, in this order:
+
+1. **changed code**: the row's argument packet has a stored result under *another identity*
+   of the same function (another memo table at ``functions/<name>/<identity prefix>``): the
+   function changed since. The latest such result names the earlier identity, whose code
+   structure (kept at the store's ``code`` path by the run that computed) is compared with
+   the current one to name the function, helper, class, constant or closure value that
+   changed (``podline.functions.code_diff``). Same code but another identity: its version,
+   schemas, output keys or ``depends_on`` versions changed (**changed function**);
+2. **changed input content**: a record of this node's label (any of its record sets: each
+   content of the node's input, each version of its code has its own) holds the same user tag
+   values with another input packet; the same tags with the same packet means the result was
+   forgotten or deleted (**stored result missing**);
+3. **new input row** otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from podline.errors import StoreError
+from podline.functions import PacketFunction
+from podline.functions.code_diff import code_changes
+from podline.functions.memo import COMPUTED_AT_COLUMN
+from podline.hashing import ContentHash
+from podline.matching import index_in
+from podline.nodes.records import INPUT_HASH
+from podline.observability.manifest import CODE_PATH
+from podline.stores import RECORD_ID, Store
+
+__all__ = [
+    "CHANGED_CODE",
+    "CHANGED_FUNCTION",
+    "CHANGED_INPUT",
+    "NEW_ROW",
+    "RESULT_MISSING",
+    "NodeHistory",
+]
+
+CHANGED_CODE = "changed code"
+CHANGED_FUNCTION = "changed function"
+CHANGED_INPUT = "changed input content"
+RESULT_MISSING = "stored result missing"
+NEW_ROW = "new input row"
+
+_ROW = "__plan_row"
+_HASH = "__plan_hash"
+
+
+class NodeHistory:
+    """What ``store`` (a pipeline's whole store) remembers of one function node's earlier
+    versions: ``records`` is the view holding the record sets of the node's label, ``results``
+    the function memo's root (see the module docs)."""
+
+    def __init__(
+        self, store: Store, records: Store, results: Store, function: PacketFunction
+    ) -> None:
+        self.store = store
+        self.records = records
+        self.results = results
+        self.function = function
+
+    def why(
+        self, tags: pa.Table, packet_hashes: pa.Array, argument_hashes: pa.Array
+    ) -> tuple[np.ndarray, list[tuple[str, str]]]:
+        """Why each row (its user tag values, input packet hash and argument hash) would be
+        computed: per row an index into the returned (reason, detail) pairs."""
+        reasons = [(NEW_ROW, "")]
+        codes = np.zeros(len(argument_hashes), dtype=np.int64)
+        owner, prefixes = self._earlier_identity(argument_hashes)
+        for index, prefix in enumerate(prefixes):
+            codes[owner == index] = len(reasons)
+            reasons.append(_describe_change(self.function, self._code_records.get(prefix)))
+        rest = np.flatnonzero(owner < 0)
+        if len(rest) and tags.num_columns:
+            picked = pa.array(rest, pa.int64())
+            same = self._earlier_content(tags.take(picked), packet_hashes.take(picked))
+            codes[rest[same == 0]] = len(reasons)
+            codes[rest[same == 1]] = len(reasons) + 1
+            reasons += [(CHANGED_INPUT, ""), (RESULT_MISSING, "")]
+        return codes, reasons
+
+    # ------------------------------------------------------------------ code
+    def _earlier_identity(self, argument_hashes: pa.Array) -> tuple[np.ndarray, list[str]]:
+        """Per argument hash, the function identity (an index into the returned prefixes;
+        -1: none) holding its latest stored result among the identities other than the
+        current one."""
+        name, current = self.function.name, self.function.content_hash().short(16)
+        latest = np.full(len(argument_hashes), np.iinfo(np.int64).min, dtype=np.int64)
+        owner = np.full(len(argument_hashes), -1, dtype=np.int64)
+        prefixes: list[str] = []
+        for path in self.results.list(("functions", name)):
+            if len(path) != 3 or path[2] == current:
+                continue
+            columns = [RECORD_ID, COMPUTED_AT_COLUMN]
+            found = self.results.read(path, argument_hashes, columns=columns)
+            if found is None or not found.num_rows:
+                continue
+            position = index_in(argument_hashes, found.column(RECORD_ID))
+            when = found.column(COMPUTED_AT_COLUMN).cast(pa.int64()).to_numpy()
+            times = np.where(position >= 0, when[np.maximum(position, 0)], latest)
+            owner[times > latest] = len(prefixes)
+            prefixes.append(path[2])
+            latest = np.maximum(latest, times)
+        return owner, prefixes
+
+    @cached_property
+    def _code_records(self) -> dict[str, Mapping[str, Any]]:
+        """The stored code records, by the 16-hex prefix of their function identity."""
+        table = self.store.scan(CODE_PATH)
+        if table is None:
+            return {}
+        return {ContentHash.parse(row[RECORD_ID]).short(16): row for row in table.to_pylist()}
+
+    # ------------------------------------------------------------------ input content
+    def _earlier_content(self, tags: pa.Table, packet_hashes: pa.Array) -> np.ndarray:
+        """Per row: 1 if a record of the label holds its tag values with the same input
+        packet, 0 if only with others, -1 if none holds them."""
+        none = np.full(tags.num_rows, -1, dtype=np.int8)
+        names = tags.column_names
+        frames: list[pl.DataFrame] = []
+        for path in self.records.list():
+            if path[-1] != "records":
+                continue
+            try:
+                stored = self.records.scan(path, columns=[*names, INPUT_HASH])
+            except StoreError:  # an earlier version with other tag columns: not the same rows
+                continue
+            if stored is not None and stored.num_rows:
+                frame = pl.from_arrow(stored)
+                assert isinstance(frame, pl.DataFrame)
+                frames.append(frame)
+        if not frames:
+            return none
+        mine = pl.from_arrow(tags.append_column(_HASH, packet_hashes))
+        assert isinstance(mine, pl.DataFrame)
+        try:
+            earlier = pl.concat(frames, how="vertical_relaxed")
+            matched = (
+                mine.with_row_index(_ROW)
+                .join(earlier, on=names, how="inner")
+                .group_by(_ROW)
+                .agg((pl.col(INPUT_HASH) == pl.col(_HASH)).any().alias("same"))
+            )
+        except pl.exceptions.PolarsError:  # tag types changed since: not the same rows
+            return none
+        rows = matched[_ROW].to_numpy()
+        none[rows] = matched["same"].to_numpy().astype(np.int8)
+        return none
+
+
+def _describe_change(function: PacketFunction, record: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(reason, detail) of the change from the function version ``record`` (a stored code
+    record; None: none was kept) to ``function``."""
+    name = function.name
+    if record is None:
+        return CHANGED_CODE, f"function `{name}` changed (no code record of its earlier version)"
+    code = function.code
+    if code is not None and record.get("structure"):
+        changes = code_changes(json.loads(record["structure"]), code.structure)
+        if changes:
+            return CHANGED_CODE, "; ".join(changes)
+    elif (code is None) != (record.get("code_hash") is None):
+        return CHANGED_FUNCTION, f"function `{name}`: identity mode changed (code or version)"
+    before = json.loads(record.get("depends_on") or "{}")
+    after = function.dependencies
+    if before != after:
+        moved = [
+            f"{dist} {before.get(dist, '(none)')} -> {after.get(dist, '(none)')}"
+            for dist in sorted(before.keys() | after.keys())
+            if before.get(dist) != after.get(dist)
+        ]
+        return CHANGED_FUNCTION, f"depends_on versions changed: {', '.join(moved)}"
+    return CHANGED_FUNCTION, f"function `{name}`: version, schemas or output keys changed"
