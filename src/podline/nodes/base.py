@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeGuard, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeGuard, runtime_checkable
 
 import pyarrow as pa
 
@@ -25,9 +25,6 @@ from podline.functions import RowStatus
 from podline.hashing import ContentHash
 from podline.schema import Schema
 from podline.streams import DelegatingStream, Shown, Stream, StreamMixin, TableStream
-
-if TYPE_CHECKING:
-    from podline.nodes.preview import NodePreview
 
 __all__ = [
     "FunctionNodeProtocol",
@@ -64,20 +61,16 @@ class NodeProtocol(Protocol):
 
 @runtime_checkable
 class SourceNodeProtocol(NodeProtocol, Protocol):
-    """A node with no upstream: ``execute()`` returns its rows (``preview()`` too, keeping
-    nothing)."""
+    """A node with no upstream: ``execute()`` returns its rows."""
 
     def execute(self, **kwargs: Any) -> TableStream: ...
-
-    def preview(self) -> TableStream: ...
 
 
 @runtime_checkable
 class FunctionNodeProtocol(NodeProtocol, Protocol):
     """A function-pod node: ``execute(input, observer=..., error_policy=...)`` for a whole
     input, or ``begin()``, ``execute_batch(chunk)`` per chunk and ``finish()`` for an
-    orchestrator that streams; ``invalidate(**tag_values)`` forgets stored results;
-    ``preview(input)`` says what ``execute`` would do, computing nothing (``pipeline.plan``).
+    orchestrator that streams; ``invalidate(**tag_values)`` forgets stored results.
 
     What orchestrators read: ``executor`` (the node's own, which wins over every other),
     ``pod_executor`` (its pod's own), ``max_concurrency`` (calls in flight when no executor
@@ -113,17 +106,12 @@ class FunctionNodeProtocol(NodeProtocol, Protocol):
 
     def invalidate(self, **tag_values: Any) -> int: ...
 
-    def preview(self, stream: Stream, *, recompute: bool = False) -> NodePreview: ...
-
 
 @runtime_checkable
 class OperatorNodeProtocol(NodeProtocol, Protocol):
-    """An operator node: ``execute(*inputs)`` in its declared upstream order
-    (``preview(*inputs)``: the same rows, neither kept nor logged)."""
+    """An operator node: ``execute(*inputs)`` in its declared upstream order."""
 
     def execute(self, *streams: Stream, **kwargs: Any) -> TableStream: ...
-
-    def preview(self, *streams: Stream) -> TableStream: ...
 
 
 def is_source_node(node: object) -> TypeGuard[SourceNodeProtocol]:

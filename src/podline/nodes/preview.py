@@ -13,23 +13,34 @@ the same code, and stops before any call or write:
 The answer is a ``PodResult`` as ``execute`` would give it if every call succeeded: per row
 its status and why a stored result is replaced, and the output rows known now (those served).
 Rows sharing a call with an earlier row are cached, as they will be if that call succeeds.
+
+The protocols ``PreviewSourceNode``, ``PreviewFunctionNode`` and ``PreviewOperatorNode`` add
+``preview`` to the node protocols of ``podline.nodes.base``: planning needs it, running does
+not, so a node written for an orchestrator alone stays a node (and a plan names it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 
 from podline.functions import PacketFunction, PodResult
+from podline.nodes.base import FunctionNodeProtocol, OperatorNodeProtocol, SourceNodeProtocol
 from podline.streams import Stream, TableStream
 
 if TYPE_CHECKING:
     from podline.nodes.kinds import FunctionNode
 
-__all__ = ["NodePreview", "preview_rows"]
+__all__ = [
+    "NodePreview",
+    "PreviewFunctionNode",
+    "PreviewOperatorNode",
+    "PreviewSourceNode",
+    "preview_rows",
+]
 
 
 @dataclass
@@ -46,6 +57,29 @@ class NodePreview:
     #: packets' hashes, row for row.
     call_rows: np.ndarray
     call_hashes: pa.Array
+
+
+@runtime_checkable
+class PreviewSourceNode(SourceNodeProtocol, Protocol):
+    """A source node a plan can read: ``preview()`` gives its rows, keeping nothing."""
+
+    def preview(self) -> TableStream: ...
+
+
+@runtime_checkable
+class PreviewFunctionNode(FunctionNodeProtocol, Protocol):
+    """A function node a plan can ask: ``preview(input)`` says what ``execute`` would do,
+    calling nothing and writing nothing."""
+
+    def preview(self, stream: Stream, *, recompute: bool = False) -> NodePreview: ...
+
+
+@runtime_checkable
+class PreviewOperatorNode(OperatorNodeProtocol, Protocol):
+    """An operator node a plan can ask: ``preview(*inputs)`` gives the rows ``execute`` would,
+    neither kept nor logged."""
+
+    def preview(self, *streams: Stream) -> TableStream: ...
 
 
 def preview_rows(node: FunctionNode, stream: Stream, *, recompute: bool = False) -> NodePreview:

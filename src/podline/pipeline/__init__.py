@@ -12,13 +12,16 @@ from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.orchestration import NodeCounts, Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.pipeline import Pipeline, PipelineError
+from podline.pipeline.plan_report import Explanation, NodePlan, Plan
 
 __all__ = [
     "AsyncPipelineOrchestrator",
     "CompositeObserver",
+    "Explanation",
     "NoOpObserver",
     "NoOpPacketLogger",
     "NodeCounts",
+    "NodePlan",
     "Observer",
     "ObserverProtocol",
     "Orchestrator",
@@ -26,6 +29,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "PipelineGraph",
+    "Plan",
     "RunOptions",
     "SyncPipelineOrchestrator",
     "compile_graph",

@@ -37,6 +37,8 @@ from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.orchestration import Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
+from podline.pipeline.plan import PlanScope, make_plan
+from podline.pipeline.plan_report import Explanation, Plan
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
 
@@ -216,6 +218,48 @@ class Pipeline:
                 f"nodes are {format_names(functions)}"
             )
         return frozenset(wanted)
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, *, recompute: bool | str | Sequence[str] = False) -> Plan:
+        """What ``run(recompute=recompute)`` would do, per node and per row, and why,
+        calling no function and writing nothing (``podline.pipeline.plan``; docs/plan.md).
+        ``str(plan)`` is a table, ``plan.counts()``, ``plan.reasons()`` and
+        ``plan.rows(node)`` are polars frames."""
+        graph = self.graph if self.graph is not None else self.compile()
+        return make_plan(
+            graph,
+            self._plan_scope(),
+            uri=self.uri,
+            recompute=self._recompute_labels(graph, recompute),
+        )
+
+    def explain(
+        self,
+        node: str,
+        *,
+        recompute: bool | str | Sequence[str] = False,
+        tags: Mapping[str, Any] | None = None,
+        **tag_values: Any,
+    ) -> Explanation:
+        """Why the next run would compute, serve or skip the rows of ``node`` whose tags
+        equal ``tag_values`` (``tags=`` for tag names that are not identifiers), planning
+        only ``node`` and what it depends on; ``.frame`` holds the rows."""
+        graph = self.graph if self.graph is not None else self.compile()
+        if node not in graph.by_label:
+            raise PipelineError(
+                f"explain names no node: {node!r}; nodes are {format_names(graph.by_label)}"
+            )
+        plan = make_plan(
+            graph,
+            self._plan_scope(),
+            uri=self.uri,
+            recompute=self._recompute_labels(graph, recompute),
+            upto=node,
+        )
+        return plan.explain(node, **{**(tags or {}), **tag_values})
+
+    def _plan_scope(self) -> PlanScope:
+        return PlanScope(self.store, self.name, self.store.at("results"))
 
     def invalidate(self, node: str, **tag_values: Any) -> int:
         """Forget the stored results of function node ``node`` for the rows whose tags equal

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -33,16 +34,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import is_source_info
+from podline.errors import PipelineError
 from podline.functions import RowStatus
-from podline.nodes import (
-    FunctionNodeProtocol,
-    NodeOutput,
-    is_function_node,
-    is_operator_node,
-    is_source_node,
-)
+from podline.nodes import NodeOutput, is_function_node, is_operator_node, is_source_node
+from podline.nodes.preview import PreviewFunctionNode, PreviewOperatorNode, PreviewSourceNode
 from podline.pipeline.graph import PipelineGraph
-from podline.pipeline.orchestrator import check_node
+from podline.pipeline.orchestration import check_node
 from podline.pipeline.plan_history import NodeHistory
 from podline.pipeline.plan_report import KNOWN, PENDING, NodePlan, Plan, RowPlans
 from podline.stores import Store
@@ -87,24 +84,43 @@ def make_plan(
     planned: dict[int, TableStream] = {}
     plans: list[NodePlan] = []
     for node in nodes:
-        check_node(node)
         inputs = [NodeOutput(u, planned[id(u)]) for u in node.upstreams]
-        if is_source_node(node):
-            output = node.preview()
-            plans.append(_rows_plan(node.label, "source", output))
-        elif is_function_node(node):
-            output, plan = _FunctionPlan(node, inputs[0], scope, node.label in recompute).plan()
-            plans.append(plan)
-        else:
-            assert is_operator_node(node)  # (check_node rejected every other kind)
-            output = node.preview(*inputs)
-            plans.append(_rows_plan(node.label, "operator", output))
+        output, plan = _plan_node(node, inputs, scope, node.label in recompute)
+        plans.append(plan)
         planned[id(node)] = output
         for upstream in node.upstreams:
             readers[id(upstream)] -= 1
             if not readers[id(upstream)]:
                 del planned[id(upstream)]
     return Plan(uri, plans)
+
+
+def _plan_node(
+    node: Any, inputs: list[NodeOutput], scope: PlanScope, recompute: bool
+) -> tuple[TableStream, NodePlan]:
+    """What the run would do with one node, given the outputs planned for its inputs."""
+    check_node(node)
+    if is_source_node(node):
+        if not isinstance(node, PreviewSourceNode):
+            raise _cannot_plan(node.label, "PreviewSourceNode")
+        output = node.preview()
+        return output, _rows_plan(node.label, "source", output)
+    if is_function_node(node):
+        if not isinstance(node, PreviewFunctionNode):
+            raise _cannot_plan(node.label, "PreviewFunctionNode")
+        return _FunctionPlan(node, inputs[0], scope, recompute).plan()
+    assert is_operator_node(node)  # (check_node rejected every other kind)
+    if not isinstance(node, PreviewOperatorNode):
+        raise _cannot_plan(node.label, "PreviewOperatorNode")
+    output = node.preview(*inputs)
+    return output, _rows_plan(node.label, "operator", output)
+
+
+def _cannot_plan(label: str, protocol: str) -> PipelineError:
+    return PipelineError(
+        f"node {label!r} cannot be planned: it has no preview() ({protocol} in "
+        "podline.nodes.preview)"
+    )
 
 
 def _ancestors(graph: PipelineGraph, label: str) -> set[int]:
@@ -136,7 +152,7 @@ class _FunctionPlan:
     """What a run would do with a function node's input rows, and its planned output."""
 
     def __init__(
-        self, node: FunctionNodeProtocol, stream: Stream, scope: PlanScope, recompute: bool
+        self, node: PreviewFunctionNode, stream: Stream, scope: PlanScope, recompute: bool
     ) -> None:
         self.node = node
         self.scope = scope
@@ -245,7 +261,7 @@ class _Reasons:
 
 
 def _stubs(
-    node: FunctionNodeProtocol, inputs: pa.Table, schema: pa.Schema, waits_for: list[str]
+    node: PreviewFunctionNode, inputs: pa.Table, schema: pa.Schema, waits_for: list[str]
 ) -> pa.Table:
     """Pending output rows for these input rows: their tags, null values, and a source-info
     token naming what they wait for."""
@@ -286,7 +302,7 @@ def _waiting(table: pa.Table) -> tuple[np.ndarray, list[str]]:
         .list.join(", ")
         .alias("waits")
     )["waits"]
-    if not waits.str.len_chars().any():
+    if not (waits.str.len_chars() > 0).any():
         return none, []
     texts, codes = np.unique(waits.to_numpy().astype(str), return_inverse=True)
     codes = codes.astype(np.int64)
