@@ -153,7 +153,9 @@ class PodRun:
         if self.table.num_rows == 0:
             return self._empty_result(), np.zeros(0, dtype=bool)
         unique, stored = self._look_up()
-        result = self.assemble(unique, stored)
+        # A stored result the run replaces (recompute, output file gone) is not served.
+        replaced = is_in(stored.column(RECORD_ID), unique.hashes.filter(pa.array(self.ran)))
+        result = self.assemble(unique, stored.filter(pa.array(~replaced)))
         waiting = self.ran[unique.of_row]
         first = unique.first_row[unique.of_row] == np.arange(len(unique.of_row))
         result.codes[waiting] = STATUSES.index(RowStatus.CACHED)

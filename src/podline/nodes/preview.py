@@ -21,18 +21,20 @@ not, so a node written for an orchestrator alone stays a node (and a plan names 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 
-from podline.functions import PacketFunction, PodResult
+from podline.functions import PacketFunction, PodResult, RowStatus
 from podline.nodes.base import FunctionNodeProtocol, OperatorNodeProtocol, SourceNodeProtocol
 from podline.streams import Stream, TableStream
 
 if TYPE_CHECKING:
     from podline.nodes.kinds import FunctionNode
+
+_NO_OUTPUT = list(RowStatus).index(RowStatus.FAILED)
 
 __all__ = [
     "NodePreview",
@@ -98,9 +100,13 @@ def preview_rows(node: FunctionNode, stream: Stream, *, recompute: bool = False)
     )
     waiting = np.zeros(len(batch), dtype=bool)
     waiting[misses] = part_waiting
+    # Merged as rows without output (their outputs wait for calls), then given their codes.
+    served = replace(part, codes=np.where(part_waiting, _NO_OUTPUT, part.codes).astype(np.int8))
+    result = _merge(batch, found, misses, served)
+    result.codes[misses] = part.codes
     return NodePreview(
         node.pod.packet_function,
-        _merge(batch, found, misses, part),
+        result,
         waiting,
         misses,
         part.argument_hashes,
