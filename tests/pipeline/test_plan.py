@@ -116,7 +116,7 @@ def assert_run_matches(plan: Plan, result: OrchestratorResult) -> None:
             continue
         counts = result.counts[label]
         assert counts.rows == node.output_rows, label
-        assert counts.skipped == node.skipped and counts.failed == node.failed, label
+        assert (counts.skipped, counts.failed) == (node.skipped, node.failed), label
         assert node.computed <= counts.computed <= node.computed + node.pending, label
         assert node.cached <= counts.cached <= node.cached + node.pending, label
         assert counts.computed + counts.cached == node.computed + node.cached + node.pending
