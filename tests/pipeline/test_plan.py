@@ -287,6 +287,42 @@ def test_missing_output_file_and_stored_skips(store: Store, tmp_path: Path) -> N
     assert RENDERED == [1]
 
 
+@function_pod("checked", live_output=False)
+def check(a: int) -> int:
+    RENDERED.append(a)
+    if a == 2:
+        raise ValueError(f"no good: {a}")
+    return a
+
+
+def test_earlier_failures_and_forgotten_results(store: Store) -> None:
+    def checks() -> Pipeline:
+        rows = [{"id": i, "a": i} for i in range(3)]
+        with Pipeline("checks", store) as pipeline:
+            check.pod(podline.DictSource(rows, tag_columns=["id"], source_id="nums"))
+        return pipeline
+
+    checks().run()
+    assert checks().invalidate("check", id=0) == 1
+    RENDERED.clear()
+    plan = checks().plan()
+    assert RENDERED == []
+    assert reasons(plan, "check") == {
+        ("cached", "stored result", ""): 1,
+        ("computed", "stored result missing", _FORGOTTEN): 1,
+        ("computed", "earlier call failed", "ValueError: no good: 2"): 1,
+    }
+    result = checks().run()
+    assert (result.counts["check"].computed, result.counts["check"].failed) == (1, 1)
+    assert reasons(checks().plan(), "check") == {
+        ("cached", "stored result", ""): 2,
+        ("computed", "earlier call failed", "ValueError: no good: 2"): 1,
+    }
+
+
+_FORGOTTEN = "an earlier run gave it a result, since forgotten (invalidate) or deleted"
+
+
 # --------------------------------------------------------------------------- plan == run
 
 

@@ -208,10 +208,7 @@ class _FunctionPlan:
         """Why these known rows would be computed, from what the store remembers."""
         scope, preview, known = self.scope, self.preview, self.known
         history = NodeHistory(
-            scope.store,
-            scope.store.at("pipelines", scope.pipeline, "nodes", self.node.label),
-            scope.results,
-            preview.function,
+            scope.store, scope.pipeline, self.node.label, scope.results, preview.function
         )
         call_of_row = np.full(len(known), -1, dtype=np.int64)
         call_of_row[preview.call_rows] = np.arange(len(preview.call_rows))

@@ -15,13 +15,17 @@ the store, reading only, in this order:
    content of the node's input, each version of its code has its own) holds the same user tag
    values with another input packet; the same tags with the same packet means the result was
    forgotten or deleted (**stored result missing**);
-3. **new input row** otherwise.
+3. for tag values no record holds, the status an earlier run recorded for them (when runs
+   were observed): a failure (**earlier call failed**, with its error: failures are not
+   stored, so the call runs again), or a result since forgotten with ``invalidate()`` or
+   deleted (**stored result missing**);
+4. **new input row** otherwise.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -36,6 +40,16 @@ from podline.functions.memo import COMPUTED_AT_COLUMN
 from podline.hashing import ContentHash
 from podline.matching import index_in
 from podline.nodes.records import INPUT_HASH
+from podline.observability.columns import (
+    ERROR_MESSAGE,
+    ERROR_TYPE,
+    PIPELINES,
+    SEQUENCE,
+    STATE,
+    STATUS_SCOPE,
+    TIMESTAMP,
+    State,
+)
 from podline.observability.manifest import CODE_PATH
 from podline.stores import RECORD_ID, Store
 
@@ -43,6 +57,7 @@ __all__ = [
     "CHANGED_CODE",
     "CHANGED_FUNCTION",
     "CHANGED_INPUT",
+    "EARLIER_FAILURE",
     "NEW_ROW",
     "RESULT_MISSING",
     "NodeHistory",
@@ -52,6 +67,8 @@ CHANGED_CODE = "changed code"
 CHANGED_FUNCTION = "changed function"
 CHANGED_INPUT = "changed input content"
 RESULT_MISSING = "stored result missing"
+EARLIER_FAILURE = "earlier call failed"
+_FORGOTTEN = "an earlier run gave it a result, since forgotten (invalidate) or deleted"
 NEW_ROW = "new input row"
 
 _ROW = "__plan_row"
@@ -60,14 +77,15 @@ _HASH = "__plan_hash"
 
 class NodeHistory:
     """What ``store`` (a pipeline's whole store) remembers of one function node's earlier
-    versions: ``records`` is the view holding the record sets of the node's label, ``results``
-    the function memo's root (see the module docs)."""
+    versions: the record sets and status tables of the node's ``label`` in pipeline
+    ``pipeline``, the function memo's root ``results`` (see the module docs)."""
 
     def __init__(
-        self, store: Store, records: Store, results: Store, function: PacketFunction
+        self, store: Store, pipeline: str, label: str, results: Store, function: PacketFunction
     ) -> None:
         self.store = store
-        self.records = records
+        self.records = store.at(PIPELINES, pipeline, "nodes", label)
+        self.status = store.at(PIPELINES, pipeline, STATUS_SCOPE, label)
         self.results = results
         self.function = function
 
@@ -89,6 +107,13 @@ class NodeHistory:
             codes[rest[same == 0]] = len(reasons)
             codes[rest[same == 1]] = len(reasons) + 1
             reasons += [(CHANGED_INPUT, ""), (RESULT_MISSING, "")]
+            unknown = rest[same < 0]
+            if len(unknown):
+                found = self._earlier_status(tags.take(pa.array(unknown, pa.int64())))
+                for row, pair in zip(unknown.tolist(), found, strict=True):
+                    if pair is not None:
+                        codes[row] = len(reasons)
+                        reasons.append(pair)
         return codes, reasons
 
     # ------------------------------------------------------------------ code
@@ -129,22 +154,10 @@ class NodeHistory:
         packet, 0 if only with others, -1 if none holds them."""
         none = np.full(tags.num_rows, -1, dtype=np.int8)
         names = tags.column_names
-        frames: list[pl.DataFrame] = []
-        for path in self.records.list():
-            if path[-1] != "records":
-                continue
-            try:
-                stored = self.records.scan(path, columns=[*names, INPUT_HASH])
-            except StoreError:  # an earlier version with other tag columns: not the same rows
-                continue
-            if stored is not None and stored.num_rows:
-                frame = pl.from_arrow(stored)
-                assert isinstance(frame, pl.DataFrame)
-                frames.append(frame)
+        frames = _frames(self.records, [*names, INPUT_HASH], lambda path: path[-1] == "records")
         if not frames:
             return none
-        mine = pl.from_arrow(tags.append_column(_HASH, packet_hashes))
-        assert isinstance(mine, pl.DataFrame)
+        mine = _frame(tags.append_column(_HASH, packet_hashes))
         try:
             earlier = pl.concat(frames, how="vertical_relaxed")
             matched = (
@@ -158,6 +171,59 @@ class NodeHistory:
         rows = matched[_ROW].to_numpy()
         none[rows] = matched["same"].to_numpy().astype(np.int8)
         return none
+
+    # ------------------------------------------------------------------ status
+    def _earlier_status(self, tags: pa.Table) -> list[tuple[str, str] | None]:
+        """Per row: what the latest status recorded for its tag values says (an earlier
+        failure, or a result since forgotten), None where no run recorded them."""
+        names = tags.column_names
+        columns = [*names, STATE, TIMESTAMP, SEQUENCE, ERROR_TYPE, ERROR_MESSAGE]
+        frames = _frames(self.status, columns, lambda path: True)
+        if not frames:
+            return [None] * tags.num_rows
+        try:
+            latest = (
+                pl.concat(frames, how="vertical_relaxed")
+                .filter(pl.col(STATE) != State.RUNNING)
+                .sort(TIMESTAMP, SEQUENCE)
+                .group_by(names, maintain_order=True)
+                .last()
+            )
+            mine = _frame(tags).with_row_index(_ROW).join(latest, on=names, how="inner")
+        except pl.exceptions.PolarsError:  # tag types changed since: not the same rows
+            return [None] * tags.num_rows
+        found: list[tuple[str, str] | None] = [None] * tags.num_rows
+        for row in mine.iter_rows(named=True):
+            if row[STATE] == State.FAILED:
+                error = f"{row[ERROR_TYPE] or 'error'}: {row[ERROR_MESSAGE] or ''}".rstrip(": ")
+                found[row[_ROW]] = (EARLIER_FAILURE, error)
+            else:
+                found[row[_ROW]] = (RESULT_MISSING, _FORGOTTEN)
+        return found
+
+
+def _frames(
+    store: Store, columns: list[str], keep: Callable[[tuple[str, ...]], bool]
+) -> list[pl.DataFrame]:
+    """``columns`` of every non-empty table of ``store`` whose path ``keep`` accepts; tables
+    without them (an earlier version with other tag columns: not the same rows) are left out."""
+    frames: list[pl.DataFrame] = []
+    for path in store.list():
+        if not keep(path):
+            continue
+        try:
+            stored = store.scan(path, columns=columns)
+        except StoreError:
+            continue
+        if stored is not None and stored.num_rows:
+            frames.append(_frame(stored))
+    return frames
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _describe_change(function: PacketFunction, record: Mapping[str, Any] | None) -> tuple[str, str]:
