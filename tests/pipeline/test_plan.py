@@ -181,7 +181,7 @@ def test_changed_input_content(project: ModuleTree) -> None:
     ("path", "old", "new", "detail"),
     [
         ("userlib/scale.py", "x * FACTOR", "x * FACTOR + 1", "helper `ext_scale` changed"),
-        ("userlib/scale.py", "FACTOR = 10", "FACTOR = 100", "constant `FACTOR` changed (read by"),
+        ("userlib/scale.py", "FACTOR = 10", "FACTOR = 100", "constant `FACTOR` changed, read by"),
         ("pipe.py", 'f"v{scaled}"', 'f"w{scaled}"', "function `describe` changed"),
     ],
     ids=["helper", "constant", "function"],

@@ -6,8 +6,8 @@ are keyed by qualified name, so an entry is the same definition in both):
 
 * an entry whose canonical code differs: ``function `f` changed`` for the function itself,
   ``helper `scale` changed`` for another function, ``class `Rule` changed``;
-* a name an entry reads that now has another value: ``constant `FACTOR` changed (read by
-  `scale`)``, ``closure value `n` of `make.<locals>.add` changed``;
+* a name an entry reads that now has another value: ``constant `FACTOR` changed, read by
+  `scale```, ``closure value `n` of `make.<locals>.add` changed``;
 * a name bound to another import or definition: ```mean` in `f` now is statistics:mean (was
   numpy:mean)``;
 * entries that appeared or are no longer reached: ``helper `clip` added``, ``helper `old`
@@ -52,7 +52,7 @@ def code_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
                     rebound.append(f"`{name}` in `{key}` now is {_target(b)} (was {_target(a)})")
     return [
         *edited,
-        *(f"constant `{n}` changed (read by {', '.join(r)})" for n, r in constants.items()),
+        *(f"constant `{n}` changed, read by {', '.join(r)}" for n, r in constants.items()),
         *rebound,
         *(f"{_entry(key, after[key], root)} added" for key in sorted(after.keys() - before.keys())),
         *(

@@ -1,0 +1,86 @@
+"""``code_changes``: two code structures of ``describe_code`` compared entry by entry, naming
+the function, helper, class, constant, closure value or import that changed (what
+``pipeline.plan()`` and ``explain()`` print for changed code)."""
+
+from __future__ import annotations
+
+from conftest import ModuleTree
+from podline.functions import describe_code
+from podline.functions.code_diff import code_changes
+
+BEFORE = """
+from math import floor as rnd
+
+K = 2
+
+
+class Rule:
+    def apply(self, x):
+        return x + 1
+
+
+def h(x):
+    return x * K
+
+
+def old(x):
+    return x
+
+
+def make(step):
+    def add(x):
+        return x + step
+
+    return add
+
+
+add = make(1)
+
+
+def f(x):
+    return rnd(h(x)) + old(x) + Rule().apply(x) + add(x)
+"""
+
+
+def structure(project: ModuleTree) -> dict[str, object]:
+    return describe_code(project.load("mod").f).structure
+
+
+def test_each_kind_of_change_is_named(user_project: ModuleTree) -> None:
+    user_project.write("mod.py", BEFORE)
+    before = structure(user_project)
+    assert code_changes(before, before) == []
+    for old, new in [
+        ("from math import floor", "from math import ceil"),
+        ("K = 2", "K = 3"),
+        ("return x + 1", "return x + 2"),
+        ("return x * K", "return x * K + 1"),
+        ("def old(x):\n    return x", "def new(x):\n    return x"),
+        ("+ old(x) +", "+ new(x) +"),
+        ("make(1)", "make(2)"),
+        ("+ add(x)\n", "+ add(x) + 0\n"),
+    ]:
+        user_project.edit("mod.py", old, new)
+    assert code_changes(before, structure(user_project)) == [
+        "class `Rule` changed",
+        "function `f` changed",
+        "helper `h` changed",
+        "constant `K` changed, read by `h`",
+        "`rnd` in `f` now is math:ceil (was math:floor)",
+        "closure value `step` of `make.<locals>.add` changed",
+        "helper `new` added",
+        "helper `old` no longer used",
+    ]
+
+
+def test_a_constant_read_by_several_helpers_is_named_once(user_project: ModuleTree) -> None:
+    user_project.write(
+        "mod.py",
+        "K = 1\n\ndef a(x):\n    return x + K\n\ndef b(x):\n    return x * K\n\n"
+        "def f(x):\n    return a(x) + b(x)\n",
+    )
+    before = structure(user_project)
+    user_project.edit("mod.py", "K = 1", "K = 5")
+    assert code_changes(before, structure(user_project)) == [
+        "constant `K` changed, read by `a`, `b`"
+    ]
