@@ -497,3 +497,45 @@ def test_explain_escapes_and_rejects(project: ModuleTree) -> None:
         pipeline.explain("scale", idx=1)
     with pytest.raises(PipelineError, match="explain names no node: 'nope'"):
         pipeline.explain("nope")
+
+
+def test_explain_takes_tag_names_that_are_not_identifiers(store: Store) -> None:
+    rows = [{"sample id": i, "a": i} for i in range(3)]
+    with Pipeline("odd", store) as pipeline:
+        halve.pod(podline.DictSource(rows, tag_columns=["sample id"], source_id="odd"))
+    explained = pipeline.explain("halve", tags={"sample id": 1})
+    assert explained.frame.select("sample id", "status", "reason").rows() == [
+        (1, "computed", "new input row")
+    ]
+
+
+class _Unplannable:
+    """A source node an orchestrator can run but a plan cannot ask (no ``preview``)."""
+
+    node_type = "source"
+    upstreams = ()
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def content_hash(self) -> Any: ...
+    def pipeline_hash(self) -> Any: ...
+    def output_schema(self, *, system_tags: bool = False) -> Any: ...
+    def set_output(self, stream: Any) -> None: ...
+    def execute(self, **kwargs: Any) -> Any: ...
+
+
+def test_a_node_without_preview_is_named() -> None:
+    from podline.nodes import SourceNodeProtocol
+    from podline.pipeline import PipelineGraph
+    from podline.pipeline.plan import PlanScope, make_plan
+
+    node = _Unplannable("duck")
+    assert isinstance(node, SourceNodeProtocol)  # it runs
+    store = MemoryStore()
+    with pytest.raises(PipelineError, match=r"node 'duck' cannot be planned: .*PreviewSourceNode"):
+        make_plan(
+            PipelineGraph((node,)),  # type: ignore[arg-type]
+            PlanScope(store, "ducks", store.at("results")),
+            uri="ducks@0",
+        )
