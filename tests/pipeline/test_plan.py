@@ -539,3 +539,40 @@ def test_a_node_without_preview_is_named() -> None:
             PlanScope(store, "ducks", store.at("results")),
             uri="ducks@0",
         )
+
+
+def test_a_depends_on_version_change_is_a_changed_function(
+    user_project: ModuleTree, installed_packages: ModuleTree, tmp_path: Path
+) -> None:
+    installed_packages.write("fakepkg/__init__.py", "def times(x):\n    return x * 10\n")
+    installed_packages.distribution("fake-dist", "1.0", top_level="fakepkg")
+    user_project.write(
+        "pinned_pipe.py",
+        """
+        from fakepkg import times
+        from podline import function_pod
+
+        @function_pod("y", live_output=False, depends_on=["fakepkg"])
+        def pinned(x: int) -> int:
+            return times(x)
+        """,
+    )
+    store = MemoryStore()
+
+    def pipeline() -> Pipeline:
+        module = user_project.load("pinned_pipe")
+        source = podline.DictSource([{"id": i, "x": i} for i in range(2)], tag_columns=["id"])
+        with Pipeline("pinned", store, observe=False) as built:
+            module.pinned.pod(source)
+        return built
+
+    pipeline().run()
+    upgraded = ModuleTree(tmp_path / "env2" / "site-packages")
+    upgraded.distribution("fake-dist", "2.0", top_level="fakepkg")
+    sys.path.insert(0, str(upgraded.root))
+    try:
+        (key,) = reasons(pipeline().plan(), "pinned")
+    finally:
+        sys.path.remove(str(upgraded.root))
+    assert key[:2] == ("computed", "changed function")
+    assert key[2] == "depends_on versions changed: fake-dist 1.0 -> 2.0", key
