@@ -269,9 +269,13 @@ def test_missing_output_file_and_stored_skips(store: Store, tmp_path: Path) -> N
     figures(store).run()
     (OUT[0] / "figure-1.txt").unlink()
     RENDERED.clear()
+    store.flush()
+    root = tmp_path / "store" if isinstance(store, DeltaStore) else None
+    before = snapshot(store, root)
     pipeline = figures(store)
     plan = pipeline.plan()
     assert RENDERED == []
+    assert snapshot(store, root) == before  # the stale result is still stored
     assert reasons(plan, "render") == {
         ("computed", "output file missing", str(OUT[0] / "figure-1.txt")): 1,
         ("cached", "stored result", ""): 2,
