@@ -8,6 +8,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -148,3 +149,16 @@ def test_repr() -> None:
     text = repr(Filter(pl.col("x") > 1, constraints={"g": "a"}))
     assert text.startswith('Filter([(col("x")) > (dyn int: 1)]')
     assert text.endswith("constraints={'g': 'a'})")
+
+
+def test_preview_keeps_rows_whose_values_are_unknown_unless_a_tag_term_drops_them(
+    stream,
+) -> None:
+    op = Filter(pl.col("x") > 1, pl.col("id") != 2, constraints={"g": "a"})
+    assert ids(op.preview(stream)) == ids(op.process(stream)) == [4]
+    unknown = np.array([True, True, True, False])
+    # Rows 1 and 3 wait for their values: kept (the packet terms cannot decide); row 2 is
+    # dropped by its tag; row 4 is known and kept by every term.
+    assert ids(op.preview(stream, unknown=[unknown])) == [1, 3, 4]
+    assert full(op.preview(stream, unknown=[unknown])).schema == full(op.process(stream)).schema
+    assert ids(op.preview(stream, unknown=[np.zeros(4, dtype=bool)])) == [4]

@@ -24,7 +24,7 @@ from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeType, empty_output
 from podline.nodes.observers import NodeObserver
 from podline.nodes.packets import PacketBatch, PacketOutcomes
-from podline.nodes.preview import NodePreview, preview_rows
+from podline.nodes.preview import NodePreview, PreviewProducer, preview_rows
 from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
 from podline.runtime import deferred_interrupts
 from podline.stores import RECORD_ID, Store
@@ -114,10 +114,15 @@ class OperatorNode(Node):
             return output
         return self.adopt(self.producer.process(*streams))
 
-    def preview(self, *streams: Stream) -> TableStream:
-        """The rows ``execute(*streams)`` would give, neither kept nor logged."""
+    def preview(
+        self, *streams: Stream, unknown: Sequence[np.ndarray | None] | None = None
+    ) -> TableStream:
+        """The rows ``execute(*streams)`` would give, neither kept nor logged (``unknown``:
+        see ``Operator.preview``)."""
         if self.cache_mode is CacheMode.REPLAY:
             return self._replay()
+        if isinstance(self.producer, PreviewProducer):
+            return self.producer.preview(*streams, unknown=unknown)
         return self.producer.process(*streams)
 
     def adopt(self, output: TableStream) -> TableStream:

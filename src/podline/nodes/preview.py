@@ -21,6 +21,7 @@ not, so a node written for an orchestrator alone stays a node (and a plan names 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -40,6 +41,7 @@ __all__ = [
     "NodePreview",
     "PreviewFunctionNode",
     "PreviewOperatorNode",
+    "PreviewProducer",
     "PreviewSourceNode",
     "preview_rows",
 ]
@@ -62,6 +64,16 @@ class NodePreview:
 
 
 @runtime_checkable
+class PreviewProducer(Protocol):
+    """An operator that can say what it would give when some input rows' packet values are
+    not known yet (``Operator.preview``); other producers are planned with ``process``."""
+
+    def preview(
+        self, *inputs: Stream, unknown: Sequence[np.ndarray | None] | None = None
+    ) -> TableStream: ...
+
+
+@runtime_checkable
 class PreviewSourceNode(SourceNodeProtocol, Protocol):
     """A source node a plan can read: ``preview()`` gives its rows, keeping nothing."""
 
@@ -78,10 +90,13 @@ class PreviewFunctionNode(FunctionNodeProtocol, Protocol):
 
 @runtime_checkable
 class PreviewOperatorNode(OperatorNodeProtocol, Protocol):
-    """An operator node a plan can ask: ``preview(*inputs)`` gives the rows ``execute`` would,
-    neither kept nor logged."""
+    """An operator node a plan can ask: ``preview(*inputs, unknown=...)`` gives the rows
+    ``execute`` would, neither kept nor logged; ``unknown`` marks, per input, the rows whose
+    packet values wait for a call (see ``Operator.preview``)."""
 
-    def preview(self, *streams: Stream) -> TableStream: ...
+    def preview(
+        self, *streams: Stream, unknown: Sequence[np.ndarray | None] | None = None
+    ) -> TableStream: ...
 
 
 def preview_rows(node: FunctionNode, stream: Stream, *, recompute: bool = False) -> NodePreview:

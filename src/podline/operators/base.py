@@ -196,6 +196,15 @@ class Operator(IdentityMixin):
         tables = [s.as_table(system_tags=True, source_info=True) for s in inputs]
         return self._finish(self._compute(inputs, tables, out), out)
 
+    def preview(
+        self, *inputs: Stream, unknown: Sequence[np.ndarray | None] | None = None
+    ) -> TableStream:
+        """The rows ``process`` would give when the packet values of some input rows are not
+        known yet (``unknown``: per input, a mask of such rows, or None): an operator whose
+        decisions read packet values keeps those rows (``pipeline.plan()`` counts them as an
+        upper bound). Operators that decide by tags alone compute as ``process`` does."""
+        return self.process(*inputs)
+
     # ------------------------------------------------------------------ subclass hooks
     def _plan(self, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> StreamSchema:
         raise NotImplementedError(f"{type(self).__name__} must implement _plan()")

@@ -29,13 +29,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from podline.errors import HashingError, format_names
 from podline.hashing import Unordered, hash_value
 from podline.operators.base import ROW_INDEX, Operator, StreamingStrategy, StreamSchema, take_rows
-from podline.streams import Stream
+from podline.streams import Stream, TableStream
 
 __all__ = ["Filter"]
 
@@ -127,6 +128,31 @@ class Filter(Operator):
         terms = self._terms()
         if not terms:
             return table
+        return take_rows(table, self._kept(table, out, terms))
+
+    def preview(
+        self, *inputs: Stream, unknown: Sequence[np.ndarray | None] | None = None
+    ) -> TableStream:
+        """As ``process``, but a row whose packet values are not known yet (``unknown``) is
+        kept unless a term on tags alone drops it: only its values could decide."""
+        mask = unknown[0] if unknown else None
+        if mask is None or not mask.any():
+            return self.process(*inputs)
+        out = self.plan(inputs)
+        (stream,) = inputs
+        table = stream.as_table(system_tags=True, source_info=True)
+        terms = self._terms()
+        tags = set(out.tags)
+        on_tags = [t for t in terms if set(t.meta.root_names()) <= tags]
+        keep = np.zeros(table.num_rows, dtype=bool)
+        keep[self._kept(table, out, terms)] = True
+        keep[np.flatnonzero(mask)[self._kept(table.filter(pa.array(mask)), out, on_tags)]] = True
+        return self._finish(take_rows(table, np.flatnonzero(keep)), out)
+
+    def _kept(self, table: pa.Table, out: StreamSchema, terms: list[pl.Expr]) -> np.ndarray:
+        """The rows of ``table`` where every term holds (all rows without terms)."""
+        if not terms:
+            return np.arange(table.num_rows)
         frame = pl.from_arrow(table.select(list(out.user_columns())))
         assert isinstance(frame, pl.DataFrame)
         # Filtering a row index (not building a mask) lets scalar predicates broadcast.
@@ -134,7 +160,7 @@ class Filter(Operator):
             rows = frame.with_row_index(ROW_INDEX).filter(*terms).get_column(ROW_INDEX)
         except pl.exceptions.PolarsError as exc:  # e.g. a zoned datetime against a naive one
             raise self._error(f"predicates failed on the data: {exc}") from None
-        return take_rows(table, rows.to_numpy())
+        return rows.to_numpy().astype(np.int64)
 
 
 def _keys(node: Any) -> Iterator[str]:

@@ -18,8 +18,8 @@ wait for, so operators place them (joins match them by tags) and the nodes downs
 them as ``pending``: the run computes them unless the new upstream result equals a stored
 one (then their input rows are the stored ones and they are served). Pending counts are what
 the run meets if every call upstream gives a row; a call that fails or returns ``SKIP`` gives
-none, and a ``Filter`` on packet values keeps every pending row, since only their values
-decide.
+none, and a ``Filter`` keeps every pending row that its terms on tags alone keep, since
+only their values could decide the rest (``Operator.preview``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def _plan_node(
     assert is_operator_node(node)  # (check_node rejected every other kind)
     if not isinstance(node, PreviewOperatorNode):
         raise _cannot_plan(node.label, "PreviewOperatorNode")
-    output = node.preview(*inputs)
+    unknown = [_waiting(s.as_table(source_info=True))[0] >= 0 for s in inputs]
+    output = node.preview(*inputs, unknown=unknown)
     return output, _rows_plan(node.label, "operator", output)
 
 
