@@ -7,14 +7,17 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import podline
 from podline import function_pod
 from podline.errors import PipelineError
 from podline.functions import RowStatus
 from podline.nodes import FunctionNode, kinds
-from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS
+from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS, KnownEntries
 from podline.pipeline import Pipeline
 from podline.stores import RECORD_ID, Store
 
@@ -230,3 +233,27 @@ def test_a_chunk_outside_an_execution_is_refused(store: Store) -> None:
     function.finish()
     with pytest.raises(PipelineError, match="before begin"):
         function.execute_batch(chunk)
+
+
+@given(
+    produced=st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=8),
+    skipped=st.lists(st.sampled_from("efghijk"), unique=True, max_size=4),
+    asked=st.lists(st.lists(st.sampled_from("abcdefghijklm"), max_size=6), max_size=4),
+    in_order=st.booleans(),
+)
+def test_known_entries_answer_every_chunk_as_a_lookup_would(
+    produced: list[str], skipped: list[str], asked: list[list[str]], in_order: bool
+) -> None:
+    # Chunks in the records' own order take the fast path; any other order must give the
+    # same answers (an output wins over a skip, unknown ids are not found).
+    if in_order:
+        asked = [produced[i : i + 3] for i in range(0, len(produced), 3)] + asked
+    ids = pa.array(produced, pa.large_string())
+    known = KnownEntries(
+        ids, pa.table({"y": [f"out-{p}" for p in produced]}), pa.array(skipped, pa.large_string())
+    )
+    for chunk in asked:
+        found = known.find(pa.array(chunk, pa.large_string()))
+        assert found.found.tolist() == [c in produced or c in skipped for c in chunk]
+        assert found.skipped.tolist() == [c in skipped and c not in produced for c in chunk]
+        assert found.outputs.column("y").to_pylist() == [f"out-{c}" for c in chunk if c in produced]
