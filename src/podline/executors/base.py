@@ -11,6 +11,11 @@ Closing the iterator early (the caller was interrupted, or a run was cancelled) 
 calls that have not started. Calls already running in this process cannot be stopped: closing
 waits for them (async calls are cancelled), and their outcomes are dropped.
 
+A caller that may have to stop before the next call finishes (a cancelled run) runs the
+iterator inside ``stopping(event)``: executors that wait on other processes or machines
+(``ProcessExecutor``, ``RayExecutor``) check ``stop_requested()`` while they wait, and raise
+``RunCancelledError``, cancelling their calls in flight, once the event is set.
+
 ``async def`` functions are awaited; every executor accepts both kinds.
 """
 
@@ -20,7 +25,9 @@ import asyncio
 import inspect
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from podline.executors.capture import CallArguments, CallOutcome, run_captured, run_captured_async
@@ -35,6 +42,8 @@ __all__ = [
     "in_input_order",
     "is_async_function",
     "run_sequentially",
+    "stop_requested",
+    "stopping",
     "stream_async",
 ]
 
@@ -74,6 +83,25 @@ class Executor(Protocol):
         of positional ones) under ``policy``; yield ``(index, outcome)`` for every call as it
         finishes, in any order (see the module docs)."""
         ...
+
+
+_stop: ContextVar[threading.Event | None] = ContextVar("podline_stop", default=None)
+
+
+@contextmanager
+def stopping(event: threading.Event | None) -> Iterator[None]:
+    """Executors iterated inside this block stop waiting once ``event`` is set."""
+    token = _stop.set(event)
+    try:
+        yield
+    finally:
+        _stop.reset(token)
+
+
+def stop_requested() -> bool:
+    """Whether the caller iterating this execution asked it to stop (see ``stopping``)."""
+    event = _stop.get()
+    return event is not None and event.is_set()
 
 
 def in_input_order(finished: Iterable[Finished], n: int) -> list[CallOutcome]:

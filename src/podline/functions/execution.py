@@ -30,6 +30,7 @@ from podline.errors import (
     RunCancelledError,
 )
 from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
+from podline.executors.base import stopping
 from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache
 from podline.functions.output_files import fingerprints, holds_files
@@ -280,15 +281,17 @@ class PodRun:
         window: list[Finished] = []
         due = self.clock.next_report
         try:
-            for item in finished:
-                window.append(item)
-                # Inline rather than clock.report_due: this runs once per call.
-                if item[1].capture.end >= due:
-                    parts.append(self._settle(unique, batch, window, early=True))
-                    window = []
-                    due = self.clock.next_report
-                if stop is not None and stop.is_set():
-                    raise _cancelled()
+            # stopping: executors waiting on other processes notice a stop before a call ends
+            with stopping(stop):
+                for item in finished:
+                    window.append(item)
+                    # Inline rather than clock.report_due: this runs once per call.
+                    if item[1].capture.end >= due:
+                        parts.append(self._settle(unique, batch, window, early=True))
+                        window = []
+                        due = self.clock.next_report
+                    if stop is not None and stop.is_set():
+                        raise _cancelled()
         except BaseException as error:
             finished.close()
             if window:
