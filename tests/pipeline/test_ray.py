@@ -411,3 +411,19 @@ def test_a_cluster_podline_started_leaves_no_process_behind(tmp_path: Path, endi
             process.kill()
             process.wait()
     assert _gone(pids) == []
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_a_function_the_workers_cannot_import_is_named(tmp_path: Path) -> None:
+    # A module on the driver's path only (added after the cluster started): cloudpickle ships
+    # its function by reference, and the workers cannot import it.
+    (tmp_path / "driver_only.py").write_text("def f(a):\n    return a\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import driver_only  # type: ignore[import-not-found]
+
+        with pytest.raises(ExecutorError, match=r"ModuleNotFoundError.*importable on the cluster"):
+            list(RayExecutor().execute(driver_only.f, [(1,)]))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("driver_only", None)
