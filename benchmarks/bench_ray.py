@@ -1,7 +1,8 @@
 """``RayExecutor`` on a local 2-CPU Ray cluster against ``LocalExecutor``, same run.
 
 1. CPU-bound: a pure-Python function of about 20 ms a call × 2,000 distinct packets (target:
-   Ray at least 1.7x faster than ``LocalExecutor``).
+   Ray at least 1.7x faster than ``LocalExecutor``). ``ProcessExecutor(2)`` runs too, as a
+   reference for what two worker processes reach on the machine at that moment.
 2. Trivial ``a + b`` × 100,000 packets: the overhead per packet of ``RayExecutor`` over
    ``LocalExecutor`` (target: at most 20 µs).
 
@@ -26,7 +27,7 @@ import pyarrow as pa
 from bench_function_pod import add, burn
 
 import podline
-from podline.executors import Executor, LocalExecutor
+from podline.executors import Executor, LocalExecutor, ProcessExecutor
 
 
 def _steps_for(seconds: float) -> int:
@@ -48,14 +49,13 @@ def _timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _pairs(
-    repeats: int, local: Callable[[Executor], float], ray_run: Callable[[], float]
-) -> tuple[list[float], list[float]]:
-    locals_, rays = [], []
+def _rounds(repeats: int, runs: list[Callable[[], float]]) -> list[list[float]]:
+    """Each run's times over ``repeats`` rounds, the runs interleaved within each round."""
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
-        locals_.append(local(LocalExecutor()))
-        rays.append(ray_run())
-    return locals_, rays
+        for timed, one in zip(times, runs, strict=True):
+            timed.append(one())
+    return times
 
 
 def _span(values: list[float], scale: float = 1.0, unit: str = "s") -> str:
@@ -69,7 +69,7 @@ def run(quick: bool = False) -> None:
         return
     from podline.executors.ray import RayExecutor
 
-    calls, trivial, repeats = (100, 5_000, 1) if quick else (2_000, 100_000, 3)
+    calls, trivial, repeats = (100, 5_000, 1) if quick else (2_000, 100_000, 2)
     steps = _steps_for(0.02)
     work = podline.ListSource("n", [steps + i for i in range(calls)])  # distinct calls
     ints = np.arange(trivial)
@@ -91,14 +91,26 @@ def run(quick: bool = False) -> None:
         add.with_options(executor=ray_executor).pod(
             podline.ArrowTableSource(pa.table({"k": [1], "a": [1], "b": [2]}), ["k"])
         ).as_table()
-        local_cpu, ray_cpu = _pairs(repeats, cpu, lambda: cpu(ray_executor))
-        local_add, ray_add = _pairs(repeats, overhead, lambda: overhead(ray_executor))
+        with ProcessExecutor(max_workers=2) as processes:
+            cpu(processes)  # workers start on demand: warm them up
+            local_cpu, process_cpu, ray_cpu = _rounds(
+                repeats,
+                [lambda: cpu(LocalExecutor()), lambda: cpu(processes), lambda: cpu(ray_executor)],
+            )
+        local_add, ray_add = _rounds(
+            repeats, [lambda: overhead(LocalExecutor()), lambda: overhead(ray_executor)]
+        )
 
     speedups = [lo / ra for lo, ra in zip(local_cpu, ray_cpu, strict=True)]
     per_call = sum(local_cpu) / len(local_cpu) / calls * 1e3
     print(f"CPU-bound: {calls:,} calls of ~{per_call:.1f} ms (LocalExecutor), {repeats} rounds")
     print(f"  LocalExecutor      {_span(local_cpu)}")
     print(f"  RayExecutor (2)    {_span(ray_cpu)}")
+    reference = [lo / pr for lo, pr in zip(local_cpu, process_cpu, strict=True)]
+    print(
+        f"  ProcessExecutor(2) {_span(process_cpu)}: what two worker processes reach here "
+        f"now, speed-up {_span(reference, unit='x')}"
+    )
     print(
         f"  speed-up           {_span(speedups, unit='x')} (target >= 1.7x: "
         f"{'met' if min(speedups) >= 1.7 else 'NOT met'} in the worst round)"
