@@ -37,7 +37,6 @@ from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.orchestration import Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
-from podline.pipeline.plan import PlanScope, make_plan
 from podline.pipeline.plan_report import Explanation, Plan
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 
     from podline.functions import PacketFunction
     from podline.observability import PipelineObservations
+    from podline.pipeline.plan import PlanScope
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -225,6 +225,8 @@ class Pipeline:
         calling no function and writing nothing (``podline.pipeline.plan``; docs/plan.md).
         ``str(plan)`` is a table, ``plan.counts()``, ``plan.reasons()`` and
         ``plan.rows(node)`` are polars frames."""
+        from podline.pipeline.plan import make_plan  # planning's code is loaded when used
+
         graph = self.graph if self.graph is not None else self.compile()
         return make_plan(
             graph,
@@ -249,6 +251,8 @@ class Pipeline:
             raise PipelineError(
                 f"explain names no node: {node!r}; nodes are {format_names(graph.by_label)}"
             )
+        from podline.pipeline.plan import make_plan
+
         plan = make_plan(
             graph,
             self._plan_scope(),
@@ -259,6 +263,8 @@ class Pipeline:
         return plan.explain(node, **{**(tags or {}), **tag_values})
 
     def _plan_scope(self) -> PlanScope:
+        from podline.pipeline.plan import PlanScope
+
         return PlanScope(self.store, self.name, self.store.at("results"))
 
     def invalidate(self, node: str, **tag_values: Any) -> int:
