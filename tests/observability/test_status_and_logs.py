@@ -119,13 +119,17 @@ def test_success_records_one_terminal_state_per_packet(store: Store) -> None:
     assert not any(c.startswith("__") for c in status.columns)
 
 
-def test_stored_columns_use_reserved_names_and_node_identity_paths(store: Store) -> None:
+def test_stored_columns_use_reserved_names_and_node_labels_and_pipeline_hashes(
+    store: Store,
+) -> None:
     pipeline = one_node(store, add, n=2)
     pipeline.run()
     node = pipeline.add
-    assert stored(store, "one", "status") == [node.identity_path]
-    assert stored(store, "one", "logs") == [node.identity_path]
-    table = store.at("pipelines", "one", "status").scan(node.identity_path)
+    label_and_pipeline_hash = node.identity_path[:2]
+    assert label_and_pipeline_hash == (node.label, node.pipeline_hash().short(16))
+    assert stored(store, "one", "status") == [label_and_pipeline_hash]
+    assert stored(store, "one", "logs") == [label_and_pipeline_hash]
+    table = store.at("pipelines", "one", "status").scan(label_and_pipeline_hash)
     assert table is not None
     fixed = [c for c in table.column_names if c.startswith("__meta:")]
     assert {RUN_ID, STATE, NODE, TIMESTAMP, ERROR_TYPE} <= set(fixed)

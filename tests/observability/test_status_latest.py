@@ -8,7 +8,7 @@ import polars as pl
 import podline
 from podline import function_pod
 from podline.pipeline import Pipeline
-from podline.stores import Store
+from podline.stores import MemoryStore, Store
 
 
 @function_pod("y", live_output=False)
@@ -74,3 +74,70 @@ def test_packets_sharing_tag_values_in_one_run_stay_apart(store: Store) -> None:
     status = pipeline.status()
     assert sorted(status["state"]) == ["FAILED", "SUCCESS"]  # the failure is not hidden
     assert status["state"][0] == "FAILED"
+
+
+def _versions(store: Store, name: str, versions: list[list[int]]) -> list[Pipeline]:
+    """Run ``double`` on each source version in turn (a source gaining rows each run)."""
+    pipelines = []
+    for values in versions:
+        with Pipeline(name, store) as pipeline:
+            double.pod(source(values))
+        pipeline.run(error_policy="continue")
+        pipelines.append(pipeline)
+    return pipelines
+
+
+_GROWING = [[1, -2], [1, 2, 3], [1, 2, 3, -4]]
+#: Columns that differ from store to store.
+_VARYING = ("run_id", "timestamp", "started_at", "pipeline_uri")
+
+
+def test_a_growing_source_keeps_one_status_and_one_logs_table(store: Store) -> None:
+    first, _, last = _versions(store, "growing", _GROWING)
+    node = last.double
+    assert node.content_hash() != first.double.content_hash()  # each version its own node
+    scope = store.at("pipelines", "growing")
+    table = [(node.label, node.pipeline_hash().short(16))]
+    assert scope.at("status").list() == table
+    assert scope.at("logs").list() == table
+    # Provenance records stay per version: a passive read returns that version's rows.
+    assert len(scope.at("nodes").list()) == 3
+
+    runs = last.runs()["run_id"].to_list()[::-1]  # oldest first
+    status = last.status(node="double").sort("id")
+    assert status["id"].to_list() == [0, 1, 2, 3]
+    assert status["state"].to_list() == ["CACHED", "CACHED", "CACHED", "FAILED"]
+    assert set(status["run_id"]) == {runs[2]}
+    assert set(status["node_hash"]) == {str(node.content_hash())}
+    one = last.status(node="double", id=1, latest=False)
+    assert one["state"].to_list() == ["FAILED", "SUCCESS", "CACHED"]
+    failed = last.logs(state="FAILED").sort("id")
+    assert failed["id"].to_list() == [1, 3]
+    assert failed["run_id"].to_list() == [runs[0], runs[2]]
+    assert node.as_table().num_rows == 3  # this version's rows (id 3 failed)
+
+
+def test_observations_stored_per_content_hash_are_still_read(store: Store) -> None:
+    # Stores written before status and log rows were kept per label and pipeline hash hold
+    # a table per node version: runs of the first two versions are moved there.
+    pipelines = _versions(store, "layouts", _GROWING[:2])
+    for pipeline in pipelines:
+        node = pipeline.double
+        for kind in ("status", "logs"):
+            scope = store.at("pipelines", "layouts", kind)
+            version = {"__meta:node_hash": str(node.content_hash())}
+            rows = scope.scan(node.identity_path[:2], where=version)
+            assert rows is not None
+            scope.append(node.identity_path, rows)
+            scope.delete(node.identity_path[:2], rows.column("__record_id"))
+    last = _versions(store, "layouts", _GROWING[2:])[0]
+    assert len(store.at("pipelines", "layouts", "status").list()) == 3  # old and new layout
+
+    expected = _versions(MemoryStore(), "layouts", _GROWING)[-1]  # all in the new layout
+    for read in (
+        lambda p: p.status().drop(*_VARYING),
+        lambda p: p.status(latest=False).drop(*_VARYING),
+        lambda p: p.logs().select("node", "id", "state", "stdout", "error_message", "node_hash"),
+        lambda p: p.runs().select("complete", "computed", "cached", "skipped", "failed"),
+    ):
+        assert read(last).equals(read(expected))

@@ -5,7 +5,10 @@ wrong type, unknown actions and features, paths leaving the table, swapped, fore
 missing files, deleted entries); whatever it does, a new store's read equals delta-rs's, or
 podline raises a ``StoreError``. Where both read the table, a write through podline keeps
 every row delta-rs read, and delta-rs reads the written row too. ``verify()`` reports no
-difference. The quick variant runs in CI; the ``slow`` one tries ten times as many logs.
+difference. An append, which reads only what appending needs (not the data files a
+checkpoint lists), raises a ``StoreError`` or keeps every row delta-rs read and adds its own;
+it never makes a table delta-rs refuses readable. The quick variant runs in CI; the ``slow``
+one tries ten times as many logs.
 """
 
 from __future__ import annotations
@@ -424,6 +427,32 @@ def _write(store: DeltaStore) -> None:
     store.flush()
 
 
+def _check_append(root: Path, uri: str) -> None:
+    """An append by a new store (which opens the table for appending only) raises a
+    ``StoreError``, or keeps what delta-rs read and adds its row; a table delta-rs refused
+    stays refused."""
+    before = _outcome(lambda: DeltaTable(uri).to_pyarrow_table())
+    store = DeltaStore(root, flush_seconds=None)
+    appended = _outcome(lambda: _append(store))
+    if isinstance(appended, BaseException):
+        assert isinstance(appended, StoreError), f"podline raised {type(appended).__name__}"
+        return
+    after = _outcome(lambda: DeltaTable(uri).to_pyarrow_table())
+    if isinstance(before, TableNotFoundError):
+        return  # no table was there: the append made one
+    if isinstance(before, BaseException):
+        assert isinstance(after, BaseException), "an append made a refused table readable"
+        return
+    assert not isinstance(after, BaseException), f"delta-rs refuses the table now: {after}"
+    assert set(_rows(before)) <= set(_rows(after.cast(before.schema)))
+    assert pa.compute.any(pa.compute.equal(after[RECORD_ID], "fuzz-appended")).as_py()
+
+
+def _append(store: DeltaStore) -> None:
+    store.append("t", records(["fuzz-appended"], v=[-2], xs=[[0, 1]]))
+    store.flush()
+
+
 def _run(
     bases: dict[str, Path], scratch: Path, base: str, mutations: list[tuple[Any, ...]]
 ) -> None:
@@ -434,7 +463,11 @@ def _run(
     other = bases["short" if base != "short" else "compacted"] / "t.delta"
     for mutation in mutations:
         _mutate(table, mutation, other)
+    appending = scratch / "appending"
+    shutil.rmtree(appending, ignore_errors=True)
+    shutil.copytree(root, appending)
     _check(root, str(table))
+    _check_append(appending, str(appending / "t.delta"))
 
 
 _SETTINGS = {

@@ -150,4 +150,4 @@ def test_only_a_complete_checkpoint_is_read(names: list[str], read: list[str]) -
         return f"{int(version):020d}.checkpoint{suffix}.parquet"
 
     listing = log_listing([*map(name, names), f"{1:020d}.json"])
-    assert listing.checkpoints == ({1: [name(n) for n in read]} if read else {})
+    assert listing.checkpoint(1) == ((1, [name(n) for n in read]) if read else None)

@@ -13,8 +13,9 @@ Observing must never break a run: a batch that cannot be built or written is dro
 ``ObservationWarning`` naming the node and the store path.
 
 The root observer holds the run (its id and pipeline URI); ``contextualize(*identity_path)``
-gives each node a view that buffers that node's rows under its identity path. Hooks called on
-the root itself (without ``contextualize``) go to a view named after the node's label.
+gives each node a view that buffers that node's rows for the table of its label and pipeline
+hash (``table_path``). Hooks called on the root itself (without ``contextualize``) go to a view
+named after the node's label.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ __all__ = [
     "Rows",
     "error_parts",
     "state_names",
+    "table_path",
     "timestamps",
 ]
 
@@ -92,6 +94,18 @@ _RUN_TO_STATE = {
 ROW_STATES = np.array([STATE_INDEX[_RUN_TO_STATE[s]] for s in RowStatus], dtype=np.int8)
 #: The error of a row that failed because an equal packet's call failed (it never ran).
 EQUAL_PACKET_FAILED = (None, "an equal packet's call failed")
+
+
+def table_path(identity_path: Sequence[str]) -> tuple[str, ...]:
+    """Where a node's rows are stored: its label and pipeline-hash prefix, the first two
+    parts of its identity path (``Node.identity_path``).
+
+    Not the content-hash prefix after them: that changes with the node's input, so a source
+    gaining rows at every run would make a new table at every run, each holding one run's
+    rows. Every row names the node's content hash (``NODE_HASH``), and the reader picks a
+    tag's rows by the latest run that touched it, whatever the input's version.
+    """
+    return tuple(identity_path[:2])
 
 
 def state_names(indexes: np.ndarray) -> pa.Array:
@@ -293,7 +307,7 @@ class NodeView(Observer, Generic[R]):
 
     def __init__(self, owner: BatchedObserver, identity_path: tuple[str, ...]) -> None:
         self.owner = owner
-        self.path = identity_path
+        self.path = table_path(identity_path)
         self.node_label = identity_path[0] if identity_path else ""
         self.node_hash = ""
         self.tag_schema: Schema | None = None

@@ -4,8 +4,8 @@ A row holds the call's captured stdout, stderr and Python logging records, its t
 whether it raised, when it started and how long it took, the packet's final state in the run
 (``SUCCESS``, ``SKIPPED`` or ``FAILED``) and the packet's tag columns, system tags included.
 Packets served from stored results are not logged unless ``log_cached=True`` (then they get a
-``CACHED`` or ``SKIPPED`` row with no output). Rows go to ``store.at(*identity_path)`` of each
-node and are written in batches.
+``CACHED`` or ``SKIPPED`` row with no output). Rows go to the node's table (see
+``batching.table_path``) and are written in batches.
 
 **Batch hooks.** A function node's ``on_packets_end`` carries, by row, the capture of every
 call it computed, and each row's status and tags as columns: the rows are built from those.

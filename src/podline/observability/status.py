@@ -9,7 +9,7 @@ batch is written while the packet is still running (a slow call, a crash). So th
 of a packet is its current state, and a ``RUNNING`` row with no later row in a run that ended
 marks where that run crashed.
 
-Rows go to ``store.at(*identity_path)`` of each node: the fixed columns of
+Rows go to the node's table (see ``batching.table_path``): the fixed columns of
 ``podline.observability.columns`` (run id, pipeline URI, node label and hash, sequence, UTC
 timestamp and start time, state, cached flag, error type and message, attempts) and the packet's tag
 columns, system tags included, typed like the node's tag columns.

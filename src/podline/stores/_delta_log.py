@@ -27,7 +27,6 @@ type delta-rs converts on the way in, schema changes, and compaction.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import copy
 import errno
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
@@ -52,7 +52,6 @@ from podline.stores._delta_actions import (
     commit_actions,
     data_file,
     list_log,
-    log_listing,
     readable_protocol,
     schema_fields,
 )
@@ -93,6 +92,9 @@ _CLIENT = "podline"
 _CLOCK_TICK_NS = 100_000_000
 #: How often ``LocalLog.load`` lists a log that a concurrent cleanup changed under it.
 _LOAD_ATTEMPTS = 3
+#: The columns of a checkpoint read for appending (see ``LocalLog._replay_metadata``).
+_UNREAD_COLUMNS = ("metaData", "protocol", "add.path")
+_METADATA = ("metaData", "protocol")
 #: The name of a new table's log while it is being made (see ``LocalLog._create_log``).
 _STAGING = "_delta_log.new-"
 #: Age past which such a log being made is a dead creator's, and removed.
@@ -127,6 +129,15 @@ class TableLog(Protocol):
     def data_files(self) -> dict[str, int]:
         """The table's data files, relative to its root, with their sizes in bytes as the log
         gives them (a reader checks them), in the order they were added."""
+        ...
+
+    def file_count(self) -> int:
+        """How many data files the table has (without reading what ``data_files`` gives)."""
+        ...
+
+    def read_files(self) -> None:
+        """Read the table's data files if opening it left them unread (``open_log``);
+        raises ``UnsupportedTable`` if they are for delta-rs to read."""
         ...
 
     def direct(self) -> bool:
@@ -223,6 +234,12 @@ class DeltaRsLog:
             for i in sorted(range(len(paths)), key=times.__getitem__)
         }
 
+    def file_count(self) -> int:
+        return len(self.data_files())
+
+    def read_files(self) -> None:
+        pass  # delta-rs has read them
+
     def direct(self) -> bool:
         return False
 
@@ -250,12 +267,15 @@ def open_log(
     local: bool,
     storage_options: dict[str, str] | None = None,
     version: int | None = None,
+    files: bool = True,
 ) -> TableLog | None:
     """The log of the table at ``uri`` (at ``version``; default: the latest), or None while no
-    table is there: podline's own for a plain ``local`` table, delta-rs's otherwise."""
+    table is there: podline's own for a plain ``local`` table, delta-rs's otherwise. Without
+    ``files``, podline's may leave the data files a checkpoint lists unread until they are
+    asked for (see ``LocalLog.load``)."""
     if local:
         with contextlib.suppress(UnsupportedTable):
-            return LocalLog.load(uri, version)
+            return LocalLog.load(uri, version, files=files)
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -288,6 +308,17 @@ class _Added(NamedTuple):
     size: int
 
 
+class _Unread(NamedTuple):
+    """A checkpoint whose data files a ``LocalLog`` has not read (see ``LocalLog.load``)."""
+
+    version: int
+    names: list[str]
+    #: The paths its ``add`` actions name, as the log gives them.
+    paths: frozenset[str]
+    #: Paths that commits after it removed.
+    removed: frozenset[str] = frozenset()
+
+
 class LocalLog:
     """A plain local Delta table, read from its log by podline (see the module docs)."""
 
@@ -295,10 +326,12 @@ class LocalLog:
         "_directory",
         "_files",
         "_links",
+        "_listed",
         "_quiet",
         "_schema",
         "_sequence",
         "_table",
+        "_unread",
         "_version",
         "metadata",
         "protocol",
@@ -309,11 +342,15 @@ class LocalLog:
         self.uri = uri
         self._directory = os.path.join(uri, "_delta_log")
         #: The log directory's modification time when a listing last found nothing past
-        #: this version (see ``_skip_ahead``).
+        #: this version: ``_quiet`` once that time was well past, ``_listed`` in any case
+        #: (see ``_skip_ahead``).
         self._quiet = -1
+        self._listed = -1
         self._version = -1
         # Keyed by the path as the log gives it: ``remove`` actions match it as written.
+        # Those of a checkpoint not read yet (``_unread``) are not in it.
         self._files: dict[str, _Added] = {}
+        self._unread: _Unread | None = None
         self._sequence = 0
         self.metadata: dict[str, Any] = {}
         self.protocol: dict[str, Any] = {}
@@ -327,40 +364,59 @@ class LocalLog:
         return Path(self.uri, "_delta_log")
 
     @classmethod
-    def load(cls, uri: str, version: int | None = None) -> LocalLog | None:
+    def load(cls, uri: str, version: int | None = None, *, files: bool = True) -> LocalLog | None:
         """The table at ``uri`` at ``version`` (default: its latest), or None if there is no
-        table there. Raises ``UnsupportedTable`` for a table delta-rs must read."""
+        table there. Raises ``UnsupportedTable`` for a table delta-rs must read.
+
+        Without ``files``, the data files a checkpoint lists are left unread until they are
+        asked for (``read_files``): appending needs the version, the protocol and the
+        metadata, and those columns of a checkpoint cost half as much to read as all of it.
+        """
         for _ in range(_LOAD_ATTEMPTS):
             try:
-                return cls._load(uri, version)
+                return cls._load(uri, version, files)
             except FileNotFoundError:  # a log cleanup deleted an entry while it was read
                 continue
         raise UnsupportedTable(f"the log of {uri} kept changing while it was read")
 
     @classmethod
-    def _load(cls, uri: str, version: int | None) -> LocalLog | None:
+    def _load(cls, uri: str, version: int | None, files: bool) -> LocalLog | None:
         log = cls(uri)
         try:
+            changed = os.stat(log._directory).st_mtime_ns
             listing = list_log(log._directory)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if listing.latest() < 0:
+        latest = listing.latest()
+        if latest < 0:
             return None
-        target = listing.latest() if version is None else version
-        start = max((at for at in listing.checkpoints if at <= target), default=-1)
-        if start < _REPLAY_RATHER and all(at in listing.commits for at in range(start + 1)):
+        target = latest if version is None else version
+        checkpoint = listing.checkpoint(target)
+        start = -1 if checkpoint is None else checkpoint[0]
+        if start < _REPLAY_RATHER and all(listing.has_commit(at) for at in range(start + 1)):
             # A checkpoint's nested Parquet takes 2-4 ms to read in a fresh process, a
             # commit's JSON some 20 µs: a short log is replayed from its first commit.
-            start = -1
-        if start >= 0:
-            log._replay_checkpoint(start, listing.checkpoints[start])
+            checkpoint, start = None, -1
+        if checkpoint is not None:
+            log._replay_checkpoint(*checkpoint, files=files)
         for at in range(start + 1, target + 1):
-            if at not in listing.commits:
+            if not listing.has_commit(at):
                 raise UnsupportedTable(f"commit {at} is missing from the log")
             log._replay_commit(at)
         if not log.protocol or log._schema is None:
             raise UnsupportedTable("the log names no protocol or no metadata")
+        if target == latest:
+            log._found_quiet(changed)
         return log
+
+    def _found_quiet(self, changed: int) -> None:
+        """A listing of the log directory, modified at ``changed`` before it was listed, found
+        nothing past this version (see ``_skip_ahead``)."""
+        self._listed = changed
+        # Timestamps are as coarse as the kernel's clock tick, so only a time well past is
+        # trusted to change with any later entry.
+        if time.time_ns() - changed > _CLOCK_TICK_NS:
+            self._quiet = changed
 
     def version(self) -> int:
         return self._version
@@ -370,8 +426,48 @@ class LocalLog:
         return self._schema
 
     def data_files(self) -> dict[str, int]:
+        if self._unread is not None:
+            try:
+                self.read_files()
+            except UnsupportedTable as exc:
+                raise StoreError(
+                    f"cannot read the data files of version {self._version} of the Delta "
+                    f"table at {self.uri}: {exc}"
+                ) from exc
         order = sorted(self._files.values(), key=lambda added: (added.modified, added.order))
         return {added.name: added.size for added in order}
+
+    def file_count(self) -> int:
+        unread = self._unread
+        if unread is None:
+            return len(self._files)
+        return len(unread.paths - unread.removed - self._files.keys()) + len(self._files)
+
+    def read_files(self) -> None:
+        """Read the data files of the checkpoint ``load`` left unread, if any. Raises
+        ``UnsupportedTable`` if they are ones delta-rs must read, or if that checkpoint was
+        deleted meanwhile (by a log cleanup, once newer ones were written)."""
+        unread = self._unread
+        if unread is None:
+            return
+        later, sequence = self._files, self._sequence
+        self._files, self._sequence = {}, 0
+        try:
+            for name in unread.names:
+                where = f"checkpoint {name} of the Delta table at {self.uri}"
+                for kind, value in checkpoint_actions(self._checkpoint_rows(name, where), where):
+                    if kind == "add" and value["path"] not in unread.removed:
+                        self._add(value, where)
+        except BaseException as exc:
+            self._files, self._sequence = later, sequence
+            if isinstance(exc, FileNotFoundError):
+                raise UnsupportedTable(f"checkpoint {unread.version} was deleted") from None
+            raise
+        # The files of commits after the checkpoint were added after its own.
+        for path, added in sorted(later.items(), key=lambda item: item[1].order):
+            self._sequence += 1
+            self._files[path] = added._replace(order=self._sequence)
+        self._unread = None
 
     def direct(self) -> bool:
         return True
@@ -395,34 +491,46 @@ class LocalLog:
         checkpoint, so a reader that fell behind finds its next commit gone. Appending on the
         old version would put a commit below the checkpoint, where no reader sees it."""
         # An unchanged directory holds no new entry: a reader that is up to date (the
-        # usual case) pays a ``stat``, not a listing. Timestamps are as coarse as the kernel's
-        # clock tick, so only a time well past is trusted.
+        # usual case) pays a ``stat``, not a listing.
         try:
             changed = os.stat(self._directory).st_mtime_ns
         except FileNotFoundError:
             raise StoreError(f"the log of the Delta table at {self.uri} was deleted") from None
-        if changed == self._quiet:
+        if changed == self._quiet or (changed == self._listed and not self._checkpoint_past()):
             return False
-        names = sorted(os.listdir(self._directory))
-        # Zero-padded versions compare as text: a look for anything past this version (the
-        # first name after every one of this version's; names of entries start with a digit).
-        past = bisect.bisect_right(names, f"{self._version:020d}~")
-        if not (past < len(names) and names[past][:1].isdigit()):
-            if time.time_ns() - changed > _CLOCK_TICK_NS:
-                self._quiet = changed
-            return False
-        listing = log_listing(names)
-        if self._version + 1 in listing.commits:
+        listing = list_log(self._directory)
+        if listing.has_commit(self._version + 1):
             return True  # committed since it was looked for
         if listing.latest() <= self._version:
+            self._found_quiet(changed)
             return False
-        latest = LocalLog.load(self.uri)
+        latest = LocalLog.load(self.uri, files=self._unread is None)
         if latest is None:
             raise StoreError(f"the log of the Delta table at {self.uri} was deleted")
-        self._files, self._sequence = latest._files, latest._sequence
+        self._files, self._sequence, self._unread = latest._files, latest._sequence, latest._unread
         self.metadata, self.protocol = latest.metadata, latest.protocol
         self._schema, self._version = latest._schema, latest._version
+        self._listed, self._quiet = latest._listed, latest._quiet
         return True
+
+    def _checkpoint_past(self) -> bool:
+        """Whether ``_last_checkpoint`` may name a checkpoint past this version (True if it
+        is missing or cannot be read).
+
+        Called when the log directory seems unchanged since a listing that found nothing
+        past this version, but that listing came within a clock tick of the directory's
+        last change, so a change made right after the listing could have left the time as
+        it was. Only one change could leave a reader behind unnoticed: a log cleanup deleting
+        the next commit, which it does only below a newer checkpoint, and writers (delta-rs,
+        Spark) name a new checkpoint in ``_last_checkpoint`` before they clean up. New
+        commits the reader finds by reading the next one."""
+        try:
+            with open(f"{self._directory}/_last_checkpoint", "rb") as file:
+                hint = json.loads(file.read())
+        except (OSError, ValueError):
+            return True
+        version = hint.get("version") if isinstance(hint, dict) else None
+        return not isinstance(version, int) or version > self._version
 
     def fork(self) -> LocalLog:
         """A copy at this version, without reading the log again (its delta-rs handle, if
@@ -441,22 +549,52 @@ class LocalLog:
 
     # -- replay
 
-    def _replay_checkpoint(self, at: int, names: list[str]) -> None:
+    def _replay_checkpoint(self, at: int, names: list[str], *, files: bool = True) -> None:
+        if not files and self._replay_metadata(at, names):
+            return
+        for name in names:
+            where = f"checkpoint {name} of the Delta table at {self.uri}"
+            for kind, value in checkpoint_actions(self._checkpoint_rows(name, where), where):
+                self._apply(kind, value, where)
+        self._version = at
+
+    def _checkpoint_rows(self, name: str, where: str) -> pa.Table:
+        """Every column of the checkpoint file ``name``. Every one, not only those a read
+        needs: damage to any of them makes delta-rs refuse the table."""
+        try:
+            # A ParquetFile, not ``pq.read_table``: that loads Arrow's dataset engine (and
+            # pandas), 200 ms in a fresh process.
+            with pq.ParquetFile(self._log / name) as file:
+                return file.read()
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
+            raise StoreError(f"{where} cannot be read: {exc}") from exc
+
+    def _replay_metadata(self, at: int, names: list[str]) -> bool:
+        """Read the protocol, the metadata and the paths of the data files of checkpoint
+        ``at`` (its files ``names``), leaving the rest of its actions unread (``_unread``);
+        False (and nothing read) for a checkpoint that is not read so simply: the whole of
+        it is then read, and checked."""
+        paths: list[str] = []
+        actions: list[tuple[str, dict[str, Any], str]] = []
         for name in names:
             where = f"checkpoint {name} of the Delta table at {self.uri}"
             try:
-                # A ParquetFile, not ``pq.read_table``: that loads Arrow's dataset engine (and
-                # pandas), 200 ms in a fresh process. Every column is read, not only the
-                # ones a read needs: damage to any of them makes delta-rs refuse the table.
-                with pq.ParquetFile(self._log / name) as file:
-                    rows = file.read()
+                # (A few columns of a small file: read at once, without threads.)
+                with pq.ParquetFile(self._log / name, pre_buffer=False) as file:
+                    rows = file.read(columns=list(_UNREAD_COLUMNS), use_threads=False)
+                actions += [(*a, where) for a in checkpoint_actions(rows, where, _METADATA)]
+                paths += pc.struct_field(rows["add"], "path").drop_null().to_pylist()
             except FileNotFoundError:
                 raise
-            except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
-                raise StoreError(f"{where} cannot be read: {exc}") from exc
-            for kind, value in checkpoint_actions(rows, where):
-                self._apply(kind, value, where)
+            except (OSError, ValueError, KeyError, pa.ArrowException, UnsupportedTable, StoreError):
+                return False
+        for kind, value, where in actions:
+            self._apply(kind, value, where)
+        self._unread = _Unread(at, names, frozenset(paths))
         self._version = at
+        return True
 
     def _replay_commit(self, at: int) -> None:
         with open(f"{self._directory}/{at:020d}.json", "rb") as file:
@@ -471,6 +609,8 @@ class LocalLog:
             self._add(value, where)
         elif kind == "remove":
             self._files.pop(value["path"], None)
+            if self._unread is not None:
+                self._unread = self._unread._replace(removed=self._unread.removed | {value["path"]})
         elif kind == "metaData":
             self._set_metadata(value)
         else:

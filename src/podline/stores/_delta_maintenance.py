@@ -52,13 +52,13 @@ class Maintenance(NamedTuple):
 
     def due(self, log: TableLog) -> bool:
         """Whether the table at ``log`` is to be compacted now."""
-        return self.compact_files is not None and len(log.data_files()) >= self.compact_files
+        return self.compact_files is not None and log.file_count() >= self.compact_files
 
 
 def rewrite_small_files(log: TableLog) -> bool:
     """Have delta-rs rewrite the table's small files into large ones, and move ``log`` to the
     version that made; False (and nothing written) if there was nothing to rewrite."""
-    if len(log.data_files()) < 2:
+    if log.file_count() < 2:
         return False
     metrics = log.delta_table().optimize.compact()
     log.update()

@@ -194,21 +194,29 @@ class _DeltaBackend:
         *dirs, leaf = (encode_segment(segment) for segment in path)
         return "/".join([self.root, *dirs, leaf + TABLE_SUFFIX])
 
-    def _table(self, path: StorePath) -> TableState:
+    def _table(self, path: StorePath, *, files: bool = True) -> TableState:
+        """The state of ``path``, its table opened if it was not; with ``files``, its read
+        log knows the table's data files (appending needs only its version and schema)."""
         state = self._tables.get(path)
         if state is None:
             state = self._tables[path] = TableState(self._uri(path))
-            state.log = self._open(state.uri, path)
+            state.log = self._open(state.uri, path, files=files)
+        elif files and state.log is not None:
+            state.log = self._with_files(state.log, state.uri, path)
         return state
 
-    def _open(self, uri: str, path: StorePath, version: int | None = None) -> TableLog | None:
-        """The table's log (at ``version``; default: the latest), None while none exists."""
+    def _open(
+        self, uri: str, path: StorePath, version: int | None = None, *, files: bool = True
+    ) -> TableLog | None:
+        """The table's log (at ``version``; default: the latest), None while none exists;
+        without ``files``, the data files may be left unread until they are asked for."""
         try:
             return open_log(
                 uri,
                 local=self.local is not None,
                 storage_options=self.storage_options or None,
                 version=version,
+                files=files,
             )
         except StoreError as exc:  # it names the table's directory, the version and the fault
             raise StoreError(f"cannot open the table of {path_text(path)}: {exc}") from exc
@@ -223,18 +231,23 @@ class _DeltaBackend:
         return state.log
 
     def _refresh_for_write(self, state: TableState, path: StorePath) -> TableLog | None:
-        """The write log at the table's latest version (None while no table exists)."""
+        """The write log at the table's latest version (None while no table exists), knowing
+        the table's data files where write-once needs them (appended rows alone do not)."""
         if state.write_log is None and state.log is not None:
             # A copy of the read log where that is cheap: reading the log once, not twice, is
             # most of what appending to a table costs a store that just opened it.
             state.write_log = state.log.fork()
-        state.write_log = self._latest(state.write_log, state.uri, path)
+        files = bool(state.committed) or not all(b.fresh for b in state.pending)
+        state.write_log = self._latest(state.write_log, state.uri, path, files=files)
         return state.write_log
 
-    def _latest(self, log: TableLog | None, uri: str, path: StorePath) -> TableLog | None:
-        """``log`` brought up to date, or the table opened if there is no log yet."""
+    def _latest(
+        self, log: TableLog | None, uri: str, path: StorePath, *, files: bool = True
+    ) -> TableLog | None:
+        """``log`` brought up to date (with its data files read, if ``files``), or the table
+        opened if there is no log yet."""
         if log is None:
-            return self._open(uri, path)
+            return self._open(uri, path, files=files)
         try:
             log.update()
         except UnsupportedTable:  # a feature podline does not read came in: delta-rs reads it
@@ -242,6 +255,19 @@ class _DeltaBackend:
         except Exception as exc:  # see _open
             raise StoreError(
                 f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
+            ) from exc
+        return self._with_files(log, uri, path) if files else log
+
+    def _with_files(self, log: TableLog, uri: str, path: StorePath) -> TableLog | None:
+        """``log`` with the table's data files read, or the table opened anew where they are
+        for delta-rs to read (or where the checkpoint listing them was cleaned up)."""
+        try:
+            log.read_files()
+        except UnsupportedTable:
+            return self._open(uri, path)
+        except Exception as exc:  # see _open
+            raise StoreError(
+                f"cannot read the table of {path_text(path)}: {_first_line(exc)}"
             ) from exc
         return log
 
@@ -284,7 +310,7 @@ class _DeltaBackend:
                 )
             )
             self._raise_background_error()
-            state = self._table(path)
+            state = self._table(path, files=not fresh)
             schema = evolve_schema(state.schema(path), table.schema, path)
             pending = state.pending_index(id_column)
             if not fresh:
@@ -617,7 +643,7 @@ class _DeltaBackend:
     def _moved(self, state: TableState, path: StorePath, base: int | None) -> bool:
         """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""
         try:
-            latest = self._open(state.uri, path)
+            latest = self._open(state.uri, path, files=False)
         except StoreError:
             return False
         return latest is not None and latest.version() != base
