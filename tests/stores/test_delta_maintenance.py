@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.internals import break_compaction
 
 from podline.errors import StoreError
 from podline.stores import DeltaStore, open_store
+from podline.stores._delta_maintenance import merge_size
 
 from .conftest import records
 
@@ -105,3 +108,44 @@ def test_maintenance_limits_travel_with_the_config(tmp_path: Path) -> None:
         DeltaStore(tmp_path / "store", compact_files=1)
     with pytest.raises(StoreError, match="retention_hours"):
         DeltaStore(tmp_path / "store", retention_hours=-1)
+
+
+def test_a_compaction_leaves_files_larger_than_the_small_ones_together(tmp_path: Path) -> None:
+    # A table gaining rows at every run: its compacted rows are not rewritten each time.
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=4)
+    ids = [f"big-{n}" for n in range(20_000)]
+    store.write("t", records(ids, v=list(range(len(ids)))))
+    store.flush()
+    big = set(DeltaTable(store.table_uri("t")).file_uris())
+    for i in range(3):  # the third makes four files: the three small ones are merged
+        store.write("t", records([str(i)], v=[i]))
+        store.flush()
+    files = set(DeltaTable(store.table_uri("t")).file_uris())
+    assert len(files) == 2
+    assert big <= files
+    assert store.scan("t").num_rows == len(ids) + 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 10_000), min_size=2, max_size=40), least=st.integers(2, 40))
+def test_the_merge_target_makes_delta_rs_merge_the_smallest_files(
+    sizes: list[int], least: int
+) -> None:
+    target = merge_size(sizes, least)
+    ordered = sorted(sizes)
+    if target is None:  # everything is merged, as delta-rs would by itself
+        assert all(ordered[k] <= sum(ordered[:k]) for k in range(least, len(ordered)))
+        return
+    # delta-rs's plan: files above the target stay; the others are packed, largest first,
+    # into bins of at most the target; a bin of one file is left as it is.
+    bins: list[list[int]] = []
+    for size in sorted((s for s in sizes if s <= target), reverse=True):
+        fitting = next((b for b in bins if sum(b) + size <= target), None)
+        if fitting is None:
+            bins.append([size])
+        else:
+            fitting.append(size)
+    merged = [b for b in bins if len(b) > 1]
+    assert len(merged) == 1
+    assert sorted(merged[0]) == ordered[: len(merged[0])]
+    assert len(merged[0]) >= least

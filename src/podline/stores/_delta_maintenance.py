@@ -11,7 +11,9 @@ does the same on request:
 - **Compaction.** Once a table's log lists ``compact_files`` data files, the flush that
   committed the last of them has delta-rs rewrite the small files into one (``optimize``: a
   commit that changes no row). A table of one file is left alone, so a compaction with nothing
-  to do writes nothing.
+  to do writes nothing. Files are merged by size tiers (``merge_size``), so rows already
+  compacted are not rewritten at every compaction: a table gaining rows at every run would
+  otherwise pay for all its rows each time (a second for a million status rows).
 - **Removal.** Files no commit has referred to for ``retention_hours`` (replaced by a
   compaction, or left by failed and killed writers) are deleted (``vacuum``). delta-rs logs a
   vacuum as two commits even when it deletes nothing, so a dry run decides first (on local
@@ -33,6 +35,7 @@ __all__ = [
     "DEFAULT_RETENTION_HOURS",
     "Maintenance",
     "delete_unreferenced",
+    "merge_size",
     "rewrite_small_files",
 ]
 
@@ -55,12 +58,35 @@ class Maintenance(NamedTuple):
         return self.compact_files is not None and log.file_count() >= self.compact_files
 
 
-def rewrite_small_files(log: TableLog) -> bool:
-    """Have delta-rs rewrite the table's small files into large ones, and move ``log`` to the
-    version that made; False (and nothing written) if there was nothing to rewrite."""
+def merge_size(sizes: list[int], least: int) -> int | None:
+    """The ``target_size`` for delta-rs's ``optimize`` that merges the smallest files of
+    ``sizes`` (at least ``least`` of them, or all) into one file and leaves every larger file
+    as it is; None to merge them all as delta-rs would by itself.
+
+    delta-rs leaves files larger than the target alone and packs the others, largest first,
+    into files of at most the target, so a target of the total of the ``k`` smallest merges
+    exactly those when the next one is larger than their total. The smallest such ``k`` from
+    ``least`` on is taken: a compacted file then stays until files as large as it have piled
+    up beside it, and a row is rewritten a number of times that grows with the logarithm of
+    the table's size, not with it.
+    """
+    ordered = sorted(sizes)
+    total = sum(ordered[: max(least, 1) - 1])
+    for k in range(max(least, 1), len(ordered)):
+        total += ordered[k - 1]
+        if ordered[k] > total:
+            return total
+    return None
+
+
+def rewrite_small_files(log: TableLog, least: int = 2) -> bool:
+    """Have delta-rs rewrite the table's small files (at least ``least`` of them, see
+    ``merge_size``) into one, and move ``log`` to the version that made; False (and nothing
+    written) if there was nothing to rewrite."""
     if log.file_count() < 2:
         return False
-    metrics = log.delta_table().optimize.compact()
+    target = merge_size(list(log.data_files().values()), least)
+    metrics = log.delta_table().optimize.compact(target_size=target)
     log.update()
     return bool(metrics["numFilesRemoved"])
 

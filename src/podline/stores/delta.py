@@ -701,26 +701,30 @@ class _DeltaBackend:
             with self._flushing, self._lock:
                 state = self._table(path)
                 with self._table_lock(state, path):
-                    self._compact_table(path, state, hours)
+                    self._compact_table(path, state, hours, least=2)
 
     def _maintain(self, path: StorePath, state: TableState) -> None:
         """Compact a table whose log lists ``compact_files`` data files, after a flush that
         committed to it (by the flushing thread, with the table's lock held). The flush stands
         whatever happens here, so a failure is a warning, and the next flush tries again."""
+        least = (self.maintenance.compact_files or 2) // 2
         try:
-            self._compact_table(path, state, self.maintenance.retention_hours)
+            self._compact_table(path, state, self.maintenance.retention_hours, least=least)
         except StoreError as exc:
             _log.warning("automatic %s", exc)
 
-    def _compact_table(self, path: StorePath, state: TableState, retention_hours: int) -> None:
-        """Rewrite a table's small files into one and delete files unreferenced for
-        ``retention_hours`` (with ``_flushing`` and the table's lock held)."""
+    def _compact_table(
+        self, path: StorePath, state: TableState, retention_hours: int, *, least: int
+    ) -> None:
+        """Rewrite a table's small files (at least ``least``, see ``merge_size``) into one and
+        delete files unreferenced for ``retention_hours`` (with ``_flushing`` and the table's
+        lock held)."""
         log = self._refresh_for_write(state, path)
         if log is None:
             return
         base = log.version()
         try:
-            if rewrite_small_files(log):
+            if rewrite_small_files(log, least):
                 with self._lock:
                     for ids in state.committed.values():
                         ids.rewritten(log, base)
