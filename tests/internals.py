@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import podline
-from podline.stores import _delta_format, _delta_log, _delta_table
+from podline.stores import _delta_format, _delta_local, _delta_table
 from podline.stores import delta as delta_module
 
 #: Where every commit of a Delta store goes through (podline's own appends and delta-rs's).
@@ -59,19 +59,19 @@ def break_compaction(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> N
 
 def drop_a_data_file_when_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make podline's local log reader leave the last data file of every table out."""
-    data_files = _delta_log.LocalLog.data_files
+    data_files = _delta_local.LocalLog.data_files
 
-    def one_file_short(self: _delta_log.LocalLog) -> dict[str, int]:
+    def one_file_short(self: _delta_local.LocalLog) -> dict[str, int]:
         files = data_files(self)
         files.popitem()
         return files
 
-    monkeypatch.setattr(_delta_log.LocalLog, "data_files", one_file_short)
+    monkeypatch.setattr(_delta_local.LocalLog, "data_files", one_file_short)
 
 
 def read_every_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make podline's log reader take tables of any protocol version, features unchecked."""
-    monkeypatch.setattr(_delta_log, "readable_protocol", lambda protocol: True)
+    monkeypatch.setattr(_delta_local, "readable_protocol", lambda protocol: True)
 
 
 def count_table_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:

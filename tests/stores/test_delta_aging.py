@@ -16,10 +16,10 @@ from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podline.stores import RECORD_ID, DeltaStore
+from podline.stores import RECORD_ID, DeltaStore, _delta_local
 from podline.stores import _delta_actions as actions
 from podline.stores._delta_format import path_schema
-from podline.stores._delta_log import LocalLog
+from podline.stores._delta_local import LocalLog
 
 from .conftest import records
 from .test_delta_stale import _split
@@ -151,13 +151,13 @@ def test_a_store_that_only_appends_reads_no_data_files_of_a_checkpoint(
 ) -> None:
     uri = _grow(tmp_path, 23)
     read: list[str] = []
-    full_read = LocalLog._checkpoint_rows
+    full_read = _delta_local.checkpoint_rows
 
-    def spy(self: LocalLog, name: str, where: str) -> pa.Table:
-        read.append(name)
-        return full_read(self, name, where)
+    def spy(path: Path, where: str) -> pa.Table:
+        read.append(path.name)
+        return full_read(path, where)
 
-    monkeypatch.setattr(LocalLog, "_checkpoint_rows", spy)
+    monkeypatch.setattr(_delta_local, "checkpoint_rows", spy)
     store = DeltaStore(tmp_path, flush_seconds=None)
     store.append("t", records(["new-a", "new-b"], v=[-1, -1]))
     store.flush()

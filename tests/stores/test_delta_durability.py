@@ -1,5 +1,5 @@
 """Local commits are durable before they are visible, and a table exists whole or not at all
-(``_durable``, ``LocalLog._link_entry`` and ``LocalLog._create_log``)."""
+(``_durable``, ``_delta_publish.link_entry`` and ``create_log``)."""
 
 from __future__ import annotations
 

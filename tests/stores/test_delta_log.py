@@ -1,4 +1,4 @@
-"""Reading and appending to a local Delta log without delta-rs (``_delta_log``), checked
+"""Reading and appending to a local Delta log without delta-rs (``_delta_local``), checked
 against delta-rs itself and against other readers."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podline.stores import RECORD_ID, DeltaStore, _delta_log
+from podline.stores import RECORD_ID, DeltaStore, _delta_publish
 from podline.stores._delta_format import ParquetSettings, path_schema
-from podline.stores._delta_log import CommitConflict, DeltaRsLog, LocalLog, UnsupportedTable
+from podline.stores._delta_local import LocalLog
+from podline.stores._delta_log import CommitConflict, DeltaRsLog, UnsupportedTable
 
 from .conftest import records
 
@@ -311,7 +312,7 @@ def test_without_hard_links_delta_rs_commits(root: Path, monkeypatch: pytest.Mon
     def no_links(source: object, target: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(_delta_log.os, "link", no_links)
+    monkeypatch.setattr(_delta_publish.os, "link", no_links)
     with DeltaStore(root, flush_seconds=None) as store:
         for batch in range(3):
             store.write("t", records([f"{batch}"], v=[batch]))

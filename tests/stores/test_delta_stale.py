@@ -13,7 +13,8 @@ from deltalake import DeltaTable, write_deltalake
 from podline.stores import RECORD_ID, DeltaStore
 from podline.stores._delta_actions import log_listing
 from podline.stores._delta_format import ParquetSettings
-from podline.stores._delta_log import CommitConflict, LocalLog
+from podline.stores._delta_local import LocalLog
+from podline.stores._delta_log import CommitConflict
 
 from .conftest import records
 

@@ -1,4 +1,4 @@
-"""What a Delta log says, checked before podline's log reader (``_delta_log``) believes it.
+"""What a Delta log says, checked before podline's log reader (``_delta_local``) believes it.
 
 podline replays local Delta logs itself, so it must never read what delta-rs would not. This
 module owns how a log's entries are named and listed (``list_log``), how a commit's JSON lines

@@ -3,7 +3,7 @@
 This module owns the on-disk format ``DeltaStore`` writes (and other Delta readers see): how
 store paths map to table directories, how Delta schema types map to Arrow's and back, the one
 piece of podline metadata a table may carry, the Parquet settings of data files and the reading
-of them. Reading and appending to a table's log is in ``_delta_log.py``; the store itself
+of them. Reading and appending to a table's log is in ``_delta_local.py``; the store itself
 (buffering, commits, concurrency) in ``delta.py``.
 """
 

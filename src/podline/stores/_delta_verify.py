@@ -1,7 +1,7 @@
 """``DeltaStore.verify()``: every table read by podline and by delta-rs, compared, and what
 writers left behind.
 
-podline reads plain local tables with its own log code (``_delta_log``); its rule is that this
+podline reads plain local tables with its own log code (``_delta_local``); its rule is that this
 is never observable: on any table it returns what delta-rs returns, or raises. ``verify``
 checks that rule on a real store, table by table, and lists the files that writers left
 behind. It owns the report types (``VerifyReport``, ``Finding``) and the checks; the store
@@ -47,7 +47,7 @@ ProblemKind = Literal["differs", "misread", "refused", "unreadable"]
 #: the log of a new table it was making.
 LeftoverKind = Literal["half-created", "unreferenced-file", "temporary-file"]
 
-#: A commit being written, or a new table's log being made (``LocalLog._create_log``).
+#: A commit being written, or a new table's log being made (``_delta_publish.create_log``).
 _TEMPORARY = re.compile(r"_delta_log/_commit_[0-9a-f-]+\.json\.tmp|_delta_log\.new-[^/]+/.*")
 _LOG = "_delta_log/"
 

@@ -13,10 +13,10 @@ commit, so readers see all of it or none of it. A flush that fails raises ``Stor
 keeps the records buffered; a background flush that fails raises on the next ``write``,
 ``flush`` or ``close``.
 
-**Logs** (``_delta_log``). Plain local tables are read from, appended to and created by
-podline itself, as the Delta protocol lays them out, which spares delta-rs's fixed cost per
-table opened and per commit; object stores, tables with features podline does not read,
-schema changes and compaction go through delta-rs.
+**Logs** (``_delta_log``, ``_delta_local``). Plain local tables are read from, appended to
+and created by podline itself, as the Delta protocol lays them out, which spares delta-rs's
+fixed cost per table opened and per commit; object stores, tables with features podline does
+not read, schema changes and compaction go through delta-rs.
 
 **Concurrency.** A commit is attempted only on the table version its rows were deduplicated
 against (the next log entry, created only if absent); if another writer committed first, the
@@ -80,14 +80,8 @@ from podline.stores._delta_format import (
     table_lock,
     table_paths,
 )
-from podline.stores._delta_log import (
-    LocalLog,
-    TableLog,
-    UnsupportedTable,
-    has_log,
-    open_log,
-    write_with_delta_rs,
-)
+from podline.stores._delta_local import LocalLog, has_log, open_log
+from podline.stores._delta_log import TableLog, UnsupportedTable, write_with_delta_rs
 from podline.stores._delta_maintenance import (
     DEFAULT_COMPACT_FILES,
     DEFAULT_RETENTION_HOURS,
