@@ -1,10 +1,11 @@
-"""What keeps opening and appending to an old table cheap (issue 15, point 8), checked against
-a plain reading of the log and against delta-rs: listing a long log by its sorted names, an
-append that leaves a checkpoint's data files unread, and an update that does not list the log
-again right after opening it."""
+"""What keeps a store fast as it ages (issue 15, point 8), checked against a plain reading of
+the log and against delta-rs: listing a long log by its sorted names, an append that leaves a
+checkpoint's data files unread, an update that does not list the log again right after
+opening it; and a store run by a growing source, whose tables and files stay bounded."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,9 @@ from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import podline
+from podline import function_pod
+from podline.pipeline import Pipeline
 from podline.stores import RECORD_ID, DeltaStore, _delta_local
 from podline.stores import _delta_actions as actions
 from podline.stores._delta_format import path_schema
@@ -228,3 +232,39 @@ def test_a_reader_notices_a_cleanup_its_clock_could_not_show(tmp_path: Path) -> 
     reader.update()
     assert reader.version() == DeltaTable(uri).version()
     assert sorted(reader.data_files()) == sorted(LocalLog.load(uri).data_files())  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- a store's age
+
+
+@function_pod("y", live_output=False)
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def _tables(store: DeltaStore) -> list[tuple[str, ...]]:
+    return sorted(store.list())
+
+
+def test_a_store_run_by_a_growing_source_stays_bounded(tmp_path: Path) -> None:
+    """Twelve runs, each with one more source row: one new table per run (the node's records
+    of that input), every table's live files within ``compact_files``, and a compaction of
+    the aged store writes nothing."""
+    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=4, retention_hours=0)
+    counts = []
+    for run in range(12):
+        rows = [{"id": i, "x": i} for i in range(run + 2)]
+        with Pipeline("aging", store) as pipeline:
+            _double.pod(podline.DictSource(rows, tag_columns=["id"], label="numbers"))
+        pipeline.run()
+        counts.append(len(_tables(store)))
+    assert [b - a for a, b in itertools.pairwise(counts)] == [1] * 11
+    scope = store.at("pipelines", "aging")
+    assert len(scope.at("status").list()) == len(scope.at("logs").list()) == 1
+    for path in _tables(store):
+        assert len(DeltaTable(store.table_uri(path)).file_uris()) < 4, path
+    store.compact()  # whatever is left to do
+    versions = {p: DeltaTable(store.table_uri(p)).version() for p in _tables(store)}
+    store.compact()
+    assert {p: DeltaTable(store.table_uri(p)).version() for p in _tables(store)} == versions
+    store.close()
