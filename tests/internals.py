@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import podline
-from podline.stores import _delta_format, _delta_local, _delta_table
+from podline.stores import _delta_actions, _delta_format, _delta_local, _delta_table
 from podline.stores import delta as delta_module
 
 #: Where every commit of a Delta store goes through (podline's own appends and delta-rs's).
@@ -99,6 +99,32 @@ def count_id_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(_delta_table, "_read_ids", counting)
     return reads
+
+
+def count_checkpoint_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list of the checkpoint files podline's log reader reads whole, by name."""
+    reads: list[str] = []
+    real = _delta_local.checkpoint_rows
+
+    def counting(path: Any, where: str) -> Any:
+        reads.append(path.name)
+        return real(path, where)
+
+    monkeypatch.setattr(_delta_local, "checkpoint_rows", counting)
+    return reads
+
+
+def count_log_listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list of the directories podline's log reader lists, one entry per listing."""
+    listed: list[str] = []
+    real = _delta_actions.os.listdir
+
+    def counting(path: Any) -> list[str]:
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(_delta_actions.os, "listdir", counting)
+    return listed
 
 
 @contextmanager

@@ -16,11 +16,12 @@ import pytest
 from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.internals import count_checkpoint_reads, count_log_listings
 
 import podline
 from podline import function_pod
 from podline.pipeline import Pipeline
-from podline.stores import RECORD_ID, DeltaStore, _delta_local
+from podline.stores import RECORD_ID, DeltaStore
 from podline.stores import _delta_actions as actions
 from podline.stores._delta_format import path_schema
 from podline.stores._delta_local import LocalLog
@@ -154,14 +155,7 @@ def test_a_store_that_only_appends_reads_no_data_files_of_a_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = _grow(tmp_path, 23)
-    read: list[str] = []
-    full_read = _delta_local.checkpoint_rows
-
-    def spy(path: Path, where: str) -> pa.Table:
-        read.append(path.name)
-        return full_read(path, where)
-
-    monkeypatch.setattr(_delta_local, "checkpoint_rows", spy)
+    read = count_checkpoint_reads(monkeypatch)
     store = DeltaStore(tmp_path, flush_seconds=None)
     store.append("t", records(["new-a", "new-b"], v=[-1, -1]))
     store.flush()
@@ -196,14 +190,7 @@ def test_a_flush_right_after_opening_lists_the_log_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = _grow(tmp_path, 15)
-    listed: list[str] = []
-    listdir = os.listdir
-
-    def spy(path: Any) -> list[str]:
-        listed.append(str(path))
-        return listdir(path)
-
-    monkeypatch.setattr(actions.os, "listdir", spy)
+    listed = count_log_listings(monkeypatch)
     store = DeltaStore(tmp_path, flush_seconds=None)
     store.append("t", records(["new"], v=[0]))
     store.flush()
