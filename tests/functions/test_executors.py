@@ -23,6 +23,7 @@ from podline.executors import (
     ThreadExecutor,
     in_input_order,
 )
+from podline.executors.base import stopping
 from podline.executors.capture import CallArguments, run_captured
 
 QUIET = CallPolicy(live=False)
@@ -290,3 +291,48 @@ def test_ctrl_c_inside_a_running_loop_cancels_async_calls(
     assert ctrl_c_in_a_notebook(cell, 0.1) < 0.45
     time.sleep(0.6)
     assert finished == []  # cancelled, not finishing in the background
+
+
+_FINISHED: list[int] = []
+
+
+async def _quick_async(i: int) -> int:
+    await asyncio.sleep(0.02)
+    _FINISHED.append(i)
+    return i
+
+
+def _quick_sync(i: int) -> int:
+    time.sleep(0.02)
+    _FINISHED.append(i)
+    return i
+
+
+@pytest.mark.parametrize(
+    ("executor", "fn"),
+    [
+        (LocalExecutor(), _quick_sync),
+        (LocalExecutor(), _quick_async),
+        (ThreadExecutor(4), _quick_sync),
+        (ThreadExecutor(4), _quick_async),
+    ],
+    ids=["local", "local-async", "threads", "threads-async"],
+)
+def test_a_stopped_execution_hands_over_every_finished_call_and_starts_no_more(
+    executor: Any, fn: Callable[[int], int]
+) -> None:
+    # The caller stops, then is slow to take what comes (a loaded machine): the calls that
+    # finished meanwhile must still be handed over, or a cancelled run would drop them.
+    _FINISHED.clear()
+    stop = threading.Event()
+    taken: list[int] = []
+    with stopping(stop):
+        calls = executor.execute(fn, [(i,) for i in range(200)], policy=QUIET)
+        for index, _ in calls:
+            taken.append(index)
+            if len(taken) == 3:
+                stop.set()
+                time.sleep(0.3)
+    time.sleep(0.1)  # anything still running would finish now
+    assert sorted(taken) == sorted(_FINISHED)
+    assert len(_FINISHED) < 40  # no call started once the stop was seen

@@ -42,6 +42,7 @@ __all__ = [
     "in_input_order",
     "is_async_function",
     "run_sequentially",
+    "stop_event",
     "stop_requested",
     "stopping",
     "stream_async",
@@ -98,6 +99,12 @@ def stopping(event: threading.Event | None) -> Iterator[None]:
         _stop.reset(token)
 
 
+def stop_event() -> threading.Event | None:
+    """The event the caller iterating this execution stops it with, if any (see ``stopping``).
+    Read it where the iteration runs, e.g. at the start of a generator's body."""
+    return _stop.get()
+
+
 def stop_requested() -> bool:
     """Whether the caller iterating this execution asked it to stop (see ``stopping``)."""
     event = _stop.get()
@@ -129,18 +136,28 @@ def run_sequentially(
     if is_async_function(fn):
         yield from stream_async(fn, arguments, policy=policy, concurrency=1)
         return
+    stop = stop_event()
     for start in range(0, len(arguments), GC_CHUNK):
         with paused_gc():
             for index in range(start, min(start + GC_CHUNK, len(arguments))):
+                if stop is not None and stop.is_set():
+                    return  # a stopped run starts no call
                 yield index, run_captured(fn, arguments[index], policy=policy)
 
 
 _DONE = object()
+_STOPPED = object()
 
 
-def _next(results: queue.SimpleQueue[Any]) -> Any:
-    # Waits in short steps: a blocking get() would not let Ctrl-C through until an item came.
+def _next(results: queue.SimpleQueue[Any], stop: threading.Event | None) -> Any:
+    """The next queued item, or ``_STOPPED`` once ``stop`` is set. Waits in short steps: a
+    blocking get() would not let Ctrl-C through until an item came. (A separate function on
+    purpose: on CPython 3.11 and 3.12, a KeyboardInterrupt raised at a ``continue`` in an
+    ``except`` clause of a generator skips the generator's ``finally``, which cancels the
+    calls.)"""
     while True:
+        if stop is not None and stop.is_set():
+            return _STOPPED
         try:
             return results.get(timeout=0.05)
         except queue.Empty:
@@ -160,6 +177,7 @@ def stream_async(
     (Ctrl-C in the caller) cancels the calls in flight and waits for them to unwind."""
     results: queue.SimpleQueue[Any] = queue.SimpleQueue()
     shared = Beside()
+    stop = stop_event()
 
     async def main() -> None:
         shared.loop = asyncio.get_running_loop()
@@ -169,6 +187,8 @@ def stream_async(
 
         async def one(index: int) -> None:
             async with limit:
+                if stop is not None and stop.is_set():
+                    return  # a stopped run starts no call, whether or not its caller is waiting
                 results.put((index, await run_captured_async(fn, arguments[index], policy=policy)))
 
         async with asyncio.TaskGroup() as tasks:
@@ -185,10 +205,16 @@ def stream_async(
             results.put(_DONE)
 
     threading.Thread(target=target, name="podline-async", daemon=True).start()
-    finished = False
+    finished = cancelled = False
     try:
-        while (item := _next(results)) is not _DONE:
-            yield item
+        while (item := _next(results, None if cancelled else stop)) is not _DONE:
+            if item is _STOPPED:
+                # A stopped run: cancel the calls in flight, then hand over every call that
+                # finished meanwhile (their results are queued) before ending.
+                shared.cancel()
+                cancelled = True
+            else:
+                yield item
         finished = True
     finally:
         if not finished:

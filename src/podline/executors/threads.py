@@ -13,11 +13,20 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from podline.errors import ExecutorError
-from podline.executors.base import DEFAULT_POLICY, Calls, is_async_function, stream_async
+from podline.executors.base import (
+    DEFAULT_POLICY,
+    Calls,
+    is_async_function,
+    stop_event,
+    stream_async,
+)
 from podline.executors.capture import CallArguments, CallOutcome, run_captured
 from podline.executors.policy import CallPolicy
 
 __all__ = ["ThreadExecutor"]
+
+#: How often a wait for calls looks whether the run was stopped, in seconds.
+_STOP_POLL = 0.1
 
 
 class ThreadExecutor:
@@ -48,13 +57,21 @@ class ThreadExecutor:
         window = 4 * self.max_workers
         pending: dict[Future[CallOutcome], int] = {}
         submitted = 0
+        stop = stop_event()
         try:
             while submitted < len(arguments) or pending:
+                if stop is not None and stop.is_set():
+                    # A stopped run: calls not started are dropped, and the running ones
+                    # (a thread cannot be interrupted) are handed over as they finish.
+                    submitted = len(arguments)
+                    pending = {f: i for f, i in pending.items() if not f.cancel()}
+                    if not pending:
+                        break
                 while submitted < len(arguments) and len(pending) < window:
                     future = pool.submit(run_captured, fn, arguments[submitted], policy=policy)
                     pending[future] = submitted
                     submitted += 1
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=_STOP_POLL, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield pending.pop(future), future.result()
         finally:

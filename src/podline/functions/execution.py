@@ -280,6 +280,7 @@ class PodRun:
         parts: list[pa.Table] = []
         window: list[Finished] = []
         due = self.clock.next_report
+        stopped_at: float | None = None
         try:
             # stopping: executors waiting on other processes notice a stop before a call ends
             with stopping(stop):
@@ -291,7 +292,15 @@ class PodRun:
                         window = []
                         due = self.clock.next_report
                     if stop is not None and stop.is_set():
-                        raise _cancelled()
+                        # Once stopped, an executor starts no call and hands over the calls
+                        # that finished meanwhile, which are stored below. One that started a
+                        # call after the stop does not honour it: stop taking its calls.
+                        if stopped_at is None:
+                            stopped_at = time.time()
+                        elif item[1].capture.start >= stopped_at:
+                            break
+                if stop is not None and stop.is_set():
+                    raise _cancelled()
         except BaseException as error:
             finished.close()
             if window:
