@@ -13,7 +13,6 @@ import polars as pl
 
 import podline
 from podline import SKIP, function_pod
-from podline.pipeline import Pipeline
 
 HERE = Path(__file__).parent
 
@@ -45,7 +44,7 @@ def main() -> None:
         HERE / "data" / "measurements.csv", tag_columns=["subject", "session"]
     )
 
-    with Pipeline("quickstart") as pipeline:  # on podline.default_store()
+    with podline.Pipeline("quickstart") as pipeline:  # on podline.default_store()
         joined = trials.join(subjects, label="trials")  # each trial with its subject
         speeds = speed.pod(joined)  # extra packet columns (group, correct) are ignored
         grades = grade.pod(speeds)

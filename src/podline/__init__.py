@@ -30,7 +30,7 @@ from podline.errors import (
 from podline.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
 from podline.functions import SKIP, FunctionPod, PacketFunction, function_pod
 from podline.hashing import HASH_SCHEME, ContentHash, hash_file, hash_table, hash_value
-from podline.observability import LoggingObserver, StatusObserver
+from podline.observability import LoggingObserver, ProgressObserver, StatusObserver
 from podline.operators import (
     Batch,
     DropPacketColumns,
@@ -44,6 +44,7 @@ from podline.operators import (
     SelectTagColumns,
     SemiJoin,
 )
+from podline.pipeline import AsyncPipelineOrchestrator, Pipeline, SyncPipelineOrchestrator
 from podline.schema import Schema
 from podline.sources import (
     ArrowTableSource,
@@ -63,6 +64,7 @@ __all__ = [
     "HASH_SCHEME",
     "SKIP",
     "ArrowTableSource",
+    "AsyncPipelineOrchestrator",
     "Batch",
     "CSVSource",
     "ConfigurationError",
@@ -97,9 +99,11 @@ __all__ = [
     "Packet",
     "PacketFunction",
     "ParquetSource",
+    "Pipeline",
     "PipelineError",
     "PodlineError",
     "ProcessExecutor",
+    "ProgressObserver",
     "RemoteCallError",
     "ReservedColumnError",
     "Schema",
@@ -113,6 +117,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Stream",
+    "SyncPipelineOrchestrator",
     "TableStream",
     "Tag",
     "ThreadExecutor",
