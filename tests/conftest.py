@@ -1,6 +1,6 @@
 """Shared test configuration: hypothesis profiles ("ci" when the CI variable is set) and the
 ``store`` fixture, which runs a test once per store backend, ``s3_server`` and ``s3_store``
-(a local S3-compatible server, see ``tests/services.py``), ``eventually``, which polls
+(a local S3-compatible server, see ``tests/services.py``), ``pg_server`` and ``pg_store`` (a throwaway PostgreSQL cluster), ``eventually``, which polls
 for what background threads do, and ``ctrl_c_in_a_notebook``, which presses Ctrl-C while a
 notebook cell runs; ``user_project`` and ``installed_packages``, directories of modules on
 ``sys.path`` that tests edit and re-import as a fresh process would.
@@ -20,6 +20,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +28,7 @@ from types import ModuleType
 import pytest
 from hypothesis import settings
 from tests.extensions.ipc_store import IpcStore
-from tests.services import S3Server, start_s3_server
+from tests.services import PostgresServer, S3Server, start_postgres_server, start_s3_server
 
 from podline.stores import DeltaStore, MemoryStore, Store, register_store
 
@@ -59,6 +60,24 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             patch.setenv(name, value)
         yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (see ``tests/services.py``)."""
+    server = start_postgres_server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_store(pg_server: PostgresServer) -> Iterator[Store]:
+    """A fresh, empty ``PostgresStore``: a PostgreSQL schema of its own in the test cluster."""
+    from podline.stores import PostgresStore
+
+    store = PostgresStore(pg_server.url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The Store contract, run against every backend (see ``conftest.BACKENDS``) and against a
-Delta store on a local S3 server."""
+"""The Store contract, run against every backend (see ``conftest.BACKENDS``), against a
+Delta store on a local S3 server and against a PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -22,12 +22,17 @@ from .conftest import records
 
 
 @pytest.fixture(
-    params=[*sorted(BACKENDS), pytest.param("s3", marks=pytest.mark.service)],
+    params=[
+        *sorted(BACKENDS),
+        pytest.param("s3", marks=pytest.mark.service),
+        pytest.param("postgres", marks=pytest.mark.service),
+    ],
 )
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Every backend, and a Delta store on a local S3 server: the contract is the same."""
-    if request.param == "s3":
-        found: Store = request.getfixturevalue("s3_store")
+    """Every backend, a Delta store on a local S3 server and a PostgreSQL store: the
+    contract is the same."""
+    if request.param in ("s3", "postgres"):
+        found: Store = request.getfixturevalue({"s3": "s3_store", "postgres": "pg_store"}[request.param])
         yield found
         return
     backend = BACKENDS[request.param](tmp_path)

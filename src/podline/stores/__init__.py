@@ -9,6 +9,7 @@ from podline.stores.config import open_store
 from podline.stores.default import default_store
 from podline.stores.delta import DeltaStore
 from podline.stores.memory import MemoryStore
+from podline.stores.postgres import PostgresStore
 from podline.stores.registry import register_store, store_schemes
 from podline.stores.scoped import ScopedStore
 from podline.stores.statistics import StoreStatistics
@@ -20,6 +21,7 @@ __all__ = [
     "Finding",
     "MemoryStore",
     "PathLike",
+    "PostgresStore",
     "ScopedStore",
     "Store",
     "StorePath",

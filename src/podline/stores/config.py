@@ -5,6 +5,8 @@ Accepted forms:
 * ``memory://`` (a new memory store) or ``memory://<name>`` (the live memory store of that
   name, or a new one);
 * a directory path, or a ``file://`` URL: a ``DeltaStore`` there;
+* ``postgresql://user@host:port/db`` (or ``postgres://``): a ``PostgresStore`` in that database
+  (``?schema=`` names the PostgreSQL schema; it needs the ``podline[postgres]`` extra);
 * an object-store URL (``s3://bucket/dir``, ``gs://``, ``az://``, ``abfss://``, ...): a
   ``DeltaStore`` there; the query string carries delta-rs storage options (credentials are
   better left to the environment) and ``flush_rows`` / ``flush_seconds``.
@@ -23,12 +25,16 @@ from podline.stores._common import split_config
 from podline.stores.base import Store
 from podline.stores.delta import DeltaStore
 from podline.stores.memory import MemoryStore
+from podline.stores.postgres import PostgresStore
 from podline.stores.registry import register_store, store_class
 
 __all__ = ["open_store"]
 
 register_store(MemoryStore)
 register_store(DeltaStore)
+# Built in, since the module needs its driver only when a store is opened: without it,
+# open_store("postgresql://...") is a StoreError naming the extra to install.
+register_store(PostgresStore)
 
 
 def open_store(config: str | os.PathLike[str] | Store) -> Store:

@@ -1,0 +1,190 @@
+"""How a ``PostgresStore`` lays records out in PostgreSQL: names, column types and values.
+
+This module owns the mapping between a store path's Arrow schema and the PostgreSQL table
+holding it, so that the table reads well with plain SQL and the Arrow types come back exactly:
+
+* **Names.** A path's table is named after its segments joined by ``/`` (quoted, so any
+  character is safe) when that fits PostgreSQL's 63-byte identifiers; a longer path gets a
+  prefix of it and a hash (``names_for``). Column names follow the same rule. The catalog
+  records which name each path and column got, so the mapping never depends on guessing.
+* **Types.** Scalars are stored natively (``int8``, ``float8``, ``text``, ``bytea``,
+  ``timestamptz``, ``numeric``...); unsigned integers in the signed type one size up.
+  Lists, structs and maps are stored as ``json``: PostgreSQL arrays cannot hold ragged or
+  nested lists nor structs, and JSON stays readable by SQL (``->``, ``->>``). The exact
+  Arrow schema is kept in the catalog, and reading casts back to it.
+* **Values.** ``encode`` turns a canonical batch into what the driver copies in (nested
+  values written as JSON by polars, vectorized), and refuses a value JSON would change (a
+  NaN in a list, bytes in a struct) with a ``StoreError`` naming the column: the batch is
+  decoded again at write and compared, so what a read returns is what was written.
+  ``decode`` turns what the driver returns into the stored schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.errors import StoreError
+from podline.stores._common import conform, path_text
+from podline.stores.base import StorePath
+
+__all__ = ["decode", "encode", "ident", "names_for", "sql_type"]
+
+#: PostgreSQL truncates identifiers to this many bytes (NAMEDATALEN - 1).
+MAX_NAME = 63
+
+_JSON_WRAP = '{"v":'
+
+
+def ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (any character is safe inside double quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """``text`` as a quoted SQL string literal (for DDL, which takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def names_for(full: str) -> list[str]:
+    """The names to try for a table or column called ``full``, best first: ``full`` itself
+    when it fits 63 bytes, then a prefix of it and a hash of the whole (unique in practice;
+    the catalog's unique key settles the rest)."""
+    digest = hashlib.sha256(full.encode()).hexdigest()
+    fits = [full] if len(full.encode()) <= MAX_NAME else []
+    head = full.encode()[:40].decode(errors="ignore")
+    return [*fits, f"{head}~{digest[:16]}", f"~{digest[:40]}"]
+
+
+def is_nested(t: pa.DataType) -> bool:
+    return pa.types.is_nested(t)
+
+
+def sql_type(t: pa.DataType) -> str:
+    """The PostgreSQL type of a column holding canonical Arrow type ``t``."""
+    if is_nested(t):
+        return "json"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        width = t.bit_width * (2 if pa.types.is_unsigned_integer(t) else 1)
+        return {8: "int2", 16: "int2", 32: "int4"}.get(width, "int8")
+    if pa.types.is_float32(t):
+        return "float4"
+    if pa.types.is_floating(t):
+        return "float8"
+    if pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "bytea"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp" if t.tz is None else "timestamptz"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    return "text"  # strings, and the null type (always NULL)
+
+
+def _wire_type(t: pa.DataType) -> pa.DataType:
+    """The Arrow type the driver is handed for a scalar column of type ``t``."""
+    if pa.types.is_integer(t):
+        return {"int2": pa.int16(), "int4": pa.int32()}.get(sql_type(t), pa.int64())
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("us", t.tz)  # PostgreSQL keeps microseconds
+    if pa.types.is_date(t):
+        return pa.date32()
+    if pa.types.is_fixed_size_binary(t):
+        return pa.large_binary()
+    if pa.types.is_null(t):
+        return pa.large_string()
+    return t
+
+
+def encode(table: pa.Table, names: dict[str, str], path: StorePath) -> pa.Table:
+    """``table`` (canonical, conformed) as the driver copies it into the path's table:
+    columns renamed to their SQL names, nested values as JSON text."""
+    columns = []
+    for f in table.schema:
+        column = table[f.name]
+        if is_nested(f.type):
+            column = _to_json(column.combine_chunks(), f, path)
+        else:
+            try:
+                column = column.cast(_wire_type(f.type))  # safe: a lossy value raises
+            except pa.ArrowInvalid as exc:
+                raise StoreError(
+                    f"column {f.name!r} at {path_text(path)} cannot be stored in PostgreSQL "
+                    f"as {sql_type(f.type)}: {exc}"
+                ) from exc
+        columns.append(column)
+    return pa.table(columns, names=[names[n] for n in table.column_names])
+
+
+def decode(result: pa.Table, schema: pa.Schema, names: dict[str, str], path: StorePath) -> pa.Table:
+    """What the driver returned for ``SELECT <names of schema>`` as a table of ``schema``."""
+    columns = []
+    for f in schema:
+        column = result[names[f.name]]
+        if isinstance(column.type, pa.ExtensionType):  # json, numeric: text underneath
+            column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
+        if is_nested(f.type):
+            column = _from_json(column.combine_chunks(), f.type)
+        elif pa.types.is_null(f.type):
+            column = pa.nulls(len(column), pa.null())
+        columns.append(column)
+    loose = pa.table(columns, names=schema.names)
+    return conform(loose, schema, path)
+
+
+def _json_type(t: pa.DataType) -> pa.DataType:
+    """``t`` as polars decodes JSON into it: fixed-size lists as lists, all nullable."""
+    if pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.large_list(_json_type(t.value_type))
+    if pa.types.is_map(t):
+        return pa.map_(_json_type(t.key_type), _json_type(t.item_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _json_type(f.type)) for f in t])
+    return t
+
+
+def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
+    """Each value of a nested column as JSON text (null stays null), checked to decode back
+    to the same value: JSON has no NaN, no bytes, and no map keys other than strings."""
+    try:
+        frame = pl.from_arrow(pa.table({"v": column}))
+        text = (
+            frame.select(pl.struct("v").struct.json_encode().str.slice(len(_JSON_WRAP)))
+            .to_series()
+            .str.head(-1)
+            .to_arrow()
+        )
+        text = pc.if_else(pc.is_null(column), pa.scalar(None, text.type), text)
+        back = conform(pa.table({"v": _from_json(text, f.type)}), pa.schema([f.with_name("v")]), path)
+        same = back.column(0).equals(pa.chunked_array([column]))
+    except (Exception, pl.exceptions.PanicException) as exc:  # polars panics on some types
+        raise _not_json(f, path, f"{type(exc).__name__}: {exc}") from exc
+    if not same:
+        raise _not_json(f, path, "a value would read back differently (a NaN or infinity?)")
+    return text.cast(pa.large_string())
+
+
+def _from_json(text: pa.Array, t: pa.DataType) -> pa.Array:
+    loose = _json_type(t)
+    dtype = pl.from_arrow(pa.table({"v": pa.array([], loose)})).schema["v"]
+    frame = pl.from_arrow(pa.table({"s": text.cast(pa.large_string())}))
+    decoded = frame.select(
+        (_JSON_WRAP + pl.col("s") + "}").str.json_decode(pl.Struct({"v": dtype})).struct.field("v")
+    )
+    values = decoded.to_series().to_arrow()
+    # polars reads a null JSON value as a null row of the wrapper; keep SQL NULLs as nulls
+    values = pc.if_else(pc.is_null(text), pa.scalar(None, values.type), values)
+    return values.cast(loose)
+
+
+def _not_json(f: pa.Field, path: StorePath, why: str) -> StoreError:
+    return StoreError(
+        f"column {f.name!r} at {path_text(path)} cannot be stored exactly in PostgreSQL (its "
+        f"nested values are kept as JSON): {why}"
+    )
