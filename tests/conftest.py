@@ -1,9 +1,10 @@
 """Shared test configuration: hypothesis profiles ("ci" when the CI variable is set) and the
-``store`` fixture, which runs a test once per store backend, ``s3_server`` and ``s3_store``
-(a local S3-compatible server, see ``tests/services.py``), ``pg_server`` and ``pg_store`` (a throwaway PostgreSQL cluster), ``eventually``, which polls
-for what background threads do, and ``ctrl_c_in_a_notebook``, which presses Ctrl-C while a
-notebook cell runs; ``user_project`` and ``installed_packages``, directories of modules on
-``sys.path`` that tests edit and re-import as a fresh process would.
+``store`` fixture, which runs a test once per store backend, ``s3_server`` and ``s3_store`` (a
+local S3-compatible server, see ``tests/services.py``), ``pg_server`` and ``pg_store`` (a
+throwaway PostgreSQL cluster), ``eventually``, which polls for what background threads do, and
+``ctrl_c_in_a_notebook``, which presses Ctrl-C while a notebook cell runs; ``user_project`` and
+``installed_packages``, directories of modules on ``sys.path`` that tests edit and re-import as
+a fresh process would.
 
 To run every store-backed test against a new backend, add one entry to ``BACKENDS``: a
 function of a scratch directory returning a fresh, empty store.

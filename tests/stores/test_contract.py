@@ -32,7 +32,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Every backend, a Delta store on a local S3 server and a PostgreSQL store: the
     contract is the same."""
     if request.param in ("s3", "postgres"):
-        found: Store = request.getfixturevalue({"s3": "s3_store", "postgres": "pg_store"}[request.param])
+        fixture = {"s3": "s3_store", "postgres": "pg_store"}[request.param]
+        found: Store = request.getfixturevalue(fixture)
         yield found
         return
     backend = BACKENDS[request.param](tmp_path)

@@ -153,7 +153,7 @@ def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
     """Each value of a nested column as JSON text (null stays null), checked to decode back
     to the same value: JSON has no NaN, no bytes, and no map keys other than strings."""
     try:
-        frame = pl.from_arrow(pa.table({"v": column}))
+        frame = pl.DataFrame(pa.table({"v": column}))
         text = (
             frame.select(pl.struct("v").struct.json_encode().str.slice(len(_JSON_WRAP)))
             .to_series()
@@ -161,7 +161,8 @@ def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
             .to_arrow()
         )
         text = pc.if_else(pc.is_null(column), pa.scalar(None, text.type), text)
-        back = conform(pa.table({"v": _from_json(text, f.type)}), pa.schema([f.with_name("v")]), path)
+        decoded = pa.table({"v": _from_json(text, f.type)})
+        back = conform(decoded, pa.schema([f.with_name("v")]), path)
         same = back.column(0).equals(pa.chunked_array([column]))
     except (Exception, pl.exceptions.PanicException) as exc:  # polars panics on some types
         raise _not_json(f, path, f"{type(exc).__name__}: {exc}") from exc
@@ -172,8 +173,8 @@ def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
 
 def _from_json(text: pa.Array, t: pa.DataType) -> pa.Array:
     loose = _json_type(t)
-    dtype = pl.from_arrow(pa.table({"v": pa.array([], loose)})).schema["v"]
-    frame = pl.from_arrow(pa.table({"s": text.cast(pa.large_string())}))
+    dtype = pl.DataFrame(pa.table({"v": pa.array([], loose)})).schema["v"]
+    frame = pl.DataFrame(pa.table({"s": text.cast(pa.large_string())}))
     decoded = frame.select(
         (_JSON_WRAP + pl.col("s") + "}").str.json_decode(pl.Struct({"v": dtype})).struct.field("v")
     )

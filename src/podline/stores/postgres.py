@@ -19,6 +19,7 @@ Nothing committed is lost, so a re-run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -118,10 +119,9 @@ class _PostgresBackend:
     def _discard(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            # Closing a broken connection may fail too; it is dropped either way.
+            with contextlib.suppress(Exception):
                 connection.close()
-            except Exception:  # closing a broken connection may fail too; it is dropped
-                pass
 
     def _run(self, what: str, path: StorePath, body: Callable[[Any], T], *, retry: bool) -> T:
         """``body(cursor)`` in one transaction; a database error is a ``StoreError`` naming
@@ -177,7 +177,9 @@ class _PostgresBackend:
         row = rows[0]
         schema = pa.ipc.read_schema(pa.py_buffer(row["arrow_schema"]))
         entry = _Entry(
-            row["name"], schema, dict(zip(schema.names, row["columns"], strict=True)),
+            row["name"],
+            schema,
+            dict(zip(schema.names, row["columns"], strict=True)),
             frozenset(row["keys"]),
         )
         self._entries[path] = entry
@@ -280,9 +282,7 @@ class _PostgresBackend:
         """Copy ``wire`` to a temporary table and insert the rows whose ids are new."""
         cursor.adbc_ingest(_STAGE, wire, mode="replace", temporary=True)
         names = ", ".join(ident(n) for n in wire.column_names)
-        values = ", ".join(
-            f"{ident(entry.columns[f.name])}::{sql_type(f.type)}" for f in schema
-        )
+        values = ", ".join(f"{ident(entry.columns[f.name])}::{sql_type(f.type)}" for f in schema)
         added = _count(
             cursor,
             f"INSERT INTO {self._qualified(entry.table)} ({names}) SELECT {values} FROM "
@@ -293,7 +293,13 @@ class _PostgresBackend:
         return added
 
     def _select(
-        self, cursor: Any, entry: _Entry, names: list[str], path: StorePath, where: str = "",
+        self,
+        cursor: Any,
+        entry: _Entry,
+        names: list[str],
+        path: StorePath,
+        *,
+        where: str = "",
         parameters: pa.Table | None = None,
     ) -> pa.Table:
         schema = pa.schema([entry.schema.field(n) for n in names])
@@ -317,7 +323,9 @@ class _PostgresBackend:
             where = f" WHERE {ident(entry.columns[id_column])} = ANY($1)"
             offsets = pa.array([0, len(ids)], pa.int64())
             wanted = pa.LargeListArray.from_arrays(offsets, ids.cast(pa.large_string()))
-            return self._select(cursor, entry, names, path, where, pa.table({"ids": wanted}))
+            return self._select(
+                cursor, entry, names, path, where=where, parameters=pa.table({"ids": wanted})
+            )
 
         found = self._run("read", path, body, retry=True)
         if found is None:
