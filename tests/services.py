@@ -215,11 +215,12 @@ class PostgresServer:
 
     def stop(self, *, fast: bool = True) -> None:
         """Stop the server: ``fast`` ends connections and shuts down cleanly (SIGINT);
-        otherwise it is killed (SIGKILL), as a crash would."""
+        otherwise an immediate shutdown (SIGQUIT: no checkpoint, recovery at the next start,
+        as after a crash; a SIGKILL would leave its connection processes running)."""
         process, self._process = self._process, None
         if process is None:
             return
-        process.send_signal(signal.SIGINT if fast else signal.SIGKILL)
+        process.send_signal(signal.SIGINT if fast else signal.SIGQUIT)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

@@ -152,6 +152,8 @@ def _json_type(t: pa.DataType) -> pa.DataType:
 def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
     """Each value of a nested column as JSON text (null stays null), checked to decode back
     to the same value: JSON has no NaN, no bytes, and no map keys other than strings."""
+    if _holds_binary(f.type):  # polars cannot write bytes as JSON (it panics)
+        raise _not_json(f, path, "JSON has no type for bytes inside lists, structs or maps")
     try:
         frame = pl.DataFrame(pa.table({"v": column}))
         text = (
@@ -169,6 +171,12 @@ def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
     if not same:
         raise _not_json(f, path, "a value would read back differently (a NaN or infinity?)")
     return text.cast(pa.large_string())
+
+
+def _holds_binary(t: pa.DataType) -> bool:
+    if pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return True
+    return any(_holds_binary(t.field(i).type) for i in range(t.num_fields))
 
 
 def _from_json(text: pa.Array, t: pa.DataType) -> pa.Array:

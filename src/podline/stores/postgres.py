@@ -272,7 +272,7 @@ class _PostgresBackend:
                 return table.num_rows
             return self._insert_new(cursor, entry, wire, batch.schema, id_column)
 
-        added = self._run("write", path, body, retry=not fresh)
+        added = self._run("append" if fresh else "write", path, body, retry=not fresh)
         self._entries[path] = done[0]  # committed: the cache may hold it now
         return added
 

@@ -1,0 +1,244 @@
+"""A ``PostgresStore`` against a real PostgreSQL server on 127.0.0.1 (see ``tests/services.py``):
+the layout other tools read with plain SQL (hostile and long names), values JSON would change
+refused at write, pipelines run and re-run (also from a fresh process), concurrent writers in
+several processes lose and duplicate nothing, and a server restart mid-run loses nothing
+committed. The store contract itself runs against PostgreSQL in ``test_contract.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from tests.services import PostgresServer
+
+from podline.errors import StoreError
+from podline.stores import PostgresStore, Store, open_store
+
+from .conftest import records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sql(server: PostgresServer, statement: str) -> pa.Table:
+    """``statement``'s result through a connection of its own: what another tool sees."""
+    import adbc_driver_postgresql.dbapi as driver
+
+    with driver.connect(server.url()) as connection, connection.cursor() as cursor:
+        cursor.execute(statement)
+        table: pa.Table = cursor.fetch_arrow_table()
+    return table
+
+
+def _schema(store: Store) -> str:
+    return dict(part.split("=") for part in store.to_config().split("?")[1].split("&"))["schema"]
+
+
+def _script(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _run(script: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return out
+
+
+# --------------------------------------------------------------------------- without a server
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "adbc_driver_postgresql", None)
+    monkeypatch.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)
+    with pytest.raises(StoreError, match=r"podline\[postgres\]"):
+        open_store("postgresql://someone@db.example/results")
+
+
+def test_configs_leave_the_password_out() -> None:
+    store = PostgresStore("postgresql://me:s3cret@db.example:5433/lab?sslmode=require", schema="x")
+    assert store.to_config() == "postgresql://me@db.example:5433/lab?schema=x&sslmode=require"
+    assert open_store("postgres://db.example/lab").to_config() == "postgres://db.example/lab"
+    assert "s3cret" not in repr(store.at("a"))
+
+
+# --------------------------------------------------------------------------- with a server
+
+service = pytest.mark.service
+
+
+@service
+def test_layout_is_plain_sql_with_hostile_and_long_names(
+    pg_server: PostgresServer, pg_store: Store
+) -> None:
+    hostile = ("a", 'we"ird; DROP TABLE x;--', "ü ß")
+    long = ("results", "x" * 80, "y" * 40)
+    column = "c" * 70
+    pg_store.write(hostile, records(["r1", "r2"], v=[1, 2]))
+    pg_store.write(long, pa.table({"__record_id": ["r1"], column: ["long"], "l": [[1, 2]]}))
+    pg_store.write("podline_catalog", records(["r1"], v=[3]))  # the catalog's own name
+    schema = _schema(pg_store)
+    catalog = _sql(pg_server, f'SELECT path, name, columns FROM "{schema}".podline_catalog')
+    names = {tuple(r["path"]): r for r in catalog.to_pylist()}
+    assert names[hostile]["name"] == "/".join(hostile)  # short paths keep their own name
+    assert len(names[long]["name"].encode()) <= 63
+    assert names[long]["name"].startswith("results/xxx")
+    assert names[("podline_catalog",)]["name"] != "podline_catalog"
+    table = '"' + "/".join(hostile).replace('"', '""') + '"'
+    plain = _sql(pg_server, f'SELECT "__record_id", v FROM "{schema}".{table} ORDER BY v')
+    assert plain.to_pylist() == [{"__record_id": "r1", "v": 1}, {"__record_id": "r2", "v": 2}]
+    long_table, long_columns = names[long]["name"], names[long]["columns"]
+    assert all(len(c.encode()) <= 63 for c in long_columns)
+    row = _sql(pg_server, f'SELECT * FROM "{schema}"."{long_table}"').to_pylist()[0]
+    assert sorted(str(v) for v in row.values()) == ["[1,2]", "long", "r1"]  # lists as JSON
+    again = open_store(pg_store.to_config())
+    assert again.list() == sorted([hostile, long, ("podline_catalog",)])
+    assert again.read(long, ["r1"]).to_pylist() == [
+        {"__record_id": "r1", column: "long", "l": [1, 2]}
+    ]
+    assert again.scan("podline_catalog").column("v").to_pylist() == [3]
+
+
+@service
+@pytest.mark.parametrize(
+    ("values", "why"),
+    [
+        (pa.array([[1.0, float("nan")]], pa.large_list(pa.float64())), "NaN"),
+        (pa.array([[b"\x00\xff"]], pa.large_list(pa.large_binary())), "bytes"),
+    ],
+)
+def test_nested_values_json_would_change_are_refused(
+    pg_store: Store, values: pa.Array, why: str
+) -> None:
+    with pytest.raises(StoreError, match=rf"column 'v' at 'bad'.*JSON.*{why}"):
+        pg_store.write("bad", records(["x"], v=values))
+    assert not pg_store.exists("bad")
+    # Outside lists the same values are stored natively, exactly.
+    flat = values.flatten()
+    ids = [f"r{i}" for i in range(len(flat))]
+    pg_store.write("flat", records(ids, v=flat))
+    got = pg_store.read("flat", ids).column("v")
+    assert str(got.to_pylist()) == str(flat.to_pylist())  # str: NaN is not equal to itself
+
+
+PIPELINE = """
+import json, sys
+import podline
+from podline.pipeline import Pipeline
+from podline.stores import open_store
+
+config, n = sys.argv[1], int(sys.argv[2])
+
+@podline.function_pod("y")
+def square(x: int) -> int:
+    return x * x
+
+@podline.function_pod("z")
+def plus_one(y: int) -> int:
+    return y + 1
+
+with open_store(config) as store:
+    with Pipeline("pg", store) as pipeline:
+        plus_one.pod(square.pod(podline.DictSource(
+            [{"k": i, "x": i} for i in range(n)], tag_columns=["k"])))
+    result = pipeline.run()
+    print(json.dumps({
+        "computed": [result.counts[n].computed for n in ("square", "plus_one")],
+        "z": sorted(pipeline.plus_one.as_table().column("z").to_pylist()),
+    }))
+"""
+
+
+@service
+def test_pipeline_runs_and_a_fresh_process_resumes(tmp_path: Path, pg_store: Store) -> None:
+    script = _script(tmp_path, "pipeline", PIPELINE)
+    config = pg_store.to_config()
+    first = json.loads(_finish(_run(script, config, "50")))
+    assert first == {"computed": [50, 50], "z": sorted(i * i + 1 for i in range(50))}
+    again = json.loads(_finish(_run(script, config, "60")))  # a new process, ten new rows
+    assert again == {"computed": [10, 10], "z": sorted(i * i + 1 for i in range(60))}
+    assert json.loads(_finish(_run(script, config, "60")))["computed"] == [0, 0]
+
+
+WRITER = """
+import json, sys
+import pyarrow as pa
+from podline.stores import open_store
+
+config, who, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = open_store(config)
+added = appended = 0
+for r in range(rounds):
+    # Half the ids every writer writes too (write-once must keep one), half its own.
+    ids = [f"{r}-{i}" for i in range(50)] + [f"{who}{r}-{i}" for i in range(50)]
+    table = pa.table({"__record_id": pa.array(ids, pa.large_string()), "who": [who] * 100})
+    added += store.write("shared", table)
+    log = pa.table({"__record_id": [f"{who}-{r}"], "round": [r]})
+    appended += store.append("log", log)
+store.close()
+print(json.dumps([added, appended]))
+"""
+
+
+@service
+def test_concurrent_writers_lose_and_duplicate_nothing(
+    tmp_path: Path, pg_server: PostgresServer, pg_store: Store
+) -> None:
+    script = _script(tmp_path, "writer", WRITER)
+    writers, rounds = ["a", "b", "c"], 20
+    running = [_run(script, pg_store.to_config(), who, str(rounds)) for who in writers]
+    counts = [json.loads(_finish(p)) for p in running]
+    # Every id stored once, and the writers' counts add up to what is stored: no record was
+    # counted by two writers, none lost.
+    expected = rounds * 50 * (1 + len(writers))
+    assert sum(added for added, _ in counts) == expected
+    assert sum(appended for _, appended in counts) == rounds * len(writers)
+    schema = _schema(pg_store)
+    name = _sql(
+        pg_server, f"SELECT name FROM \"{schema}\".podline_catalog WHERE path = '{{shared}}'"
+    )
+    stored = _sql(
+        pg_server,
+        f'SELECT count(*) AS n, count(DISTINCT "__record_id") AS d FROM "{schema}"."{name[0][0]}"',
+    ).to_pylist()[0]
+    assert stored == {"n": expected, "d": expected}
+    assert open_store(pg_store.to_config()).scan("log").num_rows == rounds * len(writers)
+
+
+@service
+def test_a_server_restart_loses_nothing_committed(
+    pg_server: PostgresServer, pg_store: Store
+) -> None:
+    pg_store.write("t", records(["a", "b"], v=[1, 2]))
+    pg_server.stop(fast=False)  # a crash, while the store holds its connection
+    try:
+        with pytest.raises(StoreError, match=r"PostgreSQL store .*: write at 't' failed"):
+            pg_store.write("t", records(["c"], v=[3]))
+        with pytest.raises(StoreError, match="append at 't' failed"):
+            pg_store.append("t", records(["d"], v=[4]))
+    finally:
+        pg_server.start()
+    # The same store object goes on (a new connection), and a re-run writes only what is new.
+    assert pg_store.write("t", records(["a", "b", "c"], v=[1, 2, 3])) == 1
+    assert sorted(pg_store.scan("t").column("v").to_pylist()) == [1, 2, 3]
+    # A restart between calls is not even an error: reads and writes retry on a new connection.
+    pg_server.stop()
+    pg_server.start()
+    assert pg_store.read("t", ["c"]).column("v").to_pylist() == [3]
