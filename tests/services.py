@@ -188,6 +188,12 @@ class PostgresServer:
         self._process: subprocess.Popen[bytes] | None = None
         self.start()
 
+    @property
+    def pid(self) -> int:
+        """The server's (postmaster's) process id."""
+        assert self._process is not None, "the server is stopped"
+        return self._process.pid
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 

@@ -242,3 +242,51 @@ def test_a_server_restart_loses_nothing_committed(
     pg_server.stop()
     pg_server.start()
     assert pg_store.read("t", ["c"]).column("v").to_pylist() == [3]
+
+
+CRASHING = """
+import json, os, signal, sys, time
+import podline
+from podline.pipeline import Pipeline
+from podline.stores import open_store
+
+config, n = sys.argv[1], int(sys.argv[2])
+
+@podline.function_pod("y")
+def slow_square(x: int) -> int:
+    # From the environment, so that the re-run's function is the same code and values.
+    if str(x) == os.environ.get("CRASH_AT"):
+        os.kill(int(os.environ["SERVER_PID"]), signal.SIGQUIT)  # the server crashes mid-run
+        time.sleep(0.5)
+    time.sleep(0.02)
+    return x * x
+
+store = open_store(config)
+with Pipeline("crash", store) as pipeline:
+    slow_square.pod(podline.DictSource([{"k": i, "x": i} for i in range(n)], tag_columns=["k"]))
+result = pipeline.run(commit_seconds=0.1)
+print(json.dumps(result.counts["slow_square"].computed))
+"""
+
+
+@service
+def test_a_server_crash_mid_run_is_an_error_and_the_rerun_resumes(
+    tmp_path: Path, pg_server: PostgresServer, pg_store: Store
+) -> None:
+    script = _script(tmp_path, "crashing", CRASHING)
+    config, n = pg_store.to_config(), 40
+    try:
+        os.environ.update({"CRASH_AT": "30", "SERVER_PID": str(pg_server.pid)})
+        crashed = _run(script, config, str(n))
+        _, err = crashed.communicate(timeout=120)
+    finally:
+        del os.environ["CRASH_AT"], os.environ["SERVER_PID"]
+        pg_server.stop()
+        pg_server.start()
+    assert crashed.returncode != 0
+    assert "StoreError: PostgreSQL store" in err
+    resumed = json.loads(_finish(_run(script, config, str(n))))
+    assert 0 < resumed < n  # what was committed before the crash is kept, the rest computed
+    memo = [p for p in open_store(config).list() if "slow_square" in "/".join(p)]
+    assert memo
+    assert json.loads(_finish(_run(script, config, str(n)))) == 0
