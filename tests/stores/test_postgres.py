@@ -271,16 +271,17 @@ print(json.dumps(result.counts["slow_square"].computed))
 
 @service
 def test_a_server_crash_mid_run_is_an_error_and_the_rerun_resumes(
-    tmp_path: Path, pg_server: PostgresServer, pg_store: Store
+    tmp_path: Path, pg_server: PostgresServer, pg_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = _script(tmp_path, "crashing", CRASHING)
     config, n = pg_store.to_config(), 40
     try:
-        os.environ.update({"CRASH_AT": "30", "SERVER_PID": str(pg_server.pid)})
-        crashed = _run(script, config, str(n))
+        with monkeypatch.context() as env:
+            env.setenv("CRASH_AT", "30")
+            env.setenv("SERVER_PID", str(pg_server.pid))
+            crashed = _run(script, config, str(n))
         _, err = crashed.communicate(timeout=120)
     finally:
-        del os.environ["CRASH_AT"], os.environ["SERVER_PID"]
         pg_server.stop()
         pg_server.start()
     assert crashed.returncode != 0
