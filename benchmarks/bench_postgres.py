@@ -18,15 +18,11 @@ Without PostgreSQL binaries or the ADBC driver it says so and skips.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,53 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-_JOB = textwrap.dedent(
-    """
-    import json, sys, time
-    import numpy as np, pyarrow as pa
-    import podline
-    from podline import function_pod
-    from podline.pipeline import NoOpObserver, Pipeline
-    from podline.stores import open_store
-
-    @function_pod("total", live_output=False)
-    def add(a: int, b: int) -> int:
-        return a + b
-
-    config, n = sys.argv[1], int(sys.argv[2])
-    ints = np.arange(n)
-    source = podline.ArrowTableSource(
-        pa.table({"k": ints, "a": ints, "b": ints * 2}), tag_columns=["k"], source_id="s"
-    )
-    store = open_store(config)
-    with Pipeline("bench", store) as pipeline:
-        add.pod(source)
-    started = time.perf_counter()
-    result = pipeline.run(observer=NoOpObserver())
-    seconds = time.perf_counter() - started
-    store.close()
-    print(json.dumps({"seconds": seconds, "computed": result.counts["add"].computed}))
-    """
-)
-
 
 def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _job(script: Path, config: str, n: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run(
-        [sys.executable, str(script), config, str(n)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return figures
 
 
 def _span(times: list[float]) -> str:
@@ -136,6 +90,78 @@ class _Raw:
         return found
 
 
+def _interleaved(jobs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Each job timed ``repeats`` times, one round of all at a time (so machine load hits all
+    alike), after one round that warms caches and is dropped."""
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(repeats + 1):
+        for name, job in jobs.items():
+            times[name].append(_timed(job))
+    return {name: spans[1:] for name, spans in times.items()}
+
+
+def _lookups(url: str, work: Path, wanted: pa.Array, repeats: int) -> None:
+    from podline.stores import DeltaStore, PostgresStore
+
+    raw = _Raw(url)
+    jobs: dict[str, Callable[[], Any]] = {
+        "raw ADBC = ANY($1)": lambda: raw.lookup_any(wanted),
+        "raw ADBC temp table join": lambda: raw.lookup_join(wanted),
+        "PostgresStore": lambda: PostgresStore(url, schema="bench").read("t", wanted),
+        "DeltaStore": lambda: DeltaStore(work / "delta").read("t", wanted),
+    }
+    times = _interleaved(jobs, repeats)
+    _report(f"lookup of {len(wanted):,} ids, new store object", times, "raw ADBC = ANY($1)")
+
+
+def _appends(url: str, work: Path, batches: Iterator[pa.Table], repeats: int) -> None:
+    from podline.stores import DeltaStore, PostgresStore
+
+    raw = _Raw(url)
+    warm_pg, warm_delta = PostgresStore(url, schema="bench"), DeltaStore(work / "delta")
+    warm_pg.write("t", next(batches))
+    warm_delta.write("t", next(batches))
+    warm_delta.flush()
+
+    def delta_write(store: DeltaStore) -> None:
+        store.write("t", next(batches))
+        store.flush()
+
+    jobs: dict[str, Callable[[], Any]] = {
+        "raw ADBC bulk copy": lambda: raw.append(next(batches)),
+        "PostgresStore warm": lambda: warm_pg.write("t", next(batches)),
+        "DeltaStore warm": lambda: delta_write(warm_delta),
+        "PostgresStore cold": lambda: PostgresStore(url, schema="bench").write("t", next(batches)),
+        "DeltaStore cold": lambda: delta_write(DeltaStore(work / "delta")),
+    }
+    times = _interleaved(jobs, repeats)
+    warm_pg.close()
+    warm_delta.close()
+    _report("append of new records (write-once; raw: no check)", times, "raw ADBC bulk copy")
+
+
+def _reruns(url: str, work: Path, rows: int, repeats: int) -> None:
+    from bench_s3 import JOB, rerun_job
+
+    from podline.stores import PostgresStore
+
+    script = work / "job.py"
+    script.write_text(JOB)
+    configs = {
+        "PostgresStore": PostgresStore(url, schema="rerun").to_config(),
+        "DeltaStore": str(work / "rerun-delta"),
+    }
+    for config in configs.values():
+        assert rerun_job(script, config, rows)["computed"] == rows
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(repeats):
+        for name, config in configs.items():
+            figures = rerun_job(script, config, rows)
+            assert figures["computed"] == 0
+            times[name].append(figures["seconds"])
+    _report(f"cached re-run of {rows:,} rows, fresh process", times, "DeltaStore")
+
+
 def run(quick: bool) -> None:
     try:
         import adbc_driver_postgresql  # noqa: F401
@@ -155,91 +181,21 @@ def run(quick: bool) -> None:
     k = n // 10
     rng = np.random.default_rng(0)
     server = PostgresServer(bin_dir)
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        try:
-            raw, url = _Raw(server.url()), server.url()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            work, url = Path(scratch), server.url()
             chunks = [_records(part * k, k, rng) for part in range(10)]
-            raw.create(pa.concat_tables(chunks))
-            pg, delta = PostgresStore(url, schema="bench"), DeltaStore(work / "delta")
-            for chunk in chunks:
-                pg.append("t", chunk)
-                delta.append("t", chunk)
-            pg.close()
-            delta.close()
+            _Raw(url).create(pa.concat_tables(chunks))
+            with PostgresStore(url, schema="bench") as pg, DeltaStore(work / "delta") as delta:
+                for chunk in chunks:
+                    pg.append("t", chunk)
+                    delta.append("t", chunk)
             stored = pa.concat_tables(chunks)["__record_id"]
             wanted = stored.take(pa.array(rng.choice(n, k, replace=False))).combine_chunks()
-            lookups: dict[str, list[float]] = {
-                "raw ADBC = ANY($1)": [],
-                "raw ADBC temp table join": [],
-                "PostgresStore": [],
-                "DeltaStore": [],
-            }
-            for _ in range(repeats + 1):  # the first round warms caches and is dropped
-                for name, fn in zip(
-                    lookups,
-                    [
-                        lambda: raw.lookup_any(wanted),
-                        lambda: raw.lookup_join(wanted),
-                        lambda: PostgresStore(url, schema="bench").read("t", wanted),
-                        lambda: DeltaStore(work / "delta").read("t", wanted),
-                    ],
-                    strict=True,
-                ):
-                    lookups[name].append(_timed(fn))
-            for times in lookups.values():
-                del times[0]
             print(f"table: {n:,} records (id + 3 columns); {repeats} runs each, interleaved")
-            _report(f"lookup of {k:,} ids, new store object", lookups, "raw ADBC = ANY($1)")
-
-            batches = iter([_records(n + r * k, k, rng) for r in range(6 * repeats + 2)])
-            warm_pg, warm_delta = PostgresStore(url, schema="bench"), DeltaStore(work / "delta")
-            warm_pg.write("t", next(batches))
-            warm_delta.write("t", next(batches))
-            warm_delta.flush()
-            appends: dict[str, list[float]] = {
-                "raw ADBC bulk copy": [],
-                "PostgresStore warm": [],
-                "DeltaStore warm": [],
-                "PostgresStore cold": [],
-                "DeltaStore cold": [],
-            }
-
-            def delta_write(store: DeltaStore, batch: pa.Table) -> None:
-                store.write("t", batch)
-                store.flush()
-
-            for _ in range(repeats):
-                work_items = [
-                    lambda b: raw.append(b),
-                    lambda b: warm_pg.write("t", b),
-                    lambda b: delta_write(warm_delta, b),
-                    lambda b: PostgresStore(url, schema="bench").write("t", b),
-                    lambda b: delta_write(DeltaStore(work / "delta"), b),
-                ]
-                for name, fn in zip(appends, work_items, strict=True):
-                    batch = next(batches)
-                    appends[name].append(_timed(lambda fn=fn, batch=batch: fn(batch)))
-            warm_pg.close()
-            warm_delta.close()
-            _report(f"append of {k:,} new records (write-once)", appends, "raw ADBC bulk copy")
-
-            script = work / "job.py"
-            script.write_text(_JOB)
-            configs = {
-                "PostgresStore": PostgresStore(url, schema="rerun").to_config(),
-                "DeltaStore": str(work / "rerun-delta"),
-            }
-            for config in configs.values():
-                assert _job(script, config, rerun_rows)["computed"] == rerun_rows
-            reruns: dict[str, list[float]] = {name: [] for name in configs}
-            for _ in range(repeats):
-                for name, config in configs.items():
-                    figures = _job(script, config, rerun_rows)
-                    assert figures["computed"] == 0
-                    reruns[name].append(figures["seconds"])
-            _report(
-                f"cached re-run of {rerun_rows:,} rows, fresh process", reruns, "DeltaStore"
-            )
-        finally:
-            server.close()
+            _lookups(url, work, wanted, repeats)
+            batches = iter([_records(n + r * k, k, rng) for r in range(6 * (repeats + 1))])
+            _appends(url, work, batches, repeats)
+            _reruns(url, work, rerun_rows, repeats)
+    finally:
+        server.close()

@@ -23,25 +23,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_JOB = textwrap.dedent(
+JOB = textwrap.dedent(
     """
     import json, sys, time
     import numpy as np, pyarrow as pa
     import podline
     from podline import function_pod
     from podline.pipeline import NoOpObserver, Pipeline
-    from podline.stores import DeltaStore
+    from podline.stores import open_store
 
     @function_pod("total", live_output=False)
     def add(a: int, b: int) -> int:
         return a + b
 
-    root, options, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    config, n = sys.argv[1], int(sys.argv[2])
     ints = np.arange(n)
     source = podline.ArrowTableSource(
         pa.table({"k": ints, "a": ints, "b": ints * 2}), tag_columns=["k"], source_id="s"
     )
-    store = DeltaStore(root, storage_options=options or None)
+    store = open_store(config)
     with Pipeline("bench", store) as pipeline:
         add.pod(source)
     started = time.perf_counter()
@@ -53,10 +53,12 @@ _JOB = textwrap.dedent(
 )
 
 
-def _run(script: Path, root: str, options: dict[str, str], n: int) -> dict[str, float]:
+def rerun_job(script: Path, config: str, n: int) -> dict[str, float]:
+    """Run ``JOB`` (written to ``script``) on the store ``config`` names with ``n`` rows, in a
+    fresh process: its run's seconds and how many calls it computed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
-        [sys.executable, str(script), root, json.dumps(options), str(n)],
+        [sys.executable, str(script), config, str(n)],
         capture_output=True,
         text=True,
         check=True,
@@ -77,22 +79,25 @@ def run(quick: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         script = work / "job.py"
-        script.write_text(_JOB)
+        script.write_text(JOB)
         server = S3Server(command, work / "s3.log")
         os.environ.update(server.credentials())
         try:
             s3_root, local_root = server.new_root(), str(work / "local")
             key = s3_root.removeprefix(f"s3://{server.bucket}/")
+            from podline.stores import DeltaStore
+
             options = server.storage_options()
-            for root, opts in ((s3_root, options), (local_root, {})):
-                assert _run(script, root, opts, n)["computed"] == n
+            s3_config = DeltaStore(s3_root, storage_options=options).to_config()
+            for config in (s3_config, local_root):
+                assert rerun_job(script, config, n)["computed"] == n
             times: dict[str, list[float]] = {"s3": [], "local": []}
             requests: list[int] = []
             for _ in range(repeats):  # interleaved, so both see the same machine load
                 before = server.requests(key)
-                times["s3"].append(_run(script, s3_root, options, n)["seconds"])
+                times["s3"].append(rerun_job(script, s3_config, n)["seconds"])
                 requests.append(server.requests(key) - before)
-                times["local"].append(_run(script, local_root, {}, n)["seconds"])
+                times["local"].append(rerun_job(script, local_root, n)["seconds"])
         finally:
             server.stop()
     s3, local = (statistics.median(times[k]) for k in ("s3", "local"))

@@ -7,10 +7,8 @@ committed. The store contract itself runs against PostgreSQL in ``test_contract.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,9 +18,7 @@ from tests.services import PostgresServer
 from podline.errors import StoreError
 from podline.stores import PostgresStore, Store, open_store
 
-from .conftest import records
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import PIPELINE, records, run_script, script_file
 
 
 def _sql(server: PostgresServer, statement: str) -> pa.Table:
@@ -37,23 +33,6 @@ def _sql(server: PostgresServer, statement: str) -> pa.Table:
 
 def _schema(store: Store) -> str:
     return dict(part.split("=") for part in store.to_config().split("?")[1].split("&"))["schema"]
-
-
-def _script(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def _run(script: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    return subprocess.Popen(
-        [sys.executable, str(script), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _finish(process: subprocess.Popen[str]) -> str:
@@ -138,43 +117,15 @@ def test_nested_values_json_would_change_are_refused(
     assert str(got.to_pylist()) == str(flat.to_pylist())  # str: NaN is not equal to itself
 
 
-PIPELINE = """
-import json, sys
-import podline
-from podline.pipeline import Pipeline
-from podline.stores import open_store
-
-config, n = sys.argv[1], int(sys.argv[2])
-
-@podline.function_pod("y")
-def square(x: int) -> int:
-    return x * x
-
-@podline.function_pod("z")
-def plus_one(y: int) -> int:
-    return y + 1
-
-with open_store(config) as store:
-    with Pipeline("pg", store) as pipeline:
-        plus_one.pod(square.pod(podline.DictSource(
-            [{"k": i, "x": i} for i in range(n)], tag_columns=["k"])))
-    result = pipeline.run()
-    print(json.dumps({
-        "computed": [result.counts[n].computed for n in ("square", "plus_one")],
-        "z": sorted(pipeline.plus_one.as_table().column("z").to_pylist()),
-    }))
-"""
-
-
 @service
 def test_pipeline_runs_and_a_fresh_process_resumes(tmp_path: Path, pg_store: Store) -> None:
-    script = _script(tmp_path, "pipeline", PIPELINE)
+    script = script_file(tmp_path, "pipeline", PIPELINE)
     config = pg_store.to_config()
-    first = json.loads(_finish(_run(script, config, "50")))
+    first = json.loads(_finish(run_script(script, config, "50")))
     assert first == {"computed": [50, 50], "z": sorted(i * i + 1 for i in range(50))}
-    again = json.loads(_finish(_run(script, config, "60")))  # a new process, ten new rows
+    again = json.loads(_finish(run_script(script, config, "60")))  # a new process, ten new rows
     assert again == {"computed": [10, 10], "z": sorted(i * i + 1 for i in range(60))}
-    assert json.loads(_finish(_run(script, config, "60")))["computed"] == [0, 0]
+    assert json.loads(_finish(run_script(script, config, "60")))["computed"] == [0, 0]
 
 
 WRITER = """
@@ -201,9 +152,9 @@ print(json.dumps([added, appended]))
 def test_concurrent_writers_lose_and_duplicate_nothing(
     tmp_path: Path, pg_server: PostgresServer, pg_store: Store
 ) -> None:
-    script = _script(tmp_path, "writer", WRITER)
+    script = script_file(tmp_path, "writer", WRITER)
     writers, rounds = ["a", "b", "c"], 20
-    running = [_run(script, pg_store.to_config(), who, str(rounds)) for who in writers]
+    running = [run_script(script, pg_store.to_config(), who, str(rounds)) for who in writers]
     counts = [json.loads(_finish(p)) for p in running]
     # Every id stored once, and the writers' counts add up to what is stored: no record was
     # counted by two writers, none lost.
@@ -273,21 +224,21 @@ print(json.dumps(result.counts["slow_square"].computed))
 def test_a_server_crash_mid_run_is_an_error_and_the_rerun_resumes(
     tmp_path: Path, pg_server: PostgresServer, pg_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = _script(tmp_path, "crashing", CRASHING)
+    script = script_file(tmp_path, "crashing", CRASHING)
     config, n = pg_store.to_config(), 40
     try:
         with monkeypatch.context() as env:
             env.setenv("CRASH_AT", "30")
             env.setenv("SERVER_PID", str(pg_server.pid))
-            crashed = _run(script, config, str(n))
+            crashed = run_script(script, config, str(n))
         _, err = crashed.communicate(timeout=120)
     finally:
         pg_server.stop()
         pg_server.start()
     assert crashed.returncode != 0
     assert "StoreError: PostgreSQL store" in err
-    resumed = json.loads(_finish(_run(script, config, str(n))))
+    resumed = json.loads(_finish(run_script(script, config, str(n))))
     assert 0 < resumed < n  # what was committed before the crash is kept, the rest computed
     memo = [p for p in open_store(config).list() if "slow_square" in "/".join(p)]
     assert memo
-    assert json.loads(_finish(_run(script, config, str(n)))) == 0
+    assert json.loads(_finish(run_script(script, config, str(n)))) == 0

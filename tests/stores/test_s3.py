@@ -6,46 +6,17 @@ requests per table. The store contract itself runs against S3 in ``test_contract
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 from tests.services import S3Server
 
-pytestmark = pytest.mark.service
-
-ROOT = Path(__file__).resolve().parents[2]
-
-PIPELINE = """
-import json, sys
-import podline
-from podline.pipeline import Pipeline
 from podline.stores import DeltaStore
 
-root, options, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+from .conftest import PIPELINE, run_script, script_file
 
-@podline.function_pod("y")
-def square(x: int) -> int:
-    return x * x
-
-@podline.function_pod("z")
-def plus_one(y: int) -> int:
-    return y + 1
-
-with DeltaStore(root, storage_options=options) as store:
-    with Pipeline("s3", store) as pipeline:
-        plus_one.pod(square.pod(podline.DictSource(
-            [{"k": i, "x": i} for i in range(n)], tag_columns=["k"])))
-    result = pipeline.run()
-    print(json.dumps({
-        "computed": [result.counts[n].computed for n in ("square", "plus_one")],
-        "z": sorted(pipeline.plus_one.as_table().column("z").to_pylist()),
-    }))
-"""
+pytestmark = pytest.mark.service
 
 WRITER = """
 import json, sys
@@ -63,25 +34,9 @@ store.close()
 """
 
 
-def _script(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def _run(script: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    return subprocess.Popen(
-        [sys.executable, str(script), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _pipeline(script: Path, root: str, server: S3Server, n: int) -> dict[str, list[int]]:
-    process = _run(script, root, json.dumps(server.storage_options()), str(n))
+    config = DeltaStore(root, storage_options=server.storage_options()).to_config()
+    process = run_script(script, config, str(n))
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     result: dict[str, list[int]] = json.loads(out.splitlines()[-1])
@@ -91,7 +46,7 @@ def _pipeline(script: Path, root: str, server: S3Server, n: int) -> dict[str, li
 def test_a_pipeline_resumes_in_fresh_processes_and_a_cached_run_costs_few_requests(
     tmp_path: Path, s3_server: S3Server
 ) -> None:
-    script = _script(tmp_path, "pipeline", PIPELINE)
+    script = script_file(tmp_path, "pipeline", PIPELINE)
     root = s3_server.new_root()
     key = root.removeprefix(f"s3://{s3_server.bucket}/")
     first = _pipeline(script, root, s3_server, 20)
@@ -111,7 +66,7 @@ def test_a_pipeline_resumes_in_fresh_processes_and_a_cached_run_costs_few_reques
 
 
 def _tables(tmp_path: Path, root: str, options: dict[str, str]) -> list[str]:
-    script = _script(
+    script = script_file(
         tmp_path,
         "tables",
         """
@@ -121,7 +76,7 @@ def _tables(tmp_path: Path, root: str, options: dict[str, str]) -> list[str]:
         print(json.dumps(["/".join(p) for p in store.list()]))
         """,
     )
-    process = _run(script, root, json.dumps(options))
+    process = run_script(script, root, json.dumps(options))
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     found: list[str] = json.loads(out)
@@ -131,10 +86,10 @@ def _tables(tmp_path: Path, root: str, options: dict[str, str]) -> list[str]:
 def test_writers_in_several_processes_lose_and_duplicate_nothing(
     tmp_path: Path, s3_server: S3Server
 ) -> None:
-    script = _script(tmp_path, "writer", WRITER)
+    script = script_file(tmp_path, "writer", WRITER)
     root, rounds, writers = s3_server.new_root(), 12, "ABC"
     options = json.dumps(s3_server.storage_options())
-    processes = [_run(script, root, options, who, str(rounds)) for who in writers]
+    processes = [run_script(script, root, options, who, str(rounds)) for who in writers]
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
