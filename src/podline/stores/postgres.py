@@ -96,7 +96,11 @@ class _PostgresBackend:
     def _connect(self) -> Any:
         if self._connection is None:
             self._connection = _driver().connect(self.url)
-            self._transaction_body(self._create_catalog)
+            try:
+                self._transaction_body(self._create_catalog)
+            except BaseException:
+                self._discard()  # so that the next call creates the catalog again
+                raise
         return self._connection
 
     def _transaction_body(self, body: Callable[[Any], T]) -> T:
@@ -129,22 +133,20 @@ class _PostgresBackend:
         more on a new one (for calls that can run twice safely)."""
         driver = _driver()
         with self._lock:
-            for attempt in (0, 1):
-                try:
-                    self._connect()
-                    return self._transaction_body(body)
-                except driver.Error as exc:
-                    broken = self._connection is None or isinstance(exc, driver.OperationalError)
-                    if broken:
-                        self._discard()
-                    if retry and broken and attempt == 0:
-                        continue
+            try:
+                self._connect()
+                return self._transaction_body(body)
+            except driver.Error as exc:
+                broken = self._connection is None or isinstance(exc, driver.OperationalError)
+                if broken:
+                    self._discard()
+                if not (retry and broken):
                     where = f" at {path_text(path)}" if path else ""
                     raise StoreError(
                         f"PostgreSQL store {self.config()}: {what}{where} failed: "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._run(what, path, body, retry=False)
 
     def _create_catalog(self, cursor: Any) -> None:
         # An advisory lock keeps concurrent first connections from racing on CREATE.
@@ -189,12 +191,10 @@ class _PostgresBackend:
         """Create or widen ``path``'s table for ``incoming``, under the path's lock (held
         to the end of the transaction), checking against the catalog as it is now."""
         cursor.execute(f"SELECT pg_advisory_xact_lock({_lock_key(self.schema, *path)})")
-        self._entries.pop(path, None)
-        entry = self._entry(cursor, path, fresh=True)
-        self._entries.pop(path, None)  # cached only once committed (see write)
+        entry = self._entry(cursor, path, fresh=True)  # as committed now, under the lock
         schema = evolve_schema(None if entry is None else entry.schema, incoming, path)
         if entry is None:
-            entry = self._create_table(cursor, path, schema)
+            entry = self._create_table(cursor, path)
         new = [f for f in schema if f.name not in entry.columns]
         columns = dict(entry.columns)
         for f in new:
@@ -226,7 +226,7 @@ class _PostgresBackend:
         )
         return entry
 
-    def _create_table(self, cursor: Any, path: StorePath, schema: pa.Schema) -> _Entry:
+    def _create_table(self, cursor: Any, path: StorePath) -> _Entry:
         """An empty table for ``path`` (its columns come from ``_evolve``) and its entry."""
         cursor.execute(f"SELECT name FROM {self._qualified(_CATALOG)}")
         taken = {str(n) for n in cursor.fetch_arrow_table().column(0).to_pylist()}
