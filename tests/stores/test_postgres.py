@@ -16,7 +16,7 @@ import pytest
 from tests.services import PostgresServer
 
 from podline.errors import StoreError
-from podline.stores import PostgresStore, Store, open_store
+from podline.stores import PostgresStore, Store, default_store, open_store
 
 from .conftest import PIPELINE, records, run_script, script_file
 
@@ -61,6 +61,17 @@ def test_configs_leave_the_password_out() -> None:
 # --------------------------------------------------------------------------- with a server
 
 service = pytest.mark.service
+
+
+@service
+def test_podline_store_names_a_postgres_store(
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_store.write("t", records(["a"], v=[1]))
+    monkeypatch.setenv("PODLINE_STORE", pg_store.to_config())
+    found = default_store()
+    assert isinstance(found, PostgresStore)
+    assert found.read("t", ["a"]).column("v").to_pylist() == [1]
 
 
 @service
@@ -140,6 +151,8 @@ for r in range(rounds):
     # Half the ids every writer writes too (write-once must keep one), half its own.
     ids = [f"{r}-{i}" for i in range(50)] + [f"{who}{r}-{i}" for i in range(50)]
     table = pa.table({"__record_id": pa.array(ids, pa.large_string()), "who": [who] * 100})
+    if r % 5 == 4:  # the writers widen the path's schema at the same time, each its own way
+        table = table.append_column(f"x_{who}", pa.array([r] * 100))
     added += store.write("shared", table)
     log = pa.table({"__record_id": [f"{who}-{r}"], "round": [r]})
     appended += store.append("log", log)
@@ -170,6 +183,9 @@ def test_concurrent_writers_lose_and_duplicate_nothing(
         f'SELECT count(*) AS n, count(DISTINCT "__record_id") AS d FROM "{schema}"."{name[0][0]}"',
     ).to_pylist()[0]
     assert stored == {"n": expected, "d": expected}
+    shared = open_store(pg_store.to_config()).scan("shared")
+    assert {"x_a", "x_b", "x_c"} <= set(shared.column_names)
+    assert shared.num_rows == expected
     assert open_store(pg_store.to_config()).scan("log").num_rows == rounds * len(writers)
 
 
