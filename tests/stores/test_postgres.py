@@ -6,6 +6,7 @@ committed. The store contract itself runs against PostgreSQL in ``test_contract.
 
 from __future__ import annotations
 
+import decimal
 import json
 import subprocess
 import sys
@@ -104,6 +105,38 @@ def test_layout_is_plain_sql_with_hostile_and_long_names(
         {"__record_id": "r1", column: "long", "l": [1, 2]}
     ]
     assert again.scan("podline_catalog").column("v").to_pylist() == [3]
+
+
+_EXACT = {
+    # Arrow types outside the contract's schema vocabulary, stored natively and read back
+    # exactly through the catalog's schema.
+    "decimal": pa.array([decimal.Decimal("1.250"), None], pa.decimal128(10, 3)),
+    "int8": pa.array([-128, 127], pa.int8()),
+    "float32": pa.array([1.5, None], pa.float32()),
+    "zone": pa.array([1, 2], pa.timestamp("us", "Europe/Paris")),
+    "whole microseconds in ns": pa.array([1000, 2000], pa.timestamp("ns")),
+    "fixed-size binary": pa.array([b"ab", b"cd"], pa.binary(2)),
+    "decimals in a list": pa.array(
+        [[decimal.Decimal("1.5")], None], pa.large_list(pa.decimal128(5, 2))
+    ),
+}
+
+
+@service
+@pytest.mark.parametrize("case", sorted(_EXACT))
+def test_other_arrow_types_read_back_exactly(pg_store: Store, case: str) -> None:
+    values = _EXACT[case]
+    pg_store.write("t", records(["a", "b"], v=values))
+    got = open_store(pg_store.to_config()).read("t", ["a", "b"]).column("v")
+    assert got.type == values.type
+    assert got.equals(pa.chunked_array([values]))
+
+
+@service
+def test_a_timestamp_finer_than_microseconds_is_refused(pg_store: Store) -> None:
+    with pytest.raises(StoreError, match=r"column 'v' at 't' cannot be stored.*1001"):
+        pg_store.write("t", records(["a"], v=pa.array([1001], pa.timestamp("ns"))))
+    assert not pg_store.exists("t")
 
 
 @service
