@@ -103,6 +103,10 @@ _DAMAGE: dict[str, tuple[Mutation, str]] = {
         lambda root, t: (t / _added(t, 1)["path"]).open("ab").write(b"0" * 10),
         r"data file part-.* of the Delta table at .*t.delta has \d+ bytes where its log entry",
     ),
+    "an empty deletion vector": (  # {} once passed for "no deletion vector" (falsy)
+        lambda root, t: _set_add(t, deletionVector={}),
+        "deletionVector.*unmasked nulls",
+    ),
     "an add without its size": (
         lambda root, t: _set_add(t, size=None),
         'non-nullable .*"size"',

@@ -411,7 +411,8 @@ class LocalLog:
             self._set_protocol(value)
 
     def _add(self, added: dict[str, Any], where: str) -> None:
-        if added.get("deletionVector") or added["partitionValues"]:
+        # Any deletion vector, even an empty or malformed one ({}), is for delta-rs to judge.
+        if added.get("deletionVector") is not None or added["partitionValues"]:
             raise UnsupportedTable(f"data file {added['path']} is not plain Parquet")
         name = data_file(added["path"], where)
         self._sequence += 1
