@@ -25,7 +25,9 @@ def _store(root: Path) -> DeltaStore:
 
 def _added(table: Path) -> Path:
     entry = table / "_delta_log" / f"{0:020d}.json"
-    add = next(json.loads(line)["add"] for line in entry.read_text().splitlines() if "add" in line)
+    # The action whose key is "add" (a line merely containing "add", as a hex id may, is not).
+    actions = [json.loads(line) for line in entry.read_text().splitlines()]
+    add = next(action["add"] for action in actions if "add" in action)
     return table / add["path"]
 
 
