@@ -211,15 +211,16 @@ class FunctionNode(Node):
     ) -> TableStream:
         # One path for whole inputs and streamed chunks: the input is fed in bounded batches,
         # records are written, and packet hooks fire, batch by batch (the pod itself computes
-        # and stores in smaller batches).
+        # and stores in smaller batches). Only the lookup is done once for the whole input:
+        # a lookup per batch would index what the records know once per batch.
         table = stream.as_table(system_tags=True, source_info=True)
         tags, _ = stream.keys()
         self.begin(commit_seconds=commit_seconds, timeout=timeout, recompute=recompute)
+        known = self._lookup(TableStream(table, tags, label=self.label))
         for start in range(0, max(table.num_rows, 1), NODE_BATCH):
             batch = TableStream(table.slice(start, NODE_BATCH), tags, label=self.label)
-            self.execute_batch(
-                batch, observer=observer, error_policy=error_policy, executor=executor
-            )
+            part = known.slice(start, len(batch))
+            self._add(self._run_batch(batch, part, observer, error_policy, executor))
         return self.finish(tags)
 
     # Incremental execution, for orchestrators that stream (and ``execute``): ``begin()``,
@@ -277,13 +278,17 @@ class FunctionNode(Node):
         table = TableStream(
             batch.as_table(system_tags=True, source_info=True), tags, label=self.label
         )
-        entry_ids = self.entry_ids(batch) if self.store is not None else None
-        found = _nothing_found(len(table))
-        if self._known is not None and entry_ids is not None and len(table):
-            found = self._known.result().find(entry_ids)
-        result = self._run_batch(table, _Known(entry_ids, found), observer, error_policy, executor)
+        result = self._run_batch(table, self._lookup(table), observer, error_policy, executor)
         self._add(result)
         return result.stream
+
+    def _lookup(self, rows: TableStream) -> _Known:
+        """The entry ids of ``rows`` and what the records know of them (once begun)."""
+        entry_ids = self.entry_ids(rows) if self.store is not None else None
+        found = _nothing_found(len(rows))
+        if self._known is not None and entry_ids is not None and len(rows):
+            found = self._known.result().find(entry_ids)
+        return _Known(entry_ids, found)
 
     def finish(self, tags: Sequence[str] | None = None) -> TableStream:
         """End an execution: the collected output becomes the node's output."""
@@ -490,6 +495,10 @@ class _Known(NamedTuple):
 
     entry_ids: pa.Array | None
     found: Found
+
+    def slice(self, start: int, length: int) -> _Known:
+        ids = None if self.entry_ids is None else self.entry_ids.slice(start, length)
+        return _Known(ids, self.found.slice(start, length))
 
 
 def _nothing_found(n: int) -> Found:
