@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -102,6 +103,65 @@ def test_reads_serve_stored_results_without_computing(store: Store) -> None:
     fresh = build(store, [1, 2, 3])  # a new pipeline object, as in a new process
     assert fresh.triple.as_table().column("y").to_pylist() == [3, 6, 9]
     assert CALLS == []
+
+
+def test_a_growing_source_adds_rows_not_tables_and_reads_serve_each_version(
+    store: Store,
+) -> None:
+    versions = [[1, 2], [1, 2, 3], [1, 2, 3, 4], [5, 2]]  # growing, then rows replaced
+    for values in versions:
+        build(store, values).run()
+    assert CALLS == [1, 2, 3, 4, 5]  # every row computed once, whatever the version
+    tables = store.at("pipelines", "records", "nodes").list()
+    assert len(tables) == 1  # one records table for every input version of the node
+    for values in versions:  # a fresh pipeline reads its own version's rows only, in order
+        fresh = build(store, values)
+        assert fresh.triple.as_table().column("y").to_pylist() == [3 * v for v in values]
+    assert CALLS == [1, 2, 3, 4, 5]
+
+
+def test_reads_before_a_run_see_through_operators(store: Store) -> None:
+    def pipeline_over(values: list[int]) -> Pipeline:
+        left = podline.DictSource(
+            [{"id": i, "a": v} for i, v in enumerate(values)], tag_columns=["id"]
+        )
+        right = podline.DictSource(
+            [{"id": i, "b": i % 2} for i in range(len(values))], tag_columns=["id"]
+        )
+        joined = left.join(right).filter(pl.col("b") == 0).drop_packet_columns("b")
+        with Pipeline("through", store) as pipeline:
+            triple.pod(joined, label="triple")
+        return pipeline
+
+    pipeline_over([1, 2, 3, 4]).run()
+    pipeline_over([1, 2, 3, 4, 6]).run()
+    calls = list(CALLS)
+    older, newer = pipeline_over([1, 2, 3, 4]), pipeline_over([1, 2, 3, 4, 6])
+    assert older.triple.as_table().column("y").to_pylist() == [3, 9]
+    assert newer.triple.as_table().column("y").to_pylist() == [3, 9, 18]
+    assert calls == CALLS  # reading called nothing
+    assert len(store.at("pipelines", "through", "nodes").list()) == 1
+
+
+def test_a_changed_function_keeps_its_own_records(store: Store) -> None:
+    build(store, [1, 2]).run()
+
+    @function_pod("y", live_output=False)
+    def triple(a: int) -> int:  # same name and version, other code: other results
+        CALLS.append(-a)
+        return 30 * a
+
+    with Pipeline("records", store) as pipeline:
+        triple.pod(
+            podline.DictSource(
+                [{"id": 0, "a": 1}, {"id": 1, "a": 2}], tag_columns=["id"], source_id="src"
+            )
+        )
+    pipeline.run()
+    assert CALLS == [1, 2, -1, -2]
+    assert pipeline.triple.as_table().column("y").to_pylist() == [30, 60]
+    assert build(store, [1, 2]).triple.as_table().column("y").to_pylist() == [3, 6]
+    assert len(store.at("pipelines", "records", "nodes").list()) == 2
 
 
 def test_cross_process_resume_computes_nothing(tmp_path: Path) -> None:

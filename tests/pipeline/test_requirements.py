@@ -1017,7 +1017,8 @@ class ContextSpy(Observer):
 def test_composite_fans_out_and_each_node_gets_its_own_context(store: Store) -> None:
     """c6/c12: a composite hands every hook to each child in order; ``contextualize`` is
     called once per node with the node's identity path, and that node's hooks go through the
-    returned view; the node's store scope uses the same identity path."""
+    returned view; the node's store scope is named by its label and pipeline hash too (and
+    the pod's content hash: records outlive a change of input data)."""
     pipeline = linear(store)
     first_log: list[tuple[Any, ...]] = []
     second_log: list[tuple[Any, ...]] = []
@@ -1036,7 +1037,9 @@ def test_composite_fans_out_and_each_node_gets_its_own_context(store: Store) -> 
     for label in ("add", "double"):
         scope = function_node(pipeline, label).store
         assert scope is not None
-        assert scope.prefix == ("pipelines", "linear", "nodes", *paths[label])
+        node = function_node(pipeline, label)
+        expected = (*paths[label][:2], node.pod.content_hash().short(16))
+        assert scope.prefix == ("pipelines", "linear", "nodes", *expected)
 
     class WithLogger(Observer):
         def create_packet_logger(self, tag: podline.Tag, packet: podline.Packet) -> Any:

@@ -158,6 +158,12 @@ class Node(StreamMixin):
         """How stores and observers name this node: its label and identity prefixes."""
         return (self.label, self.pipeline_hash().short(16), self.content_hash().short(16))
 
+    @property
+    def store_path(self) -> tuple[str, ...]:
+        """Where the node keeps its rows in the pipeline's store (``identity_path`` unless a
+        kind keys its rows more broadly)."""
+        return self.identity_path
+
     # ------------------------------------------------------------------ schema
     def output_schema(self, *, system_tags: bool = False) -> tuple[Schema, Schema]:
         return self.stream.output_schema(system_tags=system_tags)
@@ -180,6 +186,12 @@ class Node(StreamMixin):
         if self._output is None:
             return empty_output(self)
         return self._output
+
+    def _read_through(self) -> TableStream:
+        """What a function node below reads as its current input before a run: the kept
+        output, except that an operator that has not run applies itself to its inputs'
+        reads (rows are rearranged, no function is called; the node keeps nothing)."""
+        return self._kept()
 
     def _shown(self) -> Shown:
         # Display is passive like every read, and reads no store: a node that has not run

@@ -21,7 +21,7 @@ from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
 from podline.hashing import row_hash_strings
-from podline.nodes.base import Node, NodeType, empty_output
+from podline.nodes.base import Node, NodeOutput, NodeType, empty_output
 from podline.nodes.observers import NodeObserver
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.preview import NodePreview, PreviewProducer, preview_rows
@@ -140,6 +140,11 @@ class OperatorNode(Node):
         if self._output is None and self.cache_mode is CacheMode.REPLAY:
             self._output = self._replay()
         return super()._kept()
+
+    def _read_through(self) -> TableStream:
+        if self._output is None and self.cache_mode is not CacheMode.REPLAY:
+            return self.producer.process(*read_inputs(self))
+        return self._kept()
 
     def _replay(self) -> TableStream:
         stored = self.store.scan(("rows",)) if self.store is not None else None
@@ -475,14 +480,34 @@ class FunctionNode(Node):
         ids, stream = found
         return dict(zip(ids.to_pylist(), stream.iter_packets(), strict=True))
 
+    @property
+    def store_path(self) -> tuple[str, ...]:
+        """Records are keyed by label, pipeline hash and the pod's own content hash (its
+        function's code and version), not by the node's content hash: an entry id already
+        names the whole input row, so records of one function stay valid when the input
+        data change, and a source that grows each run adds rows, not a table per run."""
+        return (self.label, self.pipeline_hash().short(16), self.pod.content_hash().short(16))
+
     def _kept(self) -> TableStream:
+        # Before a run, the stored results of the current input: the entries of what the
+        # upstream reads (records of other input versions share the table).
         if self._output is None:
             records = self.records
-            tags, _ = self.keys()
-            found = records.output(tags) if records is not None else None
-            if found is not None:
-                self._output = found[1]  # loading stored results computes nothing
+            if records is not None:
+                (upstream,) = read_inputs(self)
+                entry_ids = self.entry_ids(upstream)
+                tags, _ = self.keys()
+                found = records.output(tags, entry_ids) if len(entry_ids) else None
+                if found is not None:
+                    self._output = found[1]  # loading stored results computes nothing
         return super()._kept()
+
+
+def read_inputs(node: Node) -> list[NodeOutput]:
+    """A node's current input without calling a function: what each upstream reads through
+    (``Node._read_through``), in declared order, keeping its node's identity as an
+    orchestrator's buffers do."""
+    return [NodeOutput(upstream, upstream._read_through()) for upstream in node.upstreams]
 
 
 _STATUS_NAMES = np.array([status.value for status in RowStatus], dtype=object)

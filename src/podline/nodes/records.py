@@ -245,7 +245,7 @@ class ProvenanceRecords:
         return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
 
     def output(
-        self, tag_columns: Sequence[str], entry_ids: Sequence[str] | None = None
+        self, tag_columns: Sequence[str], entry_ids: Sequence[str] | pa.Array | None = None
     ) -> tuple[pa.Array, TableStream] | None:
         """The stored output rows (of ``entry_ids``, or of every record) and their entry ids,
         or None if nothing usable is stored: no records, or no memo to resolve them."""

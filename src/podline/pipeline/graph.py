@@ -165,5 +165,5 @@ def _new_node(
         mode = modes.get(label, modes.get(type(stream.producer).__name__, CacheMode.OFF))
         node = OperatorNode(stream, upstreams, label, cache_mode=mode)
     if node_store is not None:
-        node.store = node_store.at(*node.identity_path)
+        node.store = node_store.at(*node.store_path)
     return node
