@@ -252,6 +252,34 @@ class PipelineObservations:
             pl.col(name).cast(dtype) for name, dtype in _RUNS_COLUMNS.items()
         ).sort("started_at", descending=True, nulls_last=True)
 
+    def node_counts(
+        self, run_id: str | None = None, *, pipeline_uri: str | None = None
+    ) -> pl.DataFrame:
+        """Per node, what one recorded run did: ``node``, ``run_id``, ``pipeline_uri``,
+        ``computed``, ``cached``, ``skipped``, ``failed``, ``rows``, ``finished_at``, sorted by
+        node.
+
+        ``run_id=None``: the latest run that left a run record (of ``pipeline_uri`` only,
+        when given, e.g. the pipeline's current graph). A run id given to several runs: its
+        latest recording. A run that left no record (it raised or was killed) has no rows
+        here; ``runs()`` shows it.
+        """
+        records = self._scope.scan(RUNS_PATH, columns=list(_NODE_COUNT_COLUMNS))
+        if records is None or not records.num_rows:
+            return _empty(_NODE_COUNT_COLUMNS)
+        frame = pl.from_arrow(records)
+        assert isinstance(frame, pl.DataFrame)
+        if pipeline_uri is not None:
+            frame = frame.filter(pl.col("pipeline_uri") == pipeline_uri)
+        frame = frame.sort("finished_at")
+        if run_id is None and frame.height:
+            run_id = frame["run_id"][-1]
+        frame = frame.filter(pl.col("run_id") == run_id)
+        latest = frame.unique(subset="node", keep="last", maintain_order=True)
+        return latest.select(
+            pl.col(name).cast(dtype) for name, dtype in _NODE_COUNT_COLUMNS.items()
+        ).sort("node")
+
     # ------------------------------------------------------------------ loading
     def _paths(self, scope: str) -> list[tuple[str, ...]]:
         return self._scope.at(scope).list()
@@ -379,6 +407,15 @@ _RUNS_COLUMNS: dict[str, pl.DataType] = {
     "nodes": pl.Int64(),
     "pipeline_uri": pl.String(),
     **_MANIFEST_COLUMNS,
+}
+
+# What ``node_counts`` returns (the run records' own columns, as ``Pipeline.run`` writes them).
+_NODE_COUNT_COLUMNS: dict[str, pl.DataType] = {
+    "node": pl.String(),
+    "run_id": pl.String(),
+    "pipeline_uri": pl.String(),
+    **{name: pl.Int64() for name in (*_RUN_COUNTS, "rows")},
+    "finished_at": pl.Datetime("us", "UTC"),
 }
 
 

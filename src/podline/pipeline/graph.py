@@ -14,12 +14,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from podline.functions import FunctionPod, PacketFunction
 from podline.hashing import ContentHash
 from podline.nodes import CacheMode, FunctionNode, Node, OperatorNode, SourceNode
 from podline.stores import Store
 from podline.streams import ProducedStream, Stream
+
+if TYPE_CHECKING:
+    from podline.pipeline.graph_render import GraphDrawing
+    from podline.pipeline.orchestration import NodeCounts, OrchestratorResult
 
 __all__ = ["PipelineGraph", "compile_graph"]
 
@@ -68,6 +73,38 @@ class PipelineGraph:
         )
         text = "\n".join([*(str(n.content_hash()) for n in order), *(f"{a}>{b}" for a, b in edges)])
         return ContentHash.of(text.encode()).short(16)
+
+    # ------------------------------------------------------------------ drawing
+    # Drawing lives in ``graph_render`` (docs/graphs.md); ``result`` is a run's
+    # ``OrchestratorResult`` or counts by label, drawn on the nodes and coloured by state.
+    def drawing(
+        self, result: OrchestratorResult | Mapping[str, NodeCounts] | None = None
+    ) -> GraphDrawing:
+        """This graph as a ``GraphDrawing``, with ``result``'s counts if given."""
+        from podline.pipeline.graph_render import GraphDrawing
+
+        return GraphDrawing.of(self.nodes, result)
+
+    def to_mermaid(
+        self, result: OrchestratorResult | Mapping[str, NodeCounts] | None = None
+    ) -> str:
+        """Mermaid flowchart text of the graph."""
+        return self.drawing(result).to_mermaid()
+
+    def to_dot(self, result: OrchestratorResult | Mapping[str, NodeCounts] | None = None) -> str:
+        """Graphviz DOT text of the graph."""
+        return self.drawing(result).to_dot()
+
+    def to_svg(self, result: OrchestratorResult | Mapping[str, NodeCounts] | None = None) -> str:
+        """SVG of the graph, drawn by Graphviz's ``dot`` (the ``graphs`` extra)."""
+        return self.drawing(result).to_svg()
+
+    def to_text(self, result: OrchestratorResult | Mapping[str, NodeCounts] | None = None) -> str:
+        """The graph as a plain-text table for terminals."""
+        return self.drawing(result).to_text()
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        return self.drawing()._repr_mimebundle_(include, exclude)
 
 
 def _canonical_order(nodes: Sequence[Node], successors: Mapping[int, list[Node]]) -> list[Node]:

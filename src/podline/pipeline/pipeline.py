@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from podline.functions import PacketFunction
     from podline.observability import PipelineObservations
+    from podline.pipeline.graph_render import GraphDrawing
     from podline.pipeline.plan import PlanScope
 
 __all__ = ["Pipeline", "PipelineError"]
@@ -130,6 +131,23 @@ class Pipeline:
         """``<name>@<16 hex of the DAG snapshot>``: deterministic for the same graph."""
         graph = self.graph if self.graph is not None else self.compile()
         return f"{self.name}@{graph.snapshot_hash()}"
+
+    # ------------------------------------------------------------------ drawing
+    def show_graph(
+        self, result: OrchestratorResult | None = None, *, counts: bool = True
+    ) -> GraphDrawing:
+        """The node graph as a ``GraphDrawing`` (docs/graphs.md): ``print()`` it, save it,
+        or let Jupyter display it. Nodes show ``result``'s counts, else (``counts=True``)
+        those of the latest run of this graph recorded in the store."""
+        from podline.pipeline.graph_render import draw_pipeline
+
+        return draw_pipeline(self, result, counts=counts)
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        # Jupyter shows the graph; the plain-text form stays ``repr(pipeline)``.
+        bundle = self.show_graph()._repr_mimebundle_(include, exclude)
+        bundle.pop("text/plain")
+        return bundle
 
     # ------------------------------------------------------------------ running
     def run(
