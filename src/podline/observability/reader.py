@@ -272,7 +272,9 @@ class PipelineObservations:
         if pipeline_uri is not None:
             frame = frame.filter(pl.col("pipeline_uri") == pipeline_uri)
         frame = frame.sort("finished_at")
-        if run_id is None and frame.height:
+        if run_id is None:
+            if not frame.height:
+                return _empty(_NODE_COUNT_COLUMNS)
             run_id = frame["run_id"][-1]
         frame = frame.filter(pl.col("run_id") == run_id)
         latest = frame.unique(subset="node", keep="last", maintain_order=True)

@@ -64,7 +64,7 @@ STATE_COLOURS: dict[NodeState, tuple[str, str]] = {
 _TEXT_COLOUR = "#212121"
 _KINDS: tuple[NodeKind, ...] = ("source", "function", "operator")
 # Mermaid shapes (open, close) and Graphviz node attributes per kind.
-_MERMAID_SHAPES = {"source": ('[("', '")]'), "function": ('["', '"]'), "operator": ('{{"', '"}}')}
+_MERMAID_SHAPES = {"source": ('[("', '")]'), "function": ('("', '")'), "operator": ('{{"', '"}}')}
 _DOT_SHAPES = {
     "source": 'shape=cylinder, style="filled"',
     "function": 'shape=box, style="rounded,filled"',
