@@ -165,14 +165,16 @@ def test_counts_after_a_run_match_the_golden_files() -> None:
 def mermaid_labels(text: str) -> list[str]:
     """The label of every node statement, entities decoded; asserts the statement's form."""
     labels = []
-    node = re.compile(r'^    n\d+(?:\[\("|\("|\{\{")([^"\n<>]*(?:<br>[^"\n<>]*)*)(?:"\)\]|"\)|"\}\})$')
+    opening, closing = r'(?:\[\("|\("|\{\{")', r'(?:"\)\]|"\)|"\}\})'
+    node = re.compile(rf'^    n\d+{opening}([^"\n<>]*(?:<br>[^"\n<>]*)*){closing}$')
+    other = re.compile(r"    (n\d+ --> n\d+|classDef \w+ [\w:#,]+|class [n\d,]+ \w+)")
     for line in text.splitlines()[1:]:
         match = node.match(line)
         if match:
             decoded = re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), match.group(1))
             labels.append(decoded)
         else:
-            assert re.fullmatch(r"    (n\d+ --> n\d+|classDef \w+ [\w:#,]+|class [n\d,]+ \w+)", line)
+            assert other.fullmatch(line)
     return labels
 
 
@@ -187,13 +189,17 @@ def test_hostile_labels_keep_the_structure_and_read_back_as_written() -> None:
     # Every node's first line reads back as its label, control characters made visible.
     firsts = [label.split("<br>")[0] for label in labels]
     assert firsts == [drawing.lines(n)[0] for n in nodes]
-    assert "line\\nbreak\\ttab" in firsts and "rtl\\u202eevil" in firsts
+    assert "line\\nbreak\\ttab" in firsts
+    assert "rtl\\u202eevil" in firsts
     assert "esc\\x1b[31mred" in firsts
     text = drawing.to_text()
-    assert "\x1b" not in text and "\u202e" not in text and text.count("\n") == len(nodes) + 1
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert text.count("\n") == len(nodes) + 1
     dot = drawing.to_dot()
     assert len(re.findall(r"^    n\d+ \[", dot, re.MULTILINE)) == len(nodes)
-    assert "<script>" not in dot and "\x1b" not in dot
+    assert "<script>" not in dot
+    assert "\x1b" not in dot
 
 
 @pytest.mark.usefixtures("dot")
