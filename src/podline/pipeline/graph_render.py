@@ -388,8 +388,10 @@ def _mermaid_text(text: str) -> str:
 
 
 def _dot_html(text: str) -> str:
-    """Text for a Graphviz HTML-like label: markup characters as XML entities."""
-    return html.escape(text, quote=True)
+    """Text for a Graphviz HTML-like label: markup characters as XML entities, backslashes
+    doubled (Graphviz expands ``\\N``, ``\\G``, ... in HTML-like labels too, after entities:
+    ``\\N`` would draw the node's id instead of the label's text)."""
+    return html.escape(text, quote=True).replace("\\", "\\\\")
 
 
 def _state_class(state: str) -> str:
