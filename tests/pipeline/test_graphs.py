@@ -29,7 +29,7 @@ from podline.pipeline.graph_render import (
     dot_available,
     render_svg,
 )
-from podline.stores import MemoryStore
+from podline.stores import DeltaStore, MemoryStore, Store
 
 GOLDEN = Path(__file__).parent / "graphs_golden"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -80,20 +80,20 @@ def letters() -> podline.DictSource:
     )
 
 
-def linear(store: MemoryStore) -> Pipeline:
+def linear(store: Store) -> Pipeline:
     with Pipeline("linear", store) as pipeline:
         halve.pod(double.pod(numbers()))
     return pipeline
 
 
-def join(store: MemoryStore) -> Pipeline:
+def join(store: Store) -> Pipeline:
     with Pipeline("join", store) as pipeline:
         joined = numbers().join(letters())
         double.pod(joined)
     return pipeline
 
 
-def diamond(store: MemoryStore) -> Pipeline:
+def diamond(store: Store) -> Pipeline:
     with Pipeline("diamond", store) as pipeline:
         source = numbers()
         both = double.pod(source).join(triple.pod(source), label="both")
@@ -101,13 +101,13 @@ def diamond(store: MemoryStore) -> Pipeline:
     return pipeline
 
 
-def batch(store: MemoryStore) -> Pipeline:
+def batch(store: Store) -> Pipeline:
     with Pipeline("batch", store) as pipeline:
         double.pod(numbers()).batch(batch_size=2, label="pairs")
     return pipeline
 
 
-def hostile(store: MemoryStore) -> Pipeline:
+def hostile(store: Store) -> Pipeline:
     with Pipeline("hostile", store) as pipeline:
         stream = numbers(label=HOSTILE[0])
         for i, label in enumerate(HOSTILE[1:]):
@@ -279,10 +279,11 @@ def test_counts_and_colours_follow_each_run() -> None:
     assert pipeline.show_graph(counts=False).counts == {}
 
 
-def test_a_fresh_pipeline_object_reads_the_counts_of_the_same_graph_only() -> None:
-    store = MemoryStore()
+def test_a_fresh_pipeline_object_reads_the_counts_of_the_same_graph_only(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "store")
     linear(store).run(run_id="earlier")
-    fresh = linear(store)  # as a new process would define it
+    store.close()
+    fresh = linear(DeltaStore(tmp_path / "store"))  # as a new process would define it
     assert fresh.show_graph().title == "linear, run earlier"
     assert fresh.show_graph().counts["double"].failed == 1
     with fresh:  # another node: another graph, whose runs are none yet
@@ -292,8 +293,7 @@ def test_a_fresh_pipeline_object_reads_the_counts_of_the_same_graph_only() -> No
     assert extended.counts == {}
 
 
-def test_node_counts_reads_one_run_per_node() -> None:
-    store = MemoryStore()
+def test_node_counts_reads_one_run_per_node(store: Store) -> None:
     pipeline = batch(store)
     assert pipeline.observations.node_counts().height == 0
     pipeline.run(run_id="a")
