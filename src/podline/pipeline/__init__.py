@@ -9,6 +9,7 @@ from podline.nodes.observers import (
 )
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
+from podline.pipeline.graph_render import GraphDrawing, GraphNode
 from podline.pipeline.orchestration import NodeCounts, Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.pipeline import Pipeline, PipelineError
@@ -18,6 +19,8 @@ __all__ = [
     "AsyncPipelineOrchestrator",
     "CompositeObserver",
     "Explanation",
+    "GraphDrawing",
+    "GraphNode",
     "NoOpObserver",
     "NoOpPacketLogger",
     "NodeCounts",

@@ -156,8 +156,7 @@ class GraphDrawing:
         counts = self.counts.get(node.label)
         if counts is None:
             return "not run"
-        outcomes: tuple[NodeState, ...] = ("failed", "computed", "cached", "skipped")
-        return next((state for state in outcomes if getattr(counts, state)), "ran")
+        return next((state for state, n in _outcomes(counts).items() if n), "ran")
 
     def lines(self, node: GraphNode) -> list[str]:
         """A node's text, line by line, as every format shows it (before escaping)."""
@@ -357,14 +356,22 @@ def render_svg(dot: str) -> str:
 def _counts_text(node: GraphNode, counts: NodeCounts) -> str:
     if node.kind != "function":
         return f"{counts.rows} rows"
-    parts = [
-        f"{value} {name}"
-        for name in ("computed", "cached", "skipped", "failed")
-        if (value := getattr(counts, name))
-    ]
+    order: tuple[NodeState, ...] = ("computed", "cached", "skipped", "failed")
+    outcomes = _outcomes(counts)
+    parts = [f"{outcomes[name]} {name}" for name in order if outcomes[name]]
     if counts.recomputed:
         parts.append(f"{counts.recomputed} recomputed")
     return ", ".join(parts) or "no packets"
+
+
+def _outcomes(counts: NodeCounts) -> dict[NodeState, int]:
+    """Packets per outcome, in the order that decides a node's state (see ``NodeState``)."""
+    return {
+        "failed": counts.failed,
+        "computed": counts.computed,
+        "cached": counts.cached,
+        "skipped": counts.skipped,
+    }
 
 
 def _printable(text: str) -> str:
