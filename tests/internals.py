@@ -24,11 +24,17 @@ from typing import Any
 import pytest
 
 import podline
-from podline.stores import _delta_actions, _delta_format, _delta_local, _delta_table
+from podline.stores import (
+    _delta_actions,
+    _delta_commit,
+    _delta_format,
+    _delta_local,
+    _delta_table,
+)
 from podline.stores import delta as delta_module
 
 #: Where every commit of a Delta store goes through (podline's own appends and delta-rs's).
-_COMMIT_OWNER = delta_module._DeltaBackend
+_COMMIT_OWNER = _delta_commit.Committer
 
 
 def replace_commits(monkeypatch: pytest.MonkeyPatch, commit: Callable[..., Any]) -> None:

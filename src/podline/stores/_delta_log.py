@@ -32,9 +32,17 @@ __all__ = [
     "TableLog",
     "UnsupportedTable",
     "all_fields",
+    "first_line",
     "local_filesystem",
     "write_with_delta_rs",
 ]
+
+
+def first_line(exc: BaseException) -> str:
+    """The message of ``exc`` for a ``StoreError``: its first line, or its type's name."""
+    # delta-rs appends a Rust backtrace to its messages when RUST_BACKTRACE is set.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class CommitConflict(Exception):  # noqa: N818 - the optimistic protocol's ordinary outcome

@@ -127,7 +127,7 @@ class TableState:
     uri: str
     #: The log reads use (refreshed by them).
     log: TableLog | None = None
-    #: The log commits use, touched only by the thread flushing (``delta._flush_table``):
+    #: The log commits use, touched only by the thread flushing (``_delta_commit``):
     #: a delta-rs handle must not be refreshed or read while a write through it runs.
     write_log: TableLog | None = None
     log_schema: tuple[int, pa.Schema] | None = None

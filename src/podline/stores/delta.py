@@ -4,32 +4,15 @@
 its records are plain columns with plain Arrow/Delta types, so polars, DuckDB or Spark read it
 without podline. Sub-paths live beside a table, never inside it.
 
-**Writes** are checked (ids, types, duplicates) when ``write`` is called and buffered; the
-buffer is committed when it holds ``flush_rows`` records or ``flush_seconds`` after its oldest
-record was buffered (both by a background committer thread, so writers go on while the
-Parquet writer runs without the GIL; a writer too far ahead waits), and on ``flush()`` and
-``close()`` (which wait for the committer first). Each table's share of a flush is one Delta
-commit, so readers see all of it or none of it. A flush that fails raises ``StoreError`` and
-keeps the records buffered; a background flush that fails raises on the next ``write``,
-``flush`` or ``close``.
+**Writes** are checked (ids, types, duplicates) when ``write`` is called and buffered; reads
+see buffered and committed records alike (``_delta_table``). The buffer is committed by size,
+by age, on ``flush()`` and on ``close()``, one Delta commit per table, retried when another
+writer committed first (``_delta_commit``, which also says what a crash leaves).
 
 **Logs** (``_delta_log``, ``_delta_local``). Plain local tables are read from, appended to
 and created by podline itself, as the Delta protocol lays them out, which spares delta-rs's
 fixed cost per table opened and per commit; object stores, tables with features podline does
 not read, schema changes and compaction go through delta-rs.
-
-**Concurrency.** A commit is attempted only on the table version its rows were deduplicated
-against (the next log entry, created only if absent); if another writer committed first, the
-store reloads the table, drops the ids that writer added, and tries again. On local paths
-writers of one table also take an ``flock`` on ``<table>/_podline.lock``, which spares them
-wasted attempts; object stores rely on the optimistic protocol alone (and on delta-rs
-committing atomically, which on S3 means conditional writes).
-
-**Crash safety.** A Delta commit is one atomic log entry, so a process killed at any point
-leaves every earlier commit intact and the table readable; at most it leaves data files no
-commit refers to, which ``compact`` removes. A table exists (to ``list``, ``exists`` and every
-reader) once its log holds a commit. Local commits are synced to disk before they are
-published, so a power loss cannot publish an entry whose data file is missing.
 
 **Maintenance** (``_delta_maintenance``): a flush that leaves a table with ``compact_files``
 data files compacts it, and removes files unreferenced for longer than ``retention_hours``;
@@ -42,17 +25,13 @@ through delta-rs, compares them, and lists what writers left behind.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import functools
 import logging
 import os
-import random
 import re
-import threading
-import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -73,15 +52,10 @@ from podline.stores._common import (
     row_filter,
     split_query,
 )
-from podline.stores._delta_format import (
-    TABLE_SUFFIX,
-    encode_segment,
-    path_schema,
-    table_lock,
-    table_paths,
-)
-from podline.stores._delta_local import LocalLog, has_log, open_log
-from podline.stores._delta_log import TableLog, UnsupportedTable, write_with_delta_rs
+from podline.stores._delta_commit import Committer
+from podline.stores._delta_format import TABLE_SUFFIX, encode_segment, table_paths
+from podline.stores._delta_local import has_log, open_log
+from podline.stores._delta_log import TableLog, UnsupportedTable, first_line
 from podline.stores._delta_maintenance import (
     DEFAULT_COMPACT_FILES,
     DEFAULT_RETENTION_HOURS,
@@ -105,20 +79,6 @@ __all__ = ["DeltaStore"]
 DEFAULT_FLUSH_ROWS = 10_000
 DEFAULT_FLUSH_SECONDS = 10.0
 
-_MAX_ATTEMPTS = 64
-#: Properties of the tables the store creates. A checkpoint every 10 commits (Delta's
-#: default is 100) keeps opening a table cheap: a table that gains a commit per run (status,
-#: logs, run records) would otherwise replay up to 99 log files at every open. Checkpoints
-#: list no removed files (Delta keeps them a week by default): a table compacted every 64
-#: runs would otherwise carry a row per file it ever had into every checkpoint, and every
-#: open would read them. Only a vacuum that does not list the table's files needs them, and
-#: the store's own list them (``vacuum(full=True)``).
-_TABLE_CONFIGURATION: dict[str, str | None] = {
-    "delta.checkpointInterval": "10",
-    "delta.deletedFileRetentionDuration": "interval 0 seconds",
-}
-#: How many ``flush_rows`` may wait for the background committer before writers wait too.
-_BACKLOG = 4
 # Storage options that look like credentials are left out of configs; pass them through the
 # environment (which delta-rs reads) instead.
 _SECRET = re.compile(r"secret|token|password|key|credential|sas", re.IGNORECASE)
@@ -126,17 +86,11 @@ _SECRET = re.compile(r"secret|token|password|key|credential|sas", re.IGNORECASE)
 _log = logging.getLogger(__name__)
 
 
-def _first_line(exc: BaseException) -> str:
-    # delta-rs appends a Rust backtrace to its messages when RUST_BACKTRACE is set.
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # --------------------------------------------------------------------------- backend
 
 
-class _DeltaBackend:
-    """Every table of one DeltaStore root, with the write buffer and its timer."""
+class _DeltaBackend(Committer):
+    """Every table of one DeltaStore root, with the write buffer (committed by ``Committer``)."""
 
     def __init__(
         self,
@@ -148,33 +102,17 @@ class _DeltaBackend:
         *,
         maintenance: Maintenance,
     ) -> None:
-        if flush_rows < 1:
-            raise StoreError(f"flush_rows must be at least 1, got {flush_rows}")
-        if flush_seconds is not None and flush_seconds <= 0:
-            raise StoreError(f"flush_seconds must be positive or None, got {flush_seconds}")
+        super().__init__(flush_rows, flush_seconds)
         self.root = root
         self.local = local
         self.storage_options = dict(storage_options or {})
-        self.flush_rows = flush_rows
-        self.flush_seconds = flush_seconds
         compact_files = maintenance.compact_files
         if compact_files is not None and compact_files < 2:
             raise StoreError(f"compact_files must be at least 2 or None, got {compact_files}")
         if maintenance.retention_hours < 0:
             raise StoreError(f"retention_hours may not be negative: {maintenance.retention_hours}")
         self.maintenance = maintenance
-        self._tables: dict[StorePath, TableState] = {}
-        # ``_lock`` guards the tables' state and is held only briefly; ``_flushing`` is held
-        # for a whole flush, so flushes never overlap. Always take ``_flushing`` first.
-        self._lock = threading.RLock()
-        self._flushing = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._buffered = 0
-        self._timer: threading.Timer | None = None
-        self._background_error: BaseException | None = None
-        self._flush_wanted = False
-        self._stopping = False
-        self._committer: threading.Thread | None = None
+        self._tables = {}
         # Buffered records must not vanish at interpreter exit, and delta-rs handles are let go
         # of before the interpreter shuts down (see podline.shutdown); the hook holds only a
         # weak reference and goes away with the backend.
@@ -216,7 +154,7 @@ class _DeltaBackend:
             raise StoreError(f"cannot open the table of {path_text(path)}: {exc}") from exc
         except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
             raise StoreError(
-                f"cannot open the table of {path_text(path)} at {uri}: {_first_line(exc)}"
+                f"cannot open the table of {path_text(path)} at {uri}: {first_line(exc)}"
             ) from exc
 
     def _refresh(self, state: TableState, path: StorePath) -> TableLog | None:
@@ -248,7 +186,7 @@ class _DeltaBackend:
             return self._open(uri, path)
         except Exception as exc:  # see _open
             raise StoreError(
-                f"cannot refresh the table of {path_text(path)}: {_first_line(exc)}"
+                f"cannot refresh the table of {path_text(path)}: {first_line(exc)}"
             ) from exc
         return self._with_files(log, uri, path) if files else log
 
@@ -261,7 +199,7 @@ class _DeltaBackend:
             return self._open(uri, path)
         except Exception as exc:  # see _open
             raise StoreError(
-                f"cannot read the table of {path_text(path)}: {_first_line(exc)}"
+                f"cannot read the table of {path_text(path)}: {first_line(exc)}"
             ) from exc
         return log
 
@@ -293,17 +231,7 @@ class _DeltaBackend:
 
     def write(self, path: StorePath, table: pa.Table, id_column: str, *, fresh: bool) -> int:
         with self._lock:
-            self._raise_background_error()
-            # A writer far ahead of the background committer waits for it (bounded memory),
-            # before adding its rows: a large write then goes on at once, committed while the
-            # writer does other work.
-            self._changed.wait_for(
-                lambda: (
-                    self._buffered < _BACKLOG * self.flush_rows
-                    or self._background_error is not None
-                )
-            )
-            self._raise_background_error()
+            self._wait_for_room()
             state = self._table(path, files=not fresh)
             schema = evolve_schema(state.schema(path), table.schema, path)
             pending = state.pending_index(id_column)
@@ -321,13 +249,7 @@ class _DeltaBackend:
             if pending is not None:
                 pending.add(table[id_column])
             state.pending_rows += table.num_rows
-            self._buffered += table.num_rows
-            if self._buffered >= self.flush_rows:
-                # Committed by a background thread while the caller goes on (delta-rs writes
-                # without the GIL).
-                self._request_flush()
-            else:
-                self._start_timer()
+            self._buffer_grew(table.num_rows)
             return table.num_rows
 
     def read(
@@ -412,18 +334,8 @@ class _DeltaBackend:
 
     def close(self) -> None:
         self.flush()
+        self._stop_committer()
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._stopping = True
-            self._changed.notify_all()
-            committer = self._committer
-            self._committer = None
-        if committer is not None:
-            committer.join()
-        with self._lock:
-            self._stopping = False
             self._tables.clear()
 
     def config(self) -> str:
@@ -448,207 +360,6 @@ class _DeltaBackend:
             "compact_files": self.maintenance.compact_files,
             "retention_hours": self.maintenance.retention_hours,
         }
-
-    # -- flushing
-
-    def _start_timer(self) -> None:
-        if self.flush_seconds is None or self._timer is not None:
-            return
-        self._timer = threading.Timer(self.flush_seconds, self._timed_flush)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _timed_flush(self) -> None:
-        with self._lock:
-            if self._timer is threading.current_thread():
-                self._timer = None
-            self._request_flush()
-
-    def _request_flush(self) -> None:
-        """Have the background committer flush everything buffered (call with ``_lock``)."""
-        self._flush_wanted = True
-        if self._committer is None:
-            self._committer = threading.Thread(
-                target=self._commit_in_background, name="podline-delta-commit", daemon=True
-            )
-            self._committer.start()
-        self._changed.notify_all()
-
-    def _commit_in_background(self) -> None:
-        while True:
-            with self._lock:
-                self._changed.wait_for(lambda: self._flush_wanted or self._stopping)
-                if not self._flush_wanted:
-                    return
-                self._flush_wanted = False
-            try:
-                self._flush_all()
-            except Exception as exc:  # re-raised on the caller's next write/flush/close
-                with self._lock:
-                    self._background_error = exc
-                    self._changed.notify_all()
-
-    def _raise_background_error(self) -> None:
-        error, self._background_error = self._background_error, None
-        if error is not None:
-            raise StoreError(f"a background flush of {self.root} failed: {error}") from error
-
-    def _flush_all(self) -> None:
-        """Commit what is buffered now, table by table (never with ``_lock`` held: the
-        background committer may need it to finish the flush this one waits for)."""
-        with self._flushing:
-            with self._lock:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                work = [(p, s, len(s.pending)) for p, s in self._tables.items() if s.pending]
-            failures: list[StoreError] = []
-            for path, state, count in work:
-                try:
-                    self._flush_table(path, state, count)
-                except StoreError as exc:
-                    failures.append(exc)
-        if len(failures) == 1:
-            raise failures[0]
-        if failures:
-            raise StoreError(
-                f"flushing {len(failures)} tables failed: " + "; ".join(map(str, failures))
-            ) from failures[0]
-
-    def _flush_table(self, path: StorePath, state: TableState, count: int) -> None:
-        """Commit the first ``count`` buffered batches of a table. The commit itself runs
-        without ``_lock``, so writes and reads go on meanwhile: new writes queue behind the
-        batches being committed, and reads still see those as buffered (``merge_buffered``
-        drops any that a read also finds committed)."""
-        with self._table_lock(state, path):
-            for attempt in range(_MAX_ATTEMPTS):
-                with self._lock:
-                    log = self._refresh_for_write(state, path)
-                    base = None if log is None else log.version()
-                    schema = state.schema(path)
-                    assert schema is not None  # there are buffered rows
-                    if log is not None:
-                        # Columns committed since the read log last looked are kept too.
-                        schema = evolve_schema(path_schema(log.schema()), schema, path)
-                    self._drop_committed(state, log)
-                    batches = state.pending[:count]
-                    rows = pa.concat_tables([conform(b.rows, schema, path) for b in batches])
-                if rows.num_rows:
-                    try:
-                        log = self._commit(state, path, log, rows, schema)
-                    except Exception as exc:  # see _open
-                        if self._moved(state, path, base):
-                            time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
-                            continue
-                        raise StoreError(
-                            f"writing {rows.num_rows} records to {path_text(path)} at "
-                            f"{state.uri} failed: {_first_line(exc)}"
-                        ) from exc
-                with self._lock:
-                    if rows.num_rows:
-                        assert log is not None
-                        self._committed_after(state, path, log, base, batches)
-                    state.pending = state.pending[count:]
-                    state.pending_ids = {}
-                    state.pending_rows = sum(b.rows.num_rows for b in state.pending)
-                    if not state.pending:
-                        state.pending_schema = None
-                    self._buffered = sum(t.pending_rows for t in self._tables.values())
-                    self._changed.notify_all()
-                if rows.num_rows and log is not None and self.maintenance.due(log):
-                    self._maintain(path, state)
-                return
-        raise StoreError(
-            f"could not commit to {path_text(path)}: other writers committed first "
-            f"{_MAX_ATTEMPTS} times in a row"
-        )
-
-    def _drop_committed(self, state: TableState, log: TableLog | None) -> None:
-        """Drop buffered rows whose ids the table (at ``log``) gained since they were
-        checked.
-
-        Buffered rows are always disjoint from their column's committed index (``write``
-        checks them, and this keeps it so), so only a sync that added ids calls for a check.
-        """
-        for column in {b.column for b in state.pending if not b.fresh}:
-            committed = self._committed(state, column)
-            if committed.sync(log, column, self._local_root(state)):
-                state.pending = [
-                    b._replace(rows=b.rows.filter(~committed.index.contains(b.rows[column])))
-                    if b.column == column and not b.fresh
-                    else b
-                    for b in state.pending
-                ]
-
-    def _commit(
-        self,
-        state: TableState,
-        path: StorePath,
-        log: TableLog | None,
-        rows: pa.Table,
-        schema: pa.Schema,
-    ) -> TableLog:
-        """Commit ``rows`` on ``log``'s version (a new table if None); returns the log at the
-        new version."""
-        settings = state.parquet_settings(rows)
-        if log is not None:
-            log.append(rows, schema, settings)
-            return log
-        if self.local is not None:
-            local = LocalLog.create(state.uri, rows, schema, settings, _TABLE_CONFIGURATION)
-            if local is not None:
-                return local
-        options = self.storage_options or None
-        write_with_delta_rs(
-            state.uri,
-            rows,
-            schema,
-            settings,
-            storage_options=options,
-            configuration=_TABLE_CONFIGURATION,
-        )
-        # We created the table: version 0 holds exactly our rows.
-        created = self._open(state.uri, path, version=0)
-        assert created is not None
-        return created
-
-    def _committed_after(
-        self,
-        state: TableState,
-        path: StorePath,
-        log: TableLog,
-        base: int | None,
-        batches: list[Buffered],
-    ) -> None:
-        """Account for the commit of ``batches`` on version ``base`` (``log``: after it)."""
-        state.write_log = log
-        if state.log is None:
-            state.log = self._open(state.uri, path)
-        written: dict[str, list[pa.Array]] = {}
-        for column, rows, _ in batches:
-            written.setdefault(column, []).extend(rows[column].chunks)
-        for column, chunks in written.items():
-            committed = state.committed.get(column)
-            if committed is None:
-                continue  # only appended so far: no index to keep (one syncs when needed)
-            ids = pa.chunked_array(chunks, type=pa.large_string())
-            committed.record(log, -1 if base is None else base, ids)
-
-    def _moved(self, state: TableState, path: StorePath, base: int | None) -> bool:
-        """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""
-        try:
-            latest = self._open(state.uri, path, files=False)
-        except StoreError:
-            return False
-        return latest is not None and latest.version() != base
-
-    @contextlib.contextmanager
-    def _table_lock(self, state: TableState, path: StorePath) -> Iterator[None]:
-        if self.local is None:
-            yield
-            return
-        with table_lock(Path(state.uri), path_text(path)):
-            yield
 
     # -- deletion
 
@@ -679,7 +390,7 @@ class _DeltaBackend:
                 except Exception as exc:  # see _open
                     raise StoreError(
                         f"deleting {len(ids)} record(s) of {path_text(path)} at {state.uri} "
-                        f"failed: {_first_line(exc)}"
+                        f"failed: {first_line(exc)}"
                     ) from exc
             # The id indexes hold the removed ids: rebuilt from the table when next needed.
             state.committed.clear()
@@ -725,7 +436,7 @@ class _DeltaBackend:
             delete_unreferenced(log, retention_hours, self._local_root(state))
         except Exception as exc:  # see _open
             raise StoreError(
-                f"compacting {path_text(path)} at {state.uri} failed: {_first_line(exc)}"
+                f"compacting {path_text(path)} at {state.uri} failed: {first_line(exc)}"
             ) from exc
 
     # -- verification
