@@ -224,9 +224,15 @@ def _failure(page: Page, block: Block, filename: str, exc: BaseException) -> str
 
 
 def forget_modules_under(directory: Path) -> None:
-    """Drop from ``sys.modules`` what a page imported from its working directory, so the
-    next page that writes a module of the same name imports its own."""
+    """Drop from ``sys.modules`` what a page imported from its working directory (modules, and
+    packages, namespace packages included, whose path lies there), so the next page or test
+    that imports a module of the same name imports its own."""
+    root = directory.resolve()
+
+    def under(location: str | None) -> bool:
+        return bool(location) and Path(location).resolve().is_relative_to(root)  # type: ignore[arg-type]
+
     for module_name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).resolve().is_relative_to(directory.resolve()):
+        locations = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+        if any(under(location) for location in locations):
             del sys.modules[module_name]

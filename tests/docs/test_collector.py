@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .snippets import SnippetError, parse_page, run_page
+from .snippets import SnippetError, forget_modules_under, parse_page, run_page
 
 FENCE = "```"
 
@@ -42,8 +42,10 @@ def test_blocks_share_one_namespace_in_page_order_and_markers_skip_or_write(
     namespace = run_page(page)
     assert (namespace["x"], namespace["y"]) == (1, 3)
     assert (tmp_path / "helpers" / "numbers_mod.py").read_text() == "TWO = 2\n"
-    sys.modules.pop("helpers.numbers_mod", None)
-    sys.modules.pop("helpers", None)
+    # helpers is a namespace package (no __init__.py): it has no __file__, only a __path__.
+    assert {"helpers", "helpers.numbers_mod"} <= set(sys.modules)
+    forget_modules_under(tmp_path)
+    assert not {"helpers", "helpers.numbers_mod"} & set(sys.modules)
 
 
 def test_a_failure_names_the_page_and_the_markdown_line(tmp_path: Path) -> None:
