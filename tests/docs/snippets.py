@@ -29,7 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Block", "Page", "SnippetError", "forget_modules_under", "parse_page", "run_page"]
+__all__ = [
+    "NO_RUN",
+    "SLOW",
+    "Block",
+    "Page",
+    "SnippetError",
+    "forget_modules_under",
+    "parse_page",
+    "run_page",
+]
 
 NO_RUN = "<!-- podline: no-run -->"
 #: Before a block: write the block to this file (relative to the page's working directory)

@@ -13,7 +13,7 @@ import pytest
 
 from podline.stores import Store
 
-from .snippets import SnippetError, forget_modules_under, parse_page, run_page
+from .snippets import SLOW, SnippetError, forget_modules_under, parse_page, run_page
 
 ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -21,7 +21,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 def _param(path: Path) -> object:
     name = path.relative_to(ROOT).as_posix()
-    slow = [pytest.mark.slow] if "<!-- podline: slow -->" in path.read_text("utf-8") else []
+    lines = path.read_text("utf-8").splitlines()
+    slow = [pytest.mark.slow] if any(line.strip() == SLOW for line in lines) else []
     return pytest.param(path, id=name, marks=slow)
 
 
