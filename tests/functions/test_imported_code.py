@@ -74,6 +74,35 @@ def test_editing_an_imported_helper_changes_identity(project: ModuleTree, pipe: 
     assert changes(project, "userlib/scale.py", "* 10", "* 100")
 
 
+SHADOWED = """
+def vigour(x):
+    return x * 2
+
+def f(vigour: float) -> float:
+    scaled = [vigour for vigour in range(3)]
+    def inner(y):
+        return y + vigour
+    return inner(vigour) + len(scaled)
+
+def g(x: float) -> float:
+    return vigour(x)
+"""
+
+
+def test_a_parameter_or_local_named_like_a_module_function_is_not_a_reference(
+    user_project: ModuleTree,
+) -> None:
+    # ``f`` reads its parameter ``vigour`` (also a comprehension variable and a closure's
+    # free variable), never the module's function; ``g`` calls that function.
+    user_project.write("pipe.py", SHADOWED)
+    structure = describe_code(user_project.load("pipe").f).structure
+    assert "vigour" not in str(structure.get("refs", {}))
+    assert not changes(user_project, "pipe.py", "return x * 2", "return x * 3")
+    before = identity(user_project, name="g")
+    user_project.edit("pipe.py", "return x * 3", "return x * 4")
+    assert identity(user_project, name="g") != before
+
+
 def test_helpers_of_imported_helpers_count_transitively(project: ModuleTree) -> None:
     project.write("pipe.py", USES_EXT_SCALE)
     assert changes(project, "userlib/util.py", "return x + OFFSET", "return x - OFFSET")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import linecache
+import symtable
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -288,10 +289,29 @@ def _names(node: ast.AST, drop_decorators: bool) -> Names:
     for sub in nodes:
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in in_chain:
             uses.setdefault(sub.id, set()).add(())
-    return Names(
-        {name: frozenset(paths) for name, paths in uses.items()},
-        dict(_import_bindings(iter(imports))),
-    )
+    bindings = dict(_import_bindings(iter(imports)))
+    if not isinstance(node, ast.Module):
+        # A parameter or local variable named like a module-level name is not a reference
+        # to it: keep only the names Python itself would look up among the globals, and
+        # those the definition's own imports bind.
+        looked_up = _global_names(node) | bindings.keys()
+        uses = {name: paths for name, paths in uses.items() if name in looked_up}
+    return Names({name: frozenset(paths) for name, paths in uses.items()}, bindings)
+
+
+def _global_names(node: ast.AST) -> set[str]:
+    """The names that ``node`` (a definition or lambda, with every scope nested in it) reads
+    from its module's globals, as Python's own symbol table of its code sees them: not its
+    parameters, locals, or the enclosing function's variables its inner functions use."""
+    found: set[str] = set()
+    tables = [symtable.symtable(ast.unparse(node), "<podline>", "exec")]
+    while tables:
+        table = tables.pop()
+        found.update(
+            s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced()
+        )
+        tables.extend(table.get_children())
+    return found
 
 
 def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
