@@ -22,6 +22,7 @@ from conftest import ModuleTree
 from podline import function_pod
 from podline.executors import ProcessExecutor
 from podline.nodes.records import RESULT_ID
+from podline.observability import ObservationWarning
 from podline.pipeline import Pipeline, Plan
 from podline.stores import RECORD_ID, DeltaStore, MemoryStore, Store
 
@@ -309,6 +310,11 @@ def test_a_failing_result_store_commit_commits_no_records(tmp_path: Path) -> Non
             raise OSError("the result store is unreachable")
 
     store = delta(tmp_path / "pipeline")
-    with pytest.raises(OSError, match="unreachable"):
+    # The status and log rows wait for the results too (the observers warn, as they do
+    # whenever they cannot commit).
+    with (
+        pytest.raises(OSError, match="unreachable"),
+        pytest.warns(ObservationWarning, match="unreachable"),
+    ):
         build("p", store, Refusing()).run()
     assert not list((tmp_path / "pipeline").rglob("records.delta"))
