@@ -7,15 +7,13 @@ layout with one store, which must not change."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from deltalake import DeltaTable
+from tests.stores.conftest import run_script, script_file
 
 import podline
 from conftest import ModuleTree
@@ -25,8 +23,6 @@ from podline.nodes.records import RESULT_ID
 from podline.observability import ObservationWarning
 from podline.pipeline import Pipeline, Plan
 from podline.stores import RECORD_ID, DeltaStore, MemoryStore, Store
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @function_pod("y")
@@ -279,25 +275,16 @@ def committed(root: Path, name: str, column: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("pause", "window"),
+    "times",  # (seconds a call takes, the commit window)
     [(0.0, 60.0), (0.05, 0.1)],
     ids=["commit-at-the-end", "commits-during-the-run"],
 )
 def test_results_are_committed_before_the_records_naming_them(
-    tmp_path: Path, pause: float, window: float
+    tmp_path: Path, times: tuple[float, float]
 ) -> None:
-    script = tmp_path / "killed.py"
-    script.write_text(textwrap.dedent(KILLED))
-    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), str(pause), str(window)],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 9, done.stderr
+    process = run_script(script_file(tmp_path, "killed", KILLED), str(tmp_path), *map(str, times))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 9, err
     named = committed(tmp_path / "pipeline", "records", RESULT_ID)
     memo = committed(tmp_path / "results" / "results", "*", RECORD_ID)
     assert named, "no records were committed: the kill came too early to test anything"
