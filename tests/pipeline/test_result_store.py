@@ -197,6 +197,10 @@ def test_plan_explain_and_invalidate_read_both_stores(lib: ModuleTree, tmp_path:
         ("cached", "stored result", ""): 2,
     }
     assert a.run().counts["scale"].computed == 1
+    # A recompute through a replaces the shared results; b is served the new ones.
+    forced = a.run(recompute="scale").counts["scale"]
+    assert (forced.computed, forced.recomputed) == (3, 3)
+    assert scaled(lib, "b", b_store, results, folder).run().counts["scale"].cached == 3
 
     # A file a shared result names is gone: b's plan says so, and its run writes it again.
     (folder / "1.txt").unlink()
