@@ -539,7 +539,8 @@ class _Unplannable:
 def test_a_node_without_preview_is_named() -> None:
     from podline.nodes import SourceNodeProtocol
     from podline.pipeline import PipelineGraph
-    from podline.pipeline.plan import PlanScope, make_plan
+    from podline.pipeline.layout import PipelineLayout
+    from podline.pipeline.plan import make_plan
 
     node = _Unplannable("duck")
     assert isinstance(node, SourceNodeProtocol)  # it runs
@@ -547,7 +548,7 @@ def test_a_node_without_preview_is_named() -> None:
     with pytest.raises(PipelineError, match=r"node 'duck' cannot be planned: .*PreviewSourceNode"):
         make_plan(
             PipelineGraph((node,)),  # type: ignore[arg-type]
-            PlanScope(store, "ducks", store.at("results")),
+            PipelineLayout("ducks", store, store),
             uri="ducks@0",
         )
 

@@ -14,8 +14,8 @@ columns of ``MANIFEST_SCHEMA``, shown by ``pipeline.runs()``:
 It costs a metadata lookup per package and one ``git status``, which runs in the background
 while the run computes; nothing per packet.
 
-**Code records.** ``record_code`` keeps, at the store's ``code`` path (shared by the pipelines
-of a store, as the memoized results are), one row per function identity: the
+**Code records.** ``record_code`` keeps, at the result store's ``code`` path (shared by the
+pipelines whose results go there, as the memoized results are), one row per function identity: the
 function's name, identity, code hash and code structure (JSON; see ``describe_code``), with
 the module of each entry and the ``depends_on`` versions. A pipeline writes it for the
 functions that computed in a run (a fully cached run writes and reads nothing). A later
@@ -179,7 +179,7 @@ def git_state(cwd: str) -> tuple[str | None, bool | None]:
 
 def record_code(store: Store, functions: Mapping[str, PacketFunction]) -> None:
     """Keep the code structure of each function (by identity, written once) at ``CODE_PATH``
-    of ``store`` (a pipeline's whole store)."""
+    of ``store`` (a pipeline's whole result store)."""
     rows: list[dict[str, Any]] = []
     for function in functions.values():
         code = function.code

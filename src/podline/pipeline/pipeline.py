@@ -2,13 +2,16 @@
 
 Inside the block every operator and function-pod invocation is recorded and nothing is
 computed. Leaving the block compiles the recorded streams into nodes (``pipeline.nodes``,
-also reachable as attributes: ``pipeline.<label>``) bound to scopes of the store:
+also reachable as attributes: ``pipeline.<label>``) bound to scopes of its stores
+(``podline.pipeline.layout``):
 
-* function results go to ``results/`` (the memo, shared by every pipeline on the store);
+* function results go to ``results/`` of the result store (the memo, shared by every
+  pipeline on that store; the result store is the pipeline's store unless given);
 * operator nodes keep their LOG/REPLAY rows under ``pipelines/<name>/nodes/<identity>``;
 * run records go to ``pipelines/<name>/runs``, each with the run's manifest (podline, Python,
   platform, package versions, git commit; ``podline.observability.manifest``), and the code
-  structure of every function that computed to ``code`` (shared, like the results);
+  structure of every function that computed to ``code`` of the result store (shared, like
+  the results);
 * unless ``observe=False``, each packet's status transitions and each computed call's captured
   output go to ``pipelines/<name>/status`` and ``pipelines/<name>/logs`` (see
   ``podline.observability``), read back with ``status()``, ``logs()`` and ``runs()``.
@@ -35,6 +38,7 @@ from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
+from podline.pipeline.layout import PipelineLayout
 from podline.pipeline.orchestration import Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
@@ -47,19 +51,20 @@ if TYPE_CHECKING:
     from podline.functions import PacketFunction
     from podline.observability import PipelineObservations
     from podline.pipeline.graph_render import GraphDrawing
-    from podline.pipeline.plan import PlanScope
 
 __all__ = ["Pipeline", "PipelineError"]
 
 
 class Pipeline:
-    """A named pipeline over a store (``None``: ``podline.default_store()``)."""
+    """A named pipeline over a store (``None``: ``podline.default_store()``); function
+    results go to ``result_store`` (``None``: the same store; see docs/pipelines.md)."""
 
     def __init__(
         self,
         name: str,
         store: Store | None = None,
         *,
+        result_store: Store | None = None,
         cache_modes: Mapping[str, CacheMode | str] | None = None,
         observe: bool = True,
     ) -> None:
@@ -67,6 +72,8 @@ class Pipeline:
             raise PipelineError(f"pipeline name must be non-empty without '/', got {name!r}")
         self.name = name
         self.store = store if store is not None else default_store()
+        #: Where function results (the memo) and code records go (``PipelineLayout``).
+        self.result_store = result_store if result_store is not None else self.store
         self.cache_modes = {k: CacheMode(v) for k, v in (cache_modes or {}).items()}
         self._recorded: list[ProducedStream] = []
         self._tracking: Any = None
@@ -103,12 +110,16 @@ class Pipeline:
         kept, with their outputs and state: entering ``with pipeline:`` again adds nodes."""
         self.graph = compile_graph(
             self._recorded,
-            result_store=self.store.at("results"),
-            node_store=self.store.at("pipelines", self.name, "nodes"),
+            result_store=self._layout.results,
+            node_store=self._layout.nodes,
             cache_modes=self.cache_modes,
             previous=self.graph,
         )
         return self.graph
+
+    @property
+    def _layout(self) -> PipelineLayout:
+        return PipelineLayout(self.name, self.store, self.result_store)
 
     # ------------------------------------------------------------------ nodes
     @property
@@ -163,7 +174,7 @@ class Pipeline:
         commit_seconds: float | None = None,
         recompute: bool | str | Sequence[str] = False,
     ) -> OrchestratorResult:
-        """Compile if needed, run every node, flush the store and record the run.
+        """Compile if needed, run every node, flush the stores and record the run.
 
         ``orchestrator`` is any ``Orchestrator``; ``"async"`` is short for
         ``AsyncPipelineOrchestrator()`` and ``"sync"`` (like ``None``) for
@@ -213,7 +224,7 @@ class Pipeline:
                 options=options,
             )
         finally:
-            self.store.flush()
+            self._layout.flush()
             commit = git.result()
         self._record_run(graph, result, commit)
         if observed:
@@ -248,7 +259,7 @@ class Pipeline:
         graph = self.graph if self.graph is not None else self.compile()
         return make_plan(
             graph,
-            self._plan_scope(),
+            self._layout,
             uri=self.uri,
             recompute=self._recompute_labels(graph, recompute),
         )
@@ -273,17 +284,12 @@ class Pipeline:
 
         plan = make_plan(
             graph,
-            self._plan_scope(),
+            self._layout,
             uri=self.uri,
             recompute=self._recompute_labels(graph, recompute),
             upto=node,
         )
         return plan.explain(node, **{**(tags or {}), **tag_values})
-
-    def _plan_scope(self) -> PlanScope:
-        from podline.pipeline.plan import PlanScope
-
-        return PlanScope(self.store, self.name, self.store.at("results"))
 
     def invalidate(self, node: str, **tag_values: Any) -> int:
         """Forget the stored results of function node ``node`` for the rows whose tags equal
@@ -303,7 +309,7 @@ class Pipeline:
         """The observer ``run()`` uses when given none: status and logs in the store."""
         from podline.observability import default_observer
 
-        return default_observer(self.store, self.name)
+        return default_observer(self._layout.pipeline_store, self.name)
 
     @property
     def observations(self) -> PipelineObservations:
@@ -360,7 +366,7 @@ class Pipeline:
             and result.counts[label].computed
             and str(function.content_hash()) not in self._code_recorded
         }
-        record_code(self.store, computed)
+        record_code(self.result_store, computed)
         self._code_recorded |= {str(f.content_hash()) for f in computed.values()}
 
     def _record_run(
@@ -393,4 +399,4 @@ class Pipeline:
         if rows:
             table = manifest.append_to(pa.Table.from_pylist(rows))
             self.store.append(("pipelines", self.name, "runs"), table)
-            self.store.flush()
+            self._layout.flush()  # with the code records, written first

@@ -25,7 +25,6 @@ only their values could decide the rest (``Operator.preview``).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,13 +38,13 @@ from podline.functions import RowStatus
 from podline.nodes import NodeOutput, is_function_node, is_operator_node, is_source_node
 from podline.nodes.preview import PreviewFunctionNode, PreviewOperatorNode, PreviewSourceNode
 from podline.pipeline.graph import PipelineGraph
+from podline.pipeline.layout import PipelineLayout
 from podline.pipeline.orchestration import check_node
 from podline.pipeline.plan_history import NodeHistory
 from podline.pipeline.plan_report import KNOWN, PENDING, NodePlan, Plan, RowPlans
-from podline.stores import Store
 from podline.streams import Stream, TableStream
 
-__all__ = ["PlanScope", "make_plan"]
+__all__ = ["make_plan"]
 
 #: Source info of a value that a call of the run has yet to make: ``pending::<node label>``.
 #: Only plans hold it; it is never stored.
@@ -58,19 +57,9 @@ _REPLACED = {
 }
 
 
-@dataclass
-class PlanScope:
-    """Where a pipeline keeps what plans read: its whole store, its name, and the function
-    memo's root (``results``)."""
-
-    store: Store
-    pipeline: str
-    results: Store
-
-
 def make_plan(
     graph: PipelineGraph,
-    scope: PlanScope,
+    scope: PipelineLayout,
     *,
     uri: str,
     recompute: Collection[str] = (),
@@ -96,7 +85,7 @@ def make_plan(
 
 
 def _plan_node(
-    node: Any, inputs: list[NodeOutput], scope: PlanScope, recompute: bool
+    node: Any, inputs: list[NodeOutput], scope: PipelineLayout, recompute: bool
 ) -> tuple[TableStream, NodePlan]:
     """What the run would do with one node, given the outputs planned for its inputs."""
     check_node(node)
@@ -153,7 +142,7 @@ class _FunctionPlan:
     """What a run would do with a function node's input rows, and its planned output."""
 
     def __init__(
-        self, node: PreviewFunctionNode, stream: Stream, scope: PlanScope, recompute: bool
+        self, node: PreviewFunctionNode, stream: Stream, scope: PipelineLayout, recompute: bool
     ) -> None:
         self.node = node
         self.scope = scope
@@ -208,9 +197,7 @@ class _FunctionPlan:
     def _history_reasons(self, rows: np.ndarray) -> np.ndarray:
         """Why these known rows would be computed, from what the store remembers."""
         scope, preview, known = self.scope, self.preview, self.known
-        history = NodeHistory(
-            scope.store, scope.pipeline, self.node.label, scope.results, preview.function
-        )
+        history = NodeHistory(scope, self.node.label, preview.function)
         call_of_row = np.full(len(known), -1, dtype=np.int64)
         call_of_row[preview.call_rows] = np.arange(len(preview.call_rows))
         picked = pa.array(rows, pa.int64())

@@ -7,7 +7,7 @@ the store, reading only, in this order:
 1. **changed code**: the row's argument packet has a stored result under *another identity*
    of the same function (another memo table at ``functions/<name>/<identity prefix>``): the
    function changed since. The latest such result names the earlier identity, whose code
-   structure (kept at the store's ``code`` path by the run that computed) is compared with
+   structure (kept at the result store's ``code`` path by the run that computed) is compared with
    the current one to name the function, helper, class, constant or closure value that
    changed (``podline.functions.code_diff``). Same code but another identity: its version,
    schemas, output keys or ``depends_on`` versions changed (**changed function**);
@@ -51,6 +51,7 @@ from podline.observability.columns import (
     State,
 )
 from podline.observability.manifest import CODE_PATH
+from podline.pipeline.layout import PipelineLayout
 from podline.stores import RECORD_ID, Store
 
 __all__ = [
@@ -76,17 +77,15 @@ _HASH = "__plan_hash"
 
 
 class NodeHistory:
-    """What ``store`` (a pipeline's whole store) remembers of one function node's earlier
-    versions: the record sets and status tables of the node's ``label`` in pipeline
-    ``pipeline``, the function memo's root ``results`` (see the module docs)."""
+    """What a pipeline's stores (``layout``) remember of one function node's earlier
+    versions: the record sets and status tables of the node's ``label`` in the pipeline's
+    store, the function's memo and code records in the result store (see the module docs)."""
 
-    def __init__(
-        self, store: Store, pipeline: str, label: str, results: Store, function: PacketFunction
-    ) -> None:
-        self.store = store
-        self.records = store.at(PIPELINES, pipeline, "nodes", label)
-        self.status = store.at(PIPELINES, pipeline, STATUS_SCOPE, label)
-        self.results = results
+    def __init__(self, layout: PipelineLayout, label: str, function: PacketFunction) -> None:
+        self.records = layout.store.at(PIPELINES, layout.name, "nodes", label)
+        self.status = layout.store.at(PIPELINES, layout.name, STATUS_SCOPE, label)
+        self.results = layout.results
+        self.code = layout.result_store
         self.function = function
 
     def why(
@@ -143,7 +142,7 @@ class NodeHistory:
     @cached_property
     def _code_records(self) -> dict[str, Mapping[str, Any]]:
         """The stored code records, by the 16-hex prefix of their function identity."""
-        table = self.store.scan(CODE_PATH)
+        table = self.code.scan(CODE_PATH)
         if table is None:
             return {}
         return {ContentHash.parse(row[RECORD_ID]).short(16): row for row in table.to_pylist()}
