@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from podline.functions import PacketFunction
     from podline.observability import PipelineObservations
     from podline.pipeline.graph_render import GraphDrawing
+    from podline.pipeline.lineage import LineageScope
+    from podline.pipeline.lineage_report import Impact, Trace
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -303,6 +305,45 @@ class Pipeline:
                 f"{format_names(functions)}"
             )
         return found.invalidate(**tag_values)
+
+    # ------------------------------------------------------------------ lineage
+    def trace(
+        self,
+        node: str,
+        *,
+        row: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        **tag_values: Any,
+    ) -> Trace:
+        """The lineage of the rows of ``node`` whose tags equal ``tag_values`` (``tags=``
+        for names that are not identifiers; ``row=i``: its ``i``-th output row), back to
+        their source records, computing nothing (``podline.pipeline.lineage``;
+        docs/lineage.md). ``.frame`` and ``.records()`` are polars frames."""
+        from podline.pipeline.lineage import trace
+
+        return trace(self._lineage_scope(), node, row=row, tags={**(tags or {}), **tag_values})
+
+    def impact(
+        self,
+        source: str,
+        *,
+        record_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        **tag_values: Any,
+    ) -> Impact:
+        """Every row of every node that depends on the records of ``source`` (a source
+        node's label or source id) with ``record_id`` or tags equal to ``tag_values``;
+        ``.frame`` is a polars frame (docs/lineage.md)."""
+        from podline.pipeline.lineage import impact
+
+        scope = self._lineage_scope()
+        return impact(scope, source, record_id=record_id, tags={**(tags or {}), **tag_values})
+
+    def _lineage_scope(self) -> LineageScope:
+        from podline.pipeline.lineage import LineageScope
+
+        graph = self.graph if self.graph is not None else self.compile()
+        return LineageScope(graph, self.store, self.name)
 
     # ------------------------------------------------------------------ observations
     def default_observer(self) -> ObserverProtocol:

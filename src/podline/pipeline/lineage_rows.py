@@ -1,0 +1,218 @@
+"""Where lineage reads rows from: a node's rows looked up by column values, from what is at hand.
+
+Lineage never computes. A node's rows come from, in this order:
+
+* the output the node holds in this process (it ran, or loaded its results);
+* a source node's source (a source is read, never computed);
+* a function node's provenance records (``pipelines/<name>/nodes/.../records``): tags, system
+  tags and each entry's status, looked up with the store's equality filter (``scan(where=)``),
+  so only the matching records leave the store;
+* an operator node's logged rows (``CacheMode.LOG`` / ``REPLAY``), looked up the same way.
+
+A node with none of these answers ``None`` ("not at hand"). List-valued columns (after a
+``Batch``) cannot be filtered by a store; they are matched in memory after a projected scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.columns import is_system_tag, parse_system_tag
+from podline.functions import PacketFunction
+from podline.nodes import Node
+from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
+from podline.stores import RECORD_ID, Store
+
+__all__ = ["Edge", "NodeRows", "RecordedNode", "StoredNode", "edges", "is_list", "match"]
+
+
+@runtime_checkable
+class RecordedNode(Protocol):
+    """A function node as lineage reads it: its function and its provenance records."""
+
+    @property
+    def records(self) -> ProvenanceRecords | None: ...
+
+
+@runtime_checkable
+class StoredNode(Protocol):
+    """An operator node with a scope of the store, where LOG mode keeps its rows."""
+
+    store: Store | None
+
+
+def packet_function(node: Node) -> PacketFunction | None:
+    """The function of a function node (None for other nodes or without records)."""
+    records = node.records if isinstance(node, RecordedNode) else None
+    return records.function if records is not None else None
+
+
+def is_list(tp: pa.DataType) -> bool:
+    """Whether a column of this type holds lists (a batched column)."""
+    return bool(pa.types.is_list(tp) or pa.types.is_large_list(tp))
+
+
+def system_tag_types(node: Node) -> dict[str, pa.DataType]:
+    """The node's system-tag columns and their Arrow types."""
+    tags, _ = node.output_schema(system_tags=True)
+    return {f.name: f.type for f in tags.to_arrow() if is_system_tag(f.name)}
+
+
+@dataclass(frozen=True)
+class Edge:
+    """How a node's system tags come from one upstream: ``names`` maps a column at the node to
+    the column at the upstream; ``gathers``: the node holds lists of the upstream's values
+    (a batch); ``twins``: other upstreams with the same pipeline hash, whose slots a join may
+    have exchanged row by row."""
+
+    upstream: Node
+    names: dict[str, str]
+    gathers: bool
+    twins: tuple[Node, ...] = ()
+
+
+def edges(node: Node) -> list[Edge]:
+    """The edges of ``node`` to its upstreams, read from the system-tag column names alone.
+
+    A join extends every input's names with ``::<input hash>:<canonical position>``
+    (``columns.extend_lineage``); every other operator and a function pass names unchanged
+    from the first upstream that has them (a semi-join keeps its left input's).
+    """
+    own = system_tag_types(node)
+    ups = node.upstreams
+    order = sorted(range(len(ups)), key=lambda i: str(ups[i].pipeline_hash()))
+    extended: dict[str, tuple[int, str]] = {}
+    for position, index in enumerate(order):
+        prefix = ups[index].pipeline_hash().hex[:12]
+        for name in system_tag_types(ups[index]):
+            extended[f"{name}::{prefix}:{position}"] = (index, name)
+    found: dict[int, dict[str, str]] = {}
+    if own and set(own) == set(extended):
+        for name in own:
+            index, upstream_name = extended[name]
+            found.setdefault(index, {})[name] = upstream_name
+    else:
+        for name in own:
+            index = next(i for i, u in enumerate(ups) if name in system_tag_types(u))
+            found.setdefault(index, {})[name] = name
+    result = []
+    for index, names in sorted(found.items()):
+        upstream = ups[index]
+        theirs = system_tag_types(upstream)
+        gathers = any(is_list(own[n]) and not is_list(theirs[m]) for n, m in names.items())
+        twins = tuple(
+            u
+            for i, u in enumerate(ups)
+            if i != index and str(u.pipeline_hash()) == str(upstream.pipeline_hash())
+        )
+        result.append(Edge(upstream, names, gathers, twins))
+    return result
+
+
+def lineage_pairs(names: Any) -> list[tuple[str, str]]:
+    """(source id column, record id column) of each lineage among these system-tag names."""
+    by_lineage: dict[str, dict[str, str]] = {}
+    for name in names:
+        parsed = parse_system_tag(name)
+        by_lineage.setdefault(parsed.lineage, {})[parsed.kind] = name
+    return [(pair["source_id"], pair["record_id"]) for _, pair in sorted(by_lineage.items())]
+
+
+def match(table: pa.Table, where: Mapping[str, Any]) -> np.ndarray:
+    """Which rows of ``table`` hold every value of ``where`` (lists compare whole)."""
+    mask = np.ones(table.num_rows, dtype=bool)
+    for name, value in where.items():
+        column = table.column(name)
+        if is_list(column.type):
+            mask &= np.array([v == value for v in column.to_pylist()], dtype=bool)
+        elif value is None:
+            mask &= pc.is_null(column).to_numpy(zero_copy_only=False)
+        else:
+            test = pc.equal(column, pa.scalar(value, column.type))
+            mask &= pc.fill_null(test, False).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def holding(table: pa.Table, source: str, record: str, pair: tuple[str, str]) -> np.ndarray:
+    """Which rows of ``table`` hold the source record (``source``, ``record``) in the lineage
+    ``pair`` of columns: equal values, or one element of their lists (a batch)."""
+    sid, rid = (table.column(c) for c in pair)
+    if not is_list(rid.type):
+        return match(table, {pair[0]: source, pair[1]: record})
+    sid, rid = sid.combine_chunks(), rid.combine_chunks()
+    hit = pc.and_(pc.equal(pc.list_flatten(sid), source), pc.equal(pc.list_flatten(rid), record))
+    parents = pc.list_parent_indices(rid).to_numpy(zero_copy_only=False)
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[parents[pc.fill_null(hit, False).to_numpy(zero_copy_only=False)]] = True
+    return mask
+
+
+class NodeRows:
+    """Rows of nodes by column values, from what is at hand (see the module docs)."""
+
+    def __init__(self) -> None:
+        self._tables: dict[int, pa.Table] = {}
+
+    def held(self, node: Node) -> pa.Table | None:
+        """The node's whole output, if this process holds it (or it is a source)."""
+        if id(node) not in self._tables:
+            if not (node.has_output or node.node_type == "source"):
+                return None
+            self._tables[id(node)] = node.as_table(system_tags=True, source_info=True)
+        return self._tables[id(node)]
+
+    def find(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
+        """The node's rows holding every value of ``where`` (None: not at hand). A function
+        node's rows come with their record's ``STATUS`` when read from its records."""
+        table = self.held(node)
+        if table is not None:
+            return table.filter(pa.array(match(table, where)))
+        if node.node_type == "function":
+            return self.recorded(node, where)
+        if isinstance(node, StoredNode) and node.store is not None:
+            return _scan(node.store, ("rows",), where, None)
+        return None
+
+    def recorded(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
+        """A function node's provenance records holding ``where`` (None: no records)."""
+        records = node.records if isinstance(node, RecordedNode) else None
+        if records is None:
+            return None
+        return _scan(records.store, ("records",), where, None)
+
+    def scan(self, node: Node, columns: list[str], *, recorded: bool = False) -> pa.Table | None:
+        """Every row of the node, projected to ``columns`` (``recorded``: a function node's
+        records, with their status and record id)."""
+        if recorded:
+            records = node.records if isinstance(node, RecordedNode) else None
+            if records is None or not records.store.exists(("records",)):
+                return None
+            return records.store.scan(
+                ("records",), columns=[*columns, STATUS, RESULT_ID, RECORD_ID]
+            )
+        table = self.held(node)
+        if table is not None:
+            return table
+        if isinstance(node, StoredNode) and node.store is not None:
+            return node.store.scan(("rows",), columns=columns)
+        return None
+
+
+def _scan(
+    store: Store, path: tuple[str, ...], where: Mapping[str, Any], columns: list[str] | None
+) -> pa.Table | None:
+    """Rows at ``path`` holding ``where``: scalar tests go to the store, list ones after."""
+    if not store.exists(path):
+        return None
+    scalar = {k: v for k, v in where.items() if not isinstance(v, list)}
+    table = store.scan(path, columns=columns, where=scalar or None)
+    if table is None:
+        return None
+    rest = {k: v for k, v in where.items() if isinstance(v, list)}
+    return table.filter(pa.array(match(table, rest))) if rest else table
