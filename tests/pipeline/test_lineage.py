@@ -1,0 +1,290 @@
+"""``pipeline.trace()`` and ``pipeline.impact()``: hand-built pipelines whose lineage is known
+row by row (linear, join, diamond, batch, merge-join, semi-join, filter, skip), checked
+exactly; a fresh pipeline object reading what a run stored; the renderings; and a property
+over random pipelines of joins and batches: every row traces to exactly the source records
+whose values formed it, and impact is the inverse of trace."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from podline import SKIP, DictSource, function_pod
+from podline.errors import InputValidationError, PipelineError
+from podline.pipeline import Pipeline
+from podline.stores import DeltaStore, MemoryStore, Store
+
+
+@function_pod("y")
+def double(x: int) -> int:
+    return 2 * x
+
+
+@function_pod("w")
+def odd_only(y: int) -> int:
+    return y if (y // 2) % 2 else SKIP
+
+
+def _src(name: str, column: str, keys: list[int], scale: int = 1) -> DictSource:
+    rows = [{"k": k, column: k * scale} for k in keys]
+    return DictSource(rows, tag_columns=["k"], label=name, source_id=f"{name}-id")
+
+
+def _records(trace: Any) -> set[tuple[int, str, str]]:
+    return {(r["row"], r["source"], r["record_id"]) for r in trace.records().iter_rows(named=True)}
+
+
+def _impact(impact: Any) -> set[tuple[str, str, str | None]]:
+    return {(r["node"], r["status"], r["tags"]) for r in impact.frame.iter_rows(named=True)}
+
+
+def test_linear_trace_names_the_function_run_and_source_row() -> None:
+    store = MemoryStore()
+    a = _src("a", "x", [0, 1, 2])
+    with Pipeline("p", store=store) as p:
+        double.pod(a)
+    run = p.run()
+    trace = p.trace("double", k=1)
+    assert _records(trace) == {(0, "a", "#1")}
+    steps = trace.frame.to_dicts()
+    assert [(s["step"], s["node"], s["kind"], s["status"]) for s in steps] == [
+        ("0", "double", "function", "computed"),
+        ("0.0", "a", "source", "read"),
+    ]
+    function = p.nodes["double"].pod.packet_function
+    assert steps[0]["run_id"] == run.run_id
+    assert steps[0]["function_version"] == "v0"
+    assert steps[0]["code_identity"] == function.code_hash.short(16)
+    assert steps[0]["function_identity"] == function.content_hash().short(16)
+    assert json.loads(steps[1]["values"]) == {"k": 1, "x": 1}
+    assert steps[1]["source_id"] == "a-id"
+    # A second run serves the row from the memo: the run that computed it is still named.
+    p.run()
+    assert p.trace("double", k=1).frame["run_id"][0] == run.run_id
+    assert _impact(p.impact("a", record_id="#2")) == {("double", "computed", "k=2")}
+    assert _impact(p.impact("a-id", k=0)) == {("double", "computed", "k=0")}
+
+
+def test_join_and_diamond_trace_every_lineage() -> None:
+    a, b = _src("a", "x", [0, 1, 2]), _src("b", "z", [1, 2, 3], 10)
+    with Pipeline("p", store=MemoryStore()) as p:
+        d = double.pod(a)
+        d.join(b, label="joined")
+        # A diamond: a's records reach "both" through double and directly.
+        d.join(a, label="both")
+    p.run()
+    assert _records(p.trace("joined", k=2)) == {(0, "a", "#2"), (0, "b", "#1")}
+    assert _records(p.trace("both", k=1)) == {(0, "a", "#1")}
+    paths = p.trace("both", k=1).frame.select("step", "node").rows()
+    assert paths == [("0", "both"), ("0.0", "double"), ("0.0.0", "a"), ("0.1", "a")]
+    assert _impact(p.impact("a", record_id="#2")) == {
+        ("double", "computed", "k=2"),
+        ("joined", "present", "k=2"),
+        ("both", "present", "k=2"),
+    }
+    # b's record #2 (k=3) has no match in a: the join is where it stopped.
+    assert _impact(p.impact("b", record_id="#2")) == {("joined", "filtered", None)}
+
+
+def test_batch_traces_each_row_to_every_gathered_record() -> None:
+    a, b = _src("a", "x", [0, 1, 2, 3, 4]), _src("b", "z", [0, 1, 2, 3, 4])
+    with Pipeline("p", store=MemoryStore()) as p:
+        a.join(b).batch(2, label="pairs")
+    p.run()
+    trace = p.trace("pairs", row=1)
+    assert _records(trace) == {
+        (0, source, record) for source in ("a", "b") for record in ("#2", "#3")
+    }
+    assert _records(p.trace("pairs", k=[4])) == {(0, "a", "#4"), (0, "b", "#4")}
+    assert _impact(p.impact("b", record_id="#3")) == {
+        ("Join", "present", "k=3"),
+        ("pairs", "present", "k=[2, 3]"),
+    }
+
+
+def test_merge_join_and_semi_join() -> None:
+    a, b = _src("a", "v", [0, 1, 2]), _src("b", "v", [1, 2, 3], 10)
+    with Pipeline("p", store=MemoryStore()) as p:
+        a.merge_join(b, label="merged")
+        a.semi_join(b, label="kept")
+    p.run()
+    assert _records(p.trace("merged", k=1)) == {(0, "a", "#1"), (0, "b", "#0")}
+    # A semi-join's row is its left row: b only decides whether it passes.
+    assert _records(p.trace("kept", k=2)) == {(0, "a", "#2")}
+    assert p.trace("kept", k=0).frame.select("node", "status").row(0) == ("kept", "filtered")
+    assert _impact(p.impact("a", record_id="#0")) == {
+        ("merged", "filtered", None),
+        ("kept", "filtered", None),
+    }
+    assert _impact(p.impact("b", record_id="#0")) == {("merged", "present", "k=1")}
+
+
+def test_filtered_and_skipped_rows_are_reported_where_they_stopped() -> None:
+    a = _src("a", "x", [0, 1, 2, 3])
+    with Pipeline("p", store=MemoryStore()) as p:
+        big = double.pod(a).filter(pl.col("y") > 2, label="big")
+        odd_only.pod(big)
+    p.run()
+    stop = p.trace("big", k=1)
+    assert stop.frame.select("step", "node", "status").rows() == [
+        ("0", "big", "filtered"),
+        ("0.0", "double", "computed"),
+        ("0.0.0", "a", "read"),
+    ]
+    # y = 4 (k=2): odd_only returned SKIP; a filtered row stops at the filter, not below.
+    assert p.trace("odd_only", k=2).frame.select("node", "status").row(0) == (
+        "odd_only",
+        "skipped",
+    )
+    assert p.trace("odd_only", k=0).frame.select("node", "status").row(0) == ("big", "filtered")
+    assert _impact(p.impact("a", record_id="#2")) == {
+        ("double", "computed", "k=2"),
+        ("big", "present", "k=2"),
+        ("odd_only", "skipped", "k=2"),
+    }
+    assert _impact(p.impact("a", record_id="#1")) == {
+        ("double", "computed", "k=1"),
+        ("big", "filtered", None),
+    }
+    assert p.trace("big", k=99).roots == []
+
+
+def _study(store: Store) -> Pipeline:
+    a, b = _src("a", "x", [0, 1, 2]), _src("b", "z", [0, 1, 2])
+    with Pipeline("study", store=store) as p:
+        double.pod(a.join(b), label="scaled")
+    return p
+
+
+def test_a_fresh_pipeline_object_traces_from_the_store(tmp_path: Path) -> None:
+    """A function node's rows come from its records: no run in this process; an operator
+    node that stores nothing is reported as not at hand, its sources still reached."""
+    run = _study(DeltaStore(tmp_path / "store")).run()
+    fresh = _study(DeltaStore(tmp_path / "store"))
+    trace = fresh.trace("scaled", k=2)
+    assert _records(trace) == {(0, "a", "#2"), (0, "b", "#2")}
+    assert trace.frame.select("node", "status", "run_id").rows()[:2] == [
+        ("scaled", "computed", run.run_id),
+        ("Join", "not at hand", None),
+    ]
+    assert _impact(fresh.impact("b", record_id="#1")) == {
+        ("Join", "not at hand", None),
+        ("scaled", "computed", "k=1"),
+    }
+
+
+def test_renderings_and_errors() -> None:
+    p = _study(MemoryStore())
+    p.run()
+    trace = p.trace("scaled", k=1)
+    text = str(trace)
+    assert text.splitlines()[0] == "trace of scaled, k=1: 1 row(s)"
+    assert "└── a [source: DictSource] read  (k=1)  record a-id/#1: k=1, x=1" in text
+    assert "<li>" in trace._repr_html_()
+    assert "a-id/#1" in trace._repr_html_()
+    impact = p.impact("a", record_id="#1")
+    assert "record a-id/#1" in str(impact)
+    assert "<table>" in impact._repr_html_()
+    with pytest.raises(PipelineError, match="names no node: 'nope'"):
+        p.trace("nope")
+    with pytest.raises(InputValidationError, match="no tag column"):
+        p.trace("scaled", subject="x")
+    with pytest.raises(PipelineError, match="names no source: 'scaled'"):
+        p.impact("scaled", record_id="#0")
+    with pytest.raises(InputValidationError, match="has no row 9"):
+        p.trace("scaled", row=9)
+
+
+# ----------------------------------------------------------------------------- property
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> tuple[list[list[int]], list[tuple[str, Any]]]:
+    """Sources (the keys each holds) and a list of steps: join two earlier streams, or batch
+    one (batching last, since a batch's list tags join nothing)."""
+    keys = st.lists(st.integers(0, 5), unique=True, min_size=1, max_size=5)
+    sources = draw(st.lists(keys, min_size=2, max_size=3))
+    steps: list[tuple[str, Any]] = []
+    count = len(sources)
+    for _ in range(draw(st.integers(1, 3))):
+        left, right = draw(st.integers(0, count - 1)), draw(st.integers(0, count - 1))
+        if left != right:
+            steps.append(("join", (left, right)))
+            count += 1
+    steps.append(("batch", (draw(st.integers(0, count - 1)), draw(st.integers(1, 3)))))
+    return sources, steps
+
+
+@settings(
+    max_examples=int(os.environ.get("LINEAGE_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(pipelines())
+def test_trace_and_impact_agree_with_the_values_that_formed_each_row(
+    case: tuple[list[list[int]], list[tuple[str, Any]]],
+) -> None:
+    sources, steps = case
+    # Every packet value names its own record: column v<i> of source i holds "<i>:<key>".
+    streams: list[Any] = [
+        DictSource(
+            [{"k": k, f"v{i}": f"{i}:{k}"} for k in keys],
+            tag_columns=["k"],
+            label=f"s{i}",
+            source_id=f"s{i}",
+        )
+        for i, keys in enumerate(sources)
+    ]
+    with Pipeline("prop", store=MemoryStore()) as p:
+        for n, (kind, args) in enumerate(steps):
+            if kind == "join":
+                left, right = streams[args[0]], streams[args[1]]
+                if set(left.keys()[1]) & set(right.keys()[1]):
+                    # Both hold a source's values (a join would refuse): join nothing, so
+                    # that every record a row names has a value in the row.
+                    streams.append(left)
+                    continue
+                streams.append(left.join(right, label=f"j{n}"))
+            else:
+                streams.append(streams[args[0]].batch(args[1], label=f"b{n}"))
+    p.run()
+    forward: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for node in p.nodes.values():
+        if node.node_type == "source":
+            continue
+        table = node.as_table()
+        for i in range(table.num_rows):
+            formed = _formed_by(table.slice(i, 1).to_pylist()[0])
+            traced = {
+                (s, sources[int(s[1:])][int(r[1:])])
+                for _, s, r in _records(p.trace(node.label, row=i))
+            }
+            assert traced == formed, node.label
+            tags = ", ".join(f"k={v!r}" for v in [table.column("k")[i].as_py()])
+            for source, key in traced:
+                forward.setdefault((source, key), set()).add((node.label, tags))
+    for i, keys in enumerate(sources):
+        if f"s{i}" not in p.nodes:
+            continue  # a source no step used
+        for position in range(len(keys)):
+            found = p.impact(f"s{i}", record_id=f"#{position}").frame
+            present = {(r["node"], r["tags"]) for r in found.iter_rows(named=True) if r["tags"]}
+            assert present == forward.get((f"s{i}", keys[position]), set())
+
+
+def _formed_by(row: dict[str, Any]) -> set[tuple[str, Any]]:
+    """The (source, key) of every value in a row's packet columns (lists after a batch)."""
+    formed = set()
+    for name, value in row.items():
+        if name.startswith("v"):
+            for text in value if isinstance(value, list) else [value]:
+                source, key = text.split(":")
+                formed.add((f"s{source}", int(key)))
+    return formed
