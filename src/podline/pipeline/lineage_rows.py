@@ -29,7 +29,7 @@ from podline.nodes import Node
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
 from podline.stores import RECORD_ID, Store
 
-__all__ = ["Edge", "NodeRows", "RecordedNode", "StoredNode", "edges", "is_list", "match"]
+__all__ = ["Edge", "NodeRows", "RecordedNode", "StoredNode", "edges", "is_list", "match", "select"]
 
 
 @runtime_checkable
@@ -128,15 +128,27 @@ def match(table: pa.Table, where: Mapping[str, Any]) -> np.ndarray:
     """Which rows of ``table`` hold every value of ``where`` (lists compare whole)."""
     mask = np.ones(table.num_rows, dtype=bool)
     for name, value in where.items():
-        column = table.column(name)
-        if is_list(column.type):
-            mask &= np.array([v == value for v in column.to_pylist()], dtype=bool)
-        elif value is None:
-            mask &= pc.is_null(column).to_numpy(zero_copy_only=False)
-        else:
-            test = pc.equal(column, pa.scalar(value, column.type))
-            mask &= pc.fill_null(test, False).to_numpy(zero_copy_only=False)
+        mask &= _equal(table.column(name), value)
     return mask
+
+
+def select(table: pa.Table, where: Mapping[str, Any]) -> pa.Table:
+    """The rows of ``table`` holding every value of ``where``: each test runs on the rows the
+    previous ones kept, so a selective first test leaves the others almost nothing to do."""
+    for name, value in where.items():
+        if not table.num_rows:
+            break
+        table = table.filter(pa.array(_equal(table.column(name), value)))
+    return table
+
+
+def _equal(column: pa.ChunkedArray, value: Any) -> np.ndarray:
+    if is_list(column.type):
+        return np.array([v == value for v in column.to_pylist()], dtype=bool)
+    if value is None:
+        return pc.is_null(column).to_numpy(zero_copy_only=False)
+    test = pc.equal(column, pa.scalar(value, column.type))
+    return pc.fill_null(test, False).to_numpy(zero_copy_only=False)
 
 
 def holding(table: pa.Table, source: str, record: str, pair: tuple[str, str]) -> np.ndarray:
@@ -158,6 +170,8 @@ class NodeRows:
 
     def __init__(self) -> None:
         self._tables: dict[int, pa.Table] = {}
+        # One lookup per node and key: a step and the choice among twin inputs ask alike.
+        self._found: dict[tuple[int, str], pa.Table | None] = {}
 
     def held(self, node: Node) -> pa.Table | None:
         """The node's whole output, if this process holds it (or it is a source)."""
@@ -170,9 +184,15 @@ class NodeRows:
     def find(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
         """The node's rows holding every value of ``where`` (None: not at hand). A function
         node's rows come with their record's ``STATUS`` when read from its records."""
+        key = (id(node), repr(sorted(where.items())))
+        if key not in self._found:
+            self._found[key] = self._find(node, where)
+        return self._found[key]
+
+    def _find(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
         table = self.held(node)
         if table is not None:
-            return table.filter(pa.array(match(table, where)))
+            return select(table, where)
         if node.node_type == "function":
             return self.recorded(node, where)
         if isinstance(node, StoredNode) and node.store is not None:
@@ -214,5 +234,4 @@ def _scan(
     table = store.scan(path, columns=columns, where=scalar or None)
     if table is None:
         return None
-    rest = {k: v for k, v in where.items() if isinstance(v, list)}
-    return table.filter(pa.array(match(table, rest))) if rest else table
+    return select(table, {k: v for k, v in where.items() if isinstance(v, list)})
