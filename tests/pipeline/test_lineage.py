@@ -186,7 +186,8 @@ def test_renderings_and_errors() -> None:
     trace = p.trace("scaled", k=1)
     text = str(trace)
     assert text.splitlines()[0] == "trace of scaled, k=1: 1 row(s)"
-    assert "└── a [source: DictSource] read  (k=1)  record a-id/#1: k=1, x=1" in text
+    assert "    ├── a [source: DictSource] read  (k=1)  record a-id/#1: k=1, x=1" in text
+    assert "    └── b [source: DictSource] read  (k=1)  record b-id/#1: k=1, z=1" in text
     assert "<li>" in trace._repr_html_()
     assert "a-id/#1" in trace._repr_html_()
     impact = p.impact("a", record_id="#1")

@@ -102,6 +102,17 @@ class Step:
         return text
 
 
+def _drawn(step: Step, first: str, rest: str) -> list[str]:
+    """A step's line (after ``first``) and its children's, drawn as a tree below it."""
+    lines = [first + step.line()]
+    for i, child in enumerate(step.children):
+        last = i == len(step.children) - 1
+        lines += _drawn(
+            child, rest + ("└── " if last else "├── "), rest + ("    " if last else "│   ")
+        )
+    return lines
+
+
 class Trace:
     """The lineage of some rows of one node (see the module docs)."""
 
@@ -145,8 +156,7 @@ class Trace:
         """The lineage as an indented tree, one traced row after the other."""
         lines = [self._title()]
         for root in self.roots:
-            for _, depth, step in root.walk():
-                lines.append("  " + "    " * depth + ("└── " if depth else "") + step.line())
+            lines += _drawn(root, "  ", "  ")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -193,7 +203,7 @@ class Impact:
                 record = (row["source_id"], row["record_id"])
                 lines.append(f"  record {record[0]}/{record[1]}")
             tags = f"  ({row['tags']})" if row["tags"] else ""
-            lines.append(f"    └── {row['node']} [{row['kind']}] {row['status']}{tags}")
+            lines.append(f"    {row['node']} [{row['kind']}] {row['status']}{tags}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
