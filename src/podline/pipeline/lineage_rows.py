@@ -171,7 +171,7 @@ class NodeRows:
     def __init__(self) -> None:
         self._tables: dict[int, pa.Table] = {}
         # One lookup per node and key: a step and the choice among twin inputs ask alike.
-        self._found: dict[tuple[int, str], pa.Table | None] = {}
+        self._found: dict[tuple[int, str, str], pa.Table | None] = {}
 
     def held(self, node: Node) -> pa.Table | None:
         """The node's whole output, if this process holds it (or it is a source)."""
@@ -184,7 +184,7 @@ class NodeRows:
     def find(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
         """The node's rows holding every value of ``where`` (None: not at hand). A function
         node's rows come with their record's ``STATUS`` when read from its records."""
-        key = (id(node), repr(sorted(where.items())))
+        key = (id(node), "rows", repr(sorted(where.items())))
         if key not in self._found:
             self._found[key] = self._find(node, where)
         return self._found[key]
@@ -201,10 +201,12 @@ class NodeRows:
 
     def recorded(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
         """A function node's provenance records holding ``where`` (None: no records)."""
-        records = node.records if isinstance(node, RecordedNode) else None
-        if records is None:
-            return None
-        return _scan(records.store, ("records",), where, None)
+        key = (id(node), "records", repr(sorted(where.items())))
+        if key not in self._found:
+            records = node.records if isinstance(node, RecordedNode) else None
+            found = None if records is None else _scan(records.store, ("records",), where, None)
+            self._found[key] = found
+        return self._found[key]
 
     def scan(self, node: Node, columns: list[str], *, recorded: bool = False) -> pa.Table | None:
         """Every row of the node, projected to ``columns`` (``recorded``: a function node's
