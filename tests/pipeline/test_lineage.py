@@ -180,6 +180,30 @@ def test_a_fresh_pipeline_object_traces_from_the_store(tmp_path: Path) -> None:
     }
 
 
+def test_a_changed_source_value_traces_to_the_call_and_run_of_the_current_row(
+    tmp_path: Path,
+) -> None:
+    """Records are shared by every input version: the row at hand names its own call."""
+
+    def build(x: int) -> Pipeline:
+        a = DictSource([{"k": 1, "x": x}], tag_columns=["k"], label="a", source_id="a")
+        with Pipeline("p", store=DeltaStore(tmp_path / "store")) as p:
+            double.pod(a)
+        return p
+
+    first = build(1).run()
+    second_pipeline = build(5)
+    second = second_pipeline.run()
+    assert first.run_id != second.run_id
+    steps = second_pipeline.trace("double", k=1).frame.to_dicts()
+    assert (steps[0]["status"], steps[0]["run_id"]) == ("computed", second.run_id)
+    assert json.loads(steps[1]["values"]) == {"k": 1, "x": 5}
+    again = build(1)  # back to the first value: the first run's call
+    assert again.trace("double", k=1).frame["status"][0] == "ambiguous"  # nothing at hand
+    again.nodes["double"].as_table()  # a passive read loads the current row's result
+    assert again.trace("double", k=1).frame["run_id"][0] == first.run_id
+
+
 def test_renderings_and_errors() -> None:
     p = _study(MemoryStore())
     p.run()

@@ -27,33 +27,28 @@ them and reports its consumer as ``filtered`` (``skipped`` for a function that s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import is_reserved
 from podline.errors import InputValidationError, PipelineError, format_names
 from podline.nodes import Node
-from podline.nodes.records import RESULT_ID, STATUS
-from podline.observability.batching import table_path
-from podline.observability.columns import PIPELINES, RUN_ID, STATE, STATUS_SCOPE, TIMESTAMP, State
-from podline.pipeline.graph import PipelineGraph
+from podline.nodes.records import STATUS
+from podline.pipeline.lineage_calls import call
 from podline.pipeline.lineage_report import Impact, Step, Trace
 from podline.pipeline.lineage_rows import (
     Edge,
-    NodeRows,
+    LineageScope,
     edges,
     holding,
     is_list,
     lineage_pairs,
-    match,
     packet_function,
     system_tag_types,
 )
-from podline.stores import RECORD_ID, Store
+from podline.stores import RECORD_ID
 from podline.streams import ProducedStream
 
 __all__ = ["LineageScope", "impact", "trace"]
@@ -65,24 +60,6 @@ class _Identified(Protocol):
 
     @property
     def source_id(self) -> str: ...
-
-
-@dataclass
-class LineageScope:
-    """What lineage reads: a pipeline's graph, its store and its name."""
-
-    graph: PipelineGraph
-    store: Store
-    name: str
-    rows: NodeRows = field(default_factory=NodeRows)
-
-    def node(self, label: str, what: str) -> Node:
-        found = self.graph.by_label.get(label)
-        if found is None:
-            raise PipelineError(
-                f"{what} names no node: {label!r}; nodes are {format_names(self.graph.by_label)}"
-            )
-        return found
 
 
 def trace(
@@ -107,7 +84,9 @@ def trace(
         )
     if node.node_type == "function" and STATUS in found.column_names:
         found = found.filter(_produced(found))
-    roots = [_step(scope, node, _key(found, i, node)) for i in range(found.num_rows)]
+    # Records of several input versions can hold the same row: it is traced once.
+    keys = {repr(k): k for k in (_key(found, i, node) for i in range(found.num_rows))}
+    roots = [_step(scope, node, key) for key in keys.values()]
     if not roots and where:
         roots = _stopped(scope, node, where)
     return Trace(label, dict(tags), roots)
@@ -143,7 +122,7 @@ def _step(scope: LineageScope, node: Node, key: dict[str, Any]) -> Step:
         step.tags = _tags_of(node, rows)
     step.status = "not at hand" if rows is None else "passed"
     if node.node_type == "function":
-        _call(scope, node, key, step)
+        call(scope, node, key, step)
     for edge in edges(node):
         sub = {edge.names[n]: key[n] for n in edge.names}
         if edge.gathers:
@@ -197,45 +176,6 @@ def _source_step(scope: LineageScope, node: Node, key: dict[str, Any]) -> Step:
     step.values = {c: rows.column(c)[0].as_py() for c in names}
     step.tags = _tags_of(node, rows)
     return step
-
-
-def _call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> None:
-    """A function step: the function's identity, its record's status and the computing run."""
-    function = packet_function(node)
-    if function is None:
-        return
-    step.function_version = function.version
-    code = function.code_hash
-    step.code_identity = None if code is None else code.short(16)
-    step.function_identity = function.content_hash().short(16)
-    records = scope.rows.recorded(node, key)
-    if records is None or not records.num_rows:
-        step.status = "no record"
-        return
-    step.status = str(records.column(STATUS)[0].as_py())
-    step.result_id = str(records.column(RESULT_ID)[0].as_py())
-    step.run_id = _run(scope, node, key)
-
-
-def _run(scope: LineageScope, node: Node, key: dict[str, Any]) -> str | None:
-    """The run that computed the row (earliest ``SUCCESS``), else the first that served it."""
-    path = (PIPELINES, scope.name, STATUS_SCOPE, *table_path(node.identity_path))
-    if not scope.store.exists(path):
-        return None
-    scalar = {k: v for k, v in key.items() if not isinstance(v, list)}
-    for state in (State.SUCCESS, State.CACHED):
-        found = scope.store.scan(
-            path, columns=[RUN_ID, TIMESTAMP, *key], where={**scalar, STATE: str(state)}
-        )
-        if found is None or not found.num_rows:
-            continue
-        if len(scalar) < len(key):
-            found = found.filter(pa.array(match(found, key)))
-            if not found.num_rows:
-                continue
-        first = int(np.argmin(found.column(TIMESTAMP).to_numpy()))
-        return str(found.column(RUN_ID)[first].as_py())
-    return None
 
 
 def _stopped(scope: LineageScope, node: Node, where: dict[str, Any]) -> list[Step]:

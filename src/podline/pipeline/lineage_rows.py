@@ -16,7 +16,7 @@ A node with none of these answers ``None`` ("not at hand"). List-valued columns 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -24,12 +24,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import is_system_tag, parse_system_tag
+from podline.errors import PipelineError, format_names
 from podline.functions import PacketFunction
 from podline.nodes import Node
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
+from podline.pipeline.graph import PipelineGraph
 from podline.stores import RECORD_ID, Store
 
-__all__ = ["Edge", "NodeRows", "RecordedNode", "StoredNode", "edges", "is_list", "match", "select"]
+__all__ = [
+    "Edge",
+    "LineageScope",
+    "NodeRows",
+    "RecordedNode",
+    "StoredNode",
+    "edges",
+    "is_list",
+    "match",
+    "select",
+]
 
 
 @runtime_checkable
@@ -237,3 +249,21 @@ def _scan(
     if table is None:
         return None
     return select(table, {k: v for k, v in where.items() if isinstance(v, list)})
+
+
+@dataclass
+class LineageScope:
+    """What lineage reads: a pipeline's graph, its store and its name."""
+
+    graph: PipelineGraph
+    store: Store
+    name: str
+    rows: NodeRows = field(default_factory=NodeRows)
+
+    def node(self, label: str, what: str) -> Node:
+        found = self.graph.by_label.get(label)
+        if found is None:
+            raise PipelineError(
+                f"{what} names no node: {label!r}; nodes are {format_names(self.graph.by_label)}"
+            )
+        return found

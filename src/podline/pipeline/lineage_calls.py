@@ -1,0 +1,142 @@
+"""What lineage reads about one function call of a traced row: the function's identity, the
+row's provenance record (status, result id) and the run that computed it.
+
+Records are shared by every input version of a node (``nodes/<label>/<pipeline hash>/<pod>``),
+so the same source records can have several records when their values changed between runs.
+The record of the row at hand is the one whose result id the row's source-info token names;
+when the row is not at hand and several records match, the step says so instead of picking
+one (``ambiguous``).
+
+The computing run is found in the node's status records: the latest ``SUCCESS`` of the row's
+system tags that started at or before the result's ``computed_at`` in the memo (a call starts,
+its result is written, then its end is reported); a result computed elsewhere (another
+pipeline sharing the memo) names the first run of this pipeline that served it (``CACHED``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.columns import parse_token, source_info_column
+from podline.functions.memo import COMPUTED_AT_COLUMN
+from podline.nodes import Node
+from podline.nodes.records import RESULT_ID, STATUS
+from podline.observability.batching import table_path
+from podline.observability.columns import (
+    PIPELINES,
+    RUN_ID,
+    STARTED_AT,
+    STATE,
+    STATUS_SCOPE,
+    TIMESTAMP,
+    State,
+)
+from podline.pipeline.lineage_report import Step
+from podline.pipeline.lineage_rows import (
+    LineageScope,
+    NodeRows,
+    RecordedNode,
+    match,
+    packet_function,
+)
+from podline.stores import Store
+
+__all__ = ["call"]
+
+
+def call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> None:
+    """Fill a function step: identity, record status and result id, computing run."""
+    function = packet_function(node)
+    if function is None:
+        return
+    step.function_version = function.version
+    code = function.code_hash
+    step.code_identity = None if code is None else code.short(16)
+    step.function_identity = function.content_hash().short(16)
+    records = scope.rows.recorded(node, key)
+    if records is None or not records.num_rows:
+        step.status = "no record"
+        return
+    if records.num_rows > 1:
+        records = _current(scope.rows, node, key, records)
+        if records.num_rows != 1:
+            step.status = "ambiguous"
+            return
+    step.status = str(records.column(STATUS)[0].as_py())
+    step.result_id = str(records.column(RESULT_ID)[0].as_py())
+    computed_at = _computed_at(node, step.result_id)
+    step.run_id = _run(scope.store, scope.name, node, key, computed_at)
+
+
+def _current(rows: NodeRows, node: Node, key: dict[str, Any], records: pa.Table) -> pa.Table:
+    """The records of ``key`` whose result the node's row at hand names (several input
+    versions share the records; none at hand: all of them, left ambiguous)."""
+    function = packet_function(node)
+    held = rows.held(node)
+    if function is None or held is None or not function.output_keys:
+        return records
+    found = rows.find(node, key)
+    info = source_info_column(function.output_keys[0])
+    if found is None or not found.num_rows or info not in found.column_names:
+        return records
+    call_id = parse_token(str(found.column(info)[0].as_py())).record
+    hexes = pc.utf8_slice_codeunits(records.column(RESULT_ID), 5)  # after "pod3:"
+    return records.filter(pc.starts_with(hexes, call_id))
+
+
+def _computed_at(node: Node, result_id: str) -> dt.datetime | None:
+    records = node.records if isinstance(node, RecordedNode) else None
+    if records is None or records.memo is None:
+        return None
+    found = records.memo.lookup([result_id])
+    if not found.num_rows or COMPUTED_AT_COLUMN not in found.column_names:
+        return None
+    value = found.column(COMPUTED_AT_COLUMN)[0].as_py()
+    return value if isinstance(value, dt.datetime) else None
+
+
+def _run(
+    store: Store, pipeline: str, node: Node, key: dict[str, Any], computed_at: dt.datetime | None
+) -> str | None:
+    """The run that computed the result (see the module docs); None when no status says."""
+    path = (PIPELINES, pipeline, STATUS_SCOPE, *table_path(node.identity_path))
+    if not store.exists(path):
+        return None
+    scalar = {k: v for k, v in key.items() if not isinstance(v, list)}
+    for state in (State.SUCCESS, State.CACHED):
+        found = store.scan(
+            path, columns=[RUN_ID, STARTED_AT, TIMESTAMP, *key], where={**scalar, STATE: state}
+        )
+        if found is None or not found.num_rows:
+            continue
+        if len(scalar) < len(key):
+            found = found.filter(pa.array(match(found, key)))
+        # A computing call started before its result was written (and ended after).
+        moment = STARTED_AT if state is State.SUCCESS else TIMESTAMP
+        times = pc.coalesce(found.column(moment), found.column(TIMESTAMP)).to_pylist()
+        picked = _pick(times, computed_at, latest_before=state is State.SUCCESS)
+        if picked is not None:
+            return str(found.column(RUN_ID)[picked].as_py())
+    return None
+
+
+def _pick(
+    times: list[dt.datetime], computed_at: dt.datetime | None, *, latest_before: bool
+) -> int | None:
+    """The latest time at or before ``computed_at`` (``latest_before``), else the earliest
+    at or after it; without ``computed_at``, the earliest."""
+    if not times:
+        return None
+    order = np.argsort(np.array([t.timestamp() for t in times]))
+    if computed_at is None:
+        return int(order[0])
+    if latest_before:
+        before = [int(i) for i in order if times[i] <= computed_at]
+        return before[-1] if before else None
+    after = [int(i) for i in order if times[i] >= computed_at]
+    return after[0] if after else None
