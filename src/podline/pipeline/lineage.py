@@ -48,7 +48,6 @@ from podline.pipeline.lineage_rows import (
     packet_function,
     system_tag_types,
 )
-from podline.stores import RECORD_ID
 from podline.streams import ProducedStream
 
 __all__ = ["LineageScope", "impact", "trace"]
@@ -316,11 +315,10 @@ def _holding(
     seen: set[str] = set()
     for table in tables:
         statuses = table.column(STATUS).to_pylist() if STATUS in table.column_names else None
-        ids = table.column(RECORD_ID).to_pylist() if RECORD_ID in table.column_names else None
         for i in range(table.num_rows):
-            row_key = repr(_key(table, i, node)) if ids is None else ids[i]
+            row_key = repr(_key(table, i, node))
             if row_key in seen:
-                continue  # a diamond's row holds the record in two lineages
+                continue  # a diamond's row holds the record in two lineages (or two versions)
             seen.add(row_key)
             status = "present" if statuses is None else str(statuses[i])
             found.append({"status": status, "tags": {n: table.column(n)[i].as_py() for n in names}})

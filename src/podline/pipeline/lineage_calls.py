@@ -108,14 +108,15 @@ def _run(
     if not store.exists(path):
         return None
     scalar = {k: v for k, v in key.items() if not isinstance(v, list)}
+    rows = store.scan(path, columns=[RUN_ID, STATE, STARTED_AT, TIMESTAMP, *key], where=scalar)
+    if rows is None:
+        return None
+    if len(scalar) < len(key):
+        rows = rows.filter(pa.array(match(rows, key)))
     for state in (State.SUCCESS, State.CACHED):
-        found = store.scan(
-            path, columns=[RUN_ID, STARTED_AT, TIMESTAMP, *key], where={**scalar, STATE: state}
-        )
-        if found is None or not found.num_rows:
+        found = rows.filter(pc.equal(rows.column(STATE), str(state)))
+        if not found.num_rows:
             continue
-        if len(scalar) < len(key):
-            found = found.filter(pa.array(match(found, key)))
         # A computing call started before its result was written (and ended after).
         moment = STARTED_AT if state is State.SUCCESS else TIMESTAMP
         times = pc.coalesce(found.column(moment), found.column(TIMESTAMP)).to_pylist()

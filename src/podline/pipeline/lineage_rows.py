@@ -15,6 +15,7 @@ A node with none of these answers ``None`` ("not at hand"). List-valued columns 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -29,7 +30,7 @@ from podline.functions import PacketFunction
 from podline.nodes import Node
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
 from podline.pipeline.graph import PipelineGraph
-from podline.stores import RECORD_ID, Store
+from podline.stores import Store
 
 __all__ = [
     "Edge",
@@ -70,10 +71,18 @@ def is_list(tp: pa.DataType) -> bool:
     return bool(pa.types.is_list(tp) or pa.types.is_large_list(tp))
 
 
+#: Per node (a node's schema never changes): its system-tag types, and its edges. Planning
+#: an operator's schema is not free, and a trace asks for the same nodes again and again.
+_TYPES: weakref.WeakKeyDictionary[Node, dict[str, pa.DataType]] = weakref.WeakKeyDictionary()
+_EDGES: weakref.WeakKeyDictionary[Node, list[Edge]] = weakref.WeakKeyDictionary()
+
+
 def system_tag_types(node: Node) -> dict[str, pa.DataType]:
     """The node's system-tag columns and their Arrow types."""
-    tags, _ = node.output_schema(system_tags=True)
-    return {f.name: f.type for f in tags.to_arrow() if is_system_tag(f.name)}
+    if node not in _TYPES:
+        tags, _ = node.output_schema(system_tags=True)
+        _TYPES[node] = {f.name: f.type for f in tags.to_arrow() if is_system_tag(f.name)}
+    return _TYPES[node]
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,13 @@ class Edge:
 
 
 def edges(node: Node) -> list[Edge]:
+    """``node``'s edges (see ``_edges``), worked out once per node."""
+    if node not in _EDGES:
+        _EDGES[node] = _edges(node)
+    return _EDGES[node]
+
+
+def _edges(node: Node) -> list[Edge]:
     """The edges of ``node`` to its upstreams, read from the system-tag column names alone.
 
     A join extends every input's names with ``::<input hash>:<canonical position>``
@@ -146,12 +162,20 @@ def match(table: pa.Table, where: Mapping[str, Any]) -> np.ndarray:
 
 def select(table: pa.Table, where: Mapping[str, Any]) -> pa.Table:
     """The rows of ``table`` holding every value of ``where``: each test runs on the rows the
-    previous ones kept, so a selective first test leaves the others almost nothing to do."""
-    for name, value in where.items():
+    previous ones kept, so a selective first test leaves the others almost nothing to do
+    (record ids first: a source id is shared by every row of its source)."""
+    for name, value in sorted(where.items(), key=lambda item: _selectivity(item[0])):
         if not table.num_rows:
             break
         table = table.filter(pa.array(_equal(table.column(name), value)))
     return table
+
+
+def _selectivity(name: str) -> int:
+    """Test order: record ids, then user columns, then source ids."""
+    if not is_system_tag(name):
+        return 1
+    return 0 if parse_system_tag(name).kind == "record_id" else 2
 
 
 def _equal(column: pa.ChunkedArray, value: Any) -> np.ndarray:
@@ -216,7 +240,8 @@ class NodeRows:
         key = (id(node), "records", repr(sorted(where.items())))
         if key not in self._found:
             records = node.records if isinstance(node, RecordedNode) else None
-            found = None if records is None else _scan(records.store, ("records",), where, None)
+            columns = None if records is None else _record_columns(node)
+            found = None if records is None else _scan(records.store, ("records",), where, columns)
             self._found[key] = found
         return self._found[key]
 
@@ -227,15 +252,20 @@ class NodeRows:
             records = node.records if isinstance(node, RecordedNode) else None
             if records is None or not records.store.exists(("records",)):
                 return None
-            return records.store.scan(
-                ("records",), columns=[*columns, STATUS, RESULT_ID, RECORD_ID]
-            )
+            return records.store.scan(("records",), columns=[*columns, STATUS, RESULT_ID])
         table = self.held(node)
         if table is not None:
             return table
         if isinstance(node, StoredNode) and node.store is not None:
             return node.store.scan(("rows",), columns=columns)
         return None
+
+
+def _record_columns(node: Node) -> list[str]:
+    """What lineage reads of a record: tags, system tags, status and result id (not the
+    long entry id and input hash, which it never needs)."""
+    tags, _ = node.keys()
+    return [*tags, *system_tag_types(node), STATUS, RESULT_ID]
 
 
 def _scan(
