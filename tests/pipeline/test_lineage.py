@@ -70,6 +70,21 @@ def test_linear_trace_names_the_function_run_and_source_row() -> None:
     assert p.trace("double", k=1).frame["run_id"][0] == run.run_id
     assert _impact(p.impact("a", record_id="#2")) == {("double", "computed", "k=2")}
     assert _impact(p.impact("a-id", k=0)) == {("double", "computed", "k=0")}
+    # Without run records (a run that crashed records none), the status records decide.
+    runs = store.scan(("pipelines", "p", "runs"), columns=["__record_id"])
+    assert runs is not None
+    store.delete(("pipelines", "p", "runs"), runs.column("__record_id").combine_chunks())
+    assert p.trace("double", k=1).frame["run_id"][0] == run.run_id
+    # Another pipeline on the same store finds the result in the shared memo: its record
+    # says cached, and its run is the first of its own runs that served it.
+    with Pipeline("q", store=store) as q:
+        double.pod(a)
+    served = q.run()
+    q.run()
+    assert q.trace("double", k=1).frame.select("status", "run_id").row(0) == (
+        "cached",
+        served.run_id,
+    )
 
 
 def test_join_and_diamond_trace_every_lineage() -> None:

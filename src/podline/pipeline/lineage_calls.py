@@ -7,7 +7,10 @@ The record of the row at hand is the one whose result id the row's source-info t
 when the row is not at hand and several records match, the step says so instead of picking
 one (``ambiguous``).
 
-The computing run is found in the node's status records: the latest ``SUCCESS`` of the row's
+The computing run is the one run record of the node (``pipelines/<name>/runs``: a row per
+node and run) whose time span holds the result's ``computed_at`` in the memo. Where that does
+not decide (a run that crashed before recording itself, two runs at once), it is found in the
+node's status records: the latest ``SUCCESS`` of the row's
 system tags that started at or before the result's ``computed_at`` in the memo (a call starts,
 its result is written, then its end is reported); a result computed elsewhere (another
 pipeline sharing the memo) names the first run of this pipeline that served it (``CACHED``).
@@ -30,6 +33,7 @@ from podline.observability.batching import table_path
 from podline.observability.columns import (
     PIPELINES,
     RUN_ID,
+    RUNS_PATH,
     STARTED_AT,
     STATE,
     STATUS_SCOPE,
@@ -70,7 +74,10 @@ def call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> No
     step.status = str(records.column(STATUS)[0].as_py())
     step.result_id = str(records.column(RESULT_ID)[0].as_py())
     computed_at = _computed_at(node, step.result_id)
-    step.run_id = _run(scope.store, scope.name, node, key, computed_at)
+    during = None
+    if step.status == "computed" and computed_at is not None:
+        during = _run_during(scope.store, scope.name, node.label, computed_at)
+    step.run_id = during or _run(scope.store, scope.name, node, key, computed_at)
 
 
 def _current(rows: NodeRows, node: Node, key: dict[str, Any], records: pa.Table) -> pa.Table:
@@ -98,6 +105,26 @@ def _computed_at(node: Node, result_id: str) -> dt.datetime | None:
         return None
     value = found.column(COMPUTED_AT_COLUMN)[0].as_py()
     return value if isinstance(value, dt.datetime) else None
+
+
+def _run_during(store: Store, pipeline: str, label: str, moment: dt.datetime) -> str | None:
+    """The one run of the pipeline that computed rows of node ``label`` while ``moment``
+    passed, from the run records (a row per node and run: small); None if not exactly one."""
+    runs = store.scan(
+        (PIPELINES, pipeline, RUNS_PATH),
+        columns=["run_id", "computed", "seconds", "finished_at"],
+        where={"node": label},
+    )
+    if runs is None:
+        return None
+    found = {
+        run["run_id"]
+        for run in runs.to_pylist()
+        if run["computed"]
+        and run["finished_at"] - dt.timedelta(seconds=run["seconds"]) <= moment
+        and moment <= run["finished_at"]
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def _run(
