@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +219,68 @@ def test_a_changed_source_value_traces_to_the_call_and_run_of_the_current_row(
     assert again.trace("double", k=1).frame["status"][0] == "ambiguous"  # nothing at hand
     again.nodes["double"].as_table()  # a passive read loads the current row's result
     assert again.trace("double", k=1).frame["run_id"][0] == first.run_id
+
+
+_MAKE = """
+import podline
+from podline import function_pod
+from podline.stores import DeltaStore
+
+
+@function_pod("y")
+def double(x: int) -> int:
+    return 2 * x
+
+
+rows = podline.CSVSource("rows.csv", tag_columns=["k"], source_id="rows", label="rows")
+with podline.Pipeline("p", store=DeltaStore("store")) as p:
+    double.pod(rows)
+print(p.run().run_id)
+"""
+
+_READ = """
+import json, sys
+import podline
+from podline.stores import DeltaStore
+
+p = podline.open_pipeline(DeltaStore("store"), "p", code=sys.argv[1] == "code")
+trace = p.trace("double", k=2).frame
+impact = p.impact("rows", record_id="#1").frame
+print(json.dumps({"trace": trace.select("node", "status", "run_id", "values").rows(),
+                  "impact": impact.select("node", "status", "tags", "source_id").rows()}))
+"""
+
+
+@pytest.mark.parametrize("code", ["code", "nocode"])
+def test_open_pipeline_in_a_fresh_process_traces_from_the_store(tmp_path: Path, code: str) -> None:
+    """The store alone: a fresh process opens the pipeline by name (with its code, its CSV
+    source is read again; without, the source is unreadable but its records still named)."""
+    (tmp_path / "rows.csv").write_text("k,x\n1,1\n2,2\n")
+    (tmp_path / "make.py").write_text(_MAKE)
+    (tmp_path / "read.py").write_text(_READ)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+
+    def python(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run = python("make.py")
+    read = python("read.py", code)
+    found = json.loads(read.stdout)
+    run_id = run.stdout.strip()
+    values = json.dumps({"k": 2, "x": 2}) if code == "code" else None
+    status = "read" if code == "code" else "unreadable"
+    assert found["trace"] == [["double", "computed", run_id, None], ["rows", status, None, values]]
+    source_id = "rows" if code == "code" else None
+    assert found["impact"] == [["double", "computed", "k=2", source_id]]
 
 
 def test_renderings_and_errors() -> None:

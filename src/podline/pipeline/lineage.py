@@ -226,7 +226,17 @@ def impact(
     if record_id is not None:
         where[rid] = str(record_id)
     found = scope.rows.find(node, where)
-    records = [] if found is None else found.select([sid, rid]).to_pylist()
+    if found is not None:
+        records = found.select([sid, rid]).to_pylist()
+    elif record_id is not None and not tags:
+        # A source that cannot be read again (a loaded pipeline's): its record ids still
+        # name its records in every row below it; its source id is not known.
+        records = [{sid: None, rid: str(record_id)}]
+    else:
+        raise PipelineError(
+            f"impact: the rows of source {node.label!r} cannot be read; name its records by "
+            "record_id= alone"
+        )
     rows: list[dict[str, Any]] = []
     for record in records:
         rows += _forward(scope, node, record[sid], record[rid])
@@ -249,7 +259,7 @@ def _source_node(scope: LineageScope, source: str) -> Node:
 
 
 def _forward(
-    scope: LineageScope, source: Node, source_id: str, record: str
+    scope: LineageScope, source: Node, source_id: str | None, record: str
 ) -> list[dict[str, Any]]:
     """The rows below ``source`` holding the record, node by node in topological order."""
     (own,) = lineage_pairs(system_tag_types(source))
@@ -290,7 +300,11 @@ def _pairs_from(node: Node, origin: dict[int, set[tuple[str, str]]]) -> set[tupl
 
 
 def _holding(
-    scope: LineageScope, node: Node, source_id: str, record: str, pairs: set[tuple[str, str]]
+    scope: LineageScope,
+    node: Node,
+    source_id: str | None,
+    record: str,
+    pairs: set[tuple[str, str]],
 ) -> list[dict[str, Any]] | None:
     """The node's rows holding the record in any of ``pairs``: their tags and status."""
     names, _ = node.keys()
@@ -305,9 +319,9 @@ def _holding(
             if table is not None:
                 table = table.filter(pa.array(holding(table, source_id, record, pair)))
         elif recorded:
-            table = scope.rows.recorded(node, {pair[0]: source_id, pair[1]: record})
+            table = scope.rows.recorded(node, _holds(pair, source_id, record))
         else:
-            table = scope.rows.find(node, {pair[0]: source_id, pair[1]: record})
+            table = scope.rows.find(node, _holds(pair, source_id, record))
         if table is None:
             return None
         tables.append(table)
@@ -323,3 +337,8 @@ def _holding(
             status = "present" if statuses is None else str(statuses[i])
             found.append({"status": status, "tags": {n: table.column(n)[i].as_py() for n in names}})
     return found
+
+
+def _holds(pair: tuple[str, str], source_id: str | None, record: str) -> dict[str, str]:
+    """The test of a lineage ``pair`` holding a record (any source id when not known)."""
+    return {pair[1]: record} if source_id is None else {pair[0]: source_id, pair[1]: record}

@@ -201,7 +201,7 @@ class Impact:
         for row in self.frame.iter_rows(named=True):
             if (row["source_id"], row["record_id"]) != record:
                 record = (row["source_id"], row["record_id"])
-                lines.append(f"  record {record[0]}/{record[1]}")
+                lines.append(f"  record {record[0] or '?'}/{record[1]}")
             tags = f"  ({row['tags']})" if row["tags"] else ""
             lines.append(f"    {row['node']} [{row['kind']}] {row['status']}{tags}")
         return "\n".join(lines)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import is_system_tag, parse_system_tag
-from podline.errors import PipelineError, format_names
+from podline.errors import PipelineError, ReadOnlyNodeError, format_names
 from podline.functions import PacketFunction
 from podline.nodes import Node
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
@@ -187,14 +187,18 @@ def _equal(column: pa.ChunkedArray, value: Any) -> np.ndarray:
     return pc.fill_null(test, False).to_numpy(zero_copy_only=False)
 
 
-def holding(table: pa.Table, source: str, record: str, pair: tuple[str, str]) -> np.ndarray:
+def holding(table: pa.Table, source: str | None, record: str, pair: tuple[str, str]) -> np.ndarray:
     """Which rows of ``table`` hold the source record (``source``, ``record``) in the lineage
-    ``pair`` of columns: equal values, or one element of their lists (a batch)."""
+    ``pair`` of columns: equal values, or one element of their lists (a batch). A ``None``
+    source matches any source id."""
     sid, rid = (table.column(c) for c in pair)
     if not is_list(rid.type):
-        return match(table, {pair[0]: source, pair[1]: record})
+        tests = {pair[1]: record} if source is None else {pair[0]: source, pair[1]: record}
+        return match(table, tests)
     sid, rid = sid.combine_chunks(), rid.combine_chunks()
-    hit = pc.and_(pc.equal(pc.list_flatten(sid), source), pc.equal(pc.list_flatten(rid), record))
+    hit = pc.equal(pc.list_flatten(rid), record)
+    if source is not None:
+        hit = pc.and_(pc.equal(pc.list_flatten(sid), source), hit)
     parents = pc.list_parent_indices(rid).to_numpy(zero_copy_only=False)
     mask = np.zeros(table.num_rows, dtype=bool)
     mask[parents[pc.fill_null(hit, False).to_numpy(zero_copy_only=False)]] = True
@@ -205,7 +209,7 @@ class NodeRows:
     """Rows of nodes by column values, from what is at hand (see the module docs)."""
 
     def __init__(self) -> None:
-        self._tables: dict[int, pa.Table] = {}
+        self._tables: dict[int, pa.Table | None] = {}
         # One lookup per node and key: a step and the choice among twin inputs ask alike.
         self._found: dict[tuple[int, str, str], pa.Table | None] = {}
 
@@ -214,7 +218,11 @@ class NodeRows:
         if id(node) not in self._tables:
             if not (node.has_output or node.node_type == "source"):
                 return None
-            self._tables[id(node)] = node.as_table(system_tags=True, source_info=True)
+            try:
+                table = node.as_table(system_tags=True, source_info=True)
+            except ReadOnlyNodeError:
+                table = None  # a loaded pipeline's source whose data it could not read again
+            self._tables[id(node)] = table
         return self._tables[id(node)]
 
     def find(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
