@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from podline.functions import PacketFunction
     from podline.observability import PipelineObservations
     from podline.pipeline.graph_render import GraphDrawing
-    from podline.pipeline.lineage import LineageScope
     from podline.pipeline.lineage_report import Impact, Trace
+    from podline.pipeline.lineage_rows import LineageScope
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -340,7 +340,7 @@ class Pipeline:
         return impact(scope, source, record_id=record_id, tags={**(tags or {}), **tag_values})
 
     def _lineage_scope(self) -> LineageScope:
-        from podline.pipeline.lineage import LineageScope
+        from podline.pipeline.lineage_rows import LineageScope
 
         graph = self.graph if self.graph is not None else self.compile()
         return LineageScope(graph, self.store, self.name)
