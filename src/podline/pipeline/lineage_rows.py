@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.columns import is_system_tag, parse_system_tag
-from podline.errors import PipelineError, ReadOnlyNodeError, format_names
+from podline.errors import PipelineError, format_names
 from podline.functions import PacketFunction
 from podline.nodes import Node
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
@@ -220,8 +220,10 @@ class NodeRows:
                 return None
             try:
                 table = node.as_table(system_tags=True, source_info=True)
-            except ReadOnlyNodeError:
-                table = None  # a loaded pipeline's source whose data it could not read again
+            except PipelineError:
+                # A loaded pipeline's read-only source (``ReadOnlyNodeError``): its data
+                # was not kept, and lineage names its records without their values.
+                table = None
             self._tables[id(node)] = table
         return self._tables[id(node)]
 
