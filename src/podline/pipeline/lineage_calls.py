@@ -100,8 +100,10 @@ def _computed_at(node: Node, result_id: str) -> dt.datetime | None:
     records = node.records if isinstance(node, RecordedNode) else None
     if records is None or records.memo is None:
         return None
-    found = records.memo.lookup([result_id])
-    if not found.num_rows or COMPUTED_AT_COLUMN not in found.column_names:
+    # Only the time: a memo lookup would read every column of the result (values, tokens).
+    memo = records.memo
+    found = memo.store.read(memo.path, [result_id], columns=[COMPUTED_AT_COLUMN])
+    if found is None or not found.num_rows:
         return None
     value = found.column(COMPUTED_AT_COLUMN)[0].as_py()
     return value if isinstance(value, dt.datetime) else None
