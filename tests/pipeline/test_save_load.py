@@ -274,6 +274,11 @@ def test_without_the_module_in_this_process_nodes_are_read_only(
             loaded.run()
         with pytest.raises(ReadOnlyNodeError, match="'double'"):
             loaded.plan()
+        # Without reading the CSV either, a function node serves every result it stored.
+        blind = open_pipeline(store, "study", code=False)
+        assert "its source was not read again" in blind.read_only["table"]
+        assert blind.add.as_table().sort_by("id").column("total").to_pylist() == [21, 42]
+        assert len(blind.double) == 4
 
 
 def test_sources_from_python_data_make_their_dependents_read_only() -> None:
