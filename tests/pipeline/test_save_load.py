@@ -41,9 +41,9 @@ STEPS = """
         return doubled + y
 
 
-    def build(store, csv):
+    def build(store, csv, result_store=None):
         table = CSVSource(csv, tag_columns="id", label="table")
-        pipeline = Pipeline("study", store=store)
+        pipeline = Pipeline("study", store=store, result_store=result_store)
         with pipeline:
             doubled = double.pod(table.select_packet_columns("x"), label="double")
             kept = table.filter(pl.col("y") >= 0, constraints={"z": "a"}).select_packet_columns(
@@ -337,3 +337,17 @@ def test_repr_shows_name_store_and_nodes() -> None:
     assert text.splitlines()[0] == f"Pipeline('shown', store={store.to_config()!r}): 2 nodes"
     assert text.splitlines()[1].split() == ["rows", "source"]
     assert text.splitlines()[2].split() == ["MapPackets", "operator", "<-", "rows"]
+
+
+def test_a_separate_result_store_is_found_again(
+    project: dict[str, Path], user_project: ModuleTree, tmp_path: Path
+) -> None:
+    steps = user_project.load("steps")
+    with DeltaStore(tmp_path / "pipes") as store, DeltaStore(tmp_path / "results") as results:
+        separate: Pipeline = steps.build(store, str(project["csv"]), result_store=results)
+        separate.run()
+    assert separate.specification()["result_store"] == results.to_config()
+    with DeltaStore(tmp_path / "pipes") as store:
+        opened = open_pipeline(store, "study", code=False)
+        assert opened.result_store.to_config() == results.to_config()
+        assert opened.add.as_table().sort_by("id").column("total").to_pylist() == [21, 42]

@@ -53,13 +53,23 @@ class LoadedPipeline(Pipeline):
     label of every live node whose identity differs from the stored one to why.
     """
 
-    def __init__(self, spec: dict[str, Any], store: Store, *, code: bool = True) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        store: Store,
+        *,
+        result_store: Store | str | None = None,
+        code: bool = True,
+    ) -> None:
+        if result_store is None and spec.get("result_store"):
+            result_store = spec["result_store"]  # the run's separate result store
         modes = {
             node["label"]: node["operator"]["cache_mode"]
             for node in spec["nodes"]
             if node["kind"] == "operator"
         }
-        super().__init__(spec["name"], store, cache_modes=modes)
+        results = open_store(result_store) if result_store is not None else None
+        super().__init__(spec["name"], store, result_store=results, cache_modes=modes)
         self.spec = spec
         self.read_only: dict[str, str] = {}
         self.changed: dict[str, str] = {}
@@ -267,7 +277,11 @@ def _pod(node: dict[str, Any]) -> FunctionPod:
 
 
 def load_pipeline(
-    source: str | os.PathLike[str], store: Store | str | None = None, *, code: bool = True
+    source: str | os.PathLike[str],
+    store: Store | str | None = None,
+    *,
+    result_store: Store | str | None = None,
+    code: bool = True,
 ) -> LoadedPipeline:
     """``Pipeline.load``: a pipeline from a saved JSON file, or by name from a store."""
     path = Path(source)
@@ -279,15 +293,23 @@ def load_pipeline(
         spec = check_spec(spec, f"{str(path)!r}")
         if store is None:
             store = spec.get("store") or default_store()
-        return LoadedPipeline(spec, open_store(store), code=code)
-    return open_pipeline(store if store is not None else default_store(), str(source), code=code)
+        return LoadedPipeline(spec, open_store(store), result_store=result_store, code=code)
+    opened = store if store is not None else default_store()
+    return open_pipeline(opened, str(source), result_store=result_store, code=code)
 
 
 def open_pipeline(
-    store: Store | str | os.PathLike[str], name: str, *, code: bool = True
+    store: Store | str | os.PathLike[str],
+    name: str,
+    *,
+    result_store: Store | str | None = None,
+    code: bool = True,
 ) -> LoadedPipeline:
     """The pipeline ``name`` (``<name>`` for its latest run's specification, or
     ``<name>@<16 hex>`` for that URI's) as the store holds it: live where its code can be
-    imported and its sources read again, read-only elsewhere (see the module docs)."""
+    imported and its sources read again, read-only elsewhere (see the module docs).
+    Function results are read from ``result_store``, by default the result store the run
+    used (the pipeline's store, or the separate one the specification names)."""
     opened = open_store(store)
-    return LoadedPipeline(stored_spec(opened, name), opened, code=code)
+    spec = stored_spec(opened, name)
+    return LoadedPipeline(spec, opened, result_store=result_store, code=code)

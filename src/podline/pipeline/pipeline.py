@@ -176,7 +176,9 @@ class Pipeline:
         from podline.pipeline.spec import pipeline_spec
 
         graph = self.graph if self.graph is not None else self.compile()
-        return pipeline_spec(self.name, self.uri, graph.nodes)
+        layout = self._layout
+        results = layout.result_store.to_config() if layout.separate else None
+        return pipeline_spec(self.name, self.uri, graph.nodes, results)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the specification, and the store's configuration, to a JSON file;
@@ -190,16 +192,22 @@ class Pipeline:
 
     @classmethod
     def load(
-        cls, source: str | os.PathLike[str], store: Store | str | None = None, *, code: bool = True
+        cls,
+        source: str | os.PathLike[str],
+        store: Store | str | None = None,
+        *,
+        result_store: Store | str | None = None,
+        code: bool = True,
     ) -> LoadedPipeline:
         """A pipeline from a file ``save`` wrote, or by name (``<name>`` or ``<name>@<hex>``)
         from ``store`` (default: the file's store, else ``default_store()``). Nodes whose
         code cannot be imported (all of them with ``code=False``) are read-only: their
         results, status, logs and runs read as before, running them raises
-        ``ReadOnlyNodeError`` (``podline.pipeline.loading``)."""
+        ``ReadOnlyNodeError`` (``podline.pipeline.loading``). ``result_store``: where the
+        function results are, if not in the result store the specification names."""
         from podline.pipeline.loading import load_pipeline
 
-        return load_pipeline(source, store, code=code)
+        return load_pipeline(source, store, result_store=result_store, code=code)
 
     def _store_spec(self, graph: PipelineGraph) -> None:
         if self._spec_stored is not graph:  # unchanged: stored by an earlier run already

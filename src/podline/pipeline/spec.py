@@ -98,9 +98,13 @@ def user_tags(tags: Schema) -> Schema:
     return tags.drop([name for name in tags if is_system_tag(name)])
 
 
-def pipeline_spec(name: str, uri: str, nodes: tuple[Node, ...]) -> dict[str, Any]:
-    """The specification of a compiled pipeline (see the module docs)."""
+def pipeline_spec(
+    name: str, uri: str, nodes: tuple[Node, ...], result_store: str | None = None
+) -> dict[str, Any]:
+    """The specification of a compiled pipeline (see the module docs); ``result_store`` is
+    the configuration of a result store other than the pipeline's store."""
     return {
+        **({"result_store": result_store} if result_store is not None else {}),
         "format": SPEC_FORMAT,
         "version": SPEC_VERSION,
         "hash_scheme": HASH_SCHEME,
