@@ -19,6 +19,7 @@ from podline.errors import (
     OutputValidationError,
     PipelineError,
     PodlineError,
+    ReadOnlyNodeError,
     RemoteCallError,
     ReservedColumnError,
     SchemaError,
@@ -44,7 +45,12 @@ from podline.operators import (
     SelectTagColumns,
     SemiJoin,
 )
-from podline.pipeline import AsyncPipelineOrchestrator, Pipeline, SyncPipelineOrchestrator
+from podline.pipeline import (
+    AsyncPipelineOrchestrator,
+    Pipeline,
+    SyncPipelineOrchestrator,
+    open_pipeline,
+)
 from podline.schema import Schema
 from podline.sources import (
     ArrowTableSource,
@@ -104,6 +110,7 @@ __all__ = [
     "PodlineError",
     "ProcessExecutor",
     "ProgressObserver",
+    "ReadOnlyNodeError",
     "RemoteCallError",
     "ReservedColumnError",
     "Schema",
@@ -129,5 +136,6 @@ __all__ = [
     "hash_file",
     "hash_table",
     "hash_value",
+    "open_pipeline",
     "open_store",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "OutputValidationError",
     "PipelineError",
     "PodlineError",
+    "ReadOnlyNodeError",
     "RemoteCallError",
     "ReservedColumnError",
     "RunCancelledError",
@@ -182,6 +183,12 @@ class UnknownNodeTypeError(GraphError, TypeError):
 
 class PipelineError(PodlineError):
     """A pipeline is used in a way its life cycle does not allow."""
+
+
+class ReadOnlyNodeError(PipelineError):
+    """A node of a loaded pipeline cannot run: its function cannot be imported, its source
+    cannot be built again, or it depends on such a node. Names the node and the cause (the
+    function by module and qualified name); the stored results stay readable."""
 
 
 class RunCancelledError(PodlineError):

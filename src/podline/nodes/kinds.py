@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from podline.conversion import table_with_schema
 from podline.datagrams import Packet, Tag
-from podline.errors import InputValidationError, PipelineError, format_names
+from podline.errors import InputValidationError, PipelineError, ReadOnlyNodeError, format_names
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
@@ -494,10 +494,16 @@ class FunctionNode(Node):
         if self._output is None:
             records = self.records
             if records is not None:
-                (upstream,) = read_inputs(self)
-                entry_ids = self.entry_ids(upstream)
                 tags, _ = self.keys()
-                found = records.output(tags, entry_ids) if len(entry_ids) else None
+                try:
+                    (upstream,) = read_inputs(self)
+                except ReadOnlyNodeError:
+                    # An input that cannot be read (a loaded pipeline's source built from
+                    # data in memory, see podline.pipeline.loading): every stored result.
+                    found = records.output(tags)
+                else:
+                    entry_ids = self.entry_ids(upstream)
+                    found = records.output(tags, entry_ids) if len(entry_ids) else None
                 if found is not None:
                     self._output = found[1]  # loading stored results computes nothing
         return super()._kept()

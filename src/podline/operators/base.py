@@ -19,6 +19,7 @@ they are bookkeeping of the node that wrote them.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -166,6 +167,19 @@ class Operator(IdentityMixin):
 
     def identity_structure(self) -> Any:
         return self.parameters()
+
+    def spec_parameters(self) -> dict[str, Any] | None:
+        """The parameters as JSON values, for a saved pipeline (``from_spec_parameters``
+        builds the operator again from them); None when some parameter has no JSON form."""
+        try:
+            return dict(json.loads(json.dumps(self.parameters(), sort_keys=True)))
+        except (TypeError, ValueError):
+            return None
+
+    @classmethod
+    def from_spec_parameters(cls, parameters: dict[str, Any]) -> Operator:
+        """The operator ``spec_parameters`` describes."""
+        return cls(**parameters)
 
     def argument_identity(self, inputs: Sequence[Stream]) -> Any:
         """How the inputs enter the result's identity: a multiset when commutative."""

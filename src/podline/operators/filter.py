@@ -25,6 +25,7 @@ mapping, so their order never counts either.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -88,6 +89,22 @@ class Filter(Operator):
 
     def identity_structure(self) -> Any:
         return {"predicates": Unordered(self._serialized), "constraints": self.constraints}
+
+    def spec_parameters(self) -> dict[str, Any] | None:
+        # Polars' JSON form of each predicate, which ``from_spec_parameters`` reads back.
+        try:
+            constraints = json.loads(json.dumps(self.constraints, sort_keys=True))
+        except (TypeError, ValueError):
+            return None
+        return {"predicates": list(self._serialized), "constraints": constraints}
+
+    @classmethod
+    def from_spec_parameters(cls, parameters: dict[str, Any]) -> Filter:
+        predicates = [
+            pl.Expr.deserialize(io.StringIO(text), format="json")
+            for text in parameters["predicates"]
+        ]
+        return cls(*predicates, constraints=parameters.get("constraints"))
 
     def _terms(self) -> list[pl.Expr]:
         """Every predicate, then every constraint as an equality test (``None`` meets nulls)."""

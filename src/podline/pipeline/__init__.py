@@ -10,6 +10,7 @@ from podline.nodes.observers import (
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.graph_render import GraphDrawing, GraphNode
+from podline.pipeline.loading import LoadedPipeline, open_pipeline
 from podline.pipeline.orchestration import NodeCounts, Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.pipeline import Pipeline, PipelineError
@@ -21,6 +22,7 @@ __all__ = [
     "Explanation",
     "GraphDrawing",
     "GraphNode",
+    "LoadedPipeline",
     "NoOpObserver",
     "NoOpPacketLogger",
     "NodeCounts",
@@ -36,4 +38,5 @@ __all__ = [
     "RunOptions",
     "SyncPipelineOrchestrator",
     "compile_graph",
+    "open_pipeline",
 ]

@@ -24,8 +24,10 @@ failed. Its URI, ``<name>@<16 hex>``, changes whenever a node or an edge does.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from podline.pipeline.graph_render import GraphDrawing
     from podline.pipeline.lineage_report import Impact, Trace
     from podline.pipeline.lineage_rows import LineageScope
+    from podline.pipeline.loading import LoadedPipeline
 
 __all__ = ["Pipeline", "PipelineError"]
 
@@ -83,6 +86,7 @@ class Pipeline:
         #: Whether ``run()`` without an observer records status and logs (``default_observer``).
         self.observe = observe
         self._code_recorded: set[str] = set()  # function identities whose code was stored
+        self._spec_stored: PipelineGraph | None = None  # the graph whose spec a run stored
 
     # ------------------------------------------------------------------ tracking
     def record(self, stream: ProducedStream) -> None:
@@ -132,6 +136,11 @@ class Pipeline:
         assert self.graph is not None
         return dict(self.graph.by_label)
 
+    def __repr__(self) -> str:
+        from podline.pipeline.spec import describe_pipeline
+
+        return describe_pipeline(self.name, self.store, self.graph)
+
     def __getattr__(self, name: str) -> Node:
         graph = self.__dict__.get("graph")
         if graph is not None and name in graph.by_label:
@@ -161,6 +170,53 @@ class Pipeline:
         bundle = self.show_graph()._repr_mimebundle_(include, exclude)
         bundle.pop("text/plain")
         return bundle
+
+    # ------------------------------------------------------------------ save and load
+    def specification(self) -> dict[str, Any]:
+        """What the pipeline is made of, as JSON values (``podline.pipeline.spec``; the
+        format is documented in docs/save-and-load.md). Every run stores it."""
+        from podline.pipeline.spec import pipeline_spec
+
+        graph = self.graph if self.graph is not None else self.compile()
+        layout = self._layout
+        results = layout.result_store.to_config() if layout.separate else None
+        return pipeline_spec(self.name, self.uri, graph.nodes, results)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the specification, and the store's configuration, to a JSON file;
+        ``Pipeline.load(path)`` builds the pipeline again. Returns the path."""
+        from podline.pipeline.spec import spec_text
+
+        target = Path(path)
+        text = spec_text({**self.specification(), "store": self.store.to_config()})
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(
+        cls,
+        source: str | os.PathLike[str],
+        store: Store | str | None = None,
+        *,
+        result_store: Store | str | None = None,
+        code: bool = True,
+    ) -> LoadedPipeline:
+        """A pipeline from a file ``save`` wrote, or by name (``<name>`` or ``<name>@<hex>``)
+        from ``store`` (default: the file's store, else ``default_store()``). Nodes whose
+        code cannot be imported (all of them with ``code=False``) are read-only: their
+        results, status, logs and runs read as before, running them raises
+        ``ReadOnlyNodeError`` (``podline.pipeline.loading``). ``result_store``: where the
+        function results are, if not in the result store the specification names."""
+        from podline.pipeline.loading import load_pipeline
+
+        return load_pipeline(source, store, result_store=result_store, code=code)
+
+    def _store_spec(self, graph: PipelineGraph) -> None:
+        if self._spec_stored is not graph:  # unchanged: stored by an earlier run already
+            from podline.pipeline.spec_store import record_spec
+
+            record_spec(self.store, self.name, self.specification())
+            self._spec_stored = graph
 
     # ------------------------------------------------------------------ running
     def run(
@@ -203,6 +259,7 @@ class Pipeline:
                 f"run(graph, ...) method), got {orchestrator!r}"
             )
         graph = self.graph if self.graph is not None else self.compile()
+        self._store_spec(graph)
         options = RunOptions(
             error_policy=error_policy,
             commit_seconds=commit_seconds,

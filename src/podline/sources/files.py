@@ -6,6 +6,7 @@ Files are read when the source is built, so an unreadable file fails at construc
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from podline.columns import column_names
 from podline.errors import SourceError
 from podline.sources.base import Source
 
@@ -38,6 +40,18 @@ class _FileSource(Source):
     ) -> None:
         self.path = os.fspath(path)
         label = label or Path(self.path).name or self.path
+        self._arguments = _json_or_none(
+            {
+                "path": self.path if "://" in self.path else os.path.abspath(self.path),
+                "tag_columns": list(column_names(tag_columns)),
+                "source_id": source_id,
+                "record_id_column": record_id_column,
+                "label": label,
+                # Credentials never go into a saved pipeline: loading reads them from the
+                # environment, as delta-rs and Arrow do when none are given.
+                **{k: v for k, v in read_options.items() if k != "storage_options"},
+            }
+        )
         try:
             table = self._read(self.path, **read_options)
         except SourceError:
@@ -50,6 +64,18 @@ class _FileSource(Source):
 
     def _read(self, path: str, **options: Any) -> pa.Table:
         raise NotImplementedError
+
+    def rebuild_arguments(self) -> dict[str, Any] | None:
+        """The arguments that read the same file again (the path made absolute; None when
+        a read option has no JSON form, such as pyarrow's option objects)."""
+        return None if self._arguments is None else dict(self._arguments)
+
+
+def _json_or_none(arguments: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(json.dumps(arguments, sort_keys=True)))
+    except (TypeError, ValueError):
+        return None
 
 
 class CSVSource(_FileSource):

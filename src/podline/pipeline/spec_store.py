@@ -1,0 +1,94 @@
+"""Specifications kept in the pipeline's store: ``pipelines/<name>/specs``.
+
+A run stores its pipeline's specification under the id ``<snapshot>-<spec id>``: the 16 hex
+digits of the pipeline URI, and ``spec_id`` (a hash of the text: labels or source paths may
+differ under one URI), with the URI. A pipeline object remembers the graph whose
+specification it stored, so its re-runs touch nothing; a fresh process looks the id up (a
+read of one id, projected to the id column) and appends the row only if it is missing, so an
+unchanged pipeline adds no table version, whatever the number of runs. The table grows by
+one row per distinct specification (a source whose data grows makes one per run, as it makes
+a new URI). Two processes storing a new specification at the same moment may both append
+it; readers take one of the identical rows.
+
+``stored_spec`` finds the specification to open: of the URI given (``name@<16 hex>``), or
+else of the pipeline's latest run (from ``pipelines/<name>/runs``), or else the only one
+stored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podline.errors import PipelineError, format_names
+from podline.pipeline.spec import check_spec, spec_id, spec_text
+from podline.stores import RECORD_ID, Store
+
+__all__ = ["SPECS", "record_spec", "stored_pipelines", "stored_spec"]
+
+#: Where a pipeline's specifications are kept, below ``pipelines/<name>``.
+SPECS = "specs"
+
+
+def record_spec(store: Store, name: str, spec: dict[str, Any]) -> str:
+    """Store ``spec`` unless it is stored already; returns its id."""
+    key = f"{spec['uri'].rpartition('@')[2]}-{spec_id(spec)}"
+    path = ("pipelines", name, SPECS)
+    found = store.read(path, [key], columns=[RECORD_ID]) if store.exists(path) else None
+    if found is None or found.num_rows == 0:
+        table = pa.table(
+            {
+                RECORD_ID: pa.array([key], pa.large_string()),
+                "uri": pa.array([spec["uri"]], pa.large_string()),
+                "spec": pa.array([spec_text(spec)], pa.large_string()),
+            }
+        )
+        # Appended: the id was just looked up, and a write's check would read every id.
+        store.append(path, table)
+    return key
+
+
+def stored_pipelines(store: Store) -> list[str]:
+    """The names of the pipelines whose specifications ``store`` holds, sorted."""
+    return sorted({path[1] for path in store.list(("pipelines",)) if path[2:] == (SPECS,)})
+
+
+def stored_spec(store: Store, name: str) -> dict[str, Any]:
+    """The stored specification ``name`` designates: ``<pipeline>`` (its latest run's) or
+    ``<pipeline>@<16 hex>`` (that URI's); a ``PipelineError`` when there is none."""
+    pipeline, _, snapshot = name.partition("@")
+    if not pipeline or "/" in pipeline:
+        raise PipelineError(f"{name!r} names no pipeline (expected 'name' or 'name@<hex>')")
+    specs = store.scan(("pipelines", pipeline, SPECS))
+    if specs is None or specs.num_rows == 0:
+        known = stored_pipelines(store)
+        raise PipelineError(
+            f"the store {store.to_config()!r} holds no specification of pipeline {pipeline!r} "
+            f"(a run stores it); pipelines stored: {format_names(known) or 'none'}"
+        )
+    uri = f"{pipeline}@{snapshot}" if snapshot else _latest_run_uri(store, pipeline)
+    uris = specs.column("uri").to_pylist()
+    if uri is None and len(set(uris)) == 1:
+        uri = uris[0]  # never run to the end, one version stored: that one
+    if uri not in uris:
+        raise PipelineError(
+            f"pipeline {pipeline!r} has no stored specification of "
+            f"{uri if uri is not None else 'a finished run'!r}; open one of "
+            f"{format_names(uris)}"
+        )
+    # Several texts under one URI (labels or paths differ): the smallest id, deterministically.
+    chosen = specs.filter(pc.equal(specs.column("uri"), uri))
+    text = chosen.sort_by(RECORD_ID).column("spec")[0].as_py()
+    return check_spec(json.loads(text), f"the stored specification of {name!r}")
+
+
+def _latest_run_uri(store: Store, pipeline: str) -> str | None:
+    runs = store.scan(("pipelines", pipeline, "runs"), columns=["pipeline_uri", "finished_at"])
+    if runs is None or runs.num_rows == 0:
+        return None
+    latest = pc.sort_indices(runs, [("finished_at", "descending")])[0].as_py()
+    uri = runs.column("pipeline_uri")[latest].as_py()
+    return str(uri) if uri is not None else None
