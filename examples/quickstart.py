@@ -2,7 +2,8 @@
 
 Run it twice with ``python examples/quickstart.py``: the first run computes every function
 call and stores the results in the default store (``.podline/`` in the working directory, or
-``$PODLINE_STORE``); the second run finds them all there and computes nothing.
+``$PODLINE_STORE``); the second run finds them all there and computes nothing. The command line does the same:
+``podline run examples/quickstart.py`` runs the pipeline ``build()`` returns (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def grade(speed: float) -> str:
     return "fast" if speed > 2.45 else "slow"
 
 
-def main() -> None:
+def build() -> podline.Pipeline:
+    """The pipeline (``podline run examples/quickstart.py`` finds it by its annotation)."""
     subjects = podline.DictSource(
         [
             {"subject": "s01", "age": 31, "group": "control"},
@@ -50,7 +52,11 @@ def main() -> None:
         grades = grade.pod(speeds)
         pairs = grades.batch(batch_size=2, label="pairs")  # rows two by two, into lists
         pairs.filter(pl.col("grade").list.contains("fast"), label="with_fast")
+    return pipeline
 
+
+def main() -> None:
+    pipeline = build()
     result = pipeline.run()
 
     print(pipeline.grade.as_table(sort_by_tags=True), end="\n\n")

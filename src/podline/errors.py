@@ -23,6 +23,7 @@ __all__ = [
     "InputFileError",
     "InputValidationError",
     "MissingDependencyError",
+    "NotFoundError",
     "ObservabilityError",
     "OperatorError",
     "OutputValidationError",
@@ -201,3 +202,8 @@ class ObservabilityError(PodlineError, ValueError):
 
 class MissingDependencyError(PodlineError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+class NotFoundError(PodlineError, LookupError):
+    """A store, pipeline or node asked for by name holds nothing or does not exist; the
+    message names it and what there is instead."""

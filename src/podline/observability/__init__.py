@@ -42,14 +42,17 @@ __all__ = [
 ]
 
 
-def default_observer(store: Store, pipeline_name: str) -> CompositeObserver:
+def default_observer(
+    store: Store, pipeline_name: str, *, progress: bool | None = None
+) -> CompositeObserver:
     """Status and logging observers on the pipeline's ``status`` and ``logs`` scopes, plus
-    progress bars where someone watches (see ``progress_enabled``)."""
+    progress bars where someone watches (``progress=None``: see ``progress_enabled``; True
+    or False: always or never)."""
     scope = store.at(PIPELINES, pipeline_name)
     observers: list[ObserverProtocol] = [
         StatusObserver(scope.at(STATUS_SCOPE)),
         LoggingObserver(scope.at(LOGS_SCOPE)),
     ]
-    if progress_enabled():
-        observers.append(ProgressObserver())
+    if progress_enabled() if progress is None else progress:
+        observers.append(ProgressObserver(enabled=True))
     return CompositeObserver(*observers)
