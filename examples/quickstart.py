@@ -2,8 +2,9 @@
 
 Run it twice with ``python examples/quickstart.py``: the first run computes every function
 call and stores the results in the default store (``.podline/`` in the working directory, or
-``$PODLINE_STORE``); the second run finds them all there and computes nothing. The command line does the same:
-``podline run examples/quickstart.py`` runs the pipeline ``build()`` returns (docs/cli.md).
+``$PODLINE_STORE``); the second run finds them all there and computes nothing.
+``podline run examples/quickstart.py`` does the same from the command line: it runs the
+pipeline ``build()`` returns (docs/cli.md).
 """
 
 from __future__ import annotations
