@@ -64,10 +64,12 @@ def load_pipelines(target: str) -> list[Pipeline]:
 def _import(file: Path) -> ModuleType:
     name = file.stem
     taken = sys.modules.get(name)
-    if taken is not None:
+    taken_file = getattr(taken, "__file__", None)
+    # The same file imported before (by an earlier command in this process) is imported again.
+    if taken is not None and (taken_file is None or Path(taken_file) != file.resolve()):
         raise click.UsageError(
             f"{file} would be imported as module {name!r}, which is already imported from "
-            f"{getattr(taken, '__file__', None) or 'a built-in'}; rename the file"
+            f"{taken_file or 'a built-in'}; rename the file"
         )
     spec = importlib.util.spec_from_file_location(name, file.resolve())
     if spec is None or spec.loader is None:

@@ -1,0 +1,153 @@
+"""The command line's rules, in this process (fast): which pipelines a file defines, and the
+exit status and message of each kind of mistake. tests/cli/test_cli.py runs the real
+command in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podline.cli.app import ExitCode, run_cli
+
+SEVERAL = """
+import podline
+from podline import Pipeline, function_pod
+
+
+@function_pod("y")
+def double(x: int) -> int:
+    return 2 * x
+
+
+numbers = podline.DictSource([{"k": 1, "x": 2}], tag_columns=["k"])
+with podline.Pipeline("first") as first:
+    double.pod(numbers)
+same = first  # bound twice: one pipeline
+
+
+def second() -> Pipeline:
+    with Pipeline("second") as built:
+        double.pod(numbers)
+    return built
+
+
+def not_a_pipeline() -> int:
+    raise AssertionError("only functions annotated -> Pipeline are called")
+
+
+if __name__ == "__main__":
+    raise SystemExit("the main block does not run")
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory for pipeline files; what importing them changes is undone afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delenv("PODLINE_STORE", raising=False)
+    monkeypatch.setenv("CI", "1")  # no progress bars
+    monkeypatch.chdir(tmp_path)
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if getattr(sys.modules[name], "__file__", "").startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
+def podline(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> tuple[str, str]:
+    """Run ``podline *args`` here; check the exit status; (stdout, stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        run_cli(list(args))
+    out, err = capsys.readouterr()
+    assert exited.value.code == code, f"exit {exited.value.code}\n{out}\n{err}"
+    return out, err
+
+
+def pipelines_run(out: str) -> list[str]:
+    return [run["pipeline_uri"].split("@")[0] for run in json.loads(out)]
+
+
+def test_a_file_defines_its_pipeline_objects_and_annotated_functions(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "several.py").write_text(SEVERAL)
+    out, _ = podline(capsys, "run", "several.py", "--json")
+    assert pipelines_run(out) == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("second", "second"), ("first", "first"), ("same", "first")],
+)
+def test_name_picks_a_top_level_name_or_a_pipeline_name(
+    project: Path, capsys: pytest.CaptureFixture[str], name: str, expected: str
+) -> None:
+    (project / "several.py").write_text(SEVERAL)
+    out, _ = podline(capsys, "run", f"several.py:{name}", "--json")
+    assert pipelines_run(out) == [expected]
+
+
+def test_mistakes_in_the_file_or_name(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "several.py").write_text(SEVERAL)
+    _, err = podline(capsys, "run", "several.py:third", code=ExitCode.NOT_FOUND)
+    assert err == (
+        "podline: several.py has no pipeline 'third': no top-level name 'third' and no "
+        "pipeline named so; its pipelines are 'first', 'second'\n"
+    )
+    _, err = podline(capsys, "run", "several.py:not_a_pipeline", code=ExitCode.ERROR)
+    assert "not_a_pipeline() raised AssertionError" in err
+    (project / "empty.py").write_text("x = 1\n")
+    _, err = podline(capsys, "run", "empty.py", code=ExitCode.USAGE)
+    assert "empty.py defines no pipeline" in err
+    (project / "broken.py").write_text("import podline\n\nraise RuntimeError('bad file')\n")
+    _, err = podline(capsys, "run", "broken.py", code=ExitCode.ERROR)
+    assert 'broken.py", line 3, in <module>' in err  # the user's traceback
+    assert err.endswith("podline: broken.py raised RuntimeError while imported: bad file\n")
+    (project / "json.py").write_text(SEVERAL)  # would shadow the standard library's json
+    _, err = podline(capsys, "run", "json.py", code=ExitCode.USAGE)
+    assert "imported as module 'json', which is already imported" in err
+    _, err = podline(capsys, "run", "missing.py", code=ExitCode.USAGE)
+    assert "no file 'missing.py'" in err
+    _, err = podline(capsys, "run", "several.py", "--recompute", "y", "--recompute-all", code=2)
+    assert "give --recompute NODE or --recompute-all, not both" in err
+
+
+def test_mistakes_in_what_to_read(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "several.py").write_text(SEVERAL)
+    podline(capsys, "run", "several.py")
+    _, err = podline(capsys, "status", code=ExitCode.USAGE)
+    assert "holds 2 pipelines, 'first', 'second': choose one with --pipeline NAME" in err
+    _, err = podline(capsys, "logs", "-p", "third", code=ExitCode.NOT_FOUND)
+    assert "holds no pipeline 'third'; its pipelines are 'first', 'second'" in err
+    _, err = podline(capsys, "status", "-p", "first", "--node", "z", code=ExitCode.NOT_FOUND)
+    assert err == (
+        "podline: pipeline 'first' recorded nothing of a node 'z'; its nodes are "
+        "'DictSource', 'double'\n"
+    )
+    _, err = podline(capsys, "status", "-p", "first", "--state", "LOST", code=ExitCode.USAGE)
+    assert "Invalid value for '--state'" in err
+    _, err = podline(capsys, "status", "-p", "first", "--tag", "k", code=ExitCode.USAGE)
+    assert "'k' is not NAME=VALUE" in err
+    _, err = podline(capsys, "runs", "--store", "bogus://x", code=ExitCode.USAGE)
+    assert "Invalid value for --store: no store backend opens bogus://" in err
+    out, _ = podline(capsys, "pipelines", "--json")
+    assert json.loads(out) == ["first", "second"]
+    out, _ = podline(capsys, "status", "-p", "second", "--tag", "k=1")
+    header = [cell.strip() for cell in out.splitlines()[1].strip("│").split("┆")]
+    assert header == ["node", "state", "k", "timestamp"]  # no system tags, no empty columns
+    # "first" ran the same calls just before: results are shared across pipelines.
+    assert out.splitlines()[3].split()[1:6:2] == ["double", "CACHED", "1"]
+    out, _ = podline(capsys, "status", "-p", "second", "--tag", "k=2")
+    assert out == "(no rows)\n"
+
+
+def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = podline(capsys, "run", "--help")
+    assert "  Examples:\n    podline run pipeline.py\n" in out
+    out, _ = podline(capsys, "--help")
+    for command in ("run", "pipelines", "status", "logs", "runs"):
+        assert f"\n  {command} " in out
