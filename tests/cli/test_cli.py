@@ -129,6 +129,20 @@ def test_failed_packets_exit_1_and_read_back_from_the_store_alone(tmp_path: Path
     ]
     assert runs[0]["python_version"] == ".".join(map(str, sys.version_info[:3]))
 
+    shown = as_json(podline_cli("show", "inverse", "-s", store, "--json", cwd=elsewhere))
+    assert shown == [{"k": 1, "inverse": 1.0}, {"k": 2, "inverse": 0.5}]
+    graph = as_json(podline_cli("graph", "-s", store, "--json", cwd=elsewhere))
+    assert [(n["label"], n["upstreams"], n["state"]) for n in graph["nodes"]] == [
+        ("DictSource", [], "ran"),
+        ("inverse", ["DictSource"], "failed"),
+    ]
+    assert graph["nodes"][1]["counts"] == {"computed": 2, "cached": 0, "skipped": 0, "failed": 1}
+    mermaid = podline_cli("graph", "-s", store, "-f", "mermaid", cwd=elsewhere).stdout
+    assert mermaid.startswith("flowchart TD\n")
+    # Planning needs the code and the sources: here neither is at hand.
+    plan = podline_cli("plan", "-s", store, cwd=elsewhere, code=4)
+    assert "function failing:inverse cannot be imported" in plan.stderr
+
 
 def test_fail_fast_stops_at_the_failure_with_its_traceback(tmp_path: Path) -> None:
     file = write(tmp_path / "failing.py", FAILING)

@@ -8,10 +8,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from podline.cli.app import ExitCode, run_cli
+from podline.pipeline.graph_render import dot_available
 
 SEVERAL = """
 import podline
@@ -151,3 +153,74 @@ def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = podline(capsys, "--help")
     for command in ("run", "pipelines", "status", "logs", "runs"):
         assert f"\n  {command} " in out
+
+
+MEASURED = """
+from pathlib import Path
+
+import podline
+from podline import function_pod
+
+
+@function_pod("half")
+def halve(x: int) -> float:
+    return x / 2
+
+
+def build() -> podline.Pipeline:
+    rows = podline.CSVSource(Path(__file__).parent / "rows.csv", tag_columns=["k"])
+    with podline.Pipeline("measured") as pipeline:
+        halve.pod(rows)
+    return pipeline
+"""
+
+
+def test_show_graph_and_plan_of_a_stored_pipeline(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "rows.csv").write_text("k,x\n" + "".join(f"{k},{k * 10}\n" for k in range(30)))
+    (project / "measured.py").write_text(MEASURED)
+    planned, _ = podline(capsys, "plan", "measured.py", "--json")
+    assert json.loads(planned)[0]["counts"][1] == {
+        "node": "halve",
+        "kind": "function",
+        "rows": 30,
+        "computed": 30,
+        "cached": 0,
+        "skipped": 0,
+        "failed": 0,
+        "pending": 0,
+    }
+    podline(capsys, "run", "measured.py")
+    # From the store: the functions import from the working directory, the CSV reads again.
+    out, _ = podline(capsys, "plan")
+    assert out.splitlines()[3].split() == ["halve", "function", "30", "0", "30", "0", "0", "0"]
+
+    out, _ = podline(capsys, "show", "halve")
+    assert out.splitlines()[-1] == "(20 of 30 rows; --limit 0 shows all)"
+    out, _ = podline(capsys, "show", "halve", "--limit", "0", "--json")
+    assert json.loads(out)[29] == {"k": 29, "half": 145.0}  # x = 290
+    _, err = podline(capsys, "show", "double", code=ExitCode.NOT_FOUND)
+    assert (
+        err
+        == "podline: pipeline 'measured' has no node 'double'; its nodes are 'halve', 'rows.csv'\n"
+    )
+
+    out, _ = podline(capsys, "graph")
+    assert out.splitlines()[2].split()[:5] == ["halve", "function", "halve", "v0", "<-"]
+    out, _ = podline(capsys, "graph", "--format", "dot", "--no-counts")
+    assert out.startswith("digraph")
+    assert "computed" not in out
+    _, err = podline(capsys, "graph", "-o", "graph.mmd")
+    assert (project / "graph.mmd").read_text().startswith("flowchart TD\n")
+    assert err == "wrote graph.mmd\n"
+
+
+@pytest.mark.skipif(not dot_available(), reason="Graphviz's dot is not installed")
+def test_graph_to_an_svg_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "several.py").write_text(SEVERAL)
+    podline(capsys, "run", "several.py:first")
+    podline(capsys, "graph", "--output", "first.svg")
+    svg = ElementTree.parse(project / "first.svg").getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert "double" in "".join(svg.itertext())

@@ -60,10 +60,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podline.cli import observe, run
+    from podline.cli import observe, run, stored
 
     cli.add_command(run.run)
-    for command in observe.COMMANDS:
+    for command in (*observe.COMMANDS, *stored.COMMANDS):
         cli.add_command(command)
 
 
