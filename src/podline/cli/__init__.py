@@ -7,6 +7,8 @@ script's entry point; without click it prints how to install it and exits with s
   says how they are found; ``podline.cli.run`` runs them);
 * ``podline pipelines``, ``status``, ``logs``, ``runs`` read what runs stored, from the store
   alone (``podline.cli.observe``);
+* ``podline show``, ``graph``, ``plan`` open the pipeline from its stored specification
+  (``podline.cli.stored``);
 
 exit codes and error reporting live in ``podline.cli.app``.
 """

@@ -54,6 +54,8 @@ def cli() -> None:
       podline run pipeline.py:analysis -e processes -w 4
       podline status --state FAILED
       podline logs --node speed --json | jq '.[].stderr'
+      podline show speed --limit 5
+      podline graph --output pipeline.svg
 
     The store is --store, else $PODLINE_STORE, else ./.podline (as podline.default_store()).
     """
