@@ -3,7 +3,8 @@ store alone (``podline.observability.PipelineObservations``), without the pipeli
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 import click
 import polars as pl
@@ -22,6 +23,8 @@ from podline.errors import NotFoundError, SchemaError, format_names
 from podline.observability import PipelineObservations, State
 
 __all__ = ["COMMANDS"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: ``podline runs`` columns shown as text (``--json`` gives every column, manifests too).
 RUN_COLUMNS = (
@@ -66,6 +69,18 @@ tag_option = click.option(
     metavar="NAME=VALUE",
     help="Only rows whose tag NAME shows as VALUE (repeatable).",
 )
+
+
+def row_filters(command: F) -> F:
+    """The options choosing the rows of ``status`` and ``logs``: store, pipeline, node, run,
+    state and tags."""
+    for option in reversed(
+        (store_option, pipeline_option, node_option, run_option, state_option, tag_option)
+    ):
+        command = option(command)
+    return command
+
+
 limit_option = click.option(
     "-l", "--limit", type=click.IntRange(min=0), default=None, help="Show at most N rows."
 )
@@ -142,12 +157,7 @@ Examples:
   podline status --json | jq 'map(select(.state == "FAILED")) | length'
 """
 )
-@store_option
-@pipeline_option
-@node_option
-@run_option
-@state_option
-@tag_option
+@row_filters
 @click.option("--all", "every", is_flag=True, help="Every transition, not the latest state.")
 @limit_option
 @json_option
@@ -184,12 +194,7 @@ Examples:
   podline logs --run-id 3f2a... --json
 """
 )
-@store_option
-@pipeline_option
-@node_option
-@run_option
-@state_option
-@tag_option
+@row_filters
 @limit_option
 @json_option
 def logs(
