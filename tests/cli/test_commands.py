@@ -224,7 +224,7 @@ def test_graph_to_an_svg_file(project: Path, capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.xfail(
     strict=True,
-    reason="open_pipeline's read-only nodes (saveload, first version) predate main's 7848094: "
+    reason="open_pipeline's read-only nodes (saveload 4d3fa0a) predate main's 7848094: "
     "a function node's passive read now needs its upstream's rows, which a read-only source "
     "does not have; remove this mark once saveload reads stored results without them",
 )
