@@ -129,6 +129,8 @@ def test_failed_packets_exit_1_and_read_back_from_the_store_alone(tmp_path: Path
     ]
     assert runs[0]["python_version"] == ".".join(map(str, sys.version_info[:3]))
 
+    shown = as_json(podline_cli("show", "inverse", "-s", store, "--json", cwd=elsewhere))
+    assert shown == [{"k": 1, "inverse": 1.0}, {"k": 2, "inverse": 0.5}]
     graph = as_json(podline_cli("graph", "-s", store, "--json", cwd=elsewhere))
     assert [(n["label"], n["upstreams"], n["state"]) for n in graph["nodes"]] == [
         ("DictSource", [], "ran"),

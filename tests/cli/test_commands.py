@@ -222,12 +222,6 @@ def test_graph_to_an_svg_file(project: Path, capsys: pytest.CaptureFixture[str])
     assert "double" in "".join(svg.itertext())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_pipeline's read-only nodes (saveload 4d3fa0a) predate main's 7848094: "
-    "a function node's passive read now needs its upstream's rows, which a read-only source "
-    "does not have; remove this mark once saveload reads stored results without them",
-)
 def test_show_reads_stored_results_without_the_code(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
