@@ -234,3 +234,30 @@ def test_show_reads_stored_results_without_the_code(
     assert json.loads(out)[29] == {"k": 29, "half": 145.0}  # x = 290
     out, _ = podline(capsys, "show", "halve", "--system-columns", "--limit", "1", "--json")
     assert any(column.startswith("__tag:") for column in json.loads(out)[0])  # system tags
+
+
+def test_trace_and_impact_from_the_store(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "rows.csv").write_text("k,x\n" + "".join(f"{k},{k * 10}\n" for k in range(5)))
+    (project / "measured.py").write_text(MEASURED)
+    podline(capsys, "run", "measured.py")
+    (project / "measured.py").unlink()  # from the store alone
+    out, _ = podline(capsys, "trace", "halve", "--tag", "k=3", "--json")
+    steps = json.loads(out)
+    assert [step["node"] for step in steps] == ["halve", "rows.csv"]
+    assert steps[0]["status"] == "computed"
+    assert steps[1]["record_id"] == "#3"  # the CSV's fourth row
+    out, _ = podline(capsys, "trace", "halve", "--tag", "k=3")
+    assert out.startswith("halve")  # the tree, from the traced node down
+    assert "#3" in out
+    # Without the code the source's rows are not read: its records are named by id.
+    _, err = podline(capsys, "impact", "rows.csv", "--tag", "k=3", code=ExitCode.ERROR)
+    assert "name its records by record_id" in err
+    out, _ = podline(capsys, "impact", "rows.csv", "--record-id", "#3", "--json")
+    reached = [row for row in json.loads(out) if row["node"] == "halve"]
+    assert [row["tags"] for row in reached] == ["k=3"]
+    _, err = podline(capsys, "trace", "halve", "--tag", "k=three", code=ExitCode.USAGE)
+    assert "'three' is not a value of tag 'k'" in err
+    _, err = podline(capsys, "trace", "halve", "--tag", "z=1", code=ExitCode.USAGE)
+    assert "has no tag 'z'" in err
+    _, err = podline(capsys, "trace", "nothing", code=ExitCode.NOT_FOUND)
+    assert "no node 'nothing'" in err

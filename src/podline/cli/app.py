@@ -62,10 +62,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podline.cli import observe, run, stored
+    from podline.cli import lineage, observe, run, stored
 
     cli.add_command(run.run)
-    for command in (*observe.COMMANDS, *stored.COMMANDS):
+    for command in (*observe.COMMANDS, *stored.COMMANDS, *lineage.COMMANDS):
         cli.add_command(command)
 
 

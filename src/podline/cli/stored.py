@@ -31,12 +31,13 @@ from podline.errors import NotFoundError, format_names
 from podline.pipeline import LoadedPipeline, Pipeline, open_pipeline
 from podline.stores.default import ENV_VAR
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "open_stored"]
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
 
-def _open(store: str | None, pipeline: str | None, *, code: bool) -> LoadedPipeline:
+def open_stored(store: str | None, pipeline: str | None, *, code: bool) -> LoadedPipeline:
+    """The pipeline ``--pipeline`` names (or the store's only one) from ``--store``."""
     opened = open_store_option(store)
     name = resolve_pipeline(opened, pipeline)
     if code and os.getcwd() not in sys.path:
@@ -77,7 +78,7 @@ def show(
     """Show a node's stored results as a table: tags, then packet columns."""
     import polars as pl
 
-    loaded = _open(store, pipeline, code=False)
+    loaded = open_stored(store, pipeline, code=False)
     nodes = loaded.nodes
     if node not in nodes:
         raise NotFoundError(
@@ -137,7 +138,7 @@ def graph(
     as_json: bool,
 ) -> None:
     """Draw the pipeline's node graph, with the counts of its latest run."""
-    drawing = _open(store, pipeline, code=False).show_graph(counts=not no_counts)
+    drawing = open_stored(store, pipeline, code=False).show_graph(counts=not no_counts)
     if as_json:
         emit_json(
             {
@@ -212,7 +213,7 @@ def plan(
             os.environ[ENV_VAR] = store
         pipelines: list[Pipeline] = load_pipelines(target)
     else:
-        pipelines = [_open(store, pipeline, code=True)]
+        pipelines = [open_stored(store, pipeline, code=True)]
     plans = [p.plan(recompute=True if recompute_all else list(recompute)) for p in pipelines]
     if as_json:
         emit_json(
