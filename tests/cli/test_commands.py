@@ -247,7 +247,7 @@ def test_trace_and_impact_from_the_store(project: Path, capsys: pytest.CaptureFi
     assert steps[0]["status"] == "computed"
     assert steps[1]["record_id"] == "#3"  # the CSV's fourth row
     out, _ = podline(capsys, "trace", "halve", "--tag", "k=3")
-    assert out.startswith("halve")  # the tree, from the traced node down
+    assert out.startswith("trace of halve, k=3")  # the tree, from the traced node down
     assert "#3" in out
     # Without the code the source's rows are not read: its records are named by id.
     _, err = podline(capsys, "impact", "rows.csv", "--tag", "k=3", code=ExitCode.ERROR)
