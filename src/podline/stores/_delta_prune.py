@@ -114,6 +114,7 @@ def read_matching(
     columns: Sequence[str],
     keys: pa.Schema,
     select: Select,
+    *,
     filesystem: pafs.FileSystem,
     path: StorePath,
     table: str,

@@ -205,9 +205,8 @@ def stored_rows(
     names = set(stored.names)
     present = [c for c in columns if c in names]
     picked = ids if ids is not None and ids[0] in names and len(ids[1]) <= FEW_IDS else None
-    table = committed_rows(
-        state, local_root, present, path, where.restricted(names) if where else None, picked
-    )
+    restricted = where.restricted(names) if where else None
+    table = committed_rows(state, local_root, present, path, where=restricted, ids=picked)
     if ids is not None:
         # Picked before conform, which would otherwise convert every stored row.
         # (No stored row has the id column yet: none matches.)
@@ -221,6 +220,7 @@ def committed_rows(
     local_root: str | None,
     columns: list[str],
     path: StorePath,
+    *,
     where: RowFilter | None = None,
     ids: tuple[str, pa.Array] | None = None,
 ) -> pa.Table:
@@ -244,7 +244,7 @@ def committed_rows(
     if where is None and ids is None:
         files = read_parquet(log.data_files(), columns, filesystem, f"the Delta table at {log.uri}")
     else:
-        files = _lookup(log, stored, columns, path, filesystem, where, ids)
+        files = _lookup(log, stored, columns, path, filesystem, where=where, ids=ids)
     parts = [conform(part, written, path) for part in files]
     table = pa.concat_tables(parts) if parts else written.empty_table()
     return table if where is None else where.apply(table)
@@ -256,6 +256,7 @@ def _lookup(
     columns: list[str],
     path: StorePath,
     filesystem: pafs.FileSystem,
+    *,
     where: RowFilter | None,
     ids: tuple[str, pa.Array] | None,
 ) -> Iterator[pa.Table]:
@@ -279,7 +280,13 @@ def _lookup(
     }
     check_data_files(log.data_files(), filesystem, f"the Delta table at {log.uri}")
     return read_matching(
-        files, columns, keys, select, filesystem, path, f"the Delta table at {log.uri}"
+        files,
+        columns,
+        keys,
+        select,
+        filesystem=filesystem,
+        path=path,
+        table=f"the Delta table at {log.uri}",
     )
 
 
