@@ -154,7 +154,9 @@ def test_a_damaged_table_is_a_store_error_naming_the_fault(tmp_path: Path, damag
     with pytest.raises(StoreError, match=message):
         DeltaStore(tmp_path).scan("t")
     with pytest.raises(StoreError, match=message):
-        DeltaStore(tmp_path).read("t", ["t0a"])
+        # An id of the damaged commit: a read of a few ids skips files whose statistics
+        # exclude them, and so never sees what damage they hold (as delta-rs does).
+        DeltaStore(tmp_path).read("t", ["t0a", "t1a"])
     writer = DeltaStore(tmp_path, flush_seconds=None)
     with pytest.raises(StoreError, match=message):
         _write_and_flush(writer)

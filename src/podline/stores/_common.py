@@ -368,13 +368,18 @@ class RowFilter:
             expression = test if expression is None else expression & test
         return expression
 
-    def apply(self, table: pa.Table) -> pa.Table:
-        """The rows of ``table`` that pass every test."""
+    def mask(self, table: pa.Table) -> Any:
+        """Which rows of ``table`` pass every test (None: no tests)."""
         mask: Any = None
         for name, value in self.tests:
             column = table[name]
             test = pc.is_null(column) if value is None else pc.equal(column, value)
             mask = test if mask is None else pc.and_(mask, test)
+        return mask if mask is None else pc.fill_null(mask, False)
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """The rows of ``table`` that pass every test."""
+        mask = self.mask(table)
         return table if mask is None else table.filter(mask)
 
 

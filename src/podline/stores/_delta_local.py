@@ -116,6 +116,8 @@ class _Added(NamedTuple):
     #: The order it was added in.
     order: int
     size: int
+    #: Its statistics (JSON) as the log gives them, if any (``_delta_prune`` reads them).
+    stats: str | None = None
 
 
 class _Unread(NamedTuple):
@@ -246,6 +248,10 @@ class LocalLog:
                 ) from exc
         order = sorted(self._files.values(), key=lambda added: (added.modified, added.order))
         return {added.name: added.size for added in order}
+
+    def file_stats(self) -> dict[str, str | None]:
+        self.data_files()  # reads what a checkpoint left unread
+        return {added.name: added.stats for added in self._files.values()}
 
     def file_count(self) -> int:
         unread = self._unread
@@ -417,7 +423,8 @@ class LocalLog:
         name = data_file(added["path"], where)
         self._sequence += 1
         modified, size = added["modificationTime"], added["size"]
-        self._files[added["path"]] = _Added(name, modified, self._sequence, size)
+        stats = added.get("stats")
+        self._files[added["path"]] = _Added(name, modified, self._sequence, size, stats)
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
         if metadata["partitionColumns"]:

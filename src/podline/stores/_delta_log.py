@@ -69,6 +69,11 @@ class TableLog(Protocol):
         gives them (a reader checks them), in the order they were added."""
         ...
 
+    def file_stats(self) -> dict[str, str | None]:
+        """The statistics (JSON) the log gives for the data files of a ``direct`` table, by
+        the names ``data_files`` gives; a file left out, or None, has none known."""
+        ...
+
     def file_count(self) -> int:
         """How many data files the table has (without reading what ``data_files`` gives)."""
         ...
@@ -171,6 +176,9 @@ class DeltaRsLog:
             data_file(paths[i], where): sizes[i]
             for i in sorted(range(len(paths)), key=times.__getitem__)
         }
+
+    def file_stats(self) -> dict[str, str | None]:
+        return {}  # not direct: delta-rs skips files by their statistics itself
 
     def file_count(self) -> int:
         return len(self.data_files())

@@ -9,10 +9,12 @@ rows to them, so reads see every write, committed or not.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
+from pyarrow import fs as pafs
 
 from podline.errors import StoreError
 from podline.matching import is_in, rows_in_order
@@ -25,10 +27,12 @@ from podline.stores._delta_format import (
     read_parquet,
 )
 from podline.stores._delta_log import TableLog, local_filesystem
+from podline.stores._delta_prune import Select, id_select, may_hold, read_matching
 from podline.stores._index import IdIndex
 from podline.stores.base import StorePath
 
 __all__ = [
+    "FEW_IDS",
     "Buffered",
     "CommittedIds",
     "TableState",
@@ -36,6 +40,12 @@ __all__ = [
     "merge_buffered",
     "stored_rows",
 ]
+
+
+#: A read of at most this many ids reads only the files and row groups that may hold them
+#: (``_delta_prune``); a larger one (a run reading back its records) reads the columns whole,
+#: which spares a lookup of every id per file.
+FEW_IDS = 1024
 
 
 class Buffered(NamedTuple):
@@ -194,9 +204,9 @@ def stored_rows(
         return None
     names = set(stored.names)
     present = [c for c in columns if c in names]
-    table = committed_rows(
-        state, local_root, present, path, where.restricted(names) if where else None
-    )
+    picked = ids if ids is not None and ids[0] in names and len(ids[1]) <= FEW_IDS else None
+    restricted = where.restricted(names) if where else None
+    table = committed_rows(state, local_root, present, path, where=restricted, ids=picked)
     if ids is not None:
         # Picked before conform, which would otherwise convert every stored row.
         # (No stored row has the id column yet: none matches.)
@@ -210,10 +220,14 @@ def committed_rows(
     local_root: str | None,
     columns: list[str],
     path: StorePath,
+    *,
     where: RowFilter | None = None,
+    ids: tuple[str, pa.Array] | None = None,
 ) -> pa.Table:
     """The committed rows of a table (in ``local_root``; None: an object store), projected
-    to ``columns`` (which it has) and filtered by ``where``."""
+    to ``columns`` (which it has) and filtered by ``where``; with ``ids`` = (column, values),
+    rows without one of those ids may be left out (``_delta_prune`` reads only what may
+    hold them)."""
     log, stored = state.log, state.stored_schema()
     assert log is not None
     assert stored is not None
@@ -226,10 +240,54 @@ def committed_rows(
     # written: a run that reads back what it wrote then matches ids without searching.
     written = pa.schema([stored.field(c) for c in columns])
     filesystem = local_filesystem(local_root)
-    files = read_parquet(log.data_files(), columns, filesystem, f"the Delta table at {log.uri}")
+    where = where if where is None or where.tests else None
+    if where is None and ids is None:
+        files = read_parquet(log.data_files(), columns, filesystem, f"the Delta table at {log.uri}")
+    else:
+        files = _lookup(log, stored, columns, path, filesystem, where=where, ids=ids)
     parts = [conform(part, written, path) for part in files]
     table = pa.concat_tables(parts) if parts else written.empty_table()
     return table if where is None else where.apply(table)
+
+
+def _lookup(
+    log: TableLog,
+    stored: pa.Schema,
+    columns: list[str],
+    path: StorePath,
+    filesystem: pafs.FileSystem,
+    *,
+    where: RowFilter | None,
+    ids: tuple[str, pa.Array] | None,
+) -> Iterator[pa.Table]:
+    """The rows of a plain local table's files that pass ``where`` or hold one of ``ids``,
+    reading only the files and row groups that may hold them (see ``_delta_prune``)."""
+    if where is not None:
+        lookup: dict[str, list[Any]] = {
+            name: [None if value is None else value.as_py()] for name, value in where.tests
+        }
+        select: Select = where.mask
+    else:
+        assert ids is not None
+        lookup = {ids[0]: ids[1].drop_null().to_pylist()}
+        select = id_select(*ids)
+    keys = pa.schema([stored.field(name) for name in lookup])
+    stats = log.file_stats()
+    files = {
+        name: size
+        for name, size in log.data_files().items()
+        if may_hold(stats.get(name), lookup, stored)
+    }
+    check_data_files(log.data_files(), filesystem, f"the Delta table at {log.uri}")
+    return read_matching(
+        files,
+        columns,
+        keys,
+        select,
+        filesystem=filesystem,
+        path=path,
+        table=f"the Delta table at {log.uri}",
+    )
 
 
 def _read_by_delta_rs(
