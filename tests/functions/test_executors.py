@@ -336,3 +336,25 @@ def test_a_stopped_execution_hands_over_every_finished_call_and_starts_no_more(
     time.sleep(0.1)  # anything still running would finish now
     assert sorted(taken) == sorted(_FINISHED)
     assert len(_FINISHED) < 40  # no call started once the stop was seen
+
+
+@pytest.mark.parametrize("moment", ["_begin", "_finish"])
+def test_ctrl_c_around_a_call_leaves_no_capture_behind(
+    moment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C right after the capture became current (before the call) or right after the
+    # call returned (before its end): what the caller prints next is not the call's (with
+    # live echo off, a capture left current swallowed it).
+    from podline.executors import CallPolicy, capture
+
+    real = getattr(capture, moment)
+
+    def interrupted(*args: Any) -> Any:
+        real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(capture, moment, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_captured(lambda: print("inside"), (), policy=CallPolicy(live=False))
+    print("the caller's report")
+    assert "the caller's report" in capsys.readouterr().out

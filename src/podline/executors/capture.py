@@ -339,8 +339,9 @@ def run_captured(
 ) -> CallOutcome:
     """Call ``fn`` with ``arguments`` under ``policy``, capturing its output; exceptions are
     returned, not raised (``KeyboardInterrupt`` and other non-``Exception`` errors propagate)."""
-    capture, token = _begin(policy)
+    previous = _current.get()
     try:
+        capture, token = _begin(policy)
         if policy.timeout is not None or policy.retries:
             return _attempts(fn, arguments, policy, capture, token)
         # The common case, kept to one call and no context manager: it runs per packet.
@@ -348,12 +349,15 @@ def run_captured(
             value = fn(*arguments) if isinstance(arguments, tuple) else fn(**arguments)
         except Exception as exc:  # the call's failure is data for the caller, never ours
             return _outcome(capture, token, None, exc)
-    except BaseException:  # Ctrl-C in the call: later output is not the call's any more
-        _current.reset(token)
+        # (_outcome inlined: this line runs once per packet)
+        _finish(capture, token, None)
+        return CallOutcome(value, None, capture)
+    except BaseException:
+        # Ctrl-C anywhere here, even between the capture becoming current and the call, or
+        # between the call's return and its end: later output is not the call's any more
+        # (it would swallow what the caller prints next, e.g. a report of the interrupt).
+        _current.set(previous)
         raise
-    # (_outcome inlined: this line runs once per packet)
-    _finish(capture, token, None)
-    return CallOutcome(value, None, capture)
 
 
 def _attempts(
@@ -385,11 +389,12 @@ async def run_captured_async(
 ) -> CallOutcome:
     """Await ``fn`` with ``arguments`` under ``policy``, capturing; runs in the current task's
     own context (a timeout cancels the coroutine)."""
-    capture, token = _begin(policy)
+    previous = _current.get()
     try:
+        capture, token = _begin(policy)
         return await _attempts_async(fn, arguments, policy, capture, token)
     except BaseException:  # cancelled: later output is not the call's any more
-        _current.reset(token)
+        _current.set(previous)
         raise
 
 
