@@ -8,8 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import polars as pl
@@ -28,7 +26,14 @@ from podline.observability import (
     inspect,
 )
 from podline.pipeline import CompositeObserver, Pipeline
-from podline.stores import RECORD_ID, DeltaStore, PathLike, Store, StorePath, normalize_path
+from podline.stores import (
+    RECORD_ID,
+    DelegatingStore,
+    DeltaStore,
+    PathLike,
+    Store,
+    normalize_path,
+)
 
 
 @function_pod("total", live_output=False)
@@ -180,21 +185,17 @@ def test_joined_streams_keep_every_lineages_system_tags(store: Store) -> None:
 # --------------------------------------------------------------------------- robustness
 
 
-class FailingWrites:
+class FailingWrites(DelegatingStore):
     """A store whose writes fail at paths below any of ``segments``; everything else is
     delegated to ``inner`` (so it wraps any backend)."""
 
     def __init__(self, inner: Store, segments: frozenset[str], flush_fails: bool = False):
-        self.inner = inner
+        super().__init__(inner)
         self.segments = segments
         self.flush_fails = flush_fails
 
-    @property
-    def prefix(self) -> StorePath:
-        return self.inner.prefix
-
-    def at(self, *path: str) -> FailingWrites:
-        return FailingWrites(self.inner.at(*path), self.segments, self.flush_fails)
+    def wrap(self, inner: Store) -> FailingWrites:
+        return FailingWrites(inner, self.segments, self.flush_fails)
 
     def write(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
         if self.segments & set(self.inner.prefix + normalize_path(path)):
@@ -206,52 +207,10 @@ class FailingWrites:
             raise podline.StoreError("disk full (a test double)")
         return self.inner.append(path, table, id_column=id_column)
 
-    def read(
-        self,
-        path: PathLike,
-        ids: Sequence[str] | pa.Array,
-        *,
-        columns: Sequence[str] | None = None,
-        id_column: str = RECORD_ID,
-    ) -> pa.Table | None:
-        return self.inner.read(path, ids, columns=columns, id_column=id_column)
-
-    def scan(
-        self,
-        path: PathLike,
-        *,
-        columns: Sequence[str] | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> pa.Table | None:
-        return self.inner.scan(path, columns=columns, where=where)
-
-    def exists(self, path: PathLike) -> bool:
-        return self.inner.exists(path)
-
-    def list(self, prefix: PathLike = ()) -> list[StorePath]:
-        return self.inner.list(prefix)
-
     def flush(self) -> None:
         if self.flush_fails:
             raise podline.StoreError("flush failed (a test double)")
         self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def to_config(self) -> str:
-        return self.inner.to_config()
-
-    def __enter__(self) -> FailingWrites:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def test_failed_observation_writes_warn_and_the_run_succeeds(store: Store) -> None:

@@ -26,14 +26,9 @@ and ``pipelines/`` side by side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
 
-import pyarrow as pa
-
-from podline.stores import RECORD_ID, PathLike, Store, StorePath, StoreStatistics
+from podline.stores import DelegatingStore, Store
 
 __all__ = ["RESULTS", "PipelineLayout", "ResultsFirst"]
 
@@ -77,78 +72,21 @@ class PipelineLayout:
         self.store.flush()
 
 
-class ResultsFirst:
+class ResultsFirst(DelegatingStore):
     """``store``, except that ``flush`` and ``close`` commit ``results`` first (see the
     module docs); every other call goes to ``store``, views included."""
 
     def __init__(self, store: Store, results: Store) -> None:
-        self._store = store
+        super().__init__(store)
         self._results = results
 
-    @property
-    def prefix(self) -> StorePath:
-        return self._store.prefix
-
-    def at(self, *path: str) -> ResultsFirst:
-        return ResultsFirst(self._store.at(*path), self._results)
-
-    def write(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
-        return self._store.write(path, table, id_column=id_column)
-
-    def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
-        return self._store.append(path, table, id_column=id_column)
-
-    def read(
-        self,
-        path: PathLike,
-        ids: Sequence[str] | pa.Array,
-        *,
-        columns: Sequence[str] | None = None,
-        id_column: str = RECORD_ID,
-    ) -> pa.Table | None:
-        return self._store.read(path, ids, columns=columns, id_column=id_column)
-
-    def scan(
-        self,
-        path: PathLike,
-        *,
-        columns: Sequence[str] | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> pa.Table | None:
-        return self._store.scan(path, columns=columns, where=where)
-
-    def delete(
-        self, path: PathLike, ids: Sequence[str] | pa.Array, *, id_column: str = RECORD_ID
-    ) -> int:
-        return self._store.delete(path, ids, id_column=id_column)
-
-    def exists(self, path: PathLike) -> bool:
-        return self._store.exists(path)
-
-    def list(self, prefix: PathLike = ()) -> list[StorePath]:
-        return self._store.list(prefix)
+    def wrap(self, inner: Store) -> ResultsFirst:
+        return ResultsFirst(inner, self._results)
 
     def flush(self) -> None:
         self._results.flush()
-        self._store.flush()
+        self.inner.flush()
 
     def close(self) -> None:
         self._results.flush()
-        self._store.close()
-
-    def to_config(self) -> str:
-        return self._store.to_config()
-
-    def statistics(self) -> StoreStatistics:
-        return self._store.statistics()
-
-    def __enter__(self) -> ResultsFirst:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self.inner.close()

@@ -7,6 +7,7 @@ from podline.stores.backend import Backend
 from podline.stores.base import RECORD_ID, PathLike, Store, StorePath, normalize_path
 from podline.stores.config import open_store
 from podline.stores.default import default_store
+from podline.stores.delegating import DelegatingStore
 from podline.stores.delta import DeltaStore
 from podline.stores.memory import MemoryStore
 from podline.stores.postgres import PostgresStore
@@ -17,6 +18,7 @@ from podline.stores.statistics import StoreStatistics
 __all__ = [
     "RECORD_ID",
     "Backend",
+    "DelegatingStore",
     "DeltaStore",
     "Finding",
     "MemoryStore",
