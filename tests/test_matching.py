@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podline import matching
-from podline.matching import index_in, is_in, rows_in_order
+from podline.matching import Positions, index_in, is_in, rows_in_order
 
 ids = st.lists(st.one_of(st.none(), st.text(alphabet="abc", max_size=3)), max_size=30)
 
@@ -40,6 +40,18 @@ def test_hash_collisions_never_give_wrong_answers(
     with mock.patch.object(matching, "_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64)):
         got = index_in(pa.array(values, pa.string()), pa.array(lookup, pa.string()))
     _check(got, values, lookup)
+
+
+@given(chunks=st.lists(ids, max_size=5), lookup=ids, collide=st.booleans())
+def test_positions_answer_like_index_in_chunk_after_chunk(
+    chunks: list[list[str | None]], lookup: list[str | None], collide: bool
+) -> None:
+    # Prepared once, asked many times (a node's known entries, probed chunk by chunk).
+    hashes = (lambda ids: np.zeros(len(ids), dtype=np.uint64)) if collide else matching._hashes
+    with mock.patch.object(matching, "_hashes", hashes):
+        positions = Positions(pa.chunked_array([lookup[:3], lookup[3:]], pa.string()))
+        for values in chunks:
+            _check(positions.positions(pa.array(values, pa.large_string())), values, lookup)
 
 
 def test_chunked_inputs() -> None:

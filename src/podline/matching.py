@@ -1,5 +1,5 @@
-"""Exact lookups of string ids in other string ids, in bulk: ``index_in``, ``is_in`` and
-``rows_in_order``.
+"""Exact lookups of string ids in other string ids, in bulk: ``index_in``, ``is_in``,
+``rows_in_order``, and ``Positions`` for many lookups in the same ids.
 
 Record ids, entry ids and content hashes are long strings (``pod3:`` + 64 hex). Arrow's
 ``index_in``/``is_in`` hash every such string into a fresh hash table on each call, which
@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["index_in", "is_in", "rows_in_order"]
+__all__ = ["Positions", "index_in", "is_in", "rows_in_order"]
 
 Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
@@ -38,12 +38,50 @@ def _plain(ids: Ids, type_: pa.DataType) -> pa.Array:
 def index_in(values: Ids, lookup: Ids) -> np.ndarray:
     """For every item of ``values``, the position of an equal string in ``lookup`` (any
     one, if ``lookup`` repeats it), or -1 when there is none. Nulls match nothing."""
-    found = np.full(len(values), -1, dtype=np.int64)
     if not len(values) or not len(lookup) or pa.types.is_null(lookup.type):
-        return found
+        return np.full(len(values), -1, dtype=np.int64)
     if _aligned(values, lookup):
         return np.arange(len(values), dtype=np.int64)
-    matched = _hash_matches(_hashes(values), _hashes(lookup))
+    return _confirmed(values, lookup, _hash_matches(_hashes(values), _hashes(lookup)))
+
+
+class Positions:
+    """``lookup`` prepared once for many ``index_in`` calls (``positions(values)`` equals
+    ``index_in(values, lookup)``).
+
+    ``index_in`` hashes the whole of ``lookup`` on every call: a node probing its known
+    entries chunk by chunk would pay for all of them per chunk. This keeps their hashes
+    sorted, so a chunk of k ids costs O(k log n).
+    """
+
+    __slots__ = ("_lookup", "_order", "_sorted")
+
+    def __init__(self, lookup: Ids) -> None:
+        self._lookup = _plain(lookup, lookup.type)  # once, not per call
+        hashes = _hashes(lookup) if len(lookup) else np.empty(0, dtype=np.uint64)
+        self._order = np.argsort(hashes, kind="stable")
+        self._sorted = hashes[self._order]
+
+    def positions(self, values: Ids) -> np.ndarray:
+        """Like ``index_in(values, lookup)``."""
+        if not len(values) or not len(self._sorted) or pa.types.is_null(self._lookup.type):
+            return np.full(len(values), -1, dtype=np.int64)
+        probe = _hashes(values)
+        # Probes in sorted order walk the sorted hashes forward, cache-friendly: about 5x
+        # faster than probing a large index at random.
+        by_hash = np.argsort(probe)
+        probe = probe[by_hash]
+        at = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
+        matched = np.empty(len(probe), dtype=np.int64)
+        matched[by_hash] = np.where(self._sorted[at] == probe, self._order[at], -1)
+        return _confirmed(values, self._lookup, matched)
+
+
+def _confirmed(values: Ids, lookup: Ids, matched: np.ndarray) -> np.ndarray:
+    """``index_in``'s answer from ``matched``, the position in ``lookup`` of an item with
+    the same 64-bit hash per item of ``values`` (or -1): each match is confirmed by comparing
+    the strings, and the rare rows whose hash another string shares are settled exactly."""
+    found = np.full(len(values), -1, dtype=np.int64)
     candidate = np.flatnonzero(matched >= 0)
     if not len(candidate):
         return found

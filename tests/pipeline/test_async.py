@@ -422,7 +422,9 @@ def test_cancelling_a_run_stops_it_and_keeps_what_was_stored(
             await task
         return time.perf_counter() - cancelled
 
-    assert asyncio.run(cancel_midway()) < 0.4
+    # The call counts below show the run stopped; the time only bounds a hang (generous:
+    # 0.4 s failed now and then with the machine's 2 cores shared by 20 busy processes).
+    assert asyncio.run(cancel_midway()) < 3
     assert spy.events[-1] == ("run_end",)
     stored = spy.ends
     assert 0 < stored < n / 2

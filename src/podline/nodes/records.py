@@ -27,7 +27,7 @@ from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN
 from podline.hashing import row_hash_strings
-from podline.matching import index_in, is_in
+from podline.matching import Positions, index_in, is_in
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
@@ -88,6 +88,10 @@ class KnownEntries:
     skipped: pa.Array | pa.ChunkedArray
     #: Where the next chunk's ids would start among ``produced`` if the order holds.
     cursor: int = 0
+    #: Chunks out of order so far; from the second on, ``produced`` is looked up through
+    #: ``_positions``, hashed and sorted once, instead of hashed whole per chunk.
+    _misses: int = 0
+    _positions: Positions | None = None
 
     def find(self, entry_ids: pa.Array) -> Found:
         n, start = len(entry_ids), self.cursor
@@ -98,7 +102,14 @@ class KnownEntries:
                 self.cursor = start + n
                 none = np.zeros(n, dtype=bool)
                 return Found(~none, none, self.outputs.slice(start, n))
-        position = index_in(entry_ids, self.produced)
+        if self._positions is None:
+            self._misses += 1
+            if self._misses > 1:  # a second chunk out of order: more will come
+                self._positions = Positions(self.produced)
+        if self._positions is None:
+            position = index_in(entry_ids, self.produced)
+        else:
+            position = self._positions.positions(entry_ids)
         has_output = position >= 0
         skipped = is_in(entry_ids, self.skipped) & ~has_output
         outputs = self.outputs.take(pa.array(position[has_output], pa.int64()))
