@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TypeAlias
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -27,6 +26,8 @@ _SEED = 0x706F646C696E65
 
 
 def _hashes(ids: Ids) -> np.ndarray:
+    import polars as pl
+
     return pl.Series(ids).hash(seed=_SEED).to_numpy()
 
 
@@ -108,6 +109,8 @@ def _hash_matches(probe: np.ndarray, stored: np.ndarray) -> np.ndarray:
     A polars hash join on the 64-bit hashes: it builds on the smaller side and runs on every
     core, several times faster than sorting either side.
     """
+    import polars as pl
+
     probes = pl.DataFrame({"hash": probe, "row": np.arange(len(probe), dtype=np.int64)})
     index = pl.DataFrame({"hash": stored, "at": np.arange(len(stored), dtype=np.int64)})
     pairs = probes.join(index, on="hash", how="inner")

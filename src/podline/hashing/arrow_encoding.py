@@ -38,6 +38,7 @@ visit Python per value.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TypeAlias
 
@@ -55,7 +56,14 @@ __all__ = ["hash_table", "logical_type", "row_hash_strings", "row_hashes_hex"]
 #: Rows encoded per step; bounds the transient memory of a large table.
 BATCH_ROWS = 1 << 15
 
-_EMPTY = pa.scalar(b"", pa.large_binary())
+
+@functools.cache
+def _empty() -> pa.Scalar:
+    # Built on first use, not at import: pa.scalar of a Python value makes pyarrow import
+    # pandas (when installed) to ask whether the value is a pandas object.
+    return pa.scalar(b"", pa.large_binary())
+
+
 _TS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 # A part of a row encoding: a fixed-width uint8 matrix (n, w) or one binary value per row.
@@ -201,7 +209,7 @@ def _encode_bytes(array: pa.Array) -> list[Part]:
     else:
         as_binary = array.cast(pa.large_binary())
     lengths = _numpy(pc.binary_length(as_binary), "<i8")
-    payload = as_binary.fill_null(_EMPTY) if array.null_count else as_binary
+    payload = as_binary.fill_null(_empty()) if array.null_count else as_binary
     return [*_fixed(array, lengths), payload]
 
 
@@ -254,7 +262,7 @@ def _nested(array: pa.Array, items: pa.LargeBinaryArray, bounds: np.ndarray) -> 
     )
     counts = np.diff(bounds)
     if array.null_count:
-        payload = pc.if_else(array.is_valid(), payload, _EMPTY)
+        payload = pc.if_else(array.is_valid(), payload, _empty())
     return [*_fixed(array, counts.astype("<i8")), payload]
 
 
@@ -291,7 +299,7 @@ def _encode_struct(array: pa.StructArray, field: str) -> list[Part]:
         children.extend(_encode(array.field(name), f"{field}.{name}"))
     if array.null_count and children:
         joined = _join(children, len(array))
-        children = [pc.if_else(array.is_valid(), joined, _EMPTY)]
+        children = [pc.if_else(array.is_valid(), joined, _empty())]
     return parts + children
 
 
@@ -340,7 +348,7 @@ def _join(parts: Sequence[Part], n: int) -> pa.LargeBinaryArray:
         return pa.array([b""] * n, pa.large_binary())
     if len(arrays) == 1:
         return arrays[0]
-    return pc.binary_join_element_wise(*arrays, _EMPTY)
+    return pc.binary_join_element_wise(*arrays, _empty())
 
 
 def _binary_offsets(array: pa.LargeBinaryArray) -> np.ndarray:

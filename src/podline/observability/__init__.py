@@ -16,15 +16,27 @@ Observers buffer rows and write them in batches; a failure to write warns with a
 ``ObservationWarning`` and never breaks the run. See ``docs/observability.md``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from podline.errors import ObservabilityError
+from podline.lazy import lazy_export
 from podline.nodes.observers import CompositeObserver, ObserverProtocol
 from podline.observability.batching import ObservationWarning
 from podline.observability.columns import LOGS_SCOPE, PIPELINES, STATUS_SCOPE, State
 from podline.observability.logs import LoggingObserver
 from podline.observability.otel import MissingDependencyError, OpenTelemetryObserver
 from podline.observability.progress import ProgressObserver, progress_enabled
-from podline.observability.reader import ObservabilityError, PipelineObservations, inspect
 from podline.observability.status import StatusObserver
 from podline.stores import Store
+
+if TYPE_CHECKING:
+    from podline.observability.reader import PipelineObservations, inspect
+
+#: Names of the reader, which is built on polars: imported on first access, so that recording
+#: a run (the observers) does not load polars.
+_LAZY = dict.fromkeys(("PipelineObservations", "inspect"), "podline.observability.reader")
 
 __all__ = [
     "LoggingObserver",
@@ -56,3 +68,8 @@ def default_observer(
     if progress_enabled() if progress is None else progress:
         observers.append(ProgressObserver(enabled=True))
     return CompositeObserver(*observers)
+
+
+def __getattr__(name: str) -> object:
+    """Import the reader on first access to one of its names."""
+    return lazy_export(globals(), _LAZY, name)

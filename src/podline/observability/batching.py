@@ -20,6 +20,7 @@ named after the node's label.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 import warnings
@@ -83,13 +84,20 @@ DEFAULT_FLUSH_SECONDS = 10.0
 
 #: A state's index in ``State`` (buffers and parts hold indexes, not names).
 STATE_INDEX: dict[State, int] = {state: index for index, state in enumerate(State)}
-_STATE_NAMES = pa.array([state.value for state in State], pa.large_string())
 _RUN_TO_STATE = {
     RowStatus.COMPUTED: State.SUCCESS,
     RowStatus.CACHED: State.CACHED,
     RowStatus.SKIPPED: State.SKIPPED,
     RowStatus.FAILED: State.FAILED,
 }
+
+
+@functools.cache
+def _state_names() -> pa.Array:
+    # Built on first use: pa.array of Python values imports pandas (when installed) at import.
+    return pa.array([state.value for state in State], pa.large_string())
+
+
 #: ``ROW_STATES[code]``: the state index of a node's ``RowStatus`` code.
 ROW_STATES = np.array([STATE_INDEX[_RUN_TO_STATE[s]] for s in RowStatus], dtype=np.int8)
 #: The error of a row that failed because an equal packet's call failed (it never ran).
@@ -111,7 +119,7 @@ def table_path(identity_path: Sequence[str]) -> tuple[str, ...]:
 def state_names(indexes: np.ndarray) -> pa.Array:
     """State names of state indexes (negative: null), in one vectorized step."""
     codes = np.asarray(indexes, dtype=np.int8)
-    names = _STATE_NAMES.take(pa.array(np.maximum(codes, 0)))
+    names = _state_names().take(pa.array(np.maximum(codes, 0)))
     if (codes < 0).any():
         names = pc.if_else(pa.array(codes >= 0), names, pa.scalar(None, pa.large_string()))
     return names

@@ -28,16 +28,18 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from podline.errors import HashingError, format_names
 from podline.hashing import Unordered, hash_value
 from podline.operators.base import ROW_INDEX, Operator, StreamingStrategy, StreamSchema, take_rows
 from podline.streams import Stream, TableStream
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["Filter"]
 
@@ -54,6 +56,8 @@ class Filter(Operator):
         return StreamingStrategy.PER_CHUNK
 
     def __init__(self, *predicates: pl.Expr, constraints: Mapping[str, Any] | None = None) -> None:
+        import polars as pl
+
         not_exprs = [type(p).__name__ for p in predicates if not isinstance(p, pl.Expr)]
         if not_exprs:
             raise self._error(
@@ -100,6 +104,8 @@ class Filter(Operator):
 
     @classmethod
     def from_spec_parameters(cls, parameters: dict[str, Any]) -> Filter:
+        import polars as pl
+
         predicates = [
             pl.Expr.deserialize(io.StringIO(text), format="json")
             for text in parameters["predicates"]
@@ -108,10 +114,14 @@ class Filter(Operator):
 
     def _terms(self) -> list[pl.Expr]:
         """Every predicate, then every constraint as an equality test (``None`` meets nulls)."""
+        import polars as pl
+
         equal = [pl.col(c).eq_missing(pl.lit(v)) for c, v in self.constraints.items()]
         return [*self.predicates, *equal]
 
     def _plan(self, inputs: Sequence[Stream], schemas: Sequence[StreamSchema]) -> StreamSchema:
+        import polars as pl
+
         (schema,) = schemas
         columns = schema.user_columns()
         unknown = {c for c in self.constraints if c not in columns}
@@ -168,6 +178,8 @@ class Filter(Operator):
 
     def _kept(self, table: pa.Table, out: StreamSchema, terms: list[pl.Expr]) -> np.ndarray:
         """The rows of ``table`` where every term holds (all rows without terms)."""
+        import polars as pl
+
         if not terms:
             return np.arange(table.num_rows)
         frame = pl.from_arrow(table.select(list(out.user_columns())))

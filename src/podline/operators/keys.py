@@ -17,13 +17,16 @@ Nulls stay null in every key form: they never match in a join and sort after eve
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.hashing import row_hashes_hex
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "canonical_order",
@@ -76,6 +79,8 @@ def key_frame(table: pa.Table, names: Sequence[str], row_index: str | None = Non
     ``row_index`` adds a column of row positions under that name, first; it also keeps the
     row count when ``names`` is empty.
     """
+    import polars as pl
+
     keys = {name: key_form(table.column(name), name) for name in names}
     if row_index is not None:
         keys = {row_index: pa.array(np.arange(table.num_rows, dtype=np.uint32))} | keys
@@ -86,6 +91,8 @@ def key_frame(table: pa.Table, names: Sequence[str], row_index: str | None = Non
 
 def canonical_order(table: pa.Table, names: Sequence[str]) -> np.ndarray:
     """Row indices that sort ``table`` by the key forms of ``names``, in that priority."""
+    import polars as pl
+
     if not names or table.num_rows == 0:
         return np.arange(table.num_rows)
     order = key_frame(table, names).select(pl.arg_sort_by(list(names), nulls_last=True))
@@ -98,6 +105,8 @@ def lexicographic_less(left: Sequence[pl.Expr], right: Sequence[pl.Expr]) -> pl.
     Nulls come after every value and NaN after every number, so the order is total, and it
     is the order ``canonical_order`` sorts by.
     """
+    import polars as pl
+
     less: pl.Expr = pl.lit(False)
     for a, b in reversed(list(zip(left, right, strict=True))):
         before = (a < b).fill_null(False) | (a.is_not_null() & b.is_null())
@@ -109,6 +118,8 @@ def row_less(
     left: Sequence[pa.Array | pa.ChunkedArray], right: Sequence[pa.Array | pa.ChunkedArray]
 ) -> pa.Array:
     """``lexicographic_less`` of two aligned sequences of key-form columns, as a boolean array."""
+    import polars as pl
+
     columns = {f"l{i}": a for i, a in enumerate(left)} | {f"r{i}": a for i, a in enumerate(right)}
     frame = pl.from_arrow(pa.table(columns))
     assert isinstance(frame, pl.DataFrame)
@@ -120,6 +131,8 @@ def row_less(
 
 def is_increasing(frame: pl.DataFrame, names: Sequence[str]) -> bool:
     """Whether the rows are strictly increasing by ``names``: sorted, and no key repeats."""
+    import polars as pl
+
     if frame.height < 2:
         return True
     ahead = lexicographic_less(

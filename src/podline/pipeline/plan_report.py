@@ -18,13 +18,15 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from podline.errors import InputValidationError, PipelineError, format_names
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["STATUSES", "Explanation", "NodePlan", "Plan", "RowPlans"]
 
@@ -49,6 +51,8 @@ class RowPlans:
 
     def frame(self, rows: np.ndarray | None = None) -> pl.DataFrame:
         """The rows (all, or those at ``rows``) as a frame: tags, status, reason, detail."""
+        import polars as pl
+
         tags, status, why = self.tags, self.status, self.why
         if rows is not None:
             tags = tags.take(pa.array(rows, pa.int64()))
@@ -134,6 +138,8 @@ class Plan:
     def counts(self) -> pl.DataFrame:
         """Per node: its kind, output rows, and its rows computed, cached, skipped, failed
         and pending (for function nodes; source and operator nodes compute nothing)."""
+        import polars as pl
+
         return pl.DataFrame(
             [
                 {
@@ -150,6 +156,8 @@ class Plan:
 
     def reasons(self) -> pl.DataFrame:
         """Per node and distinct reason: the status, reason, detail and how many rows."""
+        import polars as pl
+
         rows = [
             {"node": n.label, "status": s, "reason": r, "detail": d, "rows": c}
             for n in self.nodes.values()
@@ -165,6 +173,8 @@ class Plan:
 
     def explain(self, node: str, **tag_values: Any) -> Explanation:
         """The rows of ``node`` whose tags equal ``tag_values`` (every row without any)."""
+        import polars as pl
+
         plan = self._node(node)
         names = plan.rows.tags.column_names
         unknown = sorted(set(tag_values) - set(names))

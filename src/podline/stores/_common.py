@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -107,6 +106,8 @@ def id_array(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """A mask keeping the first row of every id, or None when every id is distinct."""
+    import polars as pl
+
     series = pl.Series(ids)
     if series.n_unique() == len(series):
         return None

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
-import polars as pl
 import pyarrow as pa
 from pyarrow import fs as pafs
 
@@ -221,6 +220,8 @@ def _difference(
 
 
 def _row_difference(ours: pa.Table, theirs: pa.Table, path: StorePath) -> str | None:
+    import polars as pl
+
     if ours.num_rows != theirs.num_rows:
         return f"podline reads {ours.num_rows} rows, delta-rs {theirs.num_rows}"
     try:

@@ -8,12 +8,14 @@ batch costs O(k log n) with no per-row Python, and adding a batch costs one O(n)
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["IdIndex"]
 
@@ -24,6 +26,8 @@ Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
 
 def _hashes(ids: Ids) -> pl.Series:
+    import polars as pl
+
     return pl.Series(ids).hash(seed=_SEED)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -152,6 +151,8 @@ def _json_type(t: pa.DataType) -> pa.DataType:
 def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
     """Each value of a nested column as JSON text (null stays null), checked to decode back
     to the same value: JSON has no NaN, no bytes, and no map keys other than strings."""
+    import polars as pl
+
     if _holds_binary(f.type):  # polars cannot write bytes as JSON (it panics)
         raise _not_json(f, path, "JSON has no type for bytes inside lists, structs or maps")
     try:
@@ -180,6 +181,8 @@ def _holds_binary(t: pa.DataType) -> bool:
 
 
 def _from_json(text: pa.Array, t: pa.DataType) -> pa.Array:
+    import polars as pl
+
     loose = _json_type(t)
     dtype = pl.DataFrame(pa.table({"v": pa.array([], loose)})).schema["v"]
     frame = pl.DataFrame(pa.table({"s": text.cast(pa.large_string())}))
