@@ -38,12 +38,16 @@ from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
 from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
+from podline.observability import default_observer
+from podline.observability.manifest import GitProbe, record_code, run_manifest
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.layout import PipelineLayout
 from podline.pipeline.orchestration import Orchestrator, OrchestratorResult, RunOptions
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
+from podline.pipeline.spec import describe_pipeline, pipeline_spec, spec_text
+from podline.pipeline.spec_store import record_spec
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
 
@@ -137,8 +141,6 @@ class Pipeline:
         return dict(self.graph.by_label)
 
     def __repr__(self) -> str:
-        from podline.pipeline.spec import describe_pipeline
-
         return describe_pipeline(self.name, self.store, self.graph)
 
     def __getattr__(self, name: str) -> Node:
@@ -175,8 +177,6 @@ class Pipeline:
     def specification(self) -> dict[str, Any]:
         """What the pipeline is made of, as JSON values (``podline.pipeline.spec``; the
         format is documented in docs/save-and-load.md). Every run stores it."""
-        from podline.pipeline.spec import pipeline_spec
-
         graph = self.graph if self.graph is not None else self.compile()
         layout = self._layout
         results = layout.result_store.to_config() if layout.separate else None
@@ -185,8 +185,6 @@ class Pipeline:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the specification, and the store's configuration, to a JSON file;
         ``Pipeline.load(path)`` builds the pipeline again. Returns the path."""
-        from podline.pipeline.spec import spec_text
-
         target = Path(path)
         text = spec_text({**self.specification(), "store": self.store.to_config()})
         target.write_text(text, encoding="utf-8")
@@ -213,8 +211,6 @@ class Pipeline:
 
     def _store_spec(self, graph: PipelineGraph) -> None:
         if self._spec_stored is not graph:  # unchanged: stored by an earlier run already
-            from podline.pipeline.spec_store import record_spec
-
             record_spec(self.store, self.name, self.specification())
             self._spec_stored = graph
 
@@ -269,8 +265,6 @@ class Pipeline:
         observed = observer is None and self.observe
         if observed:
             observer = self.default_observer()
-        from podline.observability.manifest import GitProbe
-
         git = GitProbe()  # answers while the run computes
         try:
             result = orchestrator.run(
@@ -405,8 +399,6 @@ class Pipeline:
     # ------------------------------------------------------------------ observations
     def default_observer(self) -> ObserverProtocol:
         """The observer ``run()`` uses when given none: status and logs in the store."""
-        from podline.observability import default_observer
-
         return default_observer(self._layout.pipeline_store, self.name)
 
     @property
@@ -455,8 +447,6 @@ class Pipeline:
     ) -> None:
         """Keep the code structure of each function that computed, once per identity (a
         fully cached function had its code kept by the run that computed its results)."""
-        from podline.observability.manifest import record_code
-
         computed = {
             label: function
             for label, function in functions.items()
@@ -470,8 +460,6 @@ class Pipeline:
     def _record_run(
         self, graph: PipelineGraph, result: OrchestratorResult, git: tuple[str | None, bool | None]
     ) -> None:
-        from podline.observability.manifest import run_manifest
-
         functions = graph.packet_functions()
         self._record_code(functions, result)
         manifest = run_manifest(functions.values(), git)

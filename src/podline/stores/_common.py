@@ -238,7 +238,9 @@ def evolve_schema(stored: pa.Schema | None, incoming: pa.Schema, path: StorePath
             fields.append(f.with_nullable(True))
             continue
         have = stored.field(index).type
-        if _rebuild(have, relax=True) != _rebuild(f.type, relax=True):
+        # Equal types are the common case (every batch of a table); only different ones
+        # need comparing up to layout and nested nullability.
+        if have != f.type and _rebuild(have, relax=True) != _rebuild(f.type, relax=True):
             raise StoreError(
                 f"column {f.name!r} at {path_text(path)} is stored as {describe_type(have)}; "
                 f"cannot write {describe_type(f.type)} to it"
