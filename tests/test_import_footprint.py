@@ -46,9 +46,10 @@ _PIPELINE_NAMES = [
 ]
 
 
-def _loaded_after(code: str, where: Path) -> set[str]:
-    """Top-level packages in ``sys.modules`` after running ``code`` in a fresh interpreter
-    (as a script in ``where``: function pods need their source file)."""
+def _module_sets(code: str, where: Path) -> list[set[str]]:
+    """Top-level packages in ``sys.modules`` at each ``print(json.dumps(sorted(sys.modules)))``
+    of ``code`` and at its end, run as a script in ``where`` in a fresh interpreter (function
+    pods need their source file)."""
     script = where / "probe.py"
     script.write_text(code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])}
@@ -60,7 +61,12 @@ def _loaded_after(code: str, where: Path) -> set[str]:
         check=True,
         cwd=where,
     )
-    return {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    return [{name.split(".")[0] for name in json.loads(line)} for line in lines]
+
+
+def _loaded_after(code: str, where: Path) -> set[str]:
+    return _module_sets(code, where)[-1]
 
 
 def test_import_podline_loads_no_heavy_library(tmp_path: Path) -> None:
@@ -77,10 +83,11 @@ def test_pipeline_names_load_arrow_but_nothing_on_demand(tmp_path: Path) -> None
 
 def test_defining_a_pipeline_loads_nothing_on_demand(tmp_path: Path) -> None:
     """Building sources and pods and compiling a pipeline on a memory store needs none of
-    the on-demand libraries (pandas included, though pyarrow asks for it when converting
-    Python values: podline's module constants are built on first use)."""
+    the on-demand libraries (pandas aside: pyarrow imports it, when installed, to convert
+    Python values), and a synchronous run never loads asyncio."""
     script = textwrap.dedent(
         """
+        import json, sys
         import podline as pl_
         @pl_.function_pod(output_keys="y")
         def double(x: int) -> int:
@@ -88,11 +95,17 @@ def test_defining_a_pipeline_loads_nothing_on_demand(tmp_path: Path) -> None:
         source = pl_.DictSource([{"k": 1, "x": 3}, {"k": 2, "x": 4}], tag_columns=["k"])
         with pl_.Pipeline("p", store=pl_.MemoryStore()) as p:
             double.pod(source)
+        p.compile()
+        print(json.dumps(sorted(sys.modules)))
+        assert p.run().counts["double"].computed == 2
         """
     )
-    loaded = _loaded_after(script, tmp_path)
-    assert "pyarrow" in loaded
-    assert sorted(loaded & (set(_ON_DEMAND) - {"pandas"})) == []
+    defined, ran = _module_sets(script, tmp_path)
+    assert "pyarrow" in defined
+    assert sorted(defined & (set(_ON_DEMAND) - {"pandas"})) == []
+    # Running looks results up with polars; it needs no other on-demand library, nor asyncio.
+    assert sorted(ran & (set(_ON_DEMAND) - {"pandas", "polars"})) == []
+    assert "asyncio" not in ran
 
 
 def test_every_public_name_resolves() -> None:

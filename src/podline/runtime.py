@@ -4,13 +4,15 @@ coroutine to completion from synchronous code (even inside a running event loop)
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import signal
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Beside", "deferred_interrupts", "paused_gc", "run_coroutine"]
 
@@ -24,6 +26,8 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     so the coroutine runs on a fresh loop in a helper thread instead. Either way, Ctrl-C in
     the caller cancels the coroutine, waits for it to unwind, and is then raised.
     """
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

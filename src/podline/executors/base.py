@@ -21,7 +21,6 @@ iterator inside ``stopping(event)``: executors that wait on other processes or m
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import queue
 import threading
@@ -175,6 +174,8 @@ def stream_async(
     helper thread (so this works inside a running loop, as in Jupyter), at most
     ``concurrency`` at a time, yielding each outcome as it comes. Closing the iterator
     (Ctrl-C in the caller) cancels the calls in flight and waits for them to unwind."""
+    import asyncio
+
     results: queue.SimpleQueue[Any] = queue.SimpleQueue()
     shared = Beside()
     stop = stop_event()

@@ -15,7 +15,6 @@ policy's ``retry_on`` are retried (see ``CallPolicy``); the capture counts the a
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import sys
@@ -405,6 +404,8 @@ async def _attempts_async(
     capture: CallCapture,
     token: Token[CallCapture | None],
 ) -> CallOutcome:
+    import asyncio
+
     attempt = 1
     while True:
         try:

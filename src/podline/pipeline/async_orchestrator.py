@@ -34,7 +34,6 @@ finished is committed before the cancellation propagates (see
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import threading
@@ -42,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from podline.errors import ConfigurationError, RunCancelledError
 from podline.executors import Executor, LocalExecutor, ThreadExecutor
@@ -78,6 +77,9 @@ from podline.pipeline.streaming import (
 )
 from podline.runtime import run_coroutine
 from podline.streams import TableStream
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "CANCEL_GRACE_SECONDS",
@@ -264,6 +266,8 @@ class _Run:
 
     async def offload(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` on the run's thread pool, awaited."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         future = loop.run_in_executor(self.pool, call)
@@ -277,6 +281,8 @@ class _Run:
 
     # ------------------------------------------------------------------ nodes
     async def execute(self) -> None:
+        import asyncio
+
         plans = plan_operators(self.graph)
         inputs: dict[int, list[Channel]] = {id(n): [] for n in self.graph}
         edges: dict[int, list[Channel]] = {id(n): [] for n in self.graph}
@@ -440,6 +446,8 @@ class _PieceSize:
 async def _settle(future: asyncio.Future[Any]) -> None:
     """Wait (up to the grace period) for a cancelled node's thread to return; its outcome
     (typically ``RunCancelledError``) is of no interest any more."""
+    import asyncio
+
     future.add_done_callback(_discard)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CANCEL_GRACE_SECONDS
@@ -459,6 +467,8 @@ async def _tick() -> None:
     """Wake the loop now and then. Python runs signal handlers (asyncio.run's Ctrl-C
     handler among them) only when the main thread runs; a loop waiting for threads to
     finish a long step would otherwise notice Ctrl-C only when the step is over."""
+    import asyncio
+
     while True:
         await asyncio.sleep(_TICK_SECONDS)
 

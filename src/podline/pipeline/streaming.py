@@ -28,9 +28,8 @@ This module owns
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -39,6 +38,9 @@ from podline.nodes.base import empty_output
 from podline.operators import StreamingStrategy
 from podline.pipeline.graph import PipelineGraph
 from podline.streams import Stream, TableStream
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "END",
@@ -76,6 +78,8 @@ class Channel:
     sender wait (backpressure)."""
 
     def __init__(self, size: int) -> None:
+        import asyncio
+
         self._queue: asyncio.Queue[TableStream | _End] = asyncio.Queue(maxsize=size)
         self._ended = False
 
@@ -251,6 +255,8 @@ async def _read_all(
 ) -> None:
     """Read every channel at once, handing each chunk (and each input's end) to the
     callbacks one at a time, chunks of one input in their order."""
+    import asyncio
+
     if len(channels) == 1:
         (channel,) = channels
         while not isinstance(item := await channel.receive(), _End):
