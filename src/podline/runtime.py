@@ -1,20 +1,31 @@
 """Process-level helpers any layer may use: pausing the cyclic garbage collector for a bounded
-batch of work, holding Ctrl-C back while finished work is being stored, and running a
-coroutine to completion from synchronous code (even inside a running event loop)."""
+batch of work, holding Ctrl-C back while finished work is being stored, running a coroutine
+to completion from synchronous code (even inside a running event loop), and process-wide
+thread pools."""
 
 from __future__ import annotations
 
+import functools
 import gc
+import os
 import signal
 import threading
 from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Beside", "deferred_interrupts", "paused_gc", "run_coroutine"]
+__all__ = [
+    "Beside",
+    "deferred_interrupts",
+    "paused_gc",
+    "run_coroutine",
+    "thread_pool",
+    "wait_all",
+]
 
 T = TypeVar("T")
 
@@ -133,3 +144,25 @@ def deferred_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if held:
         raise KeyboardInterrupt
+
+
+@functools.cache
+def thread_pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """The process's pool of ``workers`` threads named ``name``, made on first use. Once the
+    interpreter exits, its ``submit`` raises RuntimeError: callers then do the work inline."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name)
+
+
+# A forked child has none of its parent's threads: it makes pools of its own.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=thread_pool.cache_clear)
+
+
+def wait_all(futures: list[Future[Any]]) -> None:
+    """Return once every future is done, even if Ctrl-C interrupts the wait (it is raised
+    after): work handed to other threads is never left running behind the caller's back."""
+    try:
+        wait(futures)
+    except BaseException:
+        wait(futures)
+        raise

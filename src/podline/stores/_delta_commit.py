@@ -31,12 +31,15 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from podline.errors import StoreError
+from podline.runtime import thread_pool, wait_all
 from podline.stores._common import conform, evolve_schema, path_text
 from podline.stores._delta_format import path_schema, table_lock
 from podline.stores._delta_local import LocalLog
@@ -48,6 +51,8 @@ from podline.stores.base import StorePath
 __all__ = ["Committer"]
 
 _MAX_ATTEMPTS = 64
+#: Tables a flush commits at once (``_flush_tables``).
+_PARALLEL_COMMITS = 4
 #: Properties of the tables the store creates. A checkpoint every 10 commits (Delta's
 #: default is 100) keeps opening a table cheap: a table that gains a commit per run (status,
 #: logs, run records) would otherwise replay up to 99 log files at every open. Checkpoints
@@ -217,18 +222,47 @@ class Committer(ABC):
                     self._timer.cancel()
                     self._timer = None
                 work = [(p, s, len(s.pending)) for p, s in self._tables.items() if s.pending]
-            failures: list[StoreError] = []
-            for path, state, count in work:
-                try:
-                    self._flush_table(path, state, count)
-                except StoreError as exc:
-                    failures.append(exc)
+            failures = self._flush_tables(work)
         if len(failures) == 1:
             raise failures[0]
         if failures:
             raise StoreError(
                 f"flushing {len(failures)} tables failed: " + "; ".join(map(str, failures))
             ) from failures[0]
+
+    def _flush_tables(self, work: list[tuple[StorePath, TableState, int]]) -> list[StoreError]:
+        """Commit each table's share of a flush; returns the failures in ``work``'s order.
+
+        Tables commit side by side (writing Parquet and syncing release the GIL), so a flush
+        of several tables, such as a run's status tables, waits for about one commit rather
+        than one per table. The flush returns only once every commit is over, even when
+        Ctrl-C interrupts the wait, so no commit is under way after it (and none is cut
+        short: they run outside the main thread). At interpreter exit, when no thread can
+        start, the tables commit one after another."""
+        tasks: dict[int, Future[None]] = {}
+        if len(work) > 1:
+            try:
+                pool = thread_pool("podline-commit", _PARALLEL_COMMITS)
+                for i, item in enumerate(work):
+                    tasks[i] = pool.submit(self._flush_table, *item)
+            except RuntimeError:  # the interpreter is exiting: no new threads
+                pass
+        outcomes: dict[int, BaseException | None] = {}
+        try:
+            for i, item in enumerate(work):
+                if i not in tasks:
+                    outcomes[i] = _outcome(self._flush_table, *item)
+        finally:
+            wait_all(list(tasks.values()))
+        outcomes.update((i, future.exception()) for i, future in tasks.items())
+        failures = []
+        for i in sorted(outcomes):
+            error = outcomes[i]
+            if isinstance(error, StoreError):
+                failures.append(error)
+            elif error is not None:
+                raise error
+        return failures
 
     def _flush_table(self, path: StorePath, state: TableState, count: int) -> None:
         """Commit the first ``count`` buffered batches of a table. The commit itself runs
@@ -364,3 +398,12 @@ class Committer(ABC):
             return
         with table_lock(Path(state.uri), path_text(path)):
             yield
+
+
+def _outcome(task: Callable[..., None], *args: Any) -> BaseException | None:
+    """What ``task(*args)`` raised (an Exception), or None."""
+    try:
+        task(*args)
+    except Exception as exc:
+        return exc
+    return None

@@ -16,22 +16,13 @@ together, which took a commit's syncs from 4.5 ms to 1.3 ms on a loaded machine.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
+from podline.runtime import thread_pool
+
 __all__ = ["Syncing", "make_dirs", "sync_dir", "sync_file", "write_synced"]
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(2, thread_name_prefix="podline-sync")
-
-
-# A forked child has none of its parent's threads: it makes a pool of its own.
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def sync_file(path: Path) -> None:
@@ -66,7 +57,7 @@ class Syncing:
     def __init__(self, *, files: tuple[Path, ...] = (), dirs: tuple[Path, ...] = ()) -> None:
         self._pending: list[Future[None]] = []
         try:
-            pool = _pool()
+            pool = thread_pool("podline-sync", 2)
             self._pending = [
                 *(pool.submit(_sync, p, False) for p in files),
                 *(pool.submit(_sync, p, True) for p in dirs),
