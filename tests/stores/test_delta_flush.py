@@ -3,6 +3,10 @@ is committed or reported, and what delta-rs reads afterwards is exactly what was
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,12 +15,14 @@ import pytest
 from deltalake import DeltaTable
 from tests.internals import real_commit, replace_commits
 
+import podline
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, DeltaStore
 
 from .conftest import records
 
 _TABLES = ["status/a", "status/b", "status/c", "runs"]
+_SRC = str(Path(podline.__file__).parent.parent)
 
 
 def _read_back(store: DeltaStore, path: str) -> list[str]:
@@ -77,3 +83,23 @@ def test_a_failing_table_spares_the_others_and_keeps_its_rows(
     assert _read_back(store, "status/b") == ["status/b-1"]
     assert _read_back(store, "runs") == ["runs-1"]
     store.close()
+
+
+def test_tables_buffered_at_exit_are_all_committed(tmp_path: Path) -> None:
+    """At interpreter exit no thread can start: the exit flush commits the tables one after
+    another instead, and loses none of them."""
+    root = tmp_path / "store"
+    script = textwrap.dedent(
+        f"""
+        import pyarrow as pa
+        from podline.stores import RECORD_ID, DeltaStore
+        store = DeltaStore({str(root)!r}, flush_seconds=None)
+        for path in {_TABLES!r}:
+            store.write(path, pa.table({{RECORD_ID: [path + "-1"], "v": [1]}}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    store = DeltaStore(root)
+    for path in _TABLES:
+        assert _read_back(store, path) == [f"{path}-1"]
