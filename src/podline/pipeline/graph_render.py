@@ -397,8 +397,9 @@ def _mermaid_text(text: str) -> str:
 def _dot_html(text: str) -> str:
     """Text for a Graphviz HTML-like label: markup characters as XML entities, backslashes
     doubled (Graphviz expands ``\\N``, ``\\G``, ... in HTML-like labels too, after entities:
-    ``\\N`` would draw the node's id instead of the label's text)."""
-    return html.escape(text, quote=True).replace("\\", "\\\\")
+    ``\\N`` would draw the node's id instead of the label's text), and ``]`` as an entity
+    too: Graphviz's parser rejects a label whose text is only ``]`` characters."""
+    return html.escape(text, quote=True).replace("\\", "\\\\").replace("]", "&#93;")
 
 
 def _state_class(state: str) -> str:
