@@ -76,7 +76,8 @@ class Workers(Protocol[H]):
     crash_message: str
 
     def submit(self, chunk: list[CallArguments]) -> H:
-        """Send a chunk of calls to the workers."""
+        """Send a chunk of calls to the workers; ``ChunkLostError`` if they are found lost
+        before it leaves (it never runs)."""
         ...
 
     def wait(self, pending: Collection[H], timeout: float) -> Collection[H]:
@@ -167,11 +168,31 @@ class _Schedule:
             return
         while self.todo and len(self.pending) < 2 * self.workers.max_workers:
             size = min(self.size, len(self.todo))
-            self._send([self.todo.popleft() for _ in range(size)], alone=False)
+            if not self._send([self.todo.popleft() for _ in range(size)], alone=False):
+                return
 
-    def _send(self, calls: list[int], *, alone: bool) -> None:
+    def _send(self, calls: list[int], *, alone: bool) -> bool:
+        """Send a chunk; False if the workers were found lost before it left (see below)."""
         chunk = [self.arguments[i] for i in calls]
-        self.pending[self.workers.submit(chunk)] = (calls, time.time(), alone)
+        try:
+            handle = self.workers.submit(chunk)
+        except ChunkLostError:
+            if self.pending:
+                # A chunk in flight killed its worker after the last outcome was read. This
+                # chunk never ran: its calls wait their turn again, and the chunks in flight
+                # report the loss (which replaces the workers).
+                self.todo.extendleft(reversed(calls))
+                return False
+            self.workers.replace()  # nothing in flight would report the loss
+            try:
+                handle = self.workers.submit(chunk)
+            except ChunkLostError:
+                raise WorkerCrashedError(
+                    "the worker processes were lost before any call could be sent to them,"
+                    " twice in a row"
+                ) from None
+        self.pending[handle] = (calls, time.time(), alone)
+        return True
 
     def _observe(self, outcomes: list[CallOutcome]) -> None:
         took = sum(o.capture.end - o.capture.start for o in outcomes) / max(1, len(outcomes))

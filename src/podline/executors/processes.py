@@ -113,7 +113,10 @@ class _Pool:
         self.max_workers = owner.max_workers
 
     def submit(self, chunk: list[CallArguments]) -> Future[Packed]:
-        return self.owner._ensure_pool().submit(run_chunk, self.payload, chunk)
+        try:
+            return self.owner._ensure_pool().submit(run_chunk, self.payload, chunk)
+        except BrokenProcessPool:  # a worker died since the last outcome was read
+            raise ChunkLostError from None
 
     def wait(
         self, pending: Collection[Future[Packed]], timeout: float
