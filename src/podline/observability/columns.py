@@ -6,7 +6,8 @@ process can read what another one wrote without any pipeline code.
 
 **Layout.** A pipeline named ``<name>`` keeps, below ``pipelines/<name>/``:
 
-* ``status/<node identity path>``: one table per node of packet state transitions;
+* ``status/<node identity path>``: one table per node of packet state transitions (a fully
+  cached run of a node writes one row for all its packets: ``compact.py``);
 * ``logs/<node identity path>``: one table per node of captured call output;
 * ``runs``: one run record per node and run (written by ``Pipeline``).
 
@@ -40,12 +41,14 @@ __all__ = [
     "LOG_RECORD_TYPE",
     "NODE",
     "NODE_HASH",
+    "PACKETS",
     "PIPELINES",
     "PIPELINE_URI",
     "REASON",
     "RECORD_ID",
     "RUNS_PATH",
     "RUN_ID",
+    "SAME_AS",
     "SEQUENCE",
     "STARTED_AT",
     "STATE",
@@ -121,6 +124,11 @@ ATTEMPTS = meta_column("attempts")
 #: Why a computed packet's call replaced a stored result (recompute requested, an output file
 #: missing or changed); null for every other row.
 REASON = meta_column("reason")
+#: On a status row that stands for many packets of one run, all served from stored results
+#: (see ``podline.observability.compact``): how many; null on a row of one packet.
+PACKETS = meta_column("packets")
+#: On such a row: the run whose rows of the same node hash list those packets.
+SAME_AS = meta_column("same_as")
 # Logs only.
 SUCCESS = meta_column("success")
 DURATION = meta_column("duration")
@@ -156,6 +164,8 @@ _FIXED = frozenset(
         ERROR_MESSAGE,
         ATTEMPTS,
         REASON,
+        PACKETS,
+        SAME_AS,
         SUCCESS,
         DURATION,
         STDOUT,

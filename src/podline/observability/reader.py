@@ -24,6 +24,7 @@ from podline.errors import ObservabilityError, format_names
 from podline.observability.columns import (
     LOGS_SCOPE,
     NODE,
+    PACKETS,
     PIPELINE_URI,
     PIPELINES,
     RECORD_ID,
@@ -42,6 +43,7 @@ from podline.observability.columns import (
     friendly_name,
     is_fixed,
 )
+from podline.observability.compact import expand, packet_weight
 from podline.stores import Store, open_store
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
@@ -92,6 +94,7 @@ _LOG_COLUMNS: dict[str, pl.DataType] = {
 _LEADING = ("node", "state")
 _RANK = {state.value: rank for rank, state in enumerate(STATE_ORDER)}
 _RUN_COUNTS = ("computed", "cached", "skipped", "failed")
+_WEIGHT = "__podline_packets"
 
 
 def inspect(store: Store | str, pipeline_name: str) -> PipelineObservations:
@@ -319,13 +322,18 @@ class PipelineObservations:
             where[RUN_ID] = run_id
         if state is not None:
             where[STATE] = state
+        # A compact status row stands for rows of another run (``compact.expand``): status
+        # rows are filtered once expanded.
+        expanding = scope == STATUS_SCOPE
         frames: list[pl.DataFrame] = []
         tag_names: set[str] = set()
         for path in paths:
-            table = self._scope.at(scope).scan(path, where=where or None)
+            table = self._scope.at(scope).scan(path, where=None if expanding else where or None)
             if table is None or not table.num_rows:
                 continue
             frame = _frame(table)
+            if expanding:
+                frame = expand(frame).filter(*(pl.col(c) == v for c, v in where.items()))
             tag_names.update(friendly_name(c) for c in frame.columns if not is_fixed(c))
             kept = _filter_tags(frame, tag_filters)
             if kept is not None and kept.height:
@@ -349,21 +357,26 @@ class PipelineObservations:
             if table is None or not table.num_rows:
                 continue
             frame = _frame(table).sort([TIMESTAMP, SEQUENCE])
-            # Latest row per packet and run; tags are the node table's non-fixed columns.
-            keys = [RUN_ID, NODE, *(c for c in frame.columns if not is_fixed(c))]
+            if PACKETS not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, pl.Int64).alias(PACKETS))
+            # Latest row per packet and run; tags are the node table's non-fixed columns. A
+            # compact row (no tags) stands for ``PACKETS`` packets (see ``compact.py``).
+            keys = [RUN_ID, NODE, PACKETS, *(c for c in frame.columns if not is_fixed(c))]
             latest = frame.unique(subset=keys, keep="last", maintain_order=True)
             first = frame.group_by(RUN_ID).agg(
                 pl.col(STARTED_AT).min().alias("first_started"),
                 pl.col(TIMESTAMP).min().alias("first_at"),
             )
             frames.append(
-                latest.select(RUN_ID, PIPELINE_URI, STATE).join(first, on=RUN_ID, how="left")
+                latest.select(RUN_ID, PIPELINE_URI, STATE, packet_weight().alias(_WEIGHT)).join(
+                    first, on=RUN_ID, how="left"
+                )
             )
         if not frames:
             return None
 
         def count(state: State) -> pl.Expr:
-            return (pl.col(STATE) == state.value).sum().cast(pl.Int64)
+            return pl.col(_WEIGHT).filter(pl.col(STATE) == state.value).sum().cast(pl.Int64)
 
         return (
             pl.concat(frames, how="vertical_relaxed")

@@ -13,6 +13,12 @@ Rows go to the node's table (see ``batching.table_path``): the fixed columns of
 ``podline.observability.columns`` (run id, pipeline URI, node label and hash, sequence, UTC
 timestamp and start time, state, cached flag, error type and message, attempts) and the packet's tag
 columns, system tags included, typed like the node's tag columns.
+
+A node whose packets in a run were all served from stored results gets one row for all of them
+instead (see ``podline.observability.compact``): the view holds such rows back (at most
+``hold_cached_rows``) until the node ends, and writes them one per packet as soon as one packet
+of the node is not cached, when there are too many to hold, or when no earlier run lists the
+same packets.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
 from podline.observability.batching import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_FLUSH_SECONDS,
     EQUAL_PACKET_FAILED,
     ROW_STATES,
     STATE_INDEX,
@@ -49,6 +57,8 @@ from podline.observability.columns import (
     TIMESTAMP,
     State,
 )
+from podline.observability.compact import compact_row, find_base
+from podline.stores import Store
 
 __all__ = ["StatusObserver"]
 
@@ -60,6 +70,9 @@ _FAILED = STATE_INDEX[State.FAILED]
 _UNKNOWN = float("nan")
 _TEXT = pa.large_string()
 _COUNT = pa.int64()
+#: Cached status rows a node view holds back, hoping to write them as one (a few tens of
+#: bytes each: the tags and four small columns).
+DEFAULT_HOLD_CACHED_ROWS = 2_097_152
 
 
 class StatusObserver(BatchedObserver):
@@ -70,6 +83,18 @@ class StatusObserver(BatchedObserver):
     """
 
     kind: ClassVar[str] = "status"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
+        hold_cached_rows: int = DEFAULT_HOLD_CACHED_ROWS,
+    ) -> None:
+        super().__init__(store, batch_rows=batch_rows, flush_seconds=flush_seconds)
+        #: How many cached rows of a node a view may hold back (0: a row per packet always).
+        self.hold_cached_rows = hold_cached_rows
 
     def __repr__(self) -> str:
         return f"StatusObserver({self.store.to_config()!r})"
@@ -120,6 +145,12 @@ class _StatusView(NodeView[_StatusRows]):
         self.open_parts: list[tuple[pa.Table, pa.Table, float]] = []
         self.open: dict[int, int] = {}
         self.open_start: dict[int, float] = {}
+        #: Parts of cached rows held back while every packet of the node so far was cached;
+        #: ``holding`` turns False for good (in this run) once they were written out.
+        self.held: list[pa.Table] = []
+        self.held_rows = 0
+        self.holding = isinstance(owner, StatusObserver) and owner.hold_cached_rows > 0
+        self.ended = False
 
     def new_rows(self) -> _StatusRows:
         return _StatusRows()
@@ -184,12 +215,58 @@ class _StatusView(NodeView[_StatusRows]):
         if opened:
             with self.lock:
                 self.drop_parts([p for _, p, _ in opened])
-        self.add_part(part)
+        if self.holding and not announced.any() and bool((states == _CACHED).all()):
+            self._hold(part)
+        else:
+            self._release()
+            self.add_part(part)
+
+    # ------------------------------------------------------------------ compact cached rows
+    def _hold(self, part: pa.Table) -> None:
+        assert isinstance(self.owner, StatusObserver)
+        with self.lock:
+            self.held.append(part)
+            self.held_rows += part.num_rows
+            full = self.held_rows > self.owner.hold_cached_rows
+        if full:
+            self._release()
+
+    def _release(self) -> None:
+        """Stop holding cached rows back in this run: buffer the held ones, a row each."""
+        with self.lock:
+            held, self.held, self.held_rows = self.held, [], 0
+            self.holding = False
+        for part in held:
+            self.add_part(part)
+
+    def _write_held(self) -> None:
+        """The node ended with every packet cached: one row for all of them, if an earlier
+        run lists them; a row each otherwise."""
+        rows = self.held_rows
+        if not rows:
+            return
+        try:
+            base = find_base(self.owner.store, self.path, self.node_hash, rows)
+        except Exception:  # observing must never break a run: write a row per packet
+            base = None
+        if base is None:
+            self._release()
+            return
+        with self.lock:
+            held, self.held, self.held_rows = self.held, [], 0
+        started = min(float(p.column(STARTED_AT).cast(_COUNT)[0].as_py()) for p in held) / 1e6
+        self.add_part(compact_row(rows, base, started, time()))
+
+    def on_node_end(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
+        self.ended = True
+        super().on_node_end(node_label=node_label, node_hash=node_hash, **kwargs)
 
     # ------------------------------------------------------------------ per-packet hooks
     def on_packet_start(
         self, *, node_label: str, node_hash: str, tag: Tag, packet: Packet, **kwargs: Any
     ) -> None:
+        if self.held:
+            self._release()
         now = time()
         with self.lock:
             self.open[id(tag)] = self.buffer.rows.append(_RUNNING, now, now, tag, None)
@@ -223,6 +300,8 @@ class _StatusView(NodeView[_StatusRows]):
         self._end(_FAILED, tag, False, error)
 
     def _end(self, state: int, tag: Tag, cached: bool, error: BaseException | None) -> None:
+        if self.held:
+            self._release()
         now = time()
         key = id(tag)
         with self.lock:
@@ -251,10 +330,16 @@ class _StatusView(NodeView[_StatusRows]):
         self.open = dict.fromkeys(self.open, -1)
 
     def finish(self) -> None:
+        if self.ended:
+            self._write_held()
+        else:  # the node raised, or the run ended without it: nothing to compare with
+            self._release()
         super().finish()
         self.open_parts = []
         self.open = {}
         self.open_start = {}
+        self.holding = isinstance(self.owner, StatusObserver) and self.owner.hold_cached_rows > 0
+        self.ended = False
 
     def build(self, rows: _StatusRows) -> dict[str, pa.Array]:
         n = len(rows)
