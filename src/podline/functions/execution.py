@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podline.columns import source_info_column, token_array
+from podline.columns import source_info_column
 from podline.conversion import column_to_python, table_from_columns, with_type
 from podline.datagrams import Packet, Tag
 from podline.errors import (
@@ -32,7 +32,7 @@ from podline.errors import (
 from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
 from podline.executors.base import stopping
 from podline.functions.durability import CommitClock
-from podline.functions.memo import SKIPPED_COLUMN, ResultCache
+from podline.functions.memo import SKIPPED_COLUMN, ResultCache, call_tokens
 from podline.functions.output_files import fingerprints, holds_files
 from podline.functions.packet_function import PacketFunction
 from podline.functions.results import STATUSES, LoggerFactory, PodResult, RowStatus
@@ -397,9 +397,7 @@ class PodRun:
             self._fail(row, error)
         good = np.setdiff1d(np.arange(len(rows)), np.fromiter(failures, np.int64, len(failures)))
         hashes = unique.hashes.take(pa.array(batch.misses[positions[good]], pa.int64()))
-        call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod3:" + 32 hex digits
-        origin = f"{self.fn.name}@{self.fn.content_hash().short(16)}"
-        tokens = {k: token_array("call", origin, call_ids, k) for k in self.fn.output_keys}
+        tokens = call_tokens(self.fn, hashes)
         skipped_array = pa.array(skipped, pa.bool_()).take(pa.array(good))
         if self.cache is not None:
             return self.cache.record(hashes, typed, tokens, skipped_array, files=files)

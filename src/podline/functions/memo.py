@@ -2,10 +2,15 @@
 
 One store table per function identity, at ``functions/<name>/<first 16 hex of its content
 hash>``; a record's id is the content hash of the call's argument packet (parameter names,
-types and values). A record keeps the output values, their source-info tokens (so a cache hit
-carries the provenance of the call that computed it), whether the call returned ``SKIP``
-(skips are remembered too), and when it was computed. Columns are stored nullable so that a
-skipped call can be recorded; reads cast them back to the declared output types.
+types and values). A record keeps the output values, whether the call returned ``SKIP`` (skips
+are remembered too), and when it was computed. Columns are stored nullable so that a skipped
+call can be recorded; reads cast them back to the declared output types.
+
+Reads also give each output value its source-info token (so a cache hit carries the provenance
+of the call that computed it). A token names the function identity, the call's argument hash
+and the output column (``call_tokens``), all of which the table's path and the record id say
+already, so tokens are made when read, not stored; tables written before that store them, and
+a stored token is read as it is.
 
 A function whose outputs hold files also stores each result's file fingerprints
 (``output_files``): a looked-up result whose files are gone or changed is *stale*, left out
@@ -20,15 +25,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from podline.columns import meta_column, source_info_column
+from podline.columns import meta_column, source_info_column, token_array
 from podline.conversion import table_with_schema, with_type
 from podline.functions.output_files import FILES_TYPE, holds_files, stale_results
 from podline.functions.packet_function import PacketFunction
 from podline.matching import index_in
 from podline.stores import RECORD_ID, Store
 
-__all__ = ["SKIPPED_COLUMN", "ResultCache"]
+__all__ = ["SKIPPED_COLUMN", "ResultCache", "call_tokens"]
 
 SKIPPED_COLUMN = meta_column("skipped")
 COMPUTED_AT_COLUMN = meta_column("computed_at")
@@ -54,6 +60,7 @@ class ResultCache:
         #: Stored results not to serve (argument hash -> why: their files changed, or a
         #: recompute was asked for), replaced when their calls are recorded again.
         self.stale: dict[str, str] = {}
+        #: What reads return; the store holds these columns but the tokens.
         self.schema = pa.schema(
             [
                 pa.field(RECORD_ID, pa.large_string(), nullable=False),
@@ -64,6 +71,7 @@ class ResultCache:
                 *([pa.field(FILES_COLUMN, FILES_TYPE)] if self.files else []),
             ]
         )
+        self._tokens = [source_info_column(k) for k in outputs.names]
 
     @staticmethod
     def empty_for(function: PacketFunction) -> pa.Table:
@@ -119,7 +127,18 @@ class ResultCache:
     def _typed(self, found: pa.Table | None) -> pa.Table:
         if found is None or found.num_rows == 0:
             return self.schema.empty_table()
-        return table_with_schema(found.select(self.schema.names), self.schema)
+        tokens: dict[str, pa.Array | pa.ChunkedArray] = {}
+        made = None
+        for name, key in zip(self._tokens, self.function.output_keys, strict=True):
+            stored = found.column(name) if name in found.column_names else None
+            if stored is not None and not stored.null_count:
+                tokens[name] = stored
+                continue
+            if made is None:
+                made = call_tokens(self.function, found.column(RECORD_ID))
+            tokens[name] = made[key] if stored is None else pc.coalesce(stored, made[key])
+        columns = [tokens[n] if n in tokens else found.column(n) for n in self.schema.names]
+        return table_with_schema(pa.table(columns, names=self.schema.names), self.schema)
 
     def record(
         self,
@@ -157,7 +176,7 @@ class ResultCache:
             ids = [h for h in input_hashes.to_pylist() if h in self.stale] if self.stale else []
             if ids:
                 self.delete(ids)
-            self.store.write(self.path, table)
+            self.store.write(self.path, table.drop_columns(self._tokens))
         return table
 
     def delete(self, input_hashes: list[str]) -> int:
@@ -166,6 +185,16 @@ class ResultCache:
             self.stale.pop(input_hash, None)
         self._stored = None  # the preloaded copy would still hold them
         return self.store.delete(self.path, input_hashes)
+
+
+def call_tokens(
+    function: PacketFunction, hashes: pa.Array | pa.ChunkedArray
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """Per output key, the source-info tokens of the calls of ``function`` whose argument
+    hashes (``pod3:<hex>``) are ``hashes``: what a cache hit says produced each value."""
+    call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod3:" + 32 hex digits
+    origin = f"{function.name}@{function.content_hash().short(16)}"
+    return {k: token_array("call", origin, call_ids, k) for k in function.output_keys}
 
 
 def _ids(hashes: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

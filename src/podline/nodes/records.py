@@ -5,7 +5,9 @@ system tags and packet values. Same tag, system tags and packet content: same id
 provenance or content: a new id. A record holds the tag and system tags, the input packet hash,
 the result's record id in the function memo, and whether the first run that saw the entry
 computed it, found it in the memo, or skipped it. Records are written once per entry id, like
-every store record, so repeated runs add nothing.
+every store record, so repeated runs add nothing. The input packet hash is stored only where it
+differs from the result's record id (the call's argument hash): null means "the same" (records
+written before that hold both).
 
 Joined with the memo, records give back a node's output without running anything: that is how a
 node serves reads, and ``get_cached_results``, in a fresh process.
@@ -153,9 +155,13 @@ class ProvenanceRecords:
         """Record these rows, given their tags and system tags (rows already recorded are
         left as they are)."""
         records = tags
+        # The input packet's hash is almost always the call's argument hash (parameters named
+        # as the packet's columns): stored only where it differs, null meaning "the same".
+        same = pc.equal(packet_hashes, result_ids)
+        input_hashes = pc.if_else(same, pa.scalar(None, packet_hashes.type), packet_hashes)
         for name, column in (
             (RECORD_ID, entry_ids),
-            (INPUT_HASH, packet_hashes),
+            (INPUT_HASH, input_hashes),
             (RESULT_ID, result_ids),
             (STATUS, statuses),
         ):

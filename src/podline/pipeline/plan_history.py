@@ -39,7 +39,7 @@ from podline.functions.code_diff import code_changes
 from podline.functions.memo import COMPUTED_AT_COLUMN
 from podline.hashing import ContentHash
 from podline.matching import index_in
-from podline.nodes.records import INPUT_HASH
+from podline.nodes.records import INPUT_HASH, RESULT_ID
 from podline.observability.columns import (
     ERROR_MESSAGE,
     ERROR_TYPE,
@@ -153,9 +153,14 @@ class NodeHistory:
         packet, 0 if only with others, -1 if none holds them."""
         none = np.full(tags.num_rows, -1, dtype=np.int8)
         names = tags.column_names
-        frames = _frames(self.records, [*names, INPUT_HASH], lambda path: path[-1] == "records")
+        columns = [*names, INPUT_HASH, RESULT_ID]
+        frames = _frames(self.records, columns, lambda path: path[-1] == "records")
         if not frames:
             return none
+        # A null input hash is the result id's (see ``podline.nodes.records``).
+        frames = [
+            f.with_columns(pl.coalesce(INPUT_HASH, RESULT_ID).alias(INPUT_HASH)) for f in frames
+        ]
         mine = _frame(tags.append_column(_HASH, packet_hashes))
         try:
             earlier = pl.concat(frames, how="vertical_relaxed")
