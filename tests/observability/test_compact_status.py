@@ -1,0 +1,140 @@
+"""Compact status rows: a node's fully cached run is one status row, read back as a row per
+packet (``podline.observability.compact``). The reference is the same runs observed with
+``hold_cached_rows=0``, which writes a row per packet as every run did before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+import pytest
+
+import podline
+from podline import function_pod
+from podline.observability import StatusObserver, inspect
+from podline.observability.columns import PACKETS, PIPELINES, SAME_AS, STATUS_SCOPE
+from podline.pipeline import Pipeline
+from podline.stores import MemoryStore, Store
+
+
+@function_pod("y", live_output=False)
+def double(x: int) -> int:
+    if x < 0:
+        raise ValueError("negative")
+    return 2 * x
+
+
+def source(values: list[int]) -> podline.DictSource:
+    rows = [{"id": i, "x": v} for i, v in enumerate(values)]
+    return podline.DictSource(rows, tag_columns=["id"], label="numbers")
+
+
+def run(store: Store, name: str, values: list[int], *, hold: int | None, run_id: str) -> None:
+    """Run ``double`` on ``values``: default observers (``hold=None``), or a status observer
+    that holds at most ``hold`` cached rows."""
+    with Pipeline(name, store) as pipeline:
+        double.pod(source(values))
+    observer = None
+    if hold is not None:
+        observer = StatusObserver(store.at(PIPELINES, name, STATUS_SCOPE), hold_cached_rows=hold)
+    pipeline.run(observer=observer, run_id=run_id)
+
+
+def status_rows(store: Store, name: str) -> pl.DataFrame:
+    """Every stored status row of ``double``, as stored (compact rows included)."""
+    scope = store.at(PIPELINES, name, STATUS_SCOPE)
+    (path,) = scope.list()
+    table = scope.scan(path)
+    assert table is not None
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def comparable(frame: pl.DataFrame) -> pl.DataFrame:
+    """What ``status()`` says, without the times (the two stores ran at other moments)."""
+    columns = ["node", "state", "id", "run_id", "cached", "error_type", "attempts"]
+    return frame.select(columns).sort(["run_id", "id", "state"])
+
+
+# Sequences of source versions: each runs once, with the run ids r0, r1, ...
+HISTORIES = {
+    "cached again and again": [[1, 2, 3]] * 4,
+    "a failure, then fixed by another version": [[1, -2, 3], [1, -2, 3], [1, 2, 3], [1, 2, 3]],
+    "a growing source": [[1], [1, 2], [1, 2], [1, 2, 3], [1, 2, 3]],
+    "a version back": [[1, 2], [5, 6], [1, 2], [1, 2]],
+}
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES))
+def test_status_reads_as_if_every_packet_had_its_row(store: Store, history: str) -> None:
+    other = MemoryStore()  # a store of its own: a shared memo would make its runs cached
+    for i, values in enumerate(HISTORIES[history]):
+        run(store, "p", values, hold=None, run_id=f"r{i}")
+        run(other, "p", values, hold=0, run_id=f"r{i}")
+    compact = inspect(store, "p")
+    reference = inspect(other, "p")
+    for query in (
+        lambda o: o.status(),
+        lambda o: o.status(latest=False),
+        lambda o: o.status(run_id="r3"),
+        lambda o: o.status(state="CACHED"),
+        lambda o: o.status(id=1, latest=False),
+    ):
+        assert comparable(query(compact)).equals(comparable(query(reference)))
+    columns = ["run_id", "computed", "cached", "skipped", "failed", "unfinished"]
+    assert compact.runs().select(columns).equals(reference.runs().select(columns))
+
+
+def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
+    values = list(range(50))
+    for i in range(4):
+        run(store, "p", values, hold=None, run_id=f"r{i}")
+    rows = status_rows(store, "p")
+    assert rows.height == 50 + 3
+    compact = rows.filter(pl.col(PACKETS).is_not_null())
+    assert compact[PACKETS].to_list() == [50, 50, 50]
+    assert set(compact[SAME_AS]) == {"r0"}  # each names the run that lists the packets
+    latest = inspect(store, "p").status()
+    assert latest.height == 50
+    assert set(latest["run_id"]) == {"r3"}
+    assert set(latest["state"]) == {"CACHED"}
+
+
+def test_a_run_not_fully_cached_writes_a_row_per_packet(store: Store) -> None:
+    run(store, "p", [1, 2], hold=None, run_id="r0")
+    run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # two cached, one computed
+    rows = status_rows(store, "p")
+    assert PACKETS not in rows.columns or rows[PACKETS].null_count() == rows.height
+    assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
+
+
+def test_too_many_cached_rows_to_hold_are_written_a_row_each(store: Store) -> None:
+    run(store, "p", list(range(10)), hold=None, run_id="r0")
+    run(store, "p", list(range(10)), hold=4, run_id="r1")
+    rows = status_rows(store, "p")
+    assert rows.filter(pl.col("__meta:run_id") == "r1").height == 10
+
+
+@pytest.mark.parametrize(
+    "forget",
+    [
+        # Status rows of the run that listed the packets lost (a crash before their flush):
+        # no earlier run lists them all, so the next one writes a row per packet.
+        lambda scope: scope.delete(
+            scope.list()[0], scope.scan(scope.list()[0])["__record_id"].to_pylist()[:1]
+        ),
+    ],
+)
+def test_without_a_run_listing_the_packets_rows_are_written(
+    store: Store, forget: Callable[[Store], object]
+) -> None:
+    run(store, "p", [1, 2, 3], hold=None, run_id="r0")
+    forget(store.at(PIPELINES, "p", STATUS_SCOPE))
+    run(store, "p", [1, 2, 3], hold=None, run_id="r1")
+    rows = status_rows(store, "p")
+    assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
+    run(store, "p", [1, 2, 3], hold=None, run_id="r2")  # r1 lists them all: compact
+    r2 = status_rows(store, "p").filter(pl.col("__meta:run_id") == "r2")
+    assert r2[PACKETS].to_list() == [3]
+    assert r2[SAME_AS].to_list() == ["r1"]

@@ -1,0 +1,148 @@
+"""The compact store layout (docs/stores.md, "What a pipeline stores"): no stored column that
+repeats another, hashes in about their digest's 32 bytes, and a fully cached re-run adding next
+to nothing. Structural checks only; the sizes at a million rows are in docs/performance.md."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+import podline
+from podline import function_pod
+from podline.columns import source_info_column
+from podline.nodes.records import INPUT_HASH, RESULT_ID
+from podline.pipeline import Pipeline
+from podline.stores import RECORD_ID, DeltaStore, Store
+
+
+@function_pod("total", live_output=False)
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def build(store: Store, rows: int) -> Pipeline:
+    ints = np.arange(rows)
+    table = pa.table({"k": ints + 10_000, "a": ints, "b": ints * 2})
+    with Pipeline("layout", store) as pipeline:
+        add.pod(podline.ArrowTableSource(table, ["k"], source_id="numbers"))
+    return pipeline
+
+
+def tables(root: Path) -> dict[str, Path]:
+    """Every Delta table under ``root``, by its path relative to ``root``."""
+    return {str(log.parent.relative_to(root)): log.parent for log in root.rglob("_delta_log")}
+
+
+def table_of(root: Path, kind: str) -> Path:
+    (found,) = [path for name, path in tables(root).items() if kind in name]
+    return found
+
+
+def live_bytes(root: Path) -> int:
+    """Bytes of the data files the tables' logs refer to, and of the logs."""
+    total = 0
+    for path in tables(root).values():
+        total += sum(Path(uri).stat().st_size for uri in DeltaTable(str(path)).file_uris())
+        total += sum(f.stat().st_size for f in (path / "_delta_log").rglob("*") if f.is_file())
+    return total
+
+
+def test_no_stored_column_repeats_another(store: Store) -> None:
+    build(store, 300).run()
+    checked = 0
+    for path in store.list():
+        table = store.scan(path)
+        assert table is not None
+        if table.num_rows < 300:  # run records, specs, code: a few rows, equal by chance
+            continue
+        for left, right in combinations(table.column_names, 2):
+            a, b = table.column(left), table.column(right)
+            if a.type == b.type and a.null_count < len(a):
+                assert not a.equals(b), f"{'/'.join(path)}: {left} == {right}"
+        checked += 1
+    assert checked == 4  # records, memo, status, logs
+    (path,) = [p for p in store.list() if p[-1] == "records"]
+    records = store.scan(path)
+    assert records is not None
+    assert records.column(INPUT_HASH).null_count == records.num_rows  # all equal the result id
+    assert records.column(RESULT_ID).null_count == 0
+
+
+def test_memo_tokens_and_input_hashes_read_back_as_before(tmp_path: Path) -> None:
+    """Tokens are made on read, equal to those of the calls; delta-rs and polars read the
+    same compact tables podline reads."""
+    store = DeltaStore(tmp_path / "store")
+    pipeline = build(store, 200)
+    pipeline.run()
+    output = pipeline.nodes["add"].as_table(all_info=True)
+    memo_path = table_of(tmp_path / "store", "functions/add")
+    memo = DeltaTable(str(memo_path)).to_pyarrow_table()
+    assert source_info_column("total") not in memo.column_names
+    # A new pipeline object reads its output from the records and the memo: the tokens
+    # made on read are those the calls made.
+    fresh = build(DeltaStore(tmp_path / "store"), 200).nodes["add"].as_table(all_info=True)
+    assert fresh.sort_by("k").equals(output.sort_by("k"))
+    assert fresh.column(source_info_column("total")).null_count == 0
+    for kind in ("functions/add", "records"):
+        path = table_of(tmp_path / "store", kind)
+        by_delta_rs = DeltaTable(str(path)).to_pyarrow_table()
+        by_polars = pl.read_delta(str(path))
+        name = path.relative_to(tmp_path / "store").with_suffix("").parts
+        ours = store.scan(name)
+        assert ours is not None
+        ordered = by_delta_rs.column_names
+        assert (
+            by_polars.sort(RECORD_ID)
+            .to_arrow()
+            .select(ordered)
+            .cast(ours.select(ordered).schema)
+            .equals(ours.select(ordered).sort_by(RECORD_ID))
+        )
+        assert (
+            by_delta_rs.sort_by(RECORD_ID)
+            .cast(ours.select(ordered).schema)
+            .equals(ours.select(ordered).sort_by(RECORD_ID))
+        )
+    store.close()
+
+
+def test_hashes_take_about_their_digests_size(tmp_path: Path) -> None:
+    rows = 4_000
+    with DeltaStore(tmp_path / "store") as store:
+        build(store, rows).run()
+    for kind in ("functions/add", "records"):
+        for file in table_of(tmp_path / "store", kind).glob("*.parquet"):
+            metadata = pq.ParquetFile(file).metadata
+            group = metadata.row_group(0)
+            for i in range(group.num_columns):
+                column = group.column(i)
+                if column.path_in_schema == RECORD_ID:
+                    # 32 bytes of digest, a little framing: not 73 for "pod3:" and 64 hex.
+                    assert column.total_compressed_size <= 36 * metadata.num_rows
+
+
+def test_a_fully_cached_rerun_adds_at_most_one_percent(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    rows = 20_000
+    with DeltaStore(root) as store:
+        build(store, rows).run()
+    first = live_bytes(root)
+    counts = {}
+    for _ in range(2):
+        with DeltaStore(root) as store:
+            result = build(store, rows).run()
+        assert result.counts["add"].cached == rows
+        counts = {
+            name: DeltaTable(str(path)).to_pyarrow_table().num_rows
+            for name, path in tables(root).items()
+        }
+    added = live_bytes(root) - first
+    assert added <= 0.01 * first * 2, (added, first)
+    status = [n for name, n in counts.items() if "/status/" in name]
+    assert status == [rows + 2]  # one compact row per cached run
