@@ -91,10 +91,15 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
     for i in range(4):
         run(store, "p", values, hold=None, run_id=f"r{i}")
     rows = status_rows(store, "p")
-    assert rows.height == 50 + 3
-    compact = rows.filter(pl.col(PACKETS).is_not_null())
+    assert rows.height == 50 + 1 + 3  # r0's rows and its marker, a row per later run
+    compact = rows.filter(pl.col(PACKETS).is_not_null() & pl.col("__meta:state").is_not_null())
     assert compact[PACKETS].to_list() == [50, 50, 50]
     assert set(compact[SAME_AS]) == {"r0"}  # each names the run that lists the packets
+    (marker,) = rows.filter(pl.col("__meta:state").is_null()).iter_rows(named=True)
+    assert (marker["__record_id"], marker[SAME_AS]) == (
+        f"listed:{marker['__meta:node_hash']}:50",
+        "r0",
+    )
     latest = inspect(store, "p").status()
     assert latest.height == 50
     assert set(latest["run_id"]) == {"r3"}
@@ -104,35 +109,38 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
 def test_a_run_not_fully_cached_writes_a_row_per_packet(store: Store) -> None:
     run(store, "p", [1, 2], hold=None, run_id="r0")
     run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # two cached, one computed
-    rows = status_rows(store, "p")
-    assert PACKETS not in rows.columns or rows[PACKETS].null_count() == rows.height
+    rows = status_rows(store, "p").filter(pl.col("__meta:state").is_not_null())  # no markers
+    assert rows[PACKETS].null_count() == rows.height
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
 
 
 def test_too_many_cached_rows_to_hold_are_written_a_row_each(store: Store) -> None:
     run(store, "p", list(range(10)), hold=None, run_id="r0")
     run(store, "p", list(range(10)), hold=4, run_id="r1")
-    rows = status_rows(store, "p")
+    rows = status_rows(store, "p").filter(pl.col("__meta:state").is_not_null())
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 10
 
 
-@pytest.mark.parametrize(
-    "forget",
-    [
-        # Status rows of the run that listed the packets lost (a crash before their flush):
-        # no earlier run lists them all, so the next one writes a row per packet.
-        lambda scope: scope.delete(
-            scope.list()[0], scope.scan(scope.list()[0])["__record_id"].to_pylist()[:1]
-        ),
-    ],
-)
+def _drop_marker(scope: Store) -> object:
+    (path,) = scope.list()
+    return scope.delete(
+        path, [i for i in scope.scan(path)["__record_id"].to_pylist() if i.startswith("listed:")]
+    )
+
+
+def _crash_before_marking(scope: Store) -> object:
+    """As a run killed after its rows were written, before its marker: rows, no marker."""
+    return _drop_marker(scope)
+
+
+@pytest.mark.parametrize("forget", [_crash_before_marking])
 def test_without_a_run_listing_the_packets_rows_are_written(
     store: Store, forget: Callable[[Store], object]
 ) -> None:
     run(store, "p", [1, 2, 3], hold=None, run_id="r0")
     forget(store.at(PIPELINES, "p", STATUS_SCOPE))
-    run(store, "p", [1, 2, 3], hold=None, run_id="r1")
-    rows = status_rows(store, "p")
+    run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # all cached, no marker to name r0
+    rows = status_rows(store, "p").filter(pl.col("__meta:state").is_not_null())
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
     run(store, "p", [1, 2, 3], hold=None, run_id="r2")  # r1 lists them all: compact
     r2 = status_rows(store, "p").filter(pl.col("__meta:run_id") == "r2")

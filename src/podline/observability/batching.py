@@ -327,6 +327,8 @@ class NodeView(Observer, Generic[R]):
         # step per batch (a uuid per row would cost more than the rest of the hook).
         self._id_prefix = uuid.uuid4().hex[:16]
         self._sequence = 0
+        #: Whether a batch of this node's rows could not be written (see ``flush``).
+        self.lost = False
         self._constant_columns: tuple[dict[str, str], dict[str, pa.Array]] | None = None
 
     # ------------------------------------------------------------------ node hooks
@@ -449,6 +451,7 @@ class NodeView(Observer, Generic[R]):
                 table = self._table(parts, n, first)
             self.owner.store.append(self.path, table)
         except Exception as exc:  # observing must never break a run
+            self.lost = True
             warnings.warn(
                 f"podline could not record {n} {self.owner.kind} row(s) of node "
                 f"{self.node_label!r} at {'/'.join(self.path)!r}: {type(exc).__name__}: {exc}",

@@ -6,8 +6,11 @@ a million packets), and had the status table compacted over and over as it aged.
 packet of a node in a run was served from stored results (``CACHED``), the status observer
 writes one row for all of them: ``PACKETS`` says how many, ``SAME_AS`` names an earlier run
 whose own rows, for the same node hash, list exactly those packets. The node hash covers the
-node's input data, so two runs of one node hash see the same packets, and an earlier run that
-ended as many packets as this one ended them all (``find_base``). The rows read back
+node's input data, so two runs of one node hash see the same packets. A run that wrote a row
+for each of its packets, ended them all and ended the node leaves a *marker* (``marker_row``),
+a row of its own with a record id made of the node hash and the number of packets: a later run
+finds the run that lists its packets by looking that id up (``find_base``), which reads only
+the data files whose statistics may hold it, not the table's history. The rows read back
 (``expand``) are those the observer would have written: one per packet, ``CACHED``, with the
 compact row's run, times and sequence, and the listed run's tag values.
 
@@ -28,9 +31,12 @@ from podline.observability.columns import (
     CACHED,
     ERROR_MESSAGE,
     ERROR_TYPE,
+    NODE,
     NODE_HASH,
     PACKETS,
+    PIPELINE_URI,
     REASON,
+    RECORD_ID,
     RUN_ID,
     SAME_AS,
     STARTED_AT,
@@ -41,41 +47,56 @@ from podline.observability.columns import (
 )
 from podline.stores import Store, StorePath
 
-__all__ = ["compact_row", "expand", "find_base", "packet_weight"]
+__all__ = [
+    "compact_row",
+    "expand",
+    "find_base",
+    "marker_id",
+    "marker_row",
+    "packet_weight",
+    "without_markers",
+]
 
-_BASE = "__podline_base"
+
+def marker_id(node_hash: str, packets: int) -> str:
+    """The record id of the marker saying which run lists ``packets`` packets of node hash
+    ``node_hash``: ids of ordinary rows are hex digits and a dash, so a store's file
+    statistics let a lookup of it skip their files."""
+    return f"listed:{node_hash}:{packets}"
+
+
+def marker_row(
+    node: str, node_hash: str, packets: int, run: tuple[str, str], at: float
+) -> pa.Table:
+    """The marker (see ``marker_id``): written once, by the first run (``run``: its id and
+    pipeline URI) of ``node_hash`` that wrote a row for each of its ``packets`` packets; the
+    reader leaves it out."""
+    run_id, uri = run
+    return pa.table(
+        {
+            RECORD_ID: pa.array([marker_id(node_hash, packets)], pa.large_string()),
+            RUN_ID: pa.array([run_id], pa.large_string()),
+            PIPELINE_URI: pa.array([uri], pa.large_string()),
+            NODE: pa.array([node], pa.large_string()),
+            NODE_HASH: pa.array([node_hash], pa.large_string()),
+            TIMESTAMP: timestamps([at]),
+            STATE: pa.nulls(1, pa.large_string()),
+            PACKETS: pa.array([packets], pa.int64()),
+            SAME_AS: pa.array([run_id], pa.large_string()),
+        }
+    )
 
 
 def find_base(store: Store, path: StorePath, node_hash: str, packets: int) -> str | None:
-    """The latest run whose own status rows at ``path`` list ``packets`` packets of node
-    hash ``node_hash``, each at its end (a compact run counts as the run it names); None if
-    there is none."""
-    wanted = [RUN_ID, STATE, TIMESTAMP]
+    """The run whose own status rows at ``path`` list the ``packets`` packets of node hash
+    ``node_hash``, from its marker; None if no run wrote one."""
     try:
-        rows = store.scan(path, columns=[*wanted, PACKETS, SAME_AS], where={NODE_HASH: node_hash})
-    except StoreError:  # a table no compact row was written to yet: it has no such columns
-        rows = store.scan(path, columns=wanted, where={NODE_HASH: node_hash})
-    if rows is None or not rows.num_rows:
+        found = store.read(path, [marker_id(node_hash, packets)], columns=[SAME_AS])
+    except StoreError:  # a table no marker was written to yet: it has no such column
         return None
-    frame = _with_compact_columns(_polars(rows))
-    runs = (
-        frame.filter(pl.col(STATE) != State.RUNNING.value)
-        .group_by(RUN_ID)
-        .agg(
-            packet_weight().sum().alias("n"),
-            pl.col(PACKETS).is_null().all().alias("own"),
-            pl.col(PACKETS).is_not_null().all().alias("compact"),
-            pl.col(SAME_AS).drop_nulls().first().alias(_BASE),
-            pl.col(TIMESTAMP).max().alias("last"),
-        )
-        .filter((pl.col("n") == packets) & (pl.col("own") | pl.col("compact")))
-        .with_columns(
-            pl.when(pl.col("own")).then(pl.col(RUN_ID)).otherwise(pl.col(_BASE)).alias(_BASE)
-        )
-        .drop_nulls(_BASE)
-        .sort("last")
-    )
-    return str(runs[_BASE][-1]) if runs.height else None
+    if found is None or not found.num_rows:
+        return None
+    return str(found.column(SAME_AS)[0].as_py())
 
 
 def compact_row(packets: int, base: str, started: float, ended: float) -> pa.Table:
@@ -98,11 +119,19 @@ def packet_weight() -> pl.Expr:
     return pl.col(PACKETS).fill_null(1)
 
 
-def expand(frame: pl.DataFrame) -> pl.DataFrame:
-    """Status rows (stored column names) with each compact row replaced by the rows it
-    stands for, and without the compact columns."""
+def without_markers(frame: pl.DataFrame) -> pl.DataFrame:
+    """Status rows (stored column names) without the markers (``marker_row``)."""
     if PACKETS not in frame.columns:
         return frame
+    return frame.filter(pl.col(PACKETS).is_null() | pl.col(STATE).is_not_null())
+
+
+def expand(frame: pl.DataFrame) -> pl.DataFrame:
+    """Status rows (stored column names) with each compact row replaced by the rows it
+    stands for, and without markers and the compact columns."""
+    if PACKETS not in frame.columns:
+        return frame
+    frame = without_markers(frame)
     compact = frame.filter(pl.col(PACKETS).is_not_null())
     rows = frame.filter(pl.col(PACKETS).is_null())
     if compact.height:
@@ -123,16 +152,3 @@ def expand(frame: pl.DataFrame) -> pl.DataFrame:
         )
         rows = pl.concat([rows, copies], how="vertical_relaxed")
     return rows.drop(PACKETS, SAME_AS, strict=False)
-
-
-def _with_compact_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    missing = {PACKETS: pl.Int64, SAME_AS: pl.String}
-    return frame.with_columns(
-        pl.lit(None, t).alias(name) for name, t in missing.items() if name not in frame.columns
-    )
-
-
-def _polars(table: pa.Table) -> pl.DataFrame:
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame

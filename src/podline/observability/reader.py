@@ -43,7 +43,7 @@ from podline.observability.columns import (
     friendly_name,
     is_fixed,
 )
-from podline.observability.compact import expand, packet_weight
+from podline.observability.compact import expand, packet_weight, without_markers
 from podline.stores import Store, open_store
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
@@ -356,7 +356,7 @@ class PipelineObservations:
             table = self._scope.at(STATUS_SCOPE).scan(path)
             if table is None or not table.num_rows:
                 continue
-            frame = _frame(table).sort([TIMESTAMP, SEQUENCE])
+            frame = without_markers(_frame(table)).sort([TIMESTAMP, SEQUENCE])
             if PACKETS not in frame.columns:
                 frame = frame.with_columns(pl.lit(None, pl.Int64).alias(PACKETS))
             # Latest row per packet and run; tags are the node table's non-fixed columns. A

@@ -23,6 +23,7 @@ same packets.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from time import time
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ from podline.observability.batching import (
     STATE_INDEX,
     BatchedObserver,
     NodeView,
+    ObservationWarning,
     PacketBatchLike,
     PacketOutcomesLike,
     Rows,
@@ -57,7 +59,7 @@ from podline.observability.columns import (
     TIMESTAMP,
     State,
 )
-from podline.observability.compact import compact_row, find_base
+from podline.observability.compact import compact_row, find_base, marker_row
 from podline.stores import Store
 
 __all__ = ["StatusObserver"]
@@ -151,6 +153,8 @@ class _StatusView(NodeView[_StatusRows]):
         self.held_rows = 0
         self.holding = isinstance(owner, StatusObserver) and owner.hold_cached_rows > 0
         self.ended = False
+        #: Packets that ended in this run (each ends once), for the marker.
+        self.ended_packets = 0
 
     def new_rows(self) -> _StatusRows:
         return _StatusRows()
@@ -215,6 +219,7 @@ class _StatusView(NodeView[_StatusRows]):
         if opened:
             with self.lock:
                 self.drop_parts([p for _, p, _ in opened])
+        self.ended_packets += n
         if self.holding and not announced.any() and bool((states == _CACHED).all()):
             self._hold(part)
         else:
@@ -239,23 +244,41 @@ class _StatusView(NodeView[_StatusRows]):
         for part in held:
             self.add_part(part)
 
-    def _write_held(self) -> None:
+    def _write_held(self) -> bool:
         """The node ended with every packet cached: one row for all of them, if an earlier
-        run lists them; a row each otherwise."""
+        run lists them (True); a row each otherwise."""
         rows = self.held_rows
         if not rows:
-            return
+            return False
         try:
             base = find_base(self.owner.store, self.path, self.node_hash, rows)
         except Exception:  # observing must never break a run: write a row per packet
             base = None
         if base is None:
             self._release()
-            return
+            return False
         with self.lock:
             held, self.held, self.held_rows = self.held, [], 0
         started = min(float(p.column(STARTED_AT).cast(_COUNT)[0].as_py()) for p in held) / 1e6
         self.add_part(compact_row(rows, base, started, time()))
+        return True
+
+    def _mark(self) -> None:
+        """The node ended, and this run wrote a row for each of its packets, all ended:
+        leave the marker that lets later runs name this one (see ``compact.py``)."""
+        if self.lost or self.open or self.open_parts or not self.ended_packets:
+            return
+        run = (self.owner.run_id, self.owner.pipeline_uri)
+        marker = marker_row(self.node_label, self.node_hash, self.ended_packets, run, time())
+        try:
+            self.owner.store.write(self.path, marker)
+        except Exception as exc:  # observing must never break a run
+            warnings.warn(
+                f"podline could not mark the status rows of node {self.node_label!r} at "
+                f"{'/'.join(self.path)!r}: {type(exc).__name__}: {exc}",
+                ObservationWarning,
+                stacklevel=2,
+            )
 
     def on_node_end(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
         self.ended = True
@@ -302,6 +325,7 @@ class _StatusView(NodeView[_StatusRows]):
     def _end(self, state: int, tag: Tag, cached: bool, error: BaseException | None) -> None:
         if self.held:
             self._release()
+        self.ended_packets += 1
         now = time()
         key = id(tag)
         with self.lock:
@@ -330,11 +354,16 @@ class _StatusView(NodeView[_StatusRows]):
         self.open = dict.fromkeys(self.open, -1)
 
     def finish(self) -> None:
+        compact = False
         if self.ended:
-            self._write_held()
+            compact = self._write_held()
         else:  # the node raised, or the run ended without it: nothing to compare with
             self._release()
         super().finish()
+        if self.ended and not compact:
+            self._mark()
+        self.ended_packets = 0
+        self.lost = False
         self.open_parts = []
         self.open = {}
         self.open_start = {}
