@@ -13,6 +13,7 @@ import podline
 from podline import function_pod
 from podline.observability import StatusObserver, inspect
 from podline.observability.columns import PACKETS, PIPELINES, SAME_AS, STATUS_SCOPE
+from podline.observability.compact import markers_path
 from podline.pipeline import Pipeline
 from podline.stores import MemoryStore, Store
 
@@ -43,7 +44,7 @@ def run(store: Store, name: str, values: list[int], *, hold: int | None, run_id:
 def status_rows(store: Store, name: str) -> pl.DataFrame:
     """Every stored status row of ``double``, as stored (compact rows included)."""
     scope = store.at(PIPELINES, name, STATUS_SCOPE)
-    (path,) = scope.list()
+    path = scope.list()[0]  # then the markers' table
     table = scope.scan(path)
     assert table is not None
     frame = pl.from_arrow(table)
@@ -91,13 +92,16 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
     for i in range(4):
         run(store, "p", values, hold=None, run_id=f"r{i}")
     rows = status_rows(store, "p")
-    assert rows.height == 50 + 1 + 3  # r0's rows and its marker, a row per later run
-    compact = rows.filter(pl.col(PACKETS).is_not_null() & pl.col("__meta:state").is_not_null())
+    assert rows.height == 50 + 3  # r0's rows, a row per later run
+    compact = rows.filter(pl.col(PACKETS).is_not_null())
     assert compact[PACKETS].to_list() == [50, 50, 50]
     assert set(compact[SAME_AS]) == {"r0"}  # each names the run that lists the packets
-    (marker,) = rows.filter(pl.col("__meta:state").is_null()).iter_rows(named=True)
-    assert (marker["__record_id"], marker[SAME_AS]) == (
-        f"listed:{marker['__meta:node_hash']}:50",
+    scope = store.at(PIPELINES, "p", STATUS_SCOPE)
+    markers = scope.scan(markers_path(scope.list()[0]))
+    assert markers is not None
+    (marker,) = markers.to_pylist()
+    assert (marker["__record_id"], marker["__meta:run_id"]) == (
+        f"{marker['__meta:node_hash']}:50",
         "r0",
     )
     latest = inspect(store, "p").status()
@@ -109,23 +113,23 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
 def test_a_run_not_fully_cached_writes_a_row_per_packet(store: Store) -> None:
     run(store, "p", [1, 2], hold=None, run_id="r0")
     run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # two cached, one computed
-    rows = status_rows(store, "p").filter(pl.col("__meta:state").is_not_null())  # no markers
-    assert rows[PACKETS].null_count() == rows.height
+    rows = status_rows(store, "p")
+    assert PACKETS not in rows.columns
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
 
 
 def test_too_many_cached_rows_to_hold_are_written_a_row_each(store: Store) -> None:
     run(store, "p", list(range(10)), hold=None, run_id="r0")
     run(store, "p", list(range(10)), hold=4, run_id="r1")
-    rows = status_rows(store, "p").filter(pl.col("__meta:state").is_not_null())
+    rows = status_rows(store, "p")
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 10
 
 
 def _drop_marker(scope: Store) -> object:
-    (path,) = scope.list()
-    return scope.delete(
-        path, [i for i in scope.scan(path)["__record_id"].to_pylist() if i.startswith("listed:")]
-    )
+    path = markers_path(scope.list()[0])
+    markers = scope.scan(path)
+    assert markers is not None
+    return scope.delete(path, markers["__record_id"].to_pylist())
 
 
 def _crash_before_marking(scope: Store) -> object:
@@ -140,7 +144,7 @@ def test_without_a_run_listing_the_packets_rows_are_written(
     run(store, "p", [1, 2, 3], hold=None, run_id="r0")
     forget(store.at(PIPELINES, "p", STATUS_SCOPE))
     run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # all cached, no marker to name r0
-    rows = status_rows(store, "p").filter(pl.col("__meta:state").is_not_null())
+    rows = status_rows(store, "p")
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
     run(store, "p", [1, 2, 3], hold=None, run_id="r2")  # r1 lists them all: compact
     r2 = status_rows(store, "p").filter(pl.col("__meta:run_id") == "r2")

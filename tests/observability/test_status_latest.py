@@ -98,7 +98,7 @@ def test_a_growing_source_keeps_one_status_and_one_logs_table(store: Store) -> N
     assert node.content_hash() != first.double.content_hash()  # each version its own node
     scope = store.at("pipelines", "growing")
     table = [(node.label, node.pipeline_hash().short(16))]
-    assert scope.at("status").list() == table
+    assert scope.at("status").list() == [*table, (*table[0], "listed")]  # and its markers
     assert scope.at("logs").list() == table
     # Provenance records are one table too (see tests/pipeline/test_records.py).
     assert len(scope.at("nodes").list()) == 1
@@ -131,7 +131,7 @@ def test_observations_stored_per_content_hash_are_still_read(store: Store) -> No
             scope.append(node.identity_path, rows)
             scope.delete(node.identity_path[:2], rows.column("__record_id"))
     last = _versions(store, "layouts", _GROWING[2:])[0]
-    assert len(store.at("pipelines", "layouts", "status").list()) == 3  # old and new layout
+    assert len(store.at("pipelines", "layouts", "status").list()) == 4  # both layouts, markers
 
     expected = _versions(MemoryStore(), "layouts", _GROWING)[-1]  # all in the new layout
     for read in (

@@ -64,8 +64,8 @@ def test_the_next_run_on_an_old_store_computes_nothing_and_reads_work(tmp_path: 
     with DeltaStore(tmp_path / "fresh") as store:
         fresh = build(store)
         fresh.run()
-        assert fresh.nodes["shift"].as_table(all_info=True).sort_by("id").equals(
-            after.sort_by("id")
+        assert (
+            fresh.nodes["shift"].as_table(all_info=True).sort_by("id").equals(after.sort_by("id"))
         )
     with DeltaStore(root) as store:
         fresh = build(store)

@@ -7,12 +7,12 @@ packet of a node in a run was served from stored results (``CACHED``), the statu
 writes one row for all of them: ``PACKETS`` says how many, ``SAME_AS`` names an earlier run
 whose own rows, for the same node hash, list exactly those packets. The node hash covers the
 node's input data, so two runs of one node hash see the same packets. A run that wrote a row
-for each of its packets, ended them all and ended the node leaves a *marker* (``marker_row``),
-a row of its own with a record id made of the node hash and the number of packets: a later run
-finds the run that lists its packets by looking that id up (``find_base``), which reads only
-the data files whose statistics may hold it, not the table's history. The rows read back
-(``expand``) are those the observer would have written: one per packet, ``CACHED``, with the
-compact row's run, times and sequence, and the listed run's tag values.
+for each of its packets, ended them all and ended the node leaves a *marker* (``marker_row``)
+in a small table beside the status table (``markers_path``), with a record id made of the node
+hash and the number of packets: a later run finds the run that lists its packets by looking
+that id up (``find_base``), without opening the status table, which grows at every run. The
+rows read back (``expand``) are those the observer would have written: one per packet,
+``CACHED``, with the compact row's run, times and sequence, and the listed run's tag values.
 
 A run whose packets are not all cached, or for which no earlier run lists the same number of
 packets (the first run after a crash that lost status rows, results computed by another
@@ -24,7 +24,6 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from podline.errors import StoreError
 from podline.observability.batching import timestamps
 from podline.observability.columns import (
     ATTEMPTS,
@@ -34,7 +33,6 @@ from podline.observability.columns import (
     NODE,
     NODE_HASH,
     PACKETS,
-    PIPELINE_URI,
     REASON,
     RECORD_ID,
     RUN_ID,
@@ -51,52 +49,58 @@ __all__ = [
     "compact_row",
     "expand",
     "find_base",
+    "is_markers_path",
     "marker_id",
     "marker_row",
+    "markers_path",
     "packet_weight",
-    "without_markers",
 ]
 
 
+#: The last segment of the table beside a node's status table that holds its markers.
+MARKERS = "listed"
+
+
+def markers_path(path: StorePath) -> StorePath:
+    """Where the markers of the status table at ``path`` are kept: a small table beside it,
+    written by the runs that wrote a row per packet only, so a lookup opens a table of a few
+    files, not the status table, which gains a file at every run."""
+    return (*path, MARKERS)
+
+
+def is_markers_path(path: StorePath) -> bool:
+    """Whether ``path``, below a status scope, holds markers rather than status rows."""
+    return len(path) > 1 and path[-1] == MARKERS
+
+
 def marker_id(node_hash: str, packets: int) -> str:
-    """The record id of the marker saying which run lists ``packets`` packets of node hash
-    ``node_hash``: ids of ordinary rows are hex digits and a dash, so a store's file
-    statistics let a lookup of it skip their files."""
-    return f"listed:{node_hash}:{packets}"
+    """The record id of the marker naming the run that lists ``packets`` packets of node
+    hash ``node_hash``."""
+    return f"{node_hash}:{packets}"
 
 
-def marker_row(
-    node: str, node_hash: str, packets: int, run: tuple[str, str], at: float
-) -> pa.Table:
-    """The marker (see ``marker_id``): written once, by the first run (``run``: its id and
-    pipeline URI) of ``node_hash`` that wrote a row for each of its ``packets`` packets; the
-    reader leaves it out."""
-    run_id, uri = run
+def marker_row(node: str, node_hash: str, packets: int, run_id: str, at: float) -> pa.Table:
+    """The marker (see ``marker_id``): written once, by the first run (``run_id``) of
+    ``node_hash`` that wrote a row for each of its ``packets`` packets."""
     return pa.table(
         {
             RECORD_ID: pa.array([marker_id(node_hash, packets)], pa.large_string()),
             RUN_ID: pa.array([run_id], pa.large_string()),
-            PIPELINE_URI: pa.array([uri], pa.large_string()),
             NODE: pa.array([node], pa.large_string()),
             NODE_HASH: pa.array([node_hash], pa.large_string()),
-            TIMESTAMP: timestamps([at]),
-            STATE: pa.nulls(1, pa.large_string()),
             PACKETS: pa.array([packets], pa.int64()),
-            SAME_AS: pa.array([run_id], pa.large_string()),
+            TIMESTAMP: timestamps([at]),
         }
     )
 
 
 def find_base(store: Store, path: StorePath, node_hash: str, packets: int) -> str | None:
     """The run whose own status rows at ``path`` list the ``packets`` packets of node hash
-    ``node_hash``, from its marker; None if no run wrote one."""
-    try:
-        found = store.read(path, [marker_id(node_hash, packets)], columns=[SAME_AS])
-    except StoreError:  # a table no marker was written to yet: it has no such column
-        return None
+    ``node_hash``, from its marker; None if no run left one."""
+    found = store.read(markers_path(path), [marker_id(node_hash, packets)], columns=[RUN_ID])
     if found is None or not found.num_rows:
         return None
-    return str(found.column(SAME_AS)[0].as_py())
+    return str(found.column(RUN_ID)[0].as_py())
 
 
 def compact_row(packets: int, base: str, started: float, ended: float) -> pa.Table:
@@ -119,19 +123,11 @@ def packet_weight() -> pl.Expr:
     return pl.col(PACKETS).fill_null(1)
 
 
-def without_markers(frame: pl.DataFrame) -> pl.DataFrame:
-    """Status rows (stored column names) without the markers (``marker_row``)."""
-    if PACKETS not in frame.columns:
-        return frame
-    return frame.filter(pl.col(PACKETS).is_null() | pl.col(STATE).is_not_null())
-
-
 def expand(frame: pl.DataFrame) -> pl.DataFrame:
     """Status rows (stored column names) with each compact row replaced by the rows it
-    stands for, and without markers and the compact columns."""
+    stands for, and without the compact columns."""
     if PACKETS not in frame.columns:
         return frame
-    frame = without_markers(frame)
     compact = frame.filter(pl.col(PACKETS).is_not_null())
     rows = frame.filter(pl.col(PACKETS).is_null())
     if compact.height:

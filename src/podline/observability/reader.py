@@ -43,7 +43,7 @@ from podline.observability.columns import (
     friendly_name,
     is_fixed,
 )
-from podline.observability.compact import expand, packet_weight, without_markers
+from podline.observability.compact import expand, is_markers_path, packet_weight
 from podline.stores import Store, open_store
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
@@ -287,7 +287,7 @@ class PipelineObservations:
 
     # ------------------------------------------------------------------ loading
     def _paths(self, scope: str) -> list[tuple[str, ...]]:
-        return self._scope.at(scope).list()
+        return [p for p in self._scope.at(scope).list() if not is_markers_path(p)]
 
     def _state(self, state: str | None) -> str | None:
         if state is None:
@@ -356,7 +356,7 @@ class PipelineObservations:
             table = self._scope.at(STATUS_SCOPE).scan(path)
             if table is None or not table.num_rows:
                 continue
-            frame = without_markers(_frame(table)).sort([TIMESTAMP, SEQUENCE])
+            frame = _frame(table).sort([TIMESTAMP, SEQUENCE])
             if PACKETS not in frame.columns:
                 frame = frame.with_columns(pl.lit(None, pl.Int64).alias(PACKETS))
             # Latest row per packet and run; tags are the node table's non-fixed columns. A

@@ -59,7 +59,7 @@ from podline.observability.columns import (
     TIMESTAMP,
     State,
 )
-from podline.observability.compact import compact_row, find_base, marker_row
+from podline.observability.compact import compact_row, find_base, marker_row, markers_path
 from podline.stores import Store
 
 __all__ = ["StatusObserver"]
@@ -268,10 +268,12 @@ class _StatusView(NodeView[_StatusRows]):
         leave the marker that lets later runs name this one (see ``compact.py``)."""
         if self.lost or self.open or self.open_parts or not self.ended_packets:
             return
-        run = (self.owner.run_id, self.owner.pipeline_uri)
+        store, run = self.owner.store, self.owner.run_id
         marker = marker_row(self.node_label, self.node_hash, self.ended_packets, run, time())
         try:
-            self.owner.store.write(self.path, marker)
+            store.flush()  # the rows first: a marker must never name rows that were lost
+            if not self.lost:
+                store.write(markers_path(self.path), marker)
         except Exception as exc:  # observing must never break a run
             warnings.warn(
                 f"podline could not mark the status rows of node {self.node_label!r} at "
