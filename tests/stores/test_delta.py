@@ -471,7 +471,7 @@ def test_parquet_settings_follow_what_the_columns_hold(root: Path) -> None:
     assert "RLE_DICTIONARY" not in hashed[RECORD_ID].encodings
     assert "RLE_DICTIONARY" not in hashed["seq"].encodings
     rows = _column_chunks(store, "rows")
-    assert {c.compression for c in rows.values()} == {"SNAPPY"}
+    assert {c.compression for c in rows.values()} == {"ZSTD"}
     assert "RLE_DICTIONARY" in rows["run"].encodings
     assert "RLE_DICTIONARY" in rows["state"].encodings
     assert "RLE_DICTIONARY" not in rows["seq"].encodings
