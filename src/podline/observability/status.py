@@ -53,7 +53,9 @@ from podline.observability.columns import (
     CACHED,
     ERROR_MESSAGE,
     ERROR_TYPE,
+    PACKETS,
     REASON,
+    SAME_AS,
     STARTED_AT,
     STATE,
     TIMESTAMP,
@@ -383,6 +385,7 @@ class _StatusView(NodeView[_StatusRows]):
             ERROR_MESSAGE: pa.nulls(n, _TEXT),
             ATTEMPTS: pa.nulls(n, _COUNT),  # per-packet hooks do not see captures
             REASON: pa.nulls(n, _TEXT),  # nor why a call ran
+            **_not_compact(n),
         }
         if rows.errors:
             parts = {row: error_parts(error) for row, error in rows.errors.items()}
@@ -441,10 +444,17 @@ def _part(
         ERROR_MESSAGE: pa.nulls(n, _TEXT),
         ATTEMPTS: attempts,
         REASON: pa.nulls(n, _TEXT) if reasons is None else reasons,
+        **_not_compact(n),
     }
     for name in tags.column_names:
         columns[name] = tags.column(name)
     return pa.table(columns)
+
+
+def _not_compact(n: int) -> dict[str, pa.Array]:
+    """The compact columns of ``n`` rows of one packet each: null. Written from a table's
+    first row on, so that its first compact row does not change its schema."""
+    return {PACKETS: pa.nulls(n, _COUNT), SAME_AS: pa.nulls(n, _TEXT)}
 
 
 def _with_errors(part: pa.Table, states: np.ndarray, errors: Any) -> pa.Table:
