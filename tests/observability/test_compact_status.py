@@ -1,6 +1,6 @@
 """Compact status rows: a node's fully cached run is one status row, read back as a row per
 packet (``podline.observability.compact``). The reference is the same runs observed with
-``hold_cached_rows=0``, which writes a row per packet as every run did before."""
+``compact_cached=False``, which writes a row per packet as every run did before."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ def source(values: list[int]) -> podline.DictSource:
     return podline.DictSource(rows, tag_columns=["id"], label="numbers")
 
 
-def run(store: Store, name: str, values: list[int], *, hold: int | None, run_id: str) -> None:
-    """Run ``double`` on ``values``: default observers (``hold=None``), or a status observer
-    that holds at most ``hold`` cached rows."""
+def run(store: Store, name: str, values: list[int], *, compact: bool, run_id: str) -> None:
+    """Run ``double`` on ``values``: default observers (``compact``), or a status observer
+    writing a row per packet."""
     with Pipeline(name, store) as pipeline:
         double.pod(source(values))
     observer = None
-    if hold is not None:
-        observer = StatusObserver(store.at(PIPELINES, name, STATUS_SCOPE), hold_cached_rows=hold)
+    if not compact:
+        observer = StatusObserver(store.at(PIPELINES, name, STATUS_SCOPE), compact_cached=False)
     pipeline.run(observer=observer, run_id=run_id)
 
 
@@ -71,8 +71,8 @@ HISTORIES = {
 def test_status_reads_as_if_every_packet_had_its_row(store: Store, history: str) -> None:
     other = MemoryStore()  # a store of its own: a shared memo would make its runs cached
     for i, values in enumerate(HISTORIES[history]):
-        run(store, "p", values, hold=None, run_id=f"r{i}")
-        run(other, "p", values, hold=0, run_id=f"r{i}")
+        run(store, "p", values, compact=True, run_id=f"r{i}")
+        run(other, "p", values, compact=False, run_id=f"r{i}")
     compact = inspect(store, "p")
     reference = inspect(other, "p")
     for query in (
@@ -90,7 +90,7 @@ def test_status_reads_as_if_every_packet_had_its_row(store: Store, history: str)
 def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
     values = list(range(50))
     for i in range(4):
-        run(store, "p", values, hold=None, run_id=f"r{i}")
+        run(store, "p", values, compact=True, run_id=f"r{i}")
     rows = status_rows(store, "p")
     assert rows.height == 50 + 3  # r0's rows, a row per later run
     compact = rows.filter(pl.col(PACKETS).is_not_null())
@@ -100,9 +100,10 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
     markers = scope.scan(markers_path(scope.list()[0]))
     assert markers is not None
     (marker,) = markers.to_pylist()
-    assert (marker["__record_id"], marker["__meta:run_id"]) == (
-        f"{marker['__meta:node_hash']}:50",
+    assert (marker["__record_id"], marker["__meta:run_id"], marker[PACKETS]) == (
+        marker["__meta:node_hash"],
         "r0",
+        50,
     )
     latest = inspect(store, "p").status()
     assert latest.height == 50
@@ -111,18 +112,11 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
 
 
 def test_a_run_not_fully_cached_writes_a_row_per_packet(store: Store) -> None:
-    run(store, "p", [1, 2], hold=None, run_id="r0")
-    run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # two cached, one computed
+    run(store, "p", [1, 2], compact=True, run_id="r0")
+    run(store, "p", [1, 2, 3], compact=True, run_id="r1")  # two cached, one computed
     rows = status_rows(store, "p")
     assert rows[PACKETS].null_count() == rows.height
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
-
-
-def test_too_many_cached_rows_to_hold_are_written_a_row_each(store: Store) -> None:
-    run(store, "p", list(range(10)), hold=None, run_id="r0")
-    run(store, "p", list(range(10)), hold=4, run_id="r1")
-    rows = status_rows(store, "p")
-    assert rows.filter(pl.col("__meta:run_id") == "r1").height == 10
 
 
 def _drop_marker(scope: Store) -> object:
@@ -141,12 +135,26 @@ def _crash_before_marking(scope: Store) -> object:
 def test_without_a_run_listing_the_packets_rows_are_written(
     store: Store, forget: Callable[[Store], object]
 ) -> None:
-    run(store, "p", [1, 2, 3], hold=None, run_id="r0")
+    run(store, "p", [1, 2, 3], compact=True, run_id="r0")
     forget(store.at(PIPELINES, "p", STATUS_SCOPE))
-    run(store, "p", [1, 2, 3], hold=None, run_id="r1")  # all cached, no marker to name r0
+    run(store, "p", [1, 2, 3], compact=True, run_id="r1")  # all cached, no marker to name r0
     rows = status_rows(store, "p")
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
-    run(store, "p", [1, 2, 3], hold=None, run_id="r2")  # r1 lists them all: compact
+    run(store, "p", [1, 2, 3], compact=True, run_id="r2")  # r1 lists them all: compact
     r2 = status_rows(store, "p").filter(pl.col("__meta:run_id") == "r2")
     assert r2[PACKETS].to_list() == [3]
     assert r2[SAME_AS].to_list() == ["r1"]
+
+
+def test_the_cached_packets_of_a_run_that_also_computes_are_one_row(store: Store) -> None:
+    run(store, "p", [1, -2, 3], compact=True, run_id="r0")  # a row each, and the marker
+    run(store, "p", [1, -2, 3], compact=True, run_id="r1")  # id 1 fails again, 0 and 2 cached
+    r1 = status_rows(store, "p").filter(pl.col("__meta:run_id") == "r1")
+    assert sorted(r1["__meta:state"].to_list()) == ["CACHED", "FAILED"]
+    assert r1.filter(pl.col("__meta:state") == "CACHED")[PACKETS].to_list() == [2]
+    latest = inspect(store, "p").status().sort("id")
+    assert latest.select("id", "state", "run_id").rows() == [
+        (0, "CACHED", "r1"),
+        (1, "FAILED", "r1"),
+        (2, "CACHED", "r1"),
+    ]

@@ -1,22 +1,22 @@
-"""Compact status rows: a fully cached run of a node recorded as one row, not one per packet.
+"""Compact status rows: the cached packets of a node in a run recorded as one row.
 
 A fully cached re-run of a node adds nothing to its results, yet a status row per packet made
 every such run grow the store by what the node's first run had written (18 MB per re-run of
-a million packets), and had the status table compacted over and over as it aged. So when every
-packet of a node in a run was served from stored results (``CACHED``), the status observer
-writes one row for all of them: ``PACKETS`` says how many, ``SAME_AS`` names an earlier run
-whose own rows, for the same node hash, list exactly those packets. The node hash covers the
-node's input data, so two runs of one node hash see the same packets. A run that wrote a row
-for each of its packets, ended them all and ended the node leaves a *marker* (``marker_row``)
-in a small table beside the status table (``markers_path``), with a record id made of the node
-hash and the number of packets: a later run finds the run that lists its packets by looking
-that id up (``find_base``), without opening the status table, which grows at every run. The
-rows read back (``expand``) are those the observer would have written: one per packet,
-``CACHED``, with the compact row's run, times and sequence, and the listed run's tag values.
+a million packets), and had the status table compacted over and over as it aged. So the
+packets of a node that a run served from stored results (``CACHED``) get one row: ``PACKETS``
+says how many, ``SAME_AS`` names an earlier run whose own rows, for the same node hash, list
+every packet of that node hash. The node hash covers the node's input data, so two runs of one
+node hash see the same packets: the compact row stands for the listed run's packets that have
+no row of their own in its run (those it computed, skipped or failed). The rows read back
+(``expand``) are those the observer would have written: one per packet, ``CACHED``, with the
+compact row's run, times and sequence, and the listed run's tag values.
 
-A run whose packets are not all cached, or for which no earlier run lists the same number of
-packets (the first run after a crash that lost status rows, results computed by another
-pipeline), writes a row per packet as before.
+The run that lists them is found through a *marker* (``marker_row``): a run that wrote a row
+for each packet of a node (no compact row), ended them all and ended the node writes one,
+once its rows are committed, in a small table beside the status table (``markers_path``),
+keyed by the node hash. A later run looks it up by id when its first cached packet ends
+(``find_base``), without opening the status table, which grows at every run; with no marker,
+it writes a row per packet and leaves the marker itself.
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ def is_markers_path(path: StorePath) -> bool:
     return len(path) > 1 and path[-1] == MARKERS
 
 
-def marker_id(node_hash: str, packets: int) -> str:
-    """The record id of the marker naming the run that lists ``packets`` packets of node
-    hash ``node_hash``."""
-    return f"{node_hash}:{packets}"
+def marker_id(node_hash: str) -> str:
+    """The record id of the marker naming the run that lists the packets of node hash
+    ``node_hash``."""
+    return node_hash
 
 
 def marker_row(node: str, node_hash: str, packets: int, run_id: str, at: float) -> pa.Table:
@@ -84,7 +84,7 @@ def marker_row(node: str, node_hash: str, packets: int, run_id: str, at: float) 
     ``node_hash`` that wrote a row for each of its ``packets`` packets."""
     return pa.table(
         {
-            RECORD_ID: pa.array([marker_id(node_hash, packets)], pa.large_string()),
+            RECORD_ID: pa.array([marker_id(node_hash)], pa.large_string()),
             RUN_ID: pa.array([run_id], pa.large_string()),
             NODE: pa.array([node], pa.large_string()),
             NODE_HASH: pa.array([node_hash], pa.large_string()),
@@ -94,10 +94,10 @@ def marker_row(node: str, node_hash: str, packets: int, run_id: str, at: float) 
     )
 
 
-def find_base(store: Store, path: StorePath, node_hash: str, packets: int) -> str | None:
-    """The run whose own status rows at ``path`` list the ``packets`` packets of node hash
+def find_base(store: Store, path: StorePath, node_hash: str) -> str | None:
+    """The run whose own status rows at ``path`` list every packet of node hash
     ``node_hash``, from its marker; None if no run left one."""
-    found = store.read(markers_path(path), [marker_id(node_hash, packets)], columns=[RUN_ID])
+    found = store.read(markers_path(path), [marker_id(node_hash)], columns=[RUN_ID])
     if found is None or not found.num_rows:
         return None
     return str(found.column(RUN_ID)[0].as_py())
@@ -132,14 +132,15 @@ def expand(frame: pl.DataFrame) -> pl.DataFrame:
     rows = frame.filter(pl.col(PACKETS).is_null())
     if compact.height:
         tags = [c for c in frame.columns if not is_fixed(c)]
-        listed = (
-            rows.filter(pl.col(STATE) != State.RUNNING.value)
-            .select(pl.col(RUN_ID).alias(SAME_AS), NODE_HASH, *tags)
-            .unique(maintain_order=True)
-        )
+        ended = rows.filter(pl.col(STATE) != State.RUNNING.value)
+        listed = ended.select(pl.col(RUN_ID).alias(SAME_AS), NODE_HASH, *tags).unique()
+        # The packets a compact row's run wrote rows of its own for (not cached) are not
+        # among those it stands for.
+        own = rows.select(RUN_ID, NODE_HASH, *tags).unique()
         copies = (
             compact.drop(tags)
-            .join(listed, on=[SAME_AS, NODE_HASH], how="inner")
+            .join(listed, on=[SAME_AS, NODE_HASH], how="inner", nulls_equal=True)
+            .join(own, on=[RUN_ID, NODE_HASH, *tags], how="anti", nulls_equal=True)
             .with_columns(
                 pl.lit(None, pl.String).alias(c) for c in (ERROR_TYPE, ERROR_MESSAGE, REASON)
             )

@@ -14,11 +14,10 @@ Rows go to the node's table (see ``batching.table_path``): the fixed columns of
 timestamp and start time, state, cached flag, error type and message, attempts) and the packet's tag
 columns, system tags included, typed like the node's tag columns.
 
-A node whose packets in a run were all served from stored results gets one row for all of them
-instead (see ``podline.observability.compact``): the view holds such rows back (at most
-``hold_cached_rows``) until the node ends, and writes them one per packet as soon as one packet
-of the node is not cached, when there are too many to hold, or when no earlier run lists the
-same packets.
+The packets of a node that a run served from stored results get one row for all of them
+instead, when an earlier run of the same node hash wrote a row for each of its packets (see
+``podline.observability.compact``): the view counts them and writes that row when the node
+ends. Such a run leaves a marker when the node ends.
 """
 
 from __future__ import annotations
@@ -74,9 +73,8 @@ _FAILED = STATE_INDEX[State.FAILED]
 _UNKNOWN = float("nan")
 _TEXT = pa.large_string()
 _COUNT = pa.int64()
-#: Cached status rows a node view holds back, hoping to write them as one (a few tens of
-#: bytes each: the tags and four small columns).
-DEFAULT_HOLD_CACHED_ROWS = 2_097_152
+#: ``_StatusView.base`` before the marker was looked up (a run id is never empty).
+_UNKNOWN_BASE = ""
 
 
 class StatusObserver(BatchedObserver):
@@ -94,11 +92,12 @@ class StatusObserver(BatchedObserver):
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
-        hold_cached_rows: int = DEFAULT_HOLD_CACHED_ROWS,
+        compact_cached: bool = True,
     ) -> None:
         super().__init__(store, batch_rows=batch_rows, flush_seconds=flush_seconds)
-        #: How many cached rows of a node a view may hold back (0: a row per packet always).
-        self.hold_cached_rows = hold_cached_rows
+        #: Whether cached packets are written as one row where they can be (False: a row
+        #: per packet always, as before ``compact.py``).
+        self.compact_cached = compact_cached
 
     def __repr__(self) -> str:
         return f"StatusObserver({self.store.to_config()!r})"
@@ -149,11 +148,12 @@ class _StatusView(NodeView[_StatusRows]):
         self.open_parts: list[tuple[pa.Table, pa.Table, float]] = []
         self.open: dict[int, int] = {}
         self.open_start: dict[int, float] = {}
-        #: Parts of cached rows held back while every packet of the node so far was cached;
-        #: ``holding`` turns False for good (in this run) once they were written out.
-        self.held: list[pa.Table] = []
-        self.held_rows = 0
-        self.holding = isinstance(owner, StatusObserver) and owner.hold_cached_rows > 0
+        #: The run listing every packet of the node hash (from its marker; None: no run
+        #: does, and this one writes a row per packet).
+        self.base: str | None = _UNKNOWN_BASE
+        #: Cached packets counted, not written, and when the first of them ended.
+        self.compact_count = 0
+        self.compact_since = 0.0
         self.ended = False
         #: Packets that ended in this run (each ends once), for the marker.
         self.ended_packets = 0
@@ -222,53 +222,40 @@ class _StatusView(NodeView[_StatusRows]):
             with self.lock:
                 self.drop_parts([p for _, p, _ in opened])
         self.ended_packets += n
-        if self.holding and not announced.any() and bool((states == _CACHED).all()):
-            self._hold(part)
-        else:
-            self._release()
+        compact = (states == _CACHED) & ~announced
+        if compact.any() and self._compacting():
+            if not self.compact_count:
+                self.compact_since = now
+            self.compact_count += int(compact.sum())
+            part = part.filter(pa.array(~compact))
+        if part.num_rows:
             self.add_part(part)
 
     # ------------------------------------------------------------------ compact cached rows
-    def _hold(self, part: pa.Table) -> None:
+    def _compacting(self) -> bool:
+        """Whether cached packets are counted instead of written: when an earlier run of
+        this node hash wrote a row for each of its packets (looked up once per run)."""
         assert isinstance(self.owner, StatusObserver)
-        with self.lock:
-            self.held.append(part)
-            self.held_rows += part.num_rows
-            full = self.held_rows > self.owner.hold_cached_rows
-        if full:
-            self._release()
-
-    def _release(self) -> None:
-        """Stop holding cached rows back in this run: buffer the held ones, a row each."""
-        with self.lock:
-            held, self.held, self.held_rows = self.held, [], 0
-            self.holding = False
-        for part in held:
-            self.add_part(part)
-
-    def _write_held(self) -> bool:
-        """The node ended with every packet cached: one row for all of them, if an earlier
-        run lists them (True); a row each otherwise."""
-        rows = self.held_rows
-        if not rows:
+        if not self.owner.compact_cached:
             return False
-        try:
-            base = find_base(self.owner.store, self.path, self.node_hash, rows)
-        except Exception:  # observing must never break a run: write a row per packet
-            base = None
-        if base is None:
-            self._release()
-            return False
-        with self.lock:
-            held, self.held, self.held_rows = self.held, [], 0
-        started = min(float(p.column(STARTED_AT).cast(_COUNT)[0].as_py()) for p in held) / 1e6
-        self.add_part(compact_row(rows, base, started, time()))
-        return True
+        if self.base == _UNKNOWN_BASE:
+            try:
+                self.base = find_base(self.owner.store, self.path, self.node_hash)
+            except Exception:  # observing must never break a run: write a row per packet
+                self.base = None
+        return self.base is not None
+
+    def _write_compact(self) -> None:
+        """The node ended: one row for the cached packets counted (see ``compact.py``)."""
+        if self.compact_count and self.base:
+            self.add_part(compact_row(self.compact_count, self.base, self.compact_since, time()))
 
     def _mark(self) -> None:
         """The node ended, and this run wrote a row for each of its packets, all ended:
         leave the marker that lets later runs name this one (see ``compact.py``)."""
-        if self.lost or self.open or self.open_parts or not self.ended_packets:
+        if self.base or self.lost or self.open or self.open_parts:
+            return  # a run that found a marker may have counted packets, not listed them
+        if not self.ended_packets:
             return
         store, run = self.owner.store, self.owner.run_id
         marker = marker_row(self.node_label, self.node_hash, self.ended_packets, run, time())
@@ -292,8 +279,6 @@ class _StatusView(NodeView[_StatusRows]):
     def on_packet_start(
         self, *, node_label: str, node_hash: str, tag: Tag, packet: Packet, **kwargs: Any
     ) -> None:
-        if self.held:
-            self._release()
         now = time()
         with self.lock:
             self.open[id(tag)] = self.buffer.rows.append(_RUNNING, now, now, tag, None)
@@ -327,8 +312,6 @@ class _StatusView(NodeView[_StatusRows]):
         self._end(_FAILED, tag, False, error)
 
     def _end(self, state: int, tag: Tag, cached: bool, error: BaseException | None) -> None:
-        if self.held:
-            self._release()
         self.ended_packets += 1
         now = time()
         key = id(tag)
@@ -358,20 +341,20 @@ class _StatusView(NodeView[_StatusRows]):
         self.open = dict.fromkeys(self.open, -1)
 
     def finish(self) -> None:
-        compact = False
         if self.ended:
-            compact = self._write_held()
-        else:  # the node raised, or the run ended without it: nothing to compare with
-            self._release()
+            self._write_compact()
+        # A node that raised: the cached packets counted are not written (a compact row
+        # would stand for the packets the run never reached too).
         super().finish()
-        if self.ended and not compact:
+        if self.ended:
             self._mark()
         self.ended_packets = 0
         self.lost = False
         self.open_parts = []
         self.open = {}
         self.open_start = {}
-        self.holding = isinstance(self.owner, StatusObserver) and self.owner.hold_cached_rows > 0
+        self.base = _UNKNOWN_BASE
+        self.compact_count = 0
         self.ended = False
 
     def build(self, rows: _StatusRows) -> dict[str, pa.Array]:
