@@ -98,6 +98,27 @@ class StatusObserver(BatchedObserver):
         #: Whether cached packets are written as one row where they can be (False: a row
         #: per packet always, as before ``compact.py``).
         self.compact_cached = compact_cached
+        #: The markers of the run's node views that listed their packets: written at the
+        #: run's end, once their rows are committed.
+        self.markers: list[tuple[tuple[str, ...], pa.Table]] = []
+
+    def on_run_end(self, *, run_id: str, **kwargs: Any) -> None:
+        super().on_run_end(run_id=run_id, **kwargs)
+        markers, self.markers = self.markers, []
+        if not markers:
+            return
+        try:
+            self.store.flush()  # raises if the rows are not all committed: then no marker
+            for path, marker in markers:
+                self.store.write(path, marker)
+            self.store.flush()
+        except Exception as exc:  # observing must never break a run
+            warnings.warn(
+                f"podline could not mark the status rows of run {run_id!r}: "
+                f"{type(exc).__name__}: {exc}",
+                ObservationWarning,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"StatusObserver({self.store.to_config()!r})"
@@ -252,24 +273,14 @@ class _StatusView(NodeView[_StatusRows]):
 
     def _mark(self) -> None:
         """The node ended, and this run wrote a row for each of its packets, all ended:
-        leave the marker that lets later runs name this one (see ``compact.py``)."""
-        if self.base or self.lost or self.open or self.open_parts:
+        have the run leave the marker that lets later runs name it (see ``compact.py``)."""
+        if self.base or self.lost or self.open or self.open_parts or not self.ended_packets:
             return  # a run that found a marker may have counted packets, not listed them
-        if not self.ended_packets:
-            return
-        store, run = self.owner.store, self.owner.run_id
-        marker = marker_row(self.node_label, self.node_hash, self.ended_packets, run, time())
-        try:
-            store.flush()  # the rows first: a marker must never name rows that were lost
-            if not self.lost:
-                store.write(markers_path(self.path), marker)
-        except Exception as exc:  # observing must never break a run
-            warnings.warn(
-                f"podline could not mark the status rows of node {self.node_label!r} at "
-                f"{'/'.join(self.path)!r}: {type(exc).__name__}: {exc}",
-                ObservationWarning,
-                stacklevel=2,
-            )
+        assert isinstance(self.owner, StatusObserver)
+        marker = marker_row(
+            self.node_label, self.node_hash, self.ended_packets, self.owner.run_id, time()
+        )
+        self.owner.markers.append((markers_path(self.path), marker))
 
     def on_node_end(self, *, node_label: str, node_hash: str, **kwargs: Any) -> None:
         self.ended = True
