@@ -158,3 +158,17 @@ def test_the_cached_packets_of_a_run_that_also_computes_are_one_row(store: Store
         (1, "FAILED", "r1"),
         (2, "CACHED", "r1"),
     ]
+
+
+@pytest.mark.parametrize("backend", ["pg_store", "s3_store"])
+def test_compact_rows_on_postgres_and_object_storage(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    store: Store = request.getfixturevalue(backend)
+    other = MemoryStore()
+    for i, values in enumerate(HISTORIES["a failure, then fixed by another version"]):
+        run(store, "p", values, compact=True, run_id=f"r{i}")
+        run(other, "p", values, compact=False, run_id=f"r{i}")
+    assert sorted(status_rows(store, "p")[PACKETS].drop_nulls().to_list()) == [2, 3]
+    for query in (lambda o: o.status(), lambda o: o.status(latest=False)):
+        assert comparable(query(inspect(store, "p"))).equals(comparable(query(inspect(other, "p"))))
