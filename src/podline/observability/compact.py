@@ -37,6 +37,7 @@ from podline.observability.columns import (
     RECORD_ID,
     RUN_ID,
     SAME_AS,
+    SEQUENCE,
     STARTED_AT,
     STATE,
     TIMESTAMP,
@@ -123,13 +124,22 @@ def packet_weight() -> pl.Expr:
     return pl.col(PACKETS).fill_null(1)
 
 
-def expand(frame: pl.DataFrame) -> pl.DataFrame:
+def expand(frame: pl.DataFrame, *, latest: bool = False) -> pl.DataFrame:
     """Status rows (stored column names) with each compact row replaced by the rows it
-    stands for, and without the compact columns."""
+    stands for, and without the compact columns.
+
+    ``latest``: only what the latest state of each packet needs. A compact row stands for
+    every packet of its node hash but those its run wrote rows of, so the latest compact row
+    of a node hash leaves nothing of the earlier ones that a later row does not replace, and
+    only it is expanded (a store run a thousand times is not read as a thousand copies)."""
     if PACKETS not in frame.columns:
         return frame
     compact = frame.filter(pl.col(PACKETS).is_not_null())
     rows = frame.filter(pl.col(PACKETS).is_null())
+    if latest and compact.height > 1:
+        compact = compact.sort([TIMESTAMP, SEQUENCE]).unique(
+            subset=[NODE_HASH], keep="last", maintain_order=True
+        )
     if compact.height:
         tags = [c for c in frame.columns if not is_fixed(c)]
         ended = rows.filter(pl.col(STATE) != State.RUNNING.value)

@@ -156,7 +156,9 @@ class PipelineObservations:
         in every row are left out.
         """
         wanted = self._state(state)
-        frame = self._read(STATUS_SCOPE, node, run_id, None, {**(tags or {}), **tag_filters})
+        frame = self._read(
+            STATUS_SCOPE, node, run_id, None, {**(tags or {}), **tag_filters}, latest=latest
+        )
         if frame is None:
             return _empty(_STATUS_COLUMNS)
         frame = frame.sort([TIMESTAMP, SEQUENCE])
@@ -306,6 +308,8 @@ class PipelineObservations:
         run_id: str | None,
         state: str | None,
         tag_filters: Mapping[str, Any],
+        *,
+        latest: bool = False,
     ) -> pl.DataFrame | None:
         """Every row of ``scope`` matching the filters, stored column names, or None."""
         paths = self._paths(scope)
@@ -333,7 +337,11 @@ class PipelineObservations:
                 continue
             frame = _frame(table)
             if expanding:
-                frame = expand(frame).filter(*(pl.col(c) == v for c, v in where.items()))
+                # (A run's own rows only, when asked for one: every compact row of it.)
+                newest = latest and run_id is None
+                frame = expand(frame, latest=newest).filter(
+                    *(pl.col(c) == v for c, v in where.items())
+                )
             tag_names.update(friendly_name(c) for c in frame.columns if not is_fixed(c))
             kept = _filter_tags(frame, tag_filters)
             if kept is not None and kept.height:
