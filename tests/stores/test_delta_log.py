@@ -26,7 +26,7 @@ from podline.stores._delta_log import CommitConflict, DeltaRsLog, UnsupportedTab
 
 from .conftest import records
 
-_SETTINGS = ParquetSettings(frozenset({RECORD_ID}))
+_SETTINGS = ParquetSettings("none", frozenset({RECORD_ID}))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from podline.stores._delta_log import CommitConflict
 
 from .conftest import records
 
-_SETTINGS = ParquetSettings(frozenset({RECORD_ID}))
+_SETTINGS = ParquetSettings("none", frozenset({RECORD_ID}))
 
 
 def _entry(uri: str, version: int) -> Path:

@@ -46,7 +46,6 @@ __all__ = [
     "UnsupportedTable",
     "arrow_field",
     "check_data_files",
-    "compaction_properties",
     "decode_segment",
     "delta_field",
     "delta_schema",
@@ -277,9 +276,10 @@ _ENCODING_SAMPLE = 2048
 
 
 class ParquetSettings(NamedTuple):
-    """How a table's data files are written (see ``parquet_settings``): Zstandard at
-    ``ZSTD_LEVEL``, and a dictionary for every column but ``plain``."""
+    """How a table's data files are written (see ``parquet_settings``)."""
 
+    #: "zstd" (level ``ZSTD_LEVEL``) or "none".
+    compression: str
     #: Columns written without a dictionary.
     plain: frozenset[str]
 
@@ -288,37 +288,32 @@ class ParquetSettings(NamedTuple):
         from deltalake import ColumnProperties, WriterProperties
 
         columns = {name: ColumnProperties(dictionary_enabled=False) for name in self.plain}
+        zstd = self.compression == "zstd"
         return WriterProperties(
-            compression="ZSTD",
-            compression_level=ZSTD_LEVEL,
+            compression="ZSTD" if zstd else "UNCOMPRESSED",
+            compression_level=ZSTD_LEVEL if zstd else None,
             column_properties=columns or None,
         )
 
     def for_pyarrow(self, schema: pa.Schema) -> dict[str, Any]:
         """The settings as ``pyarrow.parquet.write_table`` takes them."""
         dictionary = [name for name in schema.names if name not in self.plain]
+        level = ZSTD_LEVEL if self.compression == "zstd" else None
         return {
-            "compression": "zstd",
-            "compression_level": ZSTD_LEVEL,
+            "compression": self.compression,
+            "compression_level": level,
             "use_dictionary": dictionary,
         }
 
 
-#: The Zstandard level of every data file: the fastest, which already stores a
-#: ``pod3:<64 hex>`` hash in 33 bytes, as compactly as its 32-byte digest (level 3 wrote twice
-#: as slowly for a file 5% larger on hex).
+#: The Zstandard level of compressed tables: the fastest (level 3 wrote twice as slowly for
+#: files 5% larger).
 ZSTD_LEVEL = 1
 
 
-def compaction_properties() -> WriterProperties:
-    """How delta-rs writes the files a compaction merges (see ``ZSTD_LEVEL``)."""
-    from deltalake import WriterProperties
-
-    return WriterProperties(compression="ZSTD", compression_level=ZSTD_LEVEL)
-
-
 def parquet_settings(rows: pa.Table) -> ParquetSettings:
-    """Parquet settings for writing ``rows``: dictionary encoding only where it pays.
+    """Parquet settings for writing ``rows``: dictionary encoding only where it pays, and
+    compression only where it does not slow down lookups.
 
     Record ids, content hashes, call tokens, sequence numbers and timestamps hardly ever
     repeat; a Parquet writer tries a dictionary for them anyway before giving up, which made
@@ -326,14 +321,16 @@ def parquet_settings(rows: pa.Table) -> ParquetSettings:
     24 ms without, files 18% larger). A column whose sample is mostly distinct is written
     without one (100,000 log rows: 43 ms of CPU instead of 59).
 
-    Every file is compressed with Zstandard. Distinct strings are mostly hashes (``pod3:`` and
-    64 hex digits): Snappy, which has no entropy coding, keeps 63 of their 69 bytes, while
-    Zstandard keeps 33 (a hex digit holds 4 bits), as compact as the raw digest, and reads as
-    fast as an uncompressed file. Status and log rows (ids, sequence numbers, timestamps)
-    take 16 bytes a row instead of Snappy's 39, for 0.09 µs more per row written.
+    A table made mostly of distinct strings (hashes: provenance records, memo entries) is
+    written uncompressed. Zstandard would keep a ``pod3:`` hash in 33 bytes instead of 73, as
+    compactly as its 32-byte digest, but a lookup of 100,000 ids in a table of a million
+    then took 192-239 ms of CPU instead of 125-148 (decompressing what it scans), and lookups
+    are what cached runs do. Other tables (status and log rows) are written with Zstandard:
+    16 bytes a row instead of Snappy's 39, for 0.09 µs more per row written.
     """
     sample = rows.slice(0, _ENCODING_SAMPLE)
     plain = set()
+    distinct_text = 0
     for field in rows.schema:
         t = field.type
         if pa.types.is_nested(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
@@ -341,7 +338,10 @@ def parquet_settings(rows: pa.Table) -> ParquetSettings:
         values = sample.column(field.name)
         if len(values) and pc.count_distinct(values).as_py() > len(values) // 2:
             plain.add(field.name)
-    return ParquetSettings(frozenset(plain))
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
+                distinct_text += rows.column(field.name).nbytes
+    hashes = 2 * distinct_text > rows.nbytes
+    return ParquetSettings("none" if hashes else "zstd", frozenset(plain))
 
 
 def path_schema(stored: pa.Schema) -> pa.Schema:

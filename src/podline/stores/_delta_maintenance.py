@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from podline.stores._delta_format import compaction_properties
 from podline.stores._delta_log import TableLog
 
 __all__ = [
@@ -87,9 +86,7 @@ def rewrite_small_files(log: TableLog, least: int = 2) -> bool:
     if log.file_count() < 2:
         return False
     target = merge_size(list(log.data_files().values()), least)
-    metrics = log.delta_table().optimize.compact(
-        target_size=target, writer_properties=compaction_properties()
-    )
+    metrics = log.delta_table().optimize.compact(target_size=target)
     log.update()
     return bool(metrics["numFilesRemoved"])
 
