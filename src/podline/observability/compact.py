@@ -21,7 +21,8 @@ it writes a row per packet and leaves the marker itself.
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from podline.observability.batching import timestamps
@@ -45,6 +46,9 @@ from podline.observability.columns import (
     is_fixed,
 )
 from podline.stores import Store, StorePath
+
+if TYPE_CHECKING:  # polars is the reader's: the observer writing rows does without it
+    import polars as pl
 
 __all__ = [
     "compact_row",
@@ -121,6 +125,8 @@ def compact_row(packets: int, base: str, started: float, ended: float) -> pa.Tab
 
 def packet_weight() -> pl.Expr:
     """How many packets a status row stands for: one, or a compact row's ``PACKETS``."""
+    import polars as pl
+
     return pl.col(PACKETS).fill_null(1)
 
 
@@ -132,6 +138,8 @@ def expand(frame: pl.DataFrame, *, latest: bool = False) -> pl.DataFrame:
     every packet of its node hash but those its run wrote rows of, so the latest compact row
     of a node hash leaves nothing of the earlier ones that a later row does not replace, and
     only it is expanded (a store run a thousand times is not read as a thousand copies)."""
+    import polars as pl
+
     if PACKETS not in frame.columns:
         return frame
     compact = frame.filter(pl.col(PACKETS).is_not_null())
