@@ -91,7 +91,9 @@ def test_lookups_equal_full_reads_and_delta_rs(
         expected = _expected(everything, where)
         found = store.scan("t", where=where)
         assert found is not None
-        assert found.equals(expected)
+        # (NaN equals NaN here: Table.equals says it does not, whatever the rows.)
+        assert found.schema == expected.schema
+        assert pl.from_arrow(found).equals(pl.from_arrow(expected))
         projected = store.scan("t", columns=["s", RECORD_ID], where=where)
         assert projected is not None
         assert projected.equals(expected.select(["s", RECORD_ID]))
