@@ -75,13 +75,15 @@ class FunctionNodeProtocol(NodeProtocol, Protocol):
     What orchestrators read: ``executor`` (the node's own, which wins over every other),
     ``pod_executor`` (its pod's own), ``max_concurrency`` (calls in flight when no executor
     is given), ``is_async`` (whether its function is ``async def``), and after a run its
-    ``counts`` per ``RowStatus`` and how many rows ``recomputed`` (replaced stored results).
+    ``counts`` per ``RowStatus``, how many rows ``recomputed`` (replaced stored results) and
+    how many ``output_rows`` it gave (kept or not: see ``begin(keep_output=...)``).
     """
 
     executor: Executor | None
     max_concurrency: int | None
     counts: dict[RowStatus, int]
     recomputed: int
+    output_rows: int
 
     @property
     def pod_executor(self) -> Executor | None: ...
@@ -98,11 +100,14 @@ class FunctionNodeProtocol(NodeProtocol, Protocol):
         timeout: float | None = None,
         recompute: bool = False,
         stop: threading.Event | None = None,
+        keep_output: bool = True,
     ) -> None: ...
 
     def execute_batch(self, batch: Stream, **kwargs: Any) -> TableStream: ...
 
-    def finish(self, tags: Sequence[str] | None = None) -> TableStream: ...
+    def finish(self) -> TableStream: ...
+
+    def release_output(self) -> None: ...
 
     def invalidate(self, **tag_values: Any) -> int: ...
 

@@ -28,7 +28,17 @@ from podline.nodes.preview import NodePreview, PreviewProducer, preview_rows
 from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
 from podline.runtime import deferred_interrupts
 from podline.stores import RECORD_ID, Store
-from podline.streams import ProducedStream, Producer, Showable, Shown, Stream, TableStream
+from podline.streams import (
+    DelegatingStream,
+    ProducedStream,
+    Producer,
+    Showable,
+    Shown,
+    SpillBuffer,
+    Stream,
+    TableStream,
+    stream_chunks,
+)
 
 __all__ = ["CacheMode", "ErrorPolicy", "FunctionNode", "OperatorNode", "SourceNode"]
 
@@ -43,6 +53,10 @@ _log = logging.getLogger(__name__)
 
 
 def _as_table_stream(stream: Stream, label: str) -> TableStream:
+    # A source read in chunks stays so: its rows are read when a consumer reads them.
+    chunked = stream.chunked_rows() if isinstance(stream, DelegatingStream) else None
+    if chunked is not None:
+        return chunked.relabelled(label)
     tags, _ = stream.keys()
     table = stream.as_table(system_tags=True, source_info=True)
     return TableStream(table, tags, label=label)
@@ -189,7 +203,10 @@ class FunctionNode(Node):
         self.store: Store | None = None
         #: Rows per status in the last ``execute``.
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
-        self._parts: list[TableStream] = []
+        #: Output rows of the last ``execute`` (kept or not).
+        self.output_rows = 0
+        #: The output being collected (None: not kept, see ``begin``).
+        self._parts: SpillBuffer | None = None
         #: What the records know, being read for the current execution (None: nothing to
         #: look up, or no execution begun: see ``_begun``).
         self._known: Future[KnownEntries] | None = None
@@ -212,21 +229,24 @@ class FunctionNode(Node):
         commit_seconds: float = COMMIT_SECONDS,
         timeout: float | None = None,
         recompute: bool = False,
+        keep_output: bool = True,
         **kwargs: Any,
     ) -> TableStream:
-        # One path for whole inputs and streamed chunks: the input is fed in bounded batches,
-        # records are written, and packet hooks fire, batch by batch (the pod itself computes
-        # and stores in smaller batches). Only the lookup is done once for the whole input:
-        # a lookup per batch would index what the records know once per batch.
-        table = stream.as_table(system_tags=True, source_info=True)
-        tags, _ = stream.keys()
-        self.begin(commit_seconds=commit_seconds, timeout=timeout, recompute=recompute)
-        known = self._lookup(TableStream(table, tags, label=self.label))
-        for start in range(0, max(table.num_rows, 1), NODE_BATCH):
-            batch = TableStream(table.slice(start, NODE_BATCH), tags, label=self.label)
-            part = known.slice(start, len(batch))
-            self._add(self._run_batch(batch, part, observer, error_policy, executor))
-        return self.finish(tags)
+        # One path for whole inputs and streamed chunks: the input is read in bounded batches
+        # (a chunked input, such as a file source, is never held whole), and records are
+        # written and packet hooks fire batch by batch (the pod itself computes and stores
+        # in smaller batches).
+        self.begin(
+            commit_seconds=commit_seconds,
+            timeout=timeout,
+            recompute=recompute,
+            keep_output=keep_output,
+        )
+        for batch in stream_chunks(stream, NODE_BATCH):
+            table = batch.as_table(system_tags=True, source_info=True)
+            rows = TableStream(table, batch.keys()[0], label=self.label)
+            self._add(self._run_batch(rows, self._lookup(rows), observer, error_policy, executor))
+        return self.finish()
 
     # Incremental execution, for orchestrators that stream (and ``execute``): ``begin()``,
     # then ``execute_batch(chunk)`` per input chunk in input order, then ``finish()``.
@@ -237,17 +257,23 @@ class FunctionNode(Node):
         timeout: float | None = None,
         recompute: bool = False,
         stop: threading.Event | None = None,
+        keep_output: bool = True,
     ) -> None:
         """Start a new execution: counts and collected output are reset. Finished calls are
         committed at least every ``commit_seconds``; ``timeout`` limits each call where the
         pod sets no limit; ``recompute`` runs every call again, replacing stored results;
         once ``stop`` is set, no call starts any more (``RunCancelledError``) and what
-        finished is committed."""
+        finished is committed. ``keep_output=False``: nobody reads the output of this
+        execution, so where the store can serve it again it is not collected (``finish``
+        gives zero rows, ``output_rows`` counts them; reads serve the stored results)."""
         self.counts = dict.fromkeys(RowStatus, 0)
         self.recomputed = 0
+        self.output_rows = 0
         self._recompute = recompute
         self._stop = stop
-        self._parts = []
+        self._output = None
+        keep_output = keep_output or self.store is None or self.result_store is None
+        self._parts = SpillBuffer() if keep_output else None
         self._clock = CommitClock(commit_seconds)
         self._timeout = timeout
         # One memo for all the execution's batches, read at most once (see ResultCache).
@@ -295,24 +321,35 @@ class FunctionNode(Node):
             found = self._known.result().find(entry_ids)
         return _Known(entry_ids, found)
 
-    def finish(self, tags: Sequence[str] | None = None) -> TableStream:
-        """End an execution: the collected output becomes the node's output."""
-        if tags is None:
-            tags, _ = self.keys()
-        parts = self._parts or [empty_output(self)]
-        output = _concat(parts, tuple(tags), self.label)
-        self.set_output(output)
-        self._parts = []
+    def finish(self) -> TableStream:
+        """End an execution: the collected output becomes the node's output (one held in
+        memory, or read back from a spill file when large: see ``SpillBuffer``)."""
+        empty = empty_output(self)
+        if self._parts is None:
+            output = empty
+        else:
+            output = self._parts.result(empty)
+            output.label = self.label
+            self.set_output(output)
+        self._parts = None
         self._known = None
         self._memo = None
         self._begun = False
         return output
 
+    def release_output(self) -> None:
+        """Let go of the kept output if the store serves it again (reads then give the
+        stored results of the current input, as in a fresh process)."""
+        if self.store is not None and self.result_store is not None:
+            self._output = None
+
     def _add(self, result: PodResult) -> None:
         for status in RowStatus:
             self.counts[status] += result.count(status)
         self.recomputed += len(result.reasons)
-        self._parts.append(result.stream)
+        self.output_rows += len(result.stream)
+        if self._parts is not None:
+            self._parts.add(result.stream)
 
     def _run_batch(
         self,
@@ -652,11 +689,6 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
             times = np.full((n, 2), np.nan)
             times[misses] = computed.call_times
     return PodResult(stream, codes, errors, captures, ran, call_times=times, reasons=reasons)
-
-
-def _concat(parts: list[TableStream], tags: tuple[str, ...], label: str) -> TableStream:
-    tables = [p.as_table(system_tags=True, source_info=True) for p in parts]
-    return TableStream(pa.concat_tables(tables), tags, label=label, types=_types(parts))
 
 
 def _types(parts: list[TableStream]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from podline.nodes import (
 from podline.nodes.observers import NoOpObserver, ObserverProtocol, with_batch_hooks
 from podline.pipeline.graph import PipelineGraph
 from podline.pipeline.orchestration import (
+    NodeCounts,
     OrchestratorResult,
     RunOptions,
     check_commit_seconds,
@@ -72,7 +73,6 @@ from podline.pipeline.streaming import (
     head,
     plan_operators,
     run_operator,
-    slices,
     tail,
 )
 from podline.runtime import run_coroutine
@@ -191,16 +191,15 @@ class AsyncPipelineOrchestrator:
         run_id = run_id or str(uuid.uuid4())
         started = time.perf_counter()
         result = OrchestratorResult(run_id, pipeline_uri, {})
-        run = _Run(self, graph, observer, executor, options)
+        run = _Run(self, graph, observer, executor, options, materialize=materialize_results)
         run.hook(observer.on_run_start, run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             _check_nodes(graph)
             await run.execute()
             for node in graph:
-                output = run.outputs[id(node)]
-                result.counts[node.label] = node_counts(node, output)
+                result.counts[node.label] = run.counts[id(node)]
                 if materialize_results:
-                    result.node_outputs[node.label] = output
+                    result.node_outputs[node.label] = run.outputs[id(node)]
         finally:
             run.close()
             result.seconds = time.perf_counter() - started
@@ -230,8 +229,11 @@ class _Run:
         observer: ObserverProtocol,
         executor: Executor | None,
         options: RunOptions,
+        *,
+        materialize: bool = True,
     ) -> None:
         self.settings = orchestrator
+        self.materialize = materialize
         self.graph = graph
         self.observer = observer
         self.executor = executor
@@ -246,7 +248,10 @@ class _Run:
         self.pool = ThreadPoolExecutor(
             max_workers=min(64, len(graph) + 2), thread_name_prefix="podline-node"
         )
+        #: Each node's output (kept only when results are materialized: consumers read
+        #: it chunk by chunk from the channels) and counts.
         self.outputs: dict[int, TableStream] = {}
+        self.counts: dict[int, NodeCounts] = {}
 
     def close(self) -> None:
         # Threads left behind by a cancellation past the grace period finish on their own.
@@ -320,7 +325,9 @@ class _Run:
         scoped.on_node_start(node_label=node.label, node_hash=node_hash, tag_schema=tags)
         if is_source_node(node):
             output = await self.offload(node.execute)
-            for chunk in slices(output, self.settings.chunk_rows):
+            # A source read in chunks is read chunk by chunk, off the event loop.
+            chunks = output.iter_chunks(self.settings.chunk_rows)
+            while (chunk := await self.offload(next, chunks, None)) is not None:
                 await outlet.emit(chunk)
         elif is_function_node(node):
             output = await self.function_node(node, inputs[0], outlet, scoped)
@@ -335,7 +342,11 @@ class _Run:
                 chunk_rows=self.settings.chunk_rows,
             )
         await outlet.close()
-        self.outputs[id(node)] = output
+        self.counts[id(node)] = node_counts(node, output)
+        if self.materialize:
+            self.outputs[id(node)] = output
+        elif is_function_node(node):
+            node.release_output()
         scoped.on_node_end(node_label=node.label, node_hash=node_hash)
 
     async def function_node(
@@ -350,15 +361,14 @@ class _Run:
         reader = _Pieces(channel, upstream.label)
         # The node's own executor wins inside execute_batch: pieces are sized for it then.
         sizes = _PieceSize(node.executor or executor, self.settings)
-        tags: tuple[str, ...] | None = None
         node.begin(
             commit_seconds=self.options.commit_seconds or COMMIT_SECONDS,
             timeout=self.options.timeout,
             recompute=node.label in self.options.recompute,
             stop=self.stop,
+            keep_output=self.materialize,
         )
         while (piece := await reader.next(sizes.rows)) is not None:
-            tags = tags or piece.keys()[0]
             began = time.perf_counter()
             output = await self.offload(
                 node.execute_batch,
@@ -369,7 +379,7 @@ class _Run:
             )
             sizes.observe(len(piece), time.perf_counter() - began)
             await outlet.emit(output)
-        whole: TableStream = await self.offload(node.finish, tags)
+        whole: TableStream = await self.offload(node.finish)
         return whole
 
     def executor_for(self, node: FunctionNodeProtocol) -> Executor:

@@ -216,8 +216,12 @@ def check_node(node: Any) -> None:
 
 
 def node_counts(node: Any, output: TableStream) -> NodeCounts:
-    counts = NodeCounts(rows=len(output))
-    statuses = getattr(node, "counts", None) if is_function_node(node) else None
+    """What happened in a node's run; ``output`` is what it gave (a function node counts
+    its output rows itself, as it may not have kept them)."""
+    if not is_function_node(node):
+        return NodeCounts(rows=len(output))
+    counts = NodeCounts(rows=node.output_rows)
+    statuses = node.counts
     if statuses:
         counts.computed = statuses[RowStatus.COMPUTED]
         counts.cached = statuses[RowStatus.CACHED]

@@ -78,16 +78,25 @@ class SyncPipelineOrchestrator:
         observer.on_run_start(run_id=run_id, pipeline_uri=pipeline_uri)
         try:
             for node in graph:
-                output = self._run_node(node, buffers, observer, executor, options)
-                buffers[id(node)] = output
+                # Only what a consumer or the caller reads is kept (a large output is held
+                # on disk, see SpillBuffer); the rest is counted and let go.
+                keep = materialize_results or pending[id(node)] > 0
+                output = self._run_node(node, buffers, observer, executor, options, keep=keep)
                 result.counts[node.label] = node_counts(node, output)
                 if materialize_results:
                     result.node_outputs[node.label] = output
-                else:
-                    for upstream in node.upstreams:
-                        pending[id(upstream)] -= 1
-                        if pending[id(upstream)] == 0:
-                            buffers.pop(id(upstream), None)
+                    buffers[id(node)] = output
+                    continue
+                if keep:
+                    buffers[id(node)] = output
+                elif is_function_node(node):
+                    node.release_output()
+                for upstream in node.upstreams:
+                    pending[id(upstream)] -= 1
+                    if pending[id(upstream)] == 0:
+                        buffers.pop(id(upstream), None)
+                        if is_function_node(upstream):
+                            upstream.release_output()
         finally:
             result.seconds = time.perf_counter() - started
             observer.on_run_end(run_id=run_id)
@@ -100,6 +109,8 @@ class SyncPipelineOrchestrator:
         observer: ObserverProtocol,
         executor: Executor | None,
         options: RunOptions,
+        *,
+        keep: bool,
     ) -> TableStream:
         node_hash = str(node.content_hash())
         tags, _ = node.output_schema(system_tags=True)
@@ -121,6 +132,7 @@ class SyncPipelineOrchestrator:
                 commit_seconds=options.commit_seconds,
                 timeout=options.timeout,
                 recompute=node.label in options.recompute,
+                keep_output=keep,
             )
         else:
             assert is_operator_node(node)  # (check_node rejected every other kind)

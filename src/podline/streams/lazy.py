@@ -17,6 +17,7 @@ import pyarrow as pa
 from podline.datagrams import Packet, Tag
 from podline.hashing import IdentityMixin
 from podline.schema import Schema
+from podline.streams.chunked import ChunkedTableStream
 from podline.streams.display import Shown
 from podline.streams.table_stream import StreamMixin, TableStream
 
@@ -40,8 +41,18 @@ class DelegatingStream(StreamMixin, IdentityMixin):
     def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
         return self._stream().iter_packets()
 
+    def iter_chunks(self, rows: int) -> Iterator[TableStream]:
+        """The rows in pieces of at most ``rows`` rows (see ``TableStream.iter_chunks``)."""
+        return self._stream().iter_chunks(rows)
+
     def __len__(self) -> int:
         return len(self._stream())
+
+    def chunked_rows(self) -> ChunkedTableStream | None:
+        """The rows as a ``ChunkedTableStream`` if that is how they are served (a file
+        source read in chunks), else None."""
+        rows = self._stream()
+        return rows if isinstance(rows, ChunkedTableStream) else None
 
     def as_table(self, **options: Any) -> pa.Table:
         """The rows as an Arrow table; the options are those of ``Stream.as_table``."""

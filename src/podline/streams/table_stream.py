@@ -296,6 +296,17 @@ class TableStream(StreamMixin, IdentityMixin):
             table = table.take(_sort_indices(table, keys))
         return table
 
+    def iter_chunks(self, rows: int) -> Iterator[TableStream]:
+        """The rows in pieces of at most ``rows`` rows, every hidden column included (the
+        whole stream when it is that short; one empty piece when it is empty)."""
+        if self._table.num_rows <= rows:
+            yield self
+            return
+        types = {**self._tag_schema, **self._packet_schema}
+        for start in range(0, self._table.num_rows, rows):
+            piece = self._table.slice(start, rows)
+            yield TableStream(piece, self._tags, label=self.label, types=types)
+
     def iter_packets(self) -> Iterator[tuple[Tag, Packet]]:
         if self._rows is None:
             self._rows = self._build_rows()
