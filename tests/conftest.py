@@ -45,6 +45,14 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _source_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """File sources cache their build in a directory of the session, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PODLINE_CACHE_DIR", str(tmp_path_factory.mktemp("podline-cache")))
+        yield
+
+
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     backend = BACKENDS[request.param](tmp_path)

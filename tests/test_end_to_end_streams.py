@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+import pytest
 
 from podline import (
     ContentHash,
@@ -19,6 +20,7 @@ from podline import (
     hash_file,
 )
 from podline.columns import parse_token
+from podline.errors import SourceError
 
 ROWS = [
     {"sample": "s1", "day": 1, "reading": 0.25, "ok": True},
@@ -74,15 +76,19 @@ def test_csv_and_parquet_of_same_data(tmp_path: Path) -> None:
     assert [t.system_tags() for t, _ in rebuilt] == [t.system_tags() for t, _ in csv_rows]
 
     # One changed value in the Parquet file: only that row's packet hash moves.
+    before = from_parquet.packet_hashes().to_pylist()
     changed = [dict(r) for r in ROWS]
     changed[2]["reading"] = -4.0
     pq.write_table(pa.Table.from_pylist(changed), str(parquet_path))
     edited = ParquetSource(parquet_path, tags, source_id="readings")
-    before = from_parquet.packet_hashes().to_pylist()
     after = edited.packet_hashes().to_pylist()
     assert [b == a for b, a in zip(before, after, strict=True)] == [True, True, False, True]
     assert edited.content_hash() != from_parquet.content_hash()
     assert edited.pipeline_hash() == from_parquet.pipeline_hash()
+    # A file source reads its file when its rows are read: the source built before the
+    # change refuses to serve the new rows under the old identity.
+    with pytest.raises(SourceError, match="changed after the source was built"):
+        from_parquet.as_table()
 
 
 def test_list_source_of_files_follows_file_content(tmp_path: Path) -> None:

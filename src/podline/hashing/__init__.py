@@ -4,6 +4,7 @@ See ``docs/identity.md`` for the rules; each submodule's docstring specifies its
 """
 
 from podline.hashing.arrow_encoding import (
+    TableHasher,
     hash_table,
     logical_type,
     row_hash_strings,
@@ -25,6 +26,7 @@ __all__ = [
     "Identifiable",
     "IdentityMixin",
     "PipelineElement",
+    "TableHasher",
     "Unordered",
     "clear_file_hash_cache",
     "encode_value",

@@ -39,6 +39,7 @@ visit Python per value.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from typing import TypeAlias
 
@@ -427,3 +428,30 @@ def hash_table(
     bounds = _binary_offsets(hexes)
     body = memoryview(hexes.buffers()[2])[bounds[0] : bounds[-1]]
     return ContentHash.of(header + bytes(body))
+
+
+class TableHasher:
+    """``hash_table`` of a table given chunk by chunk, in row order: the same hash, without
+    the table ever being whole. ``num_rows`` (the total) and the schema must be known first,
+    as the hash begins with them; ``digest()`` checks that the chunks had that many rows."""
+
+    def __init__(self, schema: pa.Schema, num_rows: int) -> None:
+        self._expected = num_rows
+        self._rows = 0
+        header = f"{HASH_SCHEME}:table\x1d{num_rows}\x1d".encode() + _schema_digest(schema)
+        self._hasher = hashlib.sha256(header)
+
+    def update(self, chunk: pa.Table | pa.RecordBatch) -> None:
+        if not chunk.num_rows:
+            return
+        self._rows += chunk.num_rows
+        hexes = row_hashes_hex(chunk).cast(pa.large_binary())
+        bounds = _binary_offsets(hexes)
+        self._hasher.update(memoryview(hexes.buffers()[2])[bounds[0] : bounds[-1]])
+
+    def digest(self) -> ContentHash:
+        if self._rows != self._expected:
+            raise HashingError(
+                f"a table announced as {self._expected} rows gave {self._rows} rows to hash"
+            )
+        return ContentHash(HASH_SCHEME, self._hasher.digest())

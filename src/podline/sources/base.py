@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,21 +64,7 @@ class Source(DelegatingStream):
     ) -> None:
         self.label = label or type(self).__name__
         tags = column_names(tag_columns)
-        check_user_columns(table.column_names)
-        missing = [t for t in tags if t not in table.column_names]
-        if missing:
-            raise SourceError(
-                f"{self.label}: tag column(s) {format_names(missing)} not found; "
-                f"columns are {format_names(table.column_names)}"
-            )
-        if len(set(tags)) != len(tags):
-            raise SourceError(f"{self.label}: tag columns repeat: {list(tags)!r}")
-        packets = [c for c in table.column_names if c not in tags]
-        if not packets:
-            raise SourceError(
-                f"{self.label}: no packet column; every column "
-                f"({format_names(table.column_names) or 'none'}) is a tag column"
-            )
+        packets = check_columns(self.label, table.column_names, tags)
         table = _canonical(table.select([*tags, *packets]), nullable)
         schema = Schema.from_arrow(table.schema)
         self._tag_schema = schema.select(tags)
@@ -95,29 +82,9 @@ class Source(DelegatingStream):
     # ------------------------------------------------------------------ build steps
     def _record_ids(self, table: pa.Table, column: str | None) -> pa.Array:
         if column is None:
-            return pa.array([f"#{i}" for i in range(table.num_rows)], pa.large_string())
-        if column not in table.column_names:
-            raise SourceError(
-                f"{self.label}: record-id column {column!r} not found; "
-                f"columns are {format_names(table.column_names)}"
-            )
-        values = table.column(column)
-        if values.null_count:
-            raise SourceError(f"{self.label}: record-id column {column!r} holds nulls")
-        try:
-            ids = values.cast(pa.large_string()).combine_chunks()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise SourceError(
-                f"{self.label}: record-id column {column!r} of type {values.type} "
-                "cannot serve as ids; use a string or integer column"
-            ) from exc
-        counts = pc.value_counts(ids)
-        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
-        if len(repeated):
-            raise DuplicateRecordIdError(
-                f"{self.label}: record-id column {column!r} repeats "
-                f"{format_names(repeated.to_pylist()[:10])}"
-            )
+            return positional_ids(0, table.num_rows)
+        ids = column_ids(self.label, table, column)
+        check_unique_ids(self.label, column, ids)
         return ids
 
     def _default_id(self, table: pa.Table, record_ids: pa.Array) -> str:
@@ -125,19 +92,7 @@ class Source(DelegatingStream):
         return hash_table(keyed).short(_SOURCE_ID_HEX_CHARS)
 
     def _stamp(self, table: pa.Table, record_ids: pa.Array, packets: Sequence[str]) -> pa.Table:
-        source_col, record_col = system_tag_names(source_lineage(self.pipeline_hash().hex))
-        n = table.num_rows
-        table = table.append_column(
-            pa.field(source_col, pa.large_string(), nullable=False),
-            pa.repeat(pa.scalar(self._source_id, pa.large_string()), n),
-        )
-        table = table.append_column(
-            pa.field(record_col, pa.large_string(), nullable=False), record_ids
-        )
-        for column in packets:
-            tokens = source_tokens(self._source_id, record_ids, column)
-            table = table.append_column(source_info_column(column), tokens)
-        return table
+        return stamp(table, record_ids, packets, self._source_id, self.pipeline_hash().hex)
 
     # ------------------------------------------------------------------ stream
     def _stream(self) -> TableStream:
@@ -163,6 +118,91 @@ class Source(DelegatingStream):
 
     def pipeline_identity_structure(self) -> Any:
         return {"tags": self._tag_schema, "packets": self._packet_schema}
+
+
+# --------------------------------------------------------------------------- build steps
+
+
+def check_columns(label: str, names: Sequence[str], tags: Sequence[str]) -> list[str]:
+    """The packet columns of a source with columns ``names`` and tag columns ``tags``,
+    after checking the names (``SourceError`` naming what is wrong)."""
+    check_user_columns(names)
+    missing = [t for t in tags if t not in names]
+    if missing:
+        raise SourceError(
+            f"{label}: tag column(s) {format_names(missing)} not found; "
+            f"columns are {format_names(names)}"
+        )
+    if len(set(tags)) != len(tags):
+        raise SourceError(f"{label}: tag columns repeat: {list(tags)!r}")
+    packets = [c for c in names if c not in tags]
+    if not packets:
+        raise SourceError(
+            f"{label}: no packet column; every column "
+            f"({format_names(names) or 'none'}) is a tag column"
+        )
+    return packets
+
+
+def positional_ids(start: int, count: int) -> pa.Array:
+    """Record ids by row position: ``"#start"``, ``"#start+1"``, ... (built in Arrow: no
+    Python object per row)."""
+    numbers = pa.array(np.arange(start, start + count, dtype=np.int64)).cast(pa.large_string())
+    hash_sign = pa.scalar("#", pa.large_string())
+    return pc.binary_join_element_wise(hash_sign, numbers, pa.scalar("", pa.large_string()))
+
+
+def column_ids(label: str, table: pa.Table, column: str) -> pa.Array:
+    """The record ids ``column`` gives (non-null, as strings); uniqueness is checked apart
+    (``check_unique_ids``), as a source read in chunks checks it over every chunk."""
+    if column not in table.column_names:
+        raise SourceError(
+            f"{label}: record-id column {column!r} not found; "
+            f"columns are {format_names(table.column_names)}"
+        )
+    values = table.column(column)
+    if values.null_count:
+        raise SourceError(f"{label}: record-id column {column!r} holds nulls")
+    try:
+        ids: pa.Array = values.cast(pa.large_string()).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SourceError(
+            f"{label}: record-id column {column!r} of type {values.type} "
+            "cannot serve as ids; use a string or integer column"
+        ) from exc
+    return ids
+
+
+def check_unique_ids(label: str, column: str, ids: pa.Array | pa.ChunkedArray) -> None:
+    counts = pc.value_counts(ids)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    if len(repeated):
+        raise DuplicateRecordIdError(
+            f"{label}: record-id column {column!r} repeats "
+            f"{format_names(repeated.to_pylist()[:10])}"
+        )
+
+
+def stamp(
+    table: pa.Table,
+    record_ids: pa.Array,
+    packets: Sequence[str],
+    source_id: str,
+    pipeline_hex: str,
+) -> pa.Table:
+    """``table`` with a source's hidden columns: system tags (source id, record id) and a
+    source-info token per packet value (``pipeline_hex``: the source's pipeline hash)."""
+    source_col, record_col = system_tag_names(source_lineage(pipeline_hex))
+    n = table.num_rows
+    table = table.append_column(
+        pa.field(source_col, pa.large_string(), nullable=False),
+        pa.repeat(pa.scalar(source_id, pa.large_string()), n),
+    )
+    table = table.append_column(pa.field(record_col, pa.large_string(), nullable=False), record_ids)
+    for column in packets:
+        tokens = source_tokens(source_id, record_ids, column)
+        table = table.append_column(source_info_column(column), tokens)
+    return table
 
 
 # --------------------------------------------------------------------------- normalization

@@ -1,7 +1,15 @@
 """Sources read from files: ``CSVSource``, ``ParquetSource`` and ``DeltaTableSource``.
 
-Files are read when the source is built, so an unreadable file fails at construction with a
-``SourceError`` naming the path. The label defaults to the file or directory name.
+They are ``ChunkedSource``s: building one reads the file in chunks to type and hash it (or
+takes what an earlier build of the unchanged file established, see
+``podline.sources.hash_cache``), and runs read it again chunk by chunk, so a large file is
+never held whole. An unreadable file fails at construction with a ``SourceError`` naming the
+path. The label defaults to the file or directory name.
+
+What is read in chunks: a CSV file (``pyarrow.csv.open_csv``, the options passed through), a
+Parquet file read without options, and a Delta table (at the version the build saw). A
+Parquet directory, or a Parquet file read with options, is read whole by ``read_table`` at each
+pass (still cached, and never kept).
 """
 
 from __future__ import annotations
@@ -15,15 +23,18 @@ from typing import Any
 import pyarrow as pa
 
 from podline.columns import column_names
-from podline.errors import SourceError
-from podline.sources.base import Source
+from podline.errors import PodlineError, SourceError
+from podline.sources.chunked import ChunkedSource
+from podline.sources.hash_cache import FileStat, fingerprint
 
 __all__ = ["CSVSource", "DeltaTableSource", "ParquetSource"]
 
 PathLike = str | os.PathLike[str]
+#: Rows per chunk read from a Parquet file or Delta table.
+_BATCH_ROWS = 1 << 16
 
 
-class _FileSource(Source):
+class _FileSource(ChunkedSource):
     """Reads a table with ``_read`` and reports any failure as a ``SourceError``."""
 
     kind = "file"
@@ -52,17 +63,40 @@ class _FileSource(Source):
                 **{k: v for k, v in read_options.items() if k != "storage_options"},
             }
         )
+        self.label = label
+        self._options = read_options
         try:
-            table = self._read(self.path, **read_options)
-        except SourceError:
+            self._build(
+                tag_columns,
+                source_id=source_id,
+                record_id_column=record_id_column,
+                nullable="infer",
+                cache_key=self._cache_key(),
+            )
+        except PodlineError:  # the data's own faults (reserved names, types, ids)
             raise
         except Exception as exc:  # every reader failure means "unreadable"; keep the cause
             raise SourceError(f"{label}: cannot read {self.kind} {self.path!r}: {exc}") from exc
-        super().__init__(
-            table, tag_columns, source_id=source_id, record_id_column=record_id_column, label=label
-        )
 
-    def _read(self, path: str, **options: Any) -> pa.Table:
+    def _chunks(self) -> Iterable[pa.Table | pa.RecordBatch]:
+        return self._read(self.path, **self._options)
+
+    def _fingerprint(self) -> tuple[FileStat, ...] | None:
+        try:
+            return fingerprint(self.path)
+        except OSError as exc:
+            raise SourceError(
+                f"{self.label}: cannot read {self.kind} {self.path!r}: {exc}"
+            ) from exc
+
+    def _cache_key(self) -> dict[str, Any] | None:
+        """What a build depends on besides the files (None: not cacheable, as when an
+        option has no JSON form)."""
+        if self._arguments is None:
+            return None
+        return {"kind": self.kind, **self._arguments, "label": None}
+
+    def _read(self, path: str, **options: Any) -> Iterable[pa.Table | pa.RecordBatch]:
         raise NotImplementedError
 
     def rebuild_arguments(self) -> dict[str, Any] | None:
@@ -84,10 +118,11 @@ class CSVSource(_FileSource):
 
     kind = "CSV file"
 
-    def _read(self, path: str, **options: Any) -> pa.Table:
+    def _read(self, path: str, **options: Any) -> Iterable[pa.Table | pa.RecordBatch]:
         from pyarrow import csv
 
-        return csv.read_csv(path, **options)
+        with csv.open_csv(path, **options) as reader:
+            yield from reader
 
 
 class ParquetSource(_FileSource):
@@ -95,10 +130,14 @@ class ParquetSource(_FileSource):
 
     kind = "Parquet file"
 
-    def _read(self, path: str, **options: Any) -> pa.Table:
+    def _read(self, path: str, **options: Any) -> Iterable[pa.Table | pa.RecordBatch]:
         from pyarrow import parquet
 
-        return parquet.read_table(path, **options)
+        if options or os.path.isdir(path):
+            yield parquet.read_table(path, **options)
+            return
+        with parquet.ParquetFile(path) as file:
+            yield from file.iter_batches(batch_size=_BATCH_ROWS)
 
 
 class DeltaTableSource(_FileSource):
@@ -127,7 +166,17 @@ class DeltaTableSource(_FileSource):
             storage_options=dict(storage_options) if storage_options else None,
         )
 
-    def _read(self, path: str, **options: Any) -> pa.Table:
+    def _chunks(self) -> Iterable[pa.Table | pa.RecordBatch]:
+        # The version the first read saw, so that every later read gives the same rows.
+        if self._options.get("version") is None:
+            from deltalake import DeltaTable
+
+            storage = self._options.get("storage_options")
+            version = DeltaTable(self.path, storage_options=storage).version()
+            self._options = {**self._options, "version": version}
+        return self._read(self.path, **self._options)
+
+    def _read(self, path: str, **options: Any) -> Iterable[pa.Table | pa.RecordBatch]:
         from deltalake import DeltaTable
         from pyarrow import fs
 
@@ -137,6 +186,5 @@ class DeltaTableSource(_FileSource):
             # of a Python file system left to Arrow's threads can abort the process at exit
             # (see podline.shutdown).
             filesystem = fs.SubTreeFileSystem(os.path.abspath(path), fs.LocalFileSystem())
-        table = DeltaTable(path, **options).to_pyarrow_table(filesystem=filesystem)
-        assert isinstance(table, pa.Table)
-        return table
+        dataset = DeltaTable(path, **options).to_pyarrow_dataset(filesystem=filesystem)
+        yield from dataset.to_batches(batch_size=_BATCH_ROWS)
