@@ -120,7 +120,7 @@ class ChunkedTableStream(TableStream):
         tables = [
             pa.Table.from_batches([d]) if isinstance(d, pa.RecordBatch) else d for d in self._read()
         ]
-        return self._chunk(pa.concat_tables([self._table, *tables]))
+        return self._chunk(pa.concat_tables(tables or [self._table]))
 
     # Data questions read the chunks; nothing read is kept.
     def as_table(self, **options: Any) -> pa.Table:
@@ -134,6 +134,11 @@ class ChunkedTableStream(TableStream):
         for chunk in self.iter_chunks(1 << 14):
             yield from chunk.iter_packets()
 
+    @classmethod
+    def identity_kind(cls) -> str:
+        # Where the rows are read from is not part of their identity.
+        return "TableStream"
+
     def identity_structure(self) -> Any:
         return {"tag_columns": sorted(self._tag_names), "table": hash_table(self._whole()._table)}
 
@@ -142,8 +147,8 @@ class SpillBuffer:
     """Collects the chunks of one stream in order, spilling them to disk past
     ``limit`` bytes (see the module docs); ``result()`` gives the stream of them all."""
 
-    def __init__(self, limit: int = SPILL_BYTES) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = SPILL_BYTES if limit is None else limit
         self._held: list[TableStream] = []
         self._bytes = 0
         self._rows = 0
