@@ -164,3 +164,14 @@ def test_csv_and_delta_sources_match_whole_table_sources(tmp_path: Path, cache: 
     with pytest.raises(SourceError, match="changed after the source was built"):
         from_delta.as_table()
     assert len(DeltaTableSource(delta, ["id"])) == 6
+
+
+def test_an_empty_file_still_gives_its_columns(tmp_path: Path, cache: Path) -> None:
+    empty = pa.table({"id": pa.array([], pa.int64()), "x": pa.array([], pa.float64())})
+    path = _write(tmp_path / "e.parquet", empty)
+    source = ParquetSource(path, ["id"])
+    whole = ArrowTableSource(empty, ["id"])
+    assert len(source) == 0
+    assert source.output_schema() == whole.output_schema()
+    assert source.content_hash() == whole.content_hash()
+    assert [len(c) for c in source.iter_chunks(10)] == [0]

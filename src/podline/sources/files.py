@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,19 @@ class _FileSource(ChunkedSource):
         return None if self._arguments is None else dict(self._arguments)
 
 
+def _or_empty(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema
+) -> Iterator[pa.Table | pa.RecordBatch]:
+    """``batches``, or one empty table of ``schema`` if there are none (an empty file still
+    gives its columns and types)."""
+    empty = True
+    for batch in batches:
+        empty = False
+        yield batch
+    if empty:
+        yield schema.empty_table()
+
+
 def _json_or_none(arguments: dict[str, Any]) -> dict[str, Any] | None:
     try:
         return dict(json.loads(json.dumps(arguments, sort_keys=True)))
@@ -122,7 +135,7 @@ class CSVSource(_FileSource):
         from pyarrow import csv
 
         with csv.open_csv(path, **options) as reader:
-            yield from reader
+            yield from _or_empty(reader, reader.schema)
 
 
 class ParquetSource(_FileSource):
@@ -137,7 +150,7 @@ class ParquetSource(_FileSource):
             yield parquet.read_table(path, **options)
             return
         with parquet.ParquetFile(path) as file:
-            yield from file.iter_batches(batch_size=_BATCH_ROWS)
+            yield from _or_empty(file.iter_batches(batch_size=_BATCH_ROWS), file.schema_arrow)
 
 
 class DeltaTableSource(_FileSource):
@@ -187,4 +200,4 @@ class DeltaTableSource(_FileSource):
             # (see podline.shutdown).
             filesystem = fs.SubTreeFileSystem(os.path.abspath(path), fs.LocalFileSystem())
         dataset = DeltaTable(path, **options).to_pyarrow_dataset(filesystem=filesystem)
-        yield from dataset.to_batches(batch_size=_BATCH_ROWS)
+        yield from _or_empty(dataset.to_batches(batch_size=_BATCH_ROWS), dataset.schema)
