@@ -15,7 +15,9 @@ The contract is the sync orchestrator's: the same hooks (``on_run_end`` always, 
 failing packet; ``"fail_fast"`` raises it and cancels every other node), no
 ``node_outputs`` unless ``materialize_results``, a ``TypeError`` for an unknown node type and a
 ``ValueError`` for a function node without exactly one upstream. Nodes hold their outputs
-afterwards, operator nodes included.
+afterwards, operator nodes included, except function nodes whose store serves their results
+when ``materialize_results`` is off (they collect nothing; a source reads its file chunk by
+chunk, off the event loop).
 
 Concurrency inside a piece comes from the executor: the node's own, else the run's, else the
 pod's own, else a ``ThreadExecutor`` of the node's ``max_concurrency`` (else the
