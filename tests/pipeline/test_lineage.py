@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 import podline
 from podline import SKIP, DictSource, function_pod
 from podline.errors import InputValidationError, PipelineError
-from podline.pipeline import Pipeline
+from podline.pipeline import Pipeline, lineage_rows
 from podline.stores import DeltaStore, MemoryStore, Store
 
 
@@ -395,3 +396,16 @@ def _formed_by(row: dict[str, Any]) -> set[tuple[str, Any]]:
                 source, key = text.split(":")
                 formed.add((f"s{source}", int(key)))
     return formed
+
+
+@given(
+    lists=st.lists(
+        st.one_of(st.none(), st.lists(st.one_of(st.none(), st.integers(-3, 3)), max_size=3)),
+        max_size=12,
+    ),
+    value=st.one_of(st.none(), st.lists(st.one_of(st.none(), st.integers(-3, 3)), max_size=3)),
+)
+def test_list_tags_compare_as_python_lists(lists: list[Any], value: Any) -> None:
+    # A batch's tags are lists: a row matches a traced value exactly when Python's == says so.
+    column = pa.chunked_array([lists[:5], lists[5:]], pa.list_(pa.int64()))
+    assert lineage_rows._equal(column, value).tolist() == [v == value for v in lists]

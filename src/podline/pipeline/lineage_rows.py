@@ -180,11 +180,27 @@ def _selectivity(name: str) -> int:
 
 def _equal(column: pa.ChunkedArray, value: Any) -> np.ndarray:
     if is_list(column.type):
-        return np.array([v == value for v in column.to_pylist()], dtype=bool)
+        return _equal_lists(column, value)
     if value is None:
         return pc.is_null(column).to_numpy(zero_copy_only=False)
     test = pc.equal(column, pa.scalar(value, column.type))
     return pc.fill_null(test, False).to_numpy(zero_copy_only=False)
+
+
+def _equal_lists(column: pa.ChunkedArray, value: Any) -> np.ndarray:
+    """Which lists of ``column`` equal ``value`` element by element (as Python's ``==`` on
+    lists: nulls inside equal nulls), compared by polars in one pass; a value that cannot
+    take the column's type equals no row."""
+    import polars as pl
+
+    series = pl.Series(column)
+    if value is None:
+        return series.is_null().to_numpy()
+    try:
+        wanted = pl.Series([value], dtype=series.dtype)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        return np.zeros(len(series), dtype=bool)
+    return (series == wanted).fill_null(False).to_numpy()
 
 
 def holding(table: pa.Table, source: str | None, record: str, pair: tuple[str, str]) -> np.ndarray:
