@@ -11,13 +11,16 @@ answer.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Positions", "index_in", "is_in", "rows_in_order"]
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["Ids", "Positions", "id_hashes", "index_in", "is_in", "rows_in_order"]
 
 Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
@@ -25,10 +28,17 @@ Ids: TypeAlias = pa.Array | pa.ChunkedArray
 _SEED = 0x706F646C696E65
 
 
-def _hashes(ids: Ids) -> np.ndarray:
+def id_hashes(ids: Ids) -> pl.Series:
+    """64-bit hashes of string ids, computed by polars on every core, with one fixed seed, so
+    every index of ids in this process (``Positions`` here, ``stores._index.IdIndex``) can
+    compare them. Equal ids hash alike; different ids rarely do, so every match is confirmed."""
     import polars as pl
 
-    return pl.Series(ids).hash(seed=_SEED).to_numpy()
+    return pl.Series(ids).hash(seed=_SEED)
+
+
+def _hashes(ids: Ids) -> np.ndarray:
+    return id_hashes(ids).to_numpy()
 
 
 def _plain(ids: Ids, type_: pa.DataType) -> pa.Array:

@@ -32,7 +32,7 @@ def test_string_layouts_and_chunks_agree() -> None:
 
 def test_hash_collisions_never_fake_membership(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        _index, "_hashes", lambda ids: pl.Series(np.zeros(len(ids), dtype=np.uint64))
+        _index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), dtype=np.uint64))
     )
     index = IdIndex()
     index.add(pa.array(["a", "b"]))

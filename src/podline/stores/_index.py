@@ -8,27 +8,13 @@ batch costs O(k log n) with no per-row Python, and adding a batch costs one O(n)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-if TYPE_CHECKING:
-    import polars as pl
+from podline.matching import Ids, id_hashes
 
 __all__ = ["IdIndex"]
-
-# Any fixed seed will do: the hashes never leave the process.
-_SEED = 0x706F646C696E65
-
-Ids: TypeAlias = pa.Array | pa.ChunkedArray
-
-
-def _hashes(ids: Ids) -> pl.Series:
-    import polars as pl
-
-    return pl.Series(ids).hash(seed=_SEED)
 
 
 class IdIndex:
@@ -61,7 +47,7 @@ class IdIndex:
             ids = ids.drop_null()
         if not len(ids):
             return
-        new = _hashes(ids).sort().to_numpy()  # polars sorts on every core
+        new = id_hashes(ids).sort().to_numpy()  # polars sorts on every core
         size = self._size + len(new)
         if size > len(self._buffer):
             grown = np.empty(max(size, 2 * len(self._buffer)), dtype=np.uint64)
@@ -82,7 +68,7 @@ class IdIndex:
         found = np.zeros(len(ids), dtype=bool)
         if not self._size or not len(ids):
             return found
-        probe = _hashes(ids)
+        probe = id_hashes(ids)
         # Probing in sorted order keeps the binary searches cache-friendly.
         sorted_probe = probe.sort().to_numpy()
         slots = np.searchsorted(self._hashes, sorted_probe)
