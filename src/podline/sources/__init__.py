@@ -2,6 +2,7 @@
 
 from podline.sources.base import Source
 from podline.sources.files import CSVSource, DeltaTableSource, ParquetSource
+from podline.sources.generated import GeneratorSource
 from podline.sources.python import DictSource, ListSource
 from podline.sources.tables import ArrowTableSource, DataFrameSource
 
@@ -11,6 +12,7 @@ __all__ = [
     "DataFrameSource",
     "DeltaTableSource",
     "DictSource",
+    "GeneratorSource",
     "ListSource",
     "ParquetSource",
     "Source",

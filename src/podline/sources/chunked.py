@@ -42,7 +42,7 @@ from podline.sources.base import (
 from podline.sources.hash_cache import CachedBuild, FileStat, load_build, save_build
 from podline.streams import ChunkedTableStream
 
-__all__ = ["ChunkedSource"]
+__all__ = ["ChunkedSource", "or_empty"]
 
 _SOURCE_ID_HEX_CHARS = 16
 _RECORD_ID = "__meta:record_id"
@@ -57,6 +57,9 @@ class ChunkedSource(Source):
 
     def _fingerprint(self) -> tuple[FileStat, ...] | None:
         return None
+
+    def _adopt(self, built: CachedBuild) -> None:
+        """Take what a subclass keeps of a build, made now or cached (nothing by default)."""
 
     def _build(
         self,
@@ -79,6 +82,7 @@ class ChunkedSource(Source):
             cached = self._establish(source_id, nullable)
             if key is not None:
                 save_build(self._files or (), key, cached)
+        self._adopt(cached)
         schema = Schema.from_arrow(cached.schema)
         self._packets = [c for c in cached.schema.names if c not in self._tags]
         self._tag_schema = schema.select(self._tags)
@@ -181,6 +185,19 @@ class ChunkedSource(Source):
             "tag_columns": sorted(self._tag_schema),
             "table": self._content_hash,
         }
+
+
+def or_empty(
+    chunks: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema
+) -> Iterator[pa.Table | pa.RecordBatch]:
+    """``chunks``, or one empty table of ``schema`` if there are none (an empty input still
+    gives its columns and types)."""
+    empty = True
+    for chunk in chunks:
+        empty = False
+        yield chunk
+    if empty:
+        yield schema.empty_table()
 
 
 def _merge_nullable(a: pa.Schema, b: pa.Schema) -> pa.Schema:

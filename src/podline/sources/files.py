@@ -6,10 +6,11 @@ takes what an earlier build of the unchanged file established, see
 never held whole. An unreadable file fails at construction with a ``SourceError`` naming the
 path. The label defaults to the file or directory name.
 
-What is read in chunks: a CSV file (``pyarrow.csv.open_csv``, the options passed through), a
-Parquet file read without options, and a Delta table (at the version the build saw). A
-Parquet directory, or a Parquet file read with options, is read whole by ``read_table`` at each
-pass (still cached, and never kept).
+All of them are read in chunks: a CSV file (``pyarrow.csv.open_csv``, the options passed
+through), a Parquet file or directory (a file without options batch by batch; a directory, or
+a file read with ``read_table``'s options, through the same ``pyarrow.dataset`` that
+``read_table`` would read, batch by batch: the same rows in the same order, so the same
+identity), and a Delta table (at the version the build saw).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow as pa
 
 from podline.columns import column_names
 from podline.errors import PodlineError, SourceError
-from podline.sources.chunked import ChunkedSource
+from podline.sources.chunked import ChunkedSource, or_empty
 from podline.sources.hash_cache import FileStat, fingerprint
 
 __all__ = ["CSVSource", "DeltaTableSource", "ParquetSource"]
@@ -105,19 +106,6 @@ class _FileSource(ChunkedSource):
         return None if self._arguments is None else dict(self._arguments)
 
 
-def _or_empty(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema
-) -> Iterator[pa.Table | pa.RecordBatch]:
-    """``batches``, or one empty table of ``schema`` if there are none (an empty file still
-    gives its columns and types)."""
-    empty = True
-    for batch in batches:
-        empty = False
-        yield batch
-    if empty:
-        yield schema.empty_table()
-
-
 def _json_or_none(arguments: dict[str, Any]) -> dict[str, Any] | None:
     try:
         return dict(json.loads(json.dumps(arguments, sort_keys=True)))
@@ -135,7 +123,7 @@ class CSVSource(_FileSource):
         from pyarrow import csv
 
         with csv.open_csv(path, **options) as reader:
-            yield from _or_empty(reader, reader.schema)
+            yield from or_empty(reader, reader.schema)
 
 
 class ParquetSource(_FileSource):
@@ -146,11 +134,47 @@ class ParquetSource(_FileSource):
     def _read(self, path: str, **options: Any) -> Iterable[pa.Table | pa.RecordBatch]:
         from pyarrow import parquet
 
-        if options or os.path.isdir(path):
+        if options.get("use_pandas_metadata"):  # it adds index columns: read_table knows which
             yield parquet.read_table(path, **options)
-            return
-        with parquet.ParquetFile(path) as file:
-            yield from _or_empty(file.iter_batches(batch_size=_BATCH_ROWS), file.schema_arrow)
+        elif options or os.path.isdir(path):
+            rest = {k: v for k, v in options.items() if k != "use_pandas_metadata"}
+            yield from _dataset_batches(path, **rest)
+        else:
+            with parquet.ParquetFile(path) as file:
+                yield from or_empty(file.iter_batches(batch_size=_BATCH_ROWS), file.schema_arrow)
+
+
+def _dataset_batches(
+    path: str,
+    *,
+    columns: list[str] | None = None,
+    filters: Any = None,
+    use_threads: bool = True,
+    **options: Any,
+) -> Iterator[pa.Table | pa.RecordBatch]:
+    """What ``pyarrow.parquet.read_table(path, ...)`` reads (a directory's files, partition
+    columns included, or one file with options), batch by batch: ``read_table`` scans a
+    ``ParquetDataset``'s dataset into one table; this scans the same fragments, in order,
+    with little read-ahead."""
+    from pyarrow import dataset, parquet
+
+    found = parquet.ParquetDataset(path, filters=filters, **options)
+    fragments = list(found.fragments)
+    if not fragments:
+        yield found.schema.empty_table()
+        return
+    whole = dataset.FileSystemDataset(
+        fragments, schema=found.schema, format=fragments[0].format, filesystem=found.filesystem
+    )
+    scanner = whole.scanner(
+        columns=columns,
+        filter=None if filters is None else parquet.filters_to_expression(filters),
+        batch_size=_BATCH_ROWS,
+        batch_readahead=2,
+        fragment_readahead=1,
+        use_threads=use_threads,
+    )
+    yield from or_empty(scanner.to_batches(), scanner.projected_schema)
 
 
 class DeltaTableSource(_FileSource):
@@ -200,4 +224,4 @@ class DeltaTableSource(_FileSource):
             # (see podline.shutdown).
             filesystem = fs.SubTreeFileSystem(os.path.abspath(path), fs.LocalFileSystem())
         dataset = DeltaTable(path, **options).to_pyarrow_dataset(filesystem=filesystem)
-        yield from _or_empty(dataset.to_batches(batch_size=_BATCH_ROWS), dataset.schema)
+        yield from or_empty(dataset.to_batches(batch_size=_BATCH_ROWS), dataset.schema)

@@ -26,6 +26,10 @@ back or writing to the disk under the file system. Files on object storage (``s3
 not cached: every build reads them. Sources read the fingerprint again whenever they read
 their rows, so a file that changes after its source was built is never read under the
 identity of its earlier content (``SourceError``).
+
+A ``GeneratorSource`` has no files: it is cached only under a ``cache_key`` its user gives
+(an empty fingerprint), and its entry also keeps every chunk's digests, against which each of
+its reads checks the chunks it gives.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from podline.hashing import HASH_SCHEME, ContentHash
 __all__ = [
     "CACHE_ENV",
     "CachedBuild",
+    "ChunkDigest",
     "cache_directory",
     "fingerprint",
     "load_build",
@@ -59,6 +64,8 @@ _FORMAT = "source-build-1"
 
 #: One file's fingerprint: relative path, size, mtime_ns, ctime_ns, inode, device.
 FileStat = tuple[str, int, int, int, int, int]
+#: One chunk's digests, as a ``GeneratorSource`` checks its chunks: IPC bytes, content hash.
+ChunkDigest = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class CachedBuild:
     schema: pa.Schema
     source_id: str
     content_hash: ContentHash
+    #: Every chunk's digests, for sources that check each chunk they read (else None).
+    chunks: tuple[ChunkDigest, ...] | None = None
 
 
 def cache_directory() -> Path | None:
@@ -128,6 +137,7 @@ def load_build(files: tuple[FileStat, ...], build: dict[str, Any]) -> CachedBuil
             schema,
             str(data["source_id"]),
             ContentHash.parse(str(data["content_hash"])),
+            None if data.get("chunks") is None else tuple((q, c) for q, c in data["chunks"]),
         )
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
         return None
@@ -145,6 +155,7 @@ def save_build(files: tuple[FileStat, ...], build: dict[str, Any], outcome: Cach
         "schema": base64.b64encode(outcome.schema.serialize().to_pybytes()).decode(),
         "source_id": outcome.source_id,
         "content_hash": str(outcome.content_hash),
+        "chunks": None if outcome.chunks is None else [list(c) for c in outcome.chunks],
     }
     with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)
