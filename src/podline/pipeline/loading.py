@@ -231,8 +231,8 @@ def _source(node: dict[str, Any]) -> Stream:
     if source["rebuild"] is None:
         kind = source["class"].rpartition(":")[2]
         raise _NotRebuiltError(
-            f"its source ({kind}) was built from data in memory, which a specification "
-            "does not hold"
+            f"its source ({kind}) was built from data or a function in memory, which a "
+            "specification does not hold"
         )
     cls = _imported(source["class"], "source class")
     try:
