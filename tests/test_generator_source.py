@@ -25,6 +25,7 @@ from podline import (
     function_pod,
     open_pipeline,
 )
+from podline.nodes import kinds
 from podline.pipeline import Pipeline
 from podline.stores import Store
 
@@ -288,7 +289,9 @@ def test_the_rows_are_never_held_whole() -> None:
 
 
 @pytest.mark.parametrize("orchestrator", ["sync", "async"])
-def test_a_run_never_holds_the_source_whole(tmp_path: Path, orchestrator: str) -> None:
+def test_a_run_never_holds_the_source_whole(
+    tmp_path: Path, orchestrator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chunks, rows = 50, 4_000
     function, alive = _sampled(chunks, rows)
 
@@ -299,8 +302,12 @@ def test_a_run_never_holds_the_source_whole(tmp_path: Path, orchestrator: str) -
     store = podline.DeltaStore(tmp_path / "store", flush_seconds=None)
     with Pipeline("held", store, observe=False) as pipeline:
         plus.pod(GeneratorSource(function, ["k"], source_id="fixed"))
-    # Async edges hold ``buffer_size`` chunks (64 by default): two here.
-    chosen = AsyncPipelineOrchestrator(buffer_size=2) if orchestrator == "async" else "sync"
+    # Nodes read pieces of 1,000 rows here (16,384 by default), and async edges hold
+    # ``buffer_size`` pieces (64 by default): two here.
+    monkeypatch.setattr(kinds, "NODE_BATCH", 1_000)
+    chosen: Any = "sync"
+    if orchestrator == "async":
+        chosen = AsyncPipelineOrchestrator(buffer_size=2, chunk_rows=1_000)
     result = pipeline.run(chosen, materialize_results=False)
     assert result.counts["plus"].computed == chunks * rows
     # While the run read the source, at most a few of its 50 chunks were alive at once.

@@ -292,7 +292,9 @@ def test_sources_from_python_data_make_their_dependents_read_only() -> None:
     assert loaded.uri == pipeline.uri
     assert "DictSource" in loaded.read_only["rows"]
     assert loaded.read_only["renamed"] == "it depends on read-only node(s) 'Filter'"
-    with pytest.raises(ReadOnlyNodeError, match=r"node 'rows'.*built from data or a function in memory"):
+    with pytest.raises(
+        ReadOnlyNodeError, match=r"node 'rows'.*built from data or a function in memory"
+    ):
         loaded.rows.as_table()
     with pytest.raises(ReadOnlyNodeError, match="'rows': its source"):
         loaded.run()

@@ -7,10 +7,10 @@ never held whole. An unreadable file fails at construction with a ``SourceError`
 path. The label defaults to the file or directory name.
 
 All of them are read in chunks: a CSV file (``pyarrow.csv.open_csv``, the options passed
-through), a Parquet file or directory (a file without options batch by batch; a directory, or
-a file read with ``read_table``'s options, through the same ``pyarrow.dataset`` that
-``read_table`` would read, batch by batch: the same rows in the same order, so the same
-identity), and a Delta table (at the version the build saw).
+through), a Parquet file or directory (the fragments ``read_table`` would read, with its
+options, one row group at a time: the same rows in the same order, so the same identity;
+``use_pandas_metadata=True`` alone reads the table whole), and a Delta table (at the version
+the build saw).
 """
 
 from __future__ import annotations
@@ -136,12 +136,9 @@ class ParquetSource(_FileSource):
 
         if options.get("use_pandas_metadata"):  # it adds index columns: read_table knows which
             yield parquet.read_table(path, **options)
-        elif options or os.path.isdir(path):
+        else:
             rest = {k: v for k, v in options.items() if k != "use_pandas_metadata"}
             yield from _dataset_batches(path, **rest)
-        else:
-            with parquet.ParquetFile(path) as file:
-                yield from or_empty(file.iter_batches(batch_size=_BATCH_ROWS), file.schema_arrow)
 
 
 def _dataset_batches(
@@ -153,9 +150,10 @@ def _dataset_batches(
     **options: Any,
 ) -> Iterator[pa.Table | pa.RecordBatch]:
     """What ``pyarrow.parquet.read_table(path, ...)`` reads (a directory's files, partition
-    columns included, or one file with options), batch by batch: ``read_table`` scans a
-    ``ParquetDataset``'s dataset into one table; this scans the same fragments, in order,
-    with little read-ahead."""
+    columns included, or one file with options), batch by batch. ``read_table`` scans a
+    ``ParquetDataset``'s fragments into one table; this scans the same fragments in the same
+    order, one row group at a time: a dataset scan reads ahead, up to whole files, when the
+    reader is slower than the disk."""
     from pyarrow import dataset, parquet
 
     found = parquet.ParquetDataset(path, filters=filters, **options)
@@ -163,18 +161,23 @@ def _dataset_batches(
     if not fragments:
         yield found.schema.empty_table()
         return
+    expression = None if filters is None else parquet.filters_to_expression(filters)
     whole = dataset.FileSystemDataset(
         fragments, schema=found.schema, format=fragments[0].format, filesystem=found.filesystem
     )
-    scanner = whole.scanner(
-        columns=columns,
-        filter=None if filters is None else parquet.filters_to_expression(filters),
-        batch_size=_BATCH_ROWS,
-        batch_readahead=2,
-        fragment_readahead=1,
-        use_threads=use_threads,
+    batches = (
+        batch
+        for fragment in fragments
+        for group in fragment.split_by_row_group()
+        for batch in group.to_batches(
+            schema=found.schema,
+            columns=columns,
+            filter=expression,
+            batch_size=_BATCH_ROWS,
+            use_threads=use_threads,
+        )
     )
-    yield from or_empty(scanner.to_batches(), scanner.projected_schema)
+    yield from or_empty(batches, whole.scanner(columns=columns).projected_schema)
 
 
 class DeltaTableSource(_FileSource):

@@ -107,14 +107,22 @@ class ChunkedTableStream(TableStream):
         return TableStream(data, self._tag_names, label=self.label, types=self._types)
 
     def iter_chunks(self, rows: int) -> Iterator[TableStream]:
-        """The rows in pieces of at most ``rows`` rows, read as they are asked for."""
+        """The rows in pieces of ``rows`` rows (the last one shorter), read as they are asked
+        for: larger chunks are cut, smaller ones joined (without copying their data)."""
+        held: list[pa.Table] = []
+        count = 0
         sent = False
         for data in self._read():
-            for start in range(0, data.num_rows, rows):
-                sent = True
-                yield self._chunk(data.slice(start, rows))
-        if not sent:
-            yield self._chunk(self._table)
+            table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+            while table.num_rows:
+                take = min(rows - count, table.num_rows)
+                held.append(table.slice(0, take))
+                count, table = count + take, table.slice(take)
+                if count == rows:
+                    yield self._chunk(pa.concat_tables(held))
+                    held, count, sent = [], 0, True
+        if count or not sent:
+            yield self._chunk(pa.concat_tables(held) if held else self._table)
 
     def _whole(self) -> TableStream:
         tables = [
