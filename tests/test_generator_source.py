@@ -119,7 +119,7 @@ def test_chunks_must_agree() -> None:
         yield pa.table({"k": [1], "x": [1]})
         yield pa.table({"k": [2], "x": [1.5]})
 
-    with pytest.raises(SourceError, match="chunk 1 changes column types.*'x' is float, was int"):
+    with pytest.raises(SourceError, match=r"chunk 1 changes column types.*'x' is float, was int"):
         GeneratorSource(other_types, ["k"])
 
     def not_arrow() -> Iterator[Any]:
@@ -165,10 +165,13 @@ def test_rows_that_change_between_calls_are_refused_before_they_are_served() -> 
     drifting = _Drifting()
     source = GeneratorSource(drifting, ["k"], label="sensor")
     drifting.drift = 2
-    served = []
+    served: list[pa.Table] = []
+
+    def read() -> None:
+        served.extend(chunk.as_table() for chunk in source.iter_chunks(5))
+
     with pytest.raises(SourceError, match=r"sensor: .*changed between calls \(chunk 2 holds"):
-        for chunk in source.iter_chunks(5):
-            served.append(chunk.as_table())
+        read()
     assert [t.column("k")[0].as_py() for t in served] == [0, 5]  # the rows the build hashed
     drifting.drift, drifting.extra = None, True
     with pytest.raises(SourceError, match="more than the 4 chunk"):
@@ -251,7 +254,7 @@ def test_a_run_over_changed_rows_fails_and_computes_nothing(
     pipeline.compile()
     drifting.drift = 0
     calls.clear()
-    with pytest.raises(SourceError, match="sensor: .*changed between calls"):
+    with pytest.raises(SourceError, match=r"sensor: .*changed between calls"):
         pipeline.run(orchestrator=orchestrator)
     assert calls == []
     drifting.drift = None  # the rows the build saw: nothing was stored, all is computed
@@ -353,7 +356,7 @@ def test_a_cache_key_skips_the_build_in_another_process_and_still_checks_the_row
         return out.stdout.split()
 
     first, second = run("1"), run("1")
-    assert first[0] == "3" and first[2] == "30"  # built: three passes
+    assert (first[0], first[2]) == ("3", "30")  # built: three passes
     assert second == ["0", first[1], "30"]  # from the cache: no pass, same identity
     changed = run("2")  # other rows under the same key: refused when read
     assert changed == ["0", first[1], "refused"]
