@@ -55,6 +55,8 @@ def test_read_options_give_what_read_table_gives(tmp_path: Path) -> None:
     assert source.content_hash() == whole.content_hash()
     path = tmp_path / "one.parquet"
     pq.write_table(pa.table({"k": range(100), "x": range(100)}), str(path), row_group_size=8)
+    pandas_read = ParquetSource(path, ["k"], use_pandas_metadata=True)  # read whole, as before
+    assert pandas_read.content_hash() == ArrowTableSource(pq.read_table(path), ["k"]).content_hash()
     chosen = ParquetSource(path, ["k"], columns=["x", "k"])
     alike = ArrowTableSource(pq.read_table(path, columns=["x", "k"]), ["k"])
     assert chosen.as_table(all_info=True).equals(alike.as_table(all_info=True))

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn
 
 import pyarrow as pa
 
@@ -201,7 +202,7 @@ class GeneratorSource(ChunkedSource):
                 f"{self.label}: chunk {index} does not fit the declared schema ({exc})"
             ) from exc
 
-    def _types_differ(self, index: int, schema: pa.Schema, types: list[str]) -> None:
+    def _types_differ(self, index: int, schema: pa.Schema, types: list[str]) -> NoReturn:
         differ = [
             f"{f.name!r} is {logical_type(f.type, f.name)}, was {t}"
             for f, t in zip(schema, types, strict=True)
