@@ -209,4 +209,5 @@ def rows_in_order(table: pa.Table, ids: Ids, id_column: str) -> pa.Table:
     positions = index_in(ids, table[id_column])
     if len(positions) == table.num_rows and np.array_equal(positions, np.arange(len(positions))):
         return table  # already in that order (a cached run reading back what it wrote)
-    return table.take(pa.array(positions[positions >= 0], pa.int64()))
+    rows = positions[positions >= 0]
+    return pa.Table.from_arrays([take_rows(c, rows) for c in table.columns], schema=table.schema)

@@ -119,10 +119,7 @@ class KnownEntries:
         has_output = position >= 0
         skipped = is_in(entry_ids, self.skipped) & ~has_output
         rows = position[has_output]
-        outputs = pa.Table.from_arrays(
-            [take_rows(column, rows) for column in self.outputs.columns], schema=self.outputs.schema
-        )
-        return Found(has_output | skipped, skipped, self._served(outputs, rows))
+        return Found(has_output | skipped, skipped, self._served(_rows(self.outputs, rows), rows))
 
     def _served(
         self, outputs: pa.Table, rows: np.ndarray | int, length: int | None = None
@@ -322,20 +319,42 @@ class ProvenanceRecords:
             return None
         results = self.memo.lookup(records.column(RESULT_ID))
         position = index_in(records.column(RESULT_ID), results.column(RECORD_ID))
-        found = position >= 0
-        records = records.filter(pa.array(found))
-        taken = results.take(pa.array(position[found], pa.int64()))
-        keep = pc.invert(taken.column(SKIPPED_COLUMN))
-        records, taken = records.filter(keep), taken.filter(keep)
+        ids = records.column(RECORD_ID)
         table = records.drop_columns([RECORD_ID, INPUT_HASH, RESULT_ID, STATUS])
+        del records
+        # Rows are taken only where some are left out, and only the columns served: a read
+        # of a large node's results must not hold several copies of them.
+        keys = self.function.output_keys
+        served = [*keys, *(source_info_column(k) for k in keys), SKIPPED_COLUMN]
+        rows = np.flatnonzero(position >= 0)
+        taken = _rows(results.select(served), position[rows])
+        del results
+        produced = ~taken.column(SKIPPED_COLUMN).to_numpy(zero_copy_only=False)
+        if not produced.all():
+            rows, taken = rows[produced], taken.filter(pa.array(produced))
+        if not _every(rows, table.num_rows):
+            table, ids = _rows(table, rows), take_rows(ids, rows)
         for field in self.function.output_schema.to_arrow():
             table = table.append_column(field, with_type(taken.column(field.name), field.type))
-        for key in self.function.output_keys:
+        for key in keys:
             table = table.append_column(
                 source_info_column(key), taken.column(source_info_column(key))
             )
         types = dict(self.function.output_schema)
-        return records.column(RECORD_ID), TableStream(table, tuple(tag_columns), types=types)
+        return ids, TableStream(table, tuple(tag_columns), types=types)
+
+
+def _every(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` are all ``n`` rows, in order."""
+    return len(rows) == n and bool(np.array_equal(rows, np.arange(n)))
+
+
+def _rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The rows ``rows`` of ``table``: the table itself when that is all of them in order."""
+    if _every(rows, table.num_rows):
+        return table
+    columns = [take_rows(column, rows) for column in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _chunked(ids: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
