@@ -31,7 +31,7 @@ from podline.columns import meta_column, source_info_column, token_array
 from podline.conversion import table_with_schema, with_type
 from podline.functions.output_files import FILES_TYPE, holds_files, stale_results
 from podline.functions.packet_function import PacketFunction
-from podline.matching import IdHashes, index_in
+from podline.matching import IdHashes, index_in, take_table_rows
 from podline.stores import RECORD_ID, Store
 
 __all__ = ["SKIPPED_COLUMN", "ResultCache", "call_ids", "call_tokens", "tokens_of_calls"]
@@ -100,7 +100,7 @@ class ResultCache:
         position = index_in(ids, stored.column(RECORD_ID))
         if len(position) == len(stored) and np.array_equal(position, np.arange(len(stored))):
             return self._fresh(self._typed(stored))  # everything, in stored order (a re-run)
-        hits = self._typed(stored.take(pa.array(position[position >= 0], pa.int64())))
+        hits = self._typed(take_table_rows(stored, position[position >= 0]))
         rest = ids.filter(pa.array(position < 0))
         if not len(rest):
             return self._fresh(hits)

@@ -29,7 +29,7 @@ from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN, call_ids, tokens_of_calls
 from podline.hashing import row_hash_strings
-from podline.matching import Positions, index_in, is_in, take_rows
+from podline.matching import Positions, index_in, is_in, take_rows, take_table_rows
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
@@ -290,7 +290,7 @@ class ProvenanceRecords:
         if produced.all() and np.array_equal(position, np.arange(len(results))):
             outputs = results  # every record resolved, row for row
         else:
-            outputs = results.take(pa.array(position[produced], pa.int64()))
+            outputs = take_table_rows(results, position[produced])
         return skipped | resolved, skipped, outputs
 
     def _outputs_of(self, results: pa.Table, *, tokens: bool = True) -> pa.Table:
@@ -351,10 +351,7 @@ def _every(rows: np.ndarray, n: int) -> bool:
 
 def _rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
     """The rows ``rows`` of ``table``: the table itself when that is all of them in order."""
-    if _every(rows, table.num_rows):
-        return table
-    columns = [take_rows(column, rows) for column in table.columns]
-    return pa.Table.from_arrays(columns, schema=table.schema)
+    return table if _every(rows, table.num_rows) else take_table_rows(table, rows)
 
 
 def _chunked(ids: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
