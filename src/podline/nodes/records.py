@@ -46,6 +46,7 @@ INPUT_HASH = meta_column("input_hash")
 RESULT_ID = meta_column("result_id")
 STATUS = meta_column("status")
 _PATH = ("records",)
+_KNOWN_READS = threading.Lock()
 #: The columns of a record that a lookup reads.
 _LOOKED_UP = [RECORD_ID, RESULT_ID, STATUS]
 
@@ -233,9 +234,11 @@ class ProvenanceRecords:
 
         def read() -> None:
             try:
-                # (The memo is not preloaded here: a fully cached run looks nothing up in
-                # it, and holding it would double what the run keeps in memory.)
-                future.set_result(self.known())
+                # One at a time: reading a node's records and memo briefly holds several
+                # times what is kept, and an async run begins every node at once.
+                with _KNOWN_READS:
+                    known = self.known()
+                future.set_result(known)
             except BaseException as exc:  # raised by ``result()``, in the caller's thread
                 future.set_exception(exc)
 
