@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from unittest import mock
 
 import numpy as np
@@ -84,3 +85,49 @@ def test_rows_in_order_follows_the_ids_asked_for() -> None:
     assert picked.to_pylist() == [{"id": "c", "v": 3}, {"id": "a", "v": 1}, {"id": "c", "v": 3}]
     same = rows_in_order(table, pa.array(["a", "b", "c"], pa.large_string()), "id")
     assert same is table  # already in that order: no copy
+
+
+def _chunked(items: list[str | None], cuts: list[int]) -> pa.ChunkedArray:
+    bounds = sorted({0, len(items), *(c % (len(items) + 1) for c in cuts)})
+    return pa.chunked_array(
+        [pa.array(items[a:b], pa.large_string()) for a, b in itertools.pairwise(bounds)],
+        pa.large_string(),
+    )
+
+
+@given(
+    values=ids,
+    lookup=ids,
+    value_cuts=st.lists(st.integers(0, 30), max_size=4),
+    lookup_cuts=st.lists(st.integers(0, 30), max_size=4),
+    collide=st.booleans(),
+)
+def test_matches_are_confirmed_block_by_block_across_chunks(
+    values: list[str | None],
+    lookup: list[str | None],
+    value_cuts: list[int],
+    lookup_cuts: list[int],
+    collide: bool,
+) -> None:
+    # Confirmation takes the compared strings chunk by chunk and a few matches at a time
+    # (blocks of 3 here), never concatenating a chunked side: answers must not change.
+    hashes = (lambda ids: np.zeros(len(ids), dtype=np.uint64)) if collide else matching._hashes
+    with (
+        mock.patch.object(matching, "_hashes", hashes),
+        mock.patch.object(matching, "_CONFIRM_BLOCK", 3),
+    ):
+        got = index_in(_chunked(values, value_cuts), _chunked(lookup, lookup_cuts))
+    _check(got, values, lookup)
+
+
+@given(
+    items=st.lists(st.text(alphabet="abc", max_size=3), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=5),
+    data=st.data(),
+)
+def test_take_from_chunks_equals_a_take_from_the_whole(
+    items: list[str], cuts: list[int], data: st.DataObject
+) -> None:
+    rows = data.draw(st.lists(st.integers(0, len(items) - 1), max_size=40))
+    taken = matching.take_rows(_chunked(items, cuts), np.array(rows, dtype=np.int64))
+    assert taken.to_pylist() == [items[r] for r in rows]

@@ -1,5 +1,7 @@
 """Exact lookups of string ids in other string ids, in bulk: ``index_in``, ``is_in``,
-``rows_in_order``, and ``Positions`` for many lookups in the same ids.
+``rows_in_order``, ``Positions`` for many lookups in the same ids, ``IdHashes`` for "certainly
+none of these" answers in 8 bytes an id, and ``take_rows``, a take that copies only what it
+takes.
 
 Record ids, entry ids and content hashes are long strings (``pod3:`` + 64 hex). Arrow's
 ``index_in``/``is_in`` hash every such string into a fresh hash table on each call, which
@@ -20,7 +22,17 @@ import pyarrow.compute as pc
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["Ids", "Positions", "id_hashes", "index_in", "is_in", "rows_in_order"]
+__all__ = [
+    "IdHashes",
+    "Ids",
+    "Positions",
+    "id_hashes",
+    "index_in",
+    "is_in",
+    "rows_in_order",
+    "take_rows",
+    "take_table_rows",
+]
 
 Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
@@ -88,29 +100,82 @@ class Positions:
         return _confirmed(values, self._lookup, matched)
 
 
+class IdHashes:
+    """The 64-bit hashes of a set of ids, without the ids (8 bytes an id), for answering
+    "certainly none of these": ``may_hold`` is False for an id whose hash is absent; True may
+    be a collision, which a caller settles another way."""
+
+    __slots__ = ("_sorted",)
+
+    def __init__(self, ids: Ids) -> None:
+        self._sorted = id_hashes(ids).sort().to_numpy() if len(ids) else np.empty(0, np.uint64)
+
+    def may_hold(self, values: Ids) -> np.ndarray:
+        """Per item of ``values``: whether its hash is one of the set's."""
+        if not len(values) or not len(self._sorted):
+            return np.zeros(len(values), dtype=bool)
+        probe = _hashes(values)
+        at = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
+        return np.asarray(self._sorted[at] == probe)
+
+
+#: Matches are confirmed this many at a time: the strings compared are copies, so a lookup of
+#: millions of ids would otherwise hold two more copies of them at once.
+_CONFIRM_BLOCK = 1 << 18
+
+
 def _confirmed(values: Ids, lookup: Ids, matched: np.ndarray) -> np.ndarray:
     """``index_in``'s answer from ``matched``, the position in ``lookup`` of an item with
     the same 64-bit hash per item of ``values`` (or -1): each match is confirmed by comparing
     the strings, and the rare rows whose hash another string shares are settled exactly."""
     found = np.full(len(values), -1, dtype=np.int64)
-    candidate = np.flatnonzero(matched >= 0)
-    if not len(candidate):
-        return found
-    positions = matched[candidate]
+    candidates = np.flatnonzero(matched >= 0)
     type_ = lookup.type
-    wanted = _plain(values, type_).take(pa.array(candidate, pa.int64()))
-    same = pc.equal(wanted, _plain(lookup, type_).take(pa.array(positions, pa.int64())))
-    confirmed = same.fill_null(False).to_numpy(zero_copy_only=False)
-    found[candidate[confirmed]] = positions[confirmed]
-    # A hash shared by different strings: settle those few rows the slow, exact way.
-    doubtful = candidate[~confirmed & pc.is_valid(wanted).to_numpy(zero_copy_only=False)]
-    if len(doubtful):
-        exact = pc.index_in(
-            _plain(values, type_).take(pa.array(doubtful, pa.int64())),
-            value_set=_plain(lookup, type_),
-        )
-        found[doubtful] = exact.fill_null(-1).to_numpy(zero_copy_only=False)
+    for start in range(0, len(candidates), _CONFIRM_BLOCK):
+        candidate = candidates[start : start + _CONFIRM_BLOCK]
+        positions = matched[candidate]
+        wanted = take_rows(values, candidate).cast(type_)
+        same = pc.equal(wanted, take_rows(lookup, positions))
+        confirmed = same.fill_null(False).to_numpy(zero_copy_only=False)
+        found[candidate[confirmed]] = positions[confirmed]
+        # A hash shared by different strings: settle those few rows the slow, exact way.
+        doubtful = ~confirmed & pc.is_valid(wanted).to_numpy(zero_copy_only=False)
+        if doubtful.any():
+            exact = pc.index_in(wanted.filter(pa.array(doubtful)), value_set=_plain(lookup, type_))
+            found[candidate[doubtful]] = exact.fill_null(-1).to_numpy(zero_copy_only=False)
     return found
+
+
+def take_rows(ids: Ids, rows: np.ndarray) -> pa.Array:
+    """``ids[rows]`` (any column, not only ids) as one array. Arrow's take from a chunked
+    array first concatenates its chunks, a copy of all of them, whatever the number of rows
+    taken; here each chunk gives its own rows."""
+    indices = pa.array(rows, pa.int64())
+    if not len(rows):
+        return pa.array([], ids.type)
+    if isinstance(ids, pa.ChunkedArray):
+        if ids.num_chunks == 1:
+            ids = ids.chunk(0)
+        elif 2 * len(rows) >= len(ids):
+            # Half the rows or more: the copy costs no more than the result, and Arrow's one
+            # take is several times faster than taking chunk by chunk.
+            return ids.take(indices).combine_chunks()
+    if isinstance(ids, pa.Array):
+        return ids.take(indices)
+    bounds = np.cumsum([0, *(len(chunk) for chunk in ids.chunks)])
+    chunk_of = np.searchsorted(bounds, rows, side="right") - 1
+    order = np.argsort(chunk_of, kind="stable")
+    by_chunk, chunks = rows[order], chunk_of[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(chunks) != 0])
+    ends = np.r_[starts[1:], len(rows)]
+    parts = [
+        ids.chunk(int(chunks[a])).take(pa.array(by_chunk[a:b] - bounds[chunks[a]], pa.int64()))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    taken = pa.concat_arrays(parts) if parts else pa.array([], ids.type)
+    back = np.empty(len(rows), dtype=np.int64)
+    back[order] = np.arange(len(rows))
+    return taken.take(pa.array(back, pa.int64()))
 
 
 def _hash_matches(probe: np.ndarray, stored: np.ndarray) -> np.ndarray:
@@ -152,4 +217,11 @@ def rows_in_order(table: pa.Table, ids: Ids, id_column: str) -> pa.Table:
     positions = index_in(ids, table[id_column])
     if len(positions) == table.num_rows and np.array_equal(positions, np.arange(len(positions))):
         return table  # already in that order (a cached run reading back what it wrote)
-    return table.take(pa.array(positions[positions >= 0], pa.int64()))
+    return take_table_rows(table, positions[positions >= 0])
+
+
+def take_table_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The rows ``rows`` of ``table``, each column taken by ``take_rows`` (``Table.take``
+    concatenates every column first)."""
+    columns = [take_rows(column, rows) for column in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema)

@@ -16,9 +16,15 @@ from hypothesis import strategies as st
 import podline
 from podline import function_pod
 from podline.errors import PipelineError
-from podline.functions import RowStatus
+from podline.functions import ResultCache, RowStatus
 from podline.nodes import FunctionNode, kinds
-from podline.nodes.records import INPUT_HASH, RESULT_ID, STATUS, KnownEntries
+from podline.nodes.records import (
+    INPUT_HASH,
+    RESULT_ID,
+    STATUS,
+    KnownEntries,
+    ProvenanceRecords,
+)
 from podline.pipeline import Pipeline
 from podline.stores import RECORD_ID, Store
 
@@ -254,7 +260,9 @@ def test_a_node_reads_the_memo_once_however_many_batches_miss_its_records(
     used = store.statistics() - before
     memo = [path for path in used.paths("scan") if "functions" in path]
     assert len(memo) == 1
-    assert used.count("scan", memo[0]) == 1  # five batches, one read of the memo
+    # Five batches, two reads of the memo: one to resolve the records (whose results it
+    # does not keep), one when the first batch's misses may be in it (kept for the rest).
+    assert used.count("scan", memo[0]) == 2
     assert not [path for path in used.paths("read") if "functions" in path]
 
 
@@ -270,6 +278,12 @@ def test_a_background_lookup_finds_what_a_find_finds_and_raises_what_its_reads_r
     direct, early = records.find(ids), records.known_in_background().result().find(ids)
     assert direct.found.tolist() == early.found.tolist() == [True, True, False]
     assert early.outputs.equals(direct.outputs)
+    # Out of the records' order too (the source info is made for the rows served).
+    known, shuffled = records.known(), ids.take(pa.array([1, 2, 0]))
+    for part in (shuffled.slice(0, 1), shuffled.slice(1)):
+        served = known.find(part).outputs
+        assert served.num_rows == 1
+        assert served.equals(records.find(part).outputs)
 
     def failing(*args: object, **kwargs: object) -> None:
         raise OSError("disk on fire")
@@ -317,3 +331,27 @@ def test_known_entries_answer_every_chunk_as_a_lookup_would(
         assert found.found.tolist() == [c in produced or c in skipped for c in chunk]
         assert found.skipped.tolist() == [c in skipped and c not in produced for c in chunk]
         assert found.outputs.column("y").to_pylist() == [f"out-{c}" for c in chunk if c in produced]
+
+
+def test_resolving_records_keeps_only_the_hashes_of_the_memo(store: Store) -> None:
+    # A fully cached run looks nothing up in the memo after resolving its records: the
+    # memo's rows are not kept, and a lookup of calls it never held reads only those.
+    pipeline = build(store, [1, 2, 3])
+    pipeline.run()
+    stored = node(pipeline).records
+    assert stored is not None
+    assert stored.memo is not None
+    function = stored.function
+    cache = ResultCache(stored.memo.store, function, preload=True)
+    records = ProvenanceRecords(stored.store, function, None, memo=cache)
+    known = records.known()
+    assert len(known.produced) == 3
+    assert cache._stored is None
+    before = cache.store.statistics()
+    assert cache.lookup(pa.array(["pod3:" + "0" * 64], pa.large_string())).num_rows == 0
+    assert (cache.store.statistics() - before).paths("scan") == []
+    # Calls it did see are looked up among every stored result, loaded once from then on.
+    result_ids = stored.store.scan(("records",), columns=[RESULT_ID])
+    assert result_ids is not None
+    assert cache.lookup(result_ids.column(RESULT_ID)).num_rows == 3
+    assert cache._stored is not None

@@ -31,10 +31,10 @@ from podline.columns import meta_column, source_info_column, token_array
 from podline.conversion import table_with_schema, with_type
 from podline.functions.output_files import FILES_TYPE, holds_files, stale_results
 from podline.functions.packet_function import PacketFunction
-from podline.matching import index_in
+from podline.matching import IdHashes, index_in, take_table_rows
 from podline.stores import RECORD_ID, Store
 
-__all__ = ["SKIPPED_COLUMN", "ResultCache", "call_tokens"]
+__all__ = ["SKIPPED_COLUMN", "ResultCache", "call_ids", "call_tokens", "tokens_of_calls"]
 
 SKIPPED_COLUMN = meta_column("skipped")
 COMPUTED_AT_COLUMN = meta_column("computed_at")
@@ -53,6 +53,9 @@ class ResultCache:
         #: store answers for those.)
         self.preload = preload
         self._stored: pa.Table | None = None
+        #: The ids ``read_all`` saw (as hashes, 8 bytes each): a lookup of ids none of which
+        #: it saw asks the store for them alone instead of loading every result.
+        self._seen: IdHashes | None = None
         self.path = ("functions", function.name, function.content_hash().short(16))
         outputs = function.output_schema.to_arrow()
         #: Whether results name files, whose fingerprints are stored and checked.
@@ -87,14 +90,17 @@ class ResultCache:
     def lookup(self, input_hashes: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Table:
         """Stored records for these input hashes (hits only, in any order), typed by
         ``self.schema``."""
-        if not self.preload:
-            return self._fresh(self._typed(self.store.read(self.path, input_hashes)))
-        stored = self.load()
         ids = _ids(input_hashes)
+        if not self.preload or (
+            self._stored is None and self._seen is not None and not self._seen.may_hold(ids).any()
+        ):
+            # (Results recorded since ``read_all``, if any, are found by the store.)
+            return self._fresh(self._typed(self.store.read(self.path, ids)))
+        stored = self.load()
         position = index_in(ids, stored.column(RECORD_ID))
         if len(position) == len(stored) and np.array_equal(position, np.arange(len(stored))):
-            return self._fresh(stored)  # asked for everything, in stored order (a re-run)
-        hits = stored.take(pa.array(position[position >= 0], pa.int64()))
+            return self._fresh(self._typed(stored))  # everything, in stored order (a re-run)
+        hits = self._typed(take_table_rows(stored, position[position >= 0]))
         rest = ids.filter(pa.array(position < 0))
         if not len(rest):
             return self._fresh(hits)
@@ -119,25 +125,50 @@ class ResultCache:
         return found.filter(pa.array(keep))
 
     def load(self) -> pa.Table:
-        """Every stored result, read once (the preloaded table ``lookup`` looks in first)."""
+        """Every stored result, read once: the preloaded table ``lookup`` looks in first.
+        Typed by ``self.schema``, except that its source-info tokens are only those the
+        table stores (made for all rows at once, they would cost as much memory as the ids):
+        ``lookup`` makes them for the rows it returns, ``typed`` for others."""
         if self._stored is None:
-            self._stored = self._typed(self.store.scan(self.path))
+            self._stored = self._typed(self.store.scan(self.path), tokens=False)
         return self._stored
 
-    def _typed(self, found: pa.Table | None) -> pa.Table:
+    def read_all(self) -> pa.Table:
+        """Every stored result but stale ones, typed as ``load`` types them, read now (or
+        given from ``load``'s copy) and not kept: a cache that preloads keeps only their ids'
+        hashes, so that the lookups that follow load every result only if one of them may
+        be stored. (A fully cached run looks nothing up, and would hold every result twice:
+        here, and in what it serves.)"""
+        if self._stored is not None:
+            return self._fresh(self._stored)
+        results = self._fresh(self._typed(self.store.scan(self.path), tokens=False))
+        if self.preload:
+            self._seen = IdHashes(results.column(RECORD_ID))
+        return results
+
+    def typed(self, results: pa.Table) -> pa.Table:
+        """Rows of ``load``/``read_all`` with their source-info tokens (``self.schema``)."""
+        return self._typed(results)
+
+    def _typed(self, found: pa.Table | None, *, tokens: bool = True) -> pa.Table:
         if found is None or found.num_rows == 0:
             return self.schema.empty_table()
-        tokens: dict[str, pa.Array | pa.ChunkedArray] = {}
+        if not tokens:
+            have = set(found.column_names)
+            names = [n for n in self.schema.names if n not in self._tokens or n in have]
+            schema = pa.schema([self.schema.field(n) for n in names])
+            return table_with_schema(found.select(names), schema)
+        tokens_of: dict[str, pa.Array | pa.ChunkedArray] = {}
         made = None
         for name, key in zip(self._tokens, self.function.output_keys, strict=True):
             stored = found.column(name) if name in found.column_names else None
             if stored is not None and not stored.null_count:
-                tokens[name] = stored
+                tokens_of[name] = stored
                 continue
             if made is None:
                 made = call_tokens(self.function, found.column(RECORD_ID))
-            tokens[name] = made[key] if stored is None else pc.coalesce(stored, made[key])
-        columns = [tokens[n] if n in tokens else found.column(n) for n in self.schema.names]
+            tokens_of[name] = made[key] if stored is None else pc.coalesce(stored, made[key])
+        columns = [tokens_of[n] if n in tokens_of else found.column(n) for n in self.schema.names]
         return table_with_schema(pa.table(columns, names=self.schema.names), self.schema)
 
     def record(
@@ -192,9 +223,21 @@ def call_tokens(
 ) -> dict[str, pa.Array | pa.ChunkedArray]:
     """Per output key, the source-info tokens of the calls of ``function`` whose argument
     hashes (``pod3:<hex>``) are ``hashes``: what a cache hit says produced each value."""
-    call_ids = pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod3:" + 32 hex digits
+    return tokens_of_calls(function, call_ids(hashes))
+
+
+def call_ids(hashes: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The part of each argument hash that names its call in a source-info token (32 of its
+    69 characters: what a caller keeps until it makes the tokens)."""
+    return pc.utf8_slice_codeunits(hashes, 5, 37)  # "pod3:" + 32 hex digits
+
+
+def tokens_of_calls(
+    function: PacketFunction, ids: pa.Array | pa.ChunkedArray
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """``call_tokens`` of the calls whose ``call_ids`` are ``ids``."""
     origin = f"{function.name}@{function.content_hash().short(16)}"
-    return {k: token_array("call", origin, call_ids, k) for k in function.output_keys}
+    return {k: token_array("call", origin, ids, k) for k in function.output_keys}
 
 
 def _ids(hashes: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 from podline.columns import meta_column, source_info_column
 from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
-from podline.functions.memo import SKIPPED_COLUMN
+from podline.functions.memo import SKIPPED_COLUMN, call_ids, tokens_of_calls
 from podline.hashing import row_hash_strings
-from podline.matching import Positions, index_in, is_in
+from podline.matching import Positions, index_in, is_in, take_rows, take_table_rows
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
 
@@ -46,6 +46,7 @@ INPUT_HASH = meta_column("input_hash")
 RESULT_ID = meta_column("result_id")
 STATUS = meta_column("status")
 _PATH = ("records",)
+_KNOWN_READS = threading.Lock()
 #: The columns of a record that a lookup reads.
 _LOOKED_UP = [RECORD_ID, RESULT_ID, STATUS]
 
@@ -88,6 +89,10 @@ class KnownEntries:
     produced: pa.Array | pa.ChunkedArray
     outputs: pa.Table
     skipped: pa.Array | pa.ChunkedArray
+    #: With ``calls`` (the ``call_ids`` of the ``outputs`` rows, which then hold no source
+    #: info), the function whose tokens are made for the rows each ``find`` serves.
+    function: PacketFunction | None = None
+    calls: pa.Array | pa.ChunkedArray | None = None
     #: Where the next chunk's ids would start among ``produced`` if the order holds.
     cursor: int = 0
     #: Chunks out of order so far; from the second on, ``produced`` is looked up through
@@ -103,7 +108,7 @@ class KnownEntries:
                 # Every id has an output (produced wins over skipped, as below).
                 self.cursor = start + n
                 none = np.zeros(n, dtype=bool)
-                return Found(~none, none, self.outputs.slice(start, n))
+                return Found(~none, none, self._served(self.outputs.slice(start, n), start, n))
         if self._positions is None:
             self._misses += 1
             if self._misses > 1:  # a second chunk out of order: more will come
@@ -114,8 +119,25 @@ class KnownEntries:
             position = self._positions.positions(entry_ids)
         has_output = position >= 0
         skipped = is_in(entry_ids, self.skipped) & ~has_output
-        outputs = self.outputs.take(pa.array(position[has_output], pa.int64()))
-        return Found(has_output | skipped, skipped, outputs)
+        rows = position[has_output]
+        return Found(has_output | skipped, skipped, self._served(_rows(self.outputs, rows), rows))
+
+    def _served(
+        self, outputs: pa.Table, rows: np.ndarray | int, length: int | None = None
+    ) -> pa.Table:
+        """``outputs`` (rows ``rows`` of ``self.outputs``, or the slice of ``length`` from
+        ``rows``) with their source info."""
+        if self.calls is None or self.function is None:
+            return outputs
+        if isinstance(rows, int):
+            calls = self.calls.slice(rows, length)
+        else:
+            calls = take_rows(self.calls, rows)
+        for key, tokens in tokens_of_calls(self.function, calls).items():
+            outputs = outputs.append_column(
+                pa.field(source_info_column(key), pa.large_string()), tokens
+            )
+        return outputs
 
 
 class ProvenanceRecords:
@@ -183,9 +205,11 @@ class ProvenanceRecords:
         none = np.zeros(len(entry_ids), dtype=bool)
         if self.memo is None or records is None or records.num_rows == 0:
             return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
-        usable, skipped, outputs = self._resolve(records)
+        results = self.memo.lookup(records.column(RESULT_ID))
+        usable, skipped, outputs = self._resolve(records, results)
+        outputs = self._outputs_of(outputs)
         # Map back from stored records to the entries asked for (read keeps their order).
-        row_of = _positions(records.column(RECORD_ID), entry_ids)
+        row_of = index_in(records.column(RECORD_ID), entry_ids)
         found, was_skipped = none.copy(), none.copy()
         found[row_of[usable]] = True
         was_skipped[row_of[skipped]] = True
@@ -210,9 +234,10 @@ class ProvenanceRecords:
 
         def read() -> None:
             try:
-                known = self.known()
-                if self.memo is not None and self.memo.preload:
-                    self.memo.load()  # the batches' misses are looked up in it next
+                # One at a time: reading a node's records and memo briefly holds several
+                # times what is kept, and an async run begins every node at once.
+                with _KNOWN_READS:
+                    known = self.known()
                 future.set_result(known)
             except BaseException as exc:  # raised by ``result()``, in the caller's thread
                 future.set_exception(exc)
@@ -228,34 +253,58 @@ class ProvenanceRecords:
             nothing = pa.array([], pa.large_string())
             empty = self._outputs_of(ResultCache.empty_for(self.function))
             return KnownEntries(nothing, empty, nothing)
-        usable, skipped, outputs = self._resolve(records)
+        result_ids = records.column(RESULT_ID)
+        results = self.memo.read_all()
+        position = index_in(result_ids, results.column(RECORD_ID))
+        tokens = [source_info_column(k) for k in self.function.output_keys]
+        stored_tokens = any(name in results.column_names for name in tokens)
+        if stored_tokens:  # a memo written before tokens were made on read
+            results = self.memo.typed(results)
+        # Only what is served is taken (the rest of both tables is let go of here).
+        served = [*self.function.output_schema.keys(), *(tokens if stored_tokens else ())]
+        usable, skipped, outputs = self._resolve(records, results.select(served), position)
+        produced = usable & ~skipped
         ids = records.column(RECORD_ID)
-        produced = pa.array(usable & ~skipped)
-        return KnownEntries(ids.filter(produced), outputs, ids.filter(pa.array(skipped)))
+        mask = None if produced.all() else pa.array(produced)
+        calls = None
+        if not stored_tokens:  # made for each served chunk from these
+            calls = call_ids(result_ids if mask is None else result_ids.filter(mask))
+        return KnownEntries(
+            ids if mask is None else ids.filter(mask),
+            self._outputs_of(outputs, tokens=stored_tokens),
+            ids.filter(pa.array(skipped)),
+            self.function,
+            calls,
+        )
 
-    def _resolve(self, records: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Table]:
-        """For stored records: which need no computing, which were skipped, and the outputs
-        of the others (usable and not skipped), in record order."""
-        assert self.memo is not None
-        results = self.memo.lookup(records.column(RESULT_ID))
-        position = _positions(records.column(RESULT_ID), results.column(RECORD_ID))
+    def _resolve(
+        self, records: pa.Table, results: pa.Table, position: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+        """For stored records and the memo's ``results`` for them: which need no computing,
+        which were skipped, and the results of the others (usable and not skipped), in
+        record order. ``position``: the row of ``results`` of each record's result (-1:
+        none), found here unless given. (``index_in`` answers at once when ``results`` are
+        the records' results in their order, the usual case of a cached run.)"""
+        if position is None:
+            position = index_in(records.column(RESULT_ID), results.column(RECORD_ID))
         skipped = pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
         resolved = position >= 0
         produced = resolved & ~skipped
-        if produced.all() and len(results) == len(position):
-            outputs = results  # every record resolved, row for row (see ``_positions``)
+        if produced.all() and np.array_equal(position, np.arange(len(results))):
+            outputs = results  # every record resolved, row for row
         else:
-            outputs = results.take(pa.array(position[produced], pa.int64()))
-        return skipped | resolved, skipped, self._outputs_of(outputs)
+            outputs = take_table_rows(results, position[produced])
+        return skipped | resolved, skipped, outputs
 
-    def _outputs_of(self, results: pa.Table) -> pa.Table:
-        """Output columns and their source info, typed by the output schema."""
+    def _outputs_of(self, results: pa.Table, *, tokens: bool = True) -> pa.Table:
+        """Output columns and (with ``tokens``) their source info, typed by the output
+        schema."""
         columns: dict[str, pa.ChunkedArray] = {}
         fields = []
         for field in self.function.output_schema.to_arrow():
             columns[field.name] = with_type(results.column(field.name), field.type)
             fields.append(field)
-        for key in self.function.output_keys:
+        for key in self.function.output_keys if tokens else ():
             info = source_info_column(key)
             columns[info] = results.column(info)
             fields.append(pa.field(info, pa.large_string()))
@@ -272,33 +321,41 @@ class ProvenanceRecords:
         if records is None or records.num_rows == 0:
             return None
         results = self.memo.lookup(records.column(RESULT_ID))
-        position = _positions(records.column(RESULT_ID), results.column(RECORD_ID))
-        found = position >= 0
-        records = records.filter(pa.array(found))
-        taken = results.take(pa.array(position[found], pa.int64()))
-        keep = pc.invert(taken.column(SKIPPED_COLUMN))
-        records, taken = records.filter(keep), taken.filter(keep)
+        position = index_in(records.column(RESULT_ID), results.column(RECORD_ID))
+        ids = records.column(RECORD_ID)
         table = records.drop_columns([RECORD_ID, INPUT_HASH, RESULT_ID, STATUS])
+        del records
+        # Rows are taken only where some are left out, and only the columns served: a read
+        # of a large node's results must not hold several copies of them.
+        keys = self.function.output_keys
+        served = [*keys, *(source_info_column(k) for k in keys), SKIPPED_COLUMN]
+        rows = np.flatnonzero(position >= 0)
+        taken = _rows(results.select(served), position[rows])
+        del results
+        produced = ~taken.column(SKIPPED_COLUMN).to_numpy(zero_copy_only=False)
+        if not produced.all():
+            rows, taken = rows[produced], taken.filter(pa.array(produced))
+        if not _every(rows, table.num_rows):
+            table, ids = _rows(table, rows), take_rows(ids, rows)
         for field in self.function.output_schema.to_arrow():
             table = table.append_column(field, with_type(taken.column(field.name), field.type))
-        for key in self.function.output_keys:
+        for key in keys:
             table = table.append_column(
                 source_info_column(key), taken.column(source_info_column(key))
             )
         types = dict(self.function.output_schema)
-        return records.column(RECORD_ID), TableStream(table, tuple(tag_columns), types=types)
+        return ids, TableStream(table, tuple(tag_columns), types=types)
+
+
+def _every(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` are all ``n`` rows, in order."""
+    return len(rows) == n and bool(np.array_equal(rows, np.arange(n)))
+
+
+def _rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The rows ``rows`` of ``table``: the table itself when that is all of them in order."""
+    return table if _every(rows, table.num_rows) else take_table_rows(table, rows)
 
 
 def _chunked(ids: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return ids if isinstance(ids, pa.ChunkedArray) else pa.chunked_array([ids])
-
-
-def _positions(wanted: pa.ChunkedArray, got: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Where each id of ``wanted`` is in ``got``, the rows a store read returned for them.
-
-    A read returns its rows in the order asked and leaves out only absent ids, so when every
-    id was found the answer is simply 0, 1, 2, ... (the usual case of a cached run).
-    """
-    if len(got) == len(wanted):
-        return np.arange(len(wanted), dtype=np.int64)
-    return index_in(wanted, got)
