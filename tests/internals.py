@@ -95,15 +95,15 @@ def count_table_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 def count_id_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A list of the table URIs whose id column a Delta store reads (for write-once
-    checks), one entry per read."""
+    checks: an index catching up, or confirming a hash match), one entry per read."""
     reads: list[str] = []
-    real = _delta_table._read_ids
+    real = _delta_table.TableIds.batches
 
-    def counting(log: Any, *args: Any, **kwargs: Any) -> Any:
+    def counting(source: Any, log: Any, *args: Any, **kwargs: Any) -> Any:
         reads.append(log.uri)
-        return real(log, *args, **kwargs)
+        return real(source, log, *args, **kwargs)
 
-    monkeypatch.setattr(_delta_table, "_read_ids", counting)
+    monkeypatch.setattr(_delta_table.TableIds, "batches", counting)
     return reads
 
 

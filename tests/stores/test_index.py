@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podline.stores import _index
-from podline.stores._index import IdIndex
+from podline.stores._index import HeldIds, IdIndex
 
 
 def test_empty_index_and_empty_probe() -> None:
-    index = IdIndex()
+    index = IdIndex(HeldIds())
     assert len(index) == 0
     assert index.contains(pa.array(["a"])).tolist() == [False]
     index.add(pa.array(["a"]))
@@ -22,7 +22,7 @@ def test_empty_index_and_empty_probe() -> None:
 
 
 def test_string_layouts_and_chunks_agree() -> None:
-    index = IdIndex()
+    index = IdIndex(HeldIds())
     index.add(pa.chunked_array([["a", "b"], ["c"]], pa.string()))
     index.add(pa.array(["d", None], pa.large_string()))
     assert len(index) == 4
@@ -34,7 +34,7 @@ def test_hash_collisions_never_fake_membership(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(
         _index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), dtype=np.uint64))
     )
-    index = IdIndex()
+    index = IdIndex(HeldIds())
     index.add(pa.array(["a", "b"]))
     assert index.contains(pa.array(["b", "c", "a", "d"])).tolist() == [True, False, True, False]
 
@@ -44,7 +44,7 @@ def test_hash_collisions_never_fake_membership(monkeypatch: pytest.MonkeyPatch) 
     st.lists(st.text(max_size=4), max_size=30),
 )
 def test_behaves_like_a_set(batches: list[list[str]], probe: list[str]) -> None:
-    index = IdIndex()
+    index = IdIndex(HeldIds())
     stored: set[str] = set()
     for batch in batches:
         index.add(pa.array(batch, pa.string()))

@@ -118,7 +118,7 @@ class Committer(ABC):
         """The write log at the table's latest version (None while no table exists)."""
 
     @abstractmethod
-    def _committed(self, state: TableState, column: str) -> CommittedIds:
+    def _committed(self, state: TableState, column: str, path: StorePath) -> CommittedIds:
         """The index of the ids committed to ``column`` of the table."""
 
     @abstractmethod
@@ -279,7 +279,7 @@ class Committer(ABC):
                     if log is not None:
                         # Columns committed since the read log last looked are kept too.
                         schema = evolve_schema(path_schema(log.schema()), schema, path)
-                    self._drop_committed(state, log)
+                    self._drop_committed(state, path, log)
                     batches = state.pending[:count]
                     rows = pa.concat_tables([conform(b.rows, schema, path) for b in batches])
                 if rows.num_rows:
@@ -312,7 +312,7 @@ class Committer(ABC):
             f"{_MAX_ATTEMPTS} times in a row"
         )
 
-    def _drop_committed(self, state: TableState, log: TableLog | None) -> None:
+    def _drop_committed(self, state: TableState, path: StorePath, log: TableLog | None) -> None:
         """Drop buffered rows whose ids the table (at ``log``) gained since they were
         checked.
 
@@ -320,8 +320,8 @@ class Committer(ABC):
         checks them, and this keeps it so), so only a sync that added ids calls for a check.
         """
         for column in {b.column for b in state.pending if not b.fresh}:
-            committed = self._committed(state, column)
-            if committed.sync(log, column, self._local_root(state)):
+            committed = self._committed(state, column, path)
+            if committed.sync(log):
                 state.pending = [
                     b._replace(rows=b.rows.filter(~committed.index.contains(b.rows[column])))
                     if b.column == column and not b.fresh

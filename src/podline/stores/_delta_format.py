@@ -52,6 +52,7 @@ __all__ = [
     "encode_segment",
     "parquet_settings",
     "path_schema",
+    "read_column",
     "read_parquet",
     "table_lock",
     "table_paths",
@@ -398,9 +399,32 @@ def read_parquet(
     """
     check_data_files(files, filesystem, table)
     for path in files:
-        try:
-            with filesystem.open_input_file(path) as source, pq.ParquetFile(source) as file:
-                has = set(file.schema_arrow.names)
-                yield file.read(columns=[name for name in columns if name in has])
-        except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
-            raise StoreError(f"data file {path} of {table} cannot be read: {exc}") from exc
+        with _parquet_file(filesystem, path, table) as file:
+            has = set(file.schema_arrow.names)
+            yield file.read(columns=[name for name in columns if name in has])
+
+
+def read_column(
+    files: Mapping[str, int], column: str, filesystem: pafs.FileSystem, table: str
+) -> Iterator[pa.Array]:
+    """The values of ``column`` in these Parquet ``files`` (as ``read_parquet`` reads them), a
+    row group at a time, so that a large file never has to fit in memory whole; files
+    written before the column existed give none."""
+    check_data_files(files, filesystem, table)
+    for path in files:
+        with _parquet_file(filesystem, path, table) as file:
+            if column not in file.schema_arrow.names:
+                continue
+            for group in range(file.num_row_groups):
+                yield file.read_row_group(group, columns=[column])[column].combine_chunks()
+
+
+@contextlib.contextmanager
+def _parquet_file(filesystem: pafs.FileSystem, path: str, table: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at ``path``; what cannot be read of it is a ``StoreError`` naming it
+    and its ``table``."""
+    try:
+        with filesystem.open_input_file(path) as source, pq.ParquetFile(source) as file:
+            yield file
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
+        raise StoreError(f"data file {path} of {table} cannot be read: {exc}") from exc

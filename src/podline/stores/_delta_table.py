@@ -2,7 +2,8 @@
 
 ``TableState`` holds what the store keeps for one path: its Delta logs, the batches
 buffered for it and the id indexes that keep writes write-once (``CommittedIds``, kept
-current by reading the id column of the data files added since). ``stored_rows`` reads the
+current by reading the id column of the data files added since, and keeping only hashes:
+``TableIds`` reads the table to confirm a match). ``stored_rows`` reads the
 committed rows (projected, filtered, or picked by id), and ``merge_buffered`` adds the buffered
 rows to them, so reads see every write, committed or not.
 """
@@ -13,28 +14,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
-from podline.matching import is_in, rows_in_order
+from podline.matching import Ids, is_in, rows_in_order
 from podline.stores._common import RowFilter, conform, evolve_schema, path_text
 from podline.stores._delta_format import (
     ParquetSettings,
     check_data_files,
     parquet_settings,
     path_schema,
+    read_column,
     read_parquet,
 )
 from podline.stores._delta_log import TableLog, local_filesystem
+from podline.stores._delta_open import Opener
 from podline.stores._delta_prune import Select, id_select, may_hold, read_matching
-from podline.stores._index import IdIndex
+from podline.stores._index import HeldIds, IdIndex, found_in
 from podline.stores.base import StorePath
 
 __all__ = [
     "FEW_IDS",
     "Buffered",
     "CommittedIds",
+    "TableIds",
     "TableState",
     "committed_rows",
     "merge_buffered",
@@ -59,43 +64,78 @@ class Buffered(NamedTuple):
     fresh: bool = False
 
 
-def _read_ids(
-    log: TableLog, files: dict[str, int], column: str, local_root: str | None
-) -> pa.ChunkedArray:
-    """The ``column`` values of the given data files of the table (path -> size), as
-    ``large_string``.
+class TableIds:
+    """The ids of one column of a Delta table, read from the table: the ``IdSource`` of its
+    committed index, which then keeps nothing but hashes (see ``_index``).
 
-    For a local table (``local_root``, its directory) the files are read through Arrow's own
-    file system, which reads a column about twice as fast as the one delta-rs provides.
-    """
-    filesystem = (
-        log.delta_table().to_pyarrow_dataset().filesystem
-        if local_root is None
-        else local_filesystem(local_root)
-    )
-    parts = read_parquet(files, [column], filesystem, f"the Delta table at {log.uri}")
-    # A file written before the column existed has no ids in it.
-    ids = [
-        chunk
-        for part in parts
-        if column in part.column_names
-        for chunk in part[column].cast(pa.large_string()).chunks
-    ]
-    return pa.chunked_array(ids, pa.large_string())
+    A hash match is confirmed against the table at its latest version, not against the
+    files the index was built from: another writer may have compacted those away since (a
+    compaction keeps every id, and a vacuum may delete the files it replaced). The id column is
+    read a row group at a time, so a confirmation holds one piece of it, never all of it."""
+
+    __slots__ = ("_log", "_opener", "_path", "_uri", "column", "local_root")
+
+    def __init__(
+        self, column: str, uri: str, path: StorePath, opener: Opener, local_root: str | None
+    ) -> None:
+        self.column = column
+        self.local_root = local_root
+        self._uri = uri
+        self._path = path
+        self._opener = opener
+        # Its own handle on the table, opened at the first confirmation: the store's handles
+        # serve its reads and its flushing thread.
+        self._log: TableLog | None = None
+
+    def added(self, ids: Ids) -> None:
+        pass  # they are in the table's files
+
+    def holding(self, candidates: Ids) -> np.ndarray:
+        found = np.zeros(len(candidates), dtype=bool)
+        self._log = self._opener.latest(self._log, self._uri, self._path)
+        if self._log is None or self.column not in self._log.schema().names:
+            return found
+        for ids in self.batches(self._log, self._log.data_files()):
+            left = np.flatnonzero(~found)
+            found[left] = found_in(candidates.take(pa.array(left)), ids)
+            if found.all():
+                break
+        return found
+
+    def batches(self, log: TableLog, files: dict[str, int]) -> Iterator[pa.Array]:
+        """The ids in these data ``files`` of the table at ``log``, a row group at a time, as
+        ``large_string``.
+
+        For a local table (``local_root``, its directory) the files are read through Arrow's
+        own file system, which reads a column about twice as fast as the one delta-rs
+        provides."""
+        filesystem = (
+            log.delta_table().to_pyarrow_dataset().filesystem
+            if self.local_root is None
+            else local_filesystem(self.local_root)
+        )
+        table = f"the Delta table at {log.uri}"
+        # As ``large_string`` whatever the writer chose (delta-rs writes string views).
+        return (
+            ids.cast(pa.large_string())
+            for ids in read_column(files, self.column, filesystem, table)
+        )
 
 
 class CommittedIds:
     """The ids of one column of a Delta table as of ``version``, kept current by reading only
-    the files added since (a full reload only when files were removed)."""
+    the files added since (a full reload only when files were removed); hash matches are
+    confirmed by reading the table (``TableIds``)."""
 
-    __slots__ = ("files", "index", "version")
+    __slots__ = ("files", "index", "source", "version")
 
-    def __init__(self) -> None:
+    def __init__(self, source: TableIds) -> None:
         self.version = -1
         self.files: frozenset[str] = frozenset()
-        self.index = IdIndex()
+        self.source = source
+        self.index = IdIndex(source)
 
-    def sync(self, log: TableLog | None, column: str, local_root: str | None) -> bool:
+    def sync(self, log: TableLog | None) -> bool:
         """Catch up with the table at ``log``'s version; True if ids were added."""
         if log is None or log.version() == self.version:
             return False
@@ -103,13 +143,13 @@ class CommittedIds:
         files = frozenset(written)
         if not self.files <= files:
             # Files were removed (compaction by another writer, or a delete): start over.
-            self.index = IdIndex()
+            self.index = IdIndex(self.source)
             self.files = frozenset()
         new = {name: size for name, size in written.items() if name not in self.files}
         added = False
-        if new and column in log.schema().names:
+        if new and self.source.column in log.schema().names:
             before = len(self.index)
-            self.index.add(_read_ids(log, new, column, local_root))
+            self.index.extend(self.source.batches(log, new))
             added = len(self.index) > before
         self.version = log.version()
         self.files = files
@@ -180,9 +220,8 @@ class TableState:
             batches = [b.rows[column] for b in self.pending if b.column == column]
             if not batches:
                 return None
-            index = self.pending_ids[column] = IdIndex()
-            for ids in batches:
-                index.add(ids)
+            index = self.pending_ids[column] = IdIndex(HeldIds())
+            index.extend(batches)
         return index
 
 

@@ -4,9 +4,24 @@ The write-once rule needs "which of these k ids are already stored?" for every b
 the stored table each time costs a scan of n ids; Arrow's ``is_in`` rebuilds a hash table of
 its value set on every call. This index keeps a sorted array of 64-bit hashes instead, so a
 batch costs O(k log n) with no per-row Python, and adding a batch costs one O(n) merge.
+
+A hash match is only a candidate: the index confirms it against the ids themselves, so a hash
+collision never makes a new id look stored. Where those ids are is the index's ``IdSource``,
+given at construction:
+
+- ``HeldIds`` keeps a reference to every batch of ids added, for sets whose rows are in
+  memory anyway (a ``DeltaStore``'s buffered batches, a ``MemoryStore``'s tables): the index
+  then costs its 8 bytes per id and nothing more.
+- A committed Delta table's index (``_delta_table.TableIds``) keeps nothing but the hashes and
+  reads the table's id column, one piece at a time, for a batch where some hash matched: ids
+  that stay in memory only to confirm matches would cost some 70 bytes each (300 MB at a
+  million records). A batch of new ids, the usual write, matches no hash and reads nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -14,25 +29,69 @@ import pyarrow.compute as pc
 
 from podline.matching import Ids, id_hashes
 
-__all__ = ["IdIndex"]
+__all__ = ["HeldIds", "IdIndex", "IdSource", "found_in"]
+
+
+class IdSource(Protocol):
+    """Where the ids of an ``IdIndex`` are, to confirm its hash matches."""
+
+    def added(self, ids: Ids) -> None:
+        """The index took these ids (strings, no nulls)."""
+        ...
+
+    def holding(self, candidates: Ids) -> np.ndarray:
+        """A boolean mask: which of ``candidates`` (strings, no nulls; their hashes matched)
+        are in the set."""
+        ...
+
+
+class HeldIds:
+    """The ids themselves, kept by reference: for sets whose rows are in memory anyway."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: list[pa.Array] = []
+
+    def added(self, ids: Ids) -> None:
+        chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+        # One type for all chunks (``string`` or ``large_string``, whichever came first).
+        kind = self._ids[0].type if self._ids else chunks[0].type
+        self._ids.extend(chunk if chunk.type == kind else chunk.cast(kind) for chunk in chunks)
+
+    def holding(self, candidates: Ids) -> np.ndarray:
+        if not self._ids:
+            return np.zeros(len(candidates), dtype=bool)
+        return found_in(candidates, pa.chunked_array(self._ids))
+
+
+def found_in(candidates: Ids, stored: Ids) -> np.ndarray:
+    """A boolean mask: which of ``candidates`` (strings, no nulls) ``stored`` holds.
+
+    The value set ``is_in`` hashes is the few candidates, not the many stored ids."""
+    wanted = _array(candidates, stored.type)
+    hits = stored.filter(pc.is_in(stored, value_set=wanted))
+    return pc.is_in(candidates, value_set=_array(hits, candidates.type)).to_numpy(
+        zero_copy_only=False
+    )
 
 
 class IdIndex:
     """An exact, growing set of string ids with bulk membership tests.
 
-    Hash matches are confirmed against the ids themselves, so a hash collision can never
-    make a new id look stored (it only costs one scan of the stored ids).
+    Hash matches are confirmed against ``source`` (see the module docs), so a hash collision
+    can never make a new id look stored; it only costs that source a look.
     """
 
-    __slots__ = ("_buffer", "_ids", "_size")
+    __slots__ = ("_buffer", "_size", "_source")
 
-    def __init__(self) -> None:
+    def __init__(self, source: IdSource) -> None:
         # Sorted hashes in the first ``_size`` slots of a buffer that grows by doubling, so
         # adding k ids rewrites memory already in use instead of allocating n + k slots (the
         # page faults of a fresh copy cost more than the merge itself).
         self._buffer = np.empty(0, dtype=np.uint64)
         self._size = 0
-        self._ids: list[pa.Array] = []
+        self._source = source
 
     def __len__(self) -> int:
         return self._size
@@ -43,11 +102,22 @@ class IdIndex:
 
     def add(self, ids: Ids) -> None:
         """Add string ids; nulls are ignored (a null id is no record's id)."""
-        if ids.null_count:
-            ids = ids.drop_null()
-        if not len(ids):
+        self.extend([ids])
+
+    def extend(self, batches: Iterable[Ids]) -> None:
+        """Add batches of string ids (nulls ignored), each let go of once hashed, so that
+        the strings of one batch at a time are in memory; the hashes are merged in once."""
+        import polars as pl
+
+        parts = []
+        for batch in batches:
+            ids = batch.drop_null() if batch.null_count else batch
+            if len(ids):
+                parts.append(id_hashes(ids))
+                self._source.added(ids)
+        if not parts:
             return
-        new = id_hashes(ids).sort().to_numpy()  # polars sorts on every core
+        new = pl.concat(parts).sort().to_numpy()  # polars sorts on every core
         size = self._size + len(new)
         if size > len(self._buffer):
             grown = np.empty(max(size, 2 * len(self._buffer)), dtype=np.uint64)
@@ -58,10 +128,6 @@ class IdIndex:
             # Two sorted runs: the stable sort (timsort) merges them in linear time.
             self._buffer[:size].sort(kind="stable")
         self._size = size
-        chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
-        # One type for all chunks (``string`` or ``large_string``, whichever came first).
-        kind = self._ids[0].type if self._ids else chunks[0].type
-        self._ids.extend(chunk if chunk.type == kind else chunk.cast(kind) for chunk in chunks)
 
     def contains(self, ids: Ids) -> np.ndarray:
         """A boolean mask: which of ``ids`` (strings, no nulls) are in the set."""
@@ -77,16 +143,8 @@ class IdIndex:
         if not len(matched):
             return found  # the usual case when writing new records
         found = np.isin(probe.to_numpy(), matched)
-        found[found] = self._confirm(ids.filter(pa.array(found)))
+        found[found] = self._source.holding(ids.filter(pa.array(found)))
         return found
-
-    def _confirm(self, candidates: Ids) -> np.ndarray:
-        """Which ``candidates`` (whose hashes matched) are really stored."""
-        stored = pa.chunked_array(self._ids)
-        hits = stored.filter(pc.is_in(stored, value_set=_array(candidates, stored.type)))
-        return pc.is_in(candidates, value_set=_array(hits, candidates.type)).to_numpy(
-            zero_copy_only=False
-        )
 
 
 def _array(ids: Ids, type_: pa.DataType) -> pa.Array:

@@ -54,8 +54,8 @@ from podline.stores._common import (
 )
 from podline.stores._delta_commit import Committer
 from podline.stores._delta_format import TABLE_SUFFIX, encode_segment, table_paths
-from podline.stores._delta_local import has_log, open_log
-from podline.stores._delta_log import TableLog, UnsupportedTable, first_line
+from podline.stores._delta_local import has_log
+from podline.stores._delta_log import TableLog, first_line
 from podline.stores._delta_maintenance import (
     DEFAULT_COMPACT_FILES,
     DEFAULT_RETENTION_HOURS,
@@ -63,9 +63,11 @@ from podline.stores._delta_maintenance import (
     delete_unreferenced,
     rewrite_small_files,
 )
+from podline.stores._delta_open import Opener
 from podline.stores._delta_table import (
     Buffered,
     CommittedIds,
+    TableIds,
     TableState,
     merge_buffered,
     stored_rows,
@@ -106,6 +108,7 @@ class _DeltaBackend(Committer):
         self.root = root
         self.local = local
         self.storage_options = dict(storage_options or {})
+        self._opener = Opener(local is not None, self.storage_options or None)
         compact_files = maintenance.compact_files
         if compact_files is not None and compact_files < 2:
             raise StoreError(f"compact_files must be at least 2 or None, got {compact_files}")
@@ -134,32 +137,17 @@ class _DeltaBackend(Committer):
             state = self._tables[path] = TableState(self._uri(path))
             state.log = self._open(state.uri, path, files=files)
         elif files and state.log is not None:
-            state.log = self._with_files(state.log, state.uri, path)
+            state.log = self._opener.with_files(state.log, state.uri, path)
         return state
 
     def _open(
         self, uri: str, path: StorePath, version: int | None = None, *, files: bool = True
     ) -> TableLog | None:
-        """The table's log (at ``version``; default: the latest), None while none exists;
-        without ``files``, the data files may be left unread until they are asked for."""
-        try:
-            return open_log(
-                uri,
-                local=self.local is not None,
-                storage_options=self.storage_options or None,
-                version=version,
-                files=files,
-            )
-        except StoreError as exc:  # it names the table's directory, the version and the fault
-            raise StoreError(f"cannot open the table of {path_text(path)}: {exc}") from exc
-        except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
-            raise StoreError(
-                f"cannot open the table of {path_text(path)} at {uri}: {first_line(exc)}"
-            ) from exc
+        return self._opener.open(uri, path, version, files=files)
 
     def _refresh(self, state: TableState, path: StorePath) -> TableLog | None:
         """The read log at the table's latest version (None while no table exists)."""
-        state.log = self._latest(state.log, state.uri, path)
+        state.log = self._opener.latest(state.log, state.uri, path)
         return state.log
 
     def _refresh_for_write(self, state: TableState, path: StorePath) -> TableLog | None:
@@ -170,48 +158,19 @@ class _DeltaBackend(Committer):
             # most of what appending to a table costs a store that just opened it.
             state.write_log = state.log.fork()
         files = bool(state.committed) or not all(b.fresh for b in state.pending)
-        state.write_log = self._latest(state.write_log, state.uri, path, files=files)
+        state.write_log = self._opener.latest(state.write_log, state.uri, path, files=files)
         return state.write_log
-
-    def _latest(
-        self, log: TableLog | None, uri: str, path: StorePath, *, files: bool = True
-    ) -> TableLog | None:
-        """``log`` brought up to date (with its data files read, if ``files``), or the table
-        opened if there is no log yet."""
-        if log is None:
-            return self._open(uri, path, files=files)
-        try:
-            log.update()
-        except UnsupportedTable:  # a feature podline does not read came in: delta-rs reads it
-            return self._open(uri, path)
-        except Exception as exc:  # see _open
-            raise StoreError(
-                f"cannot refresh the table of {path_text(path)}: {first_line(exc)}"
-            ) from exc
-        return self._with_files(log, uri, path) if files else log
-
-    def _with_files(self, log: TableLog, uri: str, path: StorePath) -> TableLog | None:
-        """``log`` with the table's data files read, or the table opened anew where they are
-        for delta-rs to read (or where the checkpoint listing them was cleaned up)."""
-        try:
-            log.read_files()
-        except UnsupportedTable:
-            return self._open(uri, path)
-        except Exception as exc:  # see _open
-            raise StoreError(
-                f"cannot read the table of {path_text(path)}: {first_line(exc)}"
-            ) from exc
-        return log
 
     def _local_root(self, state: TableState) -> str | None:
         """The directory of a local table, or None on an object store."""
         return None if self.local is None else state.uri
 
-    def _committed(self, state: TableState, column: str) -> CommittedIds:
+    def _committed(self, state: TableState, column: str, path: StorePath) -> CommittedIds:
         ids = state.committed.get(column)
         if ids is None:
-            ids = state.committed[column] = CommittedIds()
-            ids.sync(state.log, column, self._local_root(state))
+            source = TableIds(column, state.uri, path, self._opener, self._local_root(state))
+            ids = state.committed[column] = CommittedIds(source)
+            ids.sync(state.log)
         return ids
 
     def _may_hold(self, state: TableState, column: str, ids: pa.Array) -> bool:
@@ -237,7 +196,7 @@ class _DeltaBackend(Committer):
             pending = state.pending_index(id_column)
             if not fresh:
                 ids = table[id_column]
-                seen = self._committed(state, id_column).index.contains(ids)
+                seen = self._committed(state, id_column, path).index.contains(ids)
                 if pending is not None:
                     seen |= pending.contains(ids)
                 if seen.any():

@@ -24,7 +24,7 @@ from podline.stores._common import (
     evolve_schema,
     row_filter,
 )
-from podline.stores._index import IdIndex
+from podline.stores._index import HeldIds, IdIndex
 from podline.stores.base import StorePath
 from podline.stores.scoped import ScopedStore
 
@@ -52,7 +52,7 @@ class _MemoryTable:
     def index(self, id_column: str) -> IdIndex:
         index = self.indexes.get(id_column)
         if index is None:
-            index = self.indexes[id_column] = IdIndex()
+            index = self.indexes[id_column] = IdIndex(HeldIds())
             if self.schema.get_field_index(id_column) >= 0:
                 index.add(self.table()[id_column])
         return index
