@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
 from tests.conftest import BACKENDS
 
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
-from podline.stores import RECORD_ID, Store, open_store
+from podline.stores import RECORD_ID, Store, _index, open_store
 
 from .conftest import records
 
@@ -490,6 +492,27 @@ def test_a_deleted_id_may_be_written_again(store: Store) -> None:
     store.flush()
     rows = {r["__record_id"]: r["x"] for r in store.scan("t").to_pylist()}
     assert rows == {"a": 1, "b": 20}
+
+
+def test_write_once_is_exact_when_every_id_hash_collides(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every id hashes alike in the in-process id indexes: each id written matches a hash, and
+    # only the ids themselves (buffered, or read from the stored table) can tell.
+    monkeypatch.setattr(_index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), np.uint64)))
+    store.write("t", records(["a", "b"], x=[1, 2]))
+    store.flush()
+    assert store.write("t", records(["c", "a", "d"], x=[3, 10, 4])) == 2
+    assert store.write("t", records(["c", "e"], x=[30, 5])) == 1  # "c" is buffered
+    store.flush()
+    assert store.write("t", records(["b", "f", "d"], x=[20, 6, 40])) == 1
+    store.flush()
+    again = open_store(store.to_config())  # its index is read from the stored table
+    assert again.write("t", records(["g", "e", "a"], x=[7, 50, 10])) == 1
+    again.flush()
+    rows = {r[RECORD_ID]: r["x"] for r in open_store(store.to_config()).scan("t").to_pylist()}
+    assert rows == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7}
+    assert again.read("t", ["g", "c"]).column("x").to_pylist() == [7, 3]
 
 
 def test_delete_of_nothing(store: Store) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +26,7 @@ from tests.internals import (
 
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
-from podline.stores import RECORD_ID, DeltaStore, open_store
+from podline.stores import RECORD_ID, DeltaStore, _index, open_store
 from podline.stores._delta_format import decode_segment, encode_segment
 
 from .conftest import records
@@ -247,6 +248,70 @@ def test_compaction_by_another_store_is_noticed(root: Path) -> None:
     assert writer.write("t", records(["a0", "c"], v=[0, 1])) == 1
     writer.flush()
     assert DeltaTable(writer.table_uri("t")).to_pyarrow_table().num_rows == 7
+
+
+def _colliding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every id hashes alike in the store's id indexes: every hash matches, and write-once
+    rests on the ids read back from the table alone."""
+    monkeypatch.setattr(_index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), np.uint64)))
+
+
+def test_colliding_ids_after_the_store_compacts(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _colliding(monkeypatch)
+    store = DeltaStore(root, flush_seconds=None, compact_files=4)
+    for i in range(6):  # compacted by itself after the fourth flush, once more after the sixth
+        assert store.write("t", records([f"a{i}", f"b{i}"], v=[i, i])) == 2
+        store.flush()
+    store.compact(retention_hours=0)  # the files it replaced are deleted too
+    assert len(DeltaTable(store.table_uri("t")).file_uris()) == 1
+    assert store.write("t", records(["b5", "new", "a0"], v=[9, 6, 9])) == 1
+    store.flush()
+    rows = DeltaTable(store.table_uri("t")).to_pyarrow_table()
+    assert sorted(rows.column(RECORD_ID).to_pylist()) == sorted(
+        [f"{c}{i}" for c in "ab" for i in range(6)] + ["new"]
+    )
+    assert store.read("t", ["new"]).column("v").to_pylist() == [6]
+
+
+def test_colliding_ids_after_another_store_compacts(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _colliding(monkeypatch)
+    writer = DeltaStore(root, flush_seconds=None)
+    for i in range(3):
+        writer.write("t", records([f"a{i}", f"b{i}"], v=[i, i]))
+        writer.flush()
+    # Another store rewrites the files the writer's index was read from, and deletes them:
+    # matches are confirmed against the table as it is now.
+    DeltaStore(root).compact("t", retention_hours=0)
+    assert writer.write("t", records(["c", "a1"], v=[5, 5])) == 1
+    assert writer.write("t", records(["b2", "d"], v=[5, 6])) == 1
+    writer.flush()
+    rows = pl.from_arrow(DeltaTable(writer.table_uri("t")).to_pyarrow_table())
+    assert isinstance(rows, pl.DataFrame)
+    assert sorted(rows[RECORD_ID].to_list()) == ["a0", "a1", "a2", "b0", "b1", "b2", "c", "d"]
+    assert rows.filter(pl.col(RECORD_ID) == "a1")["v"].to_list() == [1]
+
+
+def test_the_committed_index_keeps_no_id_strings(root: Path) -> None:
+    # 100,000 ids of 64 characters: 7 MB of Arrow memory while they are written. Once they
+    # are committed, the index keeps their hashes (numpy, 8 bytes each) and no string.
+    def write() -> None:
+        ids = [f"{i:064x}" for i in range(100_000)]
+        assert store.write("t", records(ids, v=list(range(100_000)))) == 100_000
+        store.flush()
+
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("t", records(["first"], v=[0]))
+    store.flush()
+    before = pa.total_allocated_bytes()
+    write()
+    assert pa.total_allocated_bytes() - before < 1_000_000
+    # The index holds the ids all the same.
+    assert store.write("t", records([f"{7:064x}", "new"], v=[1, 2])) == 1
+    store.close()
 
 
 # --------------------------------------------------------------------------- configs

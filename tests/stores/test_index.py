@@ -50,3 +50,59 @@ def test_behaves_like_a_set(batches: list[list[str]], probe: list[str]) -> None:
         index.add(pa.array(batch, pa.string()))
         stored.update(batch)
     assert index.contains(pa.array(probe, pa.string())).tolist() == [p in stored for p in probe]
+
+
+class SetSource:
+    """An ``IdSource`` confirming against a Python set, as a table would: it keeps the ids
+    itself, and notes every candidate it is asked about."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.asked: list[str] = []
+
+    def added(self, ids: pa.Array | pa.ChunkedArray) -> None:
+        self.ids.update(ids.to_pylist())
+
+    def holding(self, candidates: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        self.asked.extend(candidates.to_pylist())
+        return np.array([c in self.ids for c in candidates.to_pylist()], dtype=bool)
+
+
+def _weak_hashes(ids: pa.Array | pa.ChunkedArray) -> pl.Series:
+    """A hash with four values (the length modulo four): most ids collide."""
+    return pl.Series(np.array([len(s) % 4 for s in ids.to_pylist()], dtype=np.uint64))
+
+
+@given(
+    st.lists(st.lists(st.text(max_size=6), max_size=20), max_size=5),
+    st.lists(st.text(max_size=6), max_size=30),
+    st.booleans(),
+)
+def test_a_source_confirms_like_a_set(
+    batches: list[list[str]], probe: list[str], weak: bool
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        if weak:
+            patch.setattr(_index, "id_hashes", _weak_hashes)
+        source = SetSource()
+        index = IdIndex(source)
+        stored: set[str] = set()
+        for batch in batches:
+            index.extend([pa.array(batch[::2], pa.large_string()), pa.array(batch[1::2])])
+            stored.update(batch)
+        assert len(index) == sum(map(len, batches))
+        assert index.contains(pa.array(probe, pa.string())).tolist() == [p in stored for p in probe]
+        # Only ids whose hash the index holds are confirmed: none when no hash matched.
+        hashes = set(_index.id_hashes(pa.array(list(stored), pa.string())).to_list())
+        assert all(h in hashes for h in _index.id_hashes(pa.array(source.asked)).to_list())
+        assert stored or not source.asked
+
+
+def test_a_batch_matching_no_hash_asks_the_source_nothing() -> None:
+    source = SetSource()
+    index = IdIndex(source)
+    index.add(pa.array([f"id{i}" for i in range(1000)]))
+    assert not index.contains(pa.array([f"new{i}" for i in range(1000)])).any()
+    assert source.asked == []
+    assert index.contains(pa.array(["new", "id7"])).tolist() == [False, True]
+    assert source.asked == ["id7"]
