@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 from tests.conftest import BACKENDS
 
+from podline import matching
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, Store, _index, open_store
@@ -497,9 +498,13 @@ def test_a_deleted_id_may_be_written_again(store: Store) -> None:
 def test_write_once_is_exact_when_every_id_hash_collides(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Every id hashes alike in the in-process id indexes: each id written matches a hash, and
-    # only the ids themselves (buffered, or read from the stored table) can tell.
-    monkeypatch.setattr(_index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), np.uint64)))
+    # Every id hashes alike in the in-process id indexes and lookups: each id written matches
+    # a hash, and only the ids themselves (buffered, or read from the stored table) can tell.
+    def same(ids: pa.Array | pa.ChunkedArray) -> pl.Series:
+        return pl.Series(np.zeros(len(ids), np.uint64))
+
+    monkeypatch.setattr(_index, "id_hashes", same)
+    monkeypatch.setattr(matching, "id_hashes", same)
     store.write("t", records(["a", "b"], x=[1, 2]))
     store.flush()
     assert store.write("t", records(["c", "a", "d"], x=[3, 10, 4])) == 2

@@ -24,6 +24,7 @@ from tests.internals import (
     without_file_locks,
 )
 
+from podline import matching
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, DeltaStore, _index, open_store
@@ -251,9 +252,14 @@ def test_compaction_by_another_store_is_noticed(root: Path) -> None:
 
 
 def _colliding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every id hashes alike in the store's id indexes: every hash matches, and write-once
-    rests on the ids read back from the table alone."""
-    monkeypatch.setattr(_index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), np.uint64)))
+    """Every id hashes alike, in the store's id indexes and in the lookups confirming their
+    matches: write-once rests on comparing the ids read back from the table alone."""
+
+    def same(ids: pa.Array | pa.ChunkedArray) -> pl.Series:
+        return pl.Series(np.zeros(len(ids), np.uint64))
+
+    monkeypatch.setattr(_index, "id_hashes", same)
+    monkeypatch.setattr(matching, "id_hashes", same)
 
 
 def test_colliding_ids_after_the_store_compacts(

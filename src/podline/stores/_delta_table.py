@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import fs as pafs
 
 from podline.errors import StoreError
-from podline.matching import Ids, is_in, rows_in_order
+from podline.matching import Ids, Positions, is_in, rows_in_order
 from podline.stores._common import RowFilter, conform, evolve_schema, path_text
 from podline.stores._delta_format import (
     ParquetSettings,
@@ -91,16 +92,20 @@ class TableIds:
         pass  # they are in the table's files
 
     def holding(self, candidates: Ids) -> np.ndarray:
-        found = np.zeros(len(candidates), dtype=bool)
         self._log = self._opener.latest(self._log, self._uri, self._path)
         if self._log is None or self.column not in self._log.schema().names:
-            return found
+            return np.zeros(len(candidates), dtype=bool)
+        # The distinct candidates, hashed and sorted once: each piece of the table then costs
+        # what it holds, however many candidates there are.
+        wanted = pc.unique(candidates.cast(pa.large_string()))
+        lookup = Positions(wanted)
+        found = np.zeros(len(wanted), dtype=bool)
         for ids in self.batches(self._log, self._log.data_files()):
-            left = np.flatnonzero(~found)
-            found[left] = found_in(candidates.take(pa.array(left)), ids)
+            at = lookup.positions(ids)
+            found[at[at >= 0]] = True
             if found.all():
                 break
-        return found
+        return found_in(candidates, wanted.filter(pa.array(found)))
 
     def batches(self, log: TableLog, files: dict[str, int]) -> Iterator[pa.Array]:
         """The ids in these data ``files`` of the table at ``log``, a row group at a time, as
