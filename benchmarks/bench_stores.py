@@ -52,6 +52,15 @@ def _records(start: int, count: int, rng: np.random.Generator) -> pa.Table:
     )
 
 
+def _write_once_merge(uri: str, rows: pa.Table) -> Callable[[], object]:
+    """delta-rs's write-once append of ``rows`` (insert those whose id is not stored), ready
+    to run: the baseline of a store write."""
+    merge = DeltaTable(uri).merge(
+        rows, predicate=f"t.{RECORD_ID} = s.{RECORD_ID}", source_alias="s", target_alias="t"
+    )
+    return merge.when_not_matched_insert_all().execute
+
+
 def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -123,23 +132,11 @@ def run(quick: bool = False) -> None:
         for _ in range(repeats):
             again = stored_rows.take(pa.array(rng.choice(n, k, replace=False)))
             rewrite.append(_timed(lambda: append(warm_store, again)))  # noqa: B023
-            merge = DeltaTable(baseline_uri).merge(
-                again,
-                predicate=f"t.{RECORD_ID} = s.{RECORD_ID}",
-                source_alias="s",
-                target_alias="t",
-            )
-            rewrite_base.append(_timed(merge.when_not_matched_insert_all().execute))
+            rewrite_base.append(_timed(_write_once_merge(baseline_uri, again)))
         warm_store.close()
         merged = []
         for batch in batches[3 * repeats :]:
-            merge = DeltaTable(baseline_uri).merge(
-                batch,
-                predicate=f"t.{RECORD_ID} = s.{RECORD_ID}",
-                source_alias="s",
-                target_alias="t",
-            )
-            merged.append(_timed(merge.when_not_matched_insert_all().execute))
+            merged.append(_timed(_write_once_merge(baseline_uri, batch)))
 
         # Small commits, where a commit's fixed costs (its syncs to disk, delta-rs's setup) are
         # all there is: 100 records at a time, as a run's status rows and run records come.

@@ -33,7 +33,7 @@ from podline.stores._delta_format import (
 from podline.stores._delta_log import TableLog, local_filesystem
 from podline.stores._delta_open import Opener
 from podline.stores._delta_prune import Select, id_select, may_hold, read_matching
-from podline.stores._index import HeldIds, IdIndex, found_in
+from podline.stores._index import HeldIds, IdIndex
 from podline.stores.base import StorePath
 
 __all__ = [
@@ -105,7 +105,7 @@ class TableIds:
             found[at[at >= 0]] = True
             if found.all():
                 break
-        return found_in(candidates, wanted.filter(pa.array(found)))
+        return is_in(candidates, wanted.filter(pa.array(found)))
 
     def batches(self, log: TableLog, files: dict[str, int]) -> Iterator[pa.Array]:
         """The ids in these data ``files`` of the table at ``log``, a row group at a time, as

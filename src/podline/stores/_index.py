@@ -25,11 +25,10 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from podline.matching import Ids, id_hashes
+from podline.matching import Ids, id_hashes, is_in, sorted_hits
 
-__all__ = ["HeldIds", "IdIndex", "IdSource", "found_in"]
+__all__ = ["HeldIds", "IdIndex", "IdSource"]
 
 
 class IdSource(Protocol):
@@ -62,18 +61,7 @@ class HeldIds:
     def holding(self, candidates: Ids) -> np.ndarray:
         if not self._ids:
             return np.zeros(len(candidates), dtype=bool)
-        return found_in(candidates, pa.chunked_array(self._ids))
-
-
-def found_in(candidates: Ids, stored: Ids) -> np.ndarray:
-    """A boolean mask: which of ``candidates`` (strings, no nulls) ``stored`` holds.
-
-    The value set ``is_in`` hashes is the few candidates, not the many stored ids."""
-    wanted = _array(candidates, stored.type)
-    hits = stored.filter(pc.is_in(stored, value_set=wanted))
-    return pc.is_in(candidates, value_set=_array(hits, candidates.type)).to_numpy(
-        zero_copy_only=False
-    )
+        return is_in(candidates, pa.chunked_array(self._ids))
 
 
 class IdIndex:
@@ -131,23 +119,9 @@ class IdIndex:
 
     def contains(self, ids: Ids) -> np.ndarray:
         """A boolean mask: which of ``ids`` (strings, no nulls) are in the set."""
-        found = np.zeros(len(ids), dtype=bool)
         if not self._size or not len(ids):
-            return found
-        probe = id_hashes(ids)
-        # Probing in sorted order keeps the binary searches cache-friendly.
-        sorted_probe = probe.sort().to_numpy()
-        slots = np.searchsorted(self._hashes, sorted_probe)
-        np.minimum(slots, self._size - 1, out=slots)
-        matched = sorted_probe[self._hashes[slots] == sorted_probe]
-        if not len(matched):
-            return found  # the usual case when writing new records
-        found = np.isin(probe.to_numpy(), matched)
-        found[found] = self._source.holding(ids.filter(pa.array(found)))
+            return np.zeros(len(ids), dtype=bool)
+        found = sorted_hits(self._hashes, id_hashes(ids).to_numpy()) >= 0
+        if found.any():  # (the usual write of new records matches nothing)
+            found[found] = self._source.holding(ids.filter(pa.array(found)))
         return found
-
-
-def _array(ids: Ids, type_: pa.DataType) -> pa.Array:
-    """``ids`` as one array of ``type_`` (``is_in`` wants a plain array for its value set)."""
-    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    return array.cast(type_)
