@@ -38,7 +38,7 @@ def test_hash_collisions_never_give_wrong_answers(
     values: list[str | None], lookup: list[str | None]
 ) -> None:
     # Every string hashes alike: every match must be settled by comparing the strings.
-    with mock.patch.object(matching, "_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64)):
+    with mock.patch.object(matching, "id_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64)):
         got = index_in(pa.array(values, pa.string()), pa.array(lookup, pa.string()))
     _check(got, values, lookup)
 
@@ -48,8 +48,8 @@ def test_positions_answer_like_index_in_chunk_after_chunk(
     chunks: list[list[str | None]], lookup: list[str | None], collide: bool
 ) -> None:
     # Prepared once, asked many times (a node's known entries, probed chunk by chunk).
-    hashes = (lambda ids: np.zeros(len(ids), dtype=np.uint64)) if collide else matching._hashes
-    with mock.patch.object(matching, "_hashes", hashes):
+    hashes = (lambda ids: np.zeros(len(ids), dtype=np.uint64)) if collide else matching.id_hashes
+    with mock.patch.object(matching, "id_hashes", hashes):
         positions = Positions(pa.chunked_array([lookup[:3], lookup[3:]], pa.string()))
         for values in chunks:
             _check(positions.positions(pa.array(values, pa.large_string())), values, lookup)
@@ -111,9 +111,9 @@ def test_matches_are_confirmed_block_by_block_across_chunks(
 ) -> None:
     # Confirmation takes the compared strings chunk by chunk and a few matches at a time
     # (blocks of 3 here), never concatenating a chunked side: answers must not change.
-    hashes = (lambda ids: np.zeros(len(ids), dtype=np.uint64)) if collide else matching._hashes
+    hashes = (lambda ids: np.zeros(len(ids), dtype=np.uint64)) if collide else matching.id_hashes
     with (
-        mock.patch.object(matching, "_hashes", hashes),
+        mock.patch.object(matching, "id_hashes", hashes),
         mock.patch.object(matching, "_CONFIRM_BLOCK", 3),
     ):
         got = index_in(_chunked(values, value_cuts), _chunked(lookup, lookup_cuts))

@@ -3,24 +3,23 @@
 none of these" answers in 8 bytes an id, and ``take_rows``, a take that copies only what it
 takes.
 
-Record ids, entry ids and content hashes are long strings (``pod3:`` + 64 hex). Arrow's
-``index_in``/``is_in`` hash every such string into a fresh hash table on each call, which
-dominates a cached pipeline run. Here both sides are reduced to 64-bit hashes (polars hashes
-strings on every core), matched with a hash join, and every match is then confirmed by
-comparing the strings themselves, so a hash collision can only cost time, never a wrong
-answer.
+Record ids, entry ids and content hashes are long strings (``pod3:`` + 64 hex), or packed
+into their 32 digest bytes (``hashing.packed``). Arrow's ``index_in``/``is_in`` hash every
+such string into a fresh hash table on each call, which dominates a cached pipeline run.
+Here both sides are reduced to 64-bit hashes (``id_hashes``: polars hashes strings on every
+core; a packed id's first 8 bytes are one already), matched with a hash join (or, when both
+sides are large, by sorting, which holds a quarter of the memory), and every match is then
+confirmed by comparing the ids themselves, so a hash collision can only cost time, never a
+wrong answer. Both sides of a lookup are of one kind: strings or packed ids.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-if TYPE_CHECKING:
-    import polars as pl
 
 __all__ = [
     "IdHashes",
@@ -41,17 +40,41 @@ Ids: TypeAlias = pa.Array | pa.ChunkedArray
 _SEED = 0x706F646C696E65
 
 
-def id_hashes(ids: Ids) -> pl.Series:
-    """64-bit hashes of string ids, computed by polars on every core, with one fixed seed, so
-    every index of ids in this process (``Positions`` here, ``stores._index.IdIndex``) can
-    compare them. Equal ids hash alike; different ids rarely do, so every match is confirmed."""
-    import polars as pl
-
-    return pl.Series(ids).hash(seed=_SEED)
+#: Strings hashed at a time: polars copies each block into its own memory to hash it, and
+#: its allocator keeps freed pages a while, so a whole column at once would cost its size.
+_HASH_BLOCK = 1 << 16
+#: Packed ids (``hashing.packed``): the 32 bytes of a SHA-256 digest.
+_PACKED = pa.binary(32)
 
 
-def _hashes(ids: Ids) -> np.ndarray:
-    return id_hashes(ids).to_numpy()
+def id_hashes(ids: Ids) -> np.ndarray:
+    """64-bit hashes of ids, equal for equal ids and rarely for different ones (every match
+    is confirmed). Strings are hashed by polars on every core, with one fixed seed, so every
+    index of string ids in this process (``Positions`` here, ``stores._index.IdIndex``) can
+    compare them; packed ids, digests already, give their first 8 bytes (packed ids are only
+    ever compared with packed ids)."""
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    if ids.type == _PACKED:
+        parts = [_digest_prefixes(chunk) for chunk in chunks]
+    else:
+        import polars as pl
+
+        parts = [
+            pl.Series(chunk.slice(start, _HASH_BLOCK)).hash(seed=_SEED).to_numpy()
+            for chunk in chunks
+            for start in range(0, len(chunk), _HASH_BLOCK)
+        ]
+    if not parts:
+        return np.empty(0, dtype=np.uint64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _digest_prefixes(packed: pa.Array) -> np.ndarray:
+    """The first 8 bytes of every packed id, as an unsigned 64-bit integer (0 for a null,
+    which its confirmation then rules out)."""
+    data = np.frombuffer(packed.buffers()[1], dtype=np.uint64)
+    start = packed.offset * 4
+    return data[start : start + 4 * len(packed)][::4].copy()
 
 
 def _plain(ids: Ids, type_: pa.DataType) -> pa.Array:
@@ -66,7 +89,7 @@ def index_in(values: Ids, lookup: Ids) -> np.ndarray:
         return np.full(len(values), -1, dtype=np.int64)
     if _aligned(values, lookup):
         return np.arange(len(values), dtype=np.int64)
-    return _confirmed(values, lookup, _hash_matches(_hashes(values), _hashes(lookup)))
+    return _confirmed(values, lookup, _hash_matches(id_hashes(values), id_hashes(lookup)))
 
 
 class Positions:
@@ -82,7 +105,7 @@ class Positions:
 
     def __init__(self, lookup: Ids) -> None:
         self._lookup = _plain(lookup, lookup.type)  # once, not per call
-        hashes = _hashes(lookup) if len(lookup) else np.empty(0, dtype=np.uint64)
+        hashes = id_hashes(lookup) if len(lookup) else np.empty(0, dtype=np.uint64)
         self._order = np.argsort(hashes, kind="stable")
         self._sorted = hashes[self._order]
 
@@ -90,7 +113,7 @@ class Positions:
         """Like ``index_in(values, lookup)``."""
         if not len(values) or not len(self._sorted) or pa.types.is_null(self._lookup.type):
             return np.full(len(values), -1, dtype=np.int64)
-        slot = sorted_hits(self._sorted, _hashes(values))
+        slot = sorted_hits(self._sorted, id_hashes(values))
         matched = np.where(slot >= 0, self._order[slot], -1)
         return _confirmed(values, self._lookup, matched)
 
@@ -119,13 +142,13 @@ class IdHashes:
     __slots__ = ("_sorted",)
 
     def __init__(self, ids: Ids) -> None:
-        self._sorted = id_hashes(ids).sort().to_numpy() if len(ids) else np.empty(0, np.uint64)
+        self._sorted = np.sort(id_hashes(ids))
 
     def may_hold(self, values: Ids) -> np.ndarray:
         """Per item of ``values``: whether its hash is one of the set's."""
         if not len(values):
             return np.zeros(0, dtype=bool)
-        return sorted_hits(self._sorted, _hashes(values)) >= 0
+        return sorted_hits(self._sorted, id_hashes(values)) >= 0
 
 
 #: Matches are confirmed this many at a time: the strings compared are copies, so a lookup of
@@ -187,12 +210,23 @@ def take_rows(ids: Ids, rows: np.ndarray) -> pa.Array:
     return taken.take(pa.array(back, pa.int64()))
 
 
+#: From this many rows on each side, ``_hash_matches`` sorts instead of joining.
+_SORT_ROWS = 1 << 18
+
+
 def _hash_matches(probe: np.ndarray, stored: np.ndarray) -> np.ndarray:
     """Per probe hash, the position of an equal hash in ``stored`` (any one), or -1.
 
     A polars hash join on the 64-bit hashes: it builds on the smaller side and runs on every
-    core, several times faster than sorting either side.
+    core, several times faster than sorting either side. When both sides are large (a node
+    resolving all its records against its whole memo), the join's hash tables cost about
+    160 bytes a row, so ``stored`` is sorted and probed instead (about 40 bytes a row, all
+    freed at once).
     """
+    if min(len(probe), len(stored)) >= max(_SORT_ROWS, 1):
+        order = np.argsort(stored)
+        slot = sorted_hits(stored[order], probe)
+        return np.where(slot >= 0, order[np.maximum(slot, 0)], -1)
     import polars as pl
 
     probes = pl.DataFrame({"hash": probe, "row": np.arange(len(probe), dtype=np.int64)})

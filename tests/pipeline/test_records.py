@@ -355,3 +355,59 @@ def test_resolving_records_keeps_only_the_hashes_of_the_memo(store: Store) -> No
     assert result_ids is not None
     assert cache.lookup(result_ids.column(RESULT_ID)).num_rows == 3
     assert cache._stored is not None
+
+
+def test_what_the_records_know_is_kept_packed(store: Store) -> None:
+    # 32 bytes an id instead of 77: the entry ids and the result ids (for source info) of
+    # a node's records are kept as their digests while a cached run serves them.
+    pipeline = build(store, [1, 2, 3])
+    pipeline.run()
+    records = node(pipeline).records
+    assert records is not None
+    known = records.known()
+    assert known.produced.type == pa.binary(32)
+    assert known.calls is not None
+    assert known.calls.type == pa.binary(32)
+    fresh = build(store, [1, 2, 3])
+    rows = fresh.DictSource.execute()
+    found = known.find(node(fresh).entry_ids(rows))
+    assert found.found.tolist() == [True, True, True]
+    assert found.outputs.column("y").to_pylist() == [3, 6, 9]
+    expected = records.find(node(fresh).entry_ids(rows)).outputs
+    assert found.outputs.equals(expected)
+
+
+def test_records_whose_ids_do_not_pack_are_known_as_strings(store: Store) -> None:
+    # Records written with ids of another form (an older scheme, say): kept as they are,
+    # and found exactly, the canonical spelling of the same digits being another id.
+    pipeline = build(store, [1, 2])
+    pipeline.run()
+    stored = node(pipeline).records
+    assert stored is not None
+    table = stored.store.scan(("records",))
+    assert table is not None
+    legacy = pa.array([f"pod1:{i[5:]}" for i in table.column(RECORD_ID).to_pylist()])
+    other = store.at("legacy")
+    other.write(
+        ("records",), table.set_column(table.schema.get_field_index(RECORD_ID), RECORD_ID, legacy)
+    )
+    records = ProvenanceRecords(other, stored.function, None, memo=stored.memo)
+    known = records.known()
+    assert pa.types.is_string(known.produced.type) or pa.types.is_large_string(known.produced.type)
+    found = known.find(legacy)
+    assert found.found.tolist() == [True, True]
+    assert found.outputs.column("y").to_pylist() == [3, 6]
+    assert not known.find(table.column(RECORD_ID).combine_chunks()).found.any()
+
+
+def test_reading_results_back_reads_no_record_by_id(store: Store) -> None:
+    # A fresh pipeline's read of a node's results finds its input's entries among what the
+    # records know (their ids, read once) instead of reading the records of every entry.
+    build(store, [1, 2, 3]).run()
+    fresh = build(store, [1, 2, 3])
+    before = store.statistics()
+    table = fresh.triple.as_table()
+    reads = (store.statistics() - before).paths("read")
+    assert not [path for path in reads if path[-1] == "records"]
+    assert table.column("y").to_pylist() == [3, 6, 9]
+    assert CALLS == [1, 2, 3]  # the first run's calls only

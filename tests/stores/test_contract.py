@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pytest
 from tests.conftest import BACKENDS
@@ -500,8 +499,8 @@ def test_write_once_is_exact_when_every_id_hash_collides(
 ) -> None:
     # Every id hashes alike in the in-process id indexes and lookups: each id written matches
     # a hash, and only the ids themselves (buffered, or read from the stored table) can tell.
-    def same(ids: pa.Array | pa.ChunkedArray) -> pl.Series:
-        return pl.Series(np.zeros(len(ids), np.uint64))
+    def same(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        return np.zeros(len(ids), np.uint64)
 
     monkeypatch.setattr(_index, "id_hashes", same)
     monkeypatch.setattr(matching, "id_hashes", same)

@@ -255,8 +255,8 @@ def _colliding(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every id hashes alike, in the store's id indexes and in the lookups confirming their
     matches: write-once rests on comparing the ids read back from the table alone."""
 
-    def same(ids: pa.Array | pa.ChunkedArray) -> pl.Series:
-        return pl.Series(np.zeros(len(ids), np.uint64))
+    def same(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        return np.zeros(len(ids), np.uint64)
 
     monkeypatch.setattr(_index, "id_hashes", same)
     monkeypatch.setattr(matching, "id_hashes", same)

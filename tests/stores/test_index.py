@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -31,9 +30,7 @@ def test_string_layouts_and_chunks_agree() -> None:
 
 
 def test_hash_collisions_never_fake_membership(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        _index, "id_hashes", lambda ids: pl.Series(np.zeros(len(ids), dtype=np.uint64))
-    )
+    monkeypatch.setattr(_index, "id_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64))
     index = IdIndex(HeldIds())
     index.add(pa.array(["a", "b"]))
     assert index.contains(pa.array(["b", "c", "a", "d"])).tolist() == [True, False, True, False]
@@ -68,9 +65,9 @@ class SetSource:
         return np.array([c in self.ids for c in candidates.to_pylist()], dtype=bool)
 
 
-def _weak_hashes(ids: pa.Array | pa.ChunkedArray) -> pl.Series:
+def _weak_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A hash with four values (the length modulo four): most ids collide."""
-    return pl.Series(np.array([len(s) % 4 for s in ids.to_pylist()], dtype=np.uint64))
+    return np.array([len(s) % 4 for s in ids.to_pylist()], dtype=np.uint64)
 
 
 @given(
@@ -93,8 +90,8 @@ def test_a_source_confirms_like_a_set(
         assert len(index) == sum(map(len, batches))
         assert index.contains(pa.array(probe, pa.string())).tolist() == [p in stored for p in probe]
         # Only ids whose hash the index holds are confirmed: none when no hash matched.
-        hashes = set(_index.id_hashes(pa.array(list(stored), pa.string())).to_list())
-        assert all(h in hashes for h in _index.id_hashes(pa.array(source.asked)).to_list())
+        hashes = set(_index.id_hashes(pa.array(list(stored), pa.string())).tolist())
+        assert all(h in hashes for h in _index.id_hashes(pa.array(source.asked)).tolist())
         assert stored or not source.asked
 
 

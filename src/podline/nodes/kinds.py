@@ -528,22 +528,47 @@ class FunctionNode(Node):
     def _kept(self) -> TableStream:
         # Before a run, the stored results of the current input: the entries of what the
         # upstream reads (records of other input versions share the table).
-        if self._output is None:
-            records = self.records
-            if records is not None:
+        records = self.records
+        if self._output is None and records is not None:
+            try:
+                (upstream,) = read_inputs(self)
+            except ReadOnlyNodeError:
+                # An input that cannot be read (a loaded pipeline's source built from data
+                # in memory, see podline.pipeline.loading): every stored result.
                 tags, _ = self.keys()
-                try:
-                    (upstream,) = read_inputs(self)
-                except ReadOnlyNodeError:
-                    # An input that cannot be read (a loaded pipeline's source built from
-                    # data in memory, see podline.pipeline.loading): every stored result.
-                    found = records.output(tags)
-                else:
-                    entry_ids = self.entry_ids(upstream)
-                    found = records.output(tags, entry_ids) if len(entry_ids) else None
-                if found is not None:
-                    self._output = found[1]  # loading stored results computes nothing
+                found = records.output(tags)
+                self._output = None if found is None else found[1]
+            else:
+                self._output = self._stored_output(upstream, records)
         return super()._kept()
+
+    def _stored_output(self, upstream: Stream, records: ProvenanceRecords) -> TableStream | None:
+        """The stored results of the rows of ``upstream`` (those whose record and result are
+        stored; None if there are none), built as a cached run builds its output: chunk by
+        chunk, each found among what the records know (``known``, ids packed), with the
+        input's own tags. Nothing is computed, and no record row is read but those ids."""
+        known = records.known()
+        if not len(known.produced):
+            return None
+        parts, rows = SpillBuffer(), 0
+        nothing = np.zeros(0, dtype=np.int64)
+        for chunk in stream_chunks(upstream, NODE_BATCH):
+            table = chunk.as_table(system_tags=True, source_info=True)
+            batch = TableStream(table, chunk.keys()[0], label=self.label)
+            found = known.find(self.entry_ids(batch))
+            hits = _take(batch, np.flatnonzero(found.found & ~found.skipped))
+            if not len(hits):
+                continue
+            every = np.ones(len(hits), dtype=bool)
+            found = Found(every, ~every, found.outputs)
+            parts.add(_merge(hits, found, nothing, self.pod.execute(_take(hits, nothing))).stream)
+            rows += len(hits)
+        if not rows:
+            parts.discard()
+            return None
+        output = parts.result(empty_output(self))
+        output.label = self.label
+        return output
 
 
 def read_inputs(node: Node) -> list[NodeOutput]:

@@ -29,6 +29,7 @@ from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN, call_ids, tokens_of_calls
 from podline.hashing import row_hash_strings
+from podline.hashing.packed import PACKED, call_hex, pack, pack_chunks
 from podline.matching import Positions, index_in, is_in, take_rows, take_table_rows
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
@@ -84,12 +85,15 @@ class KnownEntries:
     Chunks usually arrive in the order the records were written (a re-run of the same input):
     each ``find`` first checks whether its ids are the produced ids that follow the previous
     chunk's, which costs a comparison instead of a hash lookup, and serves the outputs as a
-    slice instead of a copy."""
+    slice instead of a copy.
+
+    The ids are strings, or all packed (``hashing.packed``): then each chunk asked about is
+    packed to be compared, and an id that does not pack is one the records do not hold."""
 
     produced: pa.Array | pa.ChunkedArray
     outputs: pa.Table
     skipped: pa.Array | pa.ChunkedArray
-    #: With ``calls`` (the ``call_ids`` of the ``outputs`` rows, which then hold no source
+    #: With ``calls`` (the result ids of the ``outputs`` rows, which then hold no source
     #: info), the function whose tokens are made for the rows each ``find`` serves.
     function: PacketFunction | None = None
     calls: pa.Array | pa.ChunkedArray | None = None
@@ -101,6 +105,8 @@ class KnownEntries:
     _positions: Positions | None = None
 
     def find(self, entry_ids: pa.Array) -> Found:
+        if self.produced.type == PACKED:
+            entry_ids = pack(entry_ids)
         n, start = len(entry_ids), self.cursor
         if n and start + n <= len(self.produced):
             following = self.produced.slice(start, n)
@@ -133,6 +139,7 @@ class KnownEntries:
             calls = self.calls.slice(rows, length)
         else:
             calls = take_rows(self.calls, rows)
+        calls = call_hex(calls) if calls.type == PACKED else call_ids(calls)
         for key, tokens in tokens_of_calls(self.function, calls).items():
             outputs = outputs.append_column(
                 pa.field(source_info_column(key), pa.large_string()), tokens
@@ -206,7 +213,9 @@ class ProvenanceRecords:
         if self.memo is None or records is None or records.num_rows == 0:
             return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
         results = self.memo.lookup(records.column(RESULT_ID))
-        usable, skipped, outputs = self._resolve(records, results)
+        skipped = _skipped(records)
+        position = index_in(records.column(RESULT_ID), results.column(RECORD_ID))
+        usable, outputs = self._resolve(skipped, results, position)
         outputs = self._outputs_of(outputs)
         # Map back from stored records to the entries asked for (read keeps their order).
         row_of = index_in(records.column(RECORD_ID), entry_ids)
@@ -247,28 +256,82 @@ class ProvenanceRecords:
 
     def known(self) -> KnownEntries:
         """Everything the records know, loaded at once: for callers that then ask about many
-        small chunks of entries (each ``find`` reads the stored tables)."""
+        small chunks of entries (each ``find`` reads the stored tables).
+
+        The ids are kept packed (``hashing.packed``: 32 bytes an id instead of 77), each
+        column packed as soon as it is read, so the strings of the records and of the memo
+        are never held together. Records holding an id that does not pack (written by an
+        older scheme) are read again and kept as strings."""
         records = self.store.scan(_PATH, columns=_LOOKED_UP)
         if self.memo is None or records is None or records.num_rows == 0:
             nothing = pa.array([], pa.large_string())
             empty = self._outputs_of(ResultCache.empty_for(self.function))
             return KnownEntries(nothing, empty, nothing)
-        result_ids = records.column(RESULT_ID)
+        skipped = _skipped(records)
+        columns = [records.column(name).chunks for name in (RECORD_ID, RESULT_ID)]
+        del records  # each chunk of ids is let go of once packed
+        ids, result_ids = (pack_chunks(chunks) for chunks in columns)
+        if ids.null_count or result_ids.null_count:
+            return self._known_as_strings()
         results = self.memo.read_all()
-        position = index_in(result_ids, results.column(RECORD_ID))
+        stored_ids = results.column(RECORD_ID).chunks
         tokens = [source_info_column(k) for k in self.function.output_keys]
         stored_tokens = any(name in results.column_names for name in tokens)
         if stored_tokens:  # a memo written before tokens were made on read
             results = self.memo.typed(results)
         # Only what is served is taken (the rest of both tables is let go of here).
         served = [*self.function.output_schema.keys(), *(tokens if stored_tokens else ())]
-        usable, skipped, outputs = self._resolve(records, results.select(served), position)
+        results = results.select(served)
+        position = index_in(result_ids, pack_chunks(stored_ids))
+        return self._known_of(
+            ids,
+            result_ids,
+            skipped=skipped,
+            results=results,
+            position=position,
+            stored_tokens=stored_tokens,
+        )
+
+    def _known_as_strings(self) -> KnownEntries:
+        """``known`` for records whose ids do not all pack: every id kept as it is stored."""
+        assert self.memo is not None  # known() asked only with a memo
+        records = self.store.scan(_PATH, columns=_LOOKED_UP)
+        assert records is not None
+        results = self.memo.read_all()
+        tokens = [source_info_column(k) for k in self.function.output_keys]
+        stored_tokens = any(name in results.column_names for name in tokens)
+        if stored_tokens:
+            results = self.memo.typed(results)
+        served = [*self.function.output_schema.keys(), *(tokens if stored_tokens else ())]
+        result_ids = records.column(RESULT_ID)
+        position = index_in(result_ids, results.column(RECORD_ID))
+        return self._known_of(
+            records.column(RECORD_ID),
+            result_ids,
+            skipped=_skipped(records),
+            results=results.select(served),
+            position=position,
+            stored_tokens=stored_tokens,
+        )
+
+    def _known_of(
+        self,
+        ids: pa.Array | pa.ChunkedArray,
+        result_ids: pa.Array | pa.ChunkedArray,
+        *,
+        skipped: np.ndarray,
+        results: pa.Table,
+        position: np.ndarray,
+        stored_tokens: bool,
+    ) -> KnownEntries:
+        """``KnownEntries`` of records (their ``ids``, ``result_ids`` and ``skipped`` flags)
+        resolved against the memo's ``results`` (``position``: each record's row, or -1)."""
+        usable, outputs = self._resolve(skipped, results, position)
         produced = usable & ~skipped
-        ids = records.column(RECORD_ID)
         mask = None if produced.all() else pa.array(produced)
         calls = None
         if not stored_tokens:  # made for each served chunk from these
-            calls = call_ids(result_ids if mask is None else result_ids.filter(mask))
+            calls = result_ids if mask is None else result_ids.filter(mask)
         return KnownEntries(
             ids if mask is None else ids.filter(mask),
             self._outputs_of(outputs, tokens=stored_tokens),
@@ -278,23 +341,20 @@ class ProvenanceRecords:
         )
 
     def _resolve(
-        self, records: pa.Table, results: pa.Table, position: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
-        """For stored records and the memo's ``results`` for them: which need no computing,
-        which were skipped, and the results of the others (usable and not skipped), in
-        record order. ``position``: the row of ``results`` of each record's result (-1:
-        none), found here unless given. (``index_in`` answers at once when ``results`` are
-        the records' results in their order, the usual case of a cached run.)"""
-        if position is None:
-            position = index_in(records.column(RESULT_ID), results.column(RECORD_ID))
-        skipped = pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
+        self, skipped: np.ndarray, results: pa.Table, position: np.ndarray
+    ) -> tuple[np.ndarray, pa.Table]:
+        """For stored records (which were ``skipped``) and the memo's ``results`` for them
+        (``position``: the row of each record's result, -1 for none): which need no
+        computing, and the results of the others (usable and not skipped), in record order.
+        (``index_in`` answers at once when ``results`` are the records' results in their
+        order, the usual case of a cached run.)"""
         resolved = position >= 0
         produced = resolved & ~skipped
         if produced.all() and np.array_equal(position, np.arange(len(results))):
             outputs = results  # every record resolved, row for row
         else:
             outputs = take_table_rows(results, position[produced])
-        return skipped | resolved, skipped, outputs
+        return skipped | resolved, outputs
 
     def _outputs_of(self, results: pa.Table, *, tokens: bool = True) -> pa.Table:
         """Output columns and (with ``tokens``) their source info, typed by the output
@@ -345,6 +405,11 @@ class ProvenanceRecords:
             )
         types = dict(self.function.output_schema)
         return ids, TableStream(table, tuple(tag_columns), types=types)
+
+
+def _skipped(records: pa.Table) -> np.ndarray:
+    """Which records say their entry was skipped."""
+    return pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
 
 
 def _every(rows: np.ndarray, n: int) -> bool:

@@ -95,8 +95,6 @@ class IdIndex:
     def extend(self, batches: Iterable[Ids]) -> None:
         """Add batches of string ids (nulls ignored), each let go of once hashed, so that
         the strings of one batch at a time are in memory; the hashes are merged in once."""
-        import polars as pl
-
         parts = []
         for batch in batches:
             ids = batch.drop_null() if batch.null_count else batch
@@ -105,7 +103,7 @@ class IdIndex:
                 self._source.added(ids)
         if not parts:
             return
-        new = pl.concat(parts).sort().to_numpy()  # polars sorts on every core
+        new = np.sort(np.concatenate(parts))
         size = self._size + len(new)
         if size > len(self._buffer):
             grown = np.empty(max(size, 2 * len(self._buffer)), dtype=np.uint64)
@@ -121,7 +119,7 @@ class IdIndex:
         """A boolean mask: which of ``ids`` (strings, no nulls) are in the set."""
         if not self._size or not len(ids):
             return np.zeros(len(ids), dtype=bool)
-        found = sorted_hits(self._hashes, id_hashes(ids).to_numpy()) >= 0
+        found = sorted_hits(self._hashes, id_hashes(ids)) >= 0
         if found.any():  # (the usual write of new records matches nothing)
             found[found] = self._source.holding(ids.filter(pa.array(found)))
         return found
