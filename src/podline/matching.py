@@ -144,6 +144,13 @@ class IdHashes:
     def __init__(self, ids: Ids) -> None:
         self._sorted = np.sort(id_hashes(ids))
 
+    @classmethod
+    def of_hashes(cls, hashes: np.ndarray) -> IdHashes:
+        """The set whose ids have these ``id_hashes`` (gathered a piece at a time, say)."""
+        made = cls.__new__(cls)
+        made._sorted = np.sort(hashes)
+        return made
+
     def may_hold(self, values: Ids) -> np.ndarray:
         """Per item of ``values``: whether its hash is one of the set's."""
         if not len(values):

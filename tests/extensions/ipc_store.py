@@ -8,7 +8,7 @@ and docs/stores.md ("Writing a backend") walks through it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote, unquote
@@ -17,7 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podline.stores import ScopedStore, StorePath
-from podline.stores.backend import check_columns, conform, evolve_schema, row_filter, rows_in_order
+from podline.stores.backend import (
+    check_columns,
+    conform,
+    evolve_schema,
+    pieces,
+    row_filter,
+    rows_in_order,
+)
 
 
 class IpcBackend:
@@ -89,6 +96,9 @@ class IpcBackend:
         if rows is not None:
             table = rows.apply(table)
         return table if columns is None else table.select(columns)
+
+    def scan_batches(self, path: StorePath, columns: list[str] | None) -> Iterator[pa.Table] | None:
+        return pieces(self.scan(path, columns, None))  # read whole anyway
 
     def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
         with self._lock:

@@ -288,7 +288,7 @@ def test_a_background_lookup_finds_what_a_find_finds_and_raises_what_its_reads_r
     def failing(*args: object, **kwargs: object) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(type(records.store), "scan", failing)
+    monkeypatch.setattr(type(records.store), "scan_batches", failing)
     pending = records.known_in_background()  # the read fails in the background thread ...
     with pytest.raises(OSError, match="disk on fire"):
         pending.result()  # ... and is raised here, in the caller's

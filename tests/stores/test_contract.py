@@ -157,6 +157,38 @@ def test_scan_rejects_filters_on_nested_columns(store: Store) -> None:
         store.scan("t", where={"l": [1, 2]})
 
 
+@pytest.mark.parametrize("flushed", [True, False])
+def test_scan_batches_give_the_scan_in_pieces(store: Store, flushed: bool) -> None:
+    # Several writes (several files), a column added later, some rows buffered or not:
+    # the pieces concatenate to the scan, in its order, typed by the path's schema.
+    assert store.scan_batches("t") is None
+    store.write("t", records(["a", "b"], v=[1, 2]))
+    store.flush()
+    store.write("t", records(["c"], v=[3], w=["x"]))
+    if flushed:
+        store.flush()
+    for columns in (None, ["w", RECORD_ID], ["v"]):
+        whole = store.scan("t", columns=columns)
+        assert whole is not None
+        found = store.scan_batches("t", columns=columns)
+        assert found is not None
+        parts = list(found)
+        assert parts
+        assert all(part.schema == whole.schema for part in parts)
+        assert pa.concat_tables(parts).equals(whole)
+
+
+def test_scan_batches_of_an_empty_path_give_its_schema(store: Store) -> None:
+    store.write("t", records(["a"], v=[1]))
+    store.flush()
+    store.delete("t", ["a"])
+    found = store.scan_batches("t")
+    assert found is not None
+    rows = pa.concat_tables(list(found))
+    assert rows.num_rows == 0
+    assert rows.schema == store.scan("t").schema
+
+
 # --------------------------------------------------------------------------- write once
 
 

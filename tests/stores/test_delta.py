@@ -563,3 +563,28 @@ def test_a_write_without_a_column_an_earlier_commit_added_is_committed(root: Pat
         {RECORD_ID: "b", "v": 2, "w": "x"},
         {RECORD_ID: "c", "v": 3, "w": None},
     ]
+
+
+def test_scan_batches_read_a_row_group_at_a_time_as_of_the_call(root: Path) -> None:
+    # A local table is read a Parquet row group at a time (a reader of a large table never
+    # holds it whole), and the pieces are those of the version read when asked: rows
+    # committed while they are read do not appear in them.
+    store = DeltaStore(root)
+    for n in range(3):
+        store.write("t", records([f"{n}-{i}" for i in range(5)], v=list(range(5))))
+        store.flush()
+    found = store.scan_batches("t", columns=[RECORD_ID, "v"])
+    assert found is not None
+    first = next(found)
+    assert first.num_rows == 5  # one file's row group, not the table
+    store.write("t", records(["late"], v=[9]))
+    store.flush()
+    rest = list(found)
+    assert [part.num_rows for part in rest] == [5, 5]
+    ids = pa.concat_tables([first, *rest]).column(RECORD_ID).to_pylist()
+    assert ids == store.scan("t").column(RECORD_ID).to_pylist()[:15]
+    assert "late" not in ids
+    # What delta-rs reads is the same rows.
+    assert sorted([*ids, "late"]) == sorted(
+        DeltaTable(store.table_uri("t")).to_pyarrow_table()[RECORD_ID].to_pylist()
+    )

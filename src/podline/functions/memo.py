@@ -21,7 +21,7 @@ of the answer (``stale`` says why), and replaced when the call is recorded again
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +31,7 @@ from podline.columns import meta_column, source_info_column, token_array
 from podline.conversion import table_with_schema, with_type
 from podline.functions.output_files import FILES_TYPE, holds_files, stale_results
 from podline.functions.packet_function import PacketFunction
-from podline.matching import IdHashes, index_in, take_table_rows
+from podline.matching import IdHashes, id_hashes, index_in, take_table_rows
 from podline.stores import RECORD_ID, Store
 
 __all__ = ["SKIPPED_COLUMN", "ResultCache", "call_ids", "call_tokens", "tokens_of_calls"]
@@ -53,7 +53,7 @@ class ResultCache:
         #: store answers for those.)
         self.preload = preload
         self._stored: pa.Table | None = None
-        #: The ids ``read_all`` saw (as hashes, 8 bytes each): a lookup of ids none of which
+        #: The ids ``read_pieces`` saw (as hashes, 8 bytes each): a lookup of ids none of which
         #: it saw asks the store for them alone instead of loading every result.
         self._seen: IdHashes | None = None
         self.path = ("functions", function.name, function.content_hash().short(16))
@@ -94,7 +94,7 @@ class ResultCache:
         if not self.preload or (
             self._stored is None and self._seen is not None and not self._seen.may_hold(ids).any()
         ):
-            # (Results recorded since ``read_all``, if any, are found by the store.)
+            # (Results recorded since ``read_pieces``, if any, are found by the store.)
             return self._fresh(self._typed(self.store.read(self.path, ids)))
         stored = self.load()
         position = index_in(ids, stored.column(RECORD_ID))
@@ -133,21 +133,30 @@ class ResultCache:
             self._stored = self._typed(self.store.scan(self.path), tokens=False)
         return self._stored
 
-    def read_all(self) -> pa.Table:
-        """Every stored result but stale ones, typed as ``load`` types them, read now (or
-        given from ``load``'s copy) and not kept: a cache that preloads keeps only their ids'
-        hashes, so that the lookups that follow load every result only if one of them may
+    def read_pieces(self) -> Iterator[pa.Table]:
+        """Every stored result but stale ones, typed as ``load`` types them, a piece at a
+        time as the store reads them (``Store.scan_batches``; one piece: ``load``'s copy),
+        and not kept: a cache that preloads keeps only their ids' hashes, once every piece
+        was read, so that the lookups that follow load every result only if one of them may
         be stored. (A fully cached run looks nothing up, and would hold every result twice:
         here, and in what it serves.)"""
         if self._stored is not None:
-            return self._fresh(self._stored)
-        results = self._fresh(self._typed(self.store.scan(self.path), tokens=False))
+            yield self._fresh(self._stored)
+            return
+        hashes = []
+        for piece in self.store.scan_batches(self.path) or ():
+            if piece.num_rows:
+                results = self._fresh(self._typed(piece, tokens=False))
+                if self.preload:
+                    hashes.append(id_hashes(results.column(RECORD_ID)))
+                yield results
         if self.preload:
-            self._seen = IdHashes(results.column(RECORD_ID))
-        return results
+            self._seen = IdHashes.of_hashes(
+                np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+            )
 
     def typed(self, results: pa.Table) -> pa.Table:
-        """Rows of ``load``/``read_all`` with their source-info tokens (``self.schema``)."""
+        """Rows of ``load``/``read_pieces`` with their source-info tokens (``self.schema``)."""
         return self._typed(results)
 
     def _typed(self, found: pa.Table | None, *, tokens: bool = True) -> pa.Table:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from podline.hashing.digest import HASH_SCHEME
 
-__all__ = ["PACKED", "call_hex", "pack", "pack_chunks"]
+__all__ = ["PACKED", "call_hex", "pack"]
 
 Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
@@ -52,17 +52,6 @@ def pack(ids: Ids) -> Ids:
     if isinstance(ids, pa.ChunkedArray):
         return pa.chunked_array([_pack_array(chunk) for chunk in ids.chunks], PACKED)
     return _pack_array(ids)
-
-
-def pack_chunks(chunks: list[pa.Array | None]) -> pa.ChunkedArray:
-    """``pack`` of the chunked array of ``chunks``, letting go of each chunk (its entry in
-    the list set to None) once packed: with the caller holding no other reference, the ids
-    are never held as strings and packed at once."""
-    packed = []
-    for index, chunk in enumerate(chunks):
-        packed.append(_pack_array(chunk))
-        chunks[index] = None
-    return pa.chunked_array(packed, PACKED)
 
 
 def call_hex(packed: Ids) -> pa.Array:

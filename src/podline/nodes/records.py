@@ -29,7 +29,7 @@ from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN, call_ids, tokens_of_calls
 from podline.hashing import row_hash_strings
-from podline.hashing.packed import PACKED, call_hex, pack, pack_chunks
+from podline.hashing.packed import PACKED, call_hex, pack
 from podline.matching import Positions, index_in, is_in, take_rows, take_table_rows
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
@@ -258,61 +258,73 @@ class ProvenanceRecords:
         """Everything the records know, loaded at once: for callers that then ask about many
         small chunks of entries (each ``find`` reads the stored tables).
 
-        The ids are kept packed (``hashing.packed``: 32 bytes an id instead of 77), each
-        column packed as soon as it is read, so the strings of the records and of the memo
-        are never held together. Records holding an id that does not pack (written by an
-        older scheme) are read again and kept as strings."""
-        records = self.store.scan(_PATH, columns=_LOOKED_UP)
-        if self.memo is None or records is None or records.num_rows == 0:
-            nothing = pa.array([], pa.large_string())
-            empty = self._outputs_of(ResultCache.empty_for(self.function))
-            return KnownEntries(nothing, empty, nothing)
-        skipped = _skipped(records)
-        columns = [records.column(name).chunks for name in (RECORD_ID, RESULT_ID)]
-        del records  # each chunk of ids is let go of once packed
-        ids, result_ids = (pack_chunks(chunks) for chunks in columns)
-        if ids.null_count or result_ids.null_count:
+        The records and the memo are read a piece at a time (``Store.scan_batches``), and
+        their ids kept packed (``hashing.packed``: 32 bytes an id instead of 77), so neither
+        table is ever held whole as strings. Records holding an id that does not pack
+        (written by an older scheme) are read again and kept as strings."""
+        read = self.store.scan_batches(_PATH, columns=_LOOKED_UP)
+        if self.memo is None or read is None:
+            return self._known_of_nothing()
+        ids: list[pa.Array] = []
+        result_ids: list[pa.Array] = []
+        skipped: list[np.ndarray] = []
+        for piece in read:
+            skipped.append(_skipped(piece))
+            ids.extend(pack(piece.column(RECORD_ID)).chunks)
+            result_ids.extend(pack(piece.column(RESULT_ID)).chunks)
+        packed_ids = pa.chunked_array(ids, PACKED)
+        packed_results = pa.chunked_array(result_ids, PACKED)
+        if not len(packed_ids):
+            return self._known_of_nothing()
+        if packed_ids.null_count or packed_results.null_count:
             return self._known_as_strings()
-        results = self.memo.read_all()
-        stored_ids = results.column(RECORD_ID).chunks
-        tokens = [source_info_column(k) for k in self.function.output_keys]
-        stored_tokens = any(name in results.column_names for name in tokens)
-        if stored_tokens:  # a memo written before tokens were made on read
-            results = self.memo.typed(results)
-        # Only what is served is taken (the rest of both tables is let go of here).
-        served = [*self.function.output_schema.keys(), *(tokens if stored_tokens else ())]
-        results = results.select(served)
-        position = index_in(result_ids, pack_chunks(stored_ids))
+        results, stored_tokens = self._memo_results(packed=True)
         return self._known_of(
-            ids,
-            result_ids,
-            skipped=skipped,
+            packed_ids,
+            packed_results,
+            skipped=np.concatenate(skipped),
             results=results,
-            position=position,
             stored_tokens=stored_tokens,
+        )
+
+    def _known_of_nothing(self) -> KnownEntries:
+        nothing = pa.array([], pa.large_string())
+        return KnownEntries(
+            nothing, self._outputs_of(ResultCache.empty_for(self.function)), nothing
         )
 
     def _known_as_strings(self) -> KnownEntries:
         """``known`` for records whose ids do not all pack: every id kept as it is stored."""
-        assert self.memo is not None  # known() asked only with a memo
         records = self.store.scan(_PATH, columns=_LOOKED_UP)
-        assert records is not None
-        results = self.memo.read_all()
-        tokens = [source_info_column(k) for k in self.function.output_keys]
-        stored_tokens = any(name in results.column_names for name in tokens)
-        if stored_tokens:
-            results = self.memo.typed(results)
-        served = [*self.function.output_schema.keys(), *(tokens if stored_tokens else ())]
-        result_ids = records.column(RESULT_ID)
-        position = index_in(result_ids, results.column(RECORD_ID))
+        assert records is not None  # (known() read them)
+        results, stored_tokens = self._memo_results(packed=False)
         return self._known_of(
             records.column(RECORD_ID),
-            result_ids,
+            records.column(RESULT_ID),
             skipped=_skipped(records),
-            results=results.select(served),
-            position=position,
+            results=results,
             stored_tokens=stored_tokens,
         )
+
+    def _memo_results(self, *, packed: bool) -> tuple[pa.Table, bool]:
+        """The memo's results, read a piece at a time: the columns served and the ids
+        (``RECORD_ID``, packed if ``packed``), and whether they hold source-info tokens (a
+        memo written before tokens were made on read). A memo id that does not pack is
+        null, which no packed id matches, as no canonical id equals it."""
+        assert self.memo is not None  # (asked only with a memo)
+        tokens = [source_info_column(k) for k in self.function.output_keys]
+        outputs = list(self.function.output_schema.keys())
+        parts, stored_tokens = [], True
+        for piece in self.memo.read_pieces():
+            stored_tokens = any(name in piece.column_names for name in tokens)
+            results = self.memo.typed(piece) if stored_tokens else piece
+            ids = results.column(RECORD_ID)
+            served = results.select([*outputs, *(tokens if stored_tokens else ())])
+            parts.append(served.append_column(RECORD_ID, pack(ids) if packed else ids))
+        if not parts:  # nothing stored: no record resolves
+            none = pa.array([], PACKED if packed else pa.large_string())
+            return ResultCache.empty_for(self.function).append_column(RECORD_ID, none), True
+        return pa.concat_tables(parts), stored_tokens
 
     def _known_of(
         self,
@@ -321,12 +333,12 @@ class ProvenanceRecords:
         *,
         skipped: np.ndarray,
         results: pa.Table,
-        position: np.ndarray,
         stored_tokens: bool,
     ) -> KnownEntries:
         """``KnownEntries`` of records (their ``ids``, ``result_ids`` and ``skipped`` flags)
-        resolved against the memo's ``results`` (``position``: each record's row, or -1)."""
-        usable, outputs = self._resolve(skipped, results, position)
+        resolved against the memo's ``results`` (the served columns and ``RECORD_ID``)."""
+        position = index_in(result_ids, results.column(RECORD_ID))
+        usable, outputs = self._resolve(skipped, results.drop_columns([RECORD_ID]), position)
         produced = usable & ~skipped
         mask = None if produced.all() else pa.array(produced)
         calls = None

@@ -10,7 +10,7 @@ refused, never taken for a directory). Backends only decide where records live.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -38,6 +38,7 @@ __all__ = [
     "join_path",
     "local_directory",
     "path_text",
+    "pieces",
     "prepare_batch",
     "record_path",
     "row_filter",
@@ -446,4 +447,20 @@ def local_directory(location: str, schemes: Sequence[str]) -> Path | None:
         f"malformed store URL {location!r}: a local store is a directory or "
         f"file:///absolute/path, an object store a URL naming its bucket or container, "
         f"as in s3://bucket/dir (schemes: {', '.join(filter(None, schemes))})"
+    )
+
+
+# --------------------------------------------------------------------------- pieces
+
+#: Rows per piece of ``pieces``.
+PIECE_ROWS = 1 << 16
+
+
+def pieces(table: pa.Table | None) -> Iterator[pa.Table] | None:
+    """``table`` (a whole path, read at once) as consecutive slices of ``PIECE_ROWS`` rows
+    (one empty piece for an empty table); None for None."""
+    if table is None:
+        return None
+    return iter(
+        [table.slice(start, PIECE_ROWS) for start in range(0, max(len(table), 1), PIECE_ROWS)]
     )

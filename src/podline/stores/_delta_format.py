@@ -404,19 +404,28 @@ def read_parquet(
             yield file.read(columns=[name for name in columns if name in has])
 
 
-def read_column(
-    files: Mapping[str, int], column: str, filesystem: pafs.FileSystem, table: str
-) -> Iterator[pa.Array]:
-    """The values of ``column`` in these Parquet ``files`` (as ``read_parquet`` reads them), a
-    row group at a time, so that a large file never has to fit in memory whole; files
-    written before the column existed give none."""
+def read_row_groups(
+    files: Mapping[str, int], columns: Sequence[str], filesystem: pafs.FileSystem, table: str
+) -> Iterator[pa.Table]:
+    """The rows of these Parquet ``files`` as ``read_parquet`` reads them, a row group at a
+    time, so that a large file never has to fit in memory whole."""
     check_data_files(files, filesystem, table)
     for path in files:
         with _parquet_file(filesystem, path, table) as file:
-            if column not in file.schema_arrow.names:
-                continue
+            has = set(file.schema_arrow.names)
+            present = [name for name in columns if name in has]
             for group in range(file.num_row_groups):
-                yield file.read_row_group(group, columns=[column])[column].combine_chunks()
+                yield file.read_row_group(group, columns=present)
+
+
+def read_column(
+    files: Mapping[str, int], column: str, filesystem: pafs.FileSystem, table: str
+) -> Iterator[pa.Array]:
+    """The values of ``column`` in these Parquet ``files``, a row group at a time (see
+    ``read_row_groups``); files written before the column existed give none."""
+    for rows in read_row_groups(files, [column], filesystem, table):
+        if rows.num_columns:
+            yield rows[column].combine_chunks()
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from podline.stores._delta_format import (
     path_schema,
     read_column,
     read_parquet,
+    read_row_groups,
 )
 from podline.stores._delta_log import TableLog, local_filesystem
 from podline.stores._delta_open import Opener
@@ -257,6 +258,41 @@ def stored_rows(
         column, values = ids
         table = rows_in_order(table, values, column) if column in names else table.slice(0, 0)
     return conform(table, pa.schema([schema.field(c) for c in columns]), path)
+
+
+def stored_pieces(
+    state: TableState,
+    schema: pa.Schema,
+    columns: list[str],
+    path: StorePath,
+    local_root: str | None,
+) -> Iterator[pa.Table] | None:
+    """The committed rows projected to ``columns``, in the path's types, a row group at a
+    time, of the table as it is now; None where podline does not read the files itself
+    (see ``committed_rows``): the caller then reads the table whole."""
+    log, stored = state.log, state.stored_schema()
+    target = pa.schema([schema.field(c) for c in columns])
+    if stored is None:
+        return iter([target.empty_table()])
+    if local_root is None or log is None or not log.direct():
+        return None
+    names = set(stored.names)
+    present = [c for c in columns if c in names]
+    written = pa.schema([stored.field(c) for c in present])
+    files = dict(log.data_files())  # this version's files, whenever the pieces are read
+    filesystem = local_filesystem(local_root)
+    table = f"the Delta table at {log.uri}"
+    check_data_files(files, filesystem, table)
+
+    def read() -> Iterator[pa.Table]:
+        yielded = False
+        for part in read_row_groups(files, present, filesystem, table):
+            yielded = True
+            yield conform(conform(part, written, path), target, path)
+        if not yielded:
+            yield target.empty_table()
+
+    return read()
 
 
 def committed_rows(

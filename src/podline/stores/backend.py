@@ -15,6 +15,8 @@ backends do (so every backend reports the same errors for the same mistakes):
   ``scan``'s ``where`` into a validated filter (``RowFilter.apply``); ``rows_in_order`` returns
   a ``read``'s rows in the order of the requested ids.
 * **Messages**: ``path_text(path)`` writes a path as users do (``"a/b"``).
+* **Pieces**: ``pieces(table)`` splits a table read whole into the consecutive pieces
+  ``scan_batches`` gives, for a backend that has no cheaper way to read a path in pieces.
 
 docs/stores.md ("Writing a backend") builds a complete backend from these, and
 ``tests/extensions`` runs the whole store contract against one.
@@ -22,7 +24,7 @@ docs/stores.md ("Writing a backend") builds a complete backend from these, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -34,6 +36,7 @@ from podline.stores._common import (
     conform,
     evolve_schema,
     path_text,
+    pieces,
     row_filter,
 )
 from podline.stores.base import StorePath
@@ -45,6 +48,7 @@ __all__ = [
     "conform",
     "evolve_schema",
     "path_text",
+    "pieces",
     "row_filter",
     "rows_in_order",
 ]
@@ -76,6 +80,11 @@ class Backend(Protocol):
     ) -> pa.Table | None:
         """Every row at ``path`` passing ``where`` (see ``row_filter``), projected to
         ``columns``; None if nothing was ever stored at ``path``."""
+        ...
+
+    def scan_batches(self, path: StorePath, columns: list[str] | None) -> Iterator[pa.Table] | None:
+        """``scan(path, columns, None)`` as consecutive pieces (see ``Store.scan_batches``).
+        A backend that reads whole tables anyway gives ``pieces(scan(...))``."""
         ...
 
     def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:

@@ -20,7 +20,8 @@ otherwise). The contract every backend honours:
 * **Reads.** ``read`` (by ids) and ``scan`` (a whole path, with column projection and simple
   equality filters) return ``None`` when nothing was ever written at the path, and otherwise a
   table typed by the path's schema, possibly empty. ``read`` returns rows in the order of the
-  requested ids; ids not stored are left out.
+  requested ids; ids not stored are left out. ``scan_batches`` gives what ``scan`` would (no
+  filter), as consecutive pieces, so a reader of a large path need not hold it whole.
 * **Writes fail at write().** A batch holding what no backend could commit (see
   ``_storable``) is refused by ``write``/``append`` with a ``StoreError``; nothing is taken.
 * **Schema evolution** is additive: a write may add nullable columns; a column whose type
@@ -34,7 +35,7 @@ otherwise). The contract every backend honours:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -100,6 +101,15 @@ class Store(Protocol):
         where: Mapping[str, Any] | None = None,
     ) -> pa.Table | None:
         """Every record at ``path`` whose columns equal the values in ``where``."""
+        ...
+
+    def scan_batches(
+        self, path: PathLike, *, columns: Sequence[str] | None = None
+    ) -> Iterator[pa.Table] | None:
+        """Every record at ``path``, projected to ``columns``, as tables that concatenate to
+        what ``scan`` gives (the same rows in the same order, of the path as it was when
+        called); None if nothing was ever stored there. Pieces are as large as the store
+        reads at once (a Parquet row group, say); a store may give a single piece."""
         ...
 
     def delete(

@@ -14,7 +14,7 @@ wrapped. For example, a store that refuses deletes::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -67,6 +67,11 @@ class DelegatingStore:
         where: Mapping[str, Any] | None = None,
     ) -> pa.Table | None:
         return self.inner.scan(path, columns=columns, where=where)
+
+    def scan_batches(
+        self, path: PathLike, *, columns: Sequence[str] | None = None
+    ) -> Iterator[pa.Table] | None:
+        return self.inner.scan_batches(path, columns=columns)
 
     def delete(
         self, path: PathLike, ids: Sequence[str] | pa.Array, *, id_column: str = RECORD_ID

@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -48,6 +48,7 @@ from podline.stores._common import (
     join_path,
     local_directory,
     path_text,
+    pieces,
     record_path,
     row_filter,
     split_query,
@@ -70,6 +71,7 @@ from podline.stores._delta_table import (
     TableIds,
     TableState,
     merge_buffered,
+    stored_pieces,
     stored_rows,
 )
 from podline.stores._delta_verify import VerifyReport, verify_tables
@@ -251,6 +253,21 @@ class _DeltaBackend(Committer):
         if rows is not None:
             found = rows.apply(found)
         return found.select(wanted)
+
+    def scan_batches(self, path: StorePath, columns: list[str] | None) -> Iterator[pa.Table] | None:
+        with self._lock:
+            state = self._table(path)
+            self._refresh(state, path)
+            schema = state.schema(path)
+            if schema is None:
+                return None
+            check_columns(columns or (), schema, path)
+            wanted = columns or schema.names
+            found = None
+            if not state.pending:  # (buffered rows are merged by ``scan``)
+                found = stored_pieces(state, schema, wanted, path, self._local_root(state))
+        # Buffered rows, or a table delta-rs reads: read whole.
+        return pieces(self.scan(path, columns, None)) if found is None else found
 
     def exists(self, path: StorePath) -> bool:
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
 from urllib.parse import quote, unquote
 
@@ -22,6 +22,7 @@ from podline.stores._common import (
     check_columns,
     conform,
     evolve_schema,
+    pieces,
     row_filter,
 )
 from podline.stores._index import HeldIds, IdIndex
@@ -113,6 +114,10 @@ class _MemoryBackend:
         if rows is not None:
             table = rows.apply(table)
         return table if columns is None else table.select(columns)
+
+    def scan_batches(self, path: StorePath, columns: list[str] | None) -> Iterator[pa.Table] | None:
+        # The rows are in memory already: slices of them cost nothing.
+        return pieces(self.scan(path, columns, None))
 
     def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
         with self._lock:

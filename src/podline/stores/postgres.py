@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +37,7 @@ from podline.stores._common import (
     conform,
     evolve_schema,
     path_text,
+    pieces,
     row_filter,
     split_query,
 )
@@ -352,6 +353,11 @@ class _PostgresBackend:
         if table is None or columns is None:
             return table
         return table.select(columns)
+
+    def scan_batches(self, path: StorePath, columns: list[str] | None) -> Iterator[pa.Table] | None:
+        # One query, read whole: a cursor read in pieces would hold a transaction open
+        # for as long as the caller takes.
+        return pieces(self.scan(path, columns, None))
 
     def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
         def body(cursor: Any) -> int:

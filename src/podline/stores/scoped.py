@@ -15,7 +15,7 @@ lets ``open_store`` find it. docs/stores.md, "Writing a backend", has a worked e
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -139,6 +139,16 @@ class ScopedStore(ABC, Generic[B]):
         full = record_path(self._prefix, path)
         self._usage.add("scan", full)
         return self._backend.scan(full, _names(columns), where)
+
+    def scan_batches(
+        self, path: PathLike, *, columns: Sequence[str] | None = None
+    ) -> Iterator[pa.Table] | None:
+        """Every record at ``path``, projected to ``columns``, as consecutive tables (what
+        ``scan`` gives, in pieces); None if nothing was ever stored there. Counted as a
+        scan."""
+        full = record_path(self._prefix, path)
+        self._usage.add("scan", full)
+        return self._backend.scan_batches(full, _names(columns))
 
     def exists(self, path: PathLike) -> bool:
         """Whether records are stored at ``path``."""
