@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from podline import matching
 from podline.functions.memo import call_ids
 from podline.hashing import row_hash_strings
-from podline.hashing.packed import PACKED, call_hex, pack
+from podline.hashing.packed import PACKED, call_hex, pack, packs_of
 
 _CANONICAL = re.compile(r"pod3:[0-9a-f]{64}")
 
@@ -140,3 +140,22 @@ def test_sorting_finds_what_the_hash_join_finds(stored: list[int], probe: list[i
     assert ((joined >= 0) == (sorted_ >= 0)).all()
     hit = sorted_ >= 0
     assert (keys[sorted_[hit]] == probes[hit]).all()
+
+
+@given(
+    seeds=st.lists(st.integers(0, 50), max_size=20),
+    other=_ids,
+    large=st.booleans(),
+    splits=st.lists(st.integers(0, 40), max_size=3),
+)
+def test_packs_of_tells_whether_ids_are_the_packed_ones(
+    seeds: list[int], other: list[str | None], large: bool, splits: list[int]
+) -> None:
+    # The aligned check of a cached run: the packed ids against the same ids, against
+    # ids spelled otherwise (upper case, another scheme) and against any other list.
+    values = [_canonical(seed) for seed in seeds]
+    packed = pack(_array(values, large, splits[:1]))
+    assert packs_of(packed, _array(values, not large, splits[1:]))
+    assert packs_of(packed, _array(other, large, splits)) == (other == values)
+    spelled = [value[:5] + value[5:].upper() for value in values]
+    assert packs_of(packed, _array(spelled, large, [])) == (spelled == values)

@@ -29,7 +29,7 @@ from podline.conversion import with_type
 from podline.functions import PacketFunction, ResultCache
 from podline.functions.memo import SKIPPED_COLUMN, call_ids, tokens_of_calls
 from podline.hashing import row_hash_strings
-from podline.hashing.packed import PACKED, call_hex, pack
+from podline.hashing.packed import PACKED, call_hex, pack, packs_of
 from podline.matching import Positions, index_in, is_in, take_rows, take_table_rows
 from podline.stores import RECORD_ID, Store
 from podline.streams import TableStream
@@ -105,16 +105,20 @@ class KnownEntries:
     _positions: Positions | None = None
 
     def find(self, entry_ids: pa.Array) -> Found:
-        if self.produced.type == PACKED:
-            entry_ids = pack(entry_ids)
         n, start = len(entry_ids), self.cursor
         if n and start + n <= len(self.produced):
             following = self.produced.slice(start, n)
-            if _chunked(entry_ids).equals(_chunked(following)):
+            if following.type == PACKED:
+                aligned = packs_of(following, entry_ids)
+            else:
+                aligned = _chunked(entry_ids).equals(_chunked(following))
+            if aligned:
                 # Every id has an output (produced wins over skipped, as below).
                 self.cursor = start + n
                 none = np.zeros(n, dtype=bool)
                 return Found(~none, none, self._served(self.outputs.slice(start, n), start, n))
+        if self.produced.type == PACKED:
+            entry_ids = pack(entry_ids)
         if self._positions is None:
             self._misses += 1
             if self._misses > 1:  # a second chunk out of order: more will come
