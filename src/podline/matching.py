@@ -72,6 +72,8 @@ def id_hashes(ids: Ids) -> np.ndarray:
 def _digest_prefixes(packed: pa.Array) -> np.ndarray:
     """The first 8 bytes of every packed id, as an unsigned 64-bit integer (0 for a null,
     which its confirmation then rules out)."""
+    if packed.buffers()[1] is None:  # (all null)
+        return np.zeros(len(packed), dtype=np.uint64)
     data = np.frombuffer(packed.buffers()[1], dtype=np.uint64)
     start = packed.offset * 4
     return data[start : start + 4 * len(packed)][::4].copy()

@@ -9,7 +9,8 @@ mostly such ids, so it keeps them packed: the 32 digest bytes of each id in a
 Packing is exact. Only the canonical form packs (the current scheme's prefix, 64 lowercase
 hex digits), and it packs one to one, so two ids pack alike exactly when they are the same
 string. Anything else (null, an older scheme, any other string) packs to null, which matches
-nothing: a caller whose own ids do not all pack keeps them as strings (``packs``).
+nothing: a caller whose own ids do not all pack keeps them as strings. ``packs_of`` tells
+whether packed ids are those of some strings without packing them.
 """
 
 from __future__ import annotations
@@ -78,12 +79,10 @@ def _digits(ids: Ids) -> bytes | None:
             continue
         if not pa.types.is_string(chunk.type) and not pa.types.is_large_string(chunk.type):
             return None
-        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset :][: len(chunk) + 1]
+        offsets, data = _layout(chunk)
         first = int(offsets[0])
         if int(offsets[-1]) - first != _WIDTH * len(chunk) or (np.diff(offsets) != _WIDTH).any():
             return None
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
         text = data[first : first + _WIDTH * len(chunk)].reshape(len(chunk), _WIDTH)
         if not all(bool((text[:, i] == byte).all()) for i, byte in enumerate(_PREFIX)):
             return None
@@ -116,19 +115,25 @@ def _pack_array(ids: pa.Array) -> pa.Array:
     out = np.zeros((n, 32), dtype=np.uint8)
     valid = np.zeros(n, dtype=bool)
     if n:
-        width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
-        offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset : ids.offset + n + 1]
-        data_buffer = ids.buffers()[2]
-        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
+        offsets, data = _layout(ids)
         present = ~np.asarray(ids.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         for start in range(0, n, _BLOCK):
             stop = min(start + _BLOCK, n)
             block = slice(start, stop)
             _pack_block(offsets[start : stop + 1], data, present[block], out[block], valid[block])
-    mask = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.FixedSizeBinaryArray.from_buffers(
-        PACKED, n, [mask, pa.py_buffer(out.tobytes())], int(n - valid.sum())
+        PACKED, n, [mask, pa.py_buffer(out)], int(n - valid.sum())
     )
+
+
+def _layout(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets of a (possibly sliced) string array's items and its character bytes."""
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(strings.buffers()[1], dtype=width)
+    data = strings.buffers()[2]
+    chars = np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, np.uint8)
+    return offsets[strings.offset : strings.offset + len(strings) + 1], chars
 
 
 def _pack_block(

@@ -528,8 +528,8 @@ class FunctionNode(Node):
     def _kept(self) -> TableStream:
         # Before a run, the stored results of the current input: the entries of what the
         # upstream reads (records of other input versions share the table).
-        records = self.records
-        if self._output is None and records is not None:
+        records = None if self._output is not None else self.records
+        if records is not None:
             try:
                 (upstream,) = read_inputs(self)
             except ReadOnlyNodeError:
@@ -546,7 +546,8 @@ class FunctionNode(Node):
         """The stored results of the rows of ``upstream`` (those whose record and result are
         stored; None if there are none), built as a cached run builds its output: chunk by
         chunk, each found among what the records know (``known``, ids packed), with the
-        input's own tags. Nothing is computed, and no record row is read but those ids."""
+        input's own tags. Nothing is computed, and of the records only what ``known`` reads
+        (ids and statuses) is read."""
         known = records.known()
         if not len(known.produced):
             return None

@@ -87,8 +87,9 @@ class KnownEntries:
     chunk's, which costs a comparison instead of a hash lookup, and serves the outputs as a
     slice instead of a copy.
 
-    The ids are strings, or all packed (``hashing.packed``): then each chunk asked about is
-    packed to be compared, and an id that does not pack is one the records do not hold."""
+    The ids are strings, or all packed (``hashing.packed``): then a chunk is checked against
+    the packed ids that follow by their hex (``packs_of``), and packed to be looked up when
+    it is out of order; an id that does not pack is one the records do not hold."""
 
     produced: pa.Array | pa.ChunkedArray
     outputs: pa.Table
