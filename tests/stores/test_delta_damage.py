@@ -154,6 +154,8 @@ def test_a_damaged_table_is_a_store_error_naming_the_fault(tmp_path: Path, damag
     with pytest.raises(StoreError, match=message):
         DeltaStore(tmp_path).scan("t")
     with pytest.raises(StoreError, match=message):
+        list(DeltaStore(tmp_path).scan_batches("t") or ())  # read a row group at a time
+    with pytest.raises(StoreError, match=message):
         # An id of the damaged commit: a read of a few ids skips files whose statistics
         # exclude them, and so never sees what damage they hold (as delta-rs does).
         DeltaStore(tmp_path).read("t", ["t0a", "t1a"])

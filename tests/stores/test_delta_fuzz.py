@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -378,19 +378,28 @@ def _rows(table: pa.Table) -> list[str]:
     return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
 
 
+def _concat(pieces: Iterator[pa.Table] | None) -> pa.Table | None:
+    return None if pieces is None else pa.concat_tables(list(pieces))
+
+
 def _check(root: Path, uri: str) -> None:
     theirs = _outcome(lambda: DeltaTable(uri).to_pyarrow_table())
     ours = _outcome(lambda: DeltaStore(root).scan("t"))
+    pieces = _outcome(lambda: _concat(DeltaStore(root).scan_batches("t")))
     if isinstance(ours, BaseException):
         assert isinstance(ours, StoreError), f"podline raised {type(ours).__name__}: {ours}"
+        assert isinstance(pieces, StoreError), f"read in pieces: {pieces!r}"
     elif ours is None:  # no table there (every entry deleted)
         assert isinstance(theirs, TableNotFoundError), theirs
+        assert pieces is None
     else:
         assert not isinstance(theirs, BaseException), (
             f"podline read what delta-rs refuses: {theirs}"
         )
         assert theirs is not None
         assert _rows(ours) == _rows(theirs.cast(ours.schema))
+        assert isinstance(pieces, pa.Table), f"read in pieces: {pieces!r}"
+        assert pieces.equals(ours)  # a row group at a time, in the same order
         # (Damage to the schema may rename the id column: both read the table without it.)
         if RECORD_ID in ours.column_names:
             _check_read_by_id(root, ours)
