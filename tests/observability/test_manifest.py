@@ -8,6 +8,8 @@ import platform
 import shutil
 import stat
 import subprocess
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,39 @@ def test_the_manifest_names_the_commit_and_whether_the_tree_was_dirty(
     assert latest() == (head, True)
     history = pipeline.runs()
     assert history["git_dirty"].to_list() == [True, False, False]  # newest first
+
+
+def test_a_run_finds_package_versions_and_the_platform_in_the_background(
+    project: ModuleTree, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lookups that take time (installed metadata, ``uname -p``) run beside the run, not
+    # in the thread that runs it; the manifest is the one found inline.
+    monkeypatch.chdir(tmp_path)
+    pipeline = pipeline_of(project, store)
+    caller = threading.get_ident()
+    threads: list[int] = []
+    found = manifest_module.package_versions
+
+    def versions(names: Iterable[str]) -> dict[str, str]:
+        threads.append(threading.get_ident())
+        return found(names)
+
+    monkeypatch.setattr(manifest_module, "package_versions", versions)
+    pipeline.run()
+    assert threads
+    assert caller not in threads
+    functions = pipeline.graph.packet_functions().values() if pipeline.graph else []
+    inline = manifest_module.run_manifest(functions, (None, None))
+    run = pipeline.runs().row(0, named=True)
+    assert (
+        run["packages"]
+        == list(inline.packages)
+        == [
+            f"numpy=={np.__version__}",
+            f"pyarrow=={pa.__version__}",
+        ]
+    )
+    assert run["platform"] == inline.platform == platform.platform()
 
 
 def fake_git(directory: Path, script: str) -> None:

@@ -11,8 +11,8 @@ columns of ``MANIFEST_SCHEMA``, shown by ``pipeline.runs()``:
   repository and whether tracked files differ from it (untracked files do not count); null
   outside a repository, or when git is missing or does not answer within 10 s.
 
-It costs a metadata lookup per package and one ``git status``, which runs in the background
-while the run computes; nothing per packet.
+It costs a metadata lookup per package, the platform string and one ``git status``, all
+found in the background while the run computes (``ManifestProbe``); nothing per packet.
 
 **Code records.** ``record_code`` keeps, at the result store's ``code`` path (shared by the
 pipelines whose results go there, as the memoized results are), one row per function identity: the
@@ -30,6 +30,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
@@ -39,6 +40,7 @@ import pyarrow as pa
 from podline.functions import PacketFunction
 from podline.functions.project import package_versions
 from podline.hashing import HASH_SCHEME
+from podline.runtime import thread_pool
 from podline.stores import RECORD_ID, Store
 from podline.version import __version__
 
@@ -46,6 +48,7 @@ __all__ = [
     "CODE_PATH",
     "MANIFEST_SCHEMA",
     "GitProbe",
+    "ManifestProbe",
     "RunManifest",
     "git_state",
     "record_code",
@@ -98,7 +101,12 @@ def run_manifest(
     functions: Iterable[PacketFunction], git: tuple[str | None, bool | None]
 ) -> RunManifest:
     """The manifest of a run of these functions, with the (commit, dirty) ``GitProbe`` found."""
+    return _manifest(_packages(functions), git)
 
+
+def _packages(functions: Iterable[PacketFunction]) -> tuple[str, ...]:
+    """``name==version`` of the distributions the functions use or depend on, sorted (also
+    finds the interpreter's details, which the manifest needs next)."""
     used: set[str] = set()
     versions: dict[str, str] = {}
     for function in functions:
@@ -106,14 +114,44 @@ def run_manifest(
             used |= function.code.packages
         versions.update(function.dependencies)
     versions.update(package_versions(used))
+    _interpreter()
+    return tuple(f"{name}=={version}" for name, version in sorted(versions.items()))
+
+
+def _manifest(packages: tuple[str, ...], git: tuple[str | None, bool | None]) -> RunManifest:
     return RunManifest(
         podline_version=__version__,
         hash_scheme=HASH_SCHEME,
-        packages=tuple(f"{name}=={version}" for name, version in sorted(versions.items())),
+        packages=packages,
         git_commit=git[0],
         git_dirty=git[1],
         **_interpreter(),
     )
+
+
+class ManifestProbe:
+    """``run_manifest`` of ``functions``, found in the background while a run computes:
+    ``git status`` runs as a child process (``GitProbe``), and a thread reads the versions
+    of the packages the functions use (installed metadata, a few ms a package) and the
+    platform string (``platform.platform()`` runs ``uname -p`` once a process), so a run
+    waits only for what is not found by its end."""
+
+    def __init__(self, functions: Iterable[PacketFunction], cwd: str | None = None) -> None:
+        self._git = GitProbe(cwd)
+        self._functions = list(functions)
+        self._packages: Future[tuple[str, ...]] | None = None
+        try:
+            pool = thread_pool("podline-manifest", 1)
+            self._packages = pool.submit(_packages, self._functions)
+        except RuntimeError:  # no new threads once the interpreter exits: found in result()
+            pass
+
+    def result(self) -> RunManifest:
+        """The manifest (waits for the probes still at work)."""
+        git = self._git.result()
+        if self._packages is None:
+            return _manifest(_packages(self._functions), git)
+        return _manifest(self._packages.result(), git)
 
 
 @cache

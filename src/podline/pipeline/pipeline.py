@@ -39,7 +39,7 @@ from podline.executors import Executor
 from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
 from podline.observability import default_observer
-from podline.observability.manifest import GitProbe, record_code, run_manifest
+from podline.observability.manifest import ManifestProbe, RunManifest, record_code
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
 from podline.pipeline.layout import PipelineLayout
@@ -265,7 +265,7 @@ class Pipeline:
         observed = observer is None and self.observe
         if observed:
             observer = self.default_observer()
-        git = GitProbe()  # answers while the run computes
+        probe = ManifestProbe(graph.packet_functions().values())  # answers meanwhile
         try:
             result = orchestrator.run(
                 graph,
@@ -278,8 +278,8 @@ class Pipeline:
             )
         finally:
             self._layout.flush()
-            commit = git.result()
-        self._record_run(graph, result, commit)
+            manifest = probe.result()
+        self._record_run(graph, result, manifest)
         if observed:
             result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
@@ -458,11 +458,9 @@ class Pipeline:
         self._code_recorded |= {str(f.content_hash()) for f in computed.values()}
 
     def _record_run(
-        self, graph: PipelineGraph, result: OrchestratorResult, git: tuple[str | None, bool | None]
+        self, graph: PipelineGraph, result: OrchestratorResult, manifest: RunManifest
     ) -> None:
-        functions = graph.packet_functions()
-        self._record_code(functions, result)
-        manifest = run_manifest(functions.values(), git)
+        self._record_code(graph.packet_functions(), result)
         # Appended under ids of their own: a run id may be given again (``run(run_id=...)``),
         # and the write-once check would read every earlier run's ids.
         recording = uuid.uuid4().hex[:16]
