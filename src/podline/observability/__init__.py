@@ -55,16 +55,21 @@ __all__ = [
 
 
 def default_observer(
-    store: Store, pipeline_name: str, *, progress: bool | None = None
+    store: Store,
+    pipeline_name: str,
+    *,
+    progress: bool | None = None,
+    commit_at_run_end: bool = True,
 ) -> CompositeObserver:
     """Status and logging observers on the pipeline's ``status`` and ``logs`` scopes, plus
     progress bars where someone watches (``progress=None``: see ``progress_enabled``; True
-    or False: always or never)."""
+    or False: always or never). ``commit_at_run_end=False``: the run's end leaves the rows
+    buffered in ``store``, for a caller that commits it right after (``Pipeline.run``)."""
     scope = store.at(PIPELINES, pipeline_name)
-    observers: list[ObserverProtocol] = [
-        StatusObserver(scope.at(STATUS_SCOPE)),
-        LoggingObserver(scope.at(LOGS_SCOPE)),
-    ]
+    recording = [StatusObserver(scope.at(STATUS_SCOPE)), LoggingObserver(scope.at(LOGS_SCOPE))]
+    for observer in recording:
+        observer.commit_at_run_end = commit_at_run_end
+    observers: list[ObserverProtocol] = [*recording]
     if progress_enabled() if progress is None else progress:
         observers.append(ProgressObserver(enabled=True))
     return CompositeObserver(*observers)

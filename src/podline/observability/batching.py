@@ -176,6 +176,10 @@ class BatchedObserver(Observer):
     view_class: ClassVar[type[NodeView[Any]]]
     #: What the rows are, for warnings ("status", "log").
     kind: ClassVar[str] = "observation"
+    #: Whether the run's end commits the rows (``store.flush()``). ``Pipeline.run`` turns it
+    #: off for its default observers: it commits the store itself before it returns, the
+    #: rows with the run record, in one round of commits instead of two.
+    commit_at_run_end: bool = True
 
     def __init__(
         self,
@@ -209,6 +213,8 @@ class BatchedObserver(Observer):
         with self._lock:
             self._views = []
             self._by_label = {}
+        if not self.commit_at_run_end:
+            return
         try:
             self.store.flush()
         except Exception as exc:  # observing must never break a run

@@ -111,7 +111,8 @@ class StatusObserver(BatchedObserver):
             self.store.flush()  # raises if the rows are not all committed: then no marker
             for path, marker in markers:
                 self.store.write(path, marker)
-            self.store.flush()
+            if self.commit_at_run_end:
+                self.store.flush()
         except Exception as exc:  # observing must never break a run
             warnings.warn(
                 f"podline could not mark the status rows of run {run_id!r}: "

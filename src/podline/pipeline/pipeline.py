@@ -264,7 +264,10 @@ class Pipeline:
         )
         observed = observer is None and self.observe
         if observed:
-            observer = self.default_observer()
+            # Their rows are committed with the run record (``_record_run``).
+            observer = default_observer(
+                self._layout.pipeline_store, self.name, commit_at_run_end=False
+            )
         probe = ManifestProbe(graph.packet_functions().values())  # answers meanwhile
         try:
             result = orchestrator.run(
@@ -276,10 +279,11 @@ class Pipeline:
                 executor=executor,
                 options=options,
             )
-        finally:
-            self._layout.flush()
-            manifest = probe.result()
-        self._record_run(graph, result, manifest)
+        except BaseException:
+            self._layout.flush()  # what finished, and the rows observed about it
+            probe.result()
+            raise
+        self._record_run(graph, result, probe.result())
         if observed:
             result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
@@ -483,4 +487,6 @@ class Pipeline:
         if rows:
             table = manifest.append_to(pa.Table.from_pylist(rows))
             self.store.append(("pipelines", self.name, "runs"), table)
-            self._layout.flush()  # with the code records, written first
+        # One round of commits (tables side by side): the code records, the rows the
+        # default observers buffered at the run's end, and the run record.
+        self._layout.flush()
