@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 import podline
 from podline import SKIP, function_pod
@@ -33,7 +35,8 @@ from podline.observability.columns import (
     TIMESTAMP,
 )
 from podline.pipeline import CompositeObserver, NoOpObserver, Observer, Pipeline
-from podline.stores import RECORD_ID, Store
+from podline.stores import RECORD_ID, DeltaStore, Store
+from podline.stores._delta_commit import Committer
 
 
 @function_pod("total", live_output=False)
@@ -442,3 +445,58 @@ def test_appended_rows_have_distinct_ids_and_their_run_across_writes(store: Stor
         assert all(re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{12}", i) for i in ids)
         assert set(rows.column(RUN_ID).to_pylist()) == {first.run_id}
         assert set(rows.column(NODE).to_pylist()) == {"add"}
+
+
+# --------------------------------------------------------------------------- commits
+
+
+def _committed_rows(root: Path, part: str) -> list[dict[str, Any]]:
+    """The rows delta-rs reads in the Delta tables below ``root`` whose path has ``part``."""
+    rows: list[dict[str, Any]] = []
+    for table in sorted(root.rglob("*.delta")):
+        if part in table.parts and table.name != "listed.delta":
+            rows += DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+    return rows
+
+
+def test_a_cached_re_run_commits_its_status_rows_with_the_run_record_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_nodes(DeltaStore(tmp_path), n=3).run()
+    rounds: list[set[str]] = []
+    flush_tables = Committer._flush_tables
+
+    def spy(self: Committer, work: list[Any]) -> Any:
+        rounds.append({"/".join(path[2:4]) for path, _, _ in work})
+        return flush_tables(self, work)
+
+    monkeypatch.setattr(Committer, "_flush_tables", spy)
+    # As a fresh process would: a new store and pipeline on the same directory.
+    result = two_nodes(DeltaStore(tmp_path), n=3).run()
+    assert result.counts["add"].cached == 3
+    # One round of commits: both nodes' status rows and the run record, side by side.
+    assert [r for r in rounds if r] == [{"status/add", "status/double", "runs"}]
+    # Committed when run() returned, as delta-rs reads them.
+    status = _committed_rows(tmp_path, "status")
+    cached = [r for r in status if r[RUN_ID] == result.run_id]
+    # A row for the cached packets of each node, and double's skipped packet.
+    assert sorted((r[NODE], r[STATE]) for r in cached) == [
+        ("add", "CACHED"),
+        ("double", "CACHED"),
+        ("double", "SKIPPED"),
+    ]
+    runs = _committed_rows(tmp_path, "runs.delta")
+    assert sorted(r["node"] for r in runs if r["run_id"] == result.run_id) == [
+        "add",
+        "double",
+        "numbers",
+    ]
+
+
+def test_a_run_that_raises_commits_the_rows_observed_before_it_raises(tmp_path: Path) -> None:
+    pipeline = one_node(DeltaStore(tmp_path), fragile, n=3)
+    with pytest.raises(podline.FunctionCallError, match="a == 1"):
+        pipeline.run(error_policy="fail_fast")
+    states = {r[STATE] for r in _committed_rows(tmp_path, "status")}
+    assert states == {"SUCCESS", "FAILED"}
+    assert _committed_rows(tmp_path, "runs.delta") == []  # no run record: the run raised
