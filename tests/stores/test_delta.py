@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.internals import (
     count_id_reads,
     count_table_reads,
@@ -28,7 +31,7 @@ from podline import matching
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, DeltaStore, _index, open_store
-from podline.stores._delta_format import decode_segment, encode_segment
+from podline.stores._delta_format import decode_segment, encode_segment, parquet_settings
 
 from .conftest import records
 
@@ -301,6 +304,41 @@ def test_colliding_ids_after_another_store_compacts(
     assert rows.filter(pl.col(RECORD_ID) == "a1")["v"].to_list() == [1]
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    sizes=st.lists(st.sampled_from([1, 5, 1024, 1025, 3000]), min_size=1, max_size=3),
+    picks=st.lists(st.integers(0, 6000), max_size=8),
+    columns=st.sampled_from([None, ["v"], ["w", "v"]]),
+)
+def test_reads_by_id_agree_with_delta_rs_in_small_files_and_large(
+    tmp_path_factory: pytest.TempPathFactory,
+    sizes: list[int],
+    picks: list[int],
+    columns: list[str] | None,
+) -> None:
+    # Files of a few rows are read whole by a lookup, larger ones column by column and row
+    # group by row group: both give what delta-rs reads, in the order of the ids asked for.
+    root = tmp_path_factory.mktemp("reads")
+    store = DeltaStore(root, flush_seconds=None)
+    start = 0
+    for size in sizes:  # a file per commit
+        ids = [f"r{i}" for i in range(start, start + size)]
+        store.write("t", records(ids, v=list(range(start, start + size)), w=ids))
+        store.flush()
+        start += size
+    wanted = list(dict.fromkeys(f"r{i}" for i in picks))
+    found = store.read("t", pa.array(wanted, pa.large_string()), columns=columns)
+    stored = pl.from_arrow(DeltaTable(store.table_uri("t")).to_pyarrow_table())
+    assert isinstance(stored, pl.DataFrame)
+    by_id = {row[RECORD_ID]: row for row in stored.iter_rows(named=True)}
+    names = columns or stored.columns
+    expected = [{c: by_id[i][c] for c in names} for i in wanted if i in by_id]
+    assert found is not None
+    assert found.column_names == names
+    assert found.to_pylist() == expected
+    store.close()
+
+
 def test_the_committed_index_keeps_no_id_strings(root: Path) -> None:
     # 100,000 ids of 64 characters: 7 MB of Arrow memory while they are written. Once they
     # are committed, the index keeps their hashes (numpy, 8 bytes each) and no string.
@@ -544,6 +582,30 @@ def test_parquet_settings_follow_what_the_columns_hold(root: Path) -> None:
     assert "RLE_DICTIONARY" in rows["run"].encodings
     assert "RLE_DICTIONARY" in rows["state"].encodings
     assert "RLE_DICTIONARY" not in rows["seq"].encodings
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(-(2**63), 2**63 - 1),
+            st.floats(allow_nan=True),
+            st.text(max_size=8),
+            st.binary(max_size=8),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_one_row_settings_are_those_count_distinct_gives(values: list[Any]) -> None:
+    # A one-row commit decides "mostly distinct" without a kernel call: the same decision.
+    row = pa.table({f"c{i}": pa.array([v]) for i, v in enumerate(values)})
+    plain = {
+        f.name
+        for f in row.schema
+        if not pa.types.is_null(f.type) and pc.count_distinct(row[f.name]).as_py() > 0
+    }
+    assert parquet_settings(row).plain == frozenset(plain)
 
 
 def test_a_write_without_a_column_an_earlier_commit_added_is_committed(root: Path) -> None:

@@ -215,10 +215,16 @@ class _StatusView(NodeView[_StatusRows]):
             opened, self.open_parts = self.open_parts, []
         if not n:
             return
-        tags = batch.tags()
         states = ROW_STATES[np.asarray(batch.codes)]
-        computed = np.asarray(batch.computed, dtype=bool)
         announced = np.asarray(batch.started, dtype=bool)
+        compact = (states == _CACHED) & ~announced
+        if not opened and compact.all() and self._compacting():
+            # A batch served whole from stored results: counted, and nothing to build.
+            self.ended_packets += n
+            self._count_compact(n, now)
+            return
+        tags = batch.tags()
+        computed = np.asarray(batch.computed, dtype=bool)
         started = np.full(n, now)
         if _same_packets([t for t, _, _ in opened], tags, announced):
             sizes = [t.num_rows for t, _, _ in opened]
@@ -244,14 +250,17 @@ class _StatusView(NodeView[_StatusRows]):
             with self.lock:
                 self.drop_parts([p for _, p, _ in opened])
         self.ended_packets += n
-        compact = (states == _CACHED) & ~announced
         if compact.any() and self._compacting():
-            if not self.compact_count:
-                self.compact_since = now
-            self.compact_count += int(compact.sum())
+            self._count_compact(int(compact.sum()), now)
             part = part.filter(pa.array(~compact))
         if part.num_rows:
             self.add_part(part)
+
+    def _count_compact(self, packets: int, now: float) -> None:
+        """Count ``packets`` cached packets that ended at ``now`` for the compact row."""
+        if not self.compact_count:
+            self.compact_since = now
+        self.compact_count += packets
 
     # ------------------------------------------------------------------ compact cached rows
     def _compacting(self) -> bool:

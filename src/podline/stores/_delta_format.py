@@ -337,12 +337,21 @@ def parquet_settings(rows: pa.Table) -> ParquetSettings:
         if pa.types.is_nested(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
             continue
         values = sample.column(field.name)
-        if len(values) and pc.count_distinct(values).as_py() > len(values) // 2:
+        if len(values) and _mostly_distinct(values):
             plain.add(field.name)
             if pa.types.is_string(t) or pa.types.is_large_string(t):
                 distinct_text += rows.column(field.name).nbytes
     hashes = 2 * distinct_text > rows.nbytes
     return ParquetSettings("none" if hashes else "zstd", frozenset(plain))
+
+
+def _mostly_distinct(values: pa.ChunkedArray) -> bool:
+    """Whether more than half of ``values`` (not empty) are distinct non-null values. One
+    value is, unless null: the answer without a kernel call for the one-row commits a run's
+    end makes (a status row, a marker), a few columns each."""
+    if len(values) == 1:
+        return values.null_count == 0
+    return bool(pc.count_distinct(values).as_py() > len(values) // 2)
 
 
 def path_schema(stored: pa.Schema) -> pa.Schema:

@@ -45,6 +45,8 @@ Select = Callable[[pa.Table], Any]
 
 _UTC = pa.timestamp("us", tz="UTC")
 _TOLERANCE = dt.timedelta(milliseconds=1)
+#: Files of at most this many rows are read whole by a lookup (see ``_small_matching``).
+_WHOLE_ROWS = 1024
 
 
 def may_hold(stats: str | None, lookup: Lookup, schema: pa.Schema) -> bool:
@@ -137,11 +139,13 @@ def _matching(
     file: pq.ParquetFile, columns: Sequence[str], keys: pa.Schema, select: Select, path: StorePath
 ) -> pa.Table | None:
     has = set(file.schema_arrow.names)
+    rest = [c for c in columns if c in has and c not in keys.names]
+    if rest and file.metadata.num_rows <= _WHOLE_ROWS:
+        return _small_matching(file, columns, keys, select, path)
     tested = conform(file.read(columns=[k for k in keys.names if k in has]), keys, path)
     picked = np.asarray(select(tested), dtype=bool)
     if not picked.any():
         return None
-    rest = [c for c in columns if c in has and c not in keys.names]
     ends = np.cumsum([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
     starts = ends - [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
     groups = [i for i in range(file.num_row_groups) if picked[starts[i] : ends[i]].any()]
@@ -153,6 +157,25 @@ def _matching(
         {c: tested[c] if c in keys.names else other[c] for c in names}  # type: ignore[index]
     )
     return merged.filter(pa.array(keep)) if not keep.all() else merged
+
+
+def _small_matching(
+    file: pq.ParquetFile, columns: Sequence[str], keys: pa.Schema, select: Select, path: StorePath
+) -> pa.Table | None:
+    """``_matching`` of a small file: its columns read at once, which costs less than a
+    second read of the row groups holding a pick (a spec, a marker: a few rows)."""
+    has = set(file.schema_arrow.names)
+    tested_names = [k for k in keys.names if k in has]
+    whole = file.read(
+        columns=list(dict.fromkeys([*tested_names, *(c for c in columns if c in has)]))
+    )
+    tested = conform(whole.select(tested_names), keys, path)
+    picked = np.asarray(select(tested), dtype=bool)
+    if not picked.any():
+        return None
+    names = [c for c in columns if c in has or c in keys.names]
+    merged = pa.table({c: tested[c] if c in keys.names else whole[c] for c in names})
+    return merged.filter(pa.array(picked)) if not picked.all() else merged
 
 
 def id_select(column: str, ids: pa.Array) -> Select:
