@@ -24,6 +24,7 @@ process can compare a stored structure with the current one to name what changed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -130,33 +131,34 @@ def _manifest(packages: tuple[str, ...], git: tuple[str | None, bool | None]) ->
 
 
 class ManifestProbe:
-    """``run_manifest`` of ``functions``, found in the background while a run computes:
-    ``git status`` runs as a child process (``GitProbe``), and a thread reads the versions
-    of the packages the functions use (installed metadata, a few ms a package) and the
-    platform string (``platform.platform()`` runs ``uname -p`` once a process), so a run
-    waits only for what is not found by its end."""
+    """``run_manifest`` of ``functions``, found in a thread while a run computes: it starts
+    ``git status`` (``GitProbe``), reads the versions of the packages the functions use
+    (installed metadata, a few ms a package) and the platform string (``platform.platform()``
+    runs ``uname -p``, once a process), then waits for git; so the run's own thread neither
+    starts a process nor reads metadata, and waits only for what is not found by its end."""
 
     def __init__(self, functions: Iterable[PacketFunction], cwd: str | None = None) -> None:
-        self._git = GitProbe(cwd)
         self._functions = list(functions)
-        self._packages: Future[tuple[str, ...]] | None = None
-        try:
-            pool = thread_pool("podline-manifest", 1)
-            self._packages = pool.submit(_packages, self._functions)
-        except RuntimeError:  # no new threads once the interpreter exits: found in result()
-            pass
+        self._cwd = cwd
+        self._found: Future[RunManifest] | None = None
+        # No new threads once the interpreter exits: then found in ``result()``.
+        with contextlib.suppress(RuntimeError):
+            self._found = thread_pool("podline-manifest", 1).submit(self._probe)
+
+    def _probe(self) -> RunManifest:
+        git = GitProbe(self._cwd)
+        packages = _packages(self._functions)
+        return _manifest(packages, git.result())
 
     def result(self) -> RunManifest:
-        """The manifest (waits for the probes still at work)."""
-        git = self._git.result()
-        if self._packages is None:
-            return _manifest(_packages(self._functions), git)
-        return _manifest(self._packages.result(), git)
+        """The manifest (waits for what is still being found)."""
+        return self._probe() if self._found is None else self._found.result()
 
 
 @cache
 def _interpreter() -> dict[str, str]:
-    # platform.platform() reads the interpreter binary to find the C library: once a process.
+    # platform.platform() runs ``uname -p`` (and may read the interpreter binary for the C
+    # library): once a process.
     return {
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
