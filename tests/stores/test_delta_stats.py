@@ -154,3 +154,19 @@ def _probes(name: str, values: list[Any]) -> list[pc.Expression]:
         for value in {min(present), max(present), present[0]}:
             probes += [compare(field, pa.scalar(value, t)) for compare in _COMPARISONS]
     return probes
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=_ROWS)
+@example(row={**_NONE, "f": math.nan})
+@example(row={**_NONE, "f": -0.0, "ts": dt.datetime(2020, 1, 1, 0, 0, 0, 466001, tzinfo=dt.UTC)})
+def test_one_row_bounds_are_those_of_the_row_twice(row: dict[str, Any]) -> None:
+    # A one-row file's bounds are found without kernels: the ones min_max gives for the
+    # same value twice.
+    one = pa.table({name: pa.array([row[name]], t) for name, t in _TYPES.items()})
+    ours = file_stats(one)
+    twice = file_stats(pa.concat_tables([one, one]))
+    assert {k: v for k, v in ours.items() if k not in ("numRecords", "nullCount")} == {
+        k: v for k, v in twice.items() if k not in ("numRecords", "nullCount")
+    }
+    assert {k: 2 * v for k, v in ours["nullCount"].items()} == twice["nullCount"]

@@ -75,11 +75,17 @@ def _bounds(column: pa.ChunkedArray) -> tuple[Any, Any] | None:
     """Exact (lower, upper) bounds of the non-null values of ``column`` as the log writes
     them, or None where it cannot (see the module docs)."""
     t = column.type
-    if pa.types.is_floating(t) and pc.any(pc.is_nan(column)).as_py():
+    if len(column) == 1:  # one value, not null (see file_stats): no kernel calls
+        least = greatest = column[0]
+        nan = pa.types.is_floating(t) and math.isnan(least.as_py())
+    else:
+        nan = pa.types.is_floating(t) and pc.any(pc.is_nan(column)).as_py()
+        bounds = pc.min_max(column)
+        least, greatest = bounds["min"], bounds["max"]
+    if nan:
         return None
-    bounds = pc.min_max(column)
     try:
-        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        low, high = least.as_py(), greatest.as_py()
     except (OverflowError, ValueError):  # a date or time Python cannot hold
         return None
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
