@@ -14,7 +14,7 @@ compact row's run, times and sequence, and the listed run's tag values.
 The run that lists them is found through a *marker* (``marker_row``): a run that wrote a row
 for each packet of a node (no compact row), ended them all and ended the node writes one,
 once its rows are committed, in a small table beside the status table (``markers_path``),
-keyed by the node hash. A later run looks it up by id when its first cached packet ends
+keyed by the node hash. A later run reads it from there when its first cached packet ends
 (``find_base``), without opening the status table, which grows at every run; with no marker,
 it writes a row per packet and leaves the marker itself.
 """
