@@ -500,3 +500,27 @@ def test_a_run_that_raises_commits_the_rows_observed_before_it_raises(tmp_path: 
     states = {r[STATE] for r in _committed_rows(tmp_path, "status")}
     assert states == {"SUCCESS", "FAILED"}
     assert _committed_rows(tmp_path, "runs.delta") == []  # no run record: the run raised
+
+
+def test_finished_work_is_committed_when_its_run_record_cannot_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run record (and the code records before it) come last, committed with the rows
+    # the observers buffered at the run's end (a cached run's status rows); if writing the
+    # records fails, those rows are committed all the same before run() raises.
+    two_nodes(DeltaStore(tmp_path), n=3).run(run_id="r1")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(Pipeline, "_record_code", broken)
+    store = DeltaStore(tmp_path, flush_seconds=None)
+    with pytest.raises(OSError, match="no space"):
+        two_nodes(store, n=3).run(run_id="r2")
+    assert {r["run_id"] for r in _committed_rows(tmp_path, "runs.delta")} == {"r1"}
+    cached = [r for r in _committed_rows(tmp_path, "status") if r[RUN_ID] == "r2"]
+    assert sorted({(r[NODE], r[STATE]) for r in cached}) == [
+        ("add", "CACHED"),
+        ("double", "CACHED"),
+        ("double", "SKIPPED"),
+    ]

@@ -283,7 +283,11 @@ class Pipeline:
             self._layout.flush()  # what finished, and the rows observed about it
             probe.result()
             raise
-        self._record_run(graph, result, probe.result())
+        try:
+            self._record_run(graph, result, probe.result())
+        except BaseException:
+            self._layout.flush()  # what finished stands, whatever became of its run record
+            raise
         if observed:
             result.failure_logs = f"pipeline.logs(state='FAILED', run_id='{result.run_id}')"
         return result
