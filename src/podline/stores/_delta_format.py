@@ -284,8 +284,9 @@ class ParquetSettings(NamedTuple):
     #: Columns written without a dictionary.
     plain: frozenset[str]
 
-    def for_delta_rs(self) -> WriterProperties:
-        """The settings as delta-rs takes them."""
+    def for_delta_rs(self, row_group_rows: int | None = None) -> WriterProperties:
+        """The settings as delta-rs takes them, with row groups of at most ``row_group_rows``
+        (delta-rs's own limit, about a million rows, if None)."""
         from deltalake import ColumnProperties, WriterProperties
 
         columns = {name: ColumnProperties(dictionary_enabled=False) for name in self.plain}
@@ -294,6 +295,7 @@ class ParquetSettings(NamedTuple):
             compression="ZSTD" if zstd else "UNCOMPRESSED",
             compression_level=ZSTD_LEVEL if zstd else None,
             column_properties=columns or None,
+            max_row_group_size=row_group_rows,
         )
 
     def for_pyarrow(self, schema: pa.Schema) -> dict[str, Any]:

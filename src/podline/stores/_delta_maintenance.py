@@ -8,12 +8,15 @@ per run at first and 54 ms after 250 runs, with 443 data files). So the store ma
 table by itself, within limits the user sets (``Maintenance``), and ``DeltaStore.compact``
 does the same on request:
 
-- **Compaction.** Once a table's log lists ``compact_files`` data files, the flush that
-  committed the last of them has delta-rs rewrite the small files into one (``optimize``: a
-  commit that changes no row). A table of one file is left alone, so a compaction with nothing
-  to do writes nothing. Files are merged by size tiers (``merge_size``), so rows already
-  compacted are not rewritten at every compaction: a table gaining rows at every run would
-  otherwise pay for all its rows each time (a second for a million status rows).
+- **Compaction.** Once a table's log lists ``compact_files`` data files that are still small
+  (``pending``), the flush that committed the last of them has delta-rs rewrite small files
+  into larger ones (``optimize``: a commit that changes no row). A table of one file is left
+  alone, so a compaction with nothing to do writes nothing. Files are merged by size tiers
+  (``merge_size``), so rows already compacted are not rewritten at every compaction: a table
+  gaining rows at every run would otherwise pay for all its rows each time (a second for a
+  million status rows). No merge reads or writes more than ``compact_bytes``, and a file
+  larger than half of that is never merged again: without that bound the tiers grow with the
+  table, until one merge rewrites half of it inside delta-rs (memory Python does not see).
 - **Removal.** Files no commit has referred to for ``retention_hours`` (replaced by a
   compaction, or left by failed and killed writers) are deleted (``vacuum``). delta-rs logs a
   vacuum as two commits even when it deletes nothing, so a dry run decides first (on local
@@ -24,18 +27,22 @@ does the same on request:
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
+from podline.stores._delta_format import ParquetSettings
 from podline.stores._delta_log import TableLog
 
 __all__ = [
+    "DEFAULT_COMPACT_BYTES",
     "DEFAULT_COMPACT_FILES",
     "DEFAULT_RETENTION_HOURS",
     "Maintenance",
     "delete_unreferenced",
     "merge_size",
+    "pending",
     "rewrite_small_files",
 ]
 
@@ -43,50 +50,97 @@ __all__ = [
 DEFAULT_COMPACT_FILES = 64
 #: Files no commit has referred to for this long are deleted (a week).
 DEFAULT_RETENTION_HOURS = 168
+#: No compaction reads or writes a file larger than this (delta-rs aims at 100 MB by itself).
+DEFAULT_COMPACT_BYTES = 64 * 2**20
+#: The largest row group a compaction writes. delta-rs holds a row group in memory until it is
+#: written, and its own limit (about a million rows) cost 250 MB more for a 64 MB merge of
+#: hash rows; at 65,536 rows the merge held 65 MB.
+COMPACT_ROW_GROUP_ROWS = 65_536
 
 
 class Maintenance(NamedTuple):
     """What a store does by itself to keep its tables fast (see the module docs)."""
 
-    #: Compact a table once its log lists this many data files; None: never by itself.
+    #: Compact a table once its log lists this many small files; None: never by itself.
     compact_files: int | None = DEFAULT_COMPACT_FILES
     #: Delete files no commit has referred to for this many hours, when compacting.
     retention_hours: int = DEFAULT_RETENTION_HOURS
+    #: The largest file a compaction reads or writes; larger than half of it, a file stays.
+    compact_bytes: int = DEFAULT_COMPACT_BYTES
 
     def due(self, log: TableLog) -> bool:
         """Whether the table at ``log`` is to be compacted now."""
-        return self.compact_files is not None and log.file_count() >= self.compact_files
+        files = self.compact_files
+        if files is None or log.file_count() < files:
+            return False  # the count alone, without the sizes, decides most flushes
+        return pending(list(log.data_files().values()), self.compact_bytes) >= files
 
 
-def merge_size(sizes: list[int], least: int) -> int | None:
-    """The ``target_size`` for delta-rs's ``optimize`` that merges the smallest files of
-    ``sizes`` (at least ``least`` of them, or all) into one file and leaves every larger file
-    as it is; None to merge them all as delta-rs would by itself.
+def _bound(sizes: list[int], cap: int) -> int:
+    """The largest merge target that keeps every full file (larger than half of ``cap``) out
+    of delta-rs's plan, which takes in every file no larger than the target."""
+    return min([cap, *(size - 1 for size in sizes if 2 * size > cap)])
 
-    delta-rs leaves files larger than the target alone and packs the others, largest first,
-    into files of at most the target, so a target of the total of the ``k`` smallest merges
-    exactly those when the next one is larger than their total. The smallest such ``k`` from
-    ``least`` on is taken: a compacted file then stays until files as large as it have piled
-    up beside it, and a row is rewritten a number of times that grows with the logarithm of
-    the table's size, not with it.
+
+def pending(sizes: list[int], cap: int) -> int:
+    """How many of the files of ``sizes`` count toward a compaction: those small enough that
+    any two of them fit one merge. A file larger than that is merged only where the tiers
+    allow; never counted, it cannot make a store compact at every flush for nothing."""
+    bound = _bound(sizes, cap)
+    return sum(1 for size in sizes if 2 * size <= bound)
+
+
+def merge_size(sizes: list[int], least: int, cap: int) -> int | None:
+    """The ``target_size`` for delta-rs's ``optimize`` that merges small files of ``sizes`` (in
+    the order they were added) into files of at most ``cap`` bytes and leaves every file larger
+    than half of ``cap`` as it is; None if no two files can be merged so.
+
+    delta-rs rewrites exactly the files no larger than the target, in bins of at most the
+    target (versions up to 1.x packed them largest first; 1.6 packs neighbours in the log, the
+    newest first), so a target of the total of the ``j`` newest files merges exactly those, in
+    one file, when every older file is larger than their total. The smallest such ``j`` from
+    ``least`` on is taken: a compacted file then stays until files as large as it have piled up
+    after it, and a row is rewritten a number of times that grows with the logarithm of the
+    cap, not with the table. Where no such ``j`` stays within the cap, delta-rs packs all the
+    small files itself, into files of at most the cap (less where a full file is smaller).
     """
-    ordered = sorted(sizes)
-    total = sum(ordered[: max(least, 1) - 1])
-    for k in range(max(least, 1), len(ordered)):
-        total += ordered[k - 1]
-        if ordered[k] > total:
-            return total
+    bound = _bound(sizes, cap)
+    older_least = list(itertools.accumulate(sizes, min))  # smallest of the first i + 1
+    total = 0
+    for j, size in enumerate(reversed(sizes), start=1):
+        total += size
+        if total > bound:
+            break
+        rest = len(sizes) - j
+        older = older_least[rest - 1] if rest else bound + 1
+        if j >= max(least, 2) and older > total:
+            # Any target from the total up to the next larger file merges the same files; the
+            # largest leaves room for a merged file larger than its parts, which delta-rs
+            # would otherwise split at the target.
+            return min(older - 1, bound)
+    small = sorted(size for size in sizes if size <= bound)
+    if len(small) >= 2 and small[0] + small[1] <= bound:
+        return bound
     return None
 
 
-def rewrite_small_files(log: TableLog, least: int = 2) -> bool:
-    """Have delta-rs rewrite the table's small files (at least ``least`` of them, see
-    ``merge_size``) into one, and move ``log`` to the version that made; False (and nothing
-    written) if there was nothing to rewrite."""
+def rewrite_small_files(
+    log: TableLog, cap: int, least: int = 2, plain: frozenset[str] = frozenset()
+) -> bool:
+    """Have delta-rs rewrite the table's small files (at least ``least`` of them where the
+    tiers allow, see ``merge_size``) into files of at most ``cap`` bytes, and move ``log`` to
+    the version that made; False (and nothing written) if there was nothing to rewrite.
+    ``plain``: the columns the table's files are written without a dictionary."""
     if log.file_count() < 2:
         return False
-    target = merge_size(list(log.data_files().values()), least)
-    metrics = log.delta_table().optimize.compact(target_size=target)
+    target = merge_size(list(log.data_files().values()), least, cap)
+    if target is None:
+        return False
+    metrics = log.delta_table().optimize.compact(
+        target_size=target,
+        max_concurrent_tasks=1,  # one merge in memory at a time
+        writer_properties=ParquetSettings("zstd", plain).for_delta_rs(COMPACT_ROW_GROUP_ROWS),
+    )
     log.update()
     return bool(metrics["numFilesRemoved"])
 

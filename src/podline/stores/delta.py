@@ -15,8 +15,8 @@ fixed cost per table opened and per commit; object stores, tables with features 
 not read, schema changes and compaction go through delta-rs.
 
 **Maintenance** (``_delta_maintenance``): a flush that leaves a table with ``compact_files``
-data files compacts it, and removes files unreferenced for longer than ``retention_hours``;
-``compact()`` does the same on request.
+small data files compacts it into files of at most ``compact_bytes``, and removes files
+unreferenced for longer than ``retention_hours``; ``compact()`` does the same on request.
 
 **Verification** (``_delta_verify``): ``verify()`` reads every table through podline and
 through delta-rs, compares them, and lists what writers left behind.
@@ -58,6 +58,7 @@ from podline.stores._delta_format import TABLE_SUFFIX, encode_segment, table_pat
 from podline.stores._delta_local import has_log
 from podline.stores._delta_log import TableLog, first_line
 from podline.stores._delta_maintenance import (
+    DEFAULT_COMPACT_BYTES,
     DEFAULT_COMPACT_FILES,
     DEFAULT_RETENTION_HOURS,
     Maintenance,
@@ -116,6 +117,8 @@ class _DeltaBackend(Committer):
             raise StoreError(f"compact_files must be at least 2 or None, got {compact_files}")
         if maintenance.retention_hours < 0:
             raise StoreError(f"retention_hours may not be negative: {maintenance.retention_hours}")
+        if maintenance.compact_bytes < 1:
+            raise StoreError(f"compact_bytes must be positive, got {maintenance.compact_bytes}")
         self.maintenance = maintenance
         self._tables = {}
         # Buffered records must not vanish at interpreter exit, and delta-rs handles are let go
@@ -324,6 +327,8 @@ class _DeltaBackend(Committer):
             options["compact_files"] = str(self.maintenance.compact_files).lower()
         if self.maintenance.retention_hours != DEFAULT_RETENTION_HOURS:
             options["retention_hours"] = str(self.maintenance.retention_hours)
+        if self.maintenance.compact_bytes != DEFAULT_COMPACT_BYTES:
+            options["compact_bytes"] = str(self.maintenance.compact_bytes)
         base = self.local.as_uri() if self.local is not None else self.root
         return add_query(base, options)
 
@@ -335,6 +340,7 @@ class _DeltaBackend(Committer):
             "flush_seconds": self.flush_seconds,
             "compact_files": self.maintenance.compact_files,
             "retention_hours": self.maintenance.retention_hours,
+            "compact_bytes": self.maintenance.compact_bytes,
         }
 
     # -- deletion
@@ -405,7 +411,8 @@ class _DeltaBackend(Committer):
             return
         base = log.version()
         try:
-            if rewrite_small_files(log, least):
+            plain = state.writer[1].plain if state.writer is not None else frozenset()
+            if rewrite_small_files(log, self.maintenance.compact_bytes, least, plain):
                 with self._lock:
                     for ids in state.committed.values():
                         ids.rewritten(log, base)
@@ -470,11 +477,12 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
         compact_files: int | None = DEFAULT_COMPACT_FILES,
         retention_hours: int = DEFAULT_RETENTION_HOURS,
+        compact_bytes: int = DEFAULT_COMPACT_BYTES,
     ) -> None:
         text = os.fspath(root)
         local = local_directory(text, self.schemes)
         uri = local.as_posix() if local is not None else text.rstrip("/")
-        maintenance = Maintenance(compact_files, retention_hours)
+        maintenance = Maintenance(compact_files, retention_hours, compact_bytes)
         super().__init__(
             _DeltaBackend(
                 uri, local, storage_options, flush_rows, flush_seconds, maintenance=maintenance
@@ -497,7 +505,9 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
         killed writers. A table with nothing to do is left as it is. Readers of versions older
         than the retention lose them, and a writer slower than that could lose its files: keep
         the default unless no one else uses the store. The store also compacts a table by
-        itself once it holds ``compact_files`` data files (see ``_delta_maintenance``)."""
+        itself once it holds ``compact_files`` small data files (see ``_delta_maintenance``).
+        No merge reads or writes a file larger than ``compact_bytes``, and files larger than
+        half of it are left as they are."""
         self._backend.compact(join_path(self._prefix, path), retention_hours)
 
     def verify(self, path: PathLike = ()) -> VerifyReport:
@@ -531,6 +541,8 @@ class DeltaStore(ScopedStore[_DeltaBackend]):
                 options["compact_files"] = None if files == "none" else int(files)
             if "retention_hours" in query:
                 options["retention_hours"] = int(query.pop("retention_hours"))
+            if "compact_bytes" in query:
+                options["compact_bytes"] = int(query.pop("compact_bytes"))
         except ValueError as exc:
             raise StoreError(f"invalid option in store config {base!r}: {exc}") from exc
         return cls(location, storage_options=query or None, **options)
