@@ -27,7 +27,6 @@ does the same on request:
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -90,34 +89,32 @@ def pending(sizes: list[int], cap: int) -> int:
     return sum(1 for size in sizes if 2 * size <= bound)
 
 
-def merge_size(sizes: list[int], least: int, cap: int) -> int | None:
+def merge_size(sizes: list[int], least: int | None, cap: int) -> int | None:
     """The ``target_size`` for delta-rs's ``optimize`` that merges small files of ``sizes`` (in
     the order they were added) into files of at most ``cap`` bytes and leaves every file larger
     than half of ``cap`` as it is; None if no two files can be merged so.
 
-    delta-rs rewrites exactly the files no larger than the target, in bins of at most the
-    target (versions up to 1.x packed them largest first; 1.6 packs neighbours in the log, the
-    newest first), so a target of the total of the ``j`` newest files merges exactly those, in
-    one file, when every older file is larger than their total. The smallest such ``j`` from
-    ``least`` on is taken: a compacted file then stays until files as large as it have piled up
-    after it, and a row is rewritten a number of times that grows with the logarithm of the
-    cap, not with the table. Where no such ``j`` stays within the cap, delta-rs packs all the
-    small files itself, into files of at most the cap (less where a full file is smaller).
+    delta-rs rewrites files no larger than the target, in bins of at most the target: since
+    1.6 it packs neighbours in the log, the newest first (before, the largest first). With
+    ``least`` the target merges the newest files, the fewest (from ``least`` on) that the next
+    older file outweighs and of which none makes up more than half: a file is then rewritten
+    only into one at least twice as large, a number of times that grows with the logarithm of
+    the cap, and older, larger files stay. Without ``least``, or where no such files stay
+    within the cap, delta-rs packs all the small files itself, into files of at most the cap
+    (less where a full file is smaller).
     """
     bound = _bound(sizes, cap)
-    older_least = list(itertools.accumulate(sizes, min))  # smallest of the first i + 1
-    total = 0
-    for j, size in enumerate(reversed(sizes), start=1):
+    total = largest = 0
+    for count, size in enumerate(reversed(sizes) if least is not None else (), start=1):
         total += size
+        largest = max(largest, size)
         if total > bound:
             break
-        rest = len(sizes) - j
-        older = older_least[rest - 1] if rest else bound + 1
-        if j >= max(least, 2) and older > total:
-            # Any target from the total up to the next larger file merges the same files; the
-            # largest leaves room for a merged file larger than its parts, which delta-rs
-            # would otherwise split at the target.
-            return min(older - 1, bound)
+        older = sizes[-count - 1] if count < len(sizes) else bound + 1
+        if count >= max(least or 0, 2) and 2 * largest <= total < older:
+            # A quarter more lets the merged file come out a little larger than its parts
+            # (delta-rs would start a second file at the target) or take in a neighbour.
+            return min(bound, total + total // 4)
     small = sorted(size for size in sizes if size <= bound)
     if len(small) >= 2 and small[0] + small[1] <= bound:
         return bound
@@ -125,11 +122,12 @@ def merge_size(sizes: list[int], least: int, cap: int) -> int | None:
 
 
 def rewrite_small_files(
-    log: TableLog, cap: int, least: int = 2, plain: frozenset[str] = frozenset()
+    log: TableLog, cap: int, least: int | None = None, plain: frozenset[str] = frozenset()
 ) -> bool:
-    """Have delta-rs rewrite the table's small files (at least ``least`` of them where the
-    tiers allow, see ``merge_size``) into files of at most ``cap`` bytes, and move ``log`` to
-    the version that made; False (and nothing written) if there was nothing to rewrite.
+    """Have delta-rs rewrite the table's small files (the newest, at least ``least`` of them
+    where the tiers allow; all without ``least``, see ``merge_size``) into files of at most
+    ``cap`` bytes, and move ``log`` to the version that made; False (and nothing written) if
+    there was nothing to rewrite.
     ``plain``: the columns the table's files are written without a dictionary."""
     if log.file_count() < 2:
         return False

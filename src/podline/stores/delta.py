@@ -388,7 +388,7 @@ class _DeltaBackend(Committer):
             with self._flushing, self._lock:
                 state = self._table(path)
                 with self._table_lock(state, path):
-                    self._compact_table(path, state, hours, least=2)
+                    self._compact_table(path, state, hours, least=None)
 
     def _maintain(self, path: StorePath, state: TableState) -> None:
         """Compact a table whose log lists ``compact_files`` data files, after a flush that
@@ -401,9 +401,10 @@ class _DeltaBackend(Committer):
             _log.warning("automatic %s", exc)
 
     def _compact_table(
-        self, path: StorePath, state: TableState, retention_hours: int, *, least: int
+        self, path: StorePath, state: TableState, retention_hours: int, *, least: int | None
     ) -> None:
-        """Rewrite a table's small files (at least ``least``, see ``merge_size``) into one and
+        """Rewrite a table's small files (the newest, at least ``least``; all without, see
+        ``merge_size``) into files of at most ``compact_bytes`` and
         delete files unreferenced for ``retention_hours`` (with ``_flushing`` and the table's
         lock held)."""
         log = self._refresh_for_write(state, path)
