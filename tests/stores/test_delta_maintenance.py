@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import pickle
+import random
 from pathlib import Path
 
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from hypothesis import given, settings
@@ -14,7 +21,11 @@ from tests.internals import break_compaction
 
 from podline.errors import StoreError
 from podline.stores import DeltaStore, open_store
-from podline.stores._delta_maintenance import merge_size
+from podline.stores._delta_maintenance import (
+    COMPACT_ROW_GROUP_ROWS,
+    merge_size,
+    pending,
+)
 
 from .conftest import records
 
@@ -110,6 +121,21 @@ def test_maintenance_limits_travel_with_the_config(tmp_path: Path) -> None:
         DeltaStore(tmp_path / "store", retention_hours=-1)
 
 
+def test_the_compaction_cap_travels_with_the_config(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "store", compact_bytes=1_000_000)
+    config = store.to_config()
+    assert "compact_bytes=1000000" in config
+    again = open_store(config)
+    assert isinstance(again, DeltaStore)
+    assert again.to_config() == config
+    assert pickle.loads(pickle.dumps(store)).to_config() == config
+    assert "compact_bytes" not in DeltaStore(tmp_path / "store").to_config()
+    with pytest.raises(StoreError, match="compact_bytes"):
+        DeltaStore(tmp_path / "store", compact_bytes=0)
+    with pytest.raises(StoreError, match="compact_bytes"):
+        open_store(config.replace("1000000", "big"))
+
+
 def test_a_compaction_leaves_files_larger_than_the_small_ones_together(tmp_path: Path) -> None:
     # A table gaining rows at every run: its compacted rows are not rewritten each time.
     store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=4)
@@ -126,26 +152,204 @@ def test_a_compaction_leaves_files_larger_than_the_small_ones_together(tmp_path:
     assert store.scan("t").num_rows == len(ids) + 3
 
 
-@settings(max_examples=200, deadline=None)
-@given(sizes=st.lists(st.integers(1, 10_000), min_size=2, max_size=40), least=st.integers(2, 40))
-def test_the_merge_target_makes_delta_rs_merge_the_smallest_files(
-    sizes: list[int], least: int
-) -> None:
-    target = merge_size(sizes, least)
-    ordered = sorted(sizes)
-    if target is None:  # everything is merged, as delta-rs would by itself
-        assert all(ordered[k] <= sum(ordered[:k]) for k in range(least, len(ordered)))
-        return
-    # delta-rs's plan: files above the target stay; the others are packed, largest first,
-    # into bins of at most the target; a bin of one file is left as it is.
+# -- the cap on compaction (``compact_bytes``)
+
+
+def _neighbours(sizes: list[int], target: int) -> list[list[int]]:
+    """What delta-rs 1.6 merges for ``target``: runs of neighbouring files (in the order they
+    were added) no larger than the target, packed from the newest into bins of at most the
+    target; a bin of one file is left out. Files by their index in ``sizes``."""
     bins: list[list[int]] = []
-    for size in sorted((s for s in sizes if s <= target), reverse=True):
-        fitting = next((b for b in bins if sum(b) + size <= target), None)
+    current: list[int] = []
+    for i in reversed(range(len(sizes))):
+        fits = sizes[i] <= target and sum(sizes[j] for j in current) + sizes[i] <= target
+        if not fits:
+            bins.append(current)
+            current = []
+        if sizes[i] <= target:
+            current.append(i)
+    return [b for b in [*bins, current] if len(b) > 1]
+
+
+def _largest_first(sizes: list[int], target: int) -> list[list[int]]:
+    """What delta-rs before 1.6 merges for ``target``: every file no larger than it, packed
+    largest first into the first bin it fits; a bin of one file is left out."""
+    bins: list[list[int]] = []
+    for i in sorted((i for i in range(len(sizes)) if sizes[i] <= target), key=lambda i: -sizes[i]):
+        fitting = next((b for b in bins if sum(sizes[j] for j in b) + sizes[i] <= target), None)
         if fitting is None:
-            bins.append([size])
+            bins.append([i])
         else:
-            fitting.append(size)
-    merged = [b for b in bins if len(b) > 1]
-    assert len(merged) == 1
-    assert sorted(merged[0]) == ordered[: len(merged[0])]
-    assert len(merged[0]) >= least
+            fitting.append(i)
+    return [b for b in bins if len(b) > 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 10_000), min_size=2, max_size=40),
+    least=st.one_of(st.none(), st.integers(2, 40)),
+    cap=st.integers(2, 30_000),
+)
+def test_the_merge_target_keeps_merges_within_the_cap_and_full_files_out(
+    sizes: list[int], least: int | None, cap: int
+) -> None:
+    target = merge_size(sizes, least, cap)
+    bound = min([cap, *(s - 1 for s in sizes if 2 * s > cap)])  # below every full file
+    if target is None:
+        # Nothing fits: no two files that are not full make at most the cap together.
+        fitting = sorted(s for s in sizes if 2 * s <= cap)
+        assert len(fitting) < 2 or fitting[0] + fitting[1] > bound
+        return
+    assert target <= bound <= cap
+    assert all(s > target for s in sizes if 2 * s > cap)  # a full file is never read
+    for plan in (_neighbours, _largest_first):
+        assert all(sum(sizes[i] for i in b) <= cap for b in plan(sizes, target))
+    if least is not None and target < bound:
+        # A tier: the newest files, at least ``least`` of them, none more than half, merged
+        # into one file by delta-rs 1.6 (with neighbours of at most a quarter of them).
+        newest = _neighbours(sizes, target)[0]
+        assert newest[0] == len(sizes) - 1
+        assert len(newest) >= least
+        assert 2 * max(sizes[i] for i in newest) <= sum(sizes[i] for i in newest)
+
+
+def test_a_row_is_rewritten_a_logarithmic_number_of_times() -> None:
+    """Flushes of random sizes, compacted whenever ``Maintenance`` would, merged as delta-rs
+    1.6 merges: no merge exceeds the cap, none is for nothing, and no row is rewritten more
+    often than the cap allows doublings of its first file."""
+    rng = random.Random(7)
+    cap, compact_files = 50_000, 16
+    files: list[tuple[int, int]] = []  # (size, times its rows were rewritten), oldest first
+    for _ in range(3_000):
+        files.append((rng.randint(10, 100) * rng.choice([1, 1, 1, 10]), 0))
+        sizes = [size for size, _ in files]
+        if pending(sizes, cap) < compact_files:
+            continue
+        target = merge_size(sizes, compact_files // 2, cap)
+        assert target is not None
+        bins = _neighbours(sizes, target)
+        assert bins  # a compaction that is due merges something
+        merged = {i for b in bins for i in b}
+        made = [(sum(sizes[i] for i in b), 1 + max(files[i][1] for i in b)) for b in bins]
+        assert all(size <= cap for size, _ in made)
+        files = [f for i, f in enumerate(files) if i not in merged] + made
+    assert max(times for _, times in files) <= math.log2(cap / 10)
+    live = sum(size for size, _ in files)
+    assert len(files) <= 4 * live / cap + compact_files  # files under a quarter of the cap
+
+
+def _optimizes(store: DeltaStore, path: str) -> list[dict[str, dict[str, int]]]:
+    history = DeltaTable(store.table_uri(path)).history()
+    return [
+        {k: json.loads(entry["operationMetrics"][k]) for k in ("filesAdded", "filesRemoved")}
+        for entry in history
+        if entry["operation"] == "OPTIMIZE"
+    ]
+
+
+def _rows(n: int, start: int, rng: random.Random) -> pa.Table:
+    ids = [f"row-{i:07d}" for i in range(start, start + n)]
+    return records(ids, v=[rng.getrandbits(60) for _ in ids], s=[str(rng.random()) for _ in ids])
+
+
+def test_automatic_compaction_keeps_to_the_cap(tmp_path: Path) -> None:
+    cap = 60_000
+    store = DeltaStore(
+        tmp_path / "store",
+        flush_seconds=None,
+        compact_files=8,
+        compact_bytes=cap,
+        retention_hours=0,
+    )
+    rng = random.Random(3)
+    written = []
+    for _ in range(150):
+        rows = _rows(rng.randint(20, 80), sum(t.num_rows for t in written), rng)
+        store.write("t", rows)
+        store.flush()
+        written.append(rows)
+    merges = _optimizes(store, "t")
+    assert len(merges) >= 5
+    # No merge wrote a file over the cap or read one over half of it.
+    assert max(m["filesAdded"]["max"] for m in merges) <= cap
+    assert max(m["filesRemoved"]["max"] for m in merges) <= cap // 2
+    sizes = list(DeltaTable(store.table_uri("t")).get_add_actions(flatten=True)["size_bytes"])
+    assert any(2 * size.as_py() > cap for size in sizes)  # full files were made and kept
+    expected = pa.concat_tables(written).sort_by("__record_id")
+    by_delta_rs = DeltaTable(store.table_uri("t")).to_pyarrow_table().sort_by("__record_id")
+    assert by_delta_rs.select(expected.column_names).cast(expected.schema).equals(expected)
+    by_polars = pl.read_delta(store.table_uri("t")).sort("__record_id")
+    assert by_polars.to_arrow().select(expected.column_names).cast(expected.schema).equals(expected)
+    fresh = DeltaStore(tmp_path / "store").scan("t").sort_by("__record_id")
+    assert fresh.select(expected.column_names).cast(expected.schema).equals(expected)
+
+
+def test_full_files_neither_count_toward_a_compaction_nor_take_part(tmp_path: Path) -> None:
+    cap = 40_000
+    rng = random.Random(5)
+    with DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=None) as store:
+        for n in range(5):  # five full files: each over half the cap
+            store.write("t", _rows(1_000, 1_000 * n, rng))
+            store.flush()
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=4, compact_bytes=cap)
+    full = set(DeltaTable(store.table_uri("t")).file_uris())
+    assert all(
+        2 * size.as_py() > cap
+        for size in DeltaTable(store.table_uri("t")).get_add_actions()["size_bytes"]
+    )
+    for n in range(3):  # eight files, but three small ones: not due
+        store.write("t", _rows(5, 10_000 + 5 * n, rng))
+        store.flush()
+    assert not _optimizes(store, "t")
+    store.write("t", _rows(5, 20_000, rng))  # the fourth small file: due
+    store.flush()
+    files = set(DeltaTable(store.table_uri("t")).file_uris())
+    assert full < files
+    assert len(files) == len(full) + 1
+    assert store.scan("t").num_rows == 5_020
+
+
+def test_compaction_writes_bounded_row_groups_in_the_tables_encoding(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=14)
+    rng = random.Random(1)
+    for n in range(14):  # 70,000 rows merged into one file
+        store.write("t", _rows(5_000, 5_000 * n, rng))
+        store.flush()
+    (merged,) = DeltaTable(store.table_uri("t")).file_uris()
+    meta = pq.ParquetFile(merged).metadata
+    assert meta.num_rows == 70_000
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    assert max(g.num_rows for g in groups) <= COMPACT_ROW_GROUP_ROWS
+    ids = meta.schema.names.index("__record_id")
+    for group in groups:  # ids are all distinct: the store writes them without a dictionary
+        assert "DICTIONARY" not in str(group.column(ids).encodings)
+
+
+@pytest.mark.parametrize("least", [4, None])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_delta_rs_merges_the_files_the_plan_expects(
+    tmp_path: Path, seed: int, least: int | None
+) -> None:
+    """Differential: the files delta-rs's ``optimize`` merges for the target ``merge_size``
+    picks are those the model of its planner above (``_neighbours``) predicts."""
+    rng = random.Random(seed)
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=None)
+    for n in range(14):
+        rows = _rows(rng.choice([5, 10, 20, 40, 300, 600]), 0, rng)
+        ids = pa.array([f"{n:02d}-{i}" for i in range(rows.num_rows)], pa.large_string())
+        store.write("t", rows.set_column(0, "__record_id", ids))
+        store.flush()
+    table = DeltaTable(store.table_uri("t"))
+    added = {}  # flush number -> (file, size)
+    for uri, size in zip(table.file_uris(), table.get_add_actions()["size_bytes"], strict=True):
+        first = pq.read_table(uri).column("__record_id")[0].as_py()
+        added[int(first[:2])] = (uri, size.as_py())
+    sizes = [added[n][1] for n in range(14)]
+    cap = sorted(sizes)[-3] * 2 - 1  # the two largest files are full
+    target = merge_size(sizes, least, cap)
+    assert target is not None
+    expected = {added[i][0] for b in _neighbours(sizes, target) for i in b}
+    table.optimize.compact(target_size=target)
+    removed = {uri for uri, _ in added.values()} - set(DeltaTable(store.table_uri("t")).file_uris())
+    assert removed == expected
+    assert removed
