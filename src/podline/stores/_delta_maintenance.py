@@ -112,9 +112,9 @@ def merge_size(sizes: list[int], least: int | None, cap: int) -> int | None:
             break
         older = sizes[-count - 1] if count < len(sizes) else bound + 1
         if count >= max(least or 0, 2) and 2 * largest <= total < older:
-            # A quarter more lets the merged file come out a little larger than its parts
-            # (delta-rs would start a second file at the target) or take in a neighbour.
-            return min(bound, total + total // 4)
+            # Up to a quarter more lets the merged file come out a little larger than its
+            # parts (delta-rs would start a second file at the target).
+            return min(bound, older - 1, total + total // 4)
     small = sorted(size for size in sizes if size <= bound)
     if len(small) >= 2 and small[0] + small[1] <= bound:
         return bound

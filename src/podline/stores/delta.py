@@ -391,9 +391,10 @@ class _DeltaBackend(Committer):
                     self._compact_table(path, state, hours, least=None)
 
     def _maintain(self, path: StorePath, state: TableState) -> None:
-        """Compact a table whose log lists ``compact_files`` data files, after a flush that
-        committed to it (by the flushing thread, with the table's lock held). The flush stands
-        whatever happens here, so a failure is a warning, and the next flush tries again."""
+        """Compact a table whose log lists ``compact_files`` small data files, after a flush
+        that committed to it (by the flushing thread, with the table's lock held). The flush
+        stands whatever happens here, so a failure is a warning, and the next flush tries
+        again."""
         least = (self.maintenance.compact_files or 2) // 2
         try:
             self._compact_table(path, state, self.maintenance.retention_hours, least=least)
