@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -178,6 +178,20 @@ class _DeltaBackend(Committer):
             ids.sync(state.log)
         return ids
 
+    def _readable(
+        self, path: StorePath, columns: Sequence[str]
+    ) -> tuple[TableState, pa.Schema] | None:
+        """A path's state at the table's latest version and its schema, the ``columns`` a
+        read asks for checked against it; None while nothing was written there (with
+        ``_lock`` held)."""
+        state = self._table(path)
+        self._refresh(state, path)
+        schema = state.schema(path)
+        if schema is None:
+            return None
+        check_columns(columns, schema, path)
+        return state, schema
+
     def _may_hold(self, state: TableState, column: str, ids: pa.Array) -> bool:
         """Whether the committed rows may hold any of ``ids``: False only when the table's
         id index (kept by this store's writes) is in step with the read log and holds none
@@ -220,12 +234,10 @@ class _DeltaBackend(Committer):
         self, path: StorePath, ids: pa.Array, columns: list[str] | None, id_column: str
     ) -> pa.Table | None:
         with self._lock:
-            state = self._table(path)
-            self._refresh(state, path)
-            schema = state.schema(path)
-            if schema is None:
+            found = self._readable(path, [id_column, *(columns or ())])
+            if found is None:
                 return None
-            check_columns([id_column, *(columns or ())], schema, path)
+            state, schema = found
             wanted = columns or schema.names
             fetch = _unique([*wanted, id_column, *(b.column for b in state.pending)])
             stored = None
@@ -242,12 +254,10 @@ class _DeltaBackend(Committer):
         self, path: StorePath, columns: list[str] | None, where: Mapping[str, Any] | None
     ) -> pa.Table | None:
         with self._lock:
-            state = self._table(path)
-            self._refresh(state, path)
-            schema = state.schema(path)
-            if schema is None:
+            found = self._readable(path, columns or ())
+            if found is None:
                 return None
-            check_columns(columns or (), schema, path)
+            state, schema = found
             rows = row_filter(where, schema, path)
             wanted = columns or schema.names
             fetch = _unique([*wanted, *(where or ()), *(b.column for b in state.pending)])
@@ -259,12 +269,10 @@ class _DeltaBackend(Committer):
 
     def scan_batches(self, path: StorePath, columns: list[str] | None) -> Iterator[pa.Table] | None:
         with self._lock:
-            state = self._table(path)
-            self._refresh(state, path)
-            schema = state.schema(path)
-            if schema is None:
+            readable = self._readable(path, columns or ())
+            if readable is None:
                 return None
-            check_columns(columns or (), schema, path)
+            state, schema = readable
             wanted = columns or schema.names
             found = None
             if not state.pending:  # (buffered rows are merged by ``scan``)
