@@ -650,3 +650,31 @@ def test_scan_batches_read_a_row_group_at_a_time_as_of_the_call(root: Path) -> N
     assert sorted([*ids, "late"]) == sorted(
         DeltaTable(store.table_uri("t")).to_pyarrow_table()[RECORD_ID].to_pylist()
     )
+
+
+def test_a_small_table_is_read_whole_even_for_a_few_ids(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A few ids from a small table (a specification, a marker) are picked from the whole
+    # table, with no look at the files' statistics; a large one is still pruned by them.
+    from podline.stores import _delta_table
+
+    store = DeltaStore(root)
+    for n in range(3):
+        store.write("t", records([f"{n}-{i}" for i in range(5)], v=list(range(5))))
+        store.flush()
+    pruned: list[int] = []
+    lookup = _delta_table._lookup
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        pruned.append(1)
+        return lookup(*args, **kwargs)
+
+    monkeypatch.setattr(_delta_table, "_lookup", spy)
+    fresh = DeltaStore(root)
+    assert fresh.read("t", ["2-1", "0-3"]).column("v").to_pylist() == [1, 3]
+    assert fresh.scan("t", where={"v": 4}).num_rows == 3
+    assert pruned == []
+    monkeypatch.setattr(_delta_table, "SMALL_TABLE_BYTES", 0)
+    assert DeltaStore(root).read("t", ["2-1", "0-3"]).column("v").to_pylist() == [1, 3]
+    assert pruned == [1]

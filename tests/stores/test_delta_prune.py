@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podline.stores import RECORD_ID, DeltaStore
+from podline.stores import RECORD_ID, DeltaStore, _delta_table
 
 _EDGES = "a~\x7f\x80\u07ff\u0800\ud7ff\ue000\uffff\U00010000\U0010ffff"
 _TEXT = st.text(alphabet=st.sampled_from(_EDGES) | st.characters(codec="utf-8"), max_size=80)
@@ -38,6 +38,13 @@ _SCHEMA = pa.schema(
         ("f", pa.float64()),
     ]
 )
+
+
+@pytest.fixture(autouse=True)
+def _prune_small_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tables are small, and a small table is read whole (``SMALL_TABLE_BYTES``); the
+    # pruning they test is that of larger ones.
+    monkeypatch.setattr(_delta_table, "SMALL_TABLE_BYTES", 0)
 
 
 def _batches(batches: list[list[dict[str, Any]]]) -> list[pa.Table]:

@@ -14,7 +14,7 @@ compact row's run, times and sequence, and the listed run's tag values.
 The run that lists them is found through a *marker* (``marker_row``): a run that wrote a row
 for each packet of a node (no compact row), ended them all and ended the node writes one,
 once its rows are committed, in a small table beside the status table (``markers_path``),
-keyed by the node hash. A later run reads it from there when its first cached packet ends
+keyed by the node hash. A later run looks it up by id when its first cached packet ends
 (``find_base``), without opening the status table, which grows at every run; with no marker,
 it writes a row per packet and leaves the marker itself.
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from podline.observability.batching import timestamps
 from podline.observability.columns import (
@@ -102,14 +101,9 @@ def marker_row(node: str, node_hash: str, packets: int, run_id: str, at: float) 
 
 def find_base(store: Store, path: StorePath, node_hash: str) -> str | None:
     """The run whose own status rows at ``path`` list every packet of node hash
-    ``node_hash``, from its marker; None if no run left one. (The markers, a row per node
-    hash the node had, are scanned: a scan of so small a table costs a third of a lookup
-    by id, at every cached run.)"""
-    found = store.scan(markers_path(path), columns=[RECORD_ID, RUN_ID])
-    if found is None:
-        return None
-    found = found.filter(pc.equal(found.column(RECORD_ID), marker_id(node_hash)))
-    if not found.num_rows:
+    ``node_hash``, from its marker; None if no run left one."""
+    found = store.read(markers_path(path), [marker_id(node_hash)], columns=[RUN_ID])
+    if found is None or not found.num_rows:
         return None
     return str(found.column(RUN_ID)[0].as_py())
 

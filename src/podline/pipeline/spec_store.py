@@ -4,7 +4,7 @@ A run stores its pipeline's specification under the id ``<snapshot>-<spec id>``:
 digits of the pipeline URI, and ``spec_id`` (a hash of the text: labels or source paths may
 differ under one URI), with the URI. A pipeline object remembers the graph whose
 specification it stored, so its re-runs touch nothing; a fresh process looks the id up (a
-scan of the id column) and appends the row only if it is missing, so an
+read of one id, projected to the id column) and appends the row only if it is missing, so an
 unchanged pipeline adds no table version, whatever the number of runs. The table grows by
 one row per distinct specification (a source whose data grows makes one per run, as it makes
 a new URI). Two processes storing a new specification at the same moment may both append
@@ -37,10 +37,8 @@ def record_spec(store: Store, name: str, spec: dict[str, Any]) -> str:
     """Store ``spec`` unless it is stored already; returns its id."""
     key = f"{spec['uri'].rpartition('@')[2]}-{spec_id(spec)}"
     path = ("pipelines", name, SPECS)
-    # The ids are scanned: a table of a row per specification is small, and a scan of its
-    # id column costs a third of a lookup by id, at every run of a fresh process.
-    ids = store.scan(path, columns=[RECORD_ID]) if store.exists(path) else None
-    if ids is None or not pc.any(pc.equal(ids.column(RECORD_ID), key)).as_py():
+    found = store.read(path, [key], columns=[RECORD_ID]) if store.exists(path) else None
+    if found is None or found.num_rows == 0:
         table = pa.table(
             {
                 RECORD_ID: pa.array([key], pa.large_string()),

@@ -39,6 +39,7 @@ from podline.stores.base import StorePath
 
 __all__ = [
     "FEW_IDS",
+    "SMALL_TABLE_BYTES",
     "Buffered",
     "CommittedIds",
     "TableIds",
@@ -53,6 +54,8 @@ __all__ = [
 #: (``_delta_prune``); a larger one (a run reading back its records) reads the columns whole,
 #: which spares a lookup of every id per file.
 FEW_IDS = 1024
+#: A table whose data files hold at most this many bytes is read whole, even for a few ids.
+SMALL_TABLE_BYTES = 1 << 16
 
 
 class Buffered(NamedTuple):
@@ -321,7 +324,11 @@ def committed_rows(
     written = pa.schema([stored.field(c) for c in columns])
     filesystem = local_filesystem(local_root)
     where = where if where is None or where.tests else None
-    if where is None and ids is None:
+    # A small table (a pipeline's specifications, a node's markers: a few rows read at every
+    # run) is read whole: that costs a third of finding the files and row groups that may
+    # hold a few ids, and the caller picks the rows (``stored_rows``, ``where.apply``).
+    small = sum(log.data_files().values()) <= SMALL_TABLE_BYTES
+    if (where is None and ids is None) or small:
         files = read_parquet(log.data_files(), columns, filesystem, f"the Delta table at {log.uri}")
     else:
         files = _lookup(log, stored, columns, path, filesystem, where=where, ids=ids)
