@@ -25,6 +25,7 @@ from podline.nodes.records import (
     KnownEntries,
     ProvenanceRecords,
 )
+from podline.nodes.streamed import StreamedEntries
 from podline.pipeline import Pipeline
 from podline.stores import RECORD_ID, Store
 
@@ -266,7 +267,7 @@ def test_a_node_reads_the_memo_once_however_many_batches_miss_its_records(
     assert not [path for path in used.paths("read") if "functions" in path]
 
 
-def test_a_background_lookup_finds_what_a_find_finds_and_raises_what_its_reads_raise(
+def test_a_streamed_lookup_finds_what_a_find_finds_and_raises_what_its_reads_raise(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline = build(store, [1, 2, 99])
@@ -275,23 +276,25 @@ def test_a_background_lookup_finds_what_a_find_finds_and_raises_what_its_reads_r
     assert records is not None
     source = next(iter(pipeline.nodes.values()))
     ids = node(pipeline).entry_ids(source.execute())
-    direct, early = records.find(ids), records.known_in_background().result().find(ids)
-    assert direct.found.tolist() == early.found.tolist() == [True, True, False]
-    assert early.outputs.equals(direct.outputs)
-    # Out of the records' order too (the source info is made for the rows served).
-    known, shuffled = records.known(), ids.take(pa.array([1, 2, 0]))
-    for part in (shuffled.slice(0, 1), shuffled.slice(1)):
-        served = known.find(part).outputs
-        assert served.num_rows == 1
-        assert served.equals(records.find(part).outputs)
+    direct, streamed = records.find(ids), StreamedEntries(records).find(ids)
+    assert direct.found.tolist() == streamed.found.tolist() == [True, True, False]
+    assert streamed.outputs.equals(direct.outputs)
+    # Out of the records' order too (the source info is made for the rows served), read
+    # whole (``known``) or streamed.
+    shuffled = ids.take(pa.array([1, 2, 0]))
+    for known in (records.known(), StreamedEntries(records)):
+        for part in (shuffled.slice(0, 1), shuffled.slice(1)):
+            served = known.find(part).outputs
+            assert served.num_rows == 1
+            assert served.equals(records.find(part).outputs)
 
     def failing(*args: object, **kwargs: object) -> None:
         raise OSError("disk on fire")
 
     monkeypatch.setattr(type(records.store), "scan_batches", failing)
-    pending = records.known_in_background()  # the read fails in the background thread ...
+    pending = StreamedEntries(records)  # the read fails in the background thread ...
     with pytest.raises(OSError, match="disk on fire"):
-        pending.result()  # ... and is raised here, in the caller's
+        pending.find(ids)  # ... and is raised here, in the caller's
 
 
 def test_a_chunk_outside_an_execution_is_refused(store: Store) -> None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from podline.hashing.digest import HASH_SCHEME
 
-__all__ = ["PACKED", "call_hex", "pack", "packs_of"]
+__all__ = ["PACKED", "call_hex", "digest_words", "pack", "packs_of"]
 
 Ids: TypeAlias = pa.Array | pa.ChunkedArray
 
@@ -99,6 +99,17 @@ def call_hex(packed: Ids) -> pa.Array:
     text = binascii.hexlify(np.ascontiguousarray(_digest_matrix(packed)[:, :16]).tobytes())
     offsets = np.arange(0, 32 * (n + 1), 32, dtype=np.int64)
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text), None, 0)
+
+
+def digest_words(packed: Ids) -> np.ndarray:
+    """Every packed id as four unsigned 64-bit words, an ``(n, 4)`` array (zeros for a null):
+    ids are equal exactly when their words are, and the first word is ``matching.id_hashes``'s
+    hash of the id."""
+    if isinstance(packed, pa.ChunkedArray):
+        packed = packed.combine_chunks() if packed.num_chunks else pa.array([], PACKED)
+    if not len(packed) or packed.buffers()[1] is None:
+        return np.zeros((len(packed), 4), dtype=np.uint64)
+    return _digest_matrix(packed).view(np.uint64)
 
 
 def _digest_matrix(packed: pa.Array) -> np.ndarray:

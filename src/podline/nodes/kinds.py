@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -25,7 +24,8 @@ from podline.nodes.base import Node, NodeOutput, NodeType, empty_output
 from podline.nodes.observers import NodeObserver
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.preview import NodePreview, PreviewProducer, preview_rows
-from podline.nodes.records import Found, KnownEntries, ProvenanceRecords
+from podline.nodes.records import Found, ProvenanceRecords
+from podline.nodes.streamed import StreamedEntries
 from podline.runtime import deferred_interrupts
 from podline.stores import RECORD_ID, Store
 from podline.streams import (
@@ -207,9 +207,9 @@ class FunctionNode(Node):
         self.output_rows = 0
         #: The output being collected (None: not kept, see ``begin``).
         self._parts: SpillBuffer | None = None
-        #: What the records know, being read for the current execution (None: nothing to
-        #: look up, or no execution begun: see ``_begun``).
-        self._known: Future[KnownEntries] | None = None
+        #: What the records know, read as the current execution's chunks ask (None: nothing
+        #: to look up, or no execution begun: see ``_begun``).
+        self._known: StreamedEntries | None = None
         self._begun = False
         self._memo: ResultCache | None = None
         self._clock = CommitClock()
@@ -282,12 +282,12 @@ class FunctionNode(Node):
             if self.result_store is not None
             else None
         )
-        # What the records know is read once per execution, in the background: the reads
-        # release the GIL, so they overlap with hashing the first chunk's entry ids, and every
-        # chunk's lookup is then in memory (a lookup per chunk would read the stored tables
-        # each time, costing chunks x stored rows).
+        # What the records know is read once per execution, a piece at a time as the chunks
+        # ask, in the background: the reads release the GIL, so they overlap with hashing the
+        # entry ids (a lookup per chunk would read the stored tables each time, costing
+        # chunks x stored rows).
         records = self.records
-        self._known = None if records is None or recompute else records.known_in_background()
+        self._known = None if records is None or recompute else StreamedEntries(records)
         self._begun = True
 
     def execute_batch(
@@ -318,7 +318,7 @@ class FunctionNode(Node):
         entry_ids = self.entry_ids(rows) if self.store is not None else None
         found = _nothing_found(len(rows))
         if self._known is not None and entry_ids is not None and len(rows):
-            found = self._known.result().find(entry_ids)
+            found = self._known.find(entry_ids)
         return _Known(entry_ids, found)
 
     def finish(self) -> TableStream:
@@ -332,6 +332,8 @@ class FunctionNode(Node):
             output.label = self.label
             self.set_output(output)
         self._parts = None
+        if self._known is not None:
+            self._known.close()
         self._known = None
         self._memo = None
         self._begun = False
@@ -545,12 +547,16 @@ class FunctionNode(Node):
     def _stored_output(self, upstream: Stream, records: ProvenanceRecords) -> TableStream | None:
         """The stored results of the rows of ``upstream`` (those whose record and result are
         stored; None if there are none), built as a cached run builds its output: chunk by
-        chunk, each found among what the records know (``known``, ids packed), with the
-        input's own tags. Nothing is computed, and of the records only what ``known`` reads
-        (ids and statuses) is read."""
-        known = records.known()
-        if not len(known.produced):
-            return None
+        chunk, each found among what the records know (``StreamedEntries``), with the
+        input's own tags. Nothing is computed, and of the records only their ids and statuses
+        are read."""
+        known = StreamedEntries(records, name="podline-read")
+        try:
+            return self._found_output(upstream, known)
+        finally:
+            known.close()
+
+    def _found_output(self, upstream: Stream, known: StreamedEntries) -> TableStream | None:
         parts, rows = SpillBuffer(), 0
         nothing = np.zeros(0, dtype=np.int64)
         for chunk in stream_chunks(upstream, NODE_BATCH):

@@ -16,8 +16,7 @@ node serves reads, and ``get_cached_results``, in a fresh process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +40,8 @@ __all__ = [
     "Found",
     "KnownEntries",
     "ProvenanceRecords",
+    "skipped_of",
+    "with_tokens",
 ]
 
 INPUT_HASH = meta_column("input_hash")
@@ -144,12 +145,20 @@ class KnownEntries:
             calls = self.calls.slice(rows, length)
         else:
             calls = take_rows(self.calls, rows)
-        calls = call_hex(calls) if calls.type == PACKED else call_ids(calls)
-        for key, tokens in tokens_of_calls(self.function, calls).items():
-            outputs = outputs.append_column(
-                pa.field(source_info_column(key), pa.large_string()), tokens
-            )
-        return outputs
+        return with_tokens(self.function, outputs, calls)
+
+
+def with_tokens(
+    function: PacketFunction, outputs: pa.Table, calls: pa.Array | pa.ChunkedArray
+) -> pa.Table:
+    """``outputs`` with the source-info tokens of ``function``'s ``calls`` (the rows' result
+    ids, packed or not) appended."""
+    calls = call_hex(calls) if calls.type == PACKED else call_ids(calls)
+    for key, tokens in tokens_of_calls(function, calls).items():
+        outputs = outputs.append_column(
+            pa.field(source_info_column(key), pa.large_string()), tokens
+        )
+    return outputs
 
 
 class ProvenanceRecords:
@@ -216,12 +225,12 @@ class ProvenanceRecords:
         their order (None: no records stored)."""
         none = np.zeros(len(entry_ids), dtype=bool)
         if self.memo is None or records is None or records.num_rows == 0:
-            return Found(none, none, self._outputs_of(ResultCache.empty_for(self.function)))
+            return Found(none, none, self.outputs_of(ResultCache.empty_for(self.function)))
         results = self.memo.lookup(records.column(RESULT_ID))
-        skipped = _skipped(records)
+        skipped = skipped_of(records)
         position = index_in(records.column(RESULT_ID), results.column(RECORD_ID))
         usable, outputs = self._resolve(skipped, results, position)
-        outputs = self._outputs_of(outputs)
+        outputs = self.outputs_of(outputs)
         # Map back from stored records to the entries asked for (read keeps their order).
         row_of = index_in(records.column(RECORD_ID), entry_ids)
         found, was_skipped = none.copy(), none.copy()
@@ -241,23 +250,10 @@ class ProvenanceRecords:
             self.memo.delete(results.to_pylist())
         return self.store.delete(_PATH, records.column(RECORD_ID).combine_chunks())
 
-    def known_in_background(self) -> Future[KnownEntries]:
-        """``known()``, read in a background thread; the future's ``result()`` waits for it
-        and raises what the reads raised."""
-        future: Future[KnownEntries] = Future()
-
-        def read() -> None:
-            try:
-                # One at a time: reading a node's records and memo briefly holds several
-                # times what is kept, and an async run begins every node at once.
-                with _KNOWN_READS:
-                    known = self.known()
-                future.set_result(known)
-            except BaseException as exc:  # raised by ``result()``, in the caller's thread
-                future.set_exception(exc)
-
-        threading.Thread(target=read, name="podline-known", daemon=True).start()
-        return future
+    def record_pieces(self) -> Iterator[pa.Table]:
+        """The records' ids, result ids and statuses (what ``find`` looks at), a piece at a
+        time (``Store.scan_batches``)."""
+        yield from self.store.scan_batches(_PATH, columns=_LOOKED_UP) or ()
 
     def known(self) -> KnownEntries:
         """Everything the records know, loaded at once: for callers that then ask about many
@@ -266,7 +262,14 @@ class ProvenanceRecords:
         The records and the memo are read a piece at a time (``Store.scan_batches``), and
         their ids kept packed (``hashing.packed``: 32 bytes an id instead of 77), so neither
         table is ever held whole as strings. Records holding an id that does not pack
-        (written by an older scheme) are read again and kept as strings."""
+        (written by an older scheme) are read again and kept as strings.
+
+        One node at a time: reading a node's records and memo briefly holds several times
+        what is kept, and an async run begins every node at once."""
+        with _KNOWN_READS:
+            return self._known()
+
+    def _known(self) -> KnownEntries:
         read = self.store.scan_batches(_PATH, columns=_LOOKED_UP)
         if self.memo is None or read is None:
             return self._known_of_nothing()
@@ -274,7 +277,7 @@ class ProvenanceRecords:
         result_ids: list[pa.Array] = []
         skipped: list[np.ndarray] = []
         for piece in read:
-            skipped.append(_skipped(piece))
+            skipped.append(skipped_of(piece))
             ids.extend(pack(piece.column(RECORD_ID)).chunks)
             result_ids.extend(pack(piece.column(RESULT_ID)).chunks)
         packed_ids = pa.chunked_array(ids, PACKED)
@@ -283,20 +286,42 @@ class ProvenanceRecords:
             return self._known_of_nothing()
         if packed_ids.null_count or packed_results.null_count:
             return self._known_as_strings()
+        return self._known_packed(packed_ids, packed_results, np.concatenate(skipped))
+
+    def known_of(
+        self,
+        ids: pa.Array | pa.ChunkedArray,
+        result_ids: pa.Array | pa.ChunkedArray,
+        skipped: np.ndarray,
+        memo: tuple[pa.Table, bool] | None = None,
+    ) -> KnownEntries:
+        """``known()`` of records already read: their packed ``ids`` and ``result_ids`` and
+        which were ``skipped``; ``memo``: the memo's results and whether they hold tokens, as
+        ``memo_pieces`` gives them (read here if not given)."""
+        if not len(ids):
+            return self._known_of_nothing()
+        if memo is None:
+            with _KNOWN_READS:
+                return self._known_packed(ids, result_ids, skipped)
+        results, stored_tokens = memo
+        return self._known_of(
+            ids, result_ids, skipped=skipped, results=results, stored_tokens=stored_tokens
+        )
+
+    def _known_packed(
+        self,
+        ids: pa.Array | pa.ChunkedArray,
+        result_ids: pa.Array | pa.ChunkedArray,
+        skipped: np.ndarray,
+    ) -> KnownEntries:
         results, stored_tokens = self._memo_results(packed=True)
         return self._known_of(
-            packed_ids,
-            packed_results,
-            skipped=np.concatenate(skipped),
-            results=results,
-            stored_tokens=stored_tokens,
+            ids, result_ids, skipped=skipped, results=results, stored_tokens=stored_tokens
         )
 
     def _known_of_nothing(self) -> KnownEntries:
         nothing = pa.array([], pa.large_string())
-        return KnownEntries(
-            nothing, self._outputs_of(ResultCache.empty_for(self.function)), nothing
-        )
+        return KnownEntries(nothing, self.outputs_of(ResultCache.empty_for(self.function)), nothing)
 
     def _known_as_strings(self) -> KnownEntries:
         """``known`` for records whose ids do not all pack: every id kept as it is stored."""
@@ -306,30 +331,34 @@ class ProvenanceRecords:
         return self._known_of(
             records.column(RECORD_ID),
             records.column(RESULT_ID),
-            skipped=_skipped(records),
+            skipped=skipped_of(records),
             results=results,
             stored_tokens=stored_tokens,
         )
 
     def _memo_results(self, *, packed: bool) -> tuple[pa.Table, bool]:
-        """The memo's results, read a piece at a time: the columns served and the ids
-        (``RECORD_ID``, packed if ``packed``), and whether they hold source-info tokens (a
-        memo written before tokens were made on read). A memo id that does not pack is
+        """The memo's results, read a piece at a time (``memo_pieces``), in one table, and
+        whether they hold source-info tokens."""
+        pieces = list(self.memo_pieces(packed=packed))
+        if not pieces:  # nothing stored: no record resolves
+            none = pa.array([], PACKED if packed else pa.large_string())
+            return ResultCache.empty_for(self.function).append_column(RECORD_ID, none), True
+        return pa.concat_tables([piece for piece, _ in pieces]), pieces[-1][1]
+
+    def memo_pieces(self, *, packed: bool) -> Iterator[tuple[pa.Table, bool]]:
+        """The memo's results a piece at a time: the columns served and the ids
+        (``RECORD_ID``, packed if ``packed``), and whether the piece holds source-info tokens
+        (a memo written before tokens were made on read). A memo id that does not pack is
         null, which no packed id matches, as no canonical id equals it."""
         assert self.memo is not None  # (asked only with a memo)
         tokens = [source_info_column(k) for k in self.function.output_keys]
         outputs = list(self.function.output_schema.keys())
-        parts, stored_tokens = [], True
         for piece in self.memo.read_pieces():
             stored_tokens = any(name in piece.column_names for name in tokens)
             results = self.memo.typed(piece) if stored_tokens else piece
             ids = results.column(RECORD_ID)
             served = results.select([*outputs, *(tokens if stored_tokens else ())])
-            parts.append(served.append_column(RECORD_ID, pack(ids) if packed else ids))
-        if not parts:  # nothing stored: no record resolves
-            none = pa.array([], PACKED if packed else pa.large_string())
-            return ResultCache.empty_for(self.function).append_column(RECORD_ID, none), True
-        return pa.concat_tables(parts), stored_tokens
+            yield served.append_column(RECORD_ID, pack(ids) if packed else ids), stored_tokens
 
     def _known_of(
         self,
@@ -351,7 +380,7 @@ class ProvenanceRecords:
             calls = result_ids if mask is None else result_ids.filter(mask)
         return KnownEntries(
             ids if mask is None else ids.filter(mask),
-            self._outputs_of(outputs, tokens=stored_tokens),
+            self.outputs_of(outputs, tokens=stored_tokens),
             ids.filter(pa.array(skipped)),
             self.function,
             calls,
@@ -373,7 +402,7 @@ class ProvenanceRecords:
             outputs = take_table_rows(results, position[produced])
         return skipped | resolved, outputs
 
-    def _outputs_of(self, results: pa.Table, *, tokens: bool = True) -> pa.Table:
+    def outputs_of(self, results: pa.Table, *, tokens: bool = True) -> pa.Table:
         """Output columns and (with ``tokens``) their source info, typed by the output
         schema."""
         columns: dict[str, pa.ChunkedArray] = {}
@@ -424,7 +453,7 @@ class ProvenanceRecords:
         return ids, TableStream(table, tuple(tag_columns), types=types)
 
 
-def _skipped(records: pa.Table) -> np.ndarray:
+def skipped_of(records: pa.Table) -> np.ndarray:
     """Which records say their entry was skipped."""
     return pc.equal(records.column(STATUS), "skipped").to_numpy(zero_copy_only=False)
 
