@@ -14,11 +14,14 @@ go once every row of it was served:
   first, so a merged file holds its rows about newest first), and the memo and the records are
   merged apart. A row asked for that was not read yet is read ahead for, up to
   ``HELD_ROWS`` rows held, which bounds the memory whatever the table's size.
-- Anything else hands this and every later chunk over to ``KnownEntries`` (read whole, as
-  before): an id not found within reach (an input that changed, a result no longer stored, a
-  duplicate input row whose piece was let go), ids that do not pack, a memo mixing pieces with
-  and without stored source-info tokens. The answers are ``KnownEntries``'s either way; only
-  what is held differs.
+- Rows may be asked for again: an input may repeat a row, and records often share a result.
+  Pieces already served are kept, the newest ``KEPT_ROWS`` rows of them.
+- Anything else hands this and every later chunk over to ``KnownEntries``: an id not found
+  within reach (an input that changed, a result no longer stored, a row asked for again after
+  its piece was let go), ids that do not pack, a memo mixing pieces with and without stored
+  source-info tokens. If nothing was let go yet, that is built from what was read (the
+  tables are read once, as before), else from the tables read again. The answers are
+  ``KnownEntries``'s either way; only what is held differs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import queue
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -52,6 +56,8 @@ __all__ = ["HELD_ROWS", "StreamedEntries"]
 #: writes files of at most ``compact_bytes``, 64 MiB by default: about 1.3 million memo rows of
 #: one integer output, which a merge may hold in about reverse order.)
 HELD_ROWS = 1 << 21
+#: The most rows kept of pieces already served, for rows asked for again.
+KEPT_ROWS = 1 << 16
 #: Pieces read ahead of the lookups, per table.
 _AHEAD = 2
 _SKIPPED = "skipped"
@@ -171,6 +177,10 @@ class _Window:
         self._ready = ready
         self._held: list[_Piece] = []
         self._rows = 0
+        #: Pieces every row of which was served, newest last, kept up to ``KEPT_ROWS`` rows:
+        #: an input repeats rows, and many records share a result.
+        self._spent: deque[_Piece] = deque()
+        self._spent_rows = 0
         self._ended = False
         #: Whether a piece was let go: then what is held is not the whole table.
         self._dropped = False
@@ -201,6 +211,7 @@ class _Window:
     def close(self) -> None:
         self._pieces.close()
         self._held, self._cursor = [], None
+        self._spent.clear()
 
     def whole(self, *, read: bool) -> tuple[list[pa.Table], list[pa.Array]] | None:
         """Every row of the table and their ids, if they are all held (with ``read``: once
@@ -209,14 +220,15 @@ class _Window:
             pass
         if not self._ended or self._dropped:
             return None
-        return [piece.rows for piece in self._held], [piece.ids for piece in self._held]
+        pieces = [*self._spent, *self._held]
+        return [piece.rows for piece in pieces], [piece.ids for piece in pieces]
 
     def _find(self, key: np.ndarray) -> tuple[_Piece, int] | None:
         if self._cursor is not None:
             piece, row = self._cursor
             if row < len(piece.words) and (piece.words[row] == key).all():
                 return self._cursor
-        for piece in self._held:
+        for piece in (*self._held, *reversed(self._spent)):
             row = piece.find(key)
             if row >= 0:
                 return piece, row
@@ -248,12 +260,17 @@ class _Window:
         return None
 
     def _let_go(self) -> None:
-        if any(not piece.left for piece in self._held):
+        if all(piece.left for piece in self._held):
+            return
+        for piece in self._held:
+            if not piece.left:
+                self._spent.append(piece)
+                self._spent_rows += len(piece.words)
+        self._held = [piece for piece in self._held if piece.left]
+        self._rows = sum(len(piece.words) for piece in self._held)
+        while self._spent_rows > KEPT_ROWS:
             self._dropped = True
-            self._held = [piece for piece in self._held if piece.left]
-            self._rows = sum(len(piece.words) for piece in self._held)
-            if self._cursor is not None and not self._cursor[0].left:
-                self._cursor = None
+            self._spent_rows -= len(self._spent.popleft().words)
 
 
 class StreamedEntries:
