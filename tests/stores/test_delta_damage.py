@@ -107,6 +107,18 @@ _DAMAGE: dict[str, tuple[Mutation, str]] = {
         lambda root, t: _set_add(t, deletionVector={}),
         "deletionVector.*unmasked nulls",
     ),
+    "an empty deletion vector in a remove": (  # podline read past it once (found by fuzzing)
+        lambda root, t: _rewrite(
+            t,
+            1,
+            [
+                *_actions(t, 1),
+                {"remove": {"path": "gone.parquet", "dataChange": True, "deletionVector": {}}},
+            ],
+        ),
+        # (podline's message, or delta-rs's where podline hands the table to it)
+        r"remove\.deletionVector\.storageType of log entry 1 of .* is None|deletionVector.*nulls",
+    ),
     "an add without its size": (
         lambda root, t: _set_add(t, size=None),
         'non-nullable .*"size"',

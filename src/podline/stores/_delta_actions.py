@@ -145,6 +145,16 @@ _SPECS: dict[str, tuple[tuple[str, type, bool, range | None], ...]] = {
     )
     for kind in _REQUIRED
 }
+#: The fields of a deletion vector's descriptor (in ``add`` and ``remove``), as the protocol
+#: types them: (field, type, required, the integers it may hold or None). delta-rs refuses
+#: a descriptor without a required field, in a ``remove`` too.
+_DELETION_VECTOR = (
+    ("storageType", str, True, None),
+    ("pathOrInlineDv", str, True, None),
+    ("offset", int, False, _INT32),
+    ("sizeInBytes", int, True, _INT32),
+    ("cardinality", int, True, _INT64),
+)
 #: Fields holding string maps (a checkpoint stores them as lists of key-value pairs).
 _MAPS = {"add": ("partitionValues", "tags"), "metaData": ("configuration",)}
 
@@ -299,12 +309,10 @@ def check_action(kind: str, value: Any, where: str) -> dict[str, Any]:
     """``value``, if it has the shape of a ``kind`` action (see the module docs)."""
     if not isinstance(value, dict):
         raise UnsupportedTable(f"a {kind} action of {where} is {type(value).__name__}")
-    for name, expected, required, valid in _SPECS[kind]:
-        got = value.get(name)
-        if got is None and not required:
-            continue
-        if type(got) is not expected or (valid is not None and got not in valid):
-            raise UnsupportedTable(f"{kind}.{name} of {where} is {got!r}")
+    _check_fields(kind, value, _SPECS[kind], where)
+    if value.get("deletionVector") is not None:
+        dv = value["deletionVector"]
+        _check_fields(f"{kind}.deletionVector", dv, _DELETION_VECTOR, where)
     if kind == "metaData":
         _check_metadata(value, where)
     elif kind == "protocol":
@@ -316,6 +324,20 @@ def check_action(kind: str, value: Any, where: str) -> dict[str, Any]:
         if strings and not all(isinstance(v, str | None) for v in strings.values()):
             raise UnsupportedTable(f"{kind}.{name} of {where} holds a value that is no string")
     return value
+
+
+def _check_fields(
+    kind: str,
+    value: dict[str, Any],
+    specs: tuple[tuple[str, type, bool, range | None], ...],
+    where: str,
+) -> None:
+    for name, expected, required, valid in specs:
+        got = value.get(name)
+        if got is None and not required:
+            continue
+        if type(got) is not expected or (valid is not None and got not in valid):
+            raise UnsupportedTable(f"{kind}.{name} of {where} is {got!r}")
 
 
 def readable_protocol(protocol: dict[str, Any]) -> bool:
