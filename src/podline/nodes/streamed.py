@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from podline.functions import ResultCache
-from podline.hashing.packed import PACKED, digest_words, pack
+from podline.hashing.packed import PACKED, digest_words, pack, packs_of
 from podline.nodes.records import (
     RESULT_ID,
     Found,
@@ -201,12 +201,29 @@ class _Window:
             same = (piece.words[row : row + span] == keys[at : at + span]).all(axis=1)
             length = span if same.all() else int(np.argmin(same))
             runs.append(_Run(piece, row, length))
-            piece.left -= length - int(np.count_nonzero(piece.served[row : row + length]))
-            piece.served[row : row + length] = True
             self._cursor = (piece, row + length)
             at += length
+        return self._served(runs)
+
+    def _served(self, runs: list[_Run]) -> list[_Run]:
+        """``runs``, marked served; the pieces all served let go."""
+        for run in runs:
+            rows = slice(run.start, run.start + run.length)
+            run.piece.left -= run.length - int(np.count_nonzero(run.piece.served[rows]))
+            run.piece.served[rows] = True
+            self._cursor = (run.piece, rows.stop)
         self._let_go()
         return runs
+
+    def following(self, ids: pa.Array) -> list[_Run] | None:
+        """``runs`` of ids (strings) that are the rows following the last run, in its piece;
+        None if they are not (compared by their digits, without packing them)."""
+        if self._cursor is None:
+            return None
+        piece, row = self._cursor
+        if row + len(ids) > len(piece.words) or not packs_of(piece.ids.slice(row, len(ids)), ids):
+            return None
+        return self._served([_Run(piece, row, len(ids))])
 
     def close(self) -> None:
         self._pieces.close()
@@ -328,10 +345,12 @@ class StreamedEntries:
 
     def _streamed(self, entry_ids: pa.Array) -> Found | None:
         n, function = len(entry_ids), self._records.function
-        packed = pack(entry_ids)
-        if packed.null_count:
-            return None
-        runs = self._entries.runs(digest_words(packed))
+        runs = self._entries.following(entry_ids)  # the usual case, checked without packing
+        if runs is None:
+            packed = pack(entry_ids)
+            if packed.null_count:
+                return None
+            runs = self._entries.runs(digest_words(packed))
         if runs is None:
             return None
         skipped = np.zeros(0, dtype=bool)
