@@ -132,22 +132,32 @@ class _Piece:
     """A piece of a table read ahead: its rows, their keys (``digest_words`` of their ids),
     and which were served."""
 
-    __slots__ = ("first", "ids", "left", "rows", "served", "words")
+    __slots__ = ("_order", "_sorted", "ids", "left", "rows", "served", "words")
 
     def __init__(self, rows: pa.Table, ids: pa.Array) -> None:
         self.rows = rows
         self.ids = ids
         self.words = digest_words(ids)
-        #: The keys' first words, contiguous: what a search compares first.
-        self.first = np.ascontiguousarray(self.words[:, 0])
         self.served = np.zeros(len(self.words), dtype=bool)
         self.left = len(self.words)
+        #: The keys' first words sorted, and the rows they are of: made at the first search
+        #: past the piece's first row (rows in order never need it).
+        self._sorted: np.ndarray | None = None
+        self._order: np.ndarray | None = None
 
-    def find(self, key: np.ndarray, start: int = 0) -> int:
-        """The row (from ``start``) whose key is ``key``, -1 if none."""
-        for row in np.flatnonzero(self.first[start:] == key[0]) + start:
+    def find(self, key: np.ndarray) -> int:
+        """The row whose key is ``key``, -1 if none."""
+        if (self.words[0] == key).all():
+            return 0
+        if self._sorted is None or self._order is None:
+            self._order = np.argsort(self.words[:, 0], kind="stable").astype(np.uint32)
+            self._sorted = self.words[self._order, 0]
+        at = int(np.searchsorted(self._sorted, key[0]))
+        while at < len(self._sorted) and self._sorted[at] == key[0]:
+            row = int(self._order[at])
             if (self.words[row] == key).all():
-                return int(row)
+                return row
+            at += 1
         return -1
 
 
