@@ -52,10 +52,11 @@ from podline.stores import RECORD_ID
 __all__ = ["HELD_ROWS", "StreamedEntries"]
 
 #: The most rows a lookup holds of a table read ahead of what it served: beyond that, rows
-#: are too far out of order to stream, and ``KnownEntries`` answers instead. (Compaction
-#: writes files of at most ``compact_bytes``, 64 MiB by default: about 1.3 million memo rows of
-#: one integer output, which a merge may hold in about reverse order.)
-HELD_ROWS = 1 << 21
+#: are too far out of order to stream, and ``KnownEntries`` answers instead. Compaction
+#: writes files of up to ``compact_bytes`` (64 MiB by default, about 2 million memo rows of
+#: one integer output) holding their rows about newest first: a re-run of a 10M-row store
+#: read up to 2.8 million rows ahead.
+HELD_ROWS = 1 << 22
 #: The most rows kept of pieces already served, for rows asked for again.
 KEPT_ROWS = 1 << 16
 #: Pieces read ahead of the lookups, per table.
@@ -240,10 +241,10 @@ class _Window:
         self._held, self._cursor = [], None
         self._spent.clear()
 
-    def whole(self, *, read: bool) -> tuple[list[pa.Table], list[pa.Array]] | None:
-        """Every row of the table and their ids, if they are all held (with ``read``: once
-        the rest is read), else None."""
-        while read and not self._ended and self._read() is not None:
+    def whole(self) -> tuple[list[pa.Table], list[pa.Array]] | None:
+        """Every row of the table and their ids, if they are all held once the rest is read
+        within ``HELD_ROWS``, else None."""
+        while not self._ended and self._rows < HELD_ROWS and self._read() is not None:
             pass
         if not self._ended or self._dropped:
             return None
@@ -333,15 +334,16 @@ class StreamedEntries:
     def _whole(self) -> KnownEntries:
         """``KnownEntries`` of the whole records: of what was read, if nothing was let go yet
         (then the tables are read once, as before), else read again."""
-        entries = self._entries.whole(read=True)
+        entries = self._entries.whole()
         if entries is None:
+            self.close()  # (what was held goes before the tables are read again)
             return self._records.known()
         tables, ids = entries
         records = pa.concat_tables(tables) if tables else None
         if records is None:
             return self._records.known_of(pa.array([], PACKED), pa.array([], PACKED), _NONE)
         skipped = records.column(_SKIPPED).to_numpy(zero_copy_only=False)
-        memo = self._results.whole(read=True)
+        memo = self._results.whole()
         results = None
         if memo is not None and memo[0]:
             held = pa.concat_tables(memo[0])
@@ -349,6 +351,7 @@ class StreamedEntries:
                 held.append_column(RECORD_ID, pa.chunked_array(memo[1], PACKED)),
                 bool(self._tokens),
             )
+        self.close()
         return self._records.known_of(
             pa.chunked_array(ids, PACKED), records.column(RESULT_ID), skipped, results
         )
