@@ -89,27 +89,27 @@ class CarriedRows:
         rows so placed (``forget`` them once ``records`` is written)."""
         with self._lock:
             held = list(self._held)
-        by_key: dict[tuple[str, str, str], tuple[_Held, dict[str, object]]] = {}
+        by_key: dict[tuple[str, str, str], _Held] = {}
         for entry in held:
-            (row,) = entry.row.to_pylist()
-            key = (row[RUN_ID], row[PIPELINE_URI], row[NODE])
+            key = tuple(entry.row.column(c)[0].as_py() for c in (RUN_ID, PIPELINE_URI, NODE))
             # Sequence 0: the node's only row in the run (the reader rebuilds it so).
-            if row[SEQUENCE] == 0 and key not in by_key:
-                by_key[key] = (entry, row)
-        keys = zip(
-            records.column(_RUN).to_pylist(),
-            records.column(_URI).to_pylist(),
-            records.column(_NODE).to_pylist(),
-            strict=True,
-        )
+            if entry.row.column(SEQUENCE)[0].as_py() == 0 and key not in by_key:
+                by_key[key] = entry
+        keys = zip(*(records.column(c).to_pylist() for c in (_RUN, _URI, _NODE)), strict=True)
         found = [by_key.get(key) for key in keys]
+        placed = [f for f in found if f is not None]
+        rows = pa.concat_tables([p.row for p in placed]) if placed else None
+        where = iter(range(len(placed)))
+        picks = pa.array([None if f is None else next(where) for f in found], pa.int64())
         for name, (source, kind) in CARRIED_COLUMNS.items():
-            values = [
-                None if f is None else list(f[0].path) if not source else f[1][source]
-                for f in found
-            ]
-            records = records.append_column(pa.field(name, kind), pa.array(values, kind))
-        return records, [f[0] for f in found if f is not None]
+            if not source:
+                values = pa.array([None if f is None else list(f.path) for f in found], kind)
+            elif rows is None:
+                values = pa.nulls(len(found), kind)
+            else:
+                values = rows.column(source).take(picks).cast(kind)
+            records = records.append_column(pa.field(name, kind), values)
+        return records, placed
 
     def forget(self, placed: list[_Held]) -> None:
         """Drop the held rows a written run record carries."""

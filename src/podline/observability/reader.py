@@ -13,7 +13,7 @@ DataFrames with friendly column names (see ``podline.observability.columns``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from podline.columns import is_system_tag
 from podline.errors import ObservabilityError, format_names
+from podline.observability.carried import status_rows
 from podline.observability.columns import (
     LOGS_SCOPE,
     NODE,
@@ -43,7 +44,6 @@ from podline.observability.columns import (
     friendly_name,
     is_fixed,
 )
-from podline.observability.carried import status_rows
 from podline.observability.compact import expand, is_markers_path, packet_weight
 from podline.stores import Store, open_store
 
@@ -332,6 +332,7 @@ class PipelineObservations:
         expanding = scope == STATUS_SCOPE
         frames: list[pl.DataFrame] = []
         tag_names: set[str] = set()
+        tables: Iterable[tuple[tuple[str, ...], pa.Table | None]]
         if expanding:
             tables = self._status_tables(node)
         else:
@@ -361,23 +362,20 @@ class PipelineObservations:
             return None
         return _concat(frames)
 
-    def _status_tables(self, node: str | None) -> list[tuple[tuple[str, ...], pa.Table | None]]:
-        """Every status table (of ``node``'s label only, when given) with the compact rows
-        the run records carry for it (``carried.py``) read as its own rows."""
+    def _status_tables(self, node: str | None) -> Iterator[tuple[tuple[str, ...], pa.Table | None]]:
+        """Every status table (of ``node``'s label only, when given), read one at a time,
+        with the compact rows the run records carry for it (``carried.py``) as its own."""
         at = self._scope.at(STATUS_SCOPE)
         records = self._scope.scan(RUNS_PATH)
         carried = {} if records is None else status_rows(records)
-        paths = dict.fromkeys([*self._paths(STATUS_SCOPE), *carried])
-        found: list[tuple[tuple[str, ...], pa.Table | None]] = []
-        for path in paths:
+        for path in dict.fromkeys([*self._paths(STATUS_SCOPE), *carried]):
             if node is not None and path[0] != node:
                 continue
-            table = at.scan(path) if at.exists(path) else None
+            table = at.scan(path)
             extra = carried.get(path)
             if extra is not None:
                 table = extra if table is None else _concat_tables(table, extra)
-            found.append((path, table))
-        return found
+            yield path, table
 
     def _status_by_run(self) -> pl.DataFrame | None:
         """Per run: its first status time, URI, and how many packets ended in each state

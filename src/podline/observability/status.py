@@ -49,6 +49,7 @@ from podline.observability.batching import (
     state_names,
     timestamps,
 )
+from podline.observability.carried import CarriedRows
 from podline.observability.columns import (
     ATTEMPTS,
     CACHED,
@@ -62,7 +63,6 @@ from podline.observability.columns import (
     TIMESTAMP,
     State,
 )
-from podline.observability.carried import CarriedRows
 from podline.observability.compact import compact_row, find_base, marker_row, markers_path
 from podline.stores import Store
 
