@@ -12,7 +12,7 @@ import pytest
 import podline
 from podline import function_pod
 from podline.observability import StatusObserver, inspect
-from podline.observability.columns import PACKETS, PIPELINES, SAME_AS, STATUS_SCOPE
+from podline.observability.columns import PACKETS, PIPELINES, RUNS_PATH, STATUS_SCOPE
 from podline.observability.compact import markers_path
 from podline.pipeline import Pipeline
 from podline.stores import MemoryStore, Store
@@ -30,15 +30,36 @@ def source(values: list[int]) -> podline.DictSource:
     return podline.DictSource(rows, tag_columns=["id"], label="numbers")
 
 
-def run(store: Store, name: str, values: list[int], *, compact: bool, run_id: str) -> None:
+def run(
+    store: Store,
+    name: str,
+    values: list[int],
+    *,
+    compact: bool,
+    run_id: str,
+    in_status_tables: bool = False,
+) -> None:
     """Run ``double`` on ``values``: default observers (``compact``), or a status observer
-    writing a row per packet."""
+    writing a row per packet. ``in_status_tables``: the default observers as ``run()``
+    made them before run records carried status rows (a fully cached node's compact row
+    in its status table, as stores written by earlier versions hold it)."""
     with Pipeline(name, store) as pipeline:
         double.pod(source(values))
     observer = None
     if not compact:
         observer = StatusObserver(store.at(PIPELINES, name, STATUS_SCOPE), compact_cached=False)
+    elif in_status_tables:
+        observer = pipeline.default_observer()
     pipeline.run(observer=observer, run_id=run_id)
+
+
+def carried(store: Store, name: str) -> pl.DataFrame:
+    """The compact status rows the run records carry (``carried.py``), as stored."""
+    records = store.at(PIPELINES, name).scan(RUNS_PATH)
+    assert records is not None
+    frame = pl.from_arrow(records)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.filter(pl.col("status_same_as").is_not_null())
 
 
 def status_rows(store: Store, name: str) -> pl.DataFrame:
@@ -50,6 +71,11 @@ def status_rows(store: Store, name: str) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def scope_paths(store: Store, name: str) -> list[tuple[str, ...]]:
+    """The status tables' paths below the status scope (then the markers')."""
+    return store.at(PIPELINES, name, STATUS_SCOPE).list()
 
 
 def comparable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -67,11 +93,21 @@ HISTORIES = {
 }
 
 
+# Where the compact rows of fully cached runs go: carried by the run records (now), in the
+# status tables (stores written before), or one then the other (a store used by both).
+LAYOUTS = {"run records": [False], "status tables": [True], "both": [True, False, False, True]}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("history", sorted(HISTORIES))
-def test_status_reads_as_if_every_packet_had_its_row(store: Store, history: str) -> None:
+def test_status_reads_as_if_every_packet_had_its_row(
+    store: Store, history: str, layout: str
+) -> None:
     other = MemoryStore()  # a store of its own: a shared memo would make its runs cached
+    older = LAYOUTS[layout]
     for i, values in enumerate(HISTORIES[history]):
-        run(store, "p", values, compact=True, run_id=f"r{i}")
+        before = older[i % len(older)]
+        run(store, "p", values, compact=True, run_id=f"r{i}", in_status_tables=before)
         run(other, "p", values, compact=False, run_id=f"r{i}")
     compact = inspect(store, "p")
     reference = inspect(other, "p")
@@ -92,10 +128,14 @@ def test_a_fully_cached_run_adds_one_status_row(store: Store) -> None:
     for i in range(4):
         run(store, "p", values, compact=True, run_id=f"r{i}")
     rows = status_rows(store, "p")
-    assert rows.height == 50 + 3  # r0's rows, a row per later run
-    compact = rows.filter(pl.col(PACKETS).is_not_null())
-    assert compact[PACKETS].to_list() == [50, 50, 50]
-    assert set(compact[SAME_AS]) == {"r0"}  # each names the run that lists the packets
+    assert rows.height == 50  # r0's rows; a row per later run, carried by its run record
+    assert rows[PACKETS].null_count() == 50
+    compact = carried(store, "p").sort("run_id")
+    assert compact["run_id"].to_list() == ["r1", "r2", "r3"]
+    assert compact["node"].to_list() == ["double"] * 3
+    assert compact["status_packets"].to_list() == [50, 50, 50]
+    assert set(compact["status_same_as"]) == {"r0"}  # the run that lists the packets
+    assert compact["status_table"].to_list() == [list(scope_paths(store, "p")[0])] * 3
     scope = store.at(PIPELINES, "p", STATUS_SCOPE)
     markers = scope.scan(markers_path(scope.list()[0]))
     assert markers is not None
@@ -141,9 +181,8 @@ def test_without_a_run_listing_the_packets_rows_are_written(
     rows = status_rows(store, "p")
     assert rows.filter(pl.col("__meta:run_id") == "r1").height == 3
     run(store, "p", [1, 2, 3], compact=True, run_id="r2")  # r1 lists them all: compact
-    r2 = status_rows(store, "p").filter(pl.col("__meta:run_id") == "r2")
-    assert r2[PACKETS].to_list() == [3]
-    assert r2[SAME_AS].to_list() == ["r1"]
+    r2 = carried(store, "p")
+    assert r2.select("run_id", "status_packets", "status_same_as").rows() == [("r2", 3, "r1")]
 
 
 def test_the_cached_packets_of_a_run_that_also_computes_are_one_row(store: Store) -> None:
@@ -167,8 +206,13 @@ def test_compact_rows_on_postgres_and_object_storage(
     store: Store = request.getfixturevalue(backend)
     other = MemoryStore()
     for i, values in enumerate(HISTORIES["a failure, then fixed by another version"]):
-        run(store, "p", values, compact=True, run_id=f"r{i}")
+        # r1 computes its failure again (its compact row in the status table), r3 is fully
+        # cached: carried by its run record, or in the status table as stored before.
+        before = backend == "s3_store"
+        run(store, "p", values, compact=True, run_id=f"r{i}", in_status_tables=before)
         run(other, "p", values, compact=False, run_id=f"r{i}")
-    assert sorted(status_rows(store, "p")[PACKETS].drop_nulls().to_list()) == [2, 3]
+    in_tables = [2, 3] if before else [2]
+    assert sorted(status_rows(store, "p")[PACKETS].drop_nulls().to_list()) == in_tables
+    assert carried(store, "p")["status_packets"].to_list() == ([] if before else [3])
     for query in (lambda o: o.status(), lambda o: o.status(latest=False)):
         assert comparable(query(inspect(store, "p"))).equals(comparable(query(inspect(other, "p"))))

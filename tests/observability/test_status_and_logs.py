@@ -474,23 +474,20 @@ def test_a_cached_re_run_commits_its_status_rows_with_the_run_record_at_once(
     # As a fresh process would: a new store and pipeline on the same directory.
     result = two_nodes(DeltaStore(tmp_path), n=3).run()
     assert result.counts["add"].cached == 3
-    # One round of commits: both nodes' status rows and the run record, side by side.
-    assert [r for r in rounds if r] == [{"status/add", "status/double", "runs"}]
+    # One round of commits, side by side: double's status rows (it skipped a packet) and
+    # the run record, which carries the one status row of add (fully cached: carried.py).
+    assert [r for r in rounds if r] == [{"status/double", "runs"}]
     # Committed when run() returned, as delta-rs reads them.
     status = _committed_rows(tmp_path, "status")
     cached = [r for r in status if r[RUN_ID] == result.run_id]
-    # A row for the cached packets of each node, and double's skipped packet.
+    # A row for the cached packets of double, and its skipped packet.
     assert sorted((r[NODE], r[STATE]) for r in cached) == [
-        ("add", "CACHED"),
         ("double", "CACHED"),
         ("double", "SKIPPED"),
     ]
     runs = _committed_rows(tmp_path, "runs.delta")
-    assert sorted(r["node"] for r in runs if r["run_id"] == result.run_id) == [
-        "add",
-        "double",
-        "numbers",
-    ]
+    carried = {r["node"]: r["status_packets"] for r in runs if r["run_id"] == result.run_id}
+    assert carried == {"add": 3, "double": None, "numbers": None}
 
 
 def test_a_run_that_raises_commits_the_rows_observed_before_it_raises(tmp_path: Path) -> None:

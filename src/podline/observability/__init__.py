@@ -24,6 +24,7 @@ from podline.errors import ObservabilityError
 from podline.lazy import lazy_export
 from podline.nodes.observers import CompositeObserver, ObserverProtocol
 from podline.observability.batching import ObservationWarning
+from podline.observability.carried import CarriedRows
 from podline.observability.columns import LOGS_SCOPE, PIPELINES, STATUS_SCOPE, State
 from podline.observability.logs import LoggingObserver
 from podline.observability.otel import MissingDependencyError, OpenTelemetryObserver
@@ -60,13 +61,19 @@ def default_observer(
     *,
     progress: bool | None = None,
     commit_at_run_end: bool = True,
+    carried: CarriedRows | None = None,
 ) -> CompositeObserver:
     """Status and logging observers on the pipeline's ``status`` and ``logs`` scopes, plus
     progress bars where someone watches (``progress=None``: see ``progress_enabled``; True
     or False: always or never). ``commit_at_run_end=False``: the run's end leaves the rows
-    buffered in ``store``, for a caller that commits it right after (``Pipeline.run``)."""
+    buffered in ``store``, for a caller that commits it right after (``Pipeline.run``);
+    ``carried``: where fully cached nodes hand their compact status row, for the run record
+    (``podline.observability.carried``)."""
     scope = store.at(PIPELINES, pipeline_name)
-    recording = [StatusObserver(scope.at(STATUS_SCOPE)), LoggingObserver(scope.at(LOGS_SCOPE))]
+    recording = [
+        StatusObserver(scope.at(STATUS_SCOPE), carried=carried),
+        LoggingObserver(scope.at(LOGS_SCOPE)),
+    ]
     for observer in recording:
         observer.commit_at_run_end = commit_at_run_end
     observers: list[ObserverProtocol] = [*recording]

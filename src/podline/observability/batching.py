@@ -454,7 +454,7 @@ class NodeView(Observer, Generic[R]):
             # the nodes hold) again and again. The batch is bounded by ``batch_rows``.
             with paused_gc():
                 parts = [*buffer.parts, self._part(rows)] if len(rows) else buffer.parts
-                table = self._table(parts, n, first)
+                table = self.table(parts, n, first)
             self.owner.store.append(self.path, table)
         except Exception as exc:  # observing must never break a run
             self.lost = True
@@ -465,7 +465,13 @@ class NodeView(Observer, Generic[R]):
                 stacklevel=2,
             )
 
-    def _table(self, parts: list[pa.Table], n: int, first: int) -> pa.Table:
+    def written(self) -> int:
+        """How many rows this view wrote (or tried to) in the run."""
+        return self._sequence
+
+    def table(self, parts: list[pa.Table], n: int, first: int) -> pa.Table:
+        """The batch ``parts`` (``n`` rows, numbered from ``first``) as stored: with the
+        record ids and the columns every row of the node repeats."""
         if len(parts) == 1:
             body = parts[0]
         elif all(p.schema == parts[0].schema for p in parts):

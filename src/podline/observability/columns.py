@@ -9,7 +9,8 @@ process can read what another one wrote without any pipeline code.
 * ``status/<node identity path>``: one table per node of packet state transitions (a fully
   cached run of a node writes one row for all its packets: ``compact.py``);
 * ``logs/<node identity path>``: one table per node of captured call output;
-* ``runs``: one run record per node and run (written by ``Pipeline``).
+* ``runs``: one run record per node and run (written by ``Pipeline``), which holds the one
+  status row of a node the run served wholly from stored results (``carried.py``).
 
 A node's identity path is ``(label, pipeline hash prefix, content hash prefix)``, so a node
 whose code or input changed writes a table of its own, beside the old one.

@@ -17,6 +17,10 @@ once its rows are committed, in a small table beside the status table (``markers
 keyed by the node hash. A later run looks it up by id when its first cached packet ends
 (``find_base``), without opening the status table, which grows at every run; with no marker,
 it writes a row per packet and leaves the marker itself.
+
+Under ``Pipeline.run``, a node whose compact row is its only row in the run hands it to the
+run record instead of its status table (``carried.py``); the reader reads it back as a row of
+that table, so ``expand`` sees the same rows either way.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ DataFrames with friendly column names (see ``podline.observability.columns``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from podline.columns import is_system_tag
 from podline.errors import ObservabilityError, format_names
+from podline.observability.carried import status_rows
 from podline.observability.columns import (
     LOGS_SCOPE,
     NODE,
@@ -331,8 +332,13 @@ class PipelineObservations:
         expanding = scope == STATUS_SCOPE
         frames: list[pl.DataFrame] = []
         tag_names: set[str] = set()
-        for path in paths:
-            table = self._scope.at(scope).scan(path, where=None if expanding else where or None)
+        tables: Iterable[tuple[tuple[str, ...], pa.Table | None]]
+        if expanding:
+            tables = self._status_tables(node)
+        else:
+            at = self._scope.at(scope)
+            tables = ((path, at.scan(path, where=where or None)) for path in paths)
+        for _, table in tables:
             if table is None or not table.num_rows:
                 continue
             frame = _frame(table)
@@ -356,12 +362,26 @@ class PipelineObservations:
             return None
         return _concat(frames)
 
+    def _status_tables(self, node: str | None) -> Iterator[tuple[tuple[str, ...], pa.Table | None]]:
+        """Every status table (of ``node``'s label only, when given), read one at a time,
+        with the compact rows the run records carry for it (``carried.py``) as its own."""
+        at = self._scope.at(STATUS_SCOPE)
+        records = self._scope.scan(RUNS_PATH)
+        carried = {} if records is None else status_rows(records)
+        for path in dict.fromkeys([*self._paths(STATUS_SCOPE), *carried]):
+            if node is not None and path[0] != node:
+                continue
+            table = at.scan(path)
+            extra = carried.get(path)
+            if extra is not None:
+                table = extra if table is None else _concat_tables(table, extra)
+            yield path, table
+
     def _status_by_run(self) -> pl.DataFrame | None:
         """Per run: its first status time, URI, and how many packets ended in each state
         (``unfinished``: still RUNNING when the run's last row was written)."""
         frames: list[pl.DataFrame] = []
-        for path in self._paths(STATUS_SCOPE):
-            table = self._scope.at(STATUS_SCOPE).scan(path)
+        for _, table in self._status_tables(None):
             if table is None or not table.num_rows:
                 continue
             frame = _frame(table).sort([TIMESTAMP, SEQUENCE])
@@ -458,6 +478,22 @@ def _latest(frame: pl.DataFrame) -> pl.DataFrame:
     newest_run = pl.col(RUN_ID).last().over([NODE, *user])
     frame = frame.filter(pl.col(RUN_ID) == newest_run)
     return frame.unique(subset=[NODE, *tags], keep="last", maintain_order=True)
+
+
+def _concat_tables(stored: pa.Table, carried: pa.Table) -> pa.Table:
+    """A status table's rows, then the compact rows carried for it, typed as the table's
+    columns (those they lack null), as they were when such rows were stored in it."""
+    n = carried.num_rows
+    columns = {
+        f.name: carried.column(f.name).cast(f.type)
+        if f.name in carried.column_names
+        else pa.nulls(n, f.type)
+        for f in stored.schema
+    }
+    columns.update(
+        {name: carried.column(name) for name in carried.column_names if name not in columns}
+    )
+    return pa.concat_tables([stored, pa.table(columns)], promote_options="default")
 
 
 def _started_from_record() -> pl.Expr:

@@ -17,7 +17,9 @@ columns, system tags included, typed like the node's tag columns.
 The packets of a node that a run served from stored results get one row for all of them
 instead, when an earlier run of the same node hash wrote a row for each of its packets (see
 ``podline.observability.compact``): the view counts them and writes that row when the node
-ends. Such a run leaves a marker when the node ends.
+ends. Such a run leaves a marker when the node ends. Given a ``CarriedRows`` (``carried``,
+as ``Pipeline.run`` does), a node whose only row in the run is that one hands it there, for
+the run record to carry, instead of writing it (see ``podline.observability.carried``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from podline.observability.batching import (
     state_names,
     timestamps,
 )
+from podline.observability.carried import CarriedRows
 from podline.observability.columns import (
     ATTEMPTS,
     CACHED,
@@ -93,11 +96,15 @@ class StatusObserver(BatchedObserver):
         batch_rows: int = DEFAULT_BATCH_ROWS,
         flush_seconds: float | None = DEFAULT_FLUSH_SECONDS,
         compact_cached: bool = True,
+        carried: CarriedRows | None = None,
     ) -> None:
         super().__init__(store, batch_rows=batch_rows, flush_seconds=flush_seconds)
         #: Whether cached packets are written as one row where they can be (False: a row
         #: per packet always, as before ``compact.py``).
         self.compact_cached = compact_cached
+        #: Where a node whose only row in the run is its compact row hands that row, for the
+        #: run record (None: written to the status table like every row).
+        self.carried = carried
         #: The markers of the run's node views that listed their packets: written at the
         #: run's end, once their rows are committed.
         self.markers: list[tuple[tuple[str, ...], pa.Table]] = []
@@ -277,9 +284,17 @@ class _StatusView(NodeView[_StatusRows]):
         return self.base is not None
 
     def _write_compact(self) -> None:
-        """The node ended: one row for the cached packets counted (see ``compact.py``)."""
-        if self.compact_count and self.base:
-            self.add_part(compact_row(self.compact_count, self.base, self.compact_since, time()))
+        """The node ended: one row for the cached packets counted (see ``compact.py``),
+        held for the run record when it is the node's only row in the run (``carried``)."""
+        if not (self.compact_count and self.base):
+            return
+        row = compact_row(self.compact_count, self.base, self.compact_since, time())
+        assert isinstance(self.owner, StatusObserver)
+        carried = self.owner.carried
+        if carried is None or self.lost or len(self.buffer) or self.written():
+            self.add_part(row)
+        else:
+            carried.hold(self.owner.store, self.path, self.table([row], 1, 0))
 
     def _mark(self) -> None:
         """The node ended, and this run wrote a row for each of its packets, all ended:

@@ -39,6 +39,7 @@ from podline.executors import Executor
 from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
 from podline.observability import default_observer
+from podline.observability.carried import CarriedRows
 from podline.observability.manifest import ManifestProbe, RunManifest, record_code
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
 from podline.pipeline.graph import PipelineGraph, compile_graph
@@ -263,10 +264,12 @@ class Pipeline:
             recompute=self._recompute_labels(graph, recompute),
         )
         observed = observer is None and self.observe
+        # Fully cached nodes' status rows, for the run record to carry (``carried.py``).
+        carried = CarriedRows()
         if observed:
             # Their rows are committed with the run record (``_record_run``).
             observer = default_observer(
-                self._layout.pipeline_store, self.name, commit_at_run_end=False
+                self._layout.pipeline_store, self.name, commit_at_run_end=False, carried=carried
             )
         probe = ManifestProbe(graph.packet_functions().values())  # answers meanwhile
         try:
@@ -280,12 +283,14 @@ class Pipeline:
                 options=options,
             )
         except BaseException:
+            carried.release()  # no run record: the rows go to their status tables
             self._layout.flush()  # what finished, and the rows observed about it
             probe.result()
             raise
         try:
-            self._record_run(graph, result, probe.result())
+            self._record_run(graph, result, probe.result(), carried)
         except BaseException:
+            carried.release()  # the rows no written run record carries
             self._layout.flush()  # what finished stands, whatever became of its run record
             raise
         if observed:
@@ -466,7 +471,11 @@ class Pipeline:
         self._code_recorded |= {str(f.content_hash()) for f in computed.values()}
 
     def _record_run(
-        self, graph: PipelineGraph, result: OrchestratorResult, manifest: RunManifest
+        self,
+        graph: PipelineGraph,
+        result: OrchestratorResult,
+        manifest: RunManifest,
+        carried: CarriedRows,
     ) -> None:
         self._record_code(graph.packet_functions(), result)
         # Appended under ids of their own: a run id may be given again (``run(run_id=...)``),
@@ -490,7 +499,11 @@ class Pipeline:
         ]
         if rows:
             table = manifest.append_to(pa.Table.from_pylist(rows))
+            table, placed = carried.add_to(table)
             self.store.append(("pipelines", self.name, "runs"), table)
+            carried.forget(placed)
+        carried.release()  # a held row no run-record row took: to its status table
         # One round of commits (tables side by side): the code records, the rows the
-        # default observers buffered at the run's end, and the run record.
+        # default observers buffered at the run's end, and the run record (with the
+        # status rows of its fully cached nodes).
         self._layout.flush()
