@@ -146,9 +146,12 @@ class _Piece:
         self._sorted: np.ndarray | None = None
         self._order: np.ndarray | None = None
 
+    def starts_with(self, key: np.ndarray) -> bool:
+        return bool((self.words[0] == key).all())
+
     def find(self, key: np.ndarray) -> int:
         """The row whose key is ``key``, -1 if none."""
-        if (self.words[0] == key).all():
+        if self.starts_with(key):
             return 0
         if self._sorted is None or self._order is None:
             self._order = np.argsort(self.words[:, 0], kind="stable").astype(np.uint32)
@@ -256,6 +259,15 @@ class _Window:
             piece, row = self._cursor
             if row < len(piece.words) and (piece.words[row] == key).all():
                 return self._cursor
+        # In order, a run that does not continue the last one starts a piece: the next one
+        # read, most often. Searching the pieces held first would sort each one's keys.
+        for piece in self._held:
+            if piece.starts_with(key):
+                return piece, 0
+        if not self._ended and self._rows < HELD_ROWS:
+            read = self._read()
+            if read is not None and read.starts_with(key):
+                return read, 0
         for piece in (*self._held, *reversed(self._spent)):
             row = piece.find(key)
             if row >= 0:
@@ -273,8 +285,8 @@ class _Window:
         """The next piece, now held; None at the end or where it cannot be streamed."""
         while (item := self._pieces.next()) is not None:
             ready = self._ready(item)
-            if ready is None:  # (so what is held is not the whole table either)
-                self._dropped = True
+            if ready is None:  # nothing more is read, and what is held is not the table
+                self._ended = self._dropped = True
                 return None
             rows, ids = ready
             if not len(ids):
