@@ -259,15 +259,17 @@ class _Window:
             piece, row = self._cursor
             if row < len(piece.words) and (piece.words[row] == key).all():
                 return self._cursor
-        # In order, a run that does not continue the last one starts a piece: the next one
-        # read, most often. Searching the pieces held first would sort each one's keys.
-        for piece in self._held:
-            if piece.starts_with(key):
-                return piece, 0
-        if not self._ended and self._rows < HELD_ROWS:
-            read = self._read()
-            if read is not None and read.starts_with(key):
-                return read, 0
+            # In order, the last run ended with its piece and this one starts the next piece
+            # (most often, the next one read): found without sorting the keys of the pieces
+            # held to search them.
+            if row == len(piece.words):
+                for held in self._held:
+                    if held.starts_with(key):
+                        return held, 0
+                if not self._ended and self._rows < HELD_ROWS:
+                    read = self._read()
+                    if read is not None and read.starts_with(key):
+                        return read, 0
         for piece in (*self._held, *reversed(self._spent)):
             row = piece.find(key)
             if row >= 0:
