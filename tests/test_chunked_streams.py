@@ -96,3 +96,53 @@ def test_table_hasher_checks_the_row_count() -> None:
     hasher.update(table)
     with pytest.raises(HashingError, match="announced as 4 rows gave 3"):
         hasher.digest()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"source_info": True},
+        {"system_tags": True},
+        {"content_hash": True},
+        {"content_hash": "h", "system_tags": True},
+        {"all_info": True},
+        {"sort_by_tags": True},
+    ],
+)
+def test_a_chunked_table_is_read_a_chunk_at_a_time_without_the_columns_not_asked_for(
+    options: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading a spilled node output as a table keeps only the columns asked for of each
+    # chunk: its source info (a token a row) is never held for the whole stream.
+    rows = _rows(50)
+    table = rows.as_table(system_tags=True, source_info=True)
+    shuffled = table.take(pa.array(list(range(49, -1, -1))))
+    whole_tables: list[int] = []
+
+    def batches() -> list[pa.RecordBatch]:
+        whole_tables.append(1)
+        return shuffled.to_batches(7)
+
+    chunked = ChunkedTableStream(shuffled.schema, ["id"], batches, 50)
+    expected = TableStream(shuffled, ["id"]).as_table(**options)  # type: ignore[arg-type]
+    joined: list[set[str]] = []
+    concat = pa.concat_tables
+
+    def spied(tables: list[pa.Table], *args: object, **kwargs: object) -> pa.Table:
+        tables = list(tables)
+        joined.append({name for t in tables for name in t.column_names})
+        return concat(tables, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pa, "concat_tables", spied)
+    got = chunked.as_table(**options)
+    monkeypatch.undo()
+    if not (options.get("source_info") or options.get("all_info") or options.get("sort_by_tags")):
+        info = {n for n in shuffled.column_names if n.startswith("__source:")}
+        assert info
+        assert not any(info & names for names in joined)
+    assert got.equals(expected)
+    assert whole_tables == [1]
+    if not options:
+        assert got.column_names == ["id", "x", "s"]
+        assert all(len(chunk) <= 7 for chunk in got.column("x").chunks)

@@ -132,7 +132,14 @@ class ChunkedTableStream(TableStream):
 
     # Data questions read the chunks; nothing read is kept.
     def as_table(self, **options: Any) -> pa.Table:
-        return self._whole().as_table(**options)
+        if options.get("sort_by_tags"):
+            return self._whole().as_table(**options)
+        # Chunk by chunk: the columns not asked for (source info, system tags) are dropped
+        # as each is read, never held for the whole stream.
+        parts = [self._chunk(data).as_table(**options) for data in self._read()]
+        if not parts:
+            return self._chunk(self._table).as_table(**options)
+        return pa.concat_tables(parts)
 
     def packet_hashes(self) -> pa.Array:
         parts = [chunk.packet_hashes() for chunk in self.iter_chunks(1 << 16)]
