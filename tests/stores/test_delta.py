@@ -544,6 +544,19 @@ def test_a_read_after_another_writer_committed_reads_only_its_files(
     assert files_read == sorted(_data_files(store, "t") - before)
 
 
+def test_a_read_of_stored_ids_reads_the_rows_without_confirming_them_first(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hash match in the store's id index used to be confirmed by reading the table's id
+    # column, and the rows were then read all the same: one read is enough.
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("t", records(["a", "b"], v=[1, 2]))
+    store.flush()
+    id_reads = count_id_reads(monkeypatch)
+    assert store.read("t", ["x", "b"]).column("v").to_pylist() == [2]
+    assert id_reads == []
+
+
 def test_local_reads_do_not_load_the_dataset_engine(root: Path) -> None:
     # Arrow's dataset engine imports pandas when it is installed: some 40 MB for reads that
     # plain Parquet files serve. Checked in a fresh interpreter, as other tests load it.

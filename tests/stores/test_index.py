@@ -103,3 +103,25 @@ def test_a_batch_matching_no_hash_asks_the_source_nothing() -> None:
     assert source.asked == []
     assert index.contains(pa.array(["new", "id7"])).tolist() == [False, True]
     assert source.asked == ["id7"]
+
+
+@given(
+    st.lists(st.lists(st.text(max_size=6), max_size=20), max_size=5),
+    st.lists(st.text(max_size=6), max_size=30),
+    st.booleans(),
+)
+def test_may_contain_never_misses_and_asks_the_source_nothing(
+    batches: list[list[str]], probe: list[str], weak: bool
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        if weak:
+            patch.setattr(_index, "id_hashes", _weak_hashes)
+        source = SetSource()
+        index = IdIndex(source)
+        for batch in batches:
+            index.add(pa.array(batch, pa.string()))
+        answer = index.may_contain(pa.array(probe, pa.string()))
+        assert answer or not any(p in source.ids for p in probe)
+        hashes = set(_index.id_hashes(pa.array(list(source.ids), pa.string())).tolist())
+        assert answer == any(h in hashes for h in _index.id_hashes(pa.array(probe)).tolist())
+        assert source.asked == []

@@ -205,7 +205,8 @@ class _DeltaBackend(Committer):
         commits added, never the whole table. (The index is not synced here: the flush relies
         on a sync that adds ids to check buffered rows against them.)"""
         committed = state.committed.get(column)
-        if committed is None or state.log is None or committed.index.contains(ids).any():
+        # A hash match is not confirmed (that reads the id column): the files are read anyway.
+        if committed is None or state.log is None or committed.index.may_contain(ids):
             return None
         covered = committed.files
         return {name: size for name, size in state.log.data_files().items() if name not in covered}
