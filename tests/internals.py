@@ -63,6 +63,19 @@ def break_compaction(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> N
     monkeypatch.setattr(delta_module, "rewrite_small_files", broken)
 
 
+def after_each_compaction(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) -> None:
+    """Call ``then`` right after each small-file compaction of a Delta store commits, before
+    the store accounts for it."""
+    real = delta_module.rewrite_small_files
+
+    def compacting(*args: Any, **kwargs: Any) -> bool:
+        rewrote: bool = real(*args, **kwargs)
+        then()
+        return rewrote
+
+    monkeypatch.setattr(delta_module, "rewrite_small_files", compacting)
+
+
 def drop_a_data_file_when_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make podline's local log reader leave the last data file of every table out."""
     data_files = _delta_local.LocalLog.data_files
@@ -90,6 +103,21 @@ def count_table_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(delta_module, "stored_rows", counting)
+    return reads
+
+
+def record_data_file_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list of the data files (names relative to their table) whose rows a Delta store
+    reads for a ``read`` or ``scan``, one entry per file read."""
+    reads: list[str] = []
+    for name in ("read_parquet", "read_matching"):
+        real = getattr(_delta_table, name)
+
+        def recording(files: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            reads.extend(files)
+            return _real(files, *args, **kwargs)
+
+        monkeypatch.setattr(_delta_table, name, recording)
     return reads
 
 

@@ -23,6 +23,7 @@ from tests.internals import (
     count_id_reads,
     count_table_reads,
     real_commit,
+    record_data_file_reads,
     replace_commits,
     without_file_locks,
 )
@@ -32,6 +33,7 @@ from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, DeltaStore, _index, open_store
 from podline.stores._delta_format import decode_segment, encode_segment, parquet_settings
+from podline.stores._delta_table import FEW_IDS
 
 from .conftest import records
 
@@ -482,6 +484,77 @@ def test_a_read_of_ids_the_store_never_committed_reads_no_files(
     other.flush()
     assert store.read("t", ["x"]).column("v").to_pylist() == [24]
     assert len(calls) == 2
+
+
+def _data_files(store: DeltaStore, path: str) -> set[str]:
+    """The data files of the table at ``path``, relative to it, as delta-rs lists them."""
+    uri = store.table_uri(path)
+    return {name.removeprefix(uri).lstrip("/") for name in DeltaTable(uri).file_uris()}
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few ids", "many ids"])
+def test_a_read_while_a_commit_is_not_yet_indexed_reads_only_that_commit(
+    root: Path, monkeypatch: pytest.MonkeyPatch, many: bool
+) -> None:
+    # The flushing thread publishes a commit, then records its ids in the store's id index;
+    # a read in between found the index behind the table and read every file, whole for
+    # many ids (a run's memo lookups, 16,384 ids): the peaks of a first run that grew with
+    # its tables (issue #23). Only the commit's own file can hold an id the index lacks.
+    store = DeltaStore(root, flush_seconds=None)
+    for i in range(4):
+        store.write("t", records([f"a{i}", f"b{i}"], v=[i, 10 + i]))
+        store.flush()
+    before = _data_files(store, "t")
+    asked = ["c1", *(f"new{j}" for j in range(FEW_IDS + 1 if many else 2))]
+    seen: dict[str, Any] = {}
+    real = real_commit()
+
+    def commit_then_read(*args: Any) -> Any:
+        log = real(*args)  # published; the index does not know it yet
+        seen["read"] = store.read("t", asked)
+        seen["files"] = list(files_read)
+        seen["known"] = store.read("t", ["a1", "c1", "a3"])  # ids the index has: every file
+        return log
+
+    store.write("t", records(["c0", "c1"], v=[20, 21]))
+    files_read = record_data_file_reads(monkeypatch)
+    replace_commits(monkeypatch, commit_then_read)
+    store.flush()
+    assert seen["read"].column(RECORD_ID).to_pylist() == ["c1"]  # once, not twice
+    assert seen["read"].column("v").to_pylist() == [21]
+    assert seen["files"] == sorted(_data_files(store, "t") - before)  # the new file alone
+    assert seen["known"].column("v").to_pylist() == [1, 21, 3]
+    assert store.read("t", asked).column("v").to_pylist() == [21]
+
+
+def test_a_read_after_another_writer_committed_reads_only_its_files(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    for i in range(3):
+        store.write("t", records([f"a{i}"], v=[i]))
+        store.flush()
+    before = _data_files(store, "t")
+    other = DeltaStore(root, flush_seconds=None)
+    other.write("t", records(["x"], v=[24]))
+    other.flush()
+    files_read = record_data_file_reads(monkeypatch)
+    asked = ["x", *(f"new{j}" for j in range(FEW_IDS + 1))]
+    assert store.read("t", asked).column("v").to_pylist() == [24]
+    assert files_read == sorted(_data_files(store, "t") - before)
+
+
+def test_a_read_of_stored_ids_reads_the_rows_without_confirming_them_first(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hash match in the store's id index used to be confirmed by reading the table's id
+    # column, and the rows were then read all the same: one read is enough.
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("t", records(["a", "b"], v=[1, 2]))
+    store.flush()
+    id_reads = count_id_reads(monkeypatch)
+    assert store.read("t", ["x", "b"]).column("v").to_pylist() == [2]
+    assert id_reads == []
 
 
 def test_local_reads_do_not_load_the_dataset_engine(root: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.internals import break_compaction
+from tests.internals import after_each_compaction, break_compaction, record_data_file_reads
 
 from podline.errors import StoreError
 from podline.stores import DeltaStore, open_store
@@ -26,12 +26,19 @@ from podline.stores._delta_maintenance import (
     merge_size,
     pending,
 )
+from podline.stores._delta_table import FEW_IDS
 
 from .conftest import records
 
 
 def _version(store: DeltaStore, path: str) -> int:
     return DeltaTable(store.table_uri(path)).version()
+
+
+def _data_files(store: DeltaStore, path: str) -> set[str]:
+    """The data files of the table at ``path``, relative to it, as delta-rs lists them."""
+    uri = store.table_uri(path)
+    return {name.removeprefix(uri).lstrip("/") for name in DeltaTable(uri).file_uris()}
 
 
 def _live_files(store: DeltaStore, path: str) -> int:
@@ -307,6 +314,47 @@ def test_full_files_neither_count_toward_a_compaction_nor_take_part(tmp_path: Pa
     assert full < files
     assert len(files) == len(full) + 1
     assert store.scan("t").num_rows == 5_020
+
+
+def test_a_read_during_a_compaction_reads_only_the_merged_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between a compaction's commit and the store's id index learning of it, the index is
+    # behind the table: a read of ids it does not hold reads the files the compaction wrote
+    # (at most the cap), not the whole table.
+    cap = 40_000
+    rng = random.Random(7)
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=4, compact_bytes=cap)
+    for n in range(4):  # four full files, never merged again
+        store.write("t", _rows(1_000, 1_000 * n, rng))
+        store.flush()
+    full = _data_files(store, "t")
+    asked = [f"new-{j}" for j in range(FEW_IDS + 1)]
+    seen: list[tuple[int, list[str], list[object]]] = []
+
+    def read() -> None:
+        files_read.clear()
+        found = store.read("t", asked, columns=["v"])
+        assert found is not None
+        files = list(files_read)
+        known = store.read("t", ["row-0010002", "row-0000001"], columns=["v"])
+        assert known is not None
+        seen.append((found.num_rows, files, known.column("v").to_pylist()))
+
+    files_read = record_data_file_reads(monkeypatch)
+    after_each_compaction(monkeypatch, read)
+    for n in range(4):  # the fourth small file makes the table due
+        store.write("t", _rows(5, 10_000 + 5 * n, rng))
+        store.flush()
+    ((found, files, known),) = seen
+    merged = _data_files(store, "t") - full
+    assert len(merged) == 1
+    assert (found, files) == (0, sorted(merged))
+    # Ids the index holds are read from every file, as always: the same rows as afterwards.
+    after = store.read("t", ["row-0010002", "row-0000001"], columns=["v"])
+    assert after is not None
+    assert known == after.column("v").to_pylist()
+    assert len(known) == 2
 
 
 def test_compaction_writes_bounded_row_groups_in_the_tables_encoding(tmp_path: Path) -> None:

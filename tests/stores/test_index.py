@@ -88,9 +88,13 @@ def test_a_source_confirms_like_a_set(
             index.extend([pa.array(batch[::2], pa.large_string()), pa.array(batch[1::2])])
             stored.update(batch)
         assert len(index) == sum(map(len, batches))
+        hashes = set(_index.id_hashes(pa.array(list(stored), pa.string())).tolist())
+        # ``may_contain`` confirms nothing: yes exactly when a hash matches (never a false no).
+        matched = any(h in hashes for h in _index.id_hashes(pa.array(probe, pa.string())).tolist())
+        assert index.may_contain(pa.array(probe, pa.string())) == matched
+        assert source.asked == []
         assert index.contains(pa.array(probe, pa.string())).tolist() == [p in stored for p in probe]
         # Only ids whose hash the index holds are confirmed: none when no hash matched.
-        hashes = set(_index.id_hashes(pa.array(list(stored), pa.string())).tolist())
         assert all(h in hashes for h in _index.id_hashes(pa.array(source.asked)).tolist())
         assert stored or not source.asked
 

@@ -10,7 +10,7 @@ rows to them, so reads see every write, committed or not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -243,18 +243,23 @@ def stored_rows(
     *,
     where: RowFilter | None = None,
     ids: tuple[str, pa.Array] | None = None,
+    files: Mapping[str, int] | None = None,
 ) -> pa.Table | None:
     """Committed rows projected to ``columns``, in the path's types: with ``ids`` =
     (column, values), the rows holding those ids, in their order; ``where`` is applied to
-    the columns the table has (callers filter the result exactly)."""
+    the columns the table has (callers filter the result exactly). ``files``: the only data
+    files that may hold the ``ids`` (see ``committed_rows``)."""
     stored = state.stored_schema()
     if stored is None:
         return None
     names = set(stored.names)
     present = [c for c in columns if c in names]
-    picked = ids if ids is not None and ids[0] in names and len(ids[1]) <= FEW_IDS else None
+    few = ids is not None and (len(ids[1]) <= FEW_IDS or files is not None)
+    picked = ids if few and ids is not None and ids[0] in names else None
     restricted = where.restricted(names) if where else None
-    table = committed_rows(state, local_root, present, path, where=restricted, ids=picked)
+    table = committed_rows(
+        state, local_root, present, path, where=restricted, ids=picked, files=files
+    )
     if ids is not None:
         # Picked before conform, which would otherwise convert every stored row.
         # (No stored row has the id column yet: none matches.)
@@ -306,11 +311,15 @@ def committed_rows(
     *,
     where: RowFilter | None = None,
     ids: tuple[str, pa.Array] | None = None,
+    files: Mapping[str, int] | None = None,
 ) -> pa.Table:
     """The committed rows of a table (in ``local_root``; None: an object store), projected
     to ``columns`` (which it has) and filtered by ``where``; with ``ids`` = (column, values),
     rows without one of those ids may be left out (``_delta_prune`` reads only what may
-    hold them)."""
+    hold them). ``files`` (path -> size; None: all): the only data files that may hold the
+    rows asked for, the others being known not to (the store's id index covers them), so
+    that a lookup costs the files its index has not seen yet, not the table. (Tables that
+    delta-rs reads are read whole.)"""
     log, stored = state.log, state.stored_schema()
     assert log is not None
     assert stored is not None
@@ -324,15 +333,18 @@ def committed_rows(
     written = pa.schema([stored.field(c) for c in columns])
     filesystem = local_filesystem(local_root)
     where = where if where is None or where.tests else None
+    candidates = log.data_files() if files is None else files
     # A small table (a pipeline's specifications, a node's markers: a few rows read at every
     # run) is read whole: that costs a third of finding the files and row groups that may
     # hold a few ids, and the caller picks the rows (``stored_rows``, ``where.apply``).
-    small = sum(log.data_files().values()) <= SMALL_TABLE_BYTES
+    small = sum(candidates.values()) <= SMALL_TABLE_BYTES
     if (where is None and ids is None) or small:
-        files = read_parquet(log.data_files(), columns, filesystem, f"the Delta table at {log.uri}")
+        read = read_parquet(candidates, columns, filesystem, f"the Delta table at {log.uri}")
     else:
-        files = _lookup(log, stored, columns, path, filesystem, where=where, ids=ids)
-    parts = [conform(part, written, path) for part in files]
+        read = _lookup(
+            log, stored, columns, path, filesystem, candidates=candidates, where=where, ids=ids
+        )
+    parts = [conform(part, written, path) for part in read]
     table = pa.concat_tables(parts) if parts else written.empty_table()
     return table if where is None else where.apply(table)
 
@@ -344,28 +356,32 @@ def _lookup(
     path: StorePath,
     filesystem: pafs.FileSystem,
     *,
+    candidates: Mapping[str, int],
     where: RowFilter | None,
     ids: tuple[str, pa.Array] | None,
 ) -> Iterator[pa.Table]:
-    """The rows of a plain local table's files that pass ``where`` or hold one of ``ids``,
-    reading only the files and row groups that may hold them (see ``_delta_prune``)."""
+    """The rows of ``candidates``, files of a plain local table, that pass ``where`` or hold
+    one of ``ids``, reading only the files and row groups that may hold them (see
+    ``_delta_prune``; files are told apart by their statistics only for a few ids)."""
     if where is not None:
         lookup: dict[str, list[Any]] = {
             name: [None if value is None else value.as_py()] for name, value in where.tests
         }
         select: Select = where.mask
+        keys = pa.schema([stored.field(name) for name in lookup])
     else:
         assert ids is not None
-        lookup = {ids[0]: ids[1].drop_null().to_pylist()}
+        # (Bounds of random hashes rarely exclude one of many ids: not worth testing each.)
+        lookup = {ids[0]: ids[1].drop_null().to_pylist()} if len(ids[1]) <= FEW_IDS else {}
         select = id_select(*ids)
-    keys = pa.schema([stored.field(name) for name in lookup])
-    stats = log.file_stats()
+        keys = pa.schema([stored.field(ids[0])])
+    stats = log.file_stats() if lookup else {}
     files = {
         name: size
-        for name, size in log.data_files().items()
-        if may_hold(stats.get(name), lookup, stored)
+        for name, size in candidates.items()
+        if not lookup or may_hold(stats.get(name), lookup, stored)
     }
-    check_data_files(log.data_files(), filesystem, f"the Delta table at {log.uri}")
+    check_data_files(candidates, filesystem, f"the Delta table at {log.uri}")
     return read_matching(
         files,
         columns,

@@ -115,6 +115,14 @@ class IdIndex:
             self._buffer[:size].sort(kind="stable")
         self._size = size
 
+    def may_contain(self, ids: Ids) -> bool:
+        """Whether some of ``ids`` (strings, no nulls) may be in the set: some hash matches.
+        Nothing is confirmed, so nothing is read: a collision may say yes, a stored id never
+        says no (for callers that read the ids' rows anyway, exactly, when it says yes)."""
+        if not self._size or not len(ids):
+            return False
+        return bool((sorted_hits(self._hashes, id_hashes(ids)) >= 0).any())
+
     def contains(self, ids: Ids) -> np.ndarray:
         """A boolean mask: which of ``ids`` (strings, no nulls) are in the set."""
         if not self._size or not len(ids):

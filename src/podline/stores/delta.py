@@ -192,18 +192,24 @@ class _DeltaBackend(Committer):
         check_columns(columns, schema, path)
         return state, schema
 
-    def _may_hold(self, state: TableState, column: str, ids: pa.Array) -> bool:
-        """Whether the committed rows may hold any of ``ids``: False only when the table's
-        id index (kept by this store's writes) is in step with the read log and holds none
-        of them. That spares a run looking up what it is about to compute a read of every
-        row it committed so far. (The index is not synced here: the flush relies on a sync
-        that adds ids to check buffered rows against them.)"""
+    def _files_to_read(
+        self, state: TableState, column: str, ids: pa.Array
+    ) -> Mapping[str, int] | None:
+        """The committed data files (path -> size) that may hold any of ``ids``; None: any
+        of them. The table's id index (kept by this store's writes) covers the files it was
+        synced with or wrote: when it holds none of ``ids``, only the files it does not cover
+        may. That is none while it is in step with the read log, which spares a run looking
+        up what it is about to compute a read of every row it committed so far; and while a
+        commit of this store is published but not yet recorded in the index (the flushing
+        thread works without ``_lock``), or another writer committed, it is the files those
+        commits added, never the whole table. (The index is not synced here: the flush relies
+        on a sync that adds ids to check buffered rows against them.)"""
         committed = state.committed.get(column)
-        if committed is None or state.log is None:
-            return True
-        if committed.version != state.log.version():
-            return True
-        return bool(committed.index.contains(ids).any())
+        # A hash match is not confirmed (that reads the id column): the files are read anyway.
+        if committed is None or state.log is None or committed.index.may_contain(ids):
+            return None
+        covered = committed.files
+        return {name: size for name, size in state.log.data_files().items() if name not in covered}
 
     # -- Backend protocol
 
@@ -241,9 +247,11 @@ class _DeltaBackend(Committer):
             wanted = columns or schema.names
             fetch = _unique([*wanted, id_column, *(b.column for b in state.pending)])
             stored = None
-            if self._may_hold(state, id_column, ids):
+            files = self._files_to_read(state, id_column, ids)
+            if files is None or files:
+                root = self._local_root(state)
                 stored = stored_rows(
-                    state, schema, fetch, path, self._local_root(state), ids=(id_column, ids)
+                    state, schema, fetch, path, root, ids=(id_column, ids), files=files
                 )
             found = merge_buffered(stored, state.pending, schema, fetch, path, ids=(id_column, ids))
             if state.pending:  # stored rows come in the order of ``ids``; buffered ones not
