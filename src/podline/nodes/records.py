@@ -286,7 +286,8 @@ class ProvenanceRecords:
             return self._known_of_nothing()
         if packed_ids.null_count or packed_results.null_count:
             return self._known_as_strings()
-        return self._known_packed(packed_ids, packed_results, np.concatenate(skipped))
+        memo = self._memo_results(packed=True)
+        return self.known_of(packed_ids, packed_results, np.concatenate(skipped), memo)
 
     def known_of(
         self,
@@ -301,20 +302,9 @@ class ProvenanceRecords:
         if not len(ids):
             return self._known_of_nothing()
         if memo is None:
-            with _KNOWN_READS:
-                return self._known_packed(ids, result_ids, skipped)
+            with _KNOWN_READS:  # (as ``known()``: the read and the join, a node at a time)
+                return self.known_of(ids, result_ids, skipped, self._memo_results(packed=True))
         results, stored_tokens = memo
-        return self._known_of(
-            ids, result_ids, skipped=skipped, results=results, stored_tokens=stored_tokens
-        )
-
-    def _known_packed(
-        self,
-        ids: pa.Array | pa.ChunkedArray,
-        result_ids: pa.Array | pa.ChunkedArray,
-        skipped: np.ndarray,
-    ) -> KnownEntries:
-        results, stored_tokens = self._memo_results(packed=True)
         return self._known_of(
             ids, result_ids, skipped=skipped, results=results, stored_tokens=stored_tokens
         )
