@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from podline.errors import StoreError
+from podline.stores._common import conform
 from podline.stores._delta_actions import (
     checkpoint_actions,
     commit_actions,
@@ -52,16 +53,19 @@ from podline.stores._delta_format import (
     UnsupportedTable,
     arrow_field,
     delta_field,
+    read_row_groups,
+    row_groups,
 )
 from podline.stores._delta_log import (
     CommitConflict,
     DeltaRsLog,
     TableLog,
     all_fields,
+    local_filesystem,
     write_with_delta_rs,
 )
 from podline.stores._delta_publish import create_log, has_log, link_entry
-from podline.stores._delta_stats import file_stats
+from podline.stores._delta_stats import file_stats, merged_stats
 from podline.stores._durable import Syncing, make_dirs, sync_dir
 
 if TYPE_CHECKING:
@@ -459,20 +463,142 @@ class LocalLog:
             except UnsupportedTable:  # no hard links here: delta-rs commits from now on
                 self._links = False
             else:
-                configuration = self.metadata["configuration"]
-                interval = int(
-                    configuration.get("delta.checkpointInterval") or _CHECKPOINT_INTERVAL
-                )
-                if (self._version + 1) % interval == 0:  # as delta-rs counts
-                    self._checkpoint(configuration)
+                self._checkpoint_if_due()
                 return
         evolve = len(schema) > len(self.schema())
         write_with_delta_rs(self.delta_table(), rows, schema, settings, evolve=evolve)
         self.update(until=self._version + 1)
 
-    def _checkpoint(self, configuration: dict[str, str]) -> None:
-        """Have delta-rs write a checkpoint at this version and, as its own commits would,
-        delete log entries older than ``delta.logRetentionDuration`` (30 days by default)."""
+    # -- merging (compaction)
+
+    def mergeable(self) -> bool:
+        # The same rows in other files: what an append may write, a merge may rewrite.
+        return self.appendable(self.schema())
+
+    def merge(self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int) -> None:
+        files = self.data_files()  # (reads what a checkpoint left unread)
+        logged = {added.name: path for path, added in self._files.items()}
+        now = time.time_ns() // 1_000_000
+        written: list[Path] = []
+        removes: list[dict[str, Any]] = []
+        adds: list[dict[str, Any]] = []
+        try:
+            for names in bins:
+                data, stats = self._merged_file(
+                    {name: files[name] for name in names}, settings, row_group_rows
+                )
+                written.append(data)
+                sources = [self._files[logged[name]] for name in names]
+                removes += [
+                    {
+                        "path": logged[name],
+                        "dataChange": False,
+                        "deletionTimestamp": now,
+                        "extendedFileMetadata": True,
+                        "partitionValues": {},
+                        "size": files[name],
+                    }
+                    for name in names
+                ]
+                adds.append(
+                    {
+                        "path": quote(data.name),
+                        "partitionValues": {},
+                        "size": data.stat().st_size,
+                        # The merged file stands where its oldest source stood in the order
+                        # files were added (``data_files``), so rows keep the order they
+                        # were written in wherever in the table the merged files were.
+                        "modificationTime": min(added.modified for added in sources),
+                        "dataChange": False,
+                        "stats": json.dumps(stats, separators=(",", ":"), ensure_ascii=False),
+                    }
+                )
+            self._commit_merge(removes, adds, written, now)
+        except BaseException:
+            for data in written:  # nothing was published: no commit refers to them
+                data.unlink(missing_ok=True)
+            raise
+
+    def _merged_file(
+        self, files: dict[str, int], settings: ParquetSettings, row_group_rows: int
+    ) -> tuple[Path, dict[str, Any]]:
+        """Write the rows of ``files`` (name -> size), in that order, to a new data file, a row
+        group of at most ``row_group_rows`` at a time; its path and its statistics."""
+        schema = self.schema()
+        data = Path(self.uri, f"part-00000-{uuid.uuid4()}-c000.parquet")
+        parts: list[dict[str, Any]] = []
+        table = f"the Delta table at {self.uri}"
+        pieces = read_row_groups(files, schema.names, local_filesystem(self.uri), table)
+        with pq.ParquetWriter(data, schema, **settings.for_pyarrow(schema)) as writer:
+            # (Files written before a column was added lack it: nulls, as readers take it.)
+            for rows in row_groups((conform(p, schema, ()) for p in pieces), row_group_rows):
+                writer.write_table(rows, row_group_size=row_group_rows)
+                parts.append(file_stats(rows))
+        return data, merged_stats(parts) if parts else file_stats(schema.empty_table())
+
+    def _commit_merge(
+        self, removes: list[dict[str, Any]], adds: list[dict[str, Any]], data: list[Path], now: int
+    ) -> None:
+        """Commit a merge (the ``removes`` and ``adds`` of the files ``data``) as the next
+        version, published as ``_commit_rows`` publishes its entry."""
+
+        def summary(sizes: list[int]) -> str:
+            return json.dumps(
+                {
+                    "avg": sum(sizes) / len(sizes),
+                    "max": max(sizes),
+                    "min": min(sizes),
+                    "totalFiles": len(sizes),
+                    "totalSize": sum(sizes),
+                }
+            )
+
+        info = {
+            "timestamp": now,
+            "operation": "OPTIMIZE",
+            "operationParameters": {"predicate": "[]"},
+            "readVersion": self._version,
+            "clientVersion": _CLIENT,
+            "operationMetrics": {
+                "numFilesAdded": len(adds),
+                "numFilesRemoved": len(removes),
+                "filesAdded": summary([a["size"] for a in adds]),
+                "filesRemoved": summary([r["size"] for r in removes]),
+                "preserveInsertionOrder": True,
+            },
+        }
+        actions = [
+            {"commitInfo": info},
+            *({"remove": r} for r in removes),
+            *({"add": a} for a in adds),
+        ]
+        entry = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions)
+        at = self._version + 1
+        # Durable before visible (see _durable), as an append's.
+        syncing = Syncing(files=tuple(data), dirs=(Path(self.uri),))
+        try:
+            published = link_entry(self._log, entry.encode(), at, syncing)
+        except UnsupportedTable:  # no hard links here: delta-rs commits from now on
+            self._links = False
+            raise
+        sync_dir(published)
+        self._confirm(at, adds[0]["path"], self._log / f"{at:020d}.json", tuple(data))
+        where = f"log entry {at} of the Delta table at {self.uri}"
+        for removed in removes:
+            self._apply("remove", removed, where)
+        for added in adds:
+            self._add(added, where)
+        self._version = at
+        self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        """After our commit: every ``delta.checkpointInterval`` versions, have delta-rs write a
+        checkpoint at this version and, as its own commits would, delete log entries older
+        than ``delta.logRetentionDuration`` (30 days by default)."""
+        configuration = self.metadata["configuration"]
+        interval = int(configuration.get("delta.checkpointInterval") or _CHECKPOINT_INTERVAL)
+        if (self._version + 1) % interval:  # as delta-rs counts
+            return
         try:
             table = self.delta_table()
             table.create_checkpoint()
@@ -564,14 +690,14 @@ class LocalLog:
             data.unlink(missing_ok=True)  # nothing was published: no commit refers to it
             raise
         sync_dir(published)  # the entry's new name: a commit that returned survives too
-        self._confirm(at, path, self._log / f"{at:020d}.json", data)
+        self._confirm(at, path, self._log / f"{at:020d}.json", (data,))
         self._add(added, f"log entry {at} of the Delta table at {self.uri}")
         self._version = at
 
-    def _confirm(self, at: int, path: str, entry: Path, data: Path) -> None:
-        """Make sure our commit ``at`` (the ``entry`` adding ``data`` as ``path``) extends
-        the table as readers see it, or withdraw it (``CommitConflict``: the store reloads
-        the table and tries again).
+    def _confirm(self, at: int, path: str, entry: Path, data: tuple[Path, ...]) -> None:
+        """Make sure our commit ``at`` (the ``entry`` adding the files ``data``, the first as
+        ``path``) extends the table as readers see it, or withdraw it (``CommitConflict``: the
+        store reloads the table and tries again).
 
         Creating the entry only if absent is not enough when entries are deleted: a log
         cleanup deletes the entries older than a checkpoint, so version ``at`` may have been
@@ -591,7 +717,8 @@ class LocalLog:
             return
         # Below the newest checkpoint: no reader sees it, and no writer built on it.
         entry.unlink(missing_ok=True)
-        data.unlink(missing_ok=True)
+        for written in data:
+            written.unlink(missing_ok=True)
         raise CommitConflict(
             f"version {at} of {self.uri} lies below a newer checkpoint of the table: a log "
             f"cleanup had deleted that version, committed by another writer"

@@ -106,6 +106,18 @@ class TableLog(Protocol):
         writer committed that version first."""
         ...
 
+    def mergeable(self) -> bool:
+        """Whether ``merge`` rewrites this table's files (else delta-rs's ``optimize`` does)."""
+        ...
+
+    def merge(self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int) -> None:
+        """Rewrite each of ``bins`` (data files as ``data_files`` names them) as one file
+        holding their rows in the order ``data_files`` gives them, in row groups of at most
+        ``row_group_rows``, in one commit that changes no row (the version after this one),
+        and move to it. Raises ``CommitConflict`` (and leaves nothing behind) if another
+        writer committed that version first."""
+        ...
+
 
 def write_with_delta_rs(
     target: str | DeltaTable,
@@ -202,6 +214,12 @@ class DeltaRsLog:
     def append(self, rows: pa.Table, schema: pa.Schema, settings: ParquetSettings) -> None:
         evolve = len(schema) > len(self.schema())
         write_with_delta_rs(self.table, rows, schema, settings, evolve=evolve)
+
+    def mergeable(self) -> bool:
+        return False  # delta-rs's optimize merges what delta-rs reads
+
+    def merge(self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int) -> None:
+        raise UnsupportedTable("delta-rs merges this table's files (see mergeable)")
 
 
 def all_fields(schema: pa.Schema) -> Iterator[pa.Field]:

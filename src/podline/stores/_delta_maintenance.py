@@ -32,7 +32,7 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from podline.stores._delta_format import ParquetSettings
-from podline.stores._delta_log import TableLog
+from podline.stores._delta_log import CommitConflict, TableLog
 
 __all__ = [
     "DEFAULT_COMPACT_BYTES",
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_RETENTION_HOURS",
     "Maintenance",
     "delete_unreferenced",
+    "merge_plan",
     "merge_size",
     "pending",
     "rewrite_small_files",
@@ -89,10 +90,27 @@ def pending(sizes: list[int], cap: int) -> int:
     return sum(1 for size in sizes if 2 * size <= bound)
 
 
+def _newest(sizes: list[int], least: int, bound: int) -> int | None:
+    """How many of the newest files of ``sizes`` make the next tier (see ``merge_size``): the
+    fewest, from ``least`` on, that the next older file outweighs and of which none makes up
+    more than half, within ``bound``; None if no such files stay within it."""
+    total = largest = 0
+    for count, size in enumerate(reversed(sizes), start=1):
+        total += size
+        largest = max(largest, size)
+        if total > bound:
+            return None
+        older = sizes[-count - 1] if count < len(sizes) else bound + 1
+        if count >= max(least, 2) and 2 * largest <= total < older:
+            return count
+    return None
+
+
 def merge_size(sizes: list[int], least: int | None, cap: int) -> int | None:
     """The ``target_size`` for delta-rs's ``optimize`` that merges small files of ``sizes`` (in
     the order they were added) into files of at most ``cap`` bytes and leaves every file larger
-    than half of ``cap`` as it is; None if no two files can be merged so.
+    than half of ``cap`` as it is; None if no two files can be merged so. (For tables podline
+    does not merge itself: see ``merge_plan``.)
 
     delta-rs rewrites files no larger than the target, in bins of at most the target: since
     1.6 it packs neighbours in the log, the newest first (before, the largest first). With
@@ -104,40 +122,89 @@ def merge_size(sizes: list[int], least: int | None, cap: int) -> int | None:
     (less where a full file is smaller).
     """
     bound = _bound(sizes, cap)
-    total = largest = 0
-    for count, size in enumerate(reversed(sizes) if least is not None else (), start=1):
-        total += size
-        largest = max(largest, size)
-        if total > bound:
-            break
+    count = None if least is None else _newest(sizes, least, bound)
+    if count is not None:
+        total = sum(sizes[-count:])
         older = sizes[-count - 1] if count < len(sizes) else bound + 1
-        if count >= max(least or 0, 2) and 2 * largest <= total < older:
-            # Up to a quarter more lets the merged file come out a little larger than its
-            # parts (delta-rs would start a second file at the target).
-            return min(bound, older - 1, total + total // 4)
+        # Up to a quarter more lets the merged file come out a little larger than its
+        # parts (delta-rs would start a second file at the target).
+        return min(bound, older - 1, total + total // 4)
     small = sorted(size for size in sizes if size <= bound)
     if len(small) >= 2 and small[0] + small[1] <= bound:
         return bound
     return None
 
 
+def merge_plan(files: dict[str, int], least: int | None, cap: int) -> list[list[str]]:
+    """The files (name -> size, in the order they were added) podline merges itself, as bins
+    each rewritten into one file holding their rows in the order they were added; none if no
+    two files can be merged within ``cap``.
+
+    The same tiers as ``merge_size``: with ``least``, the newest files that make the next
+    tier, in one bin. Otherwise, or where they do not stay within the cap, the files that
+    ``pending`` counts (any two of which fit one merge), packed in the order they were added
+    into bins of at most the cap (less where a full file is smaller). A merged file takes the
+    place of its oldest source in that order (``LocalLog.merge``).
+    """
+    names, sizes = list(files), list(files.values())
+    bound = _bound(sizes, cap)
+    count = None if least is None else _newest(sizes, least, bound)
+    if count is not None:
+        return [names[-count:]]
+    bins: list[list[str]] = [[]]
+    total = 0
+    for name, size in files.items():
+        if 2 * size > bound:
+            # A bin ends at a file it leaves out, so that merged rows stay in their place
+            # among the others; one file on its own goes on past it, or files of every other
+            # size could leave a due table nothing to merge.
+            if len(bins[-1]) > 1:
+                bins.append([])
+                total = 0
+            continue
+        if total + size > bound:
+            bins.append([])
+            total = 0
+        bins[-1].append(name)
+        total += size
+    return [b for b in bins if len(b) > 1]
+
+
 def rewrite_small_files(
     log: TableLog, cap: int, least: int | None = None, plain: frozenset[str] = frozenset()
 ) -> bool:
-    """Have delta-rs rewrite the table's small files (the newest, at least ``least`` of them
-    where the tiers allow; all without ``least``, see ``merge_size``) into files of at most
-    ``cap`` bytes, and move ``log`` to the version that made; False (and nothing written) if
-    there was nothing to rewrite.
-    ``plain``: the columns the table's files are written without a dictionary."""
+    """Rewrite the table's small files (the newest, at least ``least`` of them where the tiers
+    allow; all without ``least``) into files of at most ``cap`` bytes, and move ``log`` to
+    the version that made; False (and nothing written) if there was nothing to rewrite, or if
+    another writer committed first (the next flush tries again).
+    ``plain``: the columns the table's files are written without a dictionary.
+
+    podline merges a plain local table itself (``TableLog.merge``, planned by ``merge_plan``),
+    keeping its rows in the order they were written: delta-rs writes a merged file's sources
+    newest first, and a run reading a node's records in step with its input then had to read
+    ahead (and hold) up to a merged file's rows. Other tables are delta-rs's to merge
+    (``merge_size``)."""
     if log.file_count() < 2:
         return False
-    target = merge_size(list(log.data_files().values()), least, cap)
+    files = log.data_files()
+    settings = ParquetSettings("zstd", plain)
+    if log.mergeable():
+        bins = merge_plan(files, least, cap)
+        if not bins:
+            return False
+        try:
+            log.merge(bins, settings, COMPACT_ROW_GROUP_ROWS)
+        except CommitConflict:
+            log.update()
+            return False
+        return True
+    target = merge_size(list(files.values()), least, cap)
     if target is None:
         return False
     metrics = log.delta_table().optimize.compact(
         target_size=target,
         max_concurrent_tasks=1,  # one merge in memory at a time
-        writer_properties=ParquetSettings("zstd", plain).for_delta_rs(COMPACT_ROW_GROUP_ROWS),
+        writer_properties=settings.for_delta_rs(COMPACT_ROW_GROUP_ROWS),
     )
     log.update()
     return bool(metrics["numFilesRemoved"])

@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["STRING_BOUND_BYTES", "file_stats", "lower_bound", "upper_bound"]
+__all__ = ["STRING_BOUND_BYTES", "file_stats", "lower_bound", "merged_stats", "upper_bound"]
 
 #: The longest string bound, in UTF-8 bytes (parquet-rs's ``statistics_truncate_length``).
 STRING_BOUND_BYTES = 64
@@ -146,3 +146,29 @@ def upper_bound(text: str) -> str | None:
         if len(raised.encode()) == len(prefix[i].encode()):
             return prefix[:i] + raised
     return None
+
+
+def merged_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics of a file holding the rows of files whose statistics (``file_stats``)
+    are ``parts``: counts added, the least lower and the greatest upper bound of each column
+    kept, and no bounds at all where a part has none (see the module docs). Each bound still
+    holds for every row, and is as tight as ``file_stats`` of the rows would give it, but
+    for a string maximum cut to 64 bytes, which may be a little higher."""
+    nulls: dict[str, int] = {}
+    for part in parts:
+        for name, count in part["nullCount"].items():
+            nulls[name] = nulls.get(name, 0) + count
+    stats: dict[str, Any] = {"numRecords": sum(part["numRecords"] for part in parts)}
+    if all("minValues" in part for part in parts):
+        low: dict[str, Any] = {}
+        high: dict[str, Any] = {}
+        for part in parts:
+            for name, value in part["minValues"].items():
+                # A struct's bound is empty, never compared; a column wholly null in a part
+                # has no bound in it.
+                low[name] = value if name not in low or value == {} else min(low[name], value)
+            for name, value in part["maxValues"].items():
+                high[name] = value if name not in high or value == {} else max(high[name], value)
+        stats.update(minValues=low, maxValues=high)
+    stats["nullCount"] = nulls
+    return stats
