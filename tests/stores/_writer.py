@@ -1,8 +1,10 @@
 """A writer process for the concurrency and crash tests (run as a script, not collected).
 
-``_writer.py race ROOT NAME OWN_START SHARED_START BATCHES GO_FILE [nolock]`` writes
-``BATCHES`` batches, each holding 50 ids shared with the other writer and 50 of its own,
-flushing after every batch; it starts when ``GO_FILE`` exists, so both writers race.
+``_writer.py race ROOT NAME OWN_START SHARED_START BATCHES GO_FILE [compact] [nolock]``
+writes ``BATCHES`` batches, each holding 50 ids shared with the other writer and 50 of its
+own, flushing after every batch; it starts when ``GO_FILE`` exists, so both writers race.
+With ``compact``, the store compacts the table every three files (the writers' merges race
+too).
 
 ``_writer.py batches ROOT`` writes batches of 100 rows (``batch`` = its number), flushing
 each, and prints the number of every batch once its commit returned, until killed.
@@ -24,8 +26,11 @@ from podline.stores import DeltaStore, _delta_format
 BATCH = 50
 
 
-def race(root: str, name: str, own: int, shared: int, *, batches: int, go: str) -> None:
-    store = DeltaStore(root, flush_rows=10 * BATCH, flush_seconds=None)
+def race(
+    root: str, name: str, own: int, shared: int, *, batches: int, go: str, compact: bool
+) -> None:
+    compact_files = 3 if compact else 64
+    store = DeltaStore(root, flush_rows=10 * BATCH, flush_seconds=None, compact_files=compact_files)
     print("ready", flush=True)
     while not Path(go).exists():
         time.sleep(0.005)
@@ -69,7 +74,8 @@ if __name__ == "__main__":
         sys.argv.pop()
     if sys.argv[1] == "race":
         root, name, own, shared, count, go = sys.argv[2:8]
-        race(root, name, int(own), int(shared), batches=int(count), go=go)
+        compact = sys.argv[8:] == ["compact"]
+        race(root, name, int(own), int(shared), batches=int(count), go=go, compact=compact)
     elif sys.argv[1] == "tables":
         tables(sys.argv[2])
     else:

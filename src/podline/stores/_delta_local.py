@@ -19,6 +19,14 @@ out:
   ``LocalLog.create`` makes a new table as delta-rs would make it, its log directory renamed
   into place with its first commit in it, so no reader sees a table without one. What an
   entry refers to, and the entry, are synced to disk before it is published (``_durable``).
+- ``LocalLog.merge`` compacts: it rewrites groups of data files as one file each, their rows
+  in the order the files were added, and commits that as delta-rs commits an ``optimize``
+  (the files removed and added, ``dataChange`` false), published as an append is. A merged
+  file takes its oldest source's ``modificationTime``, so that it stands where its sources
+  stood in the order readers take files in (``data_files``). delta-rs's own ``optimize``
+  writes a merged file's sources newest first (as of deltalake 1.6), and cannot be told
+  otherwise; a run that reads a node's records in step with its input (``nodes.streamed``)
+  then had to read ahead, and hold, up to a merged file's rows.
 """
 
 from __future__ import annotations

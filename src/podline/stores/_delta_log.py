@@ -4,9 +4,10 @@ and delta-rs's implementation of it (``DeltaRsLog``, ``write_with_delta_rs``).
 delta-rs costs milliseconds of fixed work per table opened and per commit (3-9 ms to open a
 table, 5-12 ms to append three rows), which is most of a small cached run, so plain local
 tables are read and appended to by podline itself (``_delta_local.LocalLog``, which
-``_delta_local.open_log`` picks where it can). Anything else goes through delta-rs: object
-stores, tables with features podline's reader does not interpret (``UnsupportedTable``),
-columns whose type delta-rs converts on the way in, schema changes, and compaction.
+``_delta_local.open_log`` picks where it can), and merged by it too (``TableLog.merge``).
+Anything else goes through delta-rs: object stores, tables with features podline's reader
+does not interpret (``UnsupportedTable``), columns whose type delta-rs converts on the way in,
+and schema changes.
 """
 
 from __future__ import annotations

@@ -9,14 +9,16 @@ table by itself, within limits the user sets (``Maintenance``), and ``DeltaStore
 does the same on request:
 
 - **Compaction.** Once a table's log lists ``compact_files`` data files that are still small
-  (``pending``), the flush that committed the last of them has delta-rs rewrite small files
-  into larger ones (``optimize``: a commit that changes no row). A table of one file is left
-  alone, so a compaction with nothing to do writes nothing. Files are merged by size tiers
-  (``merge_size``), so rows already compacted are not rewritten at every compaction: a table
-  gaining rows at every run would otherwise pay for all its rows each time (a second for a
-  million status rows). No merge reads or writes more than ``compact_bytes``, and a file
-  larger than half of that is never merged again: without that bound the tiers grow with the
-  table, until one merge rewrites half of it inside delta-rs (memory Python does not see).
+  (``pending``), the flush that committed the last of them rewrites small files into larger
+  ones (a commit that changes no row): podline itself for a plain local table, keeping the
+  rows in the order they were written (``TableLog.merge``), delta-rs's ``optimize`` for any
+  other. A table of one file is left alone, so a compaction with nothing to do writes
+  nothing. Files are merged by size tiers (``merge_plan``, ``merge_size``), so rows already
+  compacted are not rewritten at every compaction: a table gaining rows at every run would
+  otherwise pay for all its rows each time (a second for a million status rows). No merge
+  reads or writes more than ``compact_bytes``, and a file larger than half of that is never
+  merged again: without that bound the tiers grow with the table, until one merge rewrites
+  half of it in memory.
 - **Removal.** Files no commit has referred to for ``retention_hours`` (replaced by a
   compaction, or left by failed and killed writers) are deleted (``vacuum``). delta-rs logs a
   vacuum as two commits even when it deletes nothing, so a dry run decides first (on local
@@ -141,20 +143,27 @@ def merge_plan(files: dict[str, int], least: int | None, cap: int) -> list[list[
     two files can be merged within ``cap``.
 
     The same tiers as ``merge_size``: with ``least``, the newest files that make the next
-    tier, in one bin. Otherwise, or where they do not stay within the cap, the files that
-    ``pending`` counts (any two of which fit one merge), packed in the order they were added
-    into bins of at most the cap (less where a full file is smaller). A merged file takes the
-    place of its oldest source in that order (``LocalLog.merge``).
+    tier, in one bin. Otherwise, or where they do not stay within the cap, every file that is
+    not full, packed in the order they were added into bins of at most the cap (less where a
+    full file is smaller); and if that merges nothing, the files ``pending`` counts (any two
+    of which fit one merge), so that a table due for compaction always merges some. A merged
+    file takes the place of its oldest source in that order (``LocalLog.merge``).
     """
-    names, sizes = list(files), list(files.values())
+    sizes = list(files.values())
     bound = _bound(sizes, cap)
     count = None if least is None else _newest(sizes, least, bound)
     if count is not None:
-        return [names[-count:]]
+        return [list(files)[-count:]]
+    return _packed(files, bound, bound) or _packed(files, bound, bound // 2)
+
+
+def _packed(files: dict[str, int], bound: int, largest: int) -> list[list[str]]:
+    """The files of at most ``largest`` bytes, packed in order into bins of at most ``bound``
+    bytes; bins of one file left out."""
     bins: list[list[str]] = [[]]
     total = 0
     for name, size in files.items():
-        if 2 * size > bound:
+        if size > largest:
             # A bin ends at a file it leaves out, so that merged rows stay in their place
             # among the others; one file on its own goes on past it, or files of every other
             # size could leave a due table nothing to merge.
