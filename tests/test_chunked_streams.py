@@ -146,3 +146,22 @@ def test_a_chunked_table_is_read_a_chunk_at_a_time_without_the_columns_not_asked
     if not options:
         assert got.column_names == ["id", "x", "s"]
         assert all(len(chunk) <= 7 for chunk in got.column("x").chunks)
+
+
+def test_a_spilled_table_read_back_holds_only_the_columns_asked_for() -> None:
+    # A batch read from a spill file is one buffer: the columns asked for are copied out of
+    # it, so the source info and system tags read with them are let go, batch by batch.
+    source = DictSource([{"id": i, "s": "x" * 200 + str(i)} for i in range(4_000)], ["id"])
+    rows = TableStream(source.as_table(system_tags=True, source_info=True), ["id"])
+    buffer = SpillBuffer(limit=1)
+    for chunk in rows.iter_chunks(500):
+        buffer.add(chunk)
+    result = buffer.result(rows)
+    assert isinstance(result, ChunkedTableStream)
+    before = pa.total_allocated_bytes()
+    ids = result.as_table().select(["id"])
+    held = pa.total_allocated_bytes() - before
+    assert ids.column("id").to_pylist() == list(range(4_000))
+    whole = rows.as_table(system_tags=True, source_info=True).nbytes
+    assert held < whole / 4  # the packets' strings went with their batches
+    assert held >= ids.nbytes

@@ -135,8 +135,10 @@ class ChunkedTableStream(TableStream):
         if options.get("sort_by_tags"):
             return self._whole().as_table(**options)
         # Chunk by chunk: the columns not asked for (source info, system tags) are dropped
-        # as each is read, never held for the whole stream.
-        parts = [self._chunk(data).as_table(**options) for data in self._read()]
+        # as each is read, never held for the whole stream. Those asked for are copied out:
+        # a batch read from a spill file is one buffer, which any column of it would keep
+        # whole (at 10M rows, reading two small columns back held 1.2 GB of hashes).
+        parts = [_owned(self._chunk(data).as_table(**options)) for data in self._read()]
         if not parts:
             return self._chunk(self._table).as_table(**options)
         return pa.concat_tables(parts)
@@ -225,6 +227,12 @@ class SpillBuffer:
         return ChunkedTableStream(
             self._schema, tags, reader.batches, self._rows, label=template.label, types=types
         )
+
+
+def _owned(table: pa.Table) -> pa.Table:
+    """``table`` in buffers of its own, sharing none with what it was selected from."""
+    columns = [pa.concat_arrays(c.chunks) if c.num_chunks else c for c in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 class _SpillFile:
