@@ -148,9 +148,11 @@ class IdHashes:
 
     @classmethod
     def of_hashes(cls, hashes: np.ndarray) -> IdHashes:
-        """The set whose ids have these ``id_hashes`` (gathered a piece at a time, say)."""
+        """The set whose ids have these ``id_hashes`` (gathered a piece at a time, say),
+        handed over: sorted in place, not copied."""
+        hashes.sort()
         made = cls.__new__(cls)
-        made._sorted = np.sort(hashes)
+        made._sorted = hashes
         return made
 
     def may_hold(self, values: Ids) -> np.ndarray:
