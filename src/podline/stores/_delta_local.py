@@ -521,11 +521,11 @@ class LocalLog:
                         "stats": json.dumps(stats, separators=(",", ":"), ensure_ascii=False),
                     }
                 )
-            self._commit_merge(removes, adds, written, now)
-        except BaseException:
-            for data in written:  # nothing was published: no commit refers to them
+        except BaseException:  # (an interrupt too) nothing was published: no commit refers to them
+            for data in written:
                 data.unlink(missing_ok=True)
             raise
+        self._commit_merge(removes, adds, written, now)
 
     def _merged_file(
         self, files: dict[str, int], settings: ParquetSettings, row_group_rows: int
@@ -586,8 +586,11 @@ class LocalLog:
         syncing = Syncing(files=tuple(data), dirs=(Path(self.uri),))
         try:
             published = link_entry(self._log, entry.encode(), at, syncing)
-        except UnsupportedTable:  # no hard links here: delta-rs commits from now on
-            self._links = False
+        except (CommitConflict, UnsupportedTable, OSError) as exc:
+            for written in data:  # nothing was published: no commit refers to them
+                written.unlink(missing_ok=True)
+            if isinstance(exc, UnsupportedTable):  # no hard links here: delta-rs merges from now on
+                self._links = False
             raise
         sync_dir(published)
         self._confirm(at, adds[0]["path"], self._log / f"{at:020d}.json", tuple(data))
