@@ -6,8 +6,9 @@ own, flushing after every batch; it starts when ``GO_FILE`` exists, so both writ
 With ``compact``, the store compacts the table every three files (the writers' merges race
 too).
 
-``_writer.py batches ROOT`` writes batches of 100 rows (``batch`` = its number), flushing
-each, and prints the number of every batch once its commit returned, until killed.
+``_writer.py batches ROOT [compact]`` writes batches of 100 rows (``batch`` = its number),
+flushing each, and prints the number of every batch once its commit returned, until killed.
+With ``compact``, the store compacts the table every three files (a kill may land in a merge).
 
 ``_writer.py tables ROOT`` creates table after table (``new/t<k>``, ten rows each), and prints
 ``k`` once table ``k`` was created, until killed.
@@ -44,8 +45,9 @@ def race(
     print("done", flush=True)
 
 
-def batches(root: str) -> None:
-    store = DeltaStore(root, flush_rows=100, flush_seconds=None)
+def batches(root: str, *, compact: bool) -> None:
+    compact_files = 3 if compact else 64
+    store = DeltaStore(root, flush_rows=100, flush_seconds=None, compact_files=compact_files)
     k = 0
     while True:
         ids = [f"{k}-{i}" for i in range(100)]
@@ -79,4 +81,4 @@ if __name__ == "__main__":
     elif sys.argv[1] == "tables":
         tables(sys.argv[2])
     else:
-        batches(sys.argv[2])
+        batches(sys.argv[2], compact=sys.argv[3:] == ["compact"])

@@ -19,7 +19,7 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podline.stores import DeltaStore, _delta_maintenance
+from podline.stores import DeltaStore, _delta_local, _delta_maintenance
 from podline.stores._delta_format import ParquetSettings
 from podline.stores._delta_local import LocalLog
 from podline.stores._delta_log import CommitConflict
@@ -289,3 +289,32 @@ def test_merged_statistics_bound_every_row_as_the_files_statistics_do(
             # A string's upper bound may be higher than the rows' own, never lower.
             assert merged["maxValues"]["s"] >= whole["maxValues"]["s"]
             assert json.dumps(merged)  # as the log writes it
+
+
+def test_an_interrupt_after_a_merge_is_published_leaves_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once the entry is linked the merge is committed: an interrupt from then on must not
+    # delete the files it names (readers would find the table broken).
+    rng = random.Random(5)
+    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
+    written = []
+    for _ in range(4):
+        written.append(_batch(sum(t.num_rows for t in written), 10, rng))
+        store.write("t", written[-1])
+        store.flush()
+    store.close()
+    uri = store.table_uri("t")
+    log = LocalLog.load(uri)
+    assert log is not None
+
+    def interrupted(path: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_delta_local, "sync_dir", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        log.merge([list(log.data_files())], ParquetSettings("zstd", frozenset()), 1_000)
+    monkeypatch.undo()
+    assert len(_optimizes(uri)) == 1
+    assert all(os.path.exists(os.path.join(uri, a["path"])) for a in _adds(uri))
+    _check_table(uri, pa.concat_tables(written), tmp_path)

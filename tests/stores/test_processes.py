@@ -93,9 +93,10 @@ def test_two_writers_lose_nothing_and_duplicate_nothing(
 
 
 @pytest.mark.slow
-def test_sigkill_leaves_every_committed_batch_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compact", [False, True])
+def test_sigkill_leaves_every_committed_batch_whole(tmp_path: Path, compact: bool) -> None:
     root = tmp_path / "store"
-    writer = _start("batches", root)
+    writer = _start("batches", root, *(["compact"] if compact else []))
     assert writer.stdout is not None
     committed = []
     target = random.randint(15, 30)
@@ -116,6 +117,11 @@ def test_sigkill_leaves_every_committed_batch_whole(tmp_path: Path) -> None:
     assert set(committed) <= set(sizes)
     assert set(sizes.values()) == {100}
     assert sorted(sizes) == list(range(len(sizes)))
+    order = table.column("batch").to_pylist()
+    assert order == sorted(order)  # in the order written, merged or not
+    if compact:
+        history = DeltaTable(store.table_uri("crash/t")).history()
+        assert any(entry["operation"] == "OPTIMIZE" for entry in history)
     _assert_verified(root, {"unreferenced-file", "temporary-file"})
     # The store is still writable after the crash.
     assert store.write("crash/t", table.slice(0, 1)) == 0
