@@ -9,11 +9,14 @@ from typing import Any, TypedDict
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from podline.conversion import (
     column_to_python,
     infer_schema,
     infer_type,
+    regrouped,
     table_from_columns,
     table_from_rows,
     to_arrow_value,
@@ -337,3 +340,20 @@ def test_column_to_python_chunked() -> None:
     )
     assert column_to_python(chunked, tuple[int, str]) == [(1, "a"), (2, "b")]
     assert column_to_python(pa.chunked_array([[1], [2, 3]]), int) == [1, 2, 3]
+
+
+@given(
+    sizes=st.lists(st.integers(0, 40), max_size=12),
+    rows=st.integers(1, 30),
+)
+def test_regrouped_cuts_and_joins_tables_to_the_row_count(sizes: list[int], rows: int) -> None:
+    start = 0
+    tables = []
+    for size in sizes:
+        tables.append(pa.table({"v": pa.array(range(start, start + size), pa.int64())}))
+        start += size
+    pieces = list(regrouped(tables, rows))
+    assert [p.num_rows for p in pieces[:-1]] == [rows] * (len(pieces) - 1)
+    assert not pieces or 0 < pieces[-1].num_rows <= rows
+    values = [v for p in pieces for v in p.column("v").to_pylist()]
+    assert values == list(range(start))

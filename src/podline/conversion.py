@@ -1,4 +1,5 @@
-"""Values between Python and Arrow: type inference, row/column conversion, typed tables.
+"""Values between Python and Arrow: type inference, row/column conversion, typed tables,
+and tables cut to a number of rows (``regrouped``).
 
 ``schema`` says which Arrow type stands for which Python annotation; this module moves values
 across that mapping. Columns whose type needs no per-value work (ints, strings, lists of
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ __all__ = [
     "infer_type",
     "map_entries",
     "null_in_required_child",
+    "regrouped",
     "table_from_columns",
     "table_from_rows",
     "table_with_schema",
@@ -297,6 +299,25 @@ def table_with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
     column through ``with_type``."""
     columns = [with_type(table.column(field.name), field.type) for field in schema]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def regrouped(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` (of one schema), in order, as tables of ``rows`` rows (the last
+    one shorter; none if there are no rows): larger tables are cut, smaller ones joined,
+    without copying their data."""
+    held: list[pa.Table] = []
+    count = 0
+    for table in tables:
+        start = 0
+        while start < table.num_rows:
+            take = min(rows - count, table.num_rows - start)
+            held.append(table.slice(start, take))
+            count, start = count + take, start + take
+            if count == rows:
+                yield pa.concat_tables(held)
+                held, count = [], 0
+    if count:
+        yield pa.concat_tables(held)
 
 
 # --------------------------------------------------------------------------- Arrow -> Python

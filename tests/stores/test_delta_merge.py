@@ -45,6 +45,20 @@ def _batch(start: int, n: int, rng: random.Random, *, extra: bool = False) -> pa
     return pa.table(columns)
 
 
+def _flushed(
+    store: DeltaStore, sizes: list[int], rng: random.Random, late: int | None = None
+) -> list[pa.Table]:
+    """Batches of ``sizes`` rows written to ``t`` and flushed one by one (a column added from
+    batch ``late`` on): what was written, in order."""
+    written: list[pa.Table] = []
+    for n, size in enumerate(sizes):
+        start = sum(t.num_rows for t in written)
+        written.append(_batch(start, size, rng, extra=late is not None and n >= late))
+        store.write("t", written[-1])
+        store.flush()
+    return written
+
+
 def _adds(uri: str) -> list[dict[str, object]]:
     """The table's ``add`` actions as delta-rs lists them, statistics flattened."""
     return pa.table(DeltaTable(uri).get_add_actions(flatten=True)).to_pylist()
@@ -125,13 +139,7 @@ def test_merges_keep_the_rows_in_the_order_they_were_written(
         store = DeltaStore(
             root, flush_seconds=None, compact_files=compact_files, compact_bytes=compact_bytes
         )
-        written = []
-        for n, size in enumerate(sizes):  # a column is added midway, at flush ``late``
-            start = sum(t.num_rows for t in written)
-            rows = _batch(start, size, rng, extra=late is not None and n >= late)
-            store.write("t", rows)
-            store.flush()
-            written.append(rows)
+        written = _flushed(store, sizes, rng, late)  # a column added midway, at ``late``
         store.close()
     expected = pa.concat_tables(written, promote_options="default")
     uri = store.table_uri("t")
@@ -144,11 +152,7 @@ def test_merges_keep_the_rows_in_the_order_they_were_written(
 def test_a_store_merges_its_tables_itself_in_write_order(tmp_path: Path) -> None:
     rng = random.Random(1)
     store = DeltaStore(tmp_path, flush_seconds=None, compact_files=4)
-    written = []
-    for _ in range(30):
-        written.append(_batch(sum(t.num_rows for t in written), 50, rng))
-        store.write("t", written[-1])
-        store.flush()
+    written = _flushed(store, [50] * 30, rng)
     uri = store.table_uri("t")
     merges = _optimizes(uri)
     assert len(merges) >= 5
@@ -168,11 +172,8 @@ def test_a_store_merges_its_tables_itself_in_write_order(tmp_path: Path) -> None
 def test_an_explicit_compaction_keeps_a_large_files_place(tmp_path: Path) -> None:
     rng = random.Random(2)
     store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None, compact_bytes=60_000)
-    written = []
-    for size in [20, 20, 20, 3_000, 20, 20, 20]:  # the large file (over half the cap) stays
-        written.append(_batch(sum(t.num_rows for t in written), size, rng))
-        store.write("t", written[-1])
-        store.flush()
+    # The large file (over half the cap) stays.
+    written = _flushed(store, [20, 20, 20, 3_000, 20, 20, 20], rng)
     uri = store.table_uri("t")
     before = _adds(uri)
     (large,) = [a["path"] for a in before if a["num_records"] == 3_000]
@@ -186,11 +187,7 @@ def test_an_explicit_compaction_keeps_a_large_files_place(tmp_path: Path) -> Non
 def test_a_merge_another_writer_beat_leaves_nothing_behind(tmp_path: Path) -> None:
     rng = random.Random(3)
     store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
-    written = []
-    for _ in range(4):
-        written.append(_batch(sum(t.num_rows for t in written), 10, rng))
-        store.write("t", written[-1])
-        store.flush()
+    written = _flushed(store, [10] * 4, rng)
     store.close()
     uri = store.table_uri("t")
     log = LocalLog.load(uri)
@@ -212,11 +209,7 @@ def test_a_merge_another_writer_beat_leaves_nothing_behind(tmp_path: Path) -> No
 def test_a_merge_is_checkpointed_and_read_back_from_the_checkpoint(tmp_path: Path) -> None:
     rng = random.Random(4)
     store = DeltaStore(tmp_path, flush_seconds=None, compact_files=3)
-    written = []
-    for _ in range(25):  # checkpoints every ten versions, merges among them
-        written.append(_batch(sum(t.num_rows for t in written), 7, rng))
-        store.write("t", written[-1])
-        store.flush()
+    written = _flushed(store, [7] * 25, rng)  # checkpoints every ten versions, merges among them
     uri = store.table_uri("t")
     assert list(Path(uri, "_delta_log").glob("*.checkpoint.parquet"))
     log = LocalLog.load(uri)
@@ -288,7 +281,7 @@ def test_merged_statistics_bound_every_row_as_the_files_statistics_do(
         if "s" in whole["maxValues"]:
             # A string's upper bound may be higher than the rows' own, never lower.
             assert merged["maxValues"]["s"] >= whole["maxValues"]["s"]
-            assert json.dumps(merged)  # as the log writes it
+    assert json.loads(json.dumps(merged)) == merged  # as the log writes and reads it
 
 
 def test_an_interrupt_after_a_merge_is_published_leaves_its_files(
@@ -298,11 +291,7 @@ def test_an_interrupt_after_a_merge_is_published_leaves_its_files(
     # delete the files it names (readers would find the table broken).
     rng = random.Random(5)
     store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
-    written = []
-    for _ in range(4):
-        written.append(_batch(sum(t.num_rows for t in written), 10, rng))
-        store.write("t", written[-1])
-        store.flush()
+    written = _flushed(store, [10] * 4, rng)
     store.close()
     uri = store.table_uri("t")
     log = LocalLog.load(uri)

@@ -52,10 +52,11 @@ from podline.stores import RECORD_ID
 __all__ = ["HELD_ROWS", "StreamedEntries"]
 
 #: The most rows a lookup holds of a table read ahead of what it served: beyond that, rows
-#: are too far out of order to stream, and ``KnownEntries`` answers instead. Compaction
-#: writes files of up to ``compact_bytes`` (64 MiB by default, about 2 million memo rows of
-#: one integer output) holding their rows about newest first: a re-run of a 10M-row store
-#: read up to 2.8 million rows ahead.
+#: are too far out of order to stream, and ``KnownEntries`` answers instead. podline's own
+#: compaction keeps write order (local tables); delta-rs's (object stores) writes files of up
+#: to ``compact_bytes`` (64 MiB by default, about 2 million memo rows of one integer output)
+#: holding their rows about newest first: a re-run of a 10M-row store so compacted read up
+#: to 2.8 million rows ahead.
 HELD_ROWS = 1 << 22
 #: The most rows kept of pieces already served, for rows asked for again.
 KEPT_ROWS = 1 << 16

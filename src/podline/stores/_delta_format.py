@@ -13,7 +13,7 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -55,7 +55,6 @@ __all__ = [
     "read_column",
     "read_parquet",
     "read_row_groups",
-    "row_groups",
     "table_lock",
     "table_paths",
 ]
@@ -429,26 +428,6 @@ def read_row_groups(
             present = [name for name in columns if name in has]
             for group in range(file.num_row_groups):
                 yield file.read_row_group(group, columns=present)
-
-
-def row_groups(pieces: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """The rows of ``pieces`` (of one schema), in order, regrouped into tables of ``rows``
-    rows (the last may hold fewer), holding at most about twice that many at a time."""
-    held: list[pa.Table] = []
-    count = 0
-    for piece in pieces:
-        held.append(piece)
-        count += piece.num_rows
-        if count < rows:
-            continue
-        whole = pa.concat_tables(held)
-        start = 0
-        while whole.num_rows - start >= rows:
-            yield whole.slice(start, rows)
-            start += rows
-        held, count = [whole.slice(start)], whole.num_rows - start
-    if count:
-        yield pa.concat_tables(held)
 
 
 def read_column(

@@ -45,6 +45,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from podline.conversion import regrouped
 from podline.errors import StoreError
 from podline.stores._common import conform
 from podline.stores._delta_actions import (
@@ -62,7 +63,6 @@ from podline.stores._delta_format import (
     arrow_field,
     delta_field,
     read_row_groups,
-    row_groups,
 )
 from podline.stores._delta_log import (
     CommitConflict,
@@ -539,7 +539,7 @@ class LocalLog:
         pieces = read_row_groups(files, schema.names, local_filesystem(self.uri), table)
         with pq.ParquetWriter(data, schema, **settings.for_pyarrow(schema)) as writer:
             # (Files written before a column was added lack it: nulls, as readers take it.)
-            for rows in row_groups((conform(p, schema, ()) for p in pieces), row_group_rows):
+            for rows in regrouped((conform(p, schema, ()) for p in pieces), row_group_rows):
                 writer.write_table(rows, row_group_size=row_group_rows)
                 parts.append(file_stats(rows))
         return data, merged_stats(parts) if parts else file_stats(schema.empty_table())

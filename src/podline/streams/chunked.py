@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from podline.conversion import regrouped
 from podline.datagrams import Packet, Tag
 from podline.hashing import hash_table
 from podline.schema import PodType
@@ -109,20 +110,16 @@ class ChunkedTableStream(TableStream):
     def iter_chunks(self, rows: int) -> Iterator[TableStream]:
         """The rows in pieces of ``rows`` rows (the last one shorter), read as they are asked
         for: larger chunks are cut, smaller ones joined (without copying their data)."""
-        held: list[pa.Table] = []
-        count = 0
+        tables = (
+            data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+            for data in self._read()
+        )
         sent = False
-        for data in self._read():
-            table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
-            while table.num_rows:
-                take = min(rows - count, table.num_rows)
-                held.append(table.slice(0, take))
-                count, table = count + take, table.slice(take)
-                if count == rows:
-                    yield self._chunk(pa.concat_tables(held))
-                    held, count, sent = [], 0, True
-        if count or not sent:
-            yield self._chunk(pa.concat_tables(held) if held else self._table)
+        for table in regrouped(tables, rows):
+            sent = True
+            yield self._chunk(table)
+        if not sent:
+            yield self._chunk(self._table)
 
     def _whole(self) -> TableStream:
         tables = [
