@@ -131,3 +131,15 @@ def test_take_from_chunks_equals_a_take_from_the_whole(
     rows = data.draw(st.lists(st.integers(0, len(items) - 1), max_size=40))
     taken = matching.take_rows(_chunked(items, cuts), np.array(rows, dtype=np.int64))
     assert taken.to_pylist() == [items[r] for r in rows]
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 40), max_size=15), max_size=5),
+    st.lists(st.integers(0, 40), max_size=30),
+)
+def test_in_sorted_runs_is_membership_in_any_run(runs: list[list[int]], probe: list[int]) -> None:
+    """Small values, so that probes fall before, between, on and after every run's hashes."""
+    arrays = [np.sort(np.array(run, dtype=np.uint64)) for run in runs]
+    found = matching.in_sorted_runs(arrays, np.array(probe, dtype=np.uint64))
+    held = set(itertools.chain.from_iterable(runs))
+    assert found.tolist() == [p in held for p in probe]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -37,7 +39,7 @@ def test_hash_collisions_never_fake_membership(monkeypatch: pytest.MonkeyPatch) 
 
 
 @given(
-    st.lists(st.lists(st.text(max_size=4), max_size=20), max_size=5),
+    st.lists(st.lists(st.text(max_size=4), max_size=20), max_size=12),
     st.lists(st.text(max_size=4), max_size=30),
 )
 def test_behaves_like_a_set(batches: list[list[str]], probe: list[str]) -> None:
@@ -107,3 +109,23 @@ def test_a_batch_matching_no_hash_asks_the_source_nothing() -> None:
     assert source.asked == []
     assert index.contains(pa.array(["new", "id7"])).tolist() == [False, True]
     assert source.asked == ["id7"]
+
+
+def test_many_batches_stay_in_few_runs() -> None:
+    """Batches are kept as sorted runs merged by size, not merged into one array each time
+    (which rewrote every hash per batch): the runs stay a logarithm of the batches, and
+    membership is exact across all of them."""
+    index = IdIndex(HeldIds())
+    rng = np.random.default_rng(7)
+    stored: list[str] = []
+    for batch in range(300):
+        ids = [f"b{batch}-{i}" for i in range(int(rng.integers(1, 40)))]
+        index.add(pa.array(ids))
+        stored.extend(ids)
+    sizes = [index._base, *(len(run) for run in index._runs)]
+    assert sum(sizes) == len(index) == len(stored)
+    assert all(a >= _index._RATIO * b for a, b in itertools.pairwise(sizes))
+    assert len(sizes) <= 1 + int(np.log(len(stored)) / np.log(_index._RATIO)) + 1
+    probe = [*stored[::7], *(f"new{i}" for i in range(100))]
+    expected = [True] * len(stored[::7]) + [False] * 100
+    assert index.contains(pa.array(probe)).tolist() == expected
