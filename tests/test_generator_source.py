@@ -306,7 +306,7 @@ def test_a_run_never_holds_the_source_whole(
     with Pipeline("held", store, observe=False) as pipeline:
         plus.pod(GeneratorSource(function, ["k"], source_id="fixed"))
     # Nodes read pieces of 1,000 rows here (16,384 by default), and async edges hold
-    # ``buffer_size`` pieces (64 by default): two here.
+    # ``buffer_size`` pieces (8 by default): two here.
     monkeypatch.setattr(kinds, "NODE_BATCH", 1_000)
     chosen: Any = "sync"
     if orchestrator == "async":
