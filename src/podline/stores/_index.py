@@ -84,10 +84,11 @@ class IdIndex:
         # buffer that grows by doubling, then ``_runs``, each at least ``_RATIO`` times the
         # size of the next (the base too), so there are few of them (a logarithm of the
         # batches added) and a hash is merged into a larger run a bounded number of times.
-        # One sorted array merged with every batch rewrote all of it per batch: a table
-        # written in 10,000-row flushes spent 9-14 s of CPU on it by 10M ids, against 0.08 s
-        # at 1M. The base is merged into in place: the page faults of a fresh copy cost more
-        # than the merge itself, and a copy would hold the base twice at its largest.
+        # One sorted array merged with every batch rewrote all of it per batch: 10M ids added
+        # in 1,000 batches (10,000-row flushes) took 12.6-12.8 s of CPU against 1.0-1.1 s
+        # now (``bench_stores``). The base is merged into in place: the page faults of a
+        # fresh copy cost more than the merge itself, and a copy would hold the base twice at
+        # its largest.
         self._buffer = np.empty(0, dtype=np.uint64)
         self._base = 0
         self._runs: list[np.ndarray] = []
