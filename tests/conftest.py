@@ -134,14 +134,23 @@ def _ctrl_c_in_a_notebook(cell: Callable[[], Awaitable[None]], after: float) -> 
 
 
 @pytest.fixture
-def ctrl_c_in_a_notebook() -> Callable[[Callable[[], Awaitable[None]], float], float]:
-    """``ctrl_c_in_a_notebook(cell, after)``: see ``_ctrl_c_in_a_notebook`` (skips where
-    Python does not own SIGINT, or off the main thread)."""
+def python_sigint() -> None:
+    """Skips a test of Ctrl-C where Python does not own SIGINT, or off the main thread. A
+    job started in the background by a shell without job control has SIGINT ignored, and
+    Python then installs no handler: Ctrl-C, and ``_thread.interrupt_main``, do nothing."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
         pytest.skip("needs the main thread and Python's own SIGINT handler")
+
+
+@pytest.fixture
+def ctrl_c_in_a_notebook(
+    python_sigint: None,
+) -> Callable[[Callable[[], Awaitable[None]], float], float]:
+    """``ctrl_c_in_a_notebook(cell, after)``: see ``_ctrl_c_in_a_notebook`` (skipped as
+    ``python_sigint`` skips)."""
     return _ctrl_c_in_a_notebook
 
 

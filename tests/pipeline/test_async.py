@@ -441,12 +441,8 @@ def test_cancelling_a_run_stops_it_and_keeps_what_was_stored(
     assert result.counts["slow_square"].computed == n - stored
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_during_run_cancels_it(store: Store) -> None:
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        pytest.skip("needs the main thread and Python's own SIGINT handler")
     with Pipeline("interrupted", store, observe=False) as pipeline:
         slow_square.pod(numbers(1000))
     spy = Spy()

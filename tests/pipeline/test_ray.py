@@ -300,10 +300,8 @@ def test_cancelling_an_async_run_stops_the_remote_calls(tmp_path: Path) -> None:
     _check_stopped(log, asyncio.run(cancel_when_running()))
 
 
-@pytest.mark.usefixtures("local_ray")
+@pytest.mark.usefixtures("local_ray", "python_sigint")
 def test_ctrl_c_in_a_sync_run_stops_the_remote_calls(tmp_path: Path) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("needs the main thread")
     log = tmp_path / "calls.log"
     pipeline = _slow_pipeline(log)
     pressed: list[float] = []
