@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -22,7 +23,7 @@ from podline.conversion import (
     to_arrow_value,
     to_python_value,
 )
-from podline.errors import InputValidationError, UnsupportedTypeError
+from podline.errors import ConfigurationError, InputValidationError, UnsupportedTypeError
 from podline.schema import FILE_PATH_FIELD, Schema, arrow_type
 
 
@@ -357,3 +358,12 @@ def test_regrouped_cuts_and_joins_tables_to_the_row_count(sizes: list[int], rows
     assert not pieces or 0 < pieces[-1].num_rows <= rows
     values = [v for p in pieces for v in p.column("v").to_pylist()]
     assert values == list(range(start))
+
+
+@pytest.mark.parametrize("rows", [0, -3])
+def test_regrouped_refuses_pieces_of_no_rows(rows: int) -> None:
+    # Cutting into pieces of no rows would not end (at most a few are taken here, so that
+    # without the check this fails instead of hanging).
+    tables = [pa.table({"v": [1, 2]})]
+    with pytest.raises(ConfigurationError, match=f"not {rows}"):
+        list(itertools.islice(regrouped(tables, rows), 5))

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from podline.errors import (
+    ConfigurationError,
     InexactValueError,
     InputValidationError,
     UnsupportedTypeError,
@@ -305,6 +306,8 @@ def regrouped(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
     """The rows of ``tables`` (of one schema), in order, as tables of ``rows`` rows (the last
     one shorter; none if there are no rows): larger tables are cut, smaller ones joined,
     without copying their data."""
+    if rows < 1:  # (no piece would ever fill: the loop below would not end)
+        raise ConfigurationError(f"tables are cut into pieces of at least 1 row, not {rows}")
     held: list[pa.Table] = []
     count = 0
     for table in tables:

@@ -59,6 +59,18 @@ def _flushed(
     return written
 
 
+def _four_flushes(tmp_path: Path, seed: int) -> tuple[list[pa.Table], str, LocalLog]:
+    """A table of four flushes of ten rows, not compacted, and its log as the merge sees it:
+    what was written, the table's URI and the log."""
+    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
+    written = _flushed(store, [10] * 4, random.Random(seed))
+    store.close()
+    uri = store.table_uri("t")
+    log = LocalLog.load(uri)
+    assert log is not None
+    return written, uri, log
+
+
 def _adds(uri: str) -> list[dict[str, object]]:
     """The table's ``add`` actions as delta-rs lists them, statistics flattened."""
     return pa.table(DeltaTable(uri).get_add_actions(flatten=True)).to_pylist()
@@ -185,15 +197,9 @@ def test_an_explicit_compaction_keeps_a_large_files_place(tmp_path: Path) -> Non
 
 
 def test_a_merge_another_writer_beat_leaves_nothing_behind(tmp_path: Path) -> None:
-    rng = random.Random(3)
-    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
-    written = _flushed(store, [10] * 4, rng)
-    store.close()
-    uri = store.table_uri("t")
-    log = LocalLog.load(uri)
-    assert log is not None
+    written, uri, log = _four_flushes(tmp_path, 3)
     assert log.mergeable()
-    other = _batch(40, 10, rng)
+    other = _batch(40, 10, random.Random(4))
     write_deltalake(uri, other, mode="append")  # takes the version the merge would
     files = set(Path(uri).glob("*.parquet"))
     with pytest.raises(CommitConflict):
@@ -289,13 +295,7 @@ def test_an_interrupt_after_a_merge_is_published_leaves_its_files(
 ) -> None:
     # Once the entry is linked the merge is committed: an interrupt from then on must not
     # delete the files it names (readers would find the table broken).
-    rng = random.Random(5)
-    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
-    written = _flushed(store, [10] * 4, rng)
-    store.close()
-    uri = store.table_uri("t")
-    log = LocalLog.load(uri)
-    assert log is not None
+    written, uri, log = _four_flushes(tmp_path, 5)
 
     def interrupted(path: Path) -> None:
         raise KeyboardInterrupt
