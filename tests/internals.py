@@ -60,20 +60,23 @@ def break_compaction(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> N
     def broken(*args: object, **kwargs: object) -> bool:
         raise error
 
+    # In a flush or on request, and in the background (written, then committed).
     monkeypatch.setattr(delta_module, "rewrite_small_files", broken)
+    monkeypatch.setattr(delta_module, "merge_small_files", broken)
 
 
 def after_each_compaction(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) -> None:
     """Call ``then`` right after each small-file compaction of a Delta store commits, before
     the store accounts for it."""
-    real = delta_module.rewrite_small_files
+    for name in ("rewrite_small_files", "commit_merged"):  # see break_compaction
+        real = getattr(delta_module, name)
 
-    def compacting(*args: Any, **kwargs: Any) -> bool:
-        rewrote: bool = real(*args, **kwargs)
-        then()
-        return rewrote
+        def compacting(*args: Any, _real: Any = real, **kwargs: Any) -> bool:
+            rewrote: bool = _real(*args, **kwargs)
+            then()
+            return rewrote
 
-    monkeypatch.setattr(delta_module, "rewrite_small_files", compacting)
+        monkeypatch.setattr(delta_module, name, compacting)
 
 
 def drop_a_data_file_when_listing(monkeypatch: pytest.MonkeyPatch) -> None:

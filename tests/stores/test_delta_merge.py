@@ -8,7 +8,10 @@ import datetime as dt
 import json
 import os
 import random
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -18,11 +21,13 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.internals import count_id_reads
 
 from podline.stores import DeltaStore, _delta_local, _delta_maintenance
+from podline.stores import delta as delta_module
 from podline.stores._delta_format import ParquetSettings
 from podline.stores._delta_local import LocalLog
-from podline.stores._delta_log import CommitConflict
+from podline.stores._delta_log import CommitConflict, Merge
 from podline.stores._delta_maintenance import COMPACT_ROW_GROUP_ROWS, merge_plan, pending
 from podline.stores._delta_stats import file_stats, merged_stats
 
@@ -203,13 +208,140 @@ def test_a_merge_another_writer_beat_leaves_nothing_behind(tmp_path: Path) -> No
     write_deltalake(uri, other, mode="append")  # takes the version the merge would
     files = set(Path(uri).glob("*.parquet"))
     with pytest.raises(CommitConflict):
-        log.merge(
-            [list(log.data_files())], ParquetSettings("zstd", frozenset()), COMPACT_ROW_GROUP_ROWS
+        log.commit_merge(
+            log.write_merge(
+                [list(log.data_files())],
+                ParquetSettings("zstd", frozenset()),
+                COMPACT_ROW_GROUP_ROWS,
+            )
         )
     assert set(Path(uri).glob("*.parquet")) == files  # its merged file is gone
     assert not _optimizes(uri)
     fresh = DeltaStore(tmp_path).scan("t").sort_by("seq")
     assert fresh.select(other.column_names).equals(pa.concat_tables([*written, other]))
+
+
+def _merge_all(log: LocalLog) -> Merge:
+    """A merge of all of the table's files, written on ``log``'s version, not committed."""
+    return log.write_merge(
+        [list(log.data_files())], ParquetSettings("zstd", frozenset()), COMPACT_ROW_GROUP_ROWS
+    )
+
+
+def test_a_merge_written_before_appends_is_committed_after_them(tmp_path: Path) -> None:
+    written, uri, log = _four_flushes(tmp_path, 6)
+    merge = _merge_all(log)
+    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
+    rng = random.Random(7)
+    for start in (40, 50):  # two appends meanwhile
+        written.append(_batch(start, 10, rng))
+        store.write("t", written[-1])
+        store.flush()
+    store.close()
+    latest = LocalLog.load(uri)
+    assert latest is not None
+    assert latest.version() == log.version() + 2
+    latest.commit_merge(merge)
+    assert latest.version() == log.version() + 3
+    (optimize,) = _optimizes(uri)
+    assert optimize["readVersion"] == log.version() + 2
+    # The merged file stands where its sources stood: before the rows appended meanwhile.
+    assert len(_adds(uri)) == 3
+    _check_table(uri, pa.concat_tables(written), tmp_path)
+
+
+def test_a_merge_whose_files_another_writer_replaced_is_discarded(tmp_path: Path) -> None:
+    written, uri, log = _four_flushes(tmp_path, 8)
+    merge = _merge_all(log)
+    DeltaStore(tmp_path).compact()  # merges the same files first
+    files = set(Path(uri).glob("*.parquet"))
+    latest = LocalLog.load(uri)
+    assert latest is not None
+    with pytest.raises(CommitConflict, match="4 of its files are gone"):
+        latest.commit_merge(merge)
+    assert set(Path(uri).glob("*.parquet")) == files - set(merge.files)
+    assert not any(path.exists() for path in merge.files)
+    assert len(_optimizes(uri)) == 1
+    _check_table(uri, pa.concat_tables(written), tmp_path)
+
+
+def test_a_merge_written_before_a_schema_change_is_discarded(tmp_path: Path) -> None:
+    written, uri, log = _four_flushes(tmp_path, 9)
+    merge = _merge_all(log)
+    store = DeltaStore(tmp_path, flush_seconds=None, compact_files=None)
+    late = _batch(40, 10, random.Random(9), extra=True)  # adds a column
+    store.write("t", late)
+    store.close()
+    latest = LocalLog.load(uri)
+    assert latest is not None
+    with pytest.raises(CommitConflict, match="its schema changed"):
+        latest.commit_merge(merge)
+    assert not any(path.exists() for path in merge.files)
+    assert not _optimizes(uri)
+    fresh = DeltaStore(tmp_path).scan("t")
+    assert fresh is not None
+    assert fresh.column("seq").to_pylist() == list(range(50))
+    assert (
+        fresh.select(["seq", "s"])
+        .slice(0, 40)
+        .equals(pa.concat_tables(written).select(["seq", "s"]))
+    )
+
+
+def _wait_for_version(uri: str, version: int) -> None:
+    """Wait (at most 30 s) until the table at ``uri`` has reached ``version``."""
+    deadline = time.monotonic() + 30
+    while True:
+        log = LocalLog.load(uri)
+        if log is not None and log.version() >= version:
+            assert log.version() == version
+            return
+        assert time.monotonic() < deadline, f"version {version} of {uri} never came"
+        time.sleep(0.01)
+
+
+def test_flushes_go_on_while_a_store_merges_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A flush that leaves a table due hands the merge to a thread of its own: while the
+    # merge is written, later flushes commit; the merge then commits after them.
+    written_merge = threading.Event()
+    go_on = threading.Event()
+    real = delta_module.merge_small_files
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        merge = real(*args, **kwargs)
+        written_merge.set()
+        assert go_on.wait(30)
+        return merge
+
+    monkeypatch.setattr(delta_module, "merge_small_files", held)
+    rng = random.Random(10)
+    # Every ten rows written are committed by the store's committer thread.
+    store = DeltaStore(tmp_path, flush_rows=10, flush_seconds=None, compact_files=4)
+    uri = store.table_uri("t")
+    written: list[pa.Table] = []
+    for n in range(6):  # the fourth commit leaves the table due; two more while it merges
+        written.append(_batch(10 * n, 10, rng))
+        store.write("t", written[-1])
+        _wait_for_version(uri, n)
+        if n == 3:
+            assert written_merge.wait(30)
+    assert not _optimizes(uri)
+    go_on.set()
+    store.flush()  # waits for the merge
+    (optimize,) = _optimizes(uri)
+    assert optimize["readVersion"] == 5
+    # The store's index of ids took in the merge: it reads no ids to go on.
+    id_reads = count_id_reads(monkeypatch)
+    written.append(_batch(60, 5, rng))
+    assert store.write("t", written[-1]) == 5
+    store.flush()
+    assert id_reads == []
+    assert store.write("t", written[1]) == 0  # rows it holds stay write-once
+    store.close()
+    _check_table(uri, pa.concat_tables(written), tmp_path)
+    assert DeltaStore(tmp_path).verify().ok
 
 
 def test_a_merge_is_checkpointed_and_read_back_from_the_checkpoint(tmp_path: Path) -> None:
@@ -302,7 +434,9 @@ def test_an_interrupt_after_a_merge_is_published_leaves_its_files(
 
     monkeypatch.setattr(_delta_local, "sync_dir", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        log.merge([list(log.data_files())], ParquetSettings("zstd", frozenset()), 1_000)
+        log.commit_merge(
+            log.write_merge([list(log.data_files())], ParquetSettings("zstd", frozenset()), 1_000)
+        )
     monkeypatch.undo()
     assert len(_optimizes(uri)) == 1
     assert all(os.path.exists(os.path.join(uri, a["path"])) for a in _adds(uri))

@@ -19,9 +19,11 @@ out:
   ``LocalLog.create`` makes a new table as delta-rs would make it, its log directory renamed
   into place with its first commit in it, so no reader sees a table without one. What an
   entry refers to, and the entry, are synced to disk before it is published (``_durable``).
-- ``LocalLog.merge`` compacts: it rewrites groups of data files as one file each, their rows
-  in the order the files were added, and commits that as delta-rs commits an ``optimize``
-  (the files removed and added, ``dataChange`` false), published as an append is. A merged
+- ``LocalLog.write_merge`` and ``commit_merge`` compact: the first rewrites groups of data
+  files as one file each, their rows in the order the files were added; the second commits
+  that as delta-rs commits an ``optimize`` (the files removed and added, ``dataChange``
+  false), published as an append is, on the table's latest version as long as the table
+  still holds every file merged (so a store writes a merge while it goes on appending). A merged
   file takes its oldest source's ``modificationTime``, so that it stands where its sources
   stood in the order readers take files in (``data_files``). delta-rs's own ``optimize``
   writes a merged file's sources newest first (as of deltalake 1.6), and cannot be told
@@ -67,6 +69,7 @@ from podline.stores._delta_format import (
 from podline.stores._delta_log import (
     CommitConflict,
     DeltaRsLog,
+    Merge,
     TableLog,
     all_fields,
     local_filesystem,
@@ -483,10 +486,11 @@ class LocalLog:
         # The same rows in other files: what an append may write, a merge may rewrite.
         return self.appendable(self.schema())
 
-    def merge(self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int) -> None:
+    def write_merge(
+        self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int
+    ) -> Merge:
         files = self.data_files()  # (reads what a checkpoint left unread)
         logged = {added.name: path for path, added in self._files.items()}
-        now = time.time_ns() // 1_000_000
         written: list[Path] = []
         removes: list[dict[str, Any]] = []
         adds: list[dict[str, Any]] = []
@@ -501,7 +505,7 @@ class LocalLog:
                     {
                         "path": logged[name],
                         "dataChange": False,
-                        "deletionTimestamp": now,
+                        "deletionTimestamp": None,  # set when committed
                         "extendedFileMetadata": True,
                         "partitionValues": {},
                         "size": files[name],
@@ -525,7 +529,28 @@ class LocalLog:
             for data in written:
                 data.unlink(missing_ok=True)
             raise
-        self._commit_merge(removes, adds, written, now)
+        schema = self.metadata["schemaString"]
+        return Merge(tuple(written), tuple(removes), tuple(adds), schema)
+
+    def commit_merge(self, merge: Merge) -> None:
+        try:
+            self.data_files()  # reads what a checkpoint left unread
+            # Written on an earlier version, the merge still stands if the table holds every
+            # file it replaces, in the schema it was written in: what was committed since
+            # only added files (as appends do), which the merge leaves as they are.
+            lost = [r["path"] for r in merge.removes if r["path"] not in self._files]
+            if lost or merge.schema != self.metadata["schemaString"] or not self.mergeable():
+                raise CommitConflict(
+                    f"the Delta table at {self.uri} changed by version {self._version} since "
+                    f"the merge was written: "
+                    + (f"{len(lost)} of its files are gone" if lost else "its schema changed")
+                )
+        except BaseException:  # (an interrupt too) nothing was published
+            merge.discard()
+            raise
+        now = time.time_ns() // 1_000_000
+        removes = [{**r, "deletionTimestamp": now} for r in merge.removes]
+        self._commit_merge(removes, list(merge.adds), list(merge.files), now)
 
     def _merged_file(
         self, files: dict[str, int], settings: ParquetSettings, row_group_rows: int

@@ -4,7 +4,8 @@ and delta-rs's implementation of it (``DeltaRsLog``, ``write_with_delta_rs``).
 delta-rs costs milliseconds of fixed work per table opened and per commit (3-9 ms to open a
 table, 5-12 ms to append three rows), which is most of a small cached run, so plain local
 tables are read and appended to by podline itself (``_delta_local.LocalLog``, which
-``_delta_local.open_log`` picks where it can), and merged by it too (``TableLog.merge``).
+``_delta_local.open_log`` picks where it can), and merged by it too (``TableLog.write_merge``,
+``TableLog.commit_merge``).
 Anything else goes through delta-rs: object stores, tables with features podline's reader
 does not interpret (``UnsupportedTable``), columns whose type delta-rs converts on the way in,
 and schema changes.
@@ -13,7 +14,8 @@ and schema changes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import pyarrow as pa
 from pyarrow import fs as pafs
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CommitConflict",
     "DeltaRsLog",
+    "Merge",
     "TableLog",
     "UnsupportedTable",
     "all_fields",
@@ -48,6 +51,25 @@ def first_line(exc: BaseException) -> str:
 
 class CommitConflict(Exception):  # noqa: N818 - the optimistic protocol's ordinary outcome
     """Another writer committed the version an append was made for."""
+
+
+class Merge(NamedTuple):
+    """Merged data files written but not committed yet (``TableLog.write_merge``): what
+    their commit adds and removes."""
+
+    #: The files written, one a bin.
+    files: tuple[Path, ...]
+    #: The ``remove`` actions of the files merged (their paths as the log gives them).
+    removes: tuple[dict[str, Any], ...]
+    #: The ``add`` actions of ``files``.
+    adds: tuple[dict[str, Any], ...]
+    #: The table's schema (its ``schemaString``) the files were written in.
+    schema: str
+
+    def discard(self) -> None:
+        """Delete the files (a merge that will not be committed: no commit refers to them)."""
+        for data in self.files:
+            data.unlink(missing_ok=True)
 
 
 class TableLog(Protocol):
@@ -108,15 +130,25 @@ class TableLog(Protocol):
         ...
 
     def mergeable(self) -> bool:
-        """Whether ``merge`` rewrites this table's files (else delta-rs's ``optimize`` does)."""
+        """Whether ``write_merge`` rewrites this table's files (else delta-rs's ``optimize``
+        does)."""
         ...
 
-    def merge(self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int) -> None:
-        """Rewrite each of ``bins`` (data files as ``data_files`` names them) as one file
+    def write_merge(
+        self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int
+    ) -> Merge:
+        """Write each of ``bins`` (data files as ``data_files`` names them) as one file
         holding their rows in the order ``data_files`` gives them, in row groups of at most
-        ``row_group_rows``, in one commit that changes no row (the version after this one),
-        and move to it. Raises ``CommitConflict`` (and leaves nothing behind) if another
-        writer committed that version first."""
+        ``row_group_rows``, for ``commit_merge`` to commit; nothing is left behind if it
+        fails. Reads only data files, so the merge may be written while others commit."""
+        ...
+
+    def commit_merge(self, merge: Merge) -> None:
+        """Commit ``merge`` (written on this version or an earlier one of the table) as the
+        version after this one, a commit that changes no row, and move to it. Raises
+        ``CommitConflict``, and discards the merge, if another writer committed that version
+        first, or if since the merge was written the table lost a file it replaces or
+        changed its schema."""
         ...
 
 
@@ -219,7 +251,12 @@ class DeltaRsLog:
     def mergeable(self) -> bool:
         return False  # delta-rs's optimize merges what delta-rs reads
 
-    def merge(self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int) -> None:
+    def write_merge(
+        self, bins: list[list[str]], settings: ParquetSettings, row_group_rows: int
+    ) -> Merge:
+        raise UnsupportedTable("delta-rs merges this table's files (see mergeable)")
+
+    def commit_merge(self, merge: Merge) -> None:
         raise UnsupportedTable("delta-rs merges this table's files (see mergeable)")
 
 

@@ -9,16 +9,17 @@ table by itself, within limits the user sets (``Maintenance``), and ``DeltaStore
 does the same on request:
 
 - **Compaction.** Once a table's log lists ``compact_files`` data files that are still small
-  (``pending``), the flush that committed the last of them rewrites small files into larger
-  ones (a commit that changes no row): podline itself for a plain local table, keeping the
-  rows in the order they were written (``TableLog.merge``), delta-rs's ``optimize`` for any
-  other. A table of one file is left alone, so a compaction with nothing to do writes
-  nothing. Files are merged by size tiers (``merge_plan``, ``merge_size``), so rows already
-  compacted are not rewritten at every compaction: a table gaining rows at every run would
-  otherwise pay for all its rows each time (a second for a million status rows). No merge
-  reads or writes more than ``compact_bytes``, and a file larger than half of that is never
-  merged again: without that bound the tiers grow with the table, until one merge rewrites
-  half of it in memory.
+  (``pending``), the flush that committed the last of them has small files rewritten into
+  larger ones (a commit that changes no row): by podline itself for a plain local table,
+  keeping the rows in the order they were written (``merge_small_files`` writes the merge,
+  in the background while flushes go on, and ``commit_merged`` commits it), by delta-rs's
+  ``optimize`` for any other. A table of one file is left alone, so a compaction with
+  nothing to do writes nothing. Files are merged by size tiers (``merge_plan``,
+  ``merge_size``), so rows already compacted are not rewritten at every compaction: a table
+  gaining rows at every run would otherwise pay for all its rows each time (a second for a
+  million status rows). No merge reads or writes more than ``compact_bytes``, and a file
+  larger than half of that is never merged again: without that bound the tiers grow with
+  the table, until one merge rewrites half of it in memory.
 - **Removal.** Files no commit has referred to for ``retention_hours`` (replaced by a
   compaction, or left by failed and killed writers) are deleted (``vacuum``). delta-rs logs a
   vacuum as two commits even when it deletes nothing, so a dry run decides first (on local
@@ -34,16 +35,18 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from podline.stores._delta_format import ParquetSettings
-from podline.stores._delta_log import CommitConflict, TableLog
+from podline.stores._delta_log import CommitConflict, Merge, TableLog
 
 __all__ = [
     "DEFAULT_COMPACT_BYTES",
     "DEFAULT_COMPACT_FILES",
     "DEFAULT_RETENTION_HOURS",
     "Maintenance",
+    "commit_merged",
     "delete_unreferenced",
     "merge_plan",
     "merge_size",
+    "merge_small_files",
     "pending",
     "rewrite_small_files",
 ]
@@ -188,35 +191,53 @@ def rewrite_small_files(
     another writer committed first (the next flush tries again).
     ``plain``: the columns the table's files are written without a dictionary.
 
-    podline merges a plain local table itself (``TableLog.merge``, planned by ``merge_plan``),
+    podline merges a plain local table itself (``merge_small_files``, then ``commit_merged``),
     keeping its rows in the order they were written: delta-rs writes a merged file's sources
     newest first, and a run reading a node's records in step with its input then had to read
     ahead (and hold) up to a merged file's rows. Other tables are delta-rs's to merge
     (``merge_size``)."""
     if log.file_count() < 2:
         return False
-    files = log.data_files()
-    settings = ParquetSettings("zstd", plain)
     if log.mergeable():
-        bins = merge_plan(files, least, cap)
-        if not bins:
-            return False
-        try:
-            log.merge(bins, settings, COMPACT_ROW_GROUP_ROWS)
-        except CommitConflict:
-            log.update()
-            return False
-        return True
-    target = merge_size(list(files.values()), least, cap)
+        merge = merge_small_files(log, cap, least, plain)
+        return merge is not None and commit_merged(log, merge)
+    target = merge_size(list(log.data_files().values()), least, cap)
     if target is None:
         return False
     metrics = log.delta_table().optimize.compact(
         target_size=target,
         max_concurrent_tasks=1,  # one merge in memory at a time
-        writer_properties=settings.for_delta_rs(COMPACT_ROW_GROUP_ROWS),
+        writer_properties=ParquetSettings("zstd", plain).for_delta_rs(COMPACT_ROW_GROUP_ROWS),
     )
     log.update()
     return bool(metrics["numFilesRemoved"])
+
+
+def merge_small_files(
+    log: TableLog, cap: int, least: int | None, plain: frozenset[str]
+) -> Merge | None:
+    """The merge ``rewrite_small_files`` makes of a table podline merges itself (``log`` is
+    ``mergeable``), written but not committed (``commit_merged``); None if there is nothing
+    to merge. It only reads the table's data files, so it can be written while other commits
+    go on (on a log of its own: ``TableLog.fork``)."""
+    if log.file_count() < 2:
+        return None
+    bins = merge_plan(log.data_files(), least, cap)
+    if not bins:
+        return None
+    return log.write_merge(bins, ParquetSettings("zstd", plain), COMPACT_ROW_GROUP_ROWS)
+
+
+def commit_merged(log: TableLog, merge: Merge) -> bool:
+    """Commit ``merge`` on ``log``'s version (the table's latest, or the attempt fails) and move
+    ``log`` to the version that made; False (the merge discarded, ``log`` updated) if another
+    writer committed first or took away a file it replaces."""
+    try:
+        log.commit_merge(merge)
+    except CommitConflict:
+        log.update()
+        return False
+    return True
 
 
 def delete_unreferenced(log: TableLog, retention_hours: int, local_root: str | None) -> bool:
