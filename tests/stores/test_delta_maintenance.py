@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import pickle
 import random
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -21,6 +23,7 @@ from tests.internals import after_each_compaction, break_compaction, record_data
 
 from podline.errors import StoreError
 from podline.stores import DeltaStore, open_store
+from podline.stores._delta_local import MERGED_TAG, LocalLog
 from podline.stores._delta_maintenance import (
     COMPACT_ROW_GROUP_ROWS,
     merge_size,
@@ -280,14 +283,69 @@ def test_automatic_compaction_keeps_to_the_cap(tmp_path: Path) -> None:
     # No merge wrote a file over the cap or read one over half of it.
     assert max(m["filesAdded"]["max"] for m in merges) <= cap
     assert max(m["filesRemoved"]["max"] for m in merges) <= cap // 2
-    sizes = list(DeltaTable(store.table_uri("t")).get_add_actions(flatten=True)["size_bytes"])
-    assert any(2 * size.as_py() > cap for size in sizes)  # full files were made and kept
+    log = LocalLog.load(store.table_uri("t"))
+    assert log is not None
+    weights = log.merge_weights()  # (sizes, or for merged files their rows' bytes if more)
+    assert any(2 * weight > cap for weight in weights.values())  # full files made and kept
     expected = pa.concat_tables(written).sort_by("__record_id")
     by_delta_rs = DeltaTable(store.table_uri("t")).to_pyarrow_table().sort_by("__record_id")
     assert by_delta_rs.select(expected.column_names).cast(expected.schema).equals(expected)
     by_polars = pl.read_delta(store.table_uri("t")).sort("__record_id")
     assert by_polars.to_arrow().select(expected.column_names).cast(expected.schema).equals(expected)
     fresh = DeltaStore(tmp_path / "store").scan("t").sort_by("__record_id")
+    assert fresh.select(expected.column_names).cast(expected.schema).equals(expected)
+
+
+def _merges_in_order(uri: str) -> list[tuple[list[str], list[dict[str, Any]]]]:
+    """The table's merges (OPTIMIZE commits) in version order: the paths each removed, and
+    the ``add`` actions it made, as the JSON log gives them."""
+    merges = []
+    for entry in sorted(Path(uri, "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in entry.read_text().splitlines()]
+        if any(a.get("commitInfo", {}).get("operation") == "OPTIMIZE" for a in actions):
+            removed = [a["remove"]["path"] for a in actions if "remove" in a]
+            merges.append((removed, [a["add"] for a in actions if "add" in a]))
+    return merges
+
+
+def test_a_merge_that_compressed_its_rows_is_not_merged_again(tmp_path: Path) -> None:
+    # Hashes are flushed uncompressed (lookups read them fast) and merged with Zstandard,
+    # which halves them, so a merge of up to the cap comes out under half of it. Weighed by
+    # the bytes of its rows it is full all the same: no later merge rewrites it.
+    cap = 200_000
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=8, compact_bytes=cap)
+    written = []
+    for n in range(100):
+        numbers = range(n * 300, (n + 1) * 300)
+        ids = [f"pod3:{hashlib.sha256(str(i).encode()).hexdigest()}" for i in numbers]
+        written.append(records(ids, v=list(numbers)))
+        store.write("t", written[-1])
+        store.flush()
+    uri = store.table_uri("t")
+    merges = _merges_in_order(uri)
+    assert len(merges) >= 5
+    compressed = {
+        add["path"]
+        for _, adds in merges
+        for add in adds
+        if 2 * add["size"] <= cap < 2 * int(add["tags"][MERGED_TAG])
+    }
+    assert compressed  # merges that came out under half the cap, their rows over it
+    assert not compressed & {path for removed, _ in merges for path in removed}
+    # The weights are read back from the checkpoint delta-rs wrote (past version 100, where
+    # a log is read from its checkpoint), as from the commits.
+    checkpoints = Path(uri, "_delta_log").glob("*.checkpoint.parquet")
+    assert max(int(path.name.split(".")[0]) for path in checkpoints) >= 100
+    log = LocalLog.load(uri)
+    assert log is not None
+    sizes, weights = log.data_files(), log.merge_weights()
+    # (Merges since the checkpoint, at most three, cannot account for all of them.)
+    assert sum(2 * sizes[name] <= cap < 2 * weight for name, weight in weights.items()) >= 5
+    expected = pa.concat_tables(written)
+    by_delta_rs = DeltaTable(uri).to_pyarrow_table().sort_by("v")
+    assert by_delta_rs.select(expected.column_names).cast(expected.schema).equals(expected)
+    fresh = DeltaStore(tmp_path / "store").scan("t")
+    assert fresh is not None
     assert fresh.select(expected.column_names).cast(expected.schema).equals(expected)
 
 

@@ -163,7 +163,7 @@ def test_merges_keep_the_rows_in_the_order_they_were_written(
     _check_table(uri, expected, root, in_order=not spanned)
     log = LocalLog.load(uri)
     assert log is not None
-    assert pending(list(log.data_files().values()), compact_bytes) < compact_files
+    assert pending(list(log.merge_weights().values()), compact_bytes) < compact_files
 
 
 def test_a_store_merges_its_tables_itself_in_write_order(tmp_path: Path) -> None:

@@ -82,7 +82,12 @@ from podline.stores._durable import Syncing, make_dirs, sync_dir
 if TYPE_CHECKING:
     from deltalake import DeltaTable
 
-__all__ = ["LocalLog", "has_log", "open_log"]  # has_log: see _delta_publish
+__all__ = ["MERGED_TAG", "LocalLog", "has_log", "open_log"]  # has_log: see _delta_publish
+
+#: The tag (of an ``add`` action) of a file a podline merge wrote: the bytes its rows took in
+#: memory (Arrow's ``nbytes``), its weight in planning merges if more than its size
+#: (``LocalLog.merge_weights``).
+MERGED_TAG = "podline.rowBytes"
 
 #: The default of ``delta.checkpointInterval``.
 _CHECKPOINT_INTERVAL = 100
@@ -133,6 +138,13 @@ class _Added(NamedTuple):
     size: int
     #: Its statistics (JSON) as the log gives them, if any (``_delta_prune`` reads them).
     stats: str | None = None
+    #: For a file a podline merge wrote, the bytes its rows take in memory (``MERGED_TAG``).
+    merged: int | None = None
+
+    @property
+    def weight(self) -> int:
+        """Its weight in planning merges (see ``LocalLog.merge_weights``)."""
+        return self.size if self.merged is None else max(self.size, self.merged)
 
 
 class _Unread(NamedTuple):
@@ -253,6 +265,13 @@ class LocalLog:
         return self._schema
 
     def data_files(self) -> dict[str, int]:
+        return {added.name: added.size for added in self._in_order()}
+
+    def merge_weights(self) -> dict[str, int]:
+        return {added.name: added.weight for added in self._in_order()}
+
+    def _in_order(self) -> list[_Added]:
+        """The table's data files in the order they were added (see ``data_files``)."""
         if self._unread is not None:
             try:
                 self.read_files()
@@ -261,8 +280,7 @@ class LocalLog:
                     f"cannot read the data files of version {self._version} of the Delta "
                     f"table at {self.uri}: {exc}"
                 ) from exc
-        order = sorted(self._files.values(), key=lambda added: (added.modified, added.order))
-        return {added.name: added.size for added in order}
+        return sorted(self._files.values(), key=lambda added: (added.modified, added.order))
 
     def file_stats(self) -> dict[str, str | None]:
         self.data_files()  # reads what a checkpoint left unread
@@ -439,7 +457,9 @@ class LocalLog:
         self._sequence += 1
         modified, size = added["modificationTime"], added["size"]
         stats = added.get("stats")
-        self._files[added["path"]] = _Added(name, modified, self._sequence, size, stats)
+        merged = (added.get("tags") or {}).get(MERGED_TAG)
+        weight = int(merged) if isinstance(merged, str) and merged.isdigit() else None
+        self._files[added["path"]] = _Added(name, modified, self._sequence, size, stats, weight)
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
         if metadata["partitionColumns"]:
@@ -496,7 +516,7 @@ class LocalLog:
         adds: list[dict[str, Any]] = []
         try:
             for names in bins:
-                data, stats = self._merged_file(
+                data, stats, nbytes = self._merged_file(
                     {name: files[name] for name in names}, settings, row_group_rows
                 )
                 written.append(data)
@@ -523,6 +543,7 @@ class LocalLog:
                         "modificationTime": min(added.modified for added in sources),
                         "dataChange": False,
                         "stats": json.dumps(stats, separators=(",", ":"), ensure_ascii=False),
+                        "tags": {MERGED_TAG: str(nbytes)},
                     }
                 )
         except BaseException:  # (an interrupt too) nothing was published: no commit refers to them
@@ -554,12 +575,14 @@ class LocalLog:
 
     def _merged_file(
         self, files: dict[str, int], settings: ParquetSettings, row_group_rows: int
-    ) -> tuple[Path, dict[str, Any]]:
+    ) -> tuple[Path, dict[str, Any], int]:
         """Write the rows of ``files`` (name -> size), in that order, to a new data file, a row
-        group of at most ``row_group_rows`` at a time; its path and its statistics."""
+        group of at most ``row_group_rows`` at a time; its path, its statistics and the bytes
+        its rows take in memory."""
         schema = self.schema()
         data = Path(self.uri, f"part-00000-{uuid.uuid4()}-c000.parquet")
         parts: list[dict[str, Any]] = []
+        nbytes = 0
         table = f"the Delta table at {self.uri}"
         pieces = read_row_groups(files, schema.names, local_filesystem(self.uri), table)
         with pq.ParquetWriter(data, schema, **settings.for_pyarrow(schema)) as writer:
@@ -567,7 +590,9 @@ class LocalLog:
             for rows in regrouped((conform(p, schema, ()) for p in pieces), row_group_rows):
                 writer.write_table(rows, row_group_size=row_group_rows)
                 parts.append(file_stats(rows))
-        return data, merged_stats(parts) if parts else file_stats(schema.empty_table())
+                nbytes += rows.nbytes
+        stats = merged_stats(parts) if parts else file_stats(schema.empty_table())
+        return data, stats, nbytes
 
     def _commit_merge(
         self, removes: list[dict[str, Any]], adds: list[dict[str, Any]], data: list[Path], now: int

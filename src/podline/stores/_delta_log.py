@@ -92,6 +92,14 @@ class TableLog(Protocol):
         gives them (a reader checks them), in the order they were added."""
         ...
 
+    def merge_weights(self) -> dict[str, int]:
+        """The data files as ``data_files`` gives them, each with its weight in planning
+        merges (``_delta_maintenance``): its size, but for a file a podline merge wrote, the
+        bytes its rows take in memory if more. Merges compress what flushes leave
+        uncompressed (hashes, to be looked up fast), so a merge of up to the cap came out
+        under half of it, which the tiers took for small, and was merged again."""
+        ...
+
     def file_stats(self) -> dict[str, str | None]:
         """The statistics (JSON) the log gives for the data files of a ``direct`` table, by
         the names ``data_files`` gives; a file left out, or None, has none known."""
@@ -221,6 +229,9 @@ class DeltaRsLog:
             data_file(paths[i], where): sizes[i]
             for i in sorted(range(len(paths)), key=times.__getitem__)
         }
+
+    def merge_weights(self) -> dict[str, int]:
+        return self.data_files()  # delta-rs's merges tag nothing
 
     def file_stats(self) -> dict[str, str | None]:
         return {}  # not direct: delta-rs skips files by their statistics itself

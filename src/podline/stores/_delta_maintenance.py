@@ -19,7 +19,10 @@ does the same on request:
   gaining rows at every run would otherwise pay for all its rows each time (a second for a
   million status rows). No merge reads or writes more than ``compact_bytes``, and a file
   larger than half of that is never merged again: without that bound the tiers grow with
-  the table, until one merge rewrites half of it in memory.
+  the table, until one merge rewrites half of it in memory. Files podline merges are
+  planned by weight (``TableLog.merge_weights``), which counts a merged file that compressed
+  its rows by the rows' bytes: hashes are flushed uncompressed and merged with Zstandard,
+  and a merge of up to the cap, planned by its size, came out small and was merged again.
 - **Removal.** Files no commit has referred to for ``retention_hours`` (replaced by a
   compaction, or left by failed and killed writers) are deleted (``vacuum``). delta-rs logs a
   vacuum as two commits even when it deletes nothing, so a dry run decides first (on local
@@ -78,7 +81,7 @@ class Maintenance(NamedTuple):
         files = self.compact_files
         if files is None or log.file_count() < files:
             return False  # the count alone, without the sizes, decides most flushes
-        return pending(list(log.data_files().values()), self.compact_bytes) >= files
+        return pending(list(log.merge_weights().values()), self.compact_bytes) >= files
 
 
 def _bound(sizes: list[int], cap: int) -> int:
@@ -222,7 +225,7 @@ def merge_small_files(
     go on (on a log of its own: ``TableLog.fork``)."""
     if log.file_count() < 2:
         return None
-    bins = merge_plan(log.data_files(), least, cap)
+    bins = merge_plan(log.merge_weights(), least, cap)
     if not bins:
         return None
     return log.write_merge(bins, ParquetSettings("zstd", plain), COMPACT_ROW_GROUP_ROWS)
