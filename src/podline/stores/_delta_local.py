@@ -457,9 +457,9 @@ class LocalLog:
         self._sequence += 1
         modified, size = added["modificationTime"], added["size"]
         stats = added.get("stats")
-        merged = (added.get("tags") or {}).get(MERGED_TAG)
-        weight = int(merged) if isinstance(merged, str) and merged.isdigit() else None
-        self._files[added["path"]] = _Added(name, modified, self._sequence, size, stats, weight)
+        tag = (added.get("tags") or {}).get(MERGED_TAG)
+        row_bytes = int(tag) if isinstance(tag, str) and tag.isdigit() else None
+        self._files[added["path"]] = _Added(name, modified, self._sequence, size, stats, row_bytes)
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
         if metadata["partitionColumns"]:
@@ -560,11 +560,18 @@ class LocalLog:
             # file it replaces, in the schema it was written in: what was committed since
             # only added files (as appends do), which the merge leaves as they are.
             lost = [r["path"] for r in merge.removes if r["path"] not in self._files]
-            if lost or merge.schema != self.metadata["schemaString"] or not self.mergeable():
+            if lost:
+                change = f"{len(lost)} of its files are gone"
+            elif merge.schema != self.metadata["schemaString"]:
+                change = "its schema changed"
+            elif not self.mergeable():
+                change = "it can no longer be merged by podline (its protocol or fields changed)"
+            else:
+                change = ""
+            if change:
                 raise CommitConflict(
                     f"the Delta table at {self.uri} changed by version {self._version} since "
-                    f"the merge was written: "
-                    + (f"{len(lost)} of its files are gone" if lost else "its schema changed")
+                    f"the merge was written: {change}"
                 )
         except BaseException:  # (an interrupt too) nothing was published
             merge.discard()
