@@ -524,8 +524,7 @@ class LocalLog:
                 removes += [
                     {
                         "path": logged[name],
-                        "dataChange": False,
-                        "deletionTimestamp": None,  # set when committed
+                        "dataChange": False,  # ("deletionTimestamp" when committed)
                         "extendedFileMetadata": True,
                         "partitionValues": {},
                         "size": files[name],
@@ -555,30 +554,34 @@ class LocalLog:
 
     def commit_merge(self, merge: Merge) -> None:
         try:
-            self.data_files()  # reads what a checkpoint left unread
-            # Written on an earlier version, the merge still stands if the table holds every
-            # file it replaces, in the schema it was written in: what was committed since
-            # only added files (as appends do), which the merge leaves as they are.
-            lost = [r["path"] for r in merge.removes if r["path"] not in self._files]
-            if lost:
-                change = f"{len(lost)} of its files are gone"
-            elif merge.schema != self.metadata["schemaString"]:
-                change = "its schema changed"
-            elif not self.mergeable():
-                change = "it can no longer be merged by podline (its protocol or fields changed)"
-            else:
-                change = ""
-            if change:
-                raise CommitConflict(
-                    f"the Delta table at {self.uri} changed by version {self._version} since "
-                    f"the merge was written: {change}"
-                )
+            change = self._change_since(merge)
         except BaseException:  # (an interrupt too) nothing was published
             merge.discard()
             raise
+        if change is not None:
+            merge.discard()
+            raise CommitConflict(
+                f"the Delta table at {self.uri} changed by version {self._version} since the "
+                f"merge was written: {change}"
+            )
         now = time.time_ns() // 1_000_000
         removes = [{**r, "deletionTimestamp": now} for r in merge.removes]
         self._commit_merge(removes, list(merge.adds), list(merge.files), now)
+
+    def _change_since(self, merge: Merge) -> str | None:
+        """What keeps ``merge``, written on an earlier version, from being committed on this
+        one, or None. It still stands if the table holds every file it replaces, in the
+        schema it was written in: what was committed since only added files (as appends
+        do), which the merge leaves as they are."""
+        self.data_files()  # reads what a checkpoint left unread
+        lost = sum(1 for r in merge.removes if r["path"] not in self._files)
+        if lost:
+            return f"{lost} of its files are gone"
+        if merge.schema != self.metadata["schemaString"]:
+            return "its schema changed"
+        if not self.mergeable():
+            return "podline can no longer merge it (its protocol or fields changed)"
+        return None
 
     def _merged_file(
         self, files: dict[str, int], settings: ParquetSettings, row_group_rows: int

@@ -59,7 +59,8 @@ class Merge(NamedTuple):
 
     #: The files written, one a bin.
     files: tuple[Path, ...]
-    #: The ``remove`` actions of the files merged (their paths as the log gives them).
+    #: The ``remove`` actions of the files merged (their paths as the log gives them), but
+    #: for their ``deletionTimestamp``: the commit's time, set by ``commit_merge``.
     removes: tuple[dict[str, Any], ...]
     #: The ``add`` actions of ``files``.
     adds: tuple[dict[str, Any], ...]

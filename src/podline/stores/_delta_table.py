@@ -221,6 +221,11 @@ class TableState:
             self.writer = (rows.schema, parquet_settings(rows))
         return self.writer[1]
 
+    def plain_columns(self) -> frozenset[str]:
+        """The columns this table's files are written without a dictionary (so merges keep
+        them so), as decided for its commits; none before its first commit here."""
+        return frozenset() if self.writer is None else self.writer[1].plain
+
     def pending_index(self, column: str) -> IdIndex | None:
         """The buffered ids of ``column``, indexed when first needed: a batch written and
         flushed alone never needs it."""

@@ -461,7 +461,7 @@ class _DeltaBackend(Committer):
     def _merge_and_commit(
         self, path: StorePath, state: TableState, log: TableLog, least: int
     ) -> None:
-        plain = state.writer[1].plain if state.writer is not None else frozenset()
+        plain = state.plain_columns()
         try:
             merge = merge_small_files(log, self.maintenance.compact_bytes, least, plain)
         except Exception as exc:  # see _open
@@ -507,7 +507,7 @@ class _DeltaBackend(Committer):
         log = self._refresh_for_write(state, path)
         if log is None:
             return
-        plain = state.writer[1].plain if state.writer is not None else frozenset()
+        plain = state.plain_columns()
         cap = self.maintenance.compact_bytes
         self._compacted(
             path,
