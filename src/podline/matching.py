@@ -135,18 +135,14 @@ def sorted_hits(hashes: np.ndarray, probe: np.ndarray) -> np.ndarray:
     return slot
 
 
-def in_sorted_runs(runs: Iterable[np.ndarray], probe: np.ndarray) -> np.ndarray:
-    """Per hash of ``probe``: whether one of ``runs`` (each sorted ascending) holds it, the
-    probes sorted once for all runs (``stores._index.IdIndex``)."""
-    by_hash = np.argsort(probe)
-    ordered = probe[by_hash]
-    hit = np.zeros(len(probe), dtype=bool)
+def in_sorted_runs(runs: Iterable[np.ndarray], ordered: np.ndarray) -> np.ndarray:
+    """Per hash of ``ordered`` (sorted ascending): whether one of ``runs`` (each sorted
+    ascending) holds it (``stores._index.IdIndex``, which sorts its probes once)."""
+    hit = np.zeros(len(ordered), dtype=bool)
     for run in runs:
         if len(run):
             hit |= _slots(run, ordered) >= 0
-    found = np.empty(len(probe), dtype=bool)
-    found[by_hash] = hit
-    return found
+    return hit
 
 
 def _slots(hashes: np.ndarray, ordered: np.ndarray) -> np.ndarray:

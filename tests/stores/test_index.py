@@ -76,13 +76,18 @@ def _weak_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     st.lists(st.lists(st.text(max_size=6), max_size=20), max_size=5),
     st.lists(st.text(max_size=6), max_size=30),
     st.booleans(),
+    st.booleans(),
 )
 def test_a_source_confirms_like_a_set(
-    batches: list[list[str]], probe: list[str], weak: bool
+    batches: list[list[str]], probe: list[str], weak: bool, packed: bool
 ) -> None:
+    """Membership is exact, and only ids whose hash the index keeps are confirmed: all 64
+    bits, or 56 once the base is packed (here from its first merge on)."""
     with pytest.MonkeyPatch.context() as patch:
         if weak:
             patch.setattr(_index, "id_hashes", _weak_hashes)
+        if packed:
+            patch.setattr(_index, "_PACK_AT", 1)
         source = SetSource()
         index = IdIndex(source)
         stored: set[str] = set()
@@ -90,14 +95,20 @@ def test_a_source_confirms_like_a_set(
             index.extend([pa.array(batch[::2], pa.large_string()), pa.array(batch[1::2])])
             stored.update(batch)
         assert len(index) == sum(map(len, batches))
-        hashes = set(_index.id_hashes(pa.array(list(stored), pa.string())).tolist())
+        assert isinstance(index._base, _index._PackedBase) == (packed and len(index) > 0)
+
+        def kept(ids: list[str]) -> set[int]:
+            hashes = _index.id_hashes(pa.array(ids, pa.string()))
+            return set((hashes >> np.uint64(8 if packed else 0)).tolist())
+
         # ``may_contain`` confirms nothing: yes exactly when a hash matches (never a false no).
-        matched = any(h in hashes for h in _index.id_hashes(pa.array(probe, pa.string())).tolist())
-        assert index.may_contain(pa.array(probe, pa.string())) == matched
+        assert index.may_contain(pa.array(probe, pa.string())) == bool(
+            kept(probe) & kept([*stored])
+        )
         assert source.asked == []
         assert index.contains(pa.array(probe, pa.string())).tolist() == [p in stored for p in probe]
         # Only ids whose hash the index holds are confirmed: none when no hash matched.
-        assert all(h in hashes for h in _index.id_hashes(pa.array(source.asked)).tolist())
+        assert kept(source.asked) <= kept([*stored])
         assert stored or not source.asked
 
 
@@ -122,10 +133,44 @@ def test_many_batches_stay_in_few_runs() -> None:
         ids = [f"b{batch}-{i}" for i in range(int(rng.integers(1, 40)))]
         index.add(pa.array(ids))
         stored.extend(ids)
-    sizes = [index._base, *(len(run) for run in index._runs)]
+    sizes = [len(index._base), *(len(run) for run in index._runs)]
     assert sum(sizes) == len(index) == len(stored)
     assert all(a >= _index._RATIO * b for a, b in itertools.pairwise(sizes))
     assert len(sizes) <= 1 + int(np.log(len(stored)) / np.log(_index._RATIO)) + 1
     probe = [*stored[::7], *(f"new{i}" for i in range(100))]
     expected = [True] * len(stored[::7]) + [False] * 100
     assert index.contains(pa.array(probe)).tolist() == expected
+
+
+def test_hashes_agreeing_on_56_bits_are_confirmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A packed base drops a hash's last 8 bits: an id whose hash differs from a stored one
+    only there is a candidate, which the source settles."""
+    base = np.uint64(0x9E3779B97F4A7C15)
+    known = {"a": base, "b": base ^ np.uint64(0xFF), "c": base ^ np.uint64(0x100)}
+    monkeypatch.setattr(
+        _index, "id_hashes", lambda ids: np.array([known[i] for i in ids.to_pylist()], np.uint64)
+    )
+    monkeypatch.setattr(_index, "_PACK_AT", 1)
+    source = SetSource()
+    index = IdIndex(source)
+    index.add(pa.array(["a"]))
+    assert index.contains(pa.array(["c", "b", "a"])).tolist() == [False, False, True]
+    assert sorted(source.asked) == ["a", "b"]  # "c" differs in the 56 bits kept: never asked
+
+
+def test_a_large_index_is_packed_and_exact() -> None:
+    """Past ``_PACK_AT`` hashes the base is packed, about 5 bytes a hash (with room to
+    grow), and still answers exactly: every stored id found, no new id even a candidate."""
+    source = SetSource()
+    index = IdIndex(source)
+    stored = [f"record-{i}" for i in range(_index._PACK_AT + 100_000)]
+    for start in range(0, len(stored), 40_000):
+        index.add(pa.array(stored[start : start + 40_000]))
+    base = index._base
+    assert isinstance(base, _index._PackedBase)
+    assert len(base) + sum(map(len, index._runs)) == len(index) == len(stored)
+    assert base._low.itemsize + base._extra.itemsize == 5
+    assert index.contains(pa.array(stored[::97])).all()
+    source.asked.clear()
+    assert not index.contains(pa.array([f"new-{i}" for i in range(100_000)])).any()
+    assert source.asked == []
