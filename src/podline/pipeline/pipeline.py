@@ -49,6 +49,7 @@ from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
 from podline.pipeline.spec import describe_pipeline, pipeline_spec, spec_text
 from podline.pipeline.spec_store import record_spec
+from podline.runtime import choose_arrow_allocator
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
 
@@ -81,6 +82,7 @@ class Pipeline:
         if not name or "/" in name:
             raise PipelineError(f"pipeline name must be non-empty without '/', got {name!r}")
         self.name = name
+        choose_arrow_allocator()
         self.store = store if store is not None else default_store()
         #: Where function results (the memo) and code records go (``PipelineLayout``).
         self.result_store = result_store if result_store is not None else self.store
