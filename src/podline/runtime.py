@@ -175,10 +175,12 @@ def choose_arrow_allocator() -> None:
     nobody chose another: neither the ``ARROW_DEFAULT_MEMORY_POOL`` variable nor a call to
     ``pyarrow.set_memory_pool`` (a pool other than mimalloc, pyarrow's own default).
 
-    Why: pyarrow's default, mimalloc, keeps freed pages of each thread's heap, and podline
-    allocates on several threads at once (the committer, merges, async nodes). Over the same
-    runs, jemalloc held a first run of 10M rows 126-170 MB lower and cost less CPU (see the
-    scaling and performance pages). Buffers made before keep the pool that made them.
+    Why, measured: podline allocates on several threads at once (the committer, merges,
+    async nodes), and with pyarrow's default, mimalloc, a run held far more memory than its
+    live Arrow buffers (50-130 MB more during a store's merge). Over the same runs jemalloc
+    held a first run of 10M rows 126-170 MB lower and cost less CPU (a run of 100,000 rows
+    peaks some 30 MB higher; see the scaling and performance pages). Buffers made before
+    keep the pool that made them.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
