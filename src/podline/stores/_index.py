@@ -173,9 +173,7 @@ class _PlainBase:
             merged.sort(kind="stable")
             return _PackedBase(merged)
         if size > len(self._buffer):
-            grown = np.empty(max(size, 2 * len(self._buffer)), dtype=np.uint64)
-            grown[: self._size] = self._buffer[: self._size]
-            self._buffer = grown
+            self._buffer = _grown(self._buffer, self._size, max(size, 2 * len(self._buffer)))
         self._buffer[self._size : size] = run
         self._buffer[:size].sort(kind="stable")
         self._size = size
@@ -274,23 +272,19 @@ class _PackedBase:
         end = self._starts[bucket + 1]
         count = end - first
         last = self._size - 1
-        stored = self._low
-        # ``first`` becomes the first slot of the bucket whose low bits are not below the
-        # probe's (a lower bound), in about log2(largest bucket) steps.
+        # ``first`` becomes the first slot of the bucket not below the probe in (low, extra)
+        # order (a lower bound), in about log2(largest bucket) steps; the probe is held if
+        # that slot equals it.
         while (active := count > 0).any():
             step = count >> 1
-            middle = first + step
-            right = active & (stored[np.minimum(middle, last)] < low)
+            middle = np.minimum(first + step, last)
+            stored_low = self._low[middle]
+            below = (stored_low < low) | ((stored_low == low) & (self._extra[middle] < extra))
+            right = active & below
             first = np.where(right, middle + 1, first)
             count = np.where(right, count - step - 1, step)
-        # Hashes equal in their low bits sit side by side; one of them may match the extra bits.
-        hit = np.zeros(len(ordered), dtype=bool)
-        same = (first < end) & (stored[np.minimum(first, last)] == low)
-        while same.any():
-            hit |= same & (self._extra[np.minimum(first, last)] == extra)
-            first = first + 1
-            same &= (first < end) & (stored[np.minimum(first, last)] == low)
-        return hit
+        at = np.minimum(first, last)
+        return (first < end) & (self._low[at] == low) & (self._extra[at] == extra)
 
 
 def _bucket_starts(hashes: np.ndarray) -> np.ndarray:
