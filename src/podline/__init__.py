@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import podline.shutdown  # noqa: F401 - first, so its exit hook runs after every store's
+from podline.allocator import prefer_jemalloc
 from podline.errors import (
     ConfigurationError,
     DuplicateRecordIdError,
@@ -37,6 +38,8 @@ from podline.errors import (
 )
 from podline.lazy import lazy_export
 from podline.version import __version__
+
+prefer_jemalloc()  # before anything loads pyarrow (see podline.allocator)
 
 if TYPE_CHECKING:
     from podline.datagrams import Packet, Tag

@@ -1,7 +1,7 @@
 """Process-level helpers any layer may use: pausing the cyclic garbage collector for a bounded
 batch of work, holding Ctrl-C back while finished work is being stored, running a coroutine
-to completion from synchronous code (even inside a running event loop), process-wide
-thread pools, and the choice of Arrow's memory allocator."""
+to completion from synchronous code (even inside a running event loop), and process-wide
+thread pools."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Beside",
-    "choose_arrow_allocator",
     "deferred_interrupts",
     "paused_gc",
     "run_coroutine",
@@ -167,29 +166,3 @@ def wait_all(futures: list[Future[Any]]) -> None:
     except BaseException:
         wait(futures)
         raise
-
-
-@functools.cache
-def choose_arrow_allocator() -> None:
-    """Make jemalloc pyarrow's default memory pool, once a process, where pyarrow has it and
-    nobody chose another: neither the ``ARROW_DEFAULT_MEMORY_POOL`` variable nor a call to
-    ``pyarrow.set_memory_pool`` (a pool other than mimalloc, pyarrow's own default).
-
-    Why, measured: podline allocates on several threads at once (the committer, merges,
-    async nodes), and with pyarrow's default, mimalloc, a run held far more memory than its
-    live Arrow buffers (50-130 MB more during a store's merge). Over the same runs jemalloc
-    held a first run of 10M rows 126-170 MB lower and cost less CPU (a run of 100,000 rows
-    peaks some 30 MB higher; see the scaling and performance pages). Buffers made before
-    keep the pool that made them.
-    """
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    import pyarrow as pa
-
-    if pa.default_memory_pool().backend_name != "mimalloc":
-        return
-    try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:  # (a pyarrow built without jemalloc, as on Windows)
-        return
-    pa.set_memory_pool(pool)

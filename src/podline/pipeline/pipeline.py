@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from podline.allocator import choose_arrow_allocator
 from podline.columns import column_names
 from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
@@ -49,7 +50,6 @@ from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
 from podline.pipeline.spec import describe_pipeline, pipeline_spec, spec_text
 from podline.pipeline.spec_store import record_spec
-from podline.runtime import choose_arrow_allocator
 from podline.stores import RECORD_ID, Store, default_store
 from podline.streams import ProducedStream, tracking
 
