@@ -8,6 +8,8 @@ statistics, observers, what delta-rs reads back). What is left here has none, on
   commit fail, and a race needs a commit to pause at an exact point.
 * **I/O a store does beneath its API**: whether a lookup opened the table's data files or read
   its id column. Store statistics count calls to the store, not the files a call touched.
+  (And the size from which a store lets go of an idle table's id index, which only that I/O
+  shows, too large for a test to reach.)
 * **A misreading fast path**, to show that ``verify`` catches one: podline's log reader made to
   drop a file or to read a protocol it should hand to delta-rs.
 * **Work nobody asked for**: whether rows were turned into ``Tag``/``Packet`` objects.
@@ -136,6 +138,12 @@ def count_id_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(_delta_table.TableIds, "batches", counting)
     return reads
+
+
+def release_idle_indexes_from(monkeypatch: pytest.MonkeyPatch, hashes: int) -> None:
+    """Have a Delta store let go of the id index of a table it stopped writing from
+    ``hashes`` hashes on (default: 262,144), so that a small test reaches the threshold."""
+    monkeypatch.setattr(_delta_commit, "_IDLE_INDEX_HASHES", hashes)
 
 
 def count_checkpoint_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -24,6 +24,7 @@ from tests.internals import (
     count_table_reads,
     real_commit,
     record_data_file_reads,
+    release_idle_indexes_from,
     replace_commits,
     without_file_locks,
 )
@@ -614,6 +615,67 @@ def test_appending_to_a_table_reads_none_of_its_ids(
     # once more to confirm the id whose hash the index holds ("0-0") is stored.
     assert store.write("log", records(["0-0", "new"], v=[9, 9])) == 1
     assert len(reads) == 2
+    store.close()
+
+
+@pytest.mark.parametrize("others", [199, 200])
+def test_an_idle_tables_index_is_let_go_and_rebuilt_when_written_again(
+    root: Path, monkeypatch: pytest.MonkeyPatch, others: int
+) -> None:
+    # A sync run writes its nodes one after another: the id index of a table the store has
+    # stopped writing (here 200 hashes) goes once the store has committed as many rows to
+    # other tables since, and a later write rebuilds it from the table's id column.
+    release_idle_indexes_from(monkeypatch, 100)
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("x", records([f"x{i}" for i in range(200)], v=list(range(200))))
+    store.flush()
+    store.write("y", records([f"y{i}" for i in range(others)], v=list(range(others))))
+    store.flush()
+    reads = count_id_reads(monkeypatch)
+    again = [*(f"x{i}" for i in range(150, 200)), *(f"new{i}" for i in range(50))]
+    assert store.write("x", records(again, v=list(range(100)))) == 50
+    x = store.table_uri("x")
+    # Kept (199 rows since): one read, to confirm the 50 stored ids whose hashes it holds.
+    # Let go (200): one more before it, the index rebuilt from the table.
+    assert reads == [x] * (1 if others < 200 else 2)
+    store.flush()
+    table = DeltaTable(x).to_pyarrow_table()
+    assert sorted(table.column(RECORD_ID).to_pylist()) == sorted(
+        [*(f"x{i}" for i in range(200)), *(f"new{i}" for i in range(50))]
+    )
+    store.close()
+
+
+def test_a_table_whose_writes_commit_nothing_keeps_its_index(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writes of stored ids commit nothing but use the index all the same: it must not be let
+    # go (and rebuilt from the whole table at the next write) however much other tables
+    # commit meanwhile.
+    release_idle_indexes_from(monkeypatch, 100)
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("x", records([f"x{i}" for i in range(200)], v=list(range(200))))
+    store.flush()
+    reads = count_id_reads(monkeypatch)
+    for round_ in range(5):
+        ids = [f"y{round_}-{i}" for i in range(150)]
+        store.write("y", records(ids, v=list(range(150))))
+        store.flush()
+        assert store.write("x", records(["x0", "x1"], v=[0, 1])) == 0
+    # One read per write of "x": confirming its two stored ids, never a rebuild.
+    assert reads == [store.table_uri("x")] * 5
+    store.close()
+
+
+def test_small_idle_indexes_are_kept(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DeltaStore(root, flush_seconds=None)
+    store.write("x", records([f"x{i}" for i in range(200)], v=list(range(200))))
+    store.flush()
+    store.write("y", records([f"y{i}" for i in range(1000)], v=list(range(1000))))
+    store.flush()
+    reads = count_id_reads(monkeypatch)
+    assert store.write("x", records(["new"], v=[0])) == 1
+    assert reads == []
     store.close()
 
 

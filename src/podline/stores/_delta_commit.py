@@ -66,6 +66,9 @@ _TABLE_CONFIGURATION: dict[str, str | None] = {
 }
 #: How many ``flush_rows`` may wait for the background committer before writers wait too.
 _BACKLOG = 4
+#: Id indexes smaller than this (hashes) are kept however long their table goes unwritten:
+#: they cost a few megabytes at most, less than reading their ids back would.
+_IDLE_INDEX_HASHES = 1 << 18
 
 
 class Committer(ABC):
@@ -101,6 +104,8 @@ class Committer(ABC):
         self._buffered = 0
         self._timer: threading.Timer | None = None
         self._background_error: BaseException | None = None
+        #: Rows committed by this store's flushes so far: the clock of ``_release_idle``.
+        self._flushed_rows = 0
         self._flush_wanted = False
         self._stopping = False
         self._committer: threading.Thread | None = None
@@ -297,6 +302,9 @@ class Committer(ABC):
                     if rows.num_rows:
                         assert log is not None
                         self._committed_after(state, path, log, base, batches)
+                        self._flushed_rows += rows.num_rows
+                        state.indexed_at = self._flushed_rows
+                        self._release_idle()
                     state.pending = state.pending[count:]
                     state.pending_ids = {}
                     state.pending_rows = sum(b.rows.num_rows for b in state.pending)
@@ -311,6 +319,26 @@ class Committer(ABC):
             f"could not commit to {path_text(path)}: other writers committed first "
             f"{_MAX_ATTEMPTS} times in a row"
         )
+
+    def _release_idle(self) -> None:
+        """Let go of the id indexes of tables this store has stopped writing (with
+        ``_lock``): a table with nothing buffered whose indexes hold at least
+        ``_IDLE_INDEX_HASHES`` hashes, and which no write or commit used since the store
+        committed at least as many rows (``TableState.indexed_at``).
+
+        Why: a sync run writes its nodes one after another, and a finished node's indexes
+        (5 bytes a record, two tables a node) would otherwise stay in memory to the end of
+        the process. A write to the table later rebuilds them from its id column, as a
+        store opened afresh does; since at least as many rows were committed between its last
+        use and the release, the rebuilds cost at most as much reading as the store did
+        committing, however writes alternate between tables. Reads lose only the index's
+        shortcut (``_files_to_read``)."""
+        for state in self._tables.values():
+            if not state.committed or state.pending:
+                continue
+            held = sum(len(ids.index) for ids in state.committed.values())
+            if held >= _IDLE_INDEX_HASHES and self._flushed_rows - state.indexed_at >= held:
+                state.committed.clear()
 
     def _drop_committed(self, state: TableState, path: StorePath, log: TableLog | None) -> None:
         """Drop buffered rows whose ids the table (at ``log``) gained since they were

@@ -195,6 +195,9 @@ class TableState:
     pending_ids: dict[str, IdIndex] = field(default_factory=dict)
     pending_rows: int = 0
     committed: dict[str, CommittedIds] = field(default_factory=dict)
+    #: The store's count of committed rows (``Committer._flushed_rows``) when a write or a
+    #: commit last used this table's id indexes (see ``Committer._release_idle``).
+    indexed_at: int = 0
     #: Parquet settings for commits, and the schema they were decided for.
     writer: tuple[pa.Schema, ParquetSettings] | None = None
 

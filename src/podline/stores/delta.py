@@ -229,6 +229,7 @@ class _DeltaBackend(Committer):
             if not fresh:
                 ids = table[id_column]
                 seen = self._committed(state, id_column, path).index.contains(ids)
+                state.indexed_at = self._flushed_rows
                 if pending is not None:
                     seen |= pending.contains(ids)
                 if seen.any():
