@@ -19,8 +19,8 @@ Why jemalloc, measured (decision 83, docs/performance.md): podline allocates on 
 threads at once (the committer, merges, async nodes), and with mimalloc a run held far more
 memory than its live Arrow buffers (50-130 MB more during a store's merge); jemalloc held a
 first run of 10M rows 126-170 MB lower and cost less CPU, and choosing it at load rather than
-with ``set_memory_pool`` another 70-100 MB. A run of 100,000 rows peaks some 30 MB higher.
-Measured on Linux only, hence the platform check.
+with ``set_memory_pool`` another 35-190 MB (1M to 10M rows). A run of 100,000 rows peaks
+some 30 MB higher. Measured on Linux only, hence the platform check.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ import sys
 __all__ = ["built_with_jemalloc", "choose_arrow_allocator", "prefer_jemalloc"]
 
 #: Arrow's variable naming its default allocator, read once, when pyarrow loads.
-VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 def prefer_jemalloc() -> None:
     """Set ``ARROW_DEFAULT_MEMORY_POOL=jemalloc`` if it is unset, pyarrow is not loaded yet,
     the platform is Linux and the installed pyarrow has jemalloc (see the module docs)."""
-    if VARIABLE in os.environ or "pyarrow" in sys.modules or not sys.platform.startswith("linux"):
+    if _VARIABLE in os.environ or "pyarrow" in sys.modules or not sys.platform.startswith("linux"):
         return
     spec = importlib.util.find_spec("pyarrow")
     if spec is None or not spec.submodule_search_locations:
@@ -47,7 +47,7 @@ def prefer_jemalloc() -> None:
     package = next(iter(spec.submodule_search_locations))
     # (os.path rather than pathlib, whose import would double what ``import podline`` costs.)
     if built_with_jemalloc(os.path.join(package, "include", "arrow", "util", "config.h")):
-        os.environ[VARIABLE] = "jemalloc"
+        os.environ[_VARIABLE] = "jemalloc"
 
 
 def built_with_jemalloc(config_header: str) -> bool:
@@ -68,7 +68,7 @@ def choose_arrow_allocator() -> None:
     pyarrow has it and nobody chose another: neither the variable (set by the user, or by
     ``prefer_jemalloc``) nor a call to ``pyarrow.set_memory_pool`` (a pool other than
     mimalloc, pyarrow's own default). Buffers made before keep the pool that made them."""
-    if os.environ.get(VARIABLE):
+    if os.environ.get(_VARIABLE):
         return
     import pyarrow as pa
 
