@@ -32,22 +32,11 @@ def _has_jemalloc() -> bool:
 def _run(code: str, env: dict[str, str | None]) -> list[str]:
     """The words ``code`` prints in a fresh interpreter with ``env`` (None: unset); it fails
     the test if the interpreter writes to stderr (Arrow logs a warning there)."""
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")]),
-    }
-    for name, value in env.items():
-        if value is None:
-            environment.pop(name, None)
-        else:
-            environment[name] = value
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=True,
-    )
+    path = os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])
+    merged = {**os.environ, "PYTHONPATH": path, **env}
+    environment = {name: value for name, value in merged.items() if value is not None}
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, check=True)
     assert done.stderr == ""
     return done.stdout.split()
 
