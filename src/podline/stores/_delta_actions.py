@@ -13,7 +13,8 @@ action's path names a data file (``data_file``). The rules:
   for a reader protocol or reader feature podline does not interpret, podline does not read
   the table (``UnsupportedTable``): delta-rs reads it, or refuses it. Other actions
   (``commitInfo``, ``txn``, ...) change nothing a read returns and are skipped, as delta-rs
-  skips them.
+  skips them; those a checkpoint carries are named (``CARRIED``), and podline leaves the
+  checkpoints of a table holding any to delta-rs.
 - A data file's path is a relative URI reference, percent-encoded; one that is absolute, has a
   scheme, or holds an empty, ``.`` or ``..`` segment is refused (``StoreError``): podline
   never reads a file outside the table.
@@ -36,6 +37,7 @@ from podline.errors import StoreError
 from podline.stores._delta_format import UnsupportedTable
 
 __all__ = [
+    "CARRIED",
     "Action",
     "LogListing",
     "checkpoint_actions",
@@ -45,6 +47,10 @@ __all__ = [
     "readable_protocol",
     "schema_fields",
 ]
+
+#: Actions a checkpoint carries besides the table's files, metadata and protocol: a read
+#: depends on none of them, but a checkpoint that dropped them would change the table.
+CARRIED = frozenset({"txn", "domainMetadata", "sidecar", "checkpointMetadata"})
 
 _COMMIT = re.compile(r"(\d{20})\.json")
 _CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet")
@@ -260,7 +266,8 @@ def log_listing(names: Iterable[str]) -> LogListing:
 
 def commit_actions(data: bytes, at: int, uri: str) -> list[Action]:
     """The actions of log entry ``at`` (its bytes ``data``) of the table at ``uri`` that a
-    read depends on, checked (see the module docs)."""
+    read depends on, checked (see the module docs), and the kinds of those a checkpoint
+    carries (``CARRIED``), each as its kind with an empty value."""
     where = f"log entry {at} of the Delta table at {uri}"
     try:
         text = data.decode("utf-8")
@@ -288,6 +295,8 @@ def commit_actions(data: bytes, at: int, uri: str) -> list[Action]:
         if kinds:
             (kind,) = kinds
             actions.append((kind, check_action(kind, action[kind], where)))
+        else:  # unchecked: a read does not depend on it, but a checkpoint would carry it
+            actions += [(kind, {}) for kind in sorted(action.keys() & CARRIED)]
     _check_reconciled(actions, where)
     return actions
 

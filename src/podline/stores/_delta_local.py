@@ -15,7 +15,9 @@ out:
   entry, created with a hard link so it either appears whole or, when another writer took
   that version, not at all (the put-if-absent rule every Delta writer relies on); an entry
   that landed below a checkpoint, on a version a log cleanup freed, is withdrawn. Every
-  ``delta.checkpointInterval`` commits it has delta-rs write a checkpoint, as delta-rs would.
+  ``delta.checkpointInterval`` commits it writes a checkpoint and cleans up expired log
+  entries, as delta-rs would (``_delta_checkpoint``; delta-rs does it for a table holding
+  what podline's checkpoint would not carry: ``_own_checkpoints``).
   ``LocalLog.create`` makes a new table as delta-rs would make it, its log directory renamed
   into place with its first commit in it, so no reader sees a table without one. What an
   entry refers to, and the entry, are synced to disk before it is published (``_durable``).
@@ -51,6 +53,7 @@ from podline.conversion import regrouped
 from podline.errors import StoreError
 from podline.stores._common import conform
 from podline.stores._delta_actions import (
+    CARRIED,
     checkpoint_actions,
     commit_actions,
     data_file,
@@ -58,7 +61,13 @@ from podline.stores._delta_actions import (
     readable_protocol,
     schema_fields,
 )
-from podline.stores._delta_checkpoint import checkpoint_metadata, checkpoint_rows
+from podline.stores._delta_checkpoint import (
+    carries_other_actions,
+    checkpoint_metadata,
+    checkpoint_rows,
+    cleanup_expired_logs,
+    write_checkpoint,
+)
 from podline.stores._delta_format import (
     ParquetSettings,
     UnsupportedTable,
@@ -97,6 +106,33 @@ _REPLAY_RATHER = 100
 _CLIENT = "podline"
 #: More than the coarsest clock tick file times are taken from.
 _CLOCK_TICK_NS = 100_000_000
+#: Table settings that change nothing a checkpoint holds (see ``LocalLog._own_checkpoints``).
+_CHECKPOINT_NEUTRAL = frozenset(
+    {
+        "delta.checkpointInterval",
+        "delta.deletedFileRetentionDuration",
+        "delta.logRetentionDuration",
+        "delta.enableExpiredLogCleanup",
+        "delta.appendOnly",
+    }
+)
+#: ``delta.logRetentionDuration`` when the table does not set it.
+_LOG_RETENTION = "interval 30 days"
+#: Nanoseconds a unit of a Delta interval setting (``interval 30 days``) stands for.
+_INTERVAL_UNITS_NS = {
+    unit: ns
+    for name, ns in {
+        "nanosecond": 1,
+        "microsecond": 1_000,
+        "millisecond": 1_000_000,
+        "second": 1_000_000_000,
+        "minute": 60_000_000_000,
+        "hour": 3_600_000_000_000,
+        "day": 86_400_000_000_000,
+        "week": 604_800_000_000_000,
+    }.items()
+    for unit in (name, f"{name}s")
+}
 #: How often ``LocalLog.load`` lists a log that a concurrent cleanup changed under it.
 _LOAD_ATTEMPTS = 3
 
@@ -135,7 +171,11 @@ class _Added(NamedTuple):
     modified: int
     #: The order it was added in.
     order: int
+    #: The version of the commit (or checkpoint) it was read from, or that added it.
+    version: int
     size: int
+    #: The ``add`` action that added it, as the log gives it (a checkpoint repeats it).
+    action: dict[str, Any]
     #: Its statistics (JSON) as the log gives them, if any (``_delta_prune`` reads them).
     stats: str | None = None
     #: For a file a podline merge wrote, the bytes its rows take in memory (``MERGED_TAG``).
@@ -162,6 +202,7 @@ class LocalLog:
     """A plain local Delta table, read from its log by podline (see the module docs)."""
 
     __slots__ = (
+        "_carried",
         "_directory",
         "_files",
         "_links",
@@ -197,6 +238,9 @@ class LocalLog:
         self._table: DeltaTable | None = None
         #: False once hard links failed here (see ``_commit_rows``).
         self._links = True
+        #: Whether the table holds actions a checkpoint carries (``CARRIED``) that this
+        #: reader skips, as far as it has read (see ``_own_checkpoints``).
+        self._carried = False
 
     @property
     def _log(self) -> Path:
@@ -282,6 +326,14 @@ class LocalLog:
                 ) from exc
         return sorted(self._files.values(), key=lambda added: (added.modified, added.order))
 
+    def _replay_order(self) -> list[_Added]:
+        """The table's data files in the order delta-rs lists them, and writes them into a
+        checkpoint: newest commit first, a commit's in the order it names them, and the
+        files of a checkpoint read after those of the commits that followed it, in its
+        order."""
+        self.data_files()  # reads what a checkpoint left unread
+        return sorted(self._files.values(), key=lambda added: (-added.version, added.order))
+
     def file_stats(self) -> dict[str, str | None]:
         self.data_files()  # reads what a checkpoint left unread
         return {added.name: added.stats for added in self._files.values()}
@@ -304,11 +356,11 @@ class LocalLog:
         try:
             for name in unread.names:
                 where = f"checkpoint {name} of the Delta table at {self.uri}"
-                for kind, value in checkpoint_actions(
-                    checkpoint_rows(self._log / name, where), where
-                ):
+                rows = checkpoint_rows(self._log / name, where)
+                self._carried |= carries_other_actions(rows)
+                for kind, value in checkpoint_actions(rows, where):
                     if kind == "add" and value["path"] not in unread.removed:
-                        self._add(value, where)
+                        self._add(value, where, unread.version)
         except BaseException as exc:
             self._files, self._sequence = later, sequence
             if isinstance(exc, FileNotFoundError):
@@ -359,6 +411,7 @@ class LocalLog:
         if latest is None:
             raise StoreError(f"the log of the Delta table at {self.uri} was deleted")
         self._files, self._sequence, self._unread = latest._files, latest._sequence, latest._unread
+        self._carried = latest._carried
         self.metadata, self.protocol = latest.metadata, latest.protocol
         self._schema, self._version = latest._schema, latest._version
         self._listed, self._quiet = latest._listed, latest._quiet
@@ -405,8 +458,10 @@ class LocalLog:
             return
         for name in names:
             where = f"checkpoint {name} of the Delta table at {self.uri}"
-            for kind, value in checkpoint_actions(checkpoint_rows(self._log / name, where), where):
-                self._apply(kind, value, where)
+            rows = checkpoint_rows(self._log / name, where)
+            self._carried |= carries_other_actions(rows)
+            for kind, value in checkpoint_actions(rows, where):
+                self._apply(kind, value, where, at)
         self._version = at
 
     def _replay_metadata(self, at: int, names: list[str]) -> bool:
@@ -424,7 +479,7 @@ class LocalLog:
             actions += [(*action, where) for action in read[0]]
             paths += read[1]
         for kind, value, where in actions:
-            self._apply(kind, value, where)
+            self._apply(kind, value, where, at)
         self._unread = _Unread(at, names, frozenset(paths))
         self._version = at
         return True
@@ -434,22 +489,26 @@ class LocalLog:
             data = file.read()
         where = f"log entry {at} of the Delta table at {self.uri}"
         for kind, value in commit_actions(data, at, self.uri):
-            self._apply(kind, value, where)
+            self._apply(kind, value, where, at)
         self._version = at
 
-    def _apply(self, kind: str, value: dict[str, Any], where: str) -> None:
+    def _apply(self, kind: str, value: dict[str, Any], where: str, at: int) -> None:
+        """Apply action ``value`` of ``kind``, read from version ``at`` (``where``)."""
         if kind == "add":
-            self._add(value, where)
+            self._add(value, where, at)
         elif kind == "remove":
             self._files.pop(value["path"], None)
             if self._unread is not None:
                 self._unread = self._unread._replace(removed=self._unread.removed | {value["path"]})
         elif kind == "metaData":
             self._set_metadata(value)
-        else:
+        elif kind == "protocol":
             self._set_protocol(value)
+        else:
+            assert kind in CARRIED
+            self._carried = True
 
-    def _add(self, added: dict[str, Any], where: str) -> None:
+    def _add(self, added: dict[str, Any], where: str, at: int) -> None:
         # Any deletion vector, even an empty or malformed one ({}), is for delta-rs to judge.
         if added.get("deletionVector") is not None or added["partitionValues"]:
             raise UnsupportedTable(f"data file {added['path']} is not plain Parquet")
@@ -459,7 +518,9 @@ class LocalLog:
         stats = added.get("stats")
         tag = (added.get("tags") or {}).get(MERGED_TAG)
         row_bytes = int(tag) if isinstance(tag, str) and tag.isdigit() else None
-        self._files[added["path"]] = _Added(name, modified, self._sequence, size, stats, row_bytes)
+        self._files[added["path"]] = _Added(
+            name, modified, self._sequence, at, size, added, stats, row_bytes
+        )
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
         if metadata["partitionColumns"]:
@@ -656,27 +717,54 @@ class LocalLog:
         self._confirm(at, adds[0]["path"], self._log / f"{at:020d}.json", tuple(data))
         where = f"log entry {at} of the Delta table at {self.uri}"
         for removed in removes:
-            self._apply("remove", removed, where)
+            self._apply("remove", removed, where, at)
         for added in adds:
-            self._add(added, where)
+            self._add(added, where, at)
         self._version = at
         self._checkpoint_if_due()
 
     def _checkpoint_if_due(self) -> None:
-        """After our commit: every ``delta.checkpointInterval`` versions, have delta-rs write a
-        checkpoint at this version and, as its own commits would, delete log entries older
-        than ``delta.logRetentionDuration`` (30 days by default)."""
+        """After our commit: every ``delta.checkpointInterval`` versions, write a checkpoint at
+        this version and, as delta-rs's commits would, delete log entries older than
+        ``delta.logRetentionDuration`` (30 days by default); delta-rs does both for a table
+        podline's checkpoint would not describe whole (``_own_checkpoints``)."""
         configuration = self.metadata["configuration"]
         interval = int(configuration.get("delta.checkpointInterval") or _CHECKPOINT_INTERVAL)
         if (self._version + 1) % interval:  # as delta-rs counts
             return
+        cleanup = (configuration.get("delta.enableExpiredLogCleanup") or "true").lower() == "true"
         try:
+            retention = _log_retention_ms(configuration)
+            if self._own_checkpoints() and retention is not None:
+                adds = [added.action for added in self._replay_order()]
+                write_checkpoint(self._log, self._version, self.protocol, self.metadata, adds)
+                if cleanup and self._version > 0:
+                    cutoff = time.time_ns() // 1_000_000 - retention
+                    cleanup_expired_logs(self._log, self._version, cutoff)
+                return
             table = self.delta_table()
             table.create_checkpoint()
-            if (configuration.get("delta.enableExpiredLogCleanup") or "true").lower() == "true":
+            if cleanup:
                 table.cleanup_metadata()
         except Exception as exc:  # the commit stands; readers replay a few more entries
             _log.warning("checkpoint of %s at version %d failed: %s", self.uri, self._version, exc)
+
+    def _own_checkpoints(self) -> bool:
+        """Whether podline's checkpoint (``write_checkpoint``) describes this table whole, as
+        delta-rs's would: a protocol with no features, no action podline skips that a
+        checkpoint carries, no setting that changes what a checkpoint holds, and removed
+        files kept for no time (delta-rs would list those still kept)."""
+        self.data_files()  # reads what a checkpoint left unread (and whether it carries more)
+        configuration = self.metadata["configuration"]
+        return (
+            not self._carried
+            and self.protocol.get("minReaderVersion") == 1
+            and self.protocol.get("minWriterVersion", 0) <= 2
+            and not self.protocol.get("readerFeatures")
+            and not self.protocol.get("writerFeatures")
+            and configuration.keys() <= _CHECKPOINT_NEUTRAL
+            and _interval_ms(configuration.get("delta.deletedFileRetentionDuration")) == 0
+        )
 
     @classmethod
     def create(
@@ -762,7 +850,7 @@ class LocalLog:
             raise
         sync_dir(published)  # the entry's new name: a commit that returned survives too
         self._confirm(at, path, self._log / f"{at:020d}.json", (data,))
-        self._add(added, f"log entry {at} of the Delta table at {self.uri}")
+        self._add(added, f"log entry {at} of the Delta table at {self.uri}", at)
         self._version = at
 
     def _confirm(self, at: int, path: str, entry: Path, data: tuple[Path, ...]) -> None:
@@ -794,3 +882,19 @@ class LocalLog:
             f"version {at} of {self.uri} lies below a newer checkpoint of the table: a log "
             f"cleanup had deleted that version, committed by another writer"
         )
+
+
+def _log_retention_ms(configuration: dict[str, str | None]) -> int | None:
+    """How long the table keeps log entries (``delta.logRetentionDuration``), in
+    milliseconds; None if podline does not read the setting as delta-rs would."""
+    return _interval_ms(configuration.get("delta.logRetentionDuration") or _LOG_RETENTION)
+
+
+def _interval_ms(text: str | None) -> int | None:
+    """A Delta interval setting (``interval 30 days``) in whole milliseconds, read as
+    delta-rs reads it; None for one it would refuse (its checkpoint then judges it)."""
+    words = text.split() if text is not None and text.startswith("interval ") else []
+    if len(words) < 3 or not words[1].isascii() or not words[1].isdigit():
+        return None
+    unit = _INTERVAL_UNITS_NS.get(words[2])
+    return None if unit is None else int(words[1]) * unit // 1_000_000
