@@ -176,10 +176,14 @@ class _Added(NamedTuple):
     size: int
     #: The ``add`` action that added it, as the log gives it (a checkpoint repeats it).
     action: dict[str, Any]
-    #: Its statistics (JSON) as the log gives them, if any (``_delta_prune`` reads them).
-    stats: str | None = None
     #: For a file a podline merge wrote, the bytes its rows take in memory (``MERGED_TAG``).
     merged: int | None = None
+
+    @property
+    def stats(self) -> str | None:
+        """Its statistics (JSON) as the log gives them, if any (``_delta_prune`` reads them)."""
+        stats: str | None = self.action.get("stats")
+        return stats
 
     @property
     def weight(self) -> int:
@@ -515,11 +519,10 @@ class LocalLog:
         name = data_file(added["path"], where)
         self._sequence += 1
         modified, size = added["modificationTime"], added["size"]
-        stats = added.get("stats")
         tag = (added.get("tags") or {}).get(MERGED_TAG)
         row_bytes = int(tag) if isinstance(tag, str) and tag.isdigit() else None
         self._files[added["path"]] = _Added(
-            name, modified, self._sequence, at, size, added, stats, row_bytes
+            name, modified, self._sequence, at, size, added, row_bytes
         )
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
