@@ -27,7 +27,11 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from tests.stores.conftest import records, script_file
 
 from podline.stores import DeltaStore, _delta_checkpoint
-from podline.stores._delta_checkpoint import CHECKPOINT_SCHEMA, cleanup_expired_logs
+from podline.stores._delta_checkpoint import (
+    CHECKPOINT_SCHEMA,
+    cleanup_expired_logs,
+    write_checkpoint,
+)
 from podline.stores._delta_local import LocalLog, _interval_ms
 
 _DAY_MS = 86_400_000
@@ -313,3 +317,23 @@ def test_a_checkpoint_that_fails_leaves_the_commit_and_nothing_half_written(
     assert json.loads((_log(uri) / "_last_checkpoint").read_text())["version"] == 19
     rows = DeltaTable(_read_from_checkpoint_alone(uri, 19, tmp_path)).to_pyarrow_table()
     assert rows.num_rows == DeltaStore(tmp_path / "store").scan("t").num_rows
+
+
+def test_a_writer_that_fell_behind_leaves_a_newer_hint(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 20, random.Random(11))
+    uri = store.table_uri("t")
+    store.close()
+    behind = LocalLog.load(uri, version=9)
+    assert behind is not None
+    # The checkpoint of version 9 written again, after the one of version 19.
+    write_checkpoint(
+        _log(uri), 9, behind.protocol, behind.metadata, [a.action for a in behind._replay_order()]
+    )
+    assert json.loads((_log(uri) / "_last_checkpoint").read_text())["version"] == 19
+    (_log(uri) / "_last_checkpoint").write_text("{damaged")
+    write_checkpoint(
+        _log(uri), 9, behind.protocol, behind.metadata, [a.action for a in behind._replay_order()]
+    )
+    assert json.loads((_log(uri) / "_last_checkpoint").read_text())["version"] == 9
+    assert DeltaTable(uri).version() == 19

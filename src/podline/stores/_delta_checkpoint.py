@@ -217,8 +217,8 @@ def write_checkpoint(
     """Write the checkpoint of version ``version`` of the table whose ``_delta_log`` is
     ``log``: its ``protocol``, ``metadata`` and data files (``adds``, the ``add`` actions
     that added them, in the order delta-rs lists them), then point ``_last_checkpoint`` at
-    it. Each file is synced before it is renamed into place, so a reader that finds one
-    finds it whole."""
+    it unless it names a newer one already. Each file is synced before it is renamed into
+    place, so a reader that finds one finds it whole."""
     rows: list[dict[str, Any]] = [{"add": add} for add in adds]
     files = len(rows)
     rows += [{"protocol": protocol}, {"metaData": metadata}]
@@ -233,8 +233,20 @@ def write_checkpoint(
         "numOfAddFiles": files,
     }
     text = json.dumps(hint, separators=(",", ":")).encode()
-    _renamed_into_place(log / "_last_checkpoint", lambda path: path.write_bytes(text))
+    # A writer that fell behind (another process committed and checkpointed since) leaves
+    # a newer hint alone; delta-rs would replace it.
+    if _hinted_version(log) < version:
+        _renamed_into_place(log / "_last_checkpoint", lambda path: path.write_bytes(text))
     sync_dir(log)
+
+
+def _hinted_version(log: Path) -> int:
+    """The version ``_last_checkpoint`` names, or -1 if it names none that can be read."""
+    try:
+        version = json.loads((log / "_last_checkpoint").read_bytes())["version"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return -1
+    return version if isinstance(version, int) and not isinstance(version, bool) else -1
 
 
 def _renamed_into_place(path: Path, write: Callable[[Path], object]) -> None:
