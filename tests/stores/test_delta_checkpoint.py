@@ -337,3 +337,18 @@ def test_a_writer_that_fell_behind_leaves_a_newer_hint(tmp_path: Path) -> None:
     )
     assert json.loads((_log(uri) / "_last_checkpoint").read_text())["version"] == 9
     assert DeltaTable(uri).version() == 19
+
+
+def test_a_table_whose_settings_change_its_checkpoints_is_checkpointed_by_delta_rs(
+    tmp_path: Path,
+) -> None:
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 2, random.Random(12))
+    uri = store.table_uri("t")
+    # Statistics as a struct column too: delta-rs's checkpoint then has ``add.stats_parsed``.
+    DeltaTable(uri).alter.set_table_properties({"delta.checkpoint.writeStatsAsStruct": "true"})
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 7, random.Random(13), start=2)
+    store.close()
+    assert DeltaTable(uri).history()[0]["clientVersion"] == "podline"  # it committed version 9
+    assert "stats_parsed" in pq.read_schema(_checkpoint(uri, 9)).field("add").type.names

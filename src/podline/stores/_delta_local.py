@@ -754,17 +754,14 @@ class LocalLog:
 
     def _own_checkpoints(self) -> bool:
         """Whether podline's checkpoint (``write_checkpoint``) describes this table whole, as
-        delta-rs's would: a protocol with no features, no action podline skips that a
-        checkpoint carries, no setting that changes what a checkpoint holds, and removed
-        files kept for no time (delta-rs would list those still kept)."""
+        delta-rs's would: no action podline skips that a checkpoint carries, no setting that
+        changes what a checkpoint holds, and removed files kept for no time (delta-rs would
+        list those still kept). (podline commits only under a writer protocol of at most 2,
+        ``appendable``: reader protocol 1, no features.)"""
         self.data_files()  # reads what a checkpoint left unread (and whether it carries more)
         configuration = self.metadata["configuration"]
         return (
             not self._carried
-            and self.protocol.get("minReaderVersion") == 1
-            and self.protocol.get("minWriterVersion", 0) <= 2
-            and not self.protocol.get("readerFeatures")
-            and not self.protocol.get("writerFeatures")
             and configuration.keys() <= _CHECKPOINT_NEUTRAL
             and _interval_ms(configuration.get("delta.deletedFileRetentionDuration")) == 0
         )
