@@ -98,6 +98,8 @@ def _assert_as_delta_rs_writes_it(uri: str, version: int, scratch: Path) -> None
     theirs_uri = _delta_rs_checkpoint(uri, version, scratch)
     theirs = _checkpoint(str(theirs_uri), version)
     assert _schema_shape(pq.read_schema(ours)) == _schema_shape(pq.read_schema(theirs))
+    # The same key-value metadata in the footer (none: no Arrow schema, which costs reads).
+    assert pq.ParquetFile(ours).metadata.metadata == pq.ParquetFile(theirs).metadata.metadata
     assert _actions(ours) == _actions(theirs)
     hint = json.loads((_log(uri) / "_last_checkpoint").read_text())
     expected = json.loads((_log(str(theirs_uri)) / "_last_checkpoint").read_text())
