@@ -141,6 +141,9 @@ def test_checkpoints_are_the_ones_delta_rs_writes(tmp_path: Path, seed: int) -> 
     versions = sorted(int(p.name[:20]) for p in _log(uri).glob("*.checkpoint.parquet"))
     assert len(versions) >= 3
     assert all((v + 1) % 10 == 0 for v in versions)
+    # podline wrote them (pyarrow's Parquet writer; delta-rs's is parquet-rs).
+    writers = {pq.ParquetFile(_checkpoint(uri, v)).metadata.created_by[:17] for v in versions}
+    assert writers == {"parquet-cpp-arrow"}
     merges = [a for a in DeltaTable(uri).history() if a["operation"] == "OPTIMIZE"]
     assert merges  # files were removed and added
     for version in versions:
