@@ -357,3 +357,18 @@ def test_a_table_whose_settings_change_its_checkpoints_is_checkpointed_by_delta_
     store.close()
     assert DeltaTable(uri).history()[0]["clientVersion"] == "podline"  # it committed version 9
     assert "stats_parsed" in pq.read_schema(_checkpoint(uri, 9)).field("add").type.names
+
+
+def test_a_log_retention_podline_does_not_read_leaves_the_checkpoint_to_delta_rs(
+    tmp_path: Path,
+) -> None:
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 2, random.Random(14))
+    uri = store.table_uri("t")
+    # delta-rs stores a setting it cannot parse as it is (and reads its default instead).
+    DeltaTable(uri).alter.set_table_properties({"delta.logRetentionDuration": "interval 2 years"})
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 7, random.Random(15), start=2)
+    store.close()
+    assert DeltaTable(uri).history()[0]["clientVersion"] == "podline"  # it committed version 9
+    assert pq.ParquetFile(_checkpoint(uri, 9)).metadata.created_by.startswith("parquet-rs")
