@@ -240,6 +240,20 @@ def test_expired_entries_are_cleaned_up_after_a_checkpoint(tmp_path: Path) -> No
     )
 
 
+def test_a_table_that_keeps_its_log_is_not_cleaned_up(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 2, random.Random(16))
+    uri = store.table_uri("t")
+    DeltaTable(uri).alter.set_table_properties({"delta.enableExpiredLogCleanup": "false"})
+    store = DeltaStore(tmp_path / "store", flush_seconds=None)
+    _flushes(store, 10, random.Random(17), start=2)
+    _aged(_log(uri), range(12), 40)
+    _flushes(store, 8, random.Random(18), start=12)  # version 19 checkpoints, keeps the rest
+    store.close()
+    assert pq.ParquetFile(_checkpoint(uri, 19)).metadata.created_by.startswith("parquet-cpp")
+    assert (_log(uri) / f"{0:020d}.json").exists()
+
+
 def test_a_table_holding_app_transactions_is_checkpointed_by_delta_rs(tmp_path: Path) -> None:
     store = DeltaStore(tmp_path / "store", flush_seconds=None)
     _flushes(store, 2, random.Random(7))

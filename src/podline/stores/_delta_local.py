@@ -741,7 +741,7 @@ class LocalLog:
             if self._own_checkpoints() and retention is not None:
                 adds = [added.action for added in self._replay_order()]
                 write_checkpoint(self._log, self._version, self.protocol, self.metadata, adds)
-                if cleanup and self._version > 0:
+                if cleanup:
                     cutoff = time.time_ns() // 1_000_000 - retention
                     cleanup_expired_logs(self._log, self._version, cutoff)
                 return
