@@ -43,6 +43,7 @@ __all__ = [
     "checkpoint_metadata",
     "checkpoint_rows",
     "cleanup_expired_logs",
+    "hinted_version",
     "write_checkpoint",
 ]
 
@@ -240,18 +241,22 @@ def write_checkpoint(
     text = json.dumps(hint, separators=(",", ":")).encode()
     # A writer that fell behind (another process committed and checkpointed since) leaves
     # a newer hint alone; delta-rs would replace it.
-    if _hinted_version(log) < version:
+    hinted = hinted_version(log)
+    if hinted is None or hinted < version:
         _renamed_into_place(log / "_last_checkpoint", lambda path: path.write_bytes(text))
     sync_dir(log)
 
 
-def _hinted_version(log: Path) -> int:
-    """The version ``_last_checkpoint`` names, or -1 if it names none that can be read."""
+def hinted_version(log: str | Path) -> int | None:
+    """The version the ``_last_checkpoint`` hint of the log directory ``log`` names; None if
+    it is missing or names none that can be read."""
     try:
-        version = json.loads((log / "_last_checkpoint").read_bytes())["version"]
-    except (OSError, ValueError, TypeError, KeyError):
-        return -1
-    return version if isinstance(version, int) and not isinstance(version, bool) else -1
+        with open(os.path.join(log, "_last_checkpoint"), "rb") as file:
+            hint = json.loads(file.read())
+    except (OSError, ValueError):
+        return None
+    version = hint.get("version") if isinstance(hint, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def _renamed_into_place(path: Path, write: Callable[[Path], object]) -> None:

@@ -66,6 +66,7 @@ from podline.stores._delta_checkpoint import (
     checkpoint_metadata,
     checkpoint_rows,
     cleanup_expired_logs,
+    hinted_version,
     write_checkpoint,
 )
 from podline.stores._delta_format import (
@@ -432,13 +433,8 @@ class LocalLog:
         the next commit, which it does only below a newer checkpoint, and writers (delta-rs,
         Spark) name a new checkpoint in ``_last_checkpoint`` before they clean up. New
         commits the reader finds by reading the next one."""
-        try:
-            with open(f"{self._directory}/_last_checkpoint", "rb") as file:
-                hint = json.loads(file.read())
-        except (OSError, ValueError):
-            return True
-        version = hint.get("version") if isinstance(hint, dict) else None
-        return not isinstance(version, int) or version > self._version
+        version = hinted_version(self._directory)
+        return version is None or version > self._version
 
     def fork(self) -> LocalLog:
         """A copy at this version, without reading the log again (its delta-rs handle, if
