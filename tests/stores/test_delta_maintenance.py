@@ -7,8 +7,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import pickle
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,41 @@ def test_within_the_retention_replaced_files_are_kept(tmp_path: Path) -> None:
     # A reader of an older version still finds its files (for a week, by default).
     old = DeltaTable(store.table_uri("t"), version=1).to_pyarrow_table()
     assert sorted(old.column("v").to_pylist()) == [0, 1]
+
+
+def test_files_killed_writers_were_staging_go_at_the_retention(tmp_path: Path) -> None:
+    """A commit or checkpoint a writer was writing when it was killed is deleted by a
+    compaction once older than the retention, like the data files such a writer leaves;
+    a younger one (a writer may be at work) and every other file stay."""
+    store = DeltaStore(tmp_path / "store", flush_seconds=None, compact_files=None)
+    for i in range(2):
+        store.write("t", records([str(i)], v=[i]))
+        store.flush()
+    log = Path(store.table_uri("t"), "_delta_log")
+    old = time.time() - 3 * 3600
+    staged = {
+        "_commit_9d0c4c8e-6e55-4d1c-8a5e-2f3b1d7e9a01.json.tmp": old,  # a commit (delta-rs's too)
+        ".6f1d2e3c-4b5a-4978-8e6f-0a1b2c3d4e5f.00000000000000000010.checkpoint.parquet.tmp": old,
+        ".0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d._last_checkpoint.tmp": old,
+        "_commit_1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e.json.tmp": time.time(),  # at work
+    }
+    others = {"notes.txt": old, ".s3-optimization-0": old}  # not podline's to delete
+    for name, modified in {**staged, **others}.items():
+        (log / name).write_bytes(b"partial")
+        os.utime(log / name, (modified, modified))
+    report = store.verify()
+    assert {f.detail.removeprefix("_delta_log/") for f in report.leftovers} == set(staged)
+    store.compact(retention_hours=2)
+    left = {entry.name for entry in log.iterdir()}
+    assert left & set(staged) == {"_commit_1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e.json.tmp"}
+    assert set(others) <= left
+    assert sorted(DeltaTable(store.table_uri("t")).to_pyarrow_table().column("v").to_pylist()) == [
+        0,
+        1,
+    ]
+    store.compact(retention_hours=0)
+    assert not {entry.name for entry in log.iterdir()} & set(staged)
+    assert store.verify().leftovers == ()
 
 
 def test_compaction_by_itself_can_be_turned_off(tmp_path: Path) -> None:

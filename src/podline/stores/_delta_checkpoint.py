@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 from podline.errors import StoreError
 from podline.stores._delta_actions import CARRIED, Action, checkpoint_actions
 from podline.stores._delta_format import UnsupportedTable
+from podline.stores._delta_publish import staged_name
 from podline.stores._durable import sync_dir, sync_file
 
 __all__ = [
@@ -262,7 +262,7 @@ def hinted_version(log: str | Path) -> int | None:
 def _renamed_into_place(path: Path, write: Callable[[Path], object]) -> None:
     """Have ``write`` write the file ``path`` under a temporary name beside it, flush it to
     storage, and rename it to ``path`` (replacing any file there)."""
-    staged = path.with_name(f".{uuid.uuid4()}.{path.name}.tmp")
+    staged = staged_name(path)
     try:
         write(staged)
         sync_file(staged)

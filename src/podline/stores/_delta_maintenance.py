@@ -26,19 +26,24 @@ does the same on request:
 - **Removal.** Files no commit has referred to for ``retention_hours`` (replaced by a
   compaction, or left by failed and killed writers) are deleted (``vacuum``). delta-rs logs a
   vacuum as two commits even when it deletes nothing, so a dry run decides first (on local
-  tables, counting only files still there).
+  tables, counting only files still there). In a local table's log, the files writers
+  killed before publishing them left (``_delta_publish.STAGED``) are deleted at the same
+  age (``delete_staged``): a vacuum looks only at data files.
 - **Checkpoints** are written every ``delta.checkpointInterval`` commits (``_delta_log``), and
   log entries older than ``delta.logRetentionDuration`` deleted with them.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from podline.stores._delta_format import ParquetSettings
 from podline.stores._delta_log import CommitConflict, Merge, TableLog
+from podline.stores._delta_publish import STAGED
 
 __all__ = [
     "DEFAULT_COMPACT_BYTES",
@@ -249,7 +254,10 @@ def delete_unreferenced(log: TableLog, retention_hours: int, local_root: str | N
 
     delta-rs's dry run also lists files a vacuum already deleted (until their removal is a
     week old), so for a local table (``local_root``, its directory) only files still there
-    count; on an object store its list is taken as it is."""
+    count; on an object store its list is taken as it is. A local table's staged files of
+    the same age go too (``delete_staged``)."""
+    if local_root is not None:
+        delete_staged(Path(local_root, "_delta_log"), retention_hours)
     table = log.delta_table()
 
     def vacuum(dry_run: bool) -> list[str]:
@@ -268,3 +276,26 @@ def delete_unreferenced(log: TableLog, retention_hours: int, local_root: str | N
     vacuum(dry_run=False)
     log.update()
     return True
+
+
+def delete_staged(log: Path, retention_hours: int) -> int:
+    """Delete the files of the log directory ``log`` that writers were writing when they
+    were killed (``STAGED``: commits and checkpoints not yet published) and last modified
+    ``retention_hours`` ago or more; returns how many. A writer at work is never that slow:
+    the same age lets a vacuum delete the data files such a writer wrote."""
+    cutoff = time.time() - retention_hours * 3600
+    deleted = 0
+    try:
+        entries = list(os.scandir(log))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not STAGED.fullmatch(entry.name):
+            continue
+        try:
+            if entry.stat().st_mtime <= cutoff:
+                os.unlink(entry.path)
+                deleted += 1
+        except FileNotFoundError:  # published or deleted meanwhile
+            continue
+    return deleted

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import time
 import uuid
@@ -19,10 +20,14 @@ from podline.stores._delta_format import UnsupportedTable
 from podline.stores._delta_log import CommitConflict
 from podline.stores._durable import Syncing, sync_dir, write_synced
 
-__all__ = ["STAGING", "create_log", "has_log", "link_entry"]
+__all__ = ["STAGED", "STAGING", "create_log", "has_log", "link_entry", "staged_name"]
 
 #: The name of a new table's log while it is being made (see ``create_log``).
 STAGING = "_delta_log.new-"
+#: The names of files being written in a log directory before they are published: a commit
+#: (``_commit_<uuid>.json.tmp``, as delta-rs names its own) and a file renamed into place
+#: (``staged_name``). A writer killed meanwhile leaves one; no reader looks at them.
+STAGED = re.compile(r"_commit_[0-9a-f-]+\.json\.tmp|\.[0-9a-f-]{36}\.[^/]+\.tmp")
 #: Age past which such a log being made is a dead creator's, and removed.
 _STALE_SECONDS = 3600
 #: What ``os.link`` fails with where a file system has no hard links.
@@ -41,6 +46,12 @@ def has_log(uri: str) -> bool:
         return list_log(str(log)).latest() >= 0
     except (FileNotFoundError, NotADirectoryError):
         return False
+
+
+def staged_name(path: Path) -> Path:
+    """The temporary name beside ``path`` under which it is written whole before it is
+    renamed into place (one of ``STAGED``)."""
+    return path.with_name(f".{uuid.uuid4()}.{path.name}.tmp")
 
 
 def link_entry(log: Path, entry: bytes, at: int, syncing: Syncing) -> Path:

@@ -29,6 +29,7 @@ from podline.stores._delta_format import (
     path_schema,
 )
 from podline.stores._delta_log import TableLog
+from podline.stores._delta_publish import STAGED, STAGING
 from podline.stores.base import StorePath
 
 __all__ = ["Finding", "ProblemKind", "VerifyReport", "verify_tables"]
@@ -42,12 +43,14 @@ ProblemKind = Literal["differs", "misread", "refused", "unreadable"]
 #: (a writer killed while creating it; readers see no table); ``unreferenced-file``, a data
 #: file the table's current version does not name (a killed or losing writer's, or one
 #: replaced by a compaction and not yet vacuumed; ``compact()`` deletes it once it is older
-#: than the retention); ``temporary-file``, a commit podline was writing when it was killed, or
-#: the log of a new table it was making.
+#: than the retention); ``temporary-file``, a commit or checkpoint a writer was writing when it
+#: was killed (``compact()`` deletes it once older than the retention), or the log of a new
+#: table it was making.
 LeftoverKind = Literal["half-created", "unreferenced-file", "temporary-file"]
 
-#: A commit being written, or a new table's log being made (``_delta_publish.create_log``).
-_TEMPORARY = re.compile(r"_delta_log/_commit_[0-9a-f-]+\.json\.tmp|_delta_log\.new-[^/]+/.*")
+#: A commit or checkpoint being written (``_delta_publish.STAGED``), or a new table's log
+#: being made (``_delta_publish.create_log``).
+_TEMPORARY = re.compile(rf"_delta_log/(?:{STAGED.pattern})|{re.escape(STAGING)}[^/]+/.*")
 _LOG = "_delta_log/"
 
 #: Reads a table as a new store object would: the log it read, and the rows.
