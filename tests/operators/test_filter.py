@@ -162,3 +162,24 @@ def test_preview_keeps_rows_whose_values_are_unknown_unless_a_tag_term_drops_the
     assert ids(op.preview(stream, unknown=[unknown])) == [1, 3, 4]
     assert full(op.preview(stream, unknown=[unknown])).schema == full(op.process(stream)).schema
     assert ids(op.preview(stream, unknown=[np.zeros(4, dtype=bool)])) == [4]
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        pl.all_horizontal(pl.col(["x"]).is_not_null()),
+        pl.all_horizontal(pl.col(["id", "x"]) > 0),
+        pl.all_horizontal(pl.all().is_not_null()),
+        pl.all_horizontal(pl.col("^x$") > 0),
+        pl.all_horizontal(pl.col(pl.Int64) > 0),
+    ],
+    ids=["list", "tag-and-packet-list", "all", "regex", "dtype"],
+)
+def test_preview_keeps_unknown_rows_for_terms_selecting_columns_without_names(
+    stream, term: pl.Expr
+) -> None:
+    """A selection that names no column may read packets: it cannot decide a row whose
+    values are unknown (``root_names`` lists none of its columns)."""
+    unknown = np.array([True, True, True, False])
+    known = [4] if 4 in ids(Filter(term).process(stream)) else []
+    assert ids(Filter(term).preview(stream, unknown=[unknown])) == [1, 2, 3, *known]

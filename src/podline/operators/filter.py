@@ -170,7 +170,7 @@ class Filter(Operator):
         table = stream.as_table(system_tags=True, source_info=True)
         terms = self._terms()
         tags = set(out.tags)
-        on_tags = [t for t in terms if set(t.meta.root_names()) <= tags]
+        on_tags = [t for t in terms if _reads_only(t, tags)]
         keep = np.zeros(table.num_rows, dtype=bool)
         keep[self._kept(table, out, terms)] = True
         keep[np.flatnonzero(mask)[self._kept(table.filter(pa.array(mask)), out, on_tags)]] = True
@@ -190,6 +190,19 @@ class Filter(Operator):
         except pl.exceptions.PolarsError as exc:  # e.g. a zoned datetime against a naive one
             raise self._error(f"predicates failed on the data: {exc}") from None
         return rows.to_numpy().astype(np.int64)
+
+
+def _reads_only(term: pl.Expr, columns: set[str]) -> bool:
+    """Whether ``term`` reads no column outside ``columns``. A selection that names no column
+    (``pl.col([...])``, ``pl.all()``, a regex or a dtype selector) counts as reading every
+    column: ``root_names`` lists none of the columns it takes."""
+    pending = [term]
+    while pending:
+        expr = pending.pop()
+        if expr.meta.has_multiple_outputs() or expr.meta.is_regex_projection():
+            return False
+        pending.extend(expr.meta.pop())
+    return set(term.meta.root_names()) <= columns
 
 
 def _keys(node: Any) -> Iterator[str]:
