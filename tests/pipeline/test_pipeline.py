@@ -15,6 +15,7 @@ import podline
 from podline import SKIP, function_pod
 from podline.nodes import CacheMode, is_function_node, is_operator_node, is_source_node
 from podline.operators import Join, SemiJoin
+from podline.errors import PipelineError
 from podline.pipeline import (
     CompositeObserver,
     NoOpObserver,
@@ -100,6 +101,35 @@ def linear(store: Store) -> Pipeline:
 
 
 # --------------------------------------------------------------------------- topologies
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "it is empty"),
+        ("a/b", "segments may not contain '/' or NUL, nor be '.' or '..'"),
+        ("..", "segments may not contain '/' or NUL, nor be '.' or '..'"),
+        (".", "segments may not contain '/' or NUL, nor be '.' or '..'"),
+        ("a\x00b", "segments may not contain '/' or NUL, nor be '.' or '..'"),
+    ],
+)
+def test_a_name_no_store_path_can_hold_is_refused_at_once(
+    store: Store, name: str, problem: str
+) -> None:
+    """The name is a segment of the pipeline's store paths: one they cannot hold is refused
+    when the pipeline is made, not when its block ends."""
+    with pytest.raises(PipelineError) as raised:
+        Pipeline(name, store=store)
+    assert str(raised.value) == f"invalid pipeline name {name!r}: {problem}"
+
+
+def test_odd_names_a_path_can_hold_are_taken(store: Store) -> None:
+    for name in ("...", " spaced ", "a.b", "naïve:?*\\"):
+        with Pipeline(name, store) as pipeline:
+            double.pod(add.pod(numbers()))
+        counts = pipeline.run().counts["double"]
+        assert (counts.rows, counts.skipped) == (2, 1)  # double skips a total of 0
+        assert pipeline.runs().height == 1  # a row per run
 
 
 def test_linear(store: Store) -> None:

@@ -50,7 +50,7 @@ from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
 from podline.pipeline.spec import describe_pipeline, pipeline_spec, spec_text
 from podline.pipeline.spec_store import record_spec
-from podline.stores import RECORD_ID, Store, default_store
+from podline.stores import RECORD_ID, Store, default_store, segment_problem
 from podline.streams import ProducedStream, tracking
 
 if TYPE_CHECKING:
@@ -79,8 +79,10 @@ class Pipeline:
         cache_modes: Mapping[str, CacheMode | str] | None = None,
         observe: bool = True,
     ) -> None:
-        if not name or "/" in name:
-            raise PipelineError(f"pipeline name must be non-empty without '/', got {name!r}")
+        # The name is a segment of every path the pipeline's tables live at.
+        problem = "it is empty" if not name else segment_problem(name)
+        if problem is not None:
+            raise PipelineError(f"invalid pipeline name {name!r}: {problem}")
         self.name = name
         choose_arrow_allocator()
         self.store = store if store is not None else default_store()

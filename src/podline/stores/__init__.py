@@ -4,7 +4,14 @@ writing a backend, ``Backend`` and ``ScopedStore`` (see ``podline.stores.backend
 
 from podline.stores._delta_verify import Finding, VerifyReport
 from podline.stores.backend import Backend
-from podline.stores.base import RECORD_ID, PathLike, Store, StorePath, normalize_path
+from podline.stores.base import (
+    RECORD_ID,
+    PathLike,
+    Store,
+    StorePath,
+    normalize_path,
+    segment_problem,
+)
 from podline.stores.config import open_store
 from podline.stores.default import default_store
 from podline.stores.delegating import DelegatingStore
@@ -33,5 +40,6 @@ __all__ = [
     "normalize_path",
     "open_store",
     "register_store",
+    "segment_problem",
     "store_schemes",
 ]

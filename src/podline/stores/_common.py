@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from podline.conversion import null_in_required_child
 from podline.errors import StoreError, UnsupportedTypeError, format_names
 from podline.schema import python_type, type_name
-from podline.stores.base import PathLike, StorePath, normalize_path
+from podline.stores.base import PathLike, StorePath, normalize_path, segment_problem
 
 __all__ = [
     "RowFilter",
@@ -55,20 +55,14 @@ def path_text(path: StorePath) -> str:
 
 
 def join_path(prefix: StorePath, path: PathLike) -> StorePath:
-    """``prefix`` extended by ``path``, every segment validated.
-
-    A segment may hold any character except ``/`` and NUL, and may not be ``.`` or ``..``:
-    backends map segments to directories, table names or keys, and those two would alias.
-    """
+    """``prefix`` extended by ``path``, every segment validated (``segment_problem``)."""
     segments = normalize_path(path)
     for segment in segments:
         if not isinstance(segment, str):
             raise StoreError(f"path segments must be strings, got {segment!r} in {path!r}")
-        if "/" in segment or "\x00" in segment or segment in (".", ".."):
-            raise StoreError(
-                f"invalid path segment {segment!r} in {path!r}: segments may not contain '/' "
-                f"or NUL, nor be '.' or '..'"
-            )
+        problem = segment_problem(segment)
+        if problem is not None:
+            raise StoreError(f"invalid path segment {segment!r} in {path!r}: {problem}")
     return prefix + segments
 
 

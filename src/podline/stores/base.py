@@ -59,6 +59,15 @@ def normalize_path(path: PathLike) -> StorePath:
     return tuple(p for p in parts if p)
 
 
+def segment_problem(segment: str) -> str | None:
+    """What makes ``segment`` no path segment of any store, or None if it is one: it may hold
+    any character except ``/`` and NUL, and may not be ``.`` or ``..`` (backends map segments
+    to directories, table names or keys, and those two would alias)."""
+    if "/" in segment or "\x00" in segment or segment in (".", ".."):
+        return "segments may not contain '/' or NUL, nor be '.' or '..'"
+    return None
+
+
 @runtime_checkable
 class Store(Protocol):
     """A path-scoped store of Arrow records (see the module docs for the contract)."""
