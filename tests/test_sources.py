@@ -14,6 +14,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+import podline
 from podline import (
     ArrowTableSource,
     CSVSource,
@@ -21,6 +22,7 @@ from podline import (
     DeltaTableSource,
     DictSource,
     DuplicateRecordIdError,
+    InputValidationError,
     ListSource,
     Packet,
     ParquetSource,
@@ -681,6 +683,35 @@ def test_csv_source_read_options(tmp_path: Path) -> None:
     source = CSVSource(path, ["id"], convert_options=options)
     assert source.output_schema()[0] == Schema({"id": str})
     assert source.as_table().column("id").to_pylist() == ["1", "2", "3"]
+
+
+def test_a_csv_file_with_a_header_only_is_an_empty_stream(tmp_path: Path) -> None:
+    """Its columns have no value to take a type from: they are of Arrow's null type, which
+    holds nulls only, and a pod whose parameter takes a value says how to give the type."""
+    path = tmp_path / "empty.csv"
+    path.write_text("k,x\n")
+    source = CSVSource(path, ["k"])
+    assert len(source) == 0
+    assert source.output_schema() == (Schema({"k": type(None)}), Schema({"x": type(None)}))
+
+    @podline.function_pod("y")
+    def double(x: float) -> float:
+        return 2 * x
+
+    with pytest.raises(InputValidationError) as raised:
+        double.pod(source)
+    assert str(raised.value) == (
+        "double cannot be applied to empty.csv: mistyped column(s): 'x' is None, parameter "
+        "'x' takes float (the source found no value in it to take a type from: give the "
+        "source the column's type, e.g. CSVSource(..., "
+        "convert_options=pyarrow.csv.ConvertOptions(column_types=...)))"
+    )
+    typed = CSVSource(
+        path,
+        ["k"],
+        convert_options=pa_csv.ConvertOptions(column_types={"k": pa.int64(), "x": pa.float64()}),
+    )
+    assert double.pod(typed).as_table().num_rows == 0
 
 
 def test_parquet_source_label(tmp_path: Path) -> None:

@@ -50,6 +50,13 @@ __all__ = [
     "function_pod",
 ]
 
+#: Why a column's type is None: a source read it from data with no value in it (a CSV file
+#: with a header only, or a column left empty in every row).
+_NO_VALUES = (
+    " (the source found no value in it to take a type from: give the source the column's "
+    "type, e.g. CSVSource(..., convert_options=pyarrow.csv.ConvertOptions(column_types=...)))"
+)
+
 
 class FunctionPod(IdentityMixin):
     """A packet function plus how to apply it: column mapping, executor and result store.
@@ -174,6 +181,7 @@ class FunctionPod(IdentityMixin):
             problems.append(f"missing column(s) {', '.join(sorted(missing))}")
         mistyped = sorted(
             f"{column!r} is {type_name(readable[column])}, parameter {p!r} takes {type_name(tp)}"
+            + (_NO_VALUES if readable[column] is type(None) else "")
             for p, tp in fn.input_schema.items()
             if (column := self._column(p)) in readable and not is_assignable(readable[column], tp)
         )

@@ -260,4 +260,6 @@ def _tighten(field: pa.Field, column: pa.ChunkedArray) -> pa.Field:
         )
     else:
         new_type = t
-    return pa.field(field.name, new_type, nullable=has_nulls)
+    # A column of Arrow's null type holds nulls only, even with no rows to show one (a
+    # header-only CSV file).
+    return pa.field(field.name, new_type, nullable=has_nulls or pa.types.is_null(new_type))
