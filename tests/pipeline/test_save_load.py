@@ -241,6 +241,50 @@ def test_runs_store_each_distinct_specification_once(
     assert open_pipeline(store, pipeline.uri, code=False).uri == pipeline.uri
 
 
+def test_the_latest_run_chooses_among_texts_of_one_uri(
+    project: dict[str, Path], user_project: ModuleTree
+) -> None:
+    """A run of the steps as a script stores them as ``__main__:double``, one imported from
+    their module as ``steps:double``, under one URI: the latest run's text is opened."""
+    run = f"build(podline.DeltaStore({str(project['store'])!r}), {str(project['csv'])!r}).run()"
+    script = user_project.root / "script.py"
+    script.write_text(f"import podline\n{textwrap.dedent(STEPS)}\n\n{run}\n")
+
+    def opened() -> dict[str, Any]:
+        return _fresh(
+            f"""
+            import json, podline
+            p = podline.open_pipeline(podline.DeltaStore({str(project["store"])!r}), "study")
+            print(json.dumps({{"uri": p.uri, "read_only": sorted(p.read_only)}}))
+            """,
+            path=[project["root"]],
+            cwd=project["root"].parent,
+        )
+
+    def as_script() -> None:
+        completed = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(podline.__file__).parents[1])},
+            timeout=300,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+
+    as_script()
+    assert opened()["read_only"] == ["Join", "add", "double"]  # a script's: not importable
+    with DeltaStore(project["store"]) as store:
+        module_run = user_project.load("steps").build(store, str(project["csv"]))
+        assert module_run.run().counts["add"].cached == 2  # the script's results: one identity
+    assert opened() == {"uri": module_run.uri, "read_only": []}
+    specs = DeltaStore(project["store"]).scan(("pipelines", "study", "specs"))
+    assert specs is not None
+    assert specs.column("uri").to_pylist() == [module_run.uri] * 2  # two texts, one URI
+    as_script()
+    assert opened()["read_only"] == ["Join", "add", "double"]
+
+
 def test_loading_after_the_code_changed_warns_and_names_the_function(
     project: dict[str, Path], user_project: ModuleTree
 ) -> None:

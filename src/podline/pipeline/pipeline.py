@@ -49,7 +49,7 @@ from podline.pipeline.orchestration import Orchestrator, OrchestratorResult, Run
 from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
 from podline.pipeline.spec import describe_pipeline, pipeline_spec, spec_text
-from podline.pipeline.spec_store import record_spec
+from podline.pipeline.spec_store import SPEC_ID, record_spec
 from podline.stores import RECORD_ID, Store, default_store, segment_problem
 from podline.streams import ProducedStream, tracking
 
@@ -96,6 +96,7 @@ class Pipeline:
         self.observe = observe
         self._code_recorded: set[str] = set()  # function identities whose code was stored
         self._spec_stored: PipelineGraph | None = None  # the graph whose spec a run stored
+        self._spec_key = ""  # and the id it is stored under (see ``spec_store``)
 
     # ------------------------------------------------------------------ tracking
     def record(self, stream: ProducedStream) -> None:
@@ -216,7 +217,7 @@ class Pipeline:
 
     def _store_spec(self, graph: PipelineGraph) -> None:
         if self._spec_stored is not graph:  # unchanged: stored by an earlier run already
-            record_spec(self.store, self.name, self.specification())
+            self._spec_key = record_spec(self.store, self.name, self.specification())
             self._spec_stored = graph
 
     # ------------------------------------------------------------------ running
@@ -490,6 +491,9 @@ class Pipeline:
                 RECORD_ID: f"{result.run_id}/{label}/{recording}",
                 "run_id": result.run_id,
                 "pipeline_uri": result.pipeline_uri,
+                # Which specification of the URI this run's code is: several texts may share
+                # one (a function run from a script, then imported from its module).
+                SPEC_ID: self._spec_key,
                 "node": label,
                 "computed": c.computed,
                 "cached": c.cached,

@@ -12,7 +12,10 @@ it; readers take one of the identical rows.
 
 ``stored_spec`` finds the specification to open: of the URI given (``name@<16 hex>``), or
 else of the pipeline's latest run (from ``pipelines/<name>/runs``), or else the only one
-stored.
+stored. Several texts may share a URI (a function run from a script is ``__main__:f``,
+imported from its module ``module:f``, under one identity): a run record names the one its
+run stored (``SPEC_ID``), so the latest run's is opened; a URI given, or records written
+before they named it, take the smallest id.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from podline.errors import PipelineError, format_names
 from podline.pipeline.spec import check_spec, spec_id, spec_text
 from podline.stores import RECORD_ID, Store
 
-__all__ = ["SPECS", "record_spec", "stored_pipelines", "stored_spec"]
+__all__ = ["SPECS", "SPEC_ID", "record_spec", "stored_pipelines", "stored_spec"]
 
 #: Where a pipeline's specifications are kept, below ``pipelines/<name>``.
 SPECS = "specs"
+#: The column of a run record naming the specification its run stored (``record_spec``).
+SPEC_ID = "spec_id"
+_RUNS = "runs"
 
 
 def record_spec(store: Store, name: str, spec: dict[str, Any]) -> str:
@@ -69,7 +75,7 @@ def stored_spec(store: Store, name: str) -> dict[str, Any]:
             f"the store {store.to_config()!r} holds no specification of pipeline {pipeline!r} "
             f"(a run stores it); pipelines stored: {format_names(known) or 'none'}"
         )
-    uri = f"{pipeline}@{snapshot}" if snapshot else _latest_run_uri(store, pipeline)
+    uri, key = (f"{pipeline}@{snapshot}", None) if snapshot else _latest_run(store, pipeline)
     uris = specs.column("uri").to_pylist()
     if uri is None and len(set(uris)) == 1:
         uri = uris[0]  # never run to the end, one version stored: that one
@@ -79,16 +85,25 @@ def stored_spec(store: Store, name: str) -> dict[str, Any]:
             f"{uri if uri is not None else 'a finished run'!r}; open one of "
             f"{format_names(uris)}"
         )
-    # Several texts under one URI (labels or paths differ): the smallest id, deterministically.
     chosen = specs.filter(pc.equal(specs.column("uri"), uri))
-    text = chosen.sort_by(RECORD_ID).column("spec")[0].as_py()
+    named = chosen.filter(pc.equal(chosen.column(RECORD_ID), key)) if key else chosen
+    # Several texts under one URI, none named (see the module docs): the smallest id.
+    text = (named if named.num_rows else chosen).sort_by(RECORD_ID).column("spec")[0].as_py()
     return check_spec(json.loads(text), f"the stored specification of {name!r}")
 
 
-def _latest_run_uri(store: Store, pipeline: str) -> str | None:
-    runs = store.scan(("pipelines", pipeline, "runs"), columns=["pipeline_uri", "finished_at"])
+def _latest_run(store: Store, pipeline: str) -> tuple[str | None, str | None]:
+    """The URI of the pipeline's latest run, and the id of the specification it stored (None
+    where its record does not name one)."""
+    path = ("pipelines", pipeline, _RUNS)
+    stored = store.read(path, [])  # no rows: what columns the records have
+    if stored is None:
+        return None, None
+    named = SPEC_ID in stored.column_names
+    runs = store.scan(path, columns=["pipeline_uri", "finished_at", *([SPEC_ID] if named else [])])
     if runs is None or runs.num_rows == 0:
-        return None
+        return None, None
     latest = pc.sort_indices(runs, [("finished_at", "descending")])[0].as_py()
     uri = runs.column("pipeline_uri")[latest].as_py()
-    return str(uri) if uri is not None else None
+    key = runs.column(SPEC_ID)[latest].as_py() if named else None
+    return (str(uri) if uri is not None else None), key
