@@ -222,6 +222,34 @@ def test_changed_closure_value_is_named(project: ModuleTree) -> None:
     assert_run_matches(plan, pipeline.run())
 
 
+def test_a_result_forgotten_after_a_detour_through_other_code_is_missing(
+    project: ModuleTree,
+) -> None:
+    """The code that had the result is the current one again: the row is computed because
+    its result was forgotten, not because the code changed (another version's result for
+    the same argument is still stored)."""
+    store = MemoryStore()
+    build(project, store, [0, 1])[0].run()
+    project.edit("pipe.py", "STEP = 1", "STEP = 2")
+    build(project, store, [0, 1])[0].run()
+    project.edit("pipe.py", "STEP = 2", "STEP = 1")
+    pipeline, calls = build(project, store, [0, 1])
+    assert pipeline.run().counts["shift"].cached == 2  # the first version's results
+    assert pipeline.invalidate("shift", id=1) == 1
+    plan = pipeline.plan()
+    assert reasons(plan, "shift") == {
+        ("cached", "stored result", ""): 1,
+        ("computed", "stored result missing", _FORGOTTEN): 1,
+    }
+    assert calls == []
+    assert_run_matches(plan, pipeline.run())
+    # Other code, never run on this row: the change is still the reason.
+    project.edit("pipe.py", "STEP = 1", "STEP = 3")
+    closure = "closure value `step` of `make_shift.<locals>.shift` changed"
+    changed = build(project, store, [0, 1])[0].plan()
+    assert reasons(changed, "shift") == {("computed", "changed code", closure): 2}
+
+
 def test_forced_recompute(project: ModuleTree) -> None:
     store = MemoryStore()
     build(project, store, [0, 1, 2])[0].run()

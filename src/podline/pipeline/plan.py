@@ -197,7 +197,8 @@ class _FunctionPlan:
     def _history_reasons(self, rows: np.ndarray) -> np.ndarray:
         """Why these known rows would be computed, from what the store remembers."""
         scope, preview, known = self.scope, self.preview, self.known
-        history = NodeHistory(scope, self.node.label, preview.function)
+        node_hash = str(self.node.content_hash())
+        history = NodeHistory(scope, self.node.label, preview.function, node_hash)
         call_of_row = np.full(len(known), -1, dtype=np.int64)
         call_of_row[preview.call_rows] = np.arange(len(preview.call_rows))
         picked = pa.array(rows, pa.int64())

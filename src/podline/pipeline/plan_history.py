@@ -6,7 +6,9 @@ the store, reading only, in this order:
 
 1. **changed code**: the row's argument packet has a stored result under *another identity*
    of the same function (another memo table at ``functions/<name>/<identity prefix>``): the
-   function changed since. The latest such result names the earlier identity, whose code
+   function changed since. Unless a run of this very node (its content hash: this code on
+   this input) recorded the row ending with a result: then the code is the one that had the
+   result, and the result was forgotten or deleted since (**stored result missing**). The latest such result names the earlier identity, whose code
    structure (kept at the result store's ``code`` path by the run that computed) is compared with
    the current one to name the function, helper, class, constant or closure value that
    changed (``podline.functions.code_diff``). Same code but another identity: its version,
@@ -43,6 +45,7 @@ from podline.nodes.records import INPUT_HASH, RESULT_ID
 from podline.observability.columns import (
     ERROR_MESSAGE,
     ERROR_TYPE,
+    NODE_HASH,
     PIPELINES,
     SEQUENCE,
     STATE,
@@ -81,9 +84,13 @@ class NodeHistory:
     versions: the record sets and status tables of the node's ``label`` in the pipeline's
     store, the function's memo and code records in the result store (see the module docs)."""
 
-    def __init__(self, layout: PipelineLayout, label: str, function: PacketFunction) -> None:
+    def __init__(
+        self, layout: PipelineLayout, label: str, function: PacketFunction, node_hash: str
+    ) -> None:
         self.records = layout.store.at(PIPELINES, layout.name, "nodes", label)
         self.status = layout.store.at(PIPELINES, layout.name, STATUS_SCOPE, label)
+        #: The node's content hash, as its runs' status rows name it.
+        self.node_hash = node_hash
         self.results = layout.results
         self.code = layout.result_store
         self.function = function
@@ -96,10 +103,16 @@ class NodeHistory:
         reasons = [(NEW_ROW, "")]
         codes = np.zeros(len(argument_hashes), dtype=np.int64)
         owner, prefixes = self._earlier_identity(argument_hashes)
+        elsewhere = np.flatnonzero(owner >= 0)
+        if len(elsewhere) and tags.num_columns:
+            ended = self._ended_here(tags.take(pa.array(elsewhere, pa.int64())))
+            codes[elsewhere[ended]] = len(reasons)
+            owner[elsewhere[ended]] = -2  # explained: neither changed code nor the rest
+            reasons.append((RESULT_MISSING, _FORGOTTEN))
         for index, prefix in enumerate(prefixes):
             codes[owner == index] = len(reasons)
             reasons.append(_describe_change(self.function, self._code_records.get(prefix)))
-        rest = np.flatnonzero(owner < 0)
+        rest = np.flatnonzero(owner == -1)
         if len(rest) and tags.num_columns:
             picked = pa.array(rest, pa.int64())
             same = self._earlier_content(tags.take(picked), packet_hashes.take(picked))
@@ -177,6 +190,25 @@ class NodeHistory:
         return none
 
     # ------------------------------------------------------------------ status
+    def _ended_here(self, tags: pa.Table) -> np.ndarray:
+        """Per row: whether a run of this node (its content hash) recorded its tag values
+        ending with a result (computed or served, not failed)."""
+        names = tags.column_names
+        frames = _frames(self.status, [*names, STATE, NODE_HASH], lambda path: True)
+        if not frames:
+            return np.zeros(tags.num_rows, dtype=bool)
+        try:
+            ended = pl.concat(frames, how="vertical_relaxed").filter(
+                (pl.col(NODE_HASH) == self.node_hash)
+                & ~pl.col(STATE).is_in([State.RUNNING, State.FAILED])
+            )
+            rows = _frame(tags).with_row_index(_ROW).join(ended, on=names, how="semi")
+        except pl.exceptions.PolarsError:  # tag types changed since: not the same rows
+            return np.zeros(tags.num_rows, dtype=bool)
+        found = np.zeros(tags.num_rows, dtype=bool)
+        found[rows[_ROW].to_numpy()] = True
+        return found
+
     def _earlier_status(self, tags: pa.Table) -> list[tuple[str, str] | None]:
         """Per row: what the latest status recorded for its tag values says (an earlier
         failure, or a result since forgotten), None where no run recorded them."""
