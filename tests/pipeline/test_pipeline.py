@@ -13,9 +13,9 @@ import pytest
 
 import podline
 from podline import SKIP, function_pod
+from podline.errors import PipelineError
 from podline.nodes import CacheMode, is_function_node, is_operator_node, is_source_node
 from podline.operators import Join, SemiJoin
-from podline.errors import PipelineError
 from podline.pipeline import (
     CompositeObserver,
     NoOpObserver,

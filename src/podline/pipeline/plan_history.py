@@ -6,13 +6,13 @@ the store, reading only, in this order:
 
 1. **changed code**: the row's argument packet has a stored result under *another identity*
    of the same function (another memo table at ``functions/<name>/<identity prefix>``): the
-   function changed since. Unless a run of this very node (its content hash: this code on
-   this input) recorded the row ending with a result: then the code is the one that had the
-   result, and the result was forgotten or deleted since (**stored result missing**). The latest such result names the earlier identity, whose code
+   function changed since. The latest such result names the earlier identity, whose code
    structure (kept at the result store's ``code`` path by the run that computed) is compared with
    the current one to name the function, helper, class, constant or closure value that
    changed (``podline.functions.code_diff``). Same code but another identity: its version,
-   schemas, output keys or ``depends_on`` versions changed (**changed function**);
+   schemas, output keys or ``depends_on`` versions changed (**changed function**). Unless a
+   run of this very node (its content hash: this code on this input) recorded the row ending
+   with a result: this code had one, since forgotten or deleted (**stored result missing**);
 2. **changed input content**: a record of this node's label (any of its record sets: each
    content of the node's input, each version of its code has its own) holds the same user tag
    values with another input packet; the same tags with the same packet means the result was
