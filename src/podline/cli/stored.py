@@ -28,6 +28,7 @@ from podline.cli.options import (
 )
 from podline.cli.output import emit_frame, emit_json
 from podline.errors import NotFoundError, format_names
+from podline.nodes import CacheMode, OperatorNode
 from podline.pipeline import LoadedPipeline, Pipeline, open_pipeline
 from podline.stores.default import ENV_VAR
 
@@ -85,18 +86,22 @@ def show(
             f"pipeline {loaded.name!r} has no node {node!r}; its nodes are {format_names(nodes)}"
         )
     found = nodes[node]
-    frame = pl.from_arrow(found.as_table(all_info=system_columns, sort_by_tags=True))
+    # An operator node in LOG mode has no output to read back, but history: every row its
+    # runs logged, shown as such. (A loaded pipeline's nodes are podline's own classes.)
+    operator = found if isinstance(found, OperatorNode) else None
+    logged = operator is not None and operator.cache_mode is CacheMode.LOG
+    shown = operator.stored_rows() if operator is not None and logged else found
+    frame = pl.from_arrow(shown.as_table(all_info=system_columns, sort_by_tags=True))
     assert isinstance(frame, pl.DataFrame)
     total = frame.height
-    if not total and not as_json and found.node_type == "operator":
-        click.echo(
-            f"(no rows stored: operator node {node!r} keeps its output in the store only "
-            "with a cache mode, Pipeline(cache_modes=...); its upstreams' results are there)"
-        )
+    if not total and not as_json and operator is not None:
+        click.echo(f"(no rows: {_unstored(operator)})")
         return
     emit_frame(frame, as_json=as_json, limit=limit or None)
     if not as_json and limit and total > limit:
         click.echo(f"({limit} of {total} rows; --limit 0 shows all)")
+    if logged and not as_json:
+        click.echo(f"(the rows every run of operator node {node!r} logged: cache mode 'log')")
 
 
 @click.command(
@@ -231,3 +236,15 @@ def plan(
 
 
 COMMANDS = (show, graph, plan)
+
+
+def _unstored(node: OperatorNode) -> str:
+    """Why an operator node shows no rows from the store, by its cache mode."""
+    if node.cache_mode is CacheMode.OFF:
+        return (
+            f"operator node {node.label!r} stores no rows (cache mode 'off'): runs compute its "
+            f"output and keep none of it; mode 'log' keeps every run's rows "
+            f"(Pipeline(cache_modes={{{node.label!r}: 'log'}})), and its upstreams' results "
+            "are in the store"
+        )
+    return f"operator node {node.label!r} (cache mode {node.cache_mode.value!r}) has no stored rows"

@@ -123,7 +123,7 @@ class OperatorNode(Node):
 
     def execute(self, *streams: Stream, **kwargs: Any) -> TableStream:
         if self.cache_mode is CacheMode.REPLAY:
-            output = self._replay()
+            output = self.stored_rows()
             self.set_output(output)
             return output
         return self.adopt(self.producer.process(*streams))
@@ -134,7 +134,7 @@ class OperatorNode(Node):
         """The rows ``execute(*streams)`` would give, neither kept nor logged (``unknown``:
         see ``Operator.preview``)."""
         if self.cache_mode is CacheMode.REPLAY:
-            return self._replay()
+            return self.stored_rows()
         if isinstance(self.producer, PreviewProducer):
             return self.producer.preview(*streams, unknown=unknown)
         return self.producer.process(*streams)
@@ -152,7 +152,7 @@ class OperatorNode(Node):
         # Reads never compute, but a REPLAY node serves its stored rows even before a run
         # (LOG and OFF nodes do not expose history: their output is what they computed).
         if self._output is None and self.cache_mode is CacheMode.REPLAY:
-            self._output = self._replay()
+            self._output = self.stored_rows()
         return super()._kept()
 
     def _read_through(self) -> TableStream:
@@ -160,7 +160,10 @@ class OperatorNode(Node):
             return self.producer.process(*read_inputs(self))
         return self._kept()
 
-    def _replay(self) -> TableStream:
+    def stored_rows(self) -> TableStream:
+        """The rows stored for this node: those its runs in ``LOG`` mode logged, every run's
+        (each once), which ``REPLAY`` serves; none without a store. A read, never a
+        computation."""
         stored = self.store.scan(("rows",)) if self.store is not None else None
         if stored is None:
             return empty_output(self)
