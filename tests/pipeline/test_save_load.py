@@ -314,8 +314,13 @@ def test_without_the_module_in_this_process_nodes_are_read_only(
         # Sources and podline's operators live on; only the functions' nodes are read-only.
         assert set(loaded.read_only) == {"double", "Join", "add"}
         assert loaded.add.as_table().sort_by("id").column("total").to_pylist() == [21, 42]
-        with pytest.raises(ReadOnlyNodeError, match="function steps:add cannot be imported"):
+        with pytest.raises(ReadOnlyNodeError, match="function steps:add cannot be imported") as e:
             loaded.run()
+        # Each node's own reason once, and the nodes read-only for what they depend on by name.
+        message = str(e.value)
+        assert message.count("cannot be imported") == 2
+        assert "depends on" not in message
+        assert "; and downstream of them 'Join'. Their stored results" in message
         with pytest.raises(ReadOnlyNodeError, match="'double'"):
             loaded.plan()
         # Without reading the CSV either, a function node serves every result it stored.

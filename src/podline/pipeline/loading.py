@@ -46,6 +46,10 @@ from podline.streams import ProducedStream, Stream
 __all__ = ["LoadedPipeline", "load_pipeline", "open_pipeline"]
 
 
+#: How a node's read-only reason names the read-only nodes it depends on.
+_BLOCKED = "it depends on read-only node(s) "
+
+
 class LoadedPipeline(Pipeline):
     """A pipeline built from a specification (see the module docs).
 
@@ -99,7 +103,15 @@ class LoadedPipeline(Pipeline):
     def _check_runnable(self) -> None:
         if not self.read_only:
             return
-        details = "; ".join(f"{label!r}: {why}" for label, why in self.read_only.items())
+        # Each node's own reason once; the nodes read-only only for what they depend on, by
+        # name (a pipeline of many nodes would repeat the same reasons down the graph).
+        own = {label: why for label, why in self.read_only.items() if not why.startswith(_BLOCKED)}
+        details = "; ".join(
+            f"{label!r}: {why.split(f'; {_BLOCKED}')[0]}" for label, why in own.items()
+        )
+        downstream = [label for label in self.read_only if label not in own]
+        if downstream:
+            details += f"; and downstream of them {format_names(downstream)}"
         raise ReadOnlyNodeError(
             f"pipeline {self.name!r} was loaded read-only for node(s) "
             f"{format_names(self.read_only)}: {details}. Their stored results, status, logs "
@@ -134,7 +146,7 @@ class _Builder:
             part, reasons = None, [str(exc)]
         blocked = [name for name in node["upstreams"] if name in self.pipeline.read_only]
         if blocked:
-            reasons.append(f"it depends on read-only node(s) {format_names(blocked)}")
+            reasons.append(f"{_BLOCKED}{format_names(blocked)}")
         if part is None or reasons:
             reason = "; ".join(reasons)
             self.pipeline.read_only[label] = reason
