@@ -261,3 +261,22 @@ def test_trace_and_impact_from_the_store(project: Path, capsys: pytest.CaptureFi
     assert "has no tag 'z'" in err
     _, err = podline(capsys, "trace", "nothing", code=ExitCode.NOT_FOUND)
     assert "no node 'nothing'" in err
+
+
+def test_trace_a_row_by_position_from_the_store(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--row i`` is the node's i-th stored row (here, one run of rows in tag order: the
+    i-th row ``show`` lists), though nothing read the node before."""
+    (project / "rows.csv").write_text("k,x\n" + "".join(f"{k},{k * 10}\n" for k in range(5)))
+    (project / "measured.py").write_text(MEASURED)
+    podline(capsys, "run", "measured.py")
+    shown, _ = podline(capsys, "show", "halve", "--json")
+    out, _ = podline(capsys, "trace", "halve", "--row", "2", "--json")
+    steps = json.loads(out)
+    assert (steps[0]["node"], steps[0]["status"]) == ("halve", "computed")
+    assert steps[0]["tags"] == f"k={json.loads(shown)[2]['k']}"
+    out, _ = podline(capsys, "trace", "halve", "--row", "0")
+    assert out.splitlines()[0] == "trace of halve, row 0: 1 row(s)"
+    _, err = podline(capsys, "trace", "halve", "--row", "5", code=ExitCode.ERROR)
+    assert err == "podline: trace: node 'halve' has no row 5: a read of it gives 5 row(s)\n"

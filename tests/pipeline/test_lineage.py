@@ -217,10 +217,80 @@ def test_a_changed_source_value_traces_to_the_call_and_run_of_the_current_row(
     steps = second_pipeline.trace("double", k=1).frame.to_dicts()
     assert (steps[0]["status"], steps[0]["run_id"]) == ("computed", second.run_id)
     assert json.loads(steps[1]["values"]) == {"k": 1, "x": 5}
-    again = build(1)  # back to the first value: the first run's call
-    assert again.trace("double", k=1).frame["status"][0] == "ambiguous"  # nothing at hand
-    again.nodes["double"].as_table()  # a passive read loads the current row's result
+    again = build(1)  # back to the first value: the first run's call, read from the store
     assert again.trace("double", k=1).frame["run_id"][0] == first.run_id
+    # Without the code the input cannot be read: a read serves both values' results, and
+    # the trace does not pick one.
+    loaded = podline.open_pipeline(DeltaStore(tmp_path / "store"), "p", code=False)
+    assert loaded.nodes["double"].as_table().num_rows == 2
+    assert loaded.trace("double", k=1).frame["status"].to_list() == ["ambiguous", "unreadable"]
+
+
+def test_row_is_the_node_s_row_as_a_read_gives_it_before_any_read(tmp_path: Path) -> None:
+    """``row=i`` on a fresh pipeline object (or one opened from the store) reads the node,
+    computing nothing, as ``as_table()`` would; the title names the row."""
+    run = _study(DeltaStore(tmp_path / "store")).run()
+    fresh = _study(DeltaStore(tmp_path / "store"))
+    first = fresh.trace("scaled", row=0)
+    assert str(first).splitlines()[0] == "trace of scaled, row 0: 1 row(s)"
+    assert first.frame.select("node", "status", "run_id").rows()[0] == (
+        "scaled",
+        "computed",
+        run.run_id,
+    )
+    read = _study(DeltaStore(tmp_path / "store"))
+    rows = read.nodes["scaled"].as_table()
+    assert read.trace("scaled", row=0).frame.to_dicts() == first.frame.to_dicts()
+    assert first.frame["tags"][0] == f"k={rows.column('k')[0].as_py()}"
+    loaded = podline.open_pipeline(DeltaStore(tmp_path / "store"), "study", code=False)
+    assert loaded.trace("scaled", row=0).frame["tags"][0] == first.frame["tags"][0]
+    with pytest.raises(InputValidationError, match="'scaled' has no row 3: a read of it gives 3"):
+        _study(DeltaStore(tmp_path / "store")).trace("scaled", row=3)
+    with pytest.raises(InputValidationError, match="give row=0 or tag values"):
+        fresh.trace("scaled", row=0, k=1)
+
+
+def test_trace_and_impact_answer_for_the_current_rows_before_and_after_a_read(
+    tmp_path: Path,
+) -> None:
+    """A source value that changed over runs leaves one record per input version: a trace by
+    tags finds the node's current row (what a read gives), whether or not the node was read,
+    and impact lists no row the current input no longer gives."""
+    csv = tmp_path / "rows.csv"
+
+    def build(source_id: str | None = None) -> Pipeline:
+        rows = podline.CSVSource(csv, tag_columns=["k"], label="rows", source_id=source_id)
+        with Pipeline("p", store=DeltaStore(tmp_path / str(source_id))) as p:
+            double.pod(rows.filter(pl.col("x") > 0, label="kept"))
+        return p
+
+    for x in (1, 5, 9):  # the source id follows the file's content: new records each run
+        csv.write_text(f"k,x\n1,{x}\n2,2\n")
+        last = build().run()
+    fresh, read = build(), build()
+    read.nodes["double"].as_table()
+    traced = fresh.trace("double", k=1).frame.to_dicts()
+    assert traced == read.trace("double", k=1).frame.to_dicts()
+    assert [(s["node"], s["status"], s["run_id"]) for s in traced] == [
+        ("double", "computed", last.run_id),
+        ("kept", "not at hand", None),
+        ("rows", "read", None),
+    ]
+    assert json.loads(traced[2]["values"]) == {"k": 1, "x": 9}
+    assert fresh.impact("rows", k=1).frame.to_dicts() == read.impact("rows", k=1).frame.to_dicts()
+    # A source id that stays: k=1's record of the first run names the same source record,
+    # which the filter now drops; no current row of double holds it.
+    build("rows").run()
+    csv.write_text("k,x\n1,0\n2,2\n")
+    stopped = build("rows")
+    assert stopped.trace("double", k=1).frame.select("node", "status").rows() == [
+        ("kept", "filtered"),
+        ("rows", "read"),
+    ]
+    assert _impact(stopped.impact("rows", record_id="#0")) == {
+        ("kept", "not at hand", None),
+        ("double", "not computed", None),
+    }
 
 
 _MAKE = """

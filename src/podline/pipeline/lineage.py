@@ -5,8 +5,10 @@ record forward to every row that depends on it).
 source id and a record id, and a column's name spells out the joins its values passed
 (``podline.columns``). So tracing needs no search through intermediate tables:
 
-1. the traced rows are looked up by their tag values (``lineage_rows.NodeRows``: held
-   output, the node's provenance records with a store-side equality filter, or logged rows);
+1. the traced rows are looked up by their tag values, or picked by position, among the node's
+   rows as a read of it gives them (``lineage_rows.NodeRows``: its output, or the stored
+   results of its current input; an operator node that has not run: its logged rows, with a
+   store-side equality filter);
 2. walking up the graph, each edge maps a column to its upstream's name (``lineage_rows.edges``:
    a join strips its hop, a batch splits a row's lists back into its rows), so every upstream
    row is known by its system-tag values alone;
@@ -68,14 +70,11 @@ def trace(
     ``row``-th output row), each back to its source records."""
     node = scope.node(label, "trace")
     where = _user_tags(node, tags, "trace")
-    if row is not None:
-        held = scope.rows.held(node)
-        if held is None or not 0 <= row < held.num_rows:
-            count = "not at hand" if held is None else f"{held.num_rows} rows"
-            raise InputValidationError(f"trace: node {label!r} has no row {row} ({count})")
-        found = held.slice(row, 1)
-    else:
-        found = scope.rows.find(node, where)
+    if row is not None and where:
+        raise InputValidationError(
+            f"trace: node {label!r}: give row={row} or tag values {where}, not both"
+        )
+    found = scope.rows.find(node, where) if row is None else _nth(scope, node, row)
     if found is None:
         raise PipelineError(
             f"trace: the rows of node {label!r} are not at hand: it has not run in this "
@@ -88,7 +87,18 @@ def trace(
     roots = [_step(scope, node, key) for key in keys.values()]
     if not roots and where:
         roots = _stopped(scope, node, where)
-    return Trace(label, dict(tags), roots)
+    return Trace(label, where, roots, row=row)
+
+
+def _nth(scope: LineageScope, node: Node, row: int) -> pa.Table | None:
+    """The node's ``row``-th row as a read of it gives it (None: not at hand)."""
+    rows = scope.rows.held(node)
+    if rows is not None and not 0 <= row < rows.num_rows:
+        raise InputValidationError(
+            f"trace: node {node.label!r} has no row {row}: a read of it gives "
+            f"{rows.num_rows} row(s)"
+        )
+    return None if rows is None else rows.slice(row, 1)
 
 
 def _user_tags(node: Node, tags: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -324,7 +334,7 @@ def _holding(
             table = scope.rows.find(node, _holds(pair, source_id, record))
         if table is None:
             return None
-        tables.append(table)
+        tables.append(_read_now(scope, node, table) if recorded else table)
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
     for table in tables:
@@ -337,6 +347,18 @@ def _holding(
             status = "present" if statuses is None else str(statuses[i])
             found.append({"status": status, "tags": {n: table.column(n)[i].as_py() for n in names}})
     return found
+
+
+def _read_now(scope: LineageScope, node: Node, records: pa.Table) -> pa.Table:
+    """The records of a function node that speak of its rows as a read of it gives them, as
+    ``trace`` finds them: records are shared by every input version, so a row the current
+    input no longer gives keeps its record. A skipped call gives no row: its record counts
+    unless the read holds the row (then the call was skipped for another version)."""
+    keep = []
+    for i, status in enumerate(records.column(STATUS).to_pylist()):
+        rows = scope.rows.find(node, _key(records, i, node))
+        keep.append(rows is None or bool(rows.num_rows) != (status == "skipped"))
+    return records.filter(pa.array(keep, pa.bool_()))
 
 
 def _holds(pair: tuple[str, str], source_id: str | None, record: str) -> dict[str, str]:

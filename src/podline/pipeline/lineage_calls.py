@@ -3,9 +3,11 @@ row's provenance record (status, result id) and the run that computed it.
 
 Records are shared by every input version of a node (``nodes/<label>/<pipeline hash>/<pod>``),
 so the same source records can have several records when their values changed between runs.
-The record of the row at hand is the one whose result id the row's source-info token names;
-when the row is not at hand and several records match, the step says so instead of picking
-one (``ambiguous``).
+The record of the row is the one whose result id the row's source-info token names, in a
+read of the node (``NodeRows.held``: its current input's results); when the read holds no
+such row, or several versions of it (a loaded pipeline whose input cannot be read serves
+every stored result), and several records match, the step says so instead of picking one
+(``ambiguous``).
 
 The computing run is the one run record of the node (``pipelines/<name>/runs``: a row per
 node and run) whose time span holds the result's ``computed_at`` in the memo. Where that does
@@ -19,6 +21,7 @@ pipeline sharing the memo) names the first run of this pipeline that served it (
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import numpy as np
@@ -81,19 +84,21 @@ def call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> No
 
 
 def _current(rows: NodeRows, node: Node, key: dict[str, Any], records: pa.Table) -> pa.Table:
-    """The records of ``key`` whose result the node's row at hand names (several input
-    versions share the records; none at hand: all of them, left ambiguous)."""
+    """The records of ``key`` whose results the node's rows read now name (several input
+    versions share the records). A read that holds several versions of the row (a loaded
+    pipeline whose input cannot be read serves every stored result) names several calls, and
+    no row read: all of them, left ambiguous."""
     function = packet_function(node)
-    held = rows.held(node)
-    if function is None or held is None or not function.output_keys:
+    if function is None or not function.output_keys:
         return records
     found = rows.find(node, key)
     info = source_info_column(function.output_keys[0])
     if found is None or not found.num_rows or info not in found.column_names:
         return records
-    call_id = parse_token(str(found.column(info)[0].as_py())).record
+    calls = {parse_token(str(token)).record for token in found.column(info).to_pylist()}
     hexes = pc.utf8_slice_codeunits(records.column(RESULT_ID), 5)  # after "pod3:"
-    return records.filter(pc.starts_with(hexes, call_id))
+    named = [pc.starts_with(hexes, call_id) for call_id in sorted(calls)]
+    return records.filter(functools.reduce(pc.or_, named))
 
 
 def _computed_at(node: Node, result_id: str) -> dt.datetime | None:

@@ -114,11 +114,15 @@ def _drawn(step: Step, first: str, rest: str) -> list[str]:
 
 
 class Trace:
-    """The lineage of some rows of one node (see the module docs)."""
+    """The lineage of some rows of one node (see the module docs): those whose tags equal
+    ``tags``, or its ``row``-th row."""
 
-    def __init__(self, node: str, tags: dict[str, Any], roots: list[Step]) -> None:
+    def __init__(
+        self, node: str, tags: dict[str, Any], roots: list[Step], *, row: int | None = None
+    ) -> None:
         self.node = node
         self.tags = tags
+        self.row = row
         self.roots = roots
         self.frame = self._frame()
 
@@ -149,7 +153,7 @@ class Trace:
         return picked.unique(maintain_order=True)
 
     def _title(self) -> str:
-        where = ", ".join(f"{k}={v!r}" for k, v in self.tags.items()) or "every row"
+        where = f"row {self.row}" if self.row is not None else _text(self.tags) or "every row"
         return f"trace of {self.node}, {where}: {len(self.roots)} row(s)"
 
     def tree(self) -> str:

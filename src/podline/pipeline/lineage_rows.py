@@ -2,15 +2,20 @@
 
 Lineage never computes. A node's rows come from, in this order:
 
-* the output the node holds in this process (it ran, or loaded its results);
-* a source node's source (a source is read, never computed);
-* a function node's provenance records (``pipelines/<name>/nodes/.../records``): tags, system
-  tags and each entry's status, looked up with the store's equality filter (``scan(where=)``),
-  so only the matching records leave the store;
-* an operator node's logged rows (``CacheMode.LOG`` / ``REPLAY``), looked up the same way.
+* a read of the node (``node.as_table()``, passive): the output it holds in this process
+  (it ran, or was read before), else a source's rows, and a function node's stored results
+  of its current input (every stored result where that input cannot be read: a loaded
+  pipeline's source built from data in memory);
+* an operator node that has not run: its logged rows (``CacheMode.LOG`` / ``REPLAY``),
+  looked up with the store's equality filter (``scan(where=)``), so only the matching rows
+  leave the store;
+* a function node's provenance records (``pipelines/<name>/nodes/.../records``: tags, system
+  tags and each entry's status, every input version's), looked up the same way, for what a
+  read does not hold: a call's status and result id, the rows a call skipped.
 
-A node with none of these answers ``None`` ("not at hand"). List-valued columns (after a
-``Batch``) cannot be filtered by a store; they are matched in memory after a projected scan.
+An operator node with no logged rows answers ``None`` ("not at hand"). List-valued columns
+(after a ``Batch``) cannot be filtered by a store; they are matched in memory after a
+projected scan.
 """
 
 from __future__ import annotations
@@ -230,9 +235,13 @@ class NodeRows:
         self._found: dict[tuple[int, str, str], pa.Table | None] = {}
 
     def held(self, node: Node) -> pa.Table | None:
-        """The node's whole output, if this process holds it (or it is a source)."""
+        """The node's whole output as a read of it gives it (``node.as_table()``, passive):
+        what it holds in this process, else a source's rows and a function node's stored
+        results of its current input. A read is what ``show`` and a script see, so lineage
+        answers alike whether or not the node was read before. An operator node that has
+        not run keeps nothing: None (its logged rows are found by ``find``)."""
         if id(node) not in self._tables:
-            if not (node.has_output or node.node_type == "source"):
+            if not node.has_output and node.node_type == "operator":
                 return None
             try:
                 table = node.as_table(system_tags=True, source_info=True)
@@ -255,8 +264,6 @@ class NodeRows:
         table = self.held(node)
         if table is not None:
             return select(table, where)
-        if node.node_type == "function":
-            return self.recorded(node, where)
         if isinstance(node, StoredNode) and node.store is not None:
             return _scan(node.store, ("rows",), where, None)
         return None
