@@ -280,3 +280,66 @@ def test_trace_a_row_by_position_from_the_store(
     assert out.splitlines()[0] == "trace of halve, row 0: 1 row(s)"
     _, err = podline(capsys, "trace", "halve", "--row", "5", code=ExitCode.ERROR)
     assert err == "podline: trace: node 'halve' has no row 5: a read of it gives 5 row(s)\n"
+
+
+BATCHED = """
+import podline
+from podline import function_pod
+
+
+@function_pod("y")
+def double(x: int) -> int:
+    if x == 2:
+        raise ValueError("no 2")
+    return 2 * x
+
+
+@function_pod("total")
+def total(y: list[int]) -> int:
+    return sum(y)
+
+
+rows = [{"k": k, "plot": f"p{k}", "x": k} for k in range(40)]
+source = podline.DictSource(rows, tag_columns=["k", "plot"], source_id="s")
+with podline.Pipeline("batched") as pipeline:
+    total.pod(double.pod(source).batch(label="all"))
+"""
+
+
+def test_status_and_logs_of_scalar_and_batched_tags(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the table's rows on one line each
+    (project / "batched.py").write_text(BATCHED)
+    podline(capsys, "run", "batched.py", code=ExitCode.FAILED)
+    batch = [k for k in range(40) if k != 2]  # k == 2 failed: not in the batch
+    out, err = podline(capsys, "status")
+    assert err == ""
+    rows = [[cell.strip() for cell in line.strip("│").split("┆")] for line in out.splitlines()]
+    assert rows[1][:4] == ["node", "state", "k", "plot"]
+    # The batch's lists shortened as polars prints lists; scalars as they are.
+    assert rows[3][:4] == ["double", "FAILED", "2", "p2"]
+    assert rows[-2][:4] == ["total", "SUCCESS", "[0, 1, … 39]", '["p0", "p1", … "p39"]']
+    out, _ = podline(capsys, "status", "--json")
+    status = json.loads(out)
+    assert (status[0]["k"], status[-1]["k"]) == ("2", json.dumps(batch))  # whole, as text
+    out, _ = podline(capsys, "status", "--tag", "k=1", "--all", "--json")
+    assert [(row["node"], row["k"]) for row in json.loads(out)] == [("double", "1")]
+    out, _ = podline(capsys, "status", "--node", "total", "--tag", f"k={batch}", "--json")
+    assert [row["k"] for row in json.loads(out)] == [batch]  # one node: its list type
+    out, _ = podline(capsys, "status", "--node", "total", "--tag", "k=1")
+    assert out == "(no rows)\n"
+
+    out, err = podline(capsys, "logs")
+    assert err == ""
+    assert "== double FAILED k='2' plot='p2'  (run " in out
+    assert '== total SUCCESS k=[0, 1, … 39] plot=["p0", "p1", … "p39"]  (run ' in out
+    out, _ = podline(capsys, "logs", "--node", "total")
+    assert out.startswith('== total SUCCESS k=[0, 1, … 39] plot=["p0", "p1", … "p39"]  (run ')
+    out, _ = podline(capsys, "logs", "--json")
+    assert json.loads(out)[-1]["plot"] == json.dumps([f"p{k}" for k in batch])
+
+    out, _ = podline(capsys, "impact", "DictSource", "--record-id", "#1")
+    assert out.splitlines()[-1].endswith('(k=[0, 1, … 39], plot=["p0", "p1", … "p39"])')
+    out, _ = podline(capsys, "impact", "DictSource", "--record-id", "#1", "--json")
+    assert json.loads(out)[-1]["tags"] == f"k={batch}, plot={[f'p{k}' for k in batch]}"

@@ -21,6 +21,7 @@ from podline.cli.output import emit_frame, emit_json
 from podline.columns import RESERVED_PREFIX, parse_system_tag
 from podline.errors import NotFoundError, SchemaError, format_names
 from podline.observability import PipelineObservations, State
+from podline.value_text import as_text, short_repr, short_text
 
 __all__ = ["COMMANDS"]
 
@@ -100,8 +101,8 @@ def _observations(
 
 
 def _with_tags(frame: pl.DataFrame, tags: Sequence[str]) -> pl.DataFrame:
-    """Rows whose tag columns show as the ``NAME=VALUE`` texts given (compared as text, so
-    ``subject=3`` matches an integer tag 3)."""
+    """Rows whose tag columns show as the ``NAME=VALUE`` texts given (compared as text,
+    ``value_text.as_text``: ``subject=3`` matches an integer tag 3, ``k=[1, 2]`` a list)."""
     for text in tags:
         name, sep, value = text.partition("=")
         if not sep:
@@ -110,7 +111,7 @@ def _with_tags(frame: pl.DataFrame, tags: Sequence[str]) -> pl.DataFrame:
             raise click.BadParameter(
                 f"no tag {name!r}; columns are {', '.join(frame.columns)}", param_hint="--tag"
             )
-        frame = frame.filter(pl.col(name).cast(pl.String) == value)
+        frame = frame.filter(as_text(frame[name]) == value)
     return frame
 
 
@@ -129,11 +130,17 @@ def _user_tags(frame: pl.DataFrame, fixed: Collection[str]) -> list[str]:
 
 
 def _readable(frame: pl.DataFrame, fixed: Collection[str], shown: Sequence[str]) -> pl.DataFrame:
-    """The columns a person reads first: node and state, the user's tags, then ``shown``
-    where some row has a value (``--json`` keeps every column)."""
-    columns = ["node", "state", *_user_tags(frame, fixed)]
+    """The columns a person reads first: node and state, the user's tags (long lists and text
+    shortened), then ``shown`` where some row has a value (``--json`` keeps every column)."""
+    tags = _user_tags(frame, fixed)
+    columns = ["node", "state", *tags]
     columns += [c for c in shown if frame.get_column(c).null_count() < frame.height]
-    return frame.select(columns)
+    # A tag read as text (nodes disagree on its type) may hold a long list's JSON: shortened
+    # as polars shows a list column.
+    text = [c for c in tags if frame.schema[c] == pl.String]
+    return frame.select(columns).with_columns(
+        pl.col(c).map_elements(short_text, return_dtype=pl.String) for c in text
+    )
 
 
 @click.command(epilog="\b\nExamples:\n  podline pipelines\n  podline pipelines --json")
@@ -248,7 +255,7 @@ _LOG_FIELDS = frozenset(
 
 
 def _log_entry(row: dict[str, object], tag_columns: Sequence[str]) -> str:
-    tags = " ".join(f"{c}={row[c]!r}" for c in tag_columns if row[c] is not None)
+    tags = " ".join(f"{c}={short_repr(row[c])}" for c in tag_columns if row[c] is not None)
     duration = f"{row['duration']:.3f} s" if isinstance(row["duration"], float) else "-"
     lines = [f"== {row['node']} {row['state']} {tags}  (run {row['run_id']}, {duration})"]
     for name in ("stdout", "stderr", "traceback"):

@@ -46,6 +46,7 @@ from podline.observability.columns import (
 )
 from podline.observability.compact import expand, is_markers_path, packet_weight
 from podline.stores import Store, open_store
+from podline.value_text import as_text
 
 __all__ = ["ObservabilityError", "PipelineObservations", "inspect"]
 
@@ -331,7 +332,9 @@ class PipelineObservations:
         # rows are filtered once expanded.
         expanding = scope == STATUS_SCOPE
         frames: list[pl.DataFrame] = []
-        tag_names: set[str] = set()
+        # Every tag column's types in the tables read, rows filtered out or not: whether a
+        # column is shown as text (``_concat``) depends on the nodes read, not on the rows.
+        tag_types: dict[str, set[pl.DataType]] = {}
         tables: Iterable[tuple[tuple[str, ...], pa.Table | None]]
         if expanding:
             tables = self._status_tables(node)
@@ -339,19 +342,24 @@ class PipelineObservations:
             at = self._scope.at(scope)
             tables = ((path, at.scan(path, where=where or None)) for path in paths)
         for _, table in tables:
-            if table is None or not table.num_rows:
+            if table is None:
                 continue
             frame = _frame(table)
+            for column, dtype in frame.schema.items():
+                if not is_fixed(column):
+                    tag_types.setdefault(column, set()).add(dtype)
+            if not frame.height:
+                continue
             if expanding:
                 # (A run's own rows only, when asked for one: every compact row of it.)
                 newest = latest and run_id is None
                 frame = expand(frame, latest=newest).filter(
                     *(pl.col(c) == v for c, v in where.items())
                 )
-            tag_names.update(friendly_name(c) for c in frame.columns if not is_fixed(c))
             kept = _filter_tags(frame, tag_filters)
             if kept is not None and kept.height:
                 frames.append(kept)
+        tag_names = {friendly_name(c) for c in tag_types}
         unknown = set(tag_filters) - {_tag_name(n) for n in tag_names}
         if unknown and tag_names:
             raise ObservabilityError(
@@ -360,7 +368,7 @@ class PipelineObservations:
             )
         if not frames:
             return None
-        return _concat(frames)
+        return _concat(frames, tag_types)
 
     def _status_tables(self, node: str | None) -> Iterator[tuple[tuple[str, ...], pa.Table | None]]:
         """Every status table (of ``node``'s label only, when given), read one at a time,
@@ -522,23 +530,42 @@ def _filter_tags(frame: pl.DataFrame, filters: Mapping[str, Any]) -> pl.DataFram
         column = by_tag.get(name)
         if column is None:
             return None
-        conditions.append(pl.col(column).is_null() if value is None else pl.col(column) == value)
+        conditions.append(_equals(frame[column], value))
     return frame.filter(*conditions)
 
 
-def _concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    if len(frames) == 1:
-        return frames[0]
-    try:
-        return pl.concat(frames, how="diagonal_relaxed")
-    except (pl.exceptions.PolarsError, TypeError):
-        # Nodes disagree on a tag column's type (an int here, a struct there): show the
-        # tags as text rather than fail.
-        as_text = [
-            f.with_columns(pl.col(c).cast(pl.String) for c in f.columns if not is_fixed(c))
-            for f in frames
-        ]
-        return pl.concat(as_text, how="diagonal_relaxed")
+def _equals(column: pl.Series, value: Any) -> pl.Series | pl.Expr:
+    """Where tag ``column`` equals ``value``. Text compares with a non-text column's text
+    (``as_text``: what ``status()`` shows where nodes disagree on the column's type, and how
+    ``podline status --tag`` compares); a list or struct equals only a list or mapping, so a
+    scalar keeps a node's scalar rows and none of a batched node's list rows, without failing."""
+    if value is None:
+        return column.is_null()
+    if isinstance(value, str):
+        return as_text(column) == value
+    if isinstance(value, tuple):
+        value = list(value)
+    if column.dtype.is_nested() != isinstance(value, list | Mapping):
+        return pl.lit(False)
+    return pl.col(column.name) == value
+
+
+def _concat(
+    frames: Sequence[pl.DataFrame], tag_types: Mapping[str, set[pl.DataType]]
+) -> pl.DataFrame:
+    """The frames' rows in one frame. A tag column of more than one type in ``tag_types`` (an
+    int in one node, a list of ints in a node after a batch) becomes text in every row
+    (``value_text.as_text``): no common type holds both without losing values, and each row's
+    value stays whole and readable. Numbers of different types combine as polars combines them
+    (an int and a float column: float); a column null throughout a table has no type."""
+    mixed = []
+    for column, found in tag_types.items():
+        typed = found - {pl.Null()}
+        if len(typed) > 1 and not all(dtype.is_numeric() for dtype in typed):
+            mixed.append(column)
+    if mixed:
+        frames = [f.with_columns(as_text(f[c]) for c in mixed if c in f.columns) for f in frames]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
 def _friendly(frame: pl.DataFrame, fixed: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from podline.pipeline.plan_report import html_table
+from podline.value_text import short_repr
 
 __all__ = ["Impact", "Step", "Trace"]
 
@@ -49,11 +51,12 @@ IMPACT_COLUMNS: dict[str, Any] = {
 }
 
 
-def _text(values: dict[str, Any] | None) -> str | None:
-    """Tag or column values as ``name=value`` text (``repr`` of each value)."""
+def _text(values: dict[str, Any] | None, shown: Callable[[Any], str] = repr) -> str | None:
+    """Tag or column values as ``name=value`` text, each value as ``shown`` writes it: whole
+    (``repr``) in frames, shortened (``short_repr``: long lists) in the trees people read."""
     if values is None:
         return None
-    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+    return ", ".join(f"{k}={shown(v)}" for k, v in values.items())
 
 
 def _json(values: dict[str, Any] | None) -> str | None:
@@ -91,14 +94,14 @@ class Step:
         """How the tree shows this step."""
         text = f"{self.node} [{self.kind}: {self.operation}] {self.status}"
         if self.tags:
-            text += f"  ({_text(self.tags)})"
+            text += f"  ({_text(self.tags, short_repr)})"
         if self.function_identity is not None:
             code = f", code {self.code_identity}" if self.code_identity else ""
             text += f"  version {self.function_version}{code}, run {self.run_id or '?'}"
         if self.record_id is not None:
             text += f"  record {self.source_id}/{self.record_id}"
             if self.values is not None:
-                text += f": {_text(self.values)}"
+                text += f": {_text(self.values, short_repr)}"
         return text
 
 
@@ -190,6 +193,7 @@ class Impact:
         self.frame = pl.DataFrame(
             [{**row, "tags": _text(row["tags"])} for row in rows], schema=IMPACT_COLUMNS
         )
+        self._short_tags = [_text(row["tags"], short_repr) for row in rows]
 
     def _title(self) -> str:
         asked = dict(self.tags)
@@ -202,11 +206,11 @@ class Impact:
         """The dependent rows, grouped by source record, then node."""
         lines = [self._title()]
         record = None
-        for row in self.frame.iter_rows(named=True):
+        for row, short_tags in zip(self.frame.iter_rows(named=True), self._short_tags, strict=True):
             if (row["source_id"], row["record_id"]) != record:
                 record = (row["source_id"], row["record_id"])
                 lines.append(f"  record {record[0] or '?'}/{record[1]}")
-            tags = f"  ({row['tags']})" if row["tags"] else ""
+            tags = f"  ({short_tags})" if short_tags else ""
             lines.append(f"    {row['node']} [{row['kind']}] {row['status']}{tags}")
         return "\n".join(lines)
 

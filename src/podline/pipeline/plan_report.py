@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from podline.errors import InputValidationError, PipelineError, format_names
+from podline.value_text import short_repr
 
 if TYPE_CHECKING:
     import polars as pl
@@ -248,7 +249,7 @@ class Explanation:
     def _shown(self) -> tuple[tuple[str, ...], list[tuple[str, ...]], int]:
         header = tuple(self.frame.columns)
         shown = self.frame.head(_SHOWN_ROWS)
-        rows = [tuple("" if v is None else str(v) for v in row) for row in shown.iter_rows()]
+        rows = [tuple(_cell(v) for v in row) for row in shown.iter_rows()]
         return header, rows, self.frame.height - shown.height
 
     def __str__(self) -> str:
@@ -267,6 +268,13 @@ class Explanation:
         return (
             f"<div><p><b>{html.escape(self._title())}</b></p>{html_table(header, rows)}{tail}</div>"
         )
+
+
+def _cell(value: Any) -> str:
+    """A frame value in a table cell: text as itself, a long list shortened (``short_repr``)."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else short_repr(value)
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
