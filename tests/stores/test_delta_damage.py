@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
@@ -263,3 +264,52 @@ def test_an_action_podline_cannot_be_sure_of_goes_to_delta_rs(tmp_path: Path) ->
     _set_add(table, size=str(_added(table, 1)["size"]))
     assert DeltaStore(tmp_path).scan("t").num_rows == 6
     assert DeltaStore(tmp_path).verify().ok
+
+
+def _flip_a_byte(data: Path, column: str) -> None:
+    """Change one byte near the end of ``column``'s stored pages in the data file, in the
+    page's data (its header, before it, holds statistics no read uses): a bit gone bad."""
+    chunks = pq.ParquetFile(data).metadata.row_group(0)
+    chunk = next(
+        chunks.column(i)
+        for i in range(chunks.num_columns)
+        if chunks.column(i).path_in_schema == column
+    )
+    at = chunk.data_page_offset + chunk.total_compressed_size - 2
+    raw = bytearray(data.read_bytes())
+    raw[at] ^= 1
+    data.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("merged", [False, True], ids=["flushed", "merged"])
+def test_a_value_changed_on_disk_is_refused_not_served(tmp_path: Path, merged: bool) -> None:
+    """Every page podline writes carries a checksum it checks on reading: a stored value whose
+    bytes changed is a ``StoreError`` naming the file, on every read path, never a wrong row
+    (delta-rs, which does not check, reads the changed value)."""
+    ids = [f"pod3:{i:064x}" for i in range(40)]
+    with DeltaStore(tmp_path, flush_seconds=None, compact_files=4 if merged else None) as store:
+        for part in range(4 if merged else 1):
+            chunk = ids[part * 10 : (part + 1) * 10] if merged else ids
+            store.write("t", records(chunk, v=list(range(len(chunk)))))
+            store.flush()
+        table = Path(store.table_uri("t"))
+    # One file: the flush's, or the one podline's merge wrote of the four flushes'.
+    (data,) = {Path(uri) for uri in DeltaTable(str(table)).file_uris()}
+    _flip_a_byte(data, RECORD_ID)
+    if not merged:  # (stored uncompressed: delta-rs reads a changed id, and serves it)
+        assert DeltaTable(str(table)).to_pyarrow_table()[RECORD_ID].to_pylist() != ids
+    fresh = DeltaStore(tmp_path)
+    for read in (
+        lambda: fresh.scan("t"),
+        lambda: fresh.read("t", [ids[3]]),
+        lambda: list(fresh.scan_batches("t") or ()),
+    ):
+        with pytest.raises(StoreError) as raised:
+            read()
+        assert str(raised.value).startswith(f"data file {data.name} of the Delta table at ")
+        assert "changed after it was written: a page's checksum does not match its bytes" in (
+            str(raised.value)
+        )
+    # delta-rs refuses a compressed page it cannot decompress too.
+    kind = "unreadable" if merged else "refused"
+    assert [(f.path, f.kind) for f in fresh.verify().problems] == [(("t",), kind)]

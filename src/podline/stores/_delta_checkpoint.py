@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from podline.errors import StoreError
 from podline.stores._delta_actions import CARRIED, Action, checkpoint_actions
-from podline.stores._delta_format import UnsupportedTable
+from podline.stores._delta_format import WRITE_CHECKSUMS, UnsupportedTable
 from podline.stores._delta_publish import staged_name
 from podline.stores._durable import sync_dir, sync_file
 
@@ -174,7 +174,7 @@ def checkpoint_rows(path: Path, where: str) -> pa.Table:
     try:
         # A ParquetFile, not ``pq.read_table``: that loads Arrow's dataset engine (and
         # pandas), 200 ms in a fresh process.
-        with pq.ParquetFile(path) as file:
+        with pq.ParquetFile(path, page_checksum_verification=True) as file:
             return file.read()
     except FileNotFoundError:
         raise
@@ -189,7 +189,7 @@ def checkpoint_metadata(path: Path, where: str) -> tuple[list[Action], list[str]
     and checked, by the caller). Raises ``FileNotFoundError`` if it is gone."""
     try:
         # (A few columns of a small file: read at once, without threads.)
-        with pq.ParquetFile(path, pre_buffer=False) as file:
+        with pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True) as file:
             rows = file.read(columns=list(_METADATA_COLUMNS), use_threads=False)
         actions = list(checkpoint_actions(rows, where, _METADATA))
         paths = pc.struct_field(rows["add"], "path").drop_null().to_pylist()
@@ -230,7 +230,9 @@ def write_checkpoint(
     # metadata a third slower).
     _renamed_into_place(
         checkpoint,
-        lambda path: pq.write_table(table, path, compression="NONE", store_schema=False),
+        lambda path: pq.write_table(
+            table, path, compression="NONE", store_schema=False, **WRITE_CHECKSUMS
+        ),
     )
     hint = {
         "version": version,

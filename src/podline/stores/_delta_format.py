@@ -307,9 +307,15 @@ class ParquetSettings(NamedTuple):
             "compression": self.compression,
             "compression_level": level,
             "use_dictionary": dictionary,
+            **WRITE_CHECKSUMS,
         }
 
 
+#: Every page podline writes carries a CRC-32 of its bytes, and podline checks it when it reads
+#: the page (``parquet_file``): a stored result whose bytes changed on disk (a flipped bit, a
+#: stray write) is refused, never served. Other readers ignore the checksums, and files
+#: without them (delta-rs's) are read unchecked.
+WRITE_CHECKSUMS: dict[str, Any] = {"write_page_checksum": True}
 #: The Zstandard level of compressed tables: the fastest (level 3 wrote twice as slowly for
 #: files 5% larger).
 ZSTD_LEVEL = 1
@@ -411,7 +417,7 @@ def read_parquet(
     """
     check_data_files(files, filesystem, table)
     for path in files:
-        with _parquet_file(filesystem, path, table) as file:
+        with parquet_file(filesystem, path, table) as file:
             has = set(file.schema_arrow.names)
             yield file.read(columns=[name for name in columns if name in has])
 
@@ -423,7 +429,7 @@ def read_row_groups(
     time, so that a large file never has to fit in memory whole."""
     check_data_files(files, filesystem, table)
     for path in files:
-        with _parquet_file(filesystem, path, table) as file:
+        with parquet_file(filesystem, path, table) as file:
             has = set(file.schema_arrow.names)
             present = [name for name in columns if name in has]
             for group in range(file.num_row_groups):
@@ -441,11 +447,21 @@ def read_column(
 
 
 @contextlib.contextmanager
-def _parquet_file(filesystem: pafs.FileSystem, path: str, table: str) -> Iterator[pq.ParquetFile]:
-    """The Parquet file at ``path``; what cannot be read of it is a ``StoreError`` naming it
-    and its ``table``."""
+def parquet_file(filesystem: pafs.FileSystem, path: str, table: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at ``path``, its pages checked against their checksums as they are
+    read (``WRITE_CHECKSUMS``); what cannot be read of it, a page whose bytes changed since
+    it was written included, is a ``StoreError`` naming it and its ``table``."""
     try:
-        with filesystem.open_input_file(path) as source, pq.ParquetFile(source) as file:
+        with (
+            filesystem.open_input_file(path) as source,
+            pq.ParquetFile(source, page_checksum_verification=True) as file,
+        ):
             yield file
     except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
+        if "checksum verification failed" in str(exc):
+            raise StoreError(
+                f"data file {path} of {table} changed after it was written: a page's checksum "
+                f"does not match its bytes ({exc}), so none of its rows are read. Restore the "
+                "file, or delete the table to have its rows written again"
+            ) from exc
         raise StoreError(f"data file {path} of {table} cannot be read: {exc}") from exc

@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from podline.errors import StoreError
 from podline.stores._common import conform
+from podline.stores._delta_format import parquet_file
 from podline.stores.base import StorePath
 
 __all__ = ["Lookup", "Select", "id_select", "may_hold", "read_matching"]
@@ -126,11 +126,8 @@ def read_matching(
     ``select`` sees the tested columns (``keys``, in their written types; nulls where a file
     lacks one); the other columns are read only for row groups holding a pick."""
     for name in files:
-        try:
-            with filesystem.open_input_file(name) as source, pq.ParquetFile(source) as file:
-                part = _matching(file, columns, keys, select, path)
-        except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
-            raise StoreError(f"data file {name} of {table} cannot be read: {exc}") from exc
+        with parquet_file(filesystem, name, table) as file:
+            part = _matching(file, columns, keys, select, path)
         if part is not None:
             yield part
 

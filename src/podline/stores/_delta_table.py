@@ -421,7 +421,13 @@ def _read_by_delta_rs(
             if local_root is None
             else table.to_pyarrow_dataset(filesystem=filesystem)
         )
-        return dataset.to_table(columns=columns, filter=where and where.expression())
+        import pyarrow.dataset as ds  # (loaded by delta-rs's dataset already)
+
+        # podline's own files' page checksums are checked here too (see ``WRITE_CHECKSUMS``).
+        checked = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+        return dataset.to_table(
+            columns=columns, filter=where and where.expression(), fragment_scan_options=checked
+        )
     except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
         raise StoreError(
             f"cannot read version {log.version()} of the table of {path_text(path)} at "
