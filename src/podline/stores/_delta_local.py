@@ -101,9 +101,6 @@ MERGED_TAG = "podline.rowBytes"
 
 #: The default of ``delta.checkpointInterval``.
 _CHECKPOINT_INTERVAL = 100
-#: A log whose latest checkpoint is at a version below this is replayed from its first
-#: commit, when all of its commits are there (see ``LocalLog.load``).
-_REPLAY_RATHER = 100
 _CLIENT = "podline"
 #: More than the coarsest clock tick file times are taken from.
 _CLOCK_TICK_NS = 100_000_000
@@ -279,12 +276,18 @@ class LocalLog:
         if latest < 0:
             return None
         target = latest if version is None else version
+        # The checkpoint delta-rs starts from, read even where the commits before it are all
+        # there: a damaged one makes delta-rs refuse the table, and so podline (replaying the
+        # commits instead read tables delta-rs and polars refused, and wrote to them).
         checkpoint = listing.checkpoint(target)
         start = -1 if checkpoint is None else checkpoint[0]
-        if start < _REPLAY_RATHER and all(listing.has_commit(at) for at in range(start + 1)):
-            # A checkpoint's nested Parquet takes 2-4 ms to read in a fresh process, a
-            # commit's JSON some 20 µs: a short log is replayed from its first commit.
-            checkpoint, start = None, -1
+        hinted = hinted_version(log._directory) if version is None else None
+        if hinted is not None and start < hinted:
+            # delta-rs (the kernel) looks for a checkpoint from the hint's version on.
+            raise UnsupportedTable(
+                f"_last_checkpoint names version {hinted}, and the log holds no checkpoint "
+                f"from it on (the latest is {'none' if checkpoint is None else start})"
+            )
         if checkpoint is not None:
             log._replay_checkpoint(*checkpoint, files=files)
         for at in range(start + 1, target + 1):
