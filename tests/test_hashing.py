@@ -10,6 +10,7 @@ import math
 import os
 import re
 import struct
+import time
 import types
 import uuid
 from pathlib import Path
@@ -32,6 +33,7 @@ from podline.hashing import (
     digest,
     encode_value,
     file_hash_cache_info,
+    files,
     hash_file,
     hash_table,
     hash_value,
@@ -716,7 +718,8 @@ def test_hash_file_is_sha256_of_content(tmp_path: Path) -> None:
     assert hash_file(empty).digest == hashlib.sha256(b"").digest()
 
 
-def test_file_hash_cache_hits(tmp_path: Path) -> None:
+def test_file_hash_cache_hits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "_RECENT_NS", 0)  # (cache files written just now too)
     f = tmp_path / "cached.txt"
     f.write_text("cache me")
     clear_file_hash_cache()
@@ -732,6 +735,33 @@ def test_file_hash_cache_hits(tmp_path: Path) -> None:
     assert file_hash_cache_info()["reads"] == 2
     clear_file_hash_cache()
     assert file_hash_cache_info() == {"hits": 0, "reads": 0, "size": 0}
+
+
+def test_a_same_size_rewrite_with_its_mtime_put_back_is_hashed_again(tmp_path: Path) -> None:
+    """``cp -p``, ``rsync -t`` or ``os.utime`` put the mtime back, never the ctime: a cached
+    digest is reused only while both, the size, inode and device are unchanged."""
+    f = tmp_path / "data.txt"
+    f.write_text("AAAA")
+    clear_file_hash_cache()
+    time.sleep(0.15)  # older than a clock tick: cached
+    assert hash_file(f).digest == hashlib.sha256(b"AAAA").digest()
+    assert file_hash_cache_info()["size"] == 1
+    before = f.stat()
+    f.write_text("GGGG")
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert hash_file(f).digest == hashlib.sha256(b"GGGG").digest()
+
+
+def test_a_file_changed_just_now_is_not_cached(tmp_path: Path) -> None:
+    """A second change within the same clock tick could leave every time as it was, so a
+    file read within ``_RECENT_NS`` of its last change is read again next time."""
+    f = tmp_path / "fresh.txt"
+    f.write_text("new")
+    clear_file_hash_cache()
+    hash_file(f)
+    hash_file(f)
+    assert file_hash_cache_info() == {"hits": 0, "reads": 2, "size": 0}
 
 
 def test_missing_file_and_directory_raise(tmp_path: Path) -> None:

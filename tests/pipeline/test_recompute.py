@@ -92,6 +92,29 @@ def test_an_edited_output_file_is_recomputed_a_touched_one_is_not(store: Store) 
     assert counts(again, "render") == (0, 3, 0, 0)
 
 
+def test_a_same_size_edit_with_its_mtime_put_back_is_recomputed(store: Store) -> None:
+    """``cp -p`` or ``rsync -t`` over an output file keeps its size and mtime, never its
+    ctime: the file is hashed again and the change found, and the row downstream, which
+    reads the file, sees the same content as the producer's result (a user test found the
+    producer serving its result while the consumer computed from the edited file)."""
+    build(store).run()
+    edited = OUT[0] / "figure-1.txt"
+    before = edited.stat()
+    edited.write_text("yy")
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    CALLS["render"].clear()
+    CALLS["measure"].clear()
+    result = build(store).run()
+    assert CALLS["render"] == [1]
+    assert edited.read_text() == "xx"
+    assert counts(result, "render") == (1, 2, 0, 1)
+    assert counts(result, "measure") == (0, 3, 0, 0)  # the rewritten file: as stored
+    status = build(store).status(node="render", run_id=result.run_id)
+    assert status.filter(pl.col("id") == 1)["reason"].to_list() == [
+        f"output file changed: {edited}"
+    ]
+
+
 def test_results_are_replaced_not_duplicated(tmp_path: Path) -> None:
     store = DeltaStore(tmp_path / "store")
     build(store).run()

@@ -118,7 +118,7 @@ class ResultCache:
         ``stale``); all of it for functions whose results name no files."""
         if not self.files or not found.num_rows:
             return found
-        stale = stale_results(found.column(FILES_COLUMN))
+        stale = stale_results(found.column(FILES_COLUMN), found.column(COMPUTED_AT_COLUMN))
         if not stale:
             return found
         ids = found.column(RECORD_ID)

@@ -5,9 +5,12 @@ its results are stored, each file it returned is fingerprinted: path, size, modi
 and content digest. When a stored result is looked up, its files are checked, cheaply first:
 
 * a file that is gone makes the result stale ("output file missing");
-* a file whose size and modification time are unchanged is taken as it was;
+* a file whose size and modification time are unchanged, and whose status last changed
+  (ctime) before the result was stored, is taken as it was;
 * otherwise its content is hashed: the same digest means it was only touched, another one
-  makes the result stale ("output file changed").
+  makes the result stale ("output file changed"). A rewrite of the same size whose mtime was
+  put back (``cp -p``, ``rsync -t``) is caught by the ctime, which no call sets back; so is a
+  ``chmod``, which costs a hash of the file in each process that checks it.
 
 A stale result is not served: its row is computed again, and the new result replaces it. A
 function that returns a path naming no readable file fails that row (there is nothing to
@@ -67,25 +70,33 @@ def fingerprints(outputs: pa.Table) -> tuple[pa.Array, dict[int, str]]:
     return pa.array(rows, FILES_TYPE), problems
 
 
-def stale_results(files: pa.Array | pa.ChunkedArray) -> dict[int, str]:
-    """The rows whose files are gone or changed since they were fingerprinted, with why."""
+def stale_results(
+    files: pa.Array | pa.ChunkedArray, stored_at: pa.Array | pa.ChunkedArray
+) -> dict[int, str]:
+    """The rows whose files are gone or changed since they were fingerprinted, with why;
+    ``stored_at``: when each row's result was stored (a timestamp)."""
     stale: dict[int, str] = {}
-    for row, prints in enumerate(files.to_pylist()):
+    times = stored_at.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist()
+    for row, (prints, at) in enumerate(zip(files.to_pylist(), times, strict=True)):
         for printed in prints or ():
-            reason = _changed(printed)
+            reason = _changed(printed, at)
             if reason is not None:
                 stale[row] = reason
                 break
     return stale
 
 
-def _changed(printed: dict[str, object]) -> str | None:
+def _changed(printed: dict[str, object], stored_at_ns: int) -> str | None:
     path = str(printed["path"])
     try:
         stat = os.stat(path)
     except OSError:
         return f"output file missing: {path}"
-    if stat.st_size == printed["size"] and stat.st_mtime_ns == printed["mtime_ns"]:
+    if (
+        stat.st_size == printed["size"]
+        and stat.st_mtime_ns == printed["mtime_ns"]
+        and stat.st_ctime_ns <= stored_at_ns
+    ):
         return None
     try:
         same = file_digest(path) == printed["digest"]

@@ -1,8 +1,13 @@
-"""Content hashes of files, cached by (path, size, mtime_ns) so unchanged files are read once.
+"""Content hashes of files, cached by what ``os.stat`` says of them so unchanged files are read
+once.
 
 A ``pathlib.Path`` value's identity is its file's content: two paths to identical bytes hash
 equal, and editing a file changes the hash. The cache lives for the process; an entry is reused
-only while the file's size and modification time (in nanoseconds) are unchanged.
+only while the file's size, modification time, status-change time (ctime), inode and device
+are unchanged, as for file sources (``podline.sources.hash_cache``): a rewrite of the same size
+whose mtime was put back (``cp -p``, ``rsync -t``, ``os.utime``) still changes the ctime. A
+file changed within ``_RECENT_NS`` of being read is not cached: a second change within the same
+clock tick would leave every time as it was.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,9 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
-_cache: dict[tuple[str, int, int], bytes] = {}
+#: Longer than the coarsest clock tick file times are taken from.
+_RECENT_NS = 100_000_000
+_cache: dict[tuple[str, int, int, int, int, int], bytes] = {}
 _lock = threading.Lock()
 _stats = {"hits": 0, "reads": 0}
 
@@ -55,7 +63,7 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
         raise HashingError(f"cannot stat file {str(path)!r}: {exc}") from exc
     if not Path(resolved).is_file():
         raise HashingError(f"{str(path)!r} is not a regular file; only files can be hashed")
-    key = (resolved, stat.st_size, stat.st_mtime_ns)
+    key = (resolved, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
     with _lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -70,8 +78,9 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
     except OSError as exc:
         raise HashingError(f"cannot read file {str(path)!r}: {exc}") from exc
     digest = hasher.digest()
-    with _lock:
-        _cache[key] = digest
+    if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > _RECENT_NS:
+        with _lock:
+            _cache[key] = digest
     return digest
 
 
