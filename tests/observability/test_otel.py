@@ -240,6 +240,21 @@ def test_tags_can_be_left_off(exporter: InMemorySpanExporter, provider: TracerPr
     assert all("podline.tag" not in attrs(s) for s in packets)
 
 
+@pytest.mark.parametrize("orchestrator", ["sync", "async"])
+def test_a_node_whose_input_has_no_tags_is_traced(
+    exporter: InMemorySpanExporter, provider: TracerProvider, orchestrator: str
+) -> None:
+    """Tags dropped before a function (for a fan-in join, say): a span per computed packet,
+    with no tag attribute values to record (the run failed on them before)."""
+    rows = [{"id": i, "a": i} for i in (0, 3, 4)]
+    source = podline.DictSource(rows, tag_columns=["id"], label="numbers")
+    with Pipeline("untagged", MemoryStore()) as pipeline:
+        after.pod(source.drop_tag_columns(["id"]), inputs={"y": "a"})
+    result = pipeline.run(orchestrator, observer=OpenTelemetryObserver(provider))
+    assert result.counts["after"].computed == 3
+    assert len(of_kind(exporter.get_finished_spans(), "packet")) == 3
+
+
 def test_hooks_reaching_the_observer_itself_make_the_same_tree(
     exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:

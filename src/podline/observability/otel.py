@@ -221,6 +221,8 @@ class _NodeSpans(Observer):
         if not self.owner.record_tags:
             return [None] * len(rows)
         names, _ = batch.inputs.keys()
+        if not names:  # (a table of no columns lists no rows at all)
+            return [{} for _ in rows]
         visible = batch.inputs.as_table().select(list(names))
         return visible.take(rows).to_pylist()
 
