@@ -91,8 +91,9 @@ def test_failed_packets_exit_1_and_read_back_from_the_store_alone(tmp_path: Path
     (first,) = as_json(done)  # the function's prints went to stderr
     assert "inverting 1" in done.stderr
     assert first["nodes"]["inverse"] == {**first["nodes"]["inverse"], "computed": 2, "failed": 1}
-    # Again on a process pool (the file's functions travel by value), recomputing.
-    args = ("-e", "processes", "-w", "2", "--recompute", "inverse", "--json")
+    # Again on a process pool (the file's functions travel by value), recomputing, and
+    # without bars: status and logs are recorded as ever, and the summary names them.
+    args = ("-e", "processes", "-w", "2", "--recompute", "inverse", "--no-progress", "--json")
     (run,) = as_json(podline_cli("run", file, "-s", store, *args, cwd=project, code=1))
     assert run["nodes"]["inverse"] == {
         "computed": 2,

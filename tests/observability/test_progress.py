@@ -343,3 +343,20 @@ def test_bars_advance_as_slow_calls_finish(orchestrator: str) -> None:
     }
     assert computed & set(range(1, 600)), sorted(computed)  # a count between none and all
     assert max(computed) == 600
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_run_progress_draws_bars_beside_the_recorded_status(
+    progress: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run(progress=...)`` turns bars on or off and keeps the default status and logs
+    (``observer=ProgressObserver()`` replaces them)."""
+    monkeypatch.setenv("CI", "1")  # bars would be off by themselves
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    pipeline = build()
+    result = pipeline.run(progress=progress)
+    drawn = final_states(err.getvalue())
+    assert drawn == ({"picky": (4, 0, 1, 1), "plus_one": (4, 0, 0, 0)} if progress else {})
+    assert result.failure_logs.startswith("pipeline.logs(state='FAILED'")
+    assert pipeline.status(state="FAILED")["id"].to_list() == [1]

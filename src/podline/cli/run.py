@@ -18,8 +18,6 @@ from podline.cli.loading import load_pipelines
 from podline.cli.options import store_option
 from podline.cli.output import emit_json
 from podline.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
-from podline.nodes.observers import ObserverProtocol
-from podline.observability import ProgressObserver, default_observer
 from podline.pipeline import Pipeline
 from podline.pipeline.orchestration import OrchestratorResult
 from podline.stores.default import ENV_VAR
@@ -132,7 +130,7 @@ def run(
         for pipeline in pipelines:
             result = pipeline.run(
                 orchestrator,  # type: ignore[arg-type]  # click.Choice checked it
-                observer=_observer(pipeline, progress),
+                progress=progress,
                 executor=chosen,
                 error_policy=error_policy,  # type: ignore[arg-type]
                 timeout=timeout,
@@ -147,16 +145,6 @@ def run(
         emit_json([summary(result) for result in results])
     failed = any(c.failed for result in results for c in result.counts.values())
     return ExitCode.FAILED if failed else ExitCode.OK
-
-
-def _observer(pipeline: Pipeline, progress: bool | None) -> ObserverProtocol | None:
-    """The pipeline's own default (status, logs and bars where someone watches) unless
-    ``--progress`` or ``--no-progress`` says otherwise."""
-    if progress is None:
-        return None
-    if not pipeline.observe:
-        return ProgressObserver(enabled=progress)
-    return default_observer(pipeline.store, pipeline.name, progress=progress)
 
 
 def _logs_command(pipeline: Pipeline, store: str | None, run_id: str) -> str:

@@ -39,7 +39,7 @@ from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
 from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
-from podline.observability import default_observer
+from podline.observability import ProgressObserver, default_observer
 from podline.observability.carried import CarriedRows
 from podline.observability.manifest import ManifestProbe, RunManifest, record_code
 from podline.pipeline.async_orchestrator import AsyncPipelineOrchestrator
@@ -233,6 +233,7 @@ class Pipeline:
         timeout: float | None = None,
         commit_seconds: float | None = None,
         recompute: bool | str | Sequence[str] = False,
+        progress: bool | None = None,
     ) -> OrchestratorResult:
         """Compile if needed, run every node, flush the stores and record the run.
 
@@ -244,7 +245,9 @@ class Pipeline:
 
         ``observer=None`` records status and logs in the store (``default_observer()``),
         unless the pipeline was made with ``observe=False``; an observer given here replaces
-        that default (combine them with ``CompositeObserver`` to keep both).
+        that default (combine them with ``CompositeObserver`` to keep both). ``progress``:
+        progress bars beside that default (or alone, with ``observe=False``): ``True`` or
+        ``False`` always or never, ``None`` where someone watches (``progress_enabled``).
         ``error_policy``: ``"continue"`` or ``"fail_fast"``. ``timeout`` limits each call
         (seconds) of the pods that set no limit of their own; ``commit_seconds`` is the
         durability window (finished calls are committed at least this often; default 2 s).
@@ -274,8 +277,14 @@ class Pipeline:
         if observed:
             # Their rows are committed with the run record (``_record_run``).
             observer = default_observer(
-                self._layout.pipeline_store, self.name, commit_at_run_end=False, carried=carried
+                self._layout.pipeline_store,
+                self.name,
+                progress=progress,
+                commit_at_run_end=False,
+                carried=carried,
             )
+        elif observer is None and progress:
+            observer = ProgressObserver(enabled=True)
         probe = ManifestProbe(graph.packet_functions().values())  # answers meanwhile
         try:
             result = orchestrator.run(
