@@ -6,6 +6,7 @@ that id in shared/reference/seed-requirements.md.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +25,7 @@ from podline.pipeline import (
     Pipeline,
     SyncPipelineOrchestrator,
 )
-from podline.stores import Store
+from podline.stores import DeltaStore, Store
 
 CALLS: list[str] = []
 
@@ -130,6 +131,17 @@ def test_odd_names_a_path_can_hold_are_taken(store: Store) -> None:
         counts = pipeline.run().counts["double"]
         assert (counts.rows, counts.skipped) == (2, 1)  # double skips a total of 0
         assert pipeline.runs().height == 1  # a row per run
+
+
+def test_a_store_is_named_by_its_path_or_url(tmp_path: Path) -> None:
+    """``Pipeline(name, "dir")`` opens the store there, as ``open_store`` does (a user test
+    found an ``AttributeError`` deep inside instead)."""
+    for store in (str(tmp_path / "a"), tmp_path / "b", f"file://{tmp_path / 'c'}"):
+        with Pipeline("named", store, result_store=str(tmp_path / "results")) as pipeline:
+            double.pod(add.pod(numbers()))
+        assert isinstance(pipeline.store, DeltaStore)
+        assert pipeline.run().counts["add"].rows == 3
+        assert list((tmp_path / "results").glob("results/functions/*"))
 
 
 def test_linear(store: Store) -> None:

@@ -50,7 +50,7 @@ from podline.pipeline.orchestrator import SyncPipelineOrchestrator
 from podline.pipeline.plan_report import Explanation, Plan
 from podline.pipeline.spec import describe_pipeline, pipeline_spec, spec_text
 from podline.pipeline.spec_store import SPEC_ID, record_spec
-from podline.stores import RECORD_ID, Store, default_store, segment_problem
+from podline.stores import RECORD_ID, Store, default_store, open_store, segment_problem
 from podline.streams import ProducedStream, tracking
 
 if TYPE_CHECKING:
@@ -67,15 +67,16 @@ __all__ = ["Pipeline", "PipelineError"]
 
 
 class Pipeline:
-    """A named pipeline over a store (``None``: ``podline.default_store()``); function
-    results go to ``result_store`` (``None``: the same store; see docs/pipelines.md)."""
+    """A named pipeline over a store (``None``: ``podline.default_store()``; a path or URL
+    opens one, as ``open_store`` does); function results go to ``result_store`` (``None``:
+    the same store; see docs/pipelines.md)."""
 
     def __init__(
         self,
         name: str,
-        store: Store | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
         *,
-        result_store: Store | None = None,
+        result_store: Store | str | os.PathLike[str] | None = None,
         cache_modes: Mapping[str, CacheMode | str] | None = None,
         observe: bool = True,
     ) -> None:
@@ -85,9 +86,10 @@ class Pipeline:
             raise PipelineError(f"invalid pipeline name {name!r}: {problem}")
         self.name = name
         choose_arrow_allocator()
-        self.store = store if store is not None else default_store()
+        # A store, or its path or URL (``open_store``).
+        self.store = open_store(store) if store is not None else default_store()
         #: Where function results (the memo) and code records go (``PipelineLayout``).
-        self.result_store = result_store if result_store is not None else self.store
+        self.result_store = open_store(result_store) if result_store is not None else self.store
         self.cache_modes = {k: CacheMode(v) for k, v in (cache_modes or {}).items()}
         self._recorded: list[ProducedStream] = []
         self._tracking: Any = None
