@@ -119,6 +119,38 @@ def test_what_is_buffered_at_exit_is_committed_and_synced(tmp_path: Path) -> Non
     assert sorted(DeltaStore(root).scan("t").column("v").to_pylist()) == [1, 2]
 
 
+def test_a_commit_failing_at_exit_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Nobody can catch what fails at interpreter exit (a full disk, here simulated): the
+    store says in one line which records were not committed, and the rows committed before
+    stay readable."""
+    root = tmp_path / "store"
+    script = (
+        "import errno, sys, pyarrow as pa\n"
+        "from podline.stores import DeltaStore\n"
+        "from podline.stores import _delta_local\n"
+        "store = DeltaStore(sys.argv[1], flush_seconds=None)\n"
+        "store.write('t', pa.table({'__record_id': ['a'], 'v': [1]}))\n"
+        "store.flush()\n"
+        "def full(*args, **kwargs):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "_delta_local.LocalLog._commit_rows = full\n"
+        "store.write('t', pa.table({'__record_id': ['b'], 'v': [2]}))  # left buffered\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stderr.splitlines()
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("podline: at exit, ")
+    assert "No space left on device" in lines[0]
+    assert DeltaStore(root).scan("t").column("v").to_pylist() == [1]
+
+
 def _same_kind(synced: Path, entry: Path) -> bool:
     """Whether ``synced`` is a temporary log entry of the kind ``entry`` stands for: a
     ``_commit_*.json.tmp`` in the log, or the first commit in a new log being made."""

@@ -31,6 +31,7 @@ import functools
 import logging
 import os
 import re
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -571,8 +572,14 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 def _close_at_exit(ref: weakref.ref[_DeltaBackend]) -> None:
     backend = ref()
-    if backend is not None:
+    if backend is None:
+        return
+    try:
         backend.close()
+    except StoreError as exc:
+        # Nobody can catch it at exit, and atexit would print a traceback (after the same
+        # error, raised by the run, already had one): say once what was not committed.
+        print(f"podline: at exit, {exc}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- public class
