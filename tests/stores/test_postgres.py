@@ -1,6 +1,7 @@
 """A ``PostgresStore`` against a real PostgreSQL server on 127.0.0.1 (see ``tests/services.py``):
-the layout other tools read with plain SQL (hostile and long names), values JSON would change
-refused at write, pipelines run and re-run (also from a fresh process), concurrent writers in
+the layout other tools read with plain SQL (hostile and long names), bytes inside nested values
+kept exactly (as hex text in the JSON), values JSON would change refused at write, pipelines
+run and re-run (also from a fresh process, and with output files), concurrent writers in
 several processes lose and duplicate nothing, and a server restart mid-run loses nothing
 committed. The store contract itself runs against PostgreSQL in ``test_contract.py``."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,10 @@ import pyarrow as pa
 import pytest
 from tests.services import PostgresServer
 
+import podline
 from podline.errors import StoreError
+from podline.functions.output_files import FILES_TYPE
+from podline.pipeline import Pipeline
 from podline.stores import PostgresStore, Store, default_store, open_store
 
 from .conftest import PIPELINE, records, run_script, script_file
@@ -57,6 +62,13 @@ def test_configs_leave_the_password_out() -> None:
     assert store.to_config() == "postgresql://me@db.example:5433/lab?schema=x&sslmode=require"
     assert open_store("postgres://db.example/lab").to_config() == "postgres://db.example/lab"
     assert "s3cret" not in repr(store.at("a"))
+
+
+def test_a_schema_named_twice_differently_is_refused() -> None:
+    url = "postgresql://me@db.example/lab?schema=x"
+    assert PostgresStore(url, schema="x").to_config() == PostgresStore(url).to_config()
+    with pytest.raises(StoreError, match=r"two schemas: 'x' in the URL and schema='y'"):
+        PostgresStore(url, schema="y")
 
 
 # --------------------------------------------------------------------------- with a server
@@ -144,7 +156,7 @@ def test_a_timestamp_finer_than_microseconds_is_refused(pg_store: Store) -> None
     ("values", "why"),
     [
         (pa.array([[1.0, float("nan")]], pa.large_list(pa.float64())), "NaN"),
-        (pa.array([[b"\x00\xff"]], pa.large_list(pa.large_binary())), "bytes"),
+        (pa.array([[float("inf")]], pa.large_list(pa.float32())), "infinity"),
     ],
 )
 def test_nested_values_json_would_change_are_refused(
@@ -159,6 +171,117 @@ def test_nested_values_json_would_change_are_refused(
     pg_store.write("flat", records(ids, v=flat))
     got = pg_store.read("flat", ids).column("v")
     assert str(got.to_pylist()) == str(flat.to_pylist())  # str: NaN is not equal to itself
+
+
+def _struct(**fields: pa.DataType) -> pa.DataType:
+    return pa.struct([pa.field(name, t) for name, t in fields.items()])
+
+
+_FILE = {"path": "/d/a.txt", "size": 3, "mtime_ns": 1, "digest": bytes(range(256))}
+_DEEP = pa.large_list(
+    _struct(
+        bs=pa.large_list(pa.binary(3)),
+        m=pa.map_(pa.large_string(), _struct(b=pa.large_binary())),
+    )
+)
+
+_NESTED_BYTES = {
+    # Bytes at several depths, beside nulls at every level: a null value, a null struct, a
+    # null list and an empty list must each read back as what they were.
+    "list of bytes": pa.array(
+        [[b"\x00\xff", None, b""], [], None, [b'"\\'], [b"\x80" * 40]],
+        pa.large_list(pa.large_binary()),
+    ),
+    "struct with bytes": pa.array(
+        [{"digest": b"\x01", "n": 1}, {"digest": None, "n": 2}, None, {"digest": b"", "n": None}],
+        _struct(digest=pa.large_binary(), n=pa.int64()),
+    ),
+    "output-file fingerprints": pa.array([[_FILE, {**_FILE, "digest": b""}], [], None], FILES_TYPE),
+    "map to bytes": pa.array(
+        [[("a", b"\x00"), ("b", None)], [], None, [("c", b"\xfe\xff")]],
+        pa.map_(pa.large_string(), pa.large_binary()),
+    ),
+    "bytes as map keys": pa.array(
+        [[(b"\x00", 1), (b"\xff", 2)], None], pa.map_(pa.large_binary(), pa.int64())
+    ),
+    "fixed-size bytes in a fixed-size list": pa.array(
+        [[b"ab", None], None, [b"\x00\x00", b"\xff\xff"]], pa.list_(pa.binary(2), 2)
+    ),
+    "deep": pa.array(
+        [
+            [{"bs": [b"abc", None], "m": [("k", {"b": b"\x00"}), ("n", None), ("o", {"b": None})]}],
+            [None, {"bs": None, "m": []}, {"bs": [], "m": None}],
+            None,
+            [],
+        ],
+        _DEEP,
+    ),
+    # A written table may be a slice: its arrays start at an offset into their buffers.
+    "a slice": pa.array(
+        [[{"path": "skipped", "size": 0, "mtime_ns": 0, "digest": b"\xaa"}], None, [_FILE], []],
+        FILES_TYPE,
+    ).slice(1),
+}
+
+
+@service
+@pytest.mark.parametrize("case", sorted(_NESTED_BYTES))
+def test_bytes_inside_nested_values_read_back_exactly(pg_store: Store, case: str) -> None:
+    values = _NESTED_BYTES[case]
+    ids = [f"r{i}" for i in range(len(values))]
+    pg_store.write("t", records(ids, v=values))
+    got = open_store(pg_store.to_config()).read("t", ids).column("v")
+    assert got.type == values.type
+    assert got.equals(pa.chunked_array([values]))
+
+
+@service
+def test_bytes_inside_nested_values_are_hex_text_to_sql(
+    pg_server: PostgresServer, pg_store: Store
+) -> None:
+    files = pa.array([[{**_FILE, "digest": b"\x00\xab"}]], FILES_TYPE)
+    pg_store.write("t", records(["a"], files=files))
+    row = _sql(
+        pg_server,
+        "SELECT files->0->>'digest' AS hex, decode(files->0->>'digest', 'hex') AS raw "
+        f'FROM "{_schema(pg_store)}"."t"',
+    )
+    assert row.to_pylist() == [{"hex": "00ab", "raw": b"\x00\xab"}]
+
+
+@podline.function_pod("note", live_output=False)
+def write_note(folder: str, name: str) -> Path:
+    path = Path(folder) / f"{name}.txt"
+    path.write_text(name)
+    return path
+
+
+@service
+def test_a_function_returning_a_path_runs_and_reruns(tmp_path: Path, pg_store: Store) -> None:
+    def run() -> tuple[int, int, int, int]:
+        rows = [{"k": i, "folder": str(tmp_path), "name": n} for i, n in enumerate("ab")]
+        with Pipeline("notes", pg_store) as pipeline:
+            write_note.pod(podline.DictSource(rows, tag_columns=["k"]))
+        c = pipeline.run(error_policy="fail_fast").counts["write_note"]
+        return c.computed, c.cached, c.failed, c.recomputed
+
+    assert run() == (2, 0, 0, 0)
+    assert run() == (0, 2, 0, 0)  # the files' fingerprints read back, and match
+    edited = tmp_path / "b.txt"
+    edited.write_text("edited by hand")
+    stat = edited.stat()  # a new size and a later time: the digest is compared
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    assert run() == (1, 1, 0, 1)
+    assert edited.read_text() == "b"
+    assert run() == (0, 2, 0, 0)
+
+
+@service
+def test_the_url_may_name_the_schema(pg_server: PostgresServer, pg_store: Store) -> None:
+    schema = _schema(pg_store)
+    PostgresStore(f"{pg_server.url()}?schema={schema}").write("t", records(["a"], v=[1]))
+    assert pg_store.read("t", ["a"]).column("v").to_pylist() == [1]
+    assert PostgresStore(pg_server.url(), schema=schema).list() == [("t",)]
 
 
 @service

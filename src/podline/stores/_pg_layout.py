@@ -13,15 +13,18 @@ holding it, so that the table reads well with plain SQL and the Arrow types come
   nested lists nor structs, and JSON stays readable by SQL (``->``, ``->>``). The exact
   Arrow schema is kept in the catalog, and reading casts back to it.
 * **Values.** ``encode`` turns a canonical batch into what the driver copies in (nested
-  values written as JSON by polars, vectorized), and refuses a value JSON would change (a
-  NaN in a list, bytes in a struct) with a ``StoreError`` naming the column: the batch is
-  decoded again at write and compared, so what a read returns is what was written.
-  ``decode`` turns what the driver returns into the stored schema.
+  values written as JSON by polars, vectorized). JSON has no bytes, so bytes inside a nested
+  value are written as JSON strings of their lowercase hex digits, and read back as bytes of
+  the catalog's type (the SQL ``decode(v->>'digest', 'hex')`` reads them too). A value JSON
+  would still change (a NaN in a list) is refused with a ``StoreError`` naming the column:
+  the batch is decoded again at write and compared, so what a read returns is what was
+  written. ``decode`` turns what the driver returns into the stored schema.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -138,7 +141,10 @@ def decode(result: pa.Table, schema: pa.Schema, names: dict[str, str], path: Sto
 
 
 def _json_type(t: pa.DataType) -> pa.DataType:
-    """``t`` as polars decodes JSON into it: fixed-size lists as lists, all nullable."""
+    """``t`` as polars decodes JSON into it: fixed-size lists as lists, all nullable, and
+    bytes as their hex text."""
+    if _is_binary(t):
+        return pa.large_string()
     if pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t) or pa.types.is_list(t):
         return pa.large_list(_json_type(t.value_type))
     if pa.types.is_map(t):
@@ -149,14 +155,14 @@ def _json_type(t: pa.DataType) -> pa.DataType:
 
 
 def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
-    """Each value of a nested column as JSON text (null stays null), checked to decode back
-    to the same value: JSON has no NaN, no bytes, and no map keys other than strings."""
+    """Each value of a nested column as JSON text (null stays null), bytes as hex strings,
+    checked to decode back to the same value: JSON has no NaN, and no map keys other than
+    strings."""
     import polars as pl
 
-    if _holds_binary(f.type):  # polars cannot write bytes as JSON (it panics)
-        raise _not_json(f, path, "JSON has no type for bytes inside lists, structs or maps")
     try:
-        frame = pl.DataFrame(pa.table({"v": column}))
+        # Bytes first: polars cannot write them as JSON (it panics).
+        frame = pl.DataFrame(pa.table({"v": _swap_binary(column, f.type, _hex)}))
         text = (
             frame.select(pl.struct("v").struct.json_encode().str.slice(len(_JSON_WRAP)))
             .to_series()
@@ -174,10 +180,62 @@ def _to_json(column: pa.Array, f: pa.Field, path: StorePath) -> pa.Array:
     return text.cast(pa.large_string())
 
 
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+
+
 def _holds_binary(t: pa.DataType) -> bool:
-    if pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return True
-    return any(_holds_binary(t.field(i).type) for i in range(t.num_fields))
+    return _is_binary(t) or any(_holds_binary(t.field(i).type) for i in range(t.num_fields))
+
+
+def _swap_binary(
+    array: pa.Array, t: pa.DataType, leaf: Callable[[pa.Array, pa.DataType], pa.Array]
+) -> pa.Array:
+    """``array``, shaped as type ``t`` (up to the layout of its lists), with the values of
+    each field where ``t`` holds bytes replaced by ``leaf(values, type of the field in t)``.
+
+    The lists, structs and maps around them are rebuilt on the same offsets and validity
+    (vectorized: one ``leaf`` call per field), so a null struct, a null list, an empty list
+    and a null value inside stay what they were.
+    """
+    if not _holds_binary(t):
+        return array
+    if _is_binary(t):
+        return leaf(array, t)
+    at = array.type
+    mask = array.is_null()
+    if pa.types.is_struct(at):
+        children = [
+            _swap_binary(array.field(i), t.field(i).type, leaf) for i in range(t.num_fields)
+        ]
+        names = [at.field(i).name for i in range(at.num_fields)]
+        return pa.StructArray.from_arrays(children, names=names, mask=mask)
+    if pa.types.is_map(at):
+        keys = _swap_binary(array.keys, t.key_type, leaf)
+        items = _swap_binary(array.items, t.item_type, leaf)
+        return pa.MapArray.from_arrays(array.offsets, keys, items, mask=mask)
+    if pa.types.is_fixed_size_list(at):
+        size = at.list_size  # its values start at the array's own offset, not at 0
+        values = array.values.slice(array.offset * size, len(array) * size)
+        values = _swap_binary(values, t.value_type, leaf)
+        return pa.FixedSizeListArray.from_arrays(values, size, mask=mask)
+    values = _swap_binary(array.values, t.value_type, leaf)
+    lists = pa.LargeListArray if pa.types.is_large_list(at) else pa.ListArray
+    return lists.from_arrays(array.offsets, values, mask=mask)
+
+
+def _hex(values: pa.Array, t: pa.DataType) -> pa.Array:
+    """Bytes as the text JSON holds them: their lowercase hex digits."""
+    import polars as pl
+
+    return pl.Series(values.cast(pa.large_binary())).bin.encode("hex").to_arrow()
+
+
+def _unhex(text: pa.Array, t: pa.DataType) -> pa.Array:
+    """What ``_hex`` wrote, as bytes of type ``t``."""
+    import polars as pl
+
+    return pl.Series(text.cast(pa.large_string())).str.decode("hex").to_arrow().cast(t)
 
 
 def _from_json(text: pa.Array, t: pa.DataType) -> pa.Array:
@@ -192,7 +250,7 @@ def _from_json(text: pa.Array, t: pa.DataType) -> pa.Array:
     values = decoded.to_series().to_arrow()
     # polars reads a null JSON value as a null row of the wrapper; keep SQL NULLs as nulls
     values = pc.if_else(pc.is_null(text), pa.scalar(None, values.type), values)
-    return values.cast(loose)
+    return _swap_binary(values.cast(loose), t, _unhex)
 
 
 def _not_json(f: pa.Field, path: StorePath, why: str) -> StoreError:

@@ -430,21 +430,30 @@ class PostgresStore(ScopedStore[_PostgresBackend]):
     """A store in a PostgreSQL database: ``PostgresStore("postgresql://user@host/db")``.
 
     ``url`` is a libpq connection URI (its password, if any, is kept out of configs: prefer
-    ``PGPASSWORD`` or ``~/.pgpass``); records live in the PostgreSQL schema ``schema``.
+    ``PGPASSWORD`` or ``~/.pgpass``); records live in the PostgreSQL schema ``schema``, which
+    the URL may name instead (``?schema=imaging``, as in configs), default ``podline``.
     """
 
     __slots__ = ()
 
     schemes = _SCHEMES
 
-    def __init__(self, url: str, *, schema: str = _DEFAULT_SCHEMA) -> None:
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
         _driver()  # a missing driver is named now, not at the first write
         if urlsplit(url).scheme.lower() not in _SCHEMES:
             raise StoreError(f"PostgresStore takes a postgresql:// URL, not {url!r}")
-        super().__init__(_PostgresBackend(url, schema))
+        base, options = split_query(url)
+        # ``schema`` is podline's option, not libpq's (which refuses it at connect): it is
+        # taken out here, so a config's URL opens the store it names whichever way it is given.
+        if "schema" in options:
+            named = options.pop("schema")
+            if schema is not None and schema != named:
+                raise StoreError(
+                    f"PostgresStore got two schemas: {named!r} in the URL and schema={schema!r}"
+                )
+            schema, url = named, add_query(base, options)
+        super().__init__(_PostgresBackend(url, _DEFAULT_SCHEMA if schema is None else schema))
 
     @classmethod
     def from_base(cls, base: str) -> Self:
-        url, options = split_query(base)
-        schema = options.pop("schema", _DEFAULT_SCHEMA)
-        return cls(add_query(url, options), schema=schema)
+        return cls(base)
