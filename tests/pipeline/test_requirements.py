@@ -696,8 +696,8 @@ def test_stream_identity_comes_from_the_producer(store: Store) -> None:
 def test_pipeline_run_signature() -> None:
     """R65: ``Pipeline.run(orchestrator=None, *, observer=None, executor=None,
     error_policy=None, materialize_results=True, run_id=None, timeout=None,
-    commit_seconds=None, recompute=False)``: every option keyword-only (docs/decisions: no
-    config or execution engine)."""
+    commit_seconds=None, recompute=False, progress=None)``: every option keyword-only
+    (docs/decisions: no config or execution engine)."""
     parameters = inspect.signature(Pipeline.run).parameters
     assert [(p.name, p.default, p.kind.name) for p in list(parameters.values())[1:]] == [
         ("orchestrator", None, "POSITIONAL_OR_KEYWORD"),
@@ -709,6 +709,7 @@ def test_pipeline_run_signature() -> None:
         ("timeout", None, "KEYWORD_ONLY"),
         ("commit_seconds", None, "KEYWORD_ONLY"),
         ("recompute", False, "KEYWORD_ONLY"),
+        ("progress", None, "KEYWORD_ONLY"),
     ]
 
 
