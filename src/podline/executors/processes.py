@@ -14,6 +14,10 @@ fails with ``WorkerCrashedError`` and every other call goes on.
 Workers start with the ``forkserver`` method where available (``spawn`` elsewhere): forking a
 process that runs Arrow or polars threads is unsafe. The pool is created on first use and kept
 until ``close()`` (or the end of a ``with`` block), so its start-up cost is paid once.
+
+**If this process dies** without closing the pool (SIGKILL), every worker ends within about a
+second instead of running on (``podline.executors.lifeline``); the forkserver and the resource
+tracker then end too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from podline.executors.chunks import (
     run_in_chunks,
     unpack,
 )
+from podline.executors.lifeline import watch_owner
 from podline.executors.policy import CallPolicy
 
 __all__ = ["CHUNK_SECONDS", "ProcessExecutor"]
@@ -58,7 +63,10 @@ class ProcessExecutor:
             methods = multiprocessing.get_all_start_methods()
             method = "forkserver" if "forkserver" in methods else "spawn"
             self._pool = ProcessPoolExecutor(
-                self.max_workers, mp_context=multiprocessing.get_context(method)
+                self.max_workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=watch_owner,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
