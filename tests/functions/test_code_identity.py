@@ -248,6 +248,47 @@ def test_same_module_classes_count(make_module: ModuleMaker) -> None:
     assert identity_of(make_module, source) != identity_of(make_module, edited)
 
 
+VALUES = """
+import datetime, re
+
+CUTOFF = datetime.date(2024, 1, 1)
+PAT = re.compile(r"a+")
+NESTED = (1, [2])
+TABLE = {"k": 1}
+TABLE["k"] = 10
+TABLE.update(j=2)
+OTHER = [1, 2]
+
+def f(d: datetime.date, s: str, x: int) -> int:
+    return int(d >= CUTOFF) + len(PAT.findall(s)) + NESTED[1][0] + TABLE["k"] + x
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("date(2024, 1, 1)", "date(2025, 1, 1)"),
+        ('r"a+"', 'r"b+"'),
+        ("[2]", "[9]"),
+        ('TABLE["k"] = 10', 'TABLE["k"] = 20'),
+        ("TABLE.update(j=2)", "TABLE.update(j=3)"),
+    ],
+    ids=["date", "compiled pattern", "list in a tuple", "dict filled at import", "dict call"],
+)
+def test_editing_how_a_module_value_is_made_changes_identity(
+    make_module: ModuleMaker, old: str, new: str
+) -> None:
+    """A module-level value of a type podline does not hash by value is followed by the
+    statements that name it: a user test found these edits reusing stale results."""
+    assert old in VALUES
+    assert identity_of(make_module, VALUES) != identity_of(make_module, VALUES.replace(old, new))
+
+
+def test_statements_not_naming_a_value_used_do_not_count(make_module: ModuleMaker) -> None:
+    edited = VALUES.replace("OTHER = [1, 2]", "OTHER = [3]") + "\nprint('imported')\n"
+    assert identity_of(make_module, VALUES) == identity_of(make_module, edited)
+
+
 def test_imported_code_is_not_followed(make_module: ModuleMaker) -> None:
     source = "import math\n\ndef f(x: float) -> float:\n    return math.sqrt(x)\n"
     assert identity_of(make_module, source) == identity_of(make_module, source)

@@ -13,8 +13,11 @@ counts (docs/identity.md has the full contract):
   project module used as ``mod.helper`` counts through the attributes read from it, one used
   as a bare value counts as a whole; imports inside the function body are followed too;
 * module-level **constants** it refers to (numbers, strings, bytes, enum members, tuples and
-  frozensets of those), whatever module they come from, by value. Mutable module state (a list
-  used as a cache, a dict being filled) is not followed: it changes as the program runs;
+  frozensets of those), whatever module they come from, by value. Other values of the module
+  it is read from (a date, a compiled pattern, a list inside a tuple, a dict, an instance) are
+  followed by the module-level statements that name them (``SourceFile.defining``): editing
+  ``CUTOFF = date(2024, 1, 1)`` or ``TABLE["k"] = 10`` recomputes, while what the program
+  does to them as it runs (a list used as a cache) does not count;
 * **closure** variables, by value (mutable ones included: a closure usually captures
   configuration); a closed-over function counts as a helper;
 * for a name it does not follow (standard library, installed packages, podline), the import
@@ -228,7 +231,14 @@ class _Collector:
             if value is _UNRESOLVED:
                 refs[name] = {"import": local[name].text()}
                 continue
-            for ref_name, ref in self.describe_name(name, value, paths, binding):
+            found = self.describe_name(name, value, paths, binding)
+            if not found and binding is None and name in namespace:
+                # A value of this module that is neither code nor a plain constant: followed
+                # by the statements that make it, so editing them recomputes.
+                defined = source.defining(name)
+                if defined is not None:
+                    found = [(name, {"defined": defined})]
+            for ref_name, ref in found:
                 refs[ref_name] = ref
         if not refs:
             del entry["refs"]

@@ -139,6 +139,22 @@ class SourceFile:
             ).hexdigest(),
         )
 
+    def defining(self, name: str) -> str | None:
+        """SHA-256 (hex) of the canonical text of the module-level statements that name
+        ``name`` (assignments to it or into it, calls on it, ``del``; not definitions or
+        imports), in file order; None if there are none. How a module-level value of a type
+        podline does not hash (a date, a compiled pattern, a list inside a tuple, a dict
+        filled at import) is followed: by the source that makes it."""
+        statements = [
+            statement
+            for statement in _module_level(self.tree.body)
+            if isinstance(statement, _SIMPLE_STATEMENTS) and _mentions(statement, name)
+        ]
+        if not statements:
+            return None
+        text = "\n".join(canonical_text(statement) for statement in statements)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
     def names(self, node: Definition, *, drop_decorators: bool = False) -> Names:
         """The global-looking names ``node`` reads and its own imports (``drop_decorators``:
         not counting what the decorators of ``node`` itself read)."""
@@ -229,6 +245,14 @@ def _scoped(nodes: Sequence[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:
         if isinstance(node, ast.Lambda):
             yield f"{scope}<lambda>", node
         stack.extend((child, scope) for child in reversed(list(ast.iter_child_nodes(node))))
+
+
+#: Statements that run as they are, not blocks of others: where a module-level value is made.
+_SIMPLE_STATEMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Delete)
+
+
+def _mentions(statement: ast.AST, name: str) -> bool:
+    return any(isinstance(node, ast.Name) and node.id == name for node in ast.walk(statement))
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
