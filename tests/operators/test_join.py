@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import re
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
 
+import podline
 from podline import ArrowTableSource, InputValidationError, Schema, TableStream
 from podline.columns import extend_lineage, parse_system_tag, system_tag_columns
 from podline.errors import OperatorError
@@ -270,3 +273,31 @@ def test_large_join_matches_polars() -> None:
     for name in system_tag_names(joined):
         if parse_system_tag(name).kind == "source_id":
             assert set(table.column(name).to_pylist()) <= {left.source_id, right.source_id}
+
+
+@pytest.mark.parametrize("operator", ["join", "semi_join", "merge_join"])
+@pytest.mark.parametrize("other_zone", ["America/New_York", None], ids=["zoned", "naive"])
+def test_timestamp_tags_of_different_zones_are_an_error_not_no_rows(
+    operator: str, other_zone: str | None
+) -> None:
+    """podline's schemas show every timestamp as ``datetime``, but a time in one zone never
+    equals one in another (their key forms differ): matching on them is an error naming the
+    column and the zones, where it silently gave no rows (a user test)."""
+    base = pl.DataFrame({"ts": [dt.datetime(2024, 1, 1, 12)], "a": [1]})
+    utc = base.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+    other = (
+        base.with_columns(pl.col("ts").dt.replace_time_zone("UTC").dt.convert_time_zone(other_zone))
+        if other_zone
+        else base
+    ).rename({"a": "b"})
+    left = podline.DataFrameSource(utc, tag_columns=["ts"], label="left")
+    right = podline.DataFrameSource(
+        other.rename({"b": "a"}) if operator == "merge_join" else other,
+        tag_columns=["ts"],
+        label="right",
+    )
+    shown = ", ".join(sorted([other_zone or "naive", "UTC"]))
+    with pytest.raises(OperatorError, match=re.escape(f"'ts' ({shown})")):
+        getattr(left, operator)(right).as_table()
+    same = podline.DataFrameSource(utc.rename({"a": "b"}), tag_columns=["ts"], label="same")
+    assert left.join(same).as_table().num_rows == 1  # one zone: matched

@@ -48,11 +48,20 @@ from podline.operators.keys import (
     key_form,
     key_frame,
     row_less,
+    zone_conflicts,
 )
 from podline.schema import PodType, Schema
 from podline.streams import Stream
 
-__all__ = ["Join", "JoinPlan", "finish_join", "join_rows", "plan_join", "swap_where"]
+__all__ = [
+    "Join",
+    "JoinPlan",
+    "check_zones",
+    "finish_join",
+    "join_rows",
+    "plan_join",
+    "swap_where",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,19 @@ def _pair_order(name: str) -> tuple[str, bool]:
     """Orders a slot's system tags as (source id, record id) pairs, lineage by lineage."""
     parsed = parse_system_tag(name)
     return parsed.lineage, parsed.kind != "source_id"
+
+
+def check_zones(operator: Operator, tables: Sequence[pa.Table], tags: Sequence[str]) -> None:
+    """An ``OperatorError`` if the ``tags`` the inputs match on hold timestamps of different
+    time zones: no row would match, and a join silently giving none is worse than an error."""
+    conflicts = zone_conflicts(tables, tags)
+    if conflicts:
+        raise OperatorError(
+            operator.label,
+            f"tag column(s) matched on hold timestamps in different time zones: "
+            f"{', '.join(conflicts)}; a time in one never equals a time in another, so convert "
+            "them to one zone first (polars: dt.convert_time_zone or dt.replace_time_zone)",
+        )
 
 
 def join_rows(plan: JoinPlan, tables: Sequence[pa.Table]) -> tuple[list[pa.Table], bool]:
@@ -262,6 +284,7 @@ class Join(Operator):
         self, inputs: Sequence[Stream], tables: Sequence[pa.Table], out: StreamSchema
     ) -> pa.Table:
         plan = plan_join(self.label, inputs, [StreamSchema.of(s) for s in inputs])
+        check_zones(self, tables, list(plan.tags))
         parts, in_order = join_rows(plan, tables)
         columns = {name: part.column(name) for part in parts for name in part.column_names}
         return finish_join(plan, {name: columns[name] for name in out.table_columns()}, in_order)

@@ -35,6 +35,7 @@ __all__ = [
     "key_frame",
     "lexicographic_less",
     "row_less",
+    "zone_conflicts",
 ]
 
 _PLAIN: tuple[tuple[Callable[[pa.DataType], bool], pa.DataType], ...] = (
@@ -58,6 +59,21 @@ _PLAIN: tuple[tuple[Callable[[pa.DataType], bool], pa.DataType], ...] = (
     ),
     (pa.types.is_date, pa.date32()),
 )
+
+
+def zone_conflicts(tables: Sequence[pa.Table], names: Sequence[str]) -> list[str]:
+    """The columns of ``names`` that hold timestamps of different time zones (or zoned and
+    naive ones) in ``tables``, each described with its zones: a timestamp's key form holds
+    its zone, so such values never match, though podline's schemas show them all as
+    ``datetime``. Sorted by column."""
+    found = []
+    for name in sorted(names):
+        types = [t.schema.field(name).type for t in tables if name in t.column_names]
+        zones = {t.tz for t in types if pa.types.is_timestamp(t)}
+        if len(zones) > 1:
+            shown = ", ".join(sorted("naive" if z is None else z for z in zones))
+            found.append(f"{name!r} ({shown})")
+    return found
 
 
 def key_form(column: pa.Array | pa.ChunkedArray, name: str = "key") -> pa.Array | pa.ChunkedArray:

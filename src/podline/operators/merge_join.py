@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from podline.columns import source_info_column
 from podline.operators.base import Operator, StreamSchema, describe_input, merge_shared_types
-from podline.operators.join import finish_join, join_rows, plan_join, swap_where
+from podline.operators.join import check_zones, finish_join, join_rows, plan_join, swap_where
 from podline.operators.keys import key_form, row_less
 from podline.schema import PodType, Schema, args_of, arrow_type, is_optional, list_of
 from podline.streams import Stream
@@ -54,6 +54,7 @@ class MergeJoin(Operator):
         self, inputs: Sequence[Stream], tables: Sequence[pa.Table], out: StreamSchema
     ) -> pa.Table:
         plan = plan_join(self.label, inputs, [StreamSchema.of(s) for s in inputs])
+        check_zones(self, tables, list(plan.tags))
         (left, right), in_order = join_rows(plan, tables)
         columns: dict[str, pa.ChunkedArray | pa.Array] = {}
         for name in out.table_columns():

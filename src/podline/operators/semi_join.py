@@ -23,6 +23,7 @@ from podline.operators.base import (
     merge_shared_types,
     take_rows,
 )
+from podline.operators.join import check_zones
 from podline.operators.keys import key_frame
 from podline.streams import Stream
 
@@ -56,6 +57,7 @@ class SemiJoin(Operator):
         shared = [t for t in out.tags if t in right_tags]
         if not shared:
             return left if right.num_rows else left.slice(0, 0)
+        check_zones(self, tables, shared)
         left_keys = key_frame(left, shared, row_index=ROW_INDEX)
         matched = left_keys.join(key_frame(right, shared), on=shared, how="semi")
         return take_rows(left, np.sort(matched.get_column(ROW_INDEX).to_numpy()))
