@@ -343,3 +343,38 @@ def test_status_and_logs_of_scalar_and_batched_tags(
     assert out.splitlines()[-1].endswith('(k=[0, 1, … 39], plot=["p0", "p1", … "p39"])')
     out, _ = podline(capsys, "impact", "DictSource", "--record-id", "#1", "--json")
     assert json.loads(out)[-1]["tags"] == f"k={batch}, plot={[f'p{k}' for k in batch]}"
+
+
+CONCURRENT = """
+import asyncio
+import podline
+from podline import function_pod
+
+RUNNING = [0, 0]  # now, at most
+
+
+@function_pod("answer")
+async def call_service(x: int) -> int:
+    RUNNING[0] += 1
+    RUNNING[1] = max(RUNNING)
+    await asyncio.sleep(0.05)
+    RUNNING[0] -= 1
+    return x
+
+
+source = podline.DictSource([{"k": i, "x": i} for i in range(16)], tag_columns=["k"])
+with podline.Pipeline("concurrent") as pipeline:
+    call_service.pod(source)
+pipeline.call_service.max_concurrency = 8
+"""
+
+
+def test_run_async_keeps_the_nodes_own_concurrency(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``podline run -o async`` runs as ``pipeline.run("async")`` does: without ``-e``, no
+    executor overrides an async pod's ``max_concurrency`` (a user test saw one call at a
+    time, 8x slower)."""
+    (project / "service_calls.py").write_text(CONCURRENT)
+    podline(capsys, "run", "service_calls.py", "-o", "async")
+    assert sys.modules["service_calls"].RUNNING[1] == 8

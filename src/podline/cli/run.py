@@ -17,7 +17,7 @@ from podline.cli.app import ExitCode
 from podline.cli.loading import load_pipelines
 from podline.cli.options import store_option
 from podline.cli.output import emit_json
-from podline.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
+from podline.executors import Executor, ProcessExecutor, ThreadExecutor
 from podline.pipeline import Pipeline
 from podline.pipeline.orchestration import OrchestratorResult
 from podline.stores.default import ENV_VAR
@@ -171,9 +171,12 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 @contextmanager
-def _executor(kind: str, workers: int | None, address: str | None) -> Iterator[Executor]:
+def _executor(kind: str, workers: int | None, address: str | None) -> Iterator[Executor | None]:
     if kind == "local":
-        yield LocalExecutor()
+        # The run's own default, as ``python FILE.py`` runs it: a LocalExecutor given here
+        # would win over the nodes' own settings (an async pod's concurrency: one call at a
+        # time instead of many).
+        yield None
     elif kind == "threads":
         yield ThreadExecutor(workers)
     elif kind == "processes":
