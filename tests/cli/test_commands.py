@@ -56,7 +56,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
-        if getattr(sys.modules[name], "__file__", "").startswith(str(tmp_path)):
+        if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path)):
             del sys.modules[name]
 
 
@@ -378,3 +378,22 @@ def test_run_async_keeps_the_nodes_own_concurrency(
     (project / "service_calls.py").write_text(CONCURRENT)
     podline(capsys, "run", "service_calls.py", "-o", "async")
     assert sys.modules["service_calls"].RUNNING[1] == 8
+
+
+def test_an_unreachable_store_is_one_line_and_exit_4(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 store that cannot be reached is a store error (exit 4, one ``podline:`` line),
+    not a traceback and the exit status of failed packets (a user test: a cron job could not
+    tell an outage from bad data)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    nowhere = (  # port 9 (discard) has no server; one quick retry
+        "s3://podline-tests/nowhere?AWS_ENDPOINT_URL=http://127.0.0.1:9&AWS_ALLOW_HTTP=true"
+        "&AWS_REGION=us-east-1&max_retries=1&retry_timeout=1s"
+    )
+    for command in ("status", "runs"):
+        out, err = podline(capsys, command, "--store", nowhere, code=ExitCode.ERROR)
+        assert out == ""
+        assert err.startswith("podline: cannot tell whether 'pipelines")
+        assert err.count("\n") == 1, err

@@ -140,3 +140,7 @@ def test_an_unreachable_store_is_an_error_not_an_empty_store() -> None:
     store = DeltaStore("s3://podline-tests/nowhere", storage_options=nobody)
     with pytest.raises(StoreError, match="cannot list the tables in the store root"):
         store.list()
+    # Asking for one table (what `podline status` and a run do first) too: a user test saw an
+    # OSError's traceback, and the exit status of failed packets.
+    with pytest.raises(StoreError, match="cannot tell whether 'pipelines/p/runs' exists at s3://"):
+        store.exists(("pipelines", "p", "runs"))

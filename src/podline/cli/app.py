@@ -14,7 +14,7 @@ from enum import IntEnum
 
 import click
 
-from podline.errors import FunctionCallError, NotFoundError, PodlineError
+from podline.errors import FunctionCallError, NotFoundError, PodlineError, StoreError
 from podline.version import __version__
 
 __all__ = ["ExitCode", "cli", "run_cli"]
@@ -99,7 +99,11 @@ def _status(args: Sequence[str] | None) -> int:
 
 def _error(exc: PodlineError, code: ExitCode) -> int:
     cause = exc.__cause__
-    if isinstance(cause, Exception) and not isinstance(cause, PodlineError):
+    if (
+        isinstance(cause, Exception)
+        and not isinstance(cause, PodlineError)
+        and not isinstance(exc, StoreError)  # a store's I/O failed: its message says what
+    ):
         # The user's code raised: its traceback says where to look.
         click.echo("".join(traceback.format_exception(cause)), err=True, nl=False)
     click.echo(f"podline: {exc}", err=True)

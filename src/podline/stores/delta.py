@@ -307,7 +307,12 @@ class _DeltaBackend(Committer):
             return has_log(uri)
         from deltalake import DeltaTable
 
-        return DeltaTable.is_deltatable(uri, self.storage_options or None)
+        try:
+            return DeltaTable.is_deltatable(uri, self.storage_options or None)
+        except Exception as exc:  # delta-rs raises OSError or bare exceptions for I/O
+            raise StoreError(
+                f"cannot tell whether {path_text(path)} exists at {uri}: {first_line(exc)}"
+            ) from exc
 
     def paths(self, prefix: StorePath) -> Iterable[StorePath]:
         with self._lock:
