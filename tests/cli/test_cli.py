@@ -151,6 +151,19 @@ def test_fail_fast_stops_at_the_failure_with_its_traceback(tmp_path: Path) -> No
     assert "ZeroDivisionError: division by zero" in done.stderr
     assert done.stderr.rstrip().splitlines()[-1].startswith("podline: inverse failed on the row")
     assert (tmp_path / ".podline").is_dir()  # the default store: ./.podline
+    # With --json, stdout is one JSON document even when the run raised: no run returned.
+    done = podline_cli(
+        "run",
+        file,
+        "--error-policy",
+        "fail_fast",
+        "--recompute-all",
+        "--json",
+        cwd=tmp_path,
+        code=1,
+    )
+    assert json.loads(done.stdout) == []
+    assert done.stderr.rstrip().splitlines()[-1].startswith("podline: inverse failed on the row")
 
 
 def test_a_store_that_is_not_there_exits_3_and_is_not_created(tmp_path: Path) -> None:

@@ -122,27 +122,31 @@ def run(
     if store is not None:
         os.environ[ENV_VAR] = store
     results: list[OrchestratorResult] = []
-    with (
-        _stdout_to_stderr() if as_json else nullcontext(),
-        _executor(executor, workers, ray_address) as chosen,
-    ):
-        pipelines = load_pipelines(target)
-        for pipeline in pipelines:
-            result = pipeline.run(
-                orchestrator,  # type: ignore[arg-type]  # click.Choice checked it
-                progress=progress,
-                executor=chosen,
-                error_policy=error_policy,  # type: ignore[arg-type]
-                timeout=timeout,
-                recompute=True if recompute_all else list(recompute),
-            )
-            if result.failure_logs:  # the same logs, as a command line reads them
-                result.failure_logs = _logs_command(pipeline, store, result.run_id)
-            results.append(result)
-            if not as_json:
-                click.echo(str(result))
-    if as_json:
-        emit_json([summary(result) for result in results])
+    try:
+        with (
+            _stdout_to_stderr() if as_json else nullcontext(),
+            _executor(executor, workers, ray_address) as chosen,
+        ):
+            pipelines = load_pipelines(target)
+            for pipeline in pipelines:
+                result = pipeline.run(
+                    orchestrator,  # type: ignore[arg-type]  # click.Choice checked it
+                    progress=progress,
+                    executor=chosen,
+                    error_policy=error_policy,  # type: ignore[arg-type]
+                    timeout=timeout,
+                    recompute=True if recompute_all else list(recompute),
+                )
+                if result.failure_logs:  # the same logs, as a command line reads them
+                    result.failure_logs = _logs_command(pipeline, store, result.run_id)
+                results.append(result)
+                if not as_json:
+                    click.echo(str(result))
+    finally:
+        # One JSON document on stdout whatever happens: the runs that returned (none, when
+        # the first one raised); the error, if any, goes to stderr with its exit status.
+        if as_json:
+            emit_json([summary(result) for result in results])
     failed = any(c.failed for result in results for c in result.counts.values())
     return ExitCode.FAILED if failed else ExitCode.OK
 
