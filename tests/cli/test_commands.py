@@ -131,7 +131,9 @@ def test_mistakes_in_what_to_read(project: Path, capsys: pytest.CaptureFixture[s
         "'DictSource', 'double'\n"
     )
     _, err = podline(capsys, "status", "-p", "first", "--state", "LOST", code=ExitCode.USAGE)
-    assert "Invalid value for '--state'" in err
+    assert err.startswith("podline: Invalid value for '--state'")
+    assert err.endswith("; see podline status --help\n")
+    assert err.count("\n") == 1  # one line, as every error (click alone adds a usage block)
     _, err = podline(capsys, "status", "-p", "first", "--tag", "k", code=ExitCode.USAGE)
     assert "'k' is not NAME=VALUE" in err
     _, err = podline(capsys, "runs", "--store", "bogus://x", code=ExitCode.USAGE)

@@ -83,7 +83,10 @@ def _status(args: Sequence[str] | None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:  # click's usage errors: status 2
-        exc.show()
+        # One line, as every podline error (click would add its usage block).
+        command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else ""
+        hint = f"; see {command} --help" if command else ""
+        click.echo(f"podline: {exc.format_message().rstrip('.')}{hint}", err=True)
         return exc.exit_code
     except (click.Abort, KeyboardInterrupt):
         click.echo("podline: interrupted", err=True)
