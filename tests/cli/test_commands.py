@@ -140,6 +140,9 @@ def test_mistakes_in_what_to_read(project: Path, capsys: pytest.CaptureFixture[s
     assert "Invalid value for --store: no store backend opens bogus://" in err
     out, _ = podline(capsys, "pipelines", "--json")
     assert json.loads(out) == ["first", "second"]
+    # --limit 0 is every row, as for show (it gave none).
+    out, _ = podline(capsys, "runs", "-p", "first", "--limit", "0", "--json")
+    assert len(json.loads(out)) == 1
     out, _ = podline(capsys, "status", "-p", "second", "--tag", "k=1")
     header = [cell.strip() for cell in out.splitlines()[1].strip("│").split("┆")]
     assert header == ["node", "state", "k", "timestamp"]  # no system tags, no empty columns

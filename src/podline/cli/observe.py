@@ -83,7 +83,13 @@ def row_filters(command: F) -> F:
 
 
 limit_option = click.option(
-    "-l", "--limit", type=click.IntRange(min=0), default=None, help="Show at most N rows."
+    "-l",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    # 0 is every row, as for ``show`` (whose default limit is 20).
+    callback=lambda _ctx, _param, value: None if value == 0 else value,
+    help="Show at most N rows (0: all).",
 )
 
 
