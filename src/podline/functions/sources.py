@@ -145,15 +145,22 @@ class SourceFile:
         imports), in file order; None if there are none. How a module-level value of a type
         podline does not hash (a date, a compiled pattern, a list inside a tuple, a dict
         filled at import) is followed: by the source that makes it."""
-        statements = [
-            statement
-            for statement in _module_level(self.tree.body)
-            if isinstance(statement, _SIMPLE_STATEMENTS) and _mentions(statement, name)
-        ]
+        statements = self._fact(self.tree, "naming", self._statements_naming).get(name)
         if not statements:
             return None
         text = "\n".join(canonical_text(statement) for statement in statements)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _statements_naming(self) -> dict[str, list[ast.stmt]]:
+        """The simple module-level statements by every name they mention, in file order
+        (read once per file: a module may have many values and many functions reading them)."""
+        found: dict[str, list[ast.stmt]] = {}
+        for statement in _module_level(self.tree.body):
+            if isinstance(statement, _SIMPLE_STATEMENTS):
+                named = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name)}
+                for name in named:
+                    found.setdefault(name, []).append(statement)
+        return found
 
     def names(self, node: Definition, *, drop_decorators: bool = False) -> Names:
         """The global-looking names ``node`` reads and its own imports (``drop_decorators``:
@@ -249,10 +256,6 @@ def _scoped(nodes: Sequence[ast.AST], prefix: str) -> Iterator[tuple[str, Any]]:
 
 #: Statements that run as they are, not blocks of others: where a module-level value is made.
 _SIMPLE_STATEMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Delete)
-
-
-def _mentions(statement: ast.AST, name: str) -> bool:
-    return any(isinstance(node, ast.Name) and node.id == name for node in ast.walk(statement))
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
