@@ -95,25 +95,35 @@ def test_a_commit_is_durable_before_it_is_published(
         start = at + 1
 
 
-def test_what_is_buffered_at_exit_is_committed_and_synced(tmp_path: Path) -> None:
-    """The store flushes at interpreter exit, when no new thread may start: the commit's
-    syncs run in the exiting thread."""
-    root = tmp_path / "store"
+def _exit_with_a_row_buffered(
+    root: Path, before_exit: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run a fresh interpreter that commits one row to ``root``, leaves a second buffered,
+    runs ``before_exit`` and exits (the store flushes at exit)."""
     script = (
-        "import sys, pyarrow as pa\n"
+        "import errno, sys, pyarrow as pa\n"
         "from podline.stores import DeltaStore\n"
+        "from podline.stores import _delta_local\n"
         "store = DeltaStore(sys.argv[1], flush_seconds=None)\n"
         "store.write('t', pa.table({'__record_id': ['a'], 'v': [1]}))\n"
         "store.flush()\n"
+        f"{before_exit}"
         "store.write('t', pa.table({'__record_id': ['b'], 'v': [2]}))  # left buffered\n"
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script, str(root)],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_what_is_buffered_at_exit_is_committed_and_synced(tmp_path: Path) -> None:
+    """The store flushes at interpreter exit, when no new thread may start: the commit's
+    syncs run in the exiting thread."""
+    root = tmp_path / "store"
+    done = _exit_with_a_row_buffered(root)
     assert done.returncode == 0, done.stderr
     assert "Exception ignored" not in done.stderr, done.stderr
     assert sorted(DeltaStore(root).scan("t").column("v").to_pylist()) == [1, 2]
@@ -124,25 +134,12 @@ def test_a_commit_failing_at_exit_is_one_line_not_a_traceback(tmp_path: Path) ->
     store says in one line which records were not committed, and the rows committed before
     stay readable."""
     root = tmp_path / "store"
-    script = (
-        "import errno, sys, pyarrow as pa\n"
-        "from podline.stores import DeltaStore\n"
-        "from podline.stores import _delta_local\n"
-        "store = DeltaStore(sys.argv[1], flush_seconds=None)\n"
-        "store.write('t', pa.table({'__record_id': ['a'], 'v': [1]}))\n"
-        "store.flush()\n"
+    full = (
         "def full(*args, **kwargs):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
         "_delta_local.LocalLog._commit_rows = full\n"
-        "store.write('t', pa.table({'__record_id': ['b'], 'v': [2]}))  # left buffered\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(root)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _exit_with_a_row_buffered(root, full)
     lines = done.stderr.splitlines()
     assert "Traceback" not in done.stderr, done.stderr
     assert len(lines) == 1, done.stderr
