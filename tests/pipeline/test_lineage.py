@@ -293,6 +293,44 @@ def test_trace_and_impact_answer_for_the_current_rows_before_and_after_a_read(
     }
 
 
+def test_a_few_rows_of_a_fresh_node_are_what_a_whole_read_gives_them(tmp_path: Path) -> None:
+    """A fresh object finds a function node's rows by picking its input's rows and looking
+    up their results alone (``NodeRows._picked``), not by reading the whole node: the rows
+    must be the ones a whole read gives, with skipped calls, a result invalidated, records of
+    an older input version and tags the node lacks among them."""
+    keys = list(range(8))
+
+    def build(scale: int) -> Pipeline:
+        with Pipeline("p", store=DeltaStore(tmp_path / "store")) as p:
+            odd_only.pod(double.pod(_src("a", "x", keys, scale)))
+        return p
+
+    build(1).run()
+    build(3).run()  # the records of scale 1 stay beside the current ones
+    build(3).nodes["odd_only"].invalidate(k=5)
+    for label in ("double", "odd_only"):
+        picked, whole = build(3), build(3)
+        held = whole.nodes[label].as_table(system_tags=True, source_info=True)
+        system = [c for c in held.column_names if c.startswith("__tag:")]
+        assert held.num_rows
+        assert system
+        for k in [*keys, 99]:
+            wheres = [{"k": k}]
+            rows = held.filter(pa.compute.equal(held.column("k"), k))
+            if rows.num_rows:
+                wheres.append({c: rows.column(c)[0].as_py() for c in ("k", *system)})
+            for where in wheres:
+                node = picked.nodes[label]
+                got = lineage_rows.NodeRows()._picked(node, where)
+                assert got is not None
+                assert got.to_pylist() == lineage_rows.select(held, where).to_pylist(), (label, k)
+        # k=5 invalidated, k in {0, 1, 4} skipped at scale 3 (y = 6k: y // 2 odd for odd k)
+        if label == "odd_only":
+            assert sorted(held.column("k").to_pylist()) == [1, 3, 7]
+    # An output column is not the input's: a whole read answers.
+    assert lineage_rows.NodeRows()._picked(build(3).nodes["double"], {"y": 6}) is None
+
+
 _MAKE = """
 import podline
 from podline import function_pod

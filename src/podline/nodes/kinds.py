@@ -6,7 +6,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -555,17 +555,29 @@ class FunctionNode(Node):
         are read."""
         known = StreamedEntries(records, name="podline-read")
         try:
-            return self._found_output(upstream, known)
+            return self._found_output(upstream, known.find)
         finally:
             known.close()
 
-    def _found_output(self, upstream: Stream, known: StreamedEntries) -> TableStream | None:
+    def stored_output_of(self, rows: Stream) -> TableStream:
+        """What a read of this node gives for ``rows``, some rows of its current input: the
+        rows a read of the whole node would give for them (their stored, not skipped
+        results, with their own tags), each looked up by its entry id. A few rows cost a
+        few lookups, not a read of the node's input and records (``as_table``): lineage
+        asks so (``podline.pipeline.lineage``). Nothing is computed."""
+        records = self.records
+        found = None if records is None else self._found_output(rows, records.find)
+        return empty_output(self) if found is None else found
+
+    def _found_output(
+        self, upstream: Stream, find: Callable[[pa.Array], Found]
+    ) -> TableStream | None:
         parts, rows = SpillBuffer(), 0
         nothing = np.zeros(0, dtype=np.int64)
         for chunk in stream_chunks(upstream, NODE_BATCH):
             table = chunk.as_table(system_tags=True, source_info=True)
             batch = TableStream(table, chunk.keys()[0], label=self.label)
-            found = known.find(self.entry_ids(batch))
+            found = find(self.entry_ids(batch))
             hits = _take(batch, np.flatnonzero(found.found & ~found.skipped))
             if not len(hits):
                 continue

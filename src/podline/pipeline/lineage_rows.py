@@ -33,9 +33,11 @@ from podline.columns import is_system_tag, parse_system_tag
 from podline.errors import PipelineError, format_names
 from podline.functions import PacketFunction
 from podline.nodes import Node
+from podline.nodes.kinds import read_inputs
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
 from podline.pipeline.graph import PipelineGraph
 from podline.stores import Store
+from podline.streams import Stream, TableStream
 
 __all__ = [
     "Edge",
@@ -56,6 +58,13 @@ class RecordedNode(Protocol):
 
     @property
     def records(self) -> ProvenanceRecords | None: ...
+
+
+@runtime_checkable
+class PickedNode(Protocol):
+    """A function node whose stored results lineage reads for some rows of its input."""
+
+    def stored_output_of(self, rows: Stream) -> TableStream: ...
 
 
 @runtime_checkable
@@ -231,6 +240,8 @@ class NodeRows:
 
     def __init__(self) -> None:
         self._tables: dict[int, pa.Table | None] = {}
+        # A function node's current input (None: not readable), for reads of some rows.
+        self._inputs: dict[int, TableStream | None] = {}
         # One lookup per node and key: a step and the choice among twin inputs ask alike.
         self._found: dict[tuple[int, str, str], pa.Table | None] = {}
 
@@ -261,12 +272,42 @@ class NodeRows:
         return self._found[key]
 
     def _find(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
+        if id(node) not in self._tables and not node.has_output:
+            picked = self._picked(node, where)
+            if picked is not None:
+                return picked
         table = self.held(node)
         if table is not None:
             return select(table, where)
         if isinstance(node, StoredNode) and node.store is not None:
             return _scan(node.store, ("rows",), where, None)
         return None
+
+    def _picked(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
+        """A function node's rows holding ``where`` as a read of it gives them, found by
+        picking its input's rows (its tags and system tags are its input's) and looking up
+        only their results: a read of the whole node hashes every input row and reads every
+        record (seconds at a million rows; a trace on a fresh object asks for one row).
+        None for other nodes, where ``where`` names other columns, or where the input
+        cannot be read."""
+        if not isinstance(node, PickedNode):
+            return None
+        if id(node) not in self._inputs:
+            try:
+                (upstream,) = read_inputs(node)
+            except PipelineError:  # an input that cannot be read: the node's own read says
+                self._inputs[id(node)] = None
+            else:
+                table = upstream.as_table(system_tags=True, source_info=True)
+                self._inputs[id(node)] = _with_types(table, upstream)
+        rows = self._inputs[id(node)]
+        if rows is None:
+            return None
+        if not set(where) <= set(rows.keys(system_tags=True)[0]):
+            return None  # (an output column: only the node's output holds it)
+        table = rows.as_table(system_tags=True, source_info=True)
+        found = node.stored_output_of(_with_types(select(table, where), rows))
+        return found.as_table(system_tags=True, source_info=True)
 
     def recorded(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
         """A function node's provenance records holding ``where`` (None: no records)."""
@@ -292,6 +333,12 @@ class NodeRows:
         if isinstance(node, StoredNode) and node.store is not None:
             return node.store.scan(("rows",), columns=columns)
         return None
+
+
+def _with_types(table: pa.Table, like: Stream) -> TableStream:
+    """``table`` (rows of ``like``) as a stream with ``like``'s tags and column types."""
+    tags, packets = like.output_schema()
+    return TableStream(table, tuple(tags), types={**tags, **packets})
 
 
 def _record_columns(node: Node) -> list[str]:
