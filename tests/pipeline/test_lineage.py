@@ -331,6 +331,39 @@ def test_a_few_rows_of_a_fresh_node_are_what_a_whole_read_gives_them(tmp_path: P
     assert lineage_rows.NodeRows()._picked(build(3).nodes["double"], {"y": 6}) is None
 
 
+def test_a_picked_node_reads_its_input_once_until_it_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later traces on the same object pick from the input read for the first; a run in
+    between (outputs let go: ``materialize_results=False``) makes the next trace read the
+    input again, as a whole read would (the upstream's results may have changed)."""
+    from podline.nodes import kinds
+
+    def build() -> Pipeline:
+        with Pipeline("p", store=DeltaStore(tmp_path / "store")) as p:
+            odd_only.pod(double.pod(_src("a", "x", [1, 2, 3])))
+        return p
+
+    build().run()
+    reads: list[str] = []
+    real = kinds.read_inputs
+
+    def counted(node: Any) -> Any:
+        reads.append(node.label)
+        return real(node)
+
+    monkeypatch.setattr(kinds, "read_inputs", counted)
+    p = build()
+    assert p.trace("odd_only", k=1).frame["status"][0] == "computed"
+    assert p.trace("odd_only", k=3).frame["status"][0] == "computed"
+    assert reads.count("odd_only") == 1
+    p.nodes["double"].invalidate(k=3)
+    p.run(materialize_results=False)
+    assert not p.nodes["odd_only"].has_output
+    assert p.trace("odd_only", k=3).frame["status"][0] == "computed"
+    assert reads.count("odd_only") == 2
+
+
 _MAKE = """
 import podline
 from podline import function_pod

@@ -219,6 +219,8 @@ class FunctionNode(Node):
         self._timeout: float | None = None
         self._recompute = False
         self._stop: threading.Event | None = None
+        #: The current input, read for ``stored_output_of`` (until the next execution).
+        self._input: TableStream | None = None
         #: Rows whose call replaced a stored result in the last ``execute`` (see ``reasons``).
         self.recomputed = 0
 
@@ -275,6 +277,7 @@ class FunctionNode(Node):
         self._recompute = recompute
         self._stop = stop
         self._output = None
+        self._input = None
         keep_output = keep_output or self.store is None or self.result_store is None
         self._parts = SpillBuffer() if keep_output else None
         self._clock = CommitClock(commit_seconds)
@@ -559,15 +562,32 @@ class FunctionNode(Node):
         finally:
             known.close()
 
-    def stored_output_of(self, rows: Stream) -> TableStream:
-        """What a read of this node gives for ``rows``, some rows of its current input: the
-        rows a read of the whole node would give for them (their stored, not skipped
-        results, with their own tags), each looked up by its entry id. A few rows cost a
-        few lookups, not a read of the node's input and records (``as_table``): lineage
-        asks so (``podline.pipeline.lineage``). Nothing is computed."""
+    def stored_output_of(self, pick: Callable[[pa.Table], pa.Table]) -> TableStream | None:
+        """What a read of this node gives for the rows of its current input that ``pick``
+        keeps (given the input as a table with system tags and source info; rows picked by
+        their tags and system tags, which the node passes through): the rows a whole read
+        would give for them, their results looked up by entry id. A few rows cost a read of
+        the input (kept until the node's next execution, for the next pick) and a few
+        lookups, not a lookup of every input row (``as_table``): lineage asks so
+        (``podline.pipeline.lineage``). Nothing is computed. None where the input cannot be
+        read (a loaded pipeline's read-only source: a read of the node says what it gives)."""
         records = self.records
-        found = None if records is None else self._found_output(rows, records.find)
+        if records is None:
+            return empty_output(self)
+        if self._input is None:
+            try:
+                (upstream,) = read_inputs(self)
+            except ReadOnlyNodeError:
+                return None
+            self._input = upstream.rows
+        table = pick(self._input.as_table(system_tags=True, source_info=True))
+        rows = TableStream(table, self._input.keys()[0], types=_types([self._input]))
+        found = self._found_output(rows, records.find)
         return empty_output(self) if found is None else found
+
+    def set_output(self, stream: TableStream) -> None:
+        self._input = None  # (a run, or a load: the next pick reads the input again)
+        super().set_output(stream)
 
     def _found_output(
         self, upstream: Stream, find: Callable[[pa.Array], Found]

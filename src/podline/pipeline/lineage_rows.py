@@ -21,7 +21,7 @@ projected scan.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,11 +33,10 @@ from podline.columns import is_system_tag, parse_system_tag
 from podline.errors import PipelineError, format_names
 from podline.functions import PacketFunction
 from podline.nodes import Node
-from podline.nodes.kinds import read_inputs
 from podline.nodes.records import RESULT_ID, STATUS, ProvenanceRecords
 from podline.pipeline.graph import PipelineGraph
 from podline.stores import Store
-from podline.streams import Stream, TableStream
+from podline.streams import TableStream
 
 __all__ = [
     "Edge",
@@ -64,7 +63,7 @@ class RecordedNode(Protocol):
 class PickedNode(Protocol):
     """A function node whose stored results lineage reads for some rows of its input."""
 
-    def stored_output_of(self, rows: Stream) -> TableStream: ...
+    def stored_output_of(self, pick: Callable[[pa.Table], pa.Table]) -> TableStream | None: ...
 
 
 @runtime_checkable
@@ -240,8 +239,6 @@ class NodeRows:
 
     def __init__(self) -> None:
         self._tables: dict[int, pa.Table | None] = {}
-        # A function node's current input (None: not readable), for reads of some rows.
-        self._inputs: dict[int, TableStream | None] = {}
         # One lookup per node and key: a step and the choice among twin inputs ask alike.
         self._found: dict[tuple[int, str, str], pa.Table | None] = {}
 
@@ -292,22 +289,11 @@ class NodeRows:
         cannot be read."""
         if not isinstance(node, PickedNode):
             return None
-        if id(node) not in self._inputs:
-            try:
-                (upstream,) = read_inputs(node)
-            except PipelineError:  # an input that cannot be read: the node's own read says
-                self._inputs[id(node)] = None
-            else:
-                table = upstream.as_table(system_tags=True, source_info=True)
-                self._inputs[id(node)] = _with_types(table, upstream)
-        rows = self._inputs[id(node)]
-        if rows is None:
-            return None
-        if not set(where) <= set(rows.keys(system_tags=True)[0]):
+        tags, _ = node.keys(system_tags=True)
+        if not set(where) <= set(tags):
             return None  # (an output column: only the node's output holds it)
-        table = rows.as_table(system_tags=True, source_info=True)
-        found = node.stored_output_of(_with_types(select(table, where), rows))
-        return found.as_table(system_tags=True, source_info=True)
+        found = node.stored_output_of(lambda rows: select(rows, where))
+        return None if found is None else found.as_table(system_tags=True, source_info=True)
 
     def recorded(self, node: Node, where: Mapping[str, Any]) -> pa.Table | None:
         """A function node's provenance records holding ``where`` (None: no records)."""
@@ -333,12 +319,6 @@ class NodeRows:
         if isinstance(node, StoredNode) and node.store is not None:
             return node.store.scan(("rows",), columns=columns)
         return None
-
-
-def _with_types(table: pa.Table, like: Stream) -> TableStream:
-    """``table`` (rows of ``like``) as a stream with ``like``'s tags and column types."""
-    tags, packets = like.output_schema()
-    return TableStream(table, tuple(tags), types={**tags, **packets})
 
 
 def _record_columns(node: Node) -> list[str]:
