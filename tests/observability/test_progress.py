@@ -163,8 +163,9 @@ def test_a_node_that_raises_still_gets_its_final_counts() -> None:
     out = io.StringIO()
     with pytest.raises(podline.FunctionCallError):
         pipeline.run(error_policy="fail_fast", observer=ProgressObserver(file=out))
-    # No on_node_end for the failing node: on_run_end closes its bar.
-    assert final_states(out.getvalue()) == {"picky": (4, 0, 1, 1)}
+    # No on_node_end for the failing node: on_run_end closes its bar. No call starts after
+    # the failing one (a == 1): row 0 computed, row 1 failed, rows 2 to 5 never run.
+    assert final_states(out.getvalue()) == {"picky": (1, 0, 0, 1)}
 
 
 def test_running_calls_are_shown_and_bars_are_redrawn_while_a_node_works(

@@ -164,12 +164,14 @@ def test_fail_fast_records_the_failure_and_the_run_as_incomplete(store: Store) -
         pipeline.run(error_policy="fail_fast")
     status = pipeline.status()
     assert status.filter(pl.col("state") == "FAILED")["id"].to_list() == [1]
-    assert sorted(status.filter(pl.col("state") == "SUCCESS")["id"]) == [0, 2]
+    assert sorted(status.filter(pl.col("state") == "SUCCESS")["id"]) == [0]
+    # No call starts after the failure: row 2 keeps the RUNNING row its batch began with.
+    assert status.filter(pl.col("state") == "RUNNING")["id"].to_list() == [2]
     runs = pipeline.runs()
     assert runs.height == 1
     run = runs.row(0, named=True)
     assert run["complete"] is False  # no run record: the run raised
-    assert (run["computed"], run["failed"], run["unfinished"]) == (2, 1, 0)
+    assert (run["computed"], run["failed"], run["unfinished"]) == (1, 1, 1)
     assert pipeline.logs(state="FAILED")["error_message"].to_list() == ["a == 1"]
 
 
@@ -495,7 +497,7 @@ def test_a_run_that_raises_commits_the_rows_observed_before_it_raises(tmp_path: 
     with pytest.raises(podline.FunctionCallError, match="a == 1"):
         pipeline.run(error_policy="fail_fast")
     states = {r[STATE] for r in _committed_rows(tmp_path, "status")}
-    assert states == {"SUCCESS", "FAILED"}
+    assert states == {"SUCCESS", "FAILED", "RUNNING"}  # (row 2's call never started)
     assert _committed_rows(tmp_path, "runs.delta") == []  # no run record: the run raised
 
 

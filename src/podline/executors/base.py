@@ -14,7 +14,10 @@ waits for them (async calls are cancelled), and their outcomes are dropped.
 A caller that may have to stop before the next call finishes (a cancelled run) runs the
 iterator inside ``stopping(event)``: executors that wait on other processes or machines
 (``ProcessExecutor``, ``RayExecutor``) check ``stop_requested()`` while they wait, and raise
-``RunCancelledError``, cancelling their calls in flight, once the event is set.
+``RunCancelledError``, cancelling their calls in flight, once the event is set. A ``Halt``
+(a fail-fast execution's first failure) stops them more gently: no call starts, or is sent
+to a worker, once it is set, and the calls already started or sent are waited for and
+handed over (``draining()``), since they run anyway and their results are worth keeping.
 
 ``async def`` functions are awaited; every executor accepts both kinds.
 """
@@ -38,6 +41,8 @@ __all__ = [
     "Calls",
     "Executor",
     "Finished",
+    "Halt",
+    "draining",
     "in_input_order",
     "is_async_function",
     "run_sequentially",
@@ -108,6 +113,34 @@ def stop_requested() -> bool:
     """Whether the caller iterating this execution asked it to stop (see ``stopping``)."""
     event = _stop.get()
     return event is not None and event.is_set()
+
+
+class Halt(threading.Event):
+    """A stop that lets the calls in flight finish (see the module docs): set by
+    ``halt()``, or by ``outer`` (the run's own stop: a cancel, Ctrl-C), which wins: then
+    it is a plain stop and the calls in flight are dropped."""
+
+    def __init__(self, outer: threading.Event | None) -> None:
+        super().__init__()
+        self._outer = outer
+
+    def halt(self) -> None:
+        self.set()
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self._outer is not None and self._outer.is_set())
+
+    @property
+    def drains(self) -> bool:
+        """Whether it was halted (not stopped by ``outer``): calls in flight finish."""
+        return super().is_set() and not (self._outer is not None and self._outer.is_set())
+
+
+def draining(event: threading.Event | None = None) -> bool:
+    """Whether the stop of this execution (``event``, else the one of ``stopping``) asks for
+    the calls in flight to finish and be handed over rather than dropped."""
+    event = _stop.get() if event is None else event
+    return isinstance(event, Halt) and event.drains
 
 
 def in_input_order(finished: Iterable[Finished], n: int) -> list[CallOutcome]:
@@ -208,8 +241,11 @@ def stream_async(
     threading.Thread(target=target, name="podline-async", daemon=True).start()
     finished = cancelled = False
     try:
-        while (item := _next(results, None if cancelled else stop)) is not _DONE:
-            if item is _STOPPED:
+        drained = False
+        while (item := _next(results, None if cancelled or drained else stop)) is not _DONE:
+            if item is _STOPPED and draining(stop):
+                drained = True  # no call starts any more; the ones awaited finish
+            elif item is _STOPPED:
                 # A stopped run: cancel the calls in flight, then hand over every call that
                 # finished meanwhile (their results are queued) before ending.
                 shared.cancel()

@@ -32,7 +32,13 @@ from typing import Any, Protocol, TypeVar
 import cloudpickle
 
 from podline.errors import RemoteCallError, RunCancelledError, WorkerCrashedError
-from podline.executors.base import Calls, in_input_order, run_sequentially, stop_requested
+from podline.executors.base import (
+    Calls,
+    draining,
+    in_input_order,
+    run_sequentially,
+    stop_requested,
+)
 from podline.executors.capture import CallArguments, CallOutcome, failed_capture, timed_capture
 from podline.executors.policy import CallPolicy
 
@@ -127,8 +133,10 @@ class _Schedule:
 
     def run(self) -> Calls:
         try:
-            while self.todo or self.suspects or self.pending:
-                self._submit()
+            # Halted (see ``executors.base.Halt``): no chunk is sent, those sent are waited for.
+            while self.pending or ((self.todo or self.suspects) and not stop_requested()):
+                if not stop_requested():
+                    self._submit()
                 lost = False
                 for handle in self._wait():
                     calls, started, alone = self.pending.pop(handle)
@@ -156,7 +164,7 @@ class _Schedule:
     def _wait(self) -> Collection[Any]:
         # In short steps: Ctrl-C and a cancelled run get through while chunks run.
         while not (done := self.workers.wait(list(self.pending), WAIT_STEP)):
-            if stop_requested():
+            if stop_requested() and not draining():
                 raise RunCancelledError("the run was cancelled; the calls in flight were stopped")
         return done
 

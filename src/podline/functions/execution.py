@@ -30,7 +30,7 @@ from podline.errors import (
     RunCancelledError,
 )
 from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
-from podline.executors.base import stopping
+from podline.executors.base import Halt, draining, stopping
 from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache, call_tokens
 from podline.functions.output_files import fingerprints, holds_files
@@ -101,10 +101,12 @@ class PodRun:
         report: PartReport | None = None,
         recompute: bool = False,
         stop: threading.Event | None = None,
+        fail_fast: bool = False,
     ) -> None:
         self.pod = pod
         self.recompute = recompute
         self.stop = stop
+        self.fail_fast = fail_fast
         self.keep_captures = keep_captures
         self.before_calls = before_calls
         self.fn = pod.packet_function
@@ -273,9 +275,11 @@ class PodRun:
 
     def _run_calls(self, unique: _Unique, batch: _Batch, arguments: list[Any]) -> list[pa.Table]:
         """Run one batch's calls, settling them window by window (see the class docs)."""
-        stop = self.stop
-        if stop is not None and stop.is_set():
+        if self.stop is not None and self.stop.is_set():
             raise _cancelled()
+        # With fail_fast, the first failing call stops the calls: none starts after it, and
+        # those in flight finish and are stored (see executors.base.Halt).
+        halt = Halt(self.stop) if self.fail_fast else self.stop
         finished = self.executor.execute(self.fn.fn, arguments, policy=self.policy)
         parts: list[pa.Table] = []
         window: list[Finished] = []
@@ -283,7 +287,7 @@ class PodRun:
         stopped_at: float | None = None
         try:
             # stopping: executors waiting on other processes notice a stop before a call ends
-            with stopping(stop):
+            with stopping(halt):
                 for item in finished:
                     window.append(item)
                     # Inline rather than clock.report_due: this runs once per call.
@@ -291,7 +295,9 @@ class PodRun:
                         parts.append(self._settle(unique, batch, window, early=True))
                         window = []
                         due = self.clock.next_report
-                    if stop is not None and stop.is_set():
+                    if isinstance(halt, Halt) and item[1].error is not None:
+                        halt.halt()
+                    if halt is not None and halt.is_set() and not draining(halt):
                         # Once stopped, an executor starts no call and hands over the calls
                         # that finished meanwhile, which are stored below. One that started a
                         # call after the stop does not honour it: stop taking its calls.
@@ -299,12 +305,16 @@ class PodRun:
                             stopped_at = time.time()
                         elif item[1].capture.start >= stopped_at:
                             break
-                if stop is not None and stop.is_set():
+                if halt is not None and halt.is_set():
                     raise _cancelled()
         except BaseException as error:
             finished.close()
             if window:
                 self._settle_interrupted(unique, batch, window, error)
+            if isinstance(error, RunCancelledError) and draining(halt) and self.errors:
+                # What finished is stored and reported: the failure is what the caller sees.
+                failure = self.errors[min(self.errors)]
+                raise failure from failure.__cause__
             raise
         finished.close()
         if window or not parts:

@@ -226,6 +226,7 @@ class FunctionPod(IdentityMixin):
         report: PartReport | None = None,
         recompute: bool = False,
         stop: threading.Event | None = None,
+        fail_fast: bool = False,
     ) -> PodResult:
         """Run the function over every row of ``stream`` (see the module docs).
 
@@ -240,7 +241,10 @@ class FunctionPod(IdentityMixin):
         pod's policy sets no limit. ``clock`` and ``report`` set the durability window and
         receive its early parts (see ``PodRun``). ``recompute=True`` runs every call again,
         replacing the stored results. Once ``stop`` is set no call starts any more: what
-        finished is stored, then ``RunCancelledError`` is raised.
+        finished is stored, then ``RunCancelledError`` is raised. ``fail_fast=True``: the
+        first call that raises stops the calls the same way, and its ``FunctionCallError``
+        is raised once what finished is stored and reported (an output found wrong after its
+        call, such as one of the wrong type, is reported as ``on_error`` says).
         """
         policy = self.policy
         if timeout is not None and policy.timeout is None:
@@ -259,6 +263,7 @@ class FunctionPod(IdentityMixin):
             report=report,
             recompute=recompute,
             stop=stop,
+            fail_fast=fail_fast,
         )
         result = run.execute()
         if on_error == "raise" and result.errors:

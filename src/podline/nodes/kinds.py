@@ -418,6 +418,7 @@ class FunctionNode(Node):
             report=report,
             recompute=self._recompute,
             stop=self._stop,
+            fail_fast=error_policy == "fail_fast",
         )
         # Storing what finished is not to be cut short by Ctrl-C (see deferred_interrupts).
         with deferred_interrupts():
