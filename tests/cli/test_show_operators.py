@@ -3,6 +3,7 @@ run's, said so), an OFF node's reason for showing none."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,42 @@ def test_a_logged_operator_shows_its_logged_rows_and_an_unkept_one_says_why(
         "(Pipeline(cache_modes={'unkept': 'log'})), and its upstreams' results are in the "
         "store)\n"
     )
+
+
+PATHS = """
+from pathlib import Path
+from typing import Optional
+import podline
+
+@podline.function_pod("out")
+def write(k: int) -> Optional[Path]:
+    if k == 2:
+        return None
+    path = Path(f"note-{k}.txt").resolve()
+    path.write_text(str(k))
+    return path
+
+with podline.Pipeline("paths") as paths:
+    write.pod(podline.DictSource([{"i": k, "k": k} for k in range(3)], tag_columns=["i"]))
+"""
+
+
+def test_path_values_show_as_their_paths(
+    project: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A column of ``Path`` values is shown (and printed as JSON) as the paths, not as the
+    struct that stores them."""
+    (project / "paths.py").write_text(PATHS)
+    podline(capsys, "run", "paths.py")
+    out, _ = podline(capsys, "show", "write", "--json")
+    rows = json.loads(out)
+    assert [row["out"] for row in rows] == [
+        str((project / "note-0.txt").resolve()),
+        str((project / "note-1.txt").resolve()),
+        None,
+    ]
+    out, _ = podline(capsys, "show", "write")
+    assert "note-1.txt" in out
+    assert "__file_path" not in out
+    assert "{" not in out

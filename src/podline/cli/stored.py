@@ -30,6 +30,7 @@ from podline.cli.output import emit_frame, emit_json
 from podline.errors import NotFoundError, format_names
 from podline.nodes import CacheMode, OperatorNode
 from podline.pipeline import LoadedPipeline, Pipeline, open_pipeline
+from podline.schema import FILE_PATH_FIELD
 from podline.stores.default import ENV_VAR
 
 __all__ = ["COMMANDS", "open_stored"]
@@ -91,7 +92,8 @@ def show(
     operator = found if isinstance(found, OperatorNode) else None
     logged = operator is not None and operator.cache_mode is CacheMode.LOG
     shown = operator.stored_rows() if operator is not None and logged else found
-    frame = pl.from_arrow(shown.as_table(all_info=system_columns, sort_by_tags=True))
+    table = shown.as_table(all_info=system_columns, sort_by_tags=True)
+    frame = pl.from_arrow(_paths_as_text(table))
     assert isinstance(frame, pl.DataFrame)
     total = frame.height
     if not total and not as_json and operator is not None:
@@ -236,6 +238,21 @@ def plan(
 
 
 COMMANDS = (show, graph, plan)
+
+
+def _paths_as_text(table: Any) -> Any:
+    """``table`` with each column of ``Path`` values (stored as a struct of one path field)
+    shown as its path, as a user wrote it, not as that struct."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, field in enumerate(table.schema):
+        t = field.type
+        if pa.types.is_struct(t) and [t.field(j).name for j in range(t.num_fields)] == [
+            FILE_PATH_FIELD
+        ]:
+            table = table.set_column(i, field.name, pc.struct_field(table.column(i), [0]))
+    return table
 
 
 def _unstored(node: OperatorNode) -> str:
