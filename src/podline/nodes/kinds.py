@@ -208,6 +208,9 @@ class FunctionNode(Node):
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
         #: Output rows of the last ``execute`` (kept or not).
         self.output_rows = 0
+        #: Whether a read served every stored result, its input being unreadable (see
+        #: ``_kept``): the nodes below it then cannot read their current input either.
+        self.serves_every_result = False
         #: The output being collected (None: not kept, see ``begin``).
         self._parts: SpillBuffer | None = None
         #: What the records know, read as the current execution's chunks ask (None: nothing
@@ -275,6 +278,7 @@ class FunctionNode(Node):
         self._recompute = recompute
         self._stop = stop
         self._output = None
+        self.serves_every_result = False
         keep_output = keep_output or self.store is None or self.result_store is None
         self._parts = SpillBuffer() if keep_output else None
         self._clock = CommitClock(commit_seconds)
@@ -535,16 +539,24 @@ class FunctionNode(Node):
         # upstream reads (records of other input versions share the table).
         records = None if self._output is not None else self.records
         if records is not None:
+            upstream: NodeOutput | None
             try:
                 (upstream,) = read_inputs(self)
             except ReadOnlyNodeError:
                 # An input that cannot be read (a loaded pipeline's source built from data
-                # in memory, see podline.pipeline.loading): every stored result.
+                # in memory, see podline.pipeline.loading).
+                upstream = None
+            if upstream is None or _reads_every_result(self):
+                # No current input to look up, or one read from a function node above that
+                # serves every result it stored (every input version it saw, whose batches
+                # or joins are none of the inputs this node saw): every stored result.
                 tags, _ = self.keys()
                 found = records.output(tags)
                 self._output = None if found is None else found[1]
+                self.serves_every_result = True
             else:
                 self._output = self._stored_output(upstream, records)
+                self.serves_every_result = False
         return super()._kept()
 
     def _stored_output(self, upstream: Stream, records: ProvenanceRecords) -> TableStream | None:
@@ -579,6 +591,18 @@ class FunctionNode(Node):
         output = parts.result(empty_output(self))
         output.label = self.label
         return output
+
+
+def _reads_every_result(node: Node) -> bool:
+    """Whether a function node above ``node`` (the nearest on each path) served every result
+    it stored (``FunctionNode.serves_every_result``) to the read just made."""
+    for upstream in node.upstreams:
+        if upstream.node_type == "function":
+            if getattr(upstream, "serves_every_result", False):
+                return True
+        elif _reads_every_result(upstream):
+            return True
+    return False
 
 
 def read_inputs(node: Node) -> list[NodeOutput]:
