@@ -402,3 +402,36 @@ def test_an_unreachable_store_is_one_line_and_exit_4(
         assert out == ""
         assert err.startswith("podline: cannot tell whether 'pipelines")
         assert err.count("\n") == 1, err
+
+
+WRONG_TYPE = """
+import podline
+from podline import function_pod
+
+
+@function_pod("y")
+def half(x: int) -> int:
+    return x / 2  # a float where the function promised an int
+
+
+numbers = podline.DictSource([{"k": k, "x": k} for k in range(2)], tag_columns=["k"])
+with podline.Pipeline("typed") as pipeline:
+    half.pod(numbers)
+"""
+
+
+def test_logs_show_the_error_of_a_failed_call_that_has_no_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value of the wrong type fails its row once the call returned: no traceback, and
+    the text of ``podline logs`` said nothing of the error (user test)."""
+    (project / "typed.py").write_text(WRONG_TYPE)
+    podline(capsys, "run", "typed.py", code=ExitCode.FAILED)
+    out, _ = podline(capsys, "logs", "--state", "FAILED", "--tag", "k=1")
+    lines = out.splitlines()
+    assert lines[0].startswith("== half FAILED k=1  (run ")
+    assert lines[1:] == [
+        "-- error:",
+        "   OutputValidationError: half returned, for output 'y' of type int: 0.5 (float) is a "
+        "float, not an int (convert it with int() or round())",
+    ]

@@ -273,6 +273,14 @@ def _log_entry(row: dict[str, object], tag_columns: Sequence[str]) -> str:
     if isinstance(records, list) and records:
         lines.append("-- logging:")
         lines.extend(f"   {r['level']} {r['logger']}: {r['message']}" for r in records)
+    traceback = row["traceback"]
+    if row["error_type"] and not (isinstance(traceback, str) and traceback.strip()):
+        # A call that returned a value its types refuse (or one that never ran: a missing
+        # input file) failed without a traceback: its error is all there is to show.
+        lines.append("-- error:")
+        lines.extend(
+            f"   {line}" for line in f"{row['error_type']}: {row['error_message']}".splitlines()
+        )
     return "\n".join(lines)
 
 
