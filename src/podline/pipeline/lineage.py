@@ -91,8 +91,11 @@ def trace(
 
 
 def _nth(scope: LineageScope, node: Node, row: int) -> pa.Table | None:
-    """The node's ``row``-th row as a read of it gives it (None: not at hand)."""
+    """The node's ``row``-th row as a read of it gives it, or for an operator node that has
+    not run here, as its runs logged them (None: not at hand)."""
     rows = scope.rows.held(node)
+    if rows is None:
+        rows = scope.rows.find(node, {})
     if rows is not None and not 0 <= row < rows.num_rows:
         raise InputValidationError(
             f"trace: node {node.label!r} has no row {row}: a read of it gives "
