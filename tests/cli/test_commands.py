@@ -435,3 +435,18 @@ def test_logs_show_the_error_of_a_failed_call_that_has_no_traceback(
         "   OutputValidationError: half returned, for output 'y' of type int: 0.5 (float) is a "
         "float, not an int (convert it with int() or round())",
     ]
+
+
+def test_an_unknown_tag_names_the_user_tags_only(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The message lists the tags one can type, not every column (system tags, run ids and
+    hashes drowned them; user test)."""
+    (project / "typed.py").write_text(WRONG_TYPE)
+    podline(capsys, "run", "typed.py", code=ExitCode.FAILED)
+    for command in ("status", "logs"):
+        _, err = podline(capsys, command, "--tag", "kk=1", code=ExitCode.USAGE)
+        assert err == (
+            f"podline: Invalid value for --tag: no tag 'kk'; the tags are 'k'; see podline "
+            f"{command} --help\n"
+        )

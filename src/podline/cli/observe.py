@@ -106,7 +106,7 @@ def _observations(
     return observations
 
 
-def _with_tags(frame: pl.DataFrame, tags: Sequence[str]) -> pl.DataFrame:
+def _with_tags(frame: pl.DataFrame, tags: Sequence[str], fixed: Collection[str]) -> pl.DataFrame:
     """Rows whose tag columns show as the ``NAME=VALUE`` texts given (compared as text,
     ``value_text.as_text``: ``subject=3`` matches an integer tag 3, ``k=[1, 2]`` a list)."""
     for text in tags:
@@ -114,8 +114,13 @@ def _with_tags(frame: pl.DataFrame, tags: Sequence[str]) -> pl.DataFrame:
         if not sep:
             raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--tag")
         if name not in frame.columns:
+            # The user's tags: the columns a person types (not the fixed ones, not system
+            # tags, whose long names would drown them).
+            names = _user_tags(frame, fixed)
             raise click.BadParameter(
-                f"no tag {name!r}; columns are {', '.join(frame.columns)}", param_hint="--tag"
+                f"no tag {name!r}; the tags are {format_names(names) or 'none'}"
+                + (" (quote a NAME=VALUE with spaces)" if any(" " in n for n in names) else ""),
+                param_hint="--tag",
             )
         frame = frame.filter(as_text(frame[name]) == value)
     return frame
@@ -193,7 +198,9 @@ def status(
     attempts and time; --json gives every column, run ids and system tags included.
     """
     observations = _observations(store, pipeline, node)
-    frame = _with_tags(observations.status(node, run_id, state, latest=not every), tags)
+    frame = _with_tags(
+        observations.status(node, run_id, state, latest=not every), tags, _STATUS_FIXED
+    )
     if not as_json:
         frame = _readable(frame, _STATUS_FIXED, STATUS_SHOWN)
     emit_frame(frame, as_json=as_json, limit=limit)
@@ -226,7 +233,7 @@ def logs(
     Each call's stdout, stderr, logging records and, for a failed call, its traceback.
     """
     observations = _observations(store, pipeline, node)
-    frame = _with_tags(observations.logs(node, run_id, state), tags)
+    frame = _with_tags(observations.logs(node, run_id, state), tags, _LOG_FIELDS)
     if limit is not None:
         frame = frame.head(limit)
     if as_json:
