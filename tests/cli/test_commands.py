@@ -450,3 +450,43 @@ def test_an_unknown_tag_names_the_user_tags_only(
             f"podline: Invalid value for --tag: no tag 'kk'; the tags are 'k'; see podline "
             f"{command} --help\n"
         )
+
+
+FLOAT_TAGS = """
+import podline
+from podline import function_pod
+
+
+@function_pod("y")
+def scaled(x: float, rate: float) -> float:
+    return x * rate
+
+
+rates = [1e-05, 0.1, float("nan"), 1e20]
+grid = podline.DictSource([{"rate": r, "x": 1.0} for r in rates], tag_columns=["rate"])
+with podline.Pipeline("rates") as pipeline:
+    scaled.pod(grid, inputs={"rate": "rate"})
+"""
+
+
+def test_a_float_tag_is_named_by_its_number(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tag rate=1e-05`` finds the rate polars shows as 1e-5, ``nan`` finds NaN, in
+    status, logs and trace alike (user test: status compared the text and found nothing)."""
+    (project / "rates.py").write_text(FLOAT_TAGS)
+    podline(capsys, "run", "rates.py")
+    for text, shown in [("1e-05", 1e-05), ("0.00001", 1e-05), ("1e+20", 1e20), ("0.1", 0.1)]:
+        for command in ("status", "logs"):
+            out, _ = podline(capsys, command, "--tag", f"rate={text}", "--json")
+            assert [row["rate"] for row in json.loads(out)] == [shown], (command, text)
+    out, _ = podline(capsys, "status", "--tag", "rate=nan", "--json")
+    assert [row["rate"] for row in json.loads(out)] == ["nan"]
+    out, _ = podline(capsys, "trace", "scaled", "--tag", "rate=nan")
+    assert out.splitlines()[:2] == [
+        "trace of scaled, rate=nan: 1 row(s)",
+        "  scaled [function: scaled] computed  (rate=nan)  version v0, run "
+        + out.splitlines()[1].rsplit("run ", 1)[1],
+    ]
+    out, _ = podline(capsys, "status", "--tag", "rate=fast", "--json")
+    assert json.loads(out) == []

@@ -3,6 +3,7 @@ store alone (``podline.observability.PipelineObservations``), without the pipeli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -122,8 +123,22 @@ def _with_tags(frame: pl.DataFrame, tags: Sequence[str], fixed: Collection[str])
                 + (" (quote a NAME=VALUE with spaces)" if any(" " in n for n in names) else ""),
                 param_hint="--tag",
             )
-        frame = frame.filter(as_text(frame[name]) == value)
+        frame = frame.filter(_shows_as(frame[name], value))
     return frame
+
+
+def _shows_as(column: pl.Series, value: str) -> pl.Series:
+    """Which values of ``column`` the text ``value`` names: a float as a number (``1e-05``,
+    ``0.00001`` and ``1e-5`` are one value, ``nan`` matches NaN), anything else as text."""
+    if column.dtype.is_float():
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            test = column.is_nan() if math.isnan(number) else column == number
+            return test.fill_null(False)
+    return as_text(column) == value
 
 
 def _is_system_tag(column: str) -> bool:
