@@ -410,6 +410,22 @@ def test_renderings_and_errors() -> None:
         p.trace("scaled", row=9)
 
 
+def test_impact_of_a_record_no_row_holds_is_an_error(tmp_path: Path) -> None:
+    """A record id that names nothing is an error saying so, not an empty answer, nor (from
+    the store alone) a list of nodes that have "not computed" it (user test: that read as a
+    config that never trained)."""
+    run = _study(DeltaStore(tmp_path / "store"))
+    run.run()
+    with pytest.raises(InputValidationError, match="source 'a' has no record with record_id='#99'"):
+        run.impact("a", record_id="#99")
+    with pytest.raises(InputValidationError, match="source 'a' has no record with k=99"):
+        run.impact("a", k=99)
+    loaded = podline.open_pipeline(DeltaStore(tmp_path / "store"), "study", code=False)
+    assert loaded.impact("a", record_id="#1").frame.height > 0
+    with pytest.raises(InputValidationError, match="no stored row below source 'a' holds"):
+        loaded.impact("a", record_id="#99")
+
+
 # ----------------------------------------------------------------------------- property
 
 

@@ -241,6 +241,10 @@ def impact(
     found = scope.rows.find(node, where)
     if found is not None:
         records = found.select([sid, rid]).to_pylist()
+        if not records:
+            asked = {**tags, **({} if record_id is None else {"record_id": record_id})}
+            named = ", ".join(f"{k}={v!r}" for k, v in asked.items())
+            raise InputValidationError(f"impact: source {node.label!r} has no record with {named}")
     elif record_id is not None and not tags:
         # A source that cannot be read again (a loaded pipeline's): its record ids still
         # name its records in every row below it; its source id is not known.
@@ -253,6 +257,14 @@ def impact(
     rows: list[dict[str, Any]] = []
     for record in records:
         rows += _forward(scope, node, record[sid], record[rid])
+    if found is None and rows and all(row["tags"] is None for row in rows):
+        # Nothing below holds the record, and the source cannot say whether it has one:
+        # "not computed" at every function would read as work left undone.
+        raise InputValidationError(
+            f"impact: no stored row below source {node.label!r} holds record_id "
+            f"{record_id!r} (the source's rows cannot be read here to tell whether it has "
+            "such a record; a trace shows the record ids of a row)"
+        )
     return Impact(node.label, record_id, dict(tags), rows)
 
 
