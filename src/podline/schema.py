@@ -325,8 +325,11 @@ def is_assignable(source: PodType, target: PodType) -> bool:
 
     Equal types are assignable, ``T`` is assignable to ``T | None`` (not the reverse), the
     ``None`` type to any ``T | None``, and ``int`` to ``float``. Containers are invariant
-    (``list[int]`` is not a ``list[float]``); records compare by structure, so a dataclass
-    and a TypedDict with the same fields match.
+    (``list[int]`` is not a ``list[float]``) except for nullability, at any depth: a
+    ``list[float]`` is a ``list[float | None]`` and a record whose field is ``str`` fits one
+    whose field is ``str | None`` (a source's column is nullable only when it holds a null, so
+    that whether today's data hold one does not decide whether a function applies); records
+    compare by structure, so a dataclass and a TypedDict with the same fields match.
     """
     source, target = normalize_type(source), normalize_type(target)
     if source == target:
@@ -341,9 +344,26 @@ def is_assignable(source: PodType, target: PodType) -> bool:
     if (source, target) == (int, float):
         return True
     try:
-        return bool(arrow_type(source).equals(arrow_type(target)))
+        return _widens(arrow_type(source), arrow_type(target))
     except UnsupportedTypeError:  # pragma: no cover - both were normalized above
         return False
+
+
+def _widens(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether ``source`` is ``target`` but for nested fields ``target`` makes nullable."""
+    if source.equals(target):
+        return True
+    if source.id != target.id or source.num_fields != target.num_fields or not source.num_fields:
+        return False
+    if pa.types.is_fixed_size_list(source) and source.list_size != target.list_size:
+        return False
+    for i in range(source.num_fields):
+        have, want = source.field(i), target.field(i)
+        if have.name != want.name or (have.nullable and not want.nullable):
+            return False
+        if not _widens(have.type, want.type):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- Schema

@@ -402,3 +402,91 @@ def test_an_unreachable_store_is_one_line_and_exit_4(
         assert out == ""
         assert err.startswith("podline: cannot tell whether 'pipelines")
         assert err.count("\n") == 1, err
+
+
+WRONG_TYPE = """
+import podline
+from podline import function_pod
+
+
+@function_pod("y")
+def half(x: int) -> int:
+    return x / 2  # a float where the function promised an int
+
+
+numbers = podline.DictSource([{"k": k, "x": k} for k in range(2)], tag_columns=["k"])
+with podline.Pipeline("typed") as pipeline:
+    half.pod(numbers)
+"""
+
+
+def test_logs_show_the_error_of_a_failed_call_that_has_no_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value of the wrong type fails its row once the call returned: no traceback, and
+    the text of ``podline logs`` said nothing of the error (user test)."""
+    (project / "typed.py").write_text(WRONG_TYPE)
+    podline(capsys, "run", "typed.py", code=ExitCode.FAILED)
+    out, _ = podline(capsys, "logs", "--state", "FAILED", "--tag", "k=1")
+    lines = out.splitlines()
+    assert lines[0].startswith("== half FAILED k=1  (run ")
+    assert lines[1:] == [
+        "-- error:",
+        "   OutputValidationError: half returned, for output 'y' of type int: 0.5 (float) is a "
+        "float, not an int (convert it with int() or round())",
+    ]
+
+
+def test_an_unknown_tag_names_the_user_tags_only(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The message lists the tags one can type, not every column (system tags, run ids and
+    hashes drowned them; user test)."""
+    (project / "typed.py").write_text(WRONG_TYPE)
+    podline(capsys, "run", "typed.py", code=ExitCode.FAILED)
+    for command in ("status", "logs"):
+        _, err = podline(capsys, command, "--tag", "kk=1", code=ExitCode.USAGE)
+        assert err == (
+            f"podline: Invalid value for --tag: no tag 'kk'; the tags are 'k'; see podline "
+            f"{command} --help\n"
+        )
+
+
+FLOAT_TAGS = """
+import podline
+from podline import function_pod
+
+
+@function_pod("y")
+def scaled(x: float, rate: float) -> float:
+    return x * rate
+
+
+rates = [1e-05, 0.1, float("nan"), 1e20]
+grid = podline.DictSource([{"rate": r, "x": 1.0} for r in rates], tag_columns=["rate"])
+with podline.Pipeline("rates") as pipeline:
+    scaled.pod(grid, inputs={"rate": "rate"})
+"""
+
+
+def test_a_float_tag_is_named_by_its_number(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tag rate=1e-05`` finds the rate polars shows as 1e-5, ``nan`` finds NaN, in
+    status, logs and trace alike (user test: status compared the text and found nothing)."""
+    (project / "rates.py").write_text(FLOAT_TAGS)
+    podline(capsys, "run", "rates.py")
+    for text, shown in [("1e-05", 1e-05), ("0.00001", 1e-05), ("1e+20", 1e20), ("0.1", 0.1)]:
+        for command in ("status", "logs"):
+            out, _ = podline(capsys, command, "--tag", f"rate={text}", "--json")
+            assert [row["rate"] for row in json.loads(out)] == [shown], (command, text)
+    out, _ = podline(capsys, "status", "--tag", "rate=nan", "--json")
+    assert [row["rate"] for row in json.loads(out)] == ["nan"]
+    out, _ = podline(capsys, "trace", "scaled", "--tag", "rate=nan")
+    assert out.splitlines()[:2] == [
+        "trace of scaled, rate=nan: 1 row(s)",
+        "  scaled [function: scaled] computed  (rate=nan)  version v0, run "
+        + out.splitlines()[1].rsplit("run ", 1)[1],
+    ]
+    out, _ = podline(capsys, "status", "--tag", "rate=fast", "--json")
+    assert json.loads(out) == []

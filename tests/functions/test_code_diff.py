@@ -84,3 +84,14 @@ def test_a_constant_read_by_several_helpers_is_named_once(user_project: ModuleTr
     assert code_changes(before, structure(user_project)) == [
         "constant `K` changed, read by `a`, `b`"
     ]
+
+
+def test_a_helper_held_by_a_module_value_is_named(user_project: ModuleTree) -> None:
+    source = (
+        "def ridge(x):\n    return x * 2\n\n\nMODELS = {'ridge': ridge}\n\n\n"
+        "def f(name, x):\n    return MODELS[name](x)\n"
+    )
+    user_project.write("mod.py", source)
+    before = structure(user_project)
+    user_project.edit("mod.py", "return x * 2", "return x * 3")
+    assert code_changes(before, structure(user_project)) == ["helper `ridge` changed"]

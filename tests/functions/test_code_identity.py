@@ -284,6 +284,65 @@ def test_editing_how_a_module_value_is_made_changes_identity(
     assert identity_of(make_module, VALUES) != identity_of(make_module, VALUES.replace(old, new))
 
 
+REGISTRY = """
+SCALE = 2
+
+
+def ridge(x):
+    return x * SCALE
+
+
+def lasso(x):
+    return x - 1
+
+
+MODELS = {"ridge": ridge}
+MODELS["lasso"] = lasso
+WEIGHTS = [SCALE, 3]
+
+
+def f(name: str, x: int) -> int:
+    return MODELS[name](x) + WEIGHTS[0]
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("return x * SCALE", "return x * SCALE + 1"),
+        ("return x - 1", "return x - 2"),
+        ("SCALE = 2", "SCALE = 5"),
+    ],
+    ids=["helper in a registry", "helper added into it", "constant a value is made of"],
+)
+def test_what_the_statements_making_a_module_value_read_counts(
+    make_module: ModuleMaker, old: str, new: str
+) -> None:
+    """A registry of functions (``MODELS = {"ridge": ridge}``) is followed by its statements
+    and by what they read: editing a helper it holds recomputes (user test: a model sweep
+    served the results of the old helper)."""
+    assert old in REGISTRY
+    edited = REGISTRY.replace(old, new)
+    assert identity_of(make_module, REGISTRY) != identity_of(make_module, edited)
+
+
+def test_where_the_module_file_is_does_not_count(make_module: ModuleMaker) -> None:
+    """A value made from ``__file__`` is followed by its statements, not by the path the
+    import system set: two files with this text (two checkouts) share identities."""
+    source = """
+    from pathlib import Path
+
+    HERE = Path(__file__).resolve().parent
+    OUT = HERE / "models"
+
+    def f(x: float) -> float:
+        return x + len(OUT.name)
+    """
+    assert identity_of(make_module, source) == identity_of(make_module, source)
+    edited = source.replace('"models"', '"figures"')
+    assert identity_of(make_module, source) != identity_of(make_module, edited)
+
+
 def test_statements_not_naming_a_value_used_do_not_count(make_module: ModuleMaker) -> None:
     edited = VALUES.replace("OTHER = [1, 2]", "OTHER = [3]") + "\nprint('imported')\n"
     assert identity_of(make_module, VALUES) == identity_of(make_module, edited)

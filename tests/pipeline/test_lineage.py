@@ -250,6 +250,36 @@ def test_row_is_the_node_s_row_as_a_read_gives_it_before_any_read(tmp_path: Path
         fresh.trace("scaled", row=0, k=1)
 
 
+def test_row_of_an_operator_node_that_logs_its_rows_reads_them(tmp_path: Path) -> None:
+    """``row=i`` at an operator node in LOG mode that has not run here picks among the rows
+    its runs logged, as a trace by tag values does (user test: it said the node stores no
+    rows and to put it in LOG mode, which it was)."""
+
+    def build() -> Pipeline:
+        a = _src("a", "x", [1, 2, 3])
+        with Pipeline("logged", DeltaStore(tmp_path / "store"), cache_modes={"big": "log"}) as p:
+            double.pod(a).filter(pl.col("y") > 2, label="big")
+        return p
+
+    build().run()
+    fresh = build()
+    by_row = fresh.trace("big", row=1)
+    assert str(by_row).splitlines()[0] == "trace of big, row 1: 1 row(s)"
+    tags = by_row.frame["tags"][0]
+    assert tags in ("k=2", "k=3")
+    by_tags = build().trace("big", k=int(tags[2:]))
+    assert by_row.frame.drop("row").to_dicts() == by_tags.frame.drop("row").to_dicts()
+    with pytest.raises(InputValidationError, match="'big' has no row 2: a read of it gives 2"):
+        build().trace("big", row=2)
+    with Pipeline("unlogged", DeltaStore(tmp_path / "store")) as off:
+        double.pod(_src("a", "x", [1, 2, 3])).filter(pl.col("y") > 2, label="big")
+    off.run()
+    with Pipeline("unlogged", DeltaStore(tmp_path / "store")) as off:
+        double.pod(_src("a", "x", [1, 2, 3])).filter(pl.col("y") > 2, label="big")
+    with pytest.raises(PipelineError, match="'big' are not at hand"):
+        off.trace("big", row=0)
+
+
 def test_trace_and_impact_answer_for_the_current_rows_before_and_after_a_read(
     tmp_path: Path,
 ) -> None:
@@ -449,6 +479,22 @@ def test_renderings_and_errors() -> None:
         p.impact("scaled", record_id="#0")
     with pytest.raises(InputValidationError, match="has no row 9"):
         p.trace("scaled", row=9)
+
+
+def test_impact_of_a_record_no_row_holds_is_an_error(tmp_path: Path) -> None:
+    """A record id that names nothing is an error saying so, not an empty answer, nor (from
+    the store alone) a list of nodes that have "not computed" it (user test: that read as a
+    config that never trained)."""
+    run = _study(DeltaStore(tmp_path / "store"))
+    run.run()
+    with pytest.raises(InputValidationError, match="source 'a' has no record with record_id='#99'"):
+        run.impact("a", record_id="#99")
+    with pytest.raises(InputValidationError, match="source 'a' has no record with k=99"):
+        run.impact("a", k=99)
+    loaded = podline.open_pipeline(DeltaStore(tmp_path / "store"), "study", code=False)
+    assert loaded.impact("a", record_id="#1").frame.height > 0
+    with pytest.raises(InputValidationError, match="no stored row below source 'a' holds"):
+        loaded.impact("a", record_id="#99")
 
 
 # ----------------------------------------------------------------------------- property

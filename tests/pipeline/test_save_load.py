@@ -349,6 +349,38 @@ def test_sources_from_python_data_make_their_dependents_read_only() -> None:
         loaded.run()
 
 
+def test_below_a_node_serving_every_result_a_function_node_serves_every_result_too() -> None:
+    """A batch of every result of every input version is none of the batches a node below
+    saw: that node serves every result it stored too, as save-and-load.md says, instead of
+    none (user test: ``podline show`` of a sweep's summary printed "(no rows)")."""
+
+    def build(bump: int) -> Pipeline:
+        rows = [{"k": k, "x": k + (bump if k == 0 else 0)} for k in range(4)]
+        source = DictSource(rows, tag_columns="k", source_id="nums")
+        with Pipeline("sums", store=store) as pipeline:
+            squares = _square.pod(source, label="square")
+            _total.pod(squares.batch(label="every"), label="total")
+        return pipeline
+
+    store = MemoryStore()
+    for bump in (0, 10):
+        assert build(bump).run().counts["total"].computed == 1
+    loaded = open_pipeline(store, "sums", code=False)
+    assert len(loaded.square) == 5  # every input version's results
+    assert sorted(loaded.total.as_table().column("total").to_pylist()) == [14, 114]
+    assert build(10).total.as_table().column("total").to_pylist() == [114]  # with the code
+
+
+@podline.function_pod("squared")
+def _square(x: int) -> int:
+    return x * x
+
+
+@podline.function_pod("total")
+def _total(squared: list[int]) -> int:
+    return sum(squared)
+
+
 def test_open_names_what_the_store_holds() -> None:
     store = MemoryStore()
     with pytest.raises(PipelineError, match=r"holds no specification of pipeline 'x'.*none"):

@@ -3,6 +3,7 @@ store alone (``podline.observability.PipelineObservations``), without the pipeli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -106,7 +107,7 @@ def _observations(
     return observations
 
 
-def _with_tags(frame: pl.DataFrame, tags: Sequence[str]) -> pl.DataFrame:
+def _with_tags(frame: pl.DataFrame, tags: Sequence[str], fixed: Collection[str]) -> pl.DataFrame:
     """Rows whose tag columns show as the ``NAME=VALUE`` texts given (compared as text,
     ``value_text.as_text``: ``subject=3`` matches an integer tag 3, ``k=[1, 2]`` a list)."""
     for text in tags:
@@ -114,11 +115,30 @@ def _with_tags(frame: pl.DataFrame, tags: Sequence[str]) -> pl.DataFrame:
         if not sep:
             raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--tag")
         if name not in frame.columns:
+            # The user's tags: the columns a person types (not the fixed ones, not system
+            # tags, whose long names would drown them).
+            names = _user_tags(frame, fixed)
             raise click.BadParameter(
-                f"no tag {name!r}; columns are {', '.join(frame.columns)}", param_hint="--tag"
+                f"no tag {name!r}; the tags are {format_names(names) or 'none'}"
+                + (" (quote a NAME=VALUE with spaces)" if any(" " in n for n in names) else ""),
+                param_hint="--tag",
             )
-        frame = frame.filter(as_text(frame[name]) == value)
+        frame = frame.filter(_shows_as(frame[name], value))
     return frame
+
+
+def _shows_as(column: pl.Series, value: str) -> pl.Series:
+    """Which values of ``column`` the text ``value`` names: a float as a number (``1e-05``,
+    ``0.00001`` and ``1e-5`` are one value, ``nan`` matches NaN), anything else as text."""
+    if column.dtype.is_float():
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            test = column.is_nan() if math.isnan(number) else column == number
+            return test.fill_null(False)
+    return as_text(column) == value
 
 
 def _is_system_tag(column: str) -> bool:
@@ -193,7 +213,9 @@ def status(
     attempts and time; --json gives every column, run ids and system tags included.
     """
     observations = _observations(store, pipeline, node)
-    frame = _with_tags(observations.status(node, run_id, state, latest=not every), tags)
+    frame = _with_tags(
+        observations.status(node, run_id, state, latest=not every), tags, _STATUS_FIXED
+    )
     if not as_json:
         frame = _readable(frame, _STATUS_FIXED, STATUS_SHOWN)
     emit_frame(frame, as_json=as_json, limit=limit)
@@ -226,7 +248,7 @@ def logs(
     Each call's stdout, stderr, logging records and, for a failed call, its traceback.
     """
     observations = _observations(store, pipeline, node)
-    frame = _with_tags(observations.logs(node, run_id, state), tags)
+    frame = _with_tags(observations.logs(node, run_id, state), tags, _LOG_FIELDS)
     if limit is not None:
         frame = frame.head(limit)
     if as_json:
@@ -273,6 +295,14 @@ def _log_entry(row: dict[str, object], tag_columns: Sequence[str]) -> str:
     if isinstance(records, list) and records:
         lines.append("-- logging:")
         lines.extend(f"   {r['level']} {r['logger']}: {r['message']}" for r in records)
+    traceback = row["traceback"]
+    if row["error_type"] and not (isinstance(traceback, str) and traceback.strip()):
+        # A call that returned a value its types refuse (or one that never ran: a missing
+        # input file) failed without a traceback: its error is all there is to show.
+        lines.append("-- error:")
+        lines.extend(
+            f"   {line}" for line in f"{row['error_type']}: {row['error_message']}".splitlines()
+        )
     return "\n".join(lines)
 
 

@@ -214,13 +214,21 @@ class _Collector:
         namespace: Mapping[str, Any],
         *,
         drop_decorators: bool = False,
+        following: frozenset[str] = frozenset(),
     ) -> None:
-        """Add what the names read by ``node`` refer to, to ``entry["refs"]``."""
+        """Add what the names read by ``node`` refer to, to ``entry["refs"]`` (``following``:
+        the module values whose statements are being followed, not followed again)."""
         refs: dict[str, Any] = entry.setdefault("refs", {})
         names = source.names(node, drop_decorators=drop_decorators)
         local = names.imports
         package = namespace.get("__package__") or ""
         for name, paths in sorted(names.uses.items()):
+            if name in following or name in refs:
+                continue  # being followed, or described already (one namespace: one value)
+            if following and name.startswith("__") and name.endswith("__"):
+                # What the import system sets (``HERE = Path(__file__).parent``): where the
+                # project lives is not its code.
+                continue
             if name in local:
                 value = _resolve_local(local[name], package, self.packages)
                 binding: ImportBinding | None = local[name]
@@ -232,6 +240,7 @@ class _Collector:
                 refs[name] = {"import": local[name].text()}
                 continue
             found = self.describe_name(name, value, paths, binding)
+            defined = None
             if not found and binding is None and name in namespace:
                 # A value of this module that is neither code nor a plain constant: followed
                 # by the statements that make it, so editing them recomputes.
@@ -240,6 +249,12 @@ class _Collector:
                     found = [(name, {"defined": defined})]
             for ref_name, ref in found:
                 refs[ref_name] = ref
+            if defined is not None:
+                # And by what those statements read, as if the code read it: the helpers a
+                # registry holds (`MODELS = {"ridge": fit_ridge}`), the constants a table is
+                # made of, so that editing them recomputes too.
+                for statement in source.statements_naming(name):
+                    self._fill(entry, source, statement, namespace, following=following | {name})
         if not refs:
             del entry["refs"]
 

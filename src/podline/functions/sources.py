@@ -151,6 +151,10 @@ class SourceFile:
         text = "\n".join(canonical_text(statement) for statement in statements)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
+    def statements_naming(self, name: str) -> list[ast.stmt]:
+        """The module-level statements ``defining`` hashes for ``name``, in file order."""
+        return list(self._fact(self.tree, "naming", self._statements_naming).get(name, ()))
+
     def _statements_naming(self) -> dict[str, list[ast.stmt]]:
         """The simple module-level statements by every name they mention, in file order
         (read once per file: a module may have many values and many functions reading them)."""

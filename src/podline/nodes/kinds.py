@@ -208,6 +208,9 @@ class FunctionNode(Node):
         self.counts: dict[RowStatus, int] = dict.fromkeys(RowStatus, 0)
         #: Output rows of the last ``execute`` (kept or not).
         self.output_rows = 0
+        #: Whether a read served every stored result, its input being unreadable (see
+        #: ``_kept``): the nodes below it then cannot read their current input either.
+        self.serves_every_result = False
         #: The output being collected (None: not kept, see ``begin``).
         self._parts: SpillBuffer | None = None
         #: What the records know, read as the current execution's chunks ask (None: nothing
@@ -278,6 +281,7 @@ class FunctionNode(Node):
         self._stop = stop
         self._output = None
         self._input = None
+        self.serves_every_result = False
         keep_output = keep_output or self.store is None or self.result_store is None
         self._parts = SpillBuffer() if keep_output else None
         self._clock = CommitClock(commit_seconds)
@@ -539,16 +543,24 @@ class FunctionNode(Node):
         # upstream reads (records of other input versions share the table).
         records = None if self._output is not None else self.records
         if records is not None:
+            upstream: NodeOutput | None
             try:
                 (upstream,) = read_inputs(self)
             except ReadOnlyNodeError:
                 # An input that cannot be read (a loaded pipeline's source built from data
-                # in memory, see podline.pipeline.loading): every stored result.
+                # in memory, see podline.pipeline.loading).
+                upstream = None
+            if upstream is None or _reads_every_result(self):
+                # No current input to look up, or one read from a function node above that
+                # serves every result it stored (every input version it saw, whose batches
+                # or joins are none of the inputs this node saw): every stored result.
                 tags, _ = self.keys()
                 found = records.output(tags)
                 self._output = None if found is None else found[1]
+                self.serves_every_result = True
             else:
                 self._output = self._stored_output(upstream, records)
+                self.serves_every_result = False
         return super()._kept()
 
     def _stored_output(self, upstream: Stream, records: ProvenanceRecords) -> TableStream | None:
@@ -570,8 +582,9 @@ class FunctionNode(Node):
         would give for them, their results looked up by entry id. A few rows cost a read of
         the input (kept until the node's next execution, for the next pick) and a few
         lookups, not a lookup of every input row (``as_table``): lineage asks so
-        (``podline.pipeline.lineage``). Nothing is computed. None where the input cannot be
-        read (a loaded pipeline's read-only source: a read of the node says what it gives)."""
+        (``podline.pipeline.lineage``). Nothing is computed. None where a read of the node
+        does not look its input up (a loaded pipeline's read-only source, or a node above
+        serving every result it stored): then that read says what the node gives."""
         records = self.records
         if records is None:
             return empty_output(self)
@@ -580,6 +593,8 @@ class FunctionNode(Node):
                 (upstream,) = read_inputs(self)
             except ReadOnlyNodeError:
                 return None
+            if _reads_every_result(self):
+                return None  # (a read serves every stored result, not those of an input)
             self._input = upstream.rows
         table = pick(self._input.as_table(system_tags=True, source_info=True))
         rows = TableStream(table, self._input.keys()[0], types=_types([self._input]))
@@ -612,6 +627,18 @@ class FunctionNode(Node):
         output = parts.result(empty_output(self))
         output.label = self.label
         return output
+
+
+def _reads_every_result(node: Node) -> bool:
+    """Whether a function node above ``node`` (the nearest on each path) served every result
+    it stored (``FunctionNode.serves_every_result``) to the read just made."""
+    for upstream in node.upstreams:
+        if isinstance(upstream, FunctionNode):
+            if upstream.serves_every_result:
+                return True
+        elif _reads_every_result(upstream):
+            return True
+    return False
 
 
 def read_inputs(node: Node) -> list[NodeOutput]:

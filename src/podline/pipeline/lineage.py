@@ -91,8 +91,11 @@ def trace(
 
 
 def _nth(scope: LineageScope, node: Node, row: int) -> pa.Table | None:
-    """The node's ``row``-th row as a read of it gives it (None: not at hand)."""
+    """The node's ``row``-th row as a read of it gives it, or for an operator node that has
+    not run here, as its runs logged them (None: not at hand)."""
     rows = scope.rows.held(node)
+    if rows is None:
+        rows = scope.rows.find(node, {})
     if rows is not None and not 0 <= row < rows.num_rows:
         raise InputValidationError(
             f"trace: node {node.label!r} has no row {row}: a read of it gives "
@@ -238,6 +241,10 @@ def impact(
     found = scope.rows.find(node, where)
     if found is not None:
         records = found.select([sid, rid]).to_pylist()
+        if not records:
+            asked = {**tags, **({} if record_id is None else {"record_id": record_id})}
+            named = ", ".join(f"{k}={v!r}" for k, v in asked.items())
+            raise InputValidationError(f"impact: source {node.label!r} has no record with {named}")
     elif record_id is not None and not tags:
         # A source that cannot be read again (a loaded pipeline's): its record ids still
         # name its records in every row below it; its source id is not known.
@@ -250,6 +257,14 @@ def impact(
     rows: list[dict[str, Any]] = []
     for record in records:
         rows += _forward(scope, node, record[sid], record[rid])
+    if found is None and rows and all(row["tags"] is None for row in rows):
+        # Nothing below holds the record, and the source cannot say whether it has one:
+        # "not computed" at every function would read as work left undone.
+        raise InputValidationError(
+            f"impact: no stored row below source {node.label!r} holds record_id "
+            f"{record_id!r} (the source's rows cannot be read here to tell whether it has "
+            "such a record; a trace shows the record ids of a row)"
+        )
     return Impact(node.label, record_id, dict(tags), rows)
 
 

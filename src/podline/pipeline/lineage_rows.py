@@ -20,6 +20,7 @@ projected scan.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -196,7 +197,10 @@ def _equal(column: pa.ChunkedArray, value: Any) -> np.ndarray:
         return _equal_lists(column, value)
     if value is None:
         return pc.is_null(column).to_numpy(zero_copy_only=False)
-    test = pc.equal(column, pa.scalar(value, column.type))
+    if isinstance(value, float) and math.isnan(value) and pa.types.is_floating(column.type):
+        test = pc.is_nan(column)  # a NaN tag matches NaN, as joins match it
+    else:
+        test = pc.equal(column, pa.scalar(value, column.type))
     return pc.fill_null(test, False).to_numpy(zero_copy_only=False)
 
 

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from podline.stores._common import conform
+from podline.stores._common import canonical_type, conform
 from podline.stores._delta_format import parquet_file
 from podline.stores.base import StorePath
 
@@ -153,7 +153,7 @@ def _matching(
     merged = pa.table(
         {c: tested[c] if c in keys.names else other[c] for c in names}  # type: ignore[index]
     )
-    return merged.filter(pa.array(keep)) if not keep.all() else merged
+    return _filtered(merged, keep)
 
 
 def _small_matching(
@@ -172,7 +172,29 @@ def _small_matching(
         return None
     names = [c for c in columns if c in has or c in keys.names]
     merged = pa.table({c: tested[c] if c in keys.names else whole[c] for c in names})
-    return merged.filter(pa.array(picked)) if not picked.all() else merged
+    return _filtered(merged, picked)
+
+
+def _filtered(table: pa.Table, keep: np.ndarray) -> pa.Table:
+    """The rows of ``table`` that ``keep`` picks. Arrow has no kernel taking rows of string
+    or binary views, which delta-rs writes when it rewrites a file (a deletion, a compaction):
+    such columns are converted to their canonical types first, as ``conform`` would convert
+    them after."""
+    if keep.all():
+        return table
+    for i, f in enumerate(table.schema):
+        if _has_view(f.type):
+            canonical = canonical_type(f.type)
+            table = table.set_column(i, f.with_type(canonical), table.column(i).cast(canonical))
+    return table.filter(pa.array(keep))
+
+
+def _has_view(t: pa.DataType) -> bool:
+    if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _has_view(t.value_type)
+    return any(_has_view(t.field(i).type) for i in range(t.num_fields))
 
 
 def id_select(column: str, ids: pa.Array) -> Select:
