@@ -23,6 +23,7 @@ from tests.conftest import ModuleTree
 import podline
 from podline import DeltaStore, DictSource, MemoryStore, Pipeline, ReadOnlyNodeError, open_pipeline
 from podline.errors import PipelineError
+from podline.pipeline import lineage_rows
 from podline.pipeline.spec import SPEC_FORMAT, SPEC_VERSION, spec_text
 
 STEPS = """
@@ -369,6 +370,13 @@ def test_below_a_node_serving_every_result_a_function_node_serves_every_result_t
     assert len(loaded.square) == 5  # every input version's results
     assert sorted(loaded.total.as_table().column("total").to_pylist()) == [14, 114]
     assert build(10).total.as_table().column("total").to_pylist() == [114]  # with the code
+    # Lineage on a fresh object finds rows as that read gives them, not by picking rows of
+    # an input it does not look up.
+    fresh = open_pipeline(store, "sums", code=False)
+    assert lineage_rows.NodeRows()._picked(fresh.total, {"k": [0, 1, 2, 3]}) is None
+    found = lineage_rows.NodeRows().find(fresh.total, {"k": [0, 1, 2, 3]})
+    assert found is not None
+    assert sorted(found.column("total").to_pylist()) == [14, 114]
 
 
 @podline.function_pod("squared")
