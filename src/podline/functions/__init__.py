@@ -7,6 +7,7 @@ from podline.functions.code_identity import (
     describe_code,
 )
 from podline.functions.memo import ResultCache
+from podline.functions.output_files import SharedOutputFileWarning
 from podline.functions.packet_function import SKIP, IdentityMode, PacketFunction, SkipType
 from podline.functions.pod import (
     FunctionPod,
@@ -28,6 +29,7 @@ __all__ = [
     "PodResult",
     "ResultCache",
     "RowStatus",
+    "SharedOutputFileWarning",
     "SkipType",
     "code_identity",
     "code_structure",

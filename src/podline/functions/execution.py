@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -33,7 +34,7 @@ from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Fi
 from podline.executors.base import Halt, draining, stopping
 from podline.functions.durability import CommitClock
 from podline.functions.memo import SKIPPED_COLUMN, ResultCache, call_tokens
-from podline.functions.output_files import fingerprints, holds_files
+from podline.functions.output_files import SharedOutputFileWarning, fingerprints, holds_files
 from podline.functions.packet_function import PacketFunction
 from podline.functions.results import STATUSES, LoggerFactory, PodResult, RowStatus
 from podline.hashing import row_hash_strings, unreadable_files
@@ -133,6 +134,8 @@ class PodRun:
         self.errors: dict[int, FunctionCallError] = {}
         self.reasons: dict[int, str] = {}
         self.captures: dict[int, CallCapture] = {}
+        #: The input row of the first call that returned each output file (by path).
+        self.returned_files: dict[str, int] = {}
         self.call_times = np.full((self.table.num_rows, 2), np.nan) if keep_captures else None
         #: Per distinct argument packet: whether its call runs in this execution.
         self.ran = np.zeros(0, dtype=bool)
@@ -401,6 +404,7 @@ class PodRun:
         files = None
         if self.output_files:
             typed, files = self._fingerprinted(typed, failures)
+            self._check_shared(files, rows, failures)
         for position, error in failures.items():
             row = int(rows[position])
             self.captures[row] = failed_captures.get(position) or CallCapture()
@@ -426,6 +430,28 @@ class PodRun:
             failures[good[row]] = OutputValidationError(f"{self.fn.name}: {problem}")
         keep = pa.array([row not in problems for row in range(typed.num_rows)])
         return typed.filter(keep), files.filter(keep)
+
+    def _check_shared(
+        self, files: pa.Array, rows: np.ndarray, failures: Mapping[int, BaseException]
+    ) -> None:
+        """Warn of an output file that another call of this execution returned too (calls
+        here are of distinct arguments): it holds one call's content, so the other's result
+        names a file that is not its own, and is computed again by every run after."""
+        good = [int(rows[i]) for i in range(len(rows)) if i not in failures]
+        for row, prints in zip(good, files.to_pylist(), strict=True):
+            for path in dict.fromkeys(p["path"] for p in prints or ()):
+                first = self.returned_files.setdefault(path, row)
+                if first != row:
+                    warnings.warn(
+                        f"{self.fn.name}: the calls of the rows with tags "
+                        f"{self._tag(first).as_dict()} and {self._tag(row).as_dict()} both "
+                        f"returned the file {path!r}: it holds what one of them wrote, so the "
+                        "other's result names a file that is not its own (and is computed "
+                        "again by every run); give each call a file of its own, named after "
+                        "its arguments or tags",
+                        SharedOutputFileWarning,
+                        stacklevel=2,
+                    )
 
     def _keep(self, rows: np.ndarray, outcomes: Sequence[CallOutcome]) -> None:
         """Keep the times of these calls, and the captures of those that told more."""

@@ -27,7 +27,14 @@ import pyarrow as pa
 from podline.errors import HashingError
 from podline.hashing.files import file_digest, file_paths, holds_files
 
-__all__ = ["FILES_TYPE", "fingerprints", "holds_files", "stale_results"]
+__all__ = ["FILES_TYPE", "SharedOutputFileWarning", "fingerprints", "holds_files", "stale_results"]
+
+
+class SharedOutputFileWarning(UserWarning):
+    """Two calls of one function returned the same output file: it holds what one of them
+    wrote, so the other's stored result names a file that is not its own. Names the function,
+    the file and both rows' tags."""
+
 
 #: One row's files: every file its outputs name, in output-key order.
 FILES_TYPE = pa.large_list(
