@@ -241,6 +241,25 @@ def test_a_call_that_kills_its_worker_fails_alone() -> None:
     assert isinstance(result.errors[5].__cause__, WorkerCrashedError)
 
 
+@pytest.mark.usefixtures("local_ray")
+def test_fail_fast_sends_no_task_after_the_failure_and_stores_the_tasks_sent(
+    tmp_path: Path,
+) -> None:
+    """The tasks already sent finish and are stored (they run anyway); none is sent after."""
+    from tests.pipeline.test_fail_fast import FAILING, ROWS, _called, _pipeline
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "pause").write_text("0.005")
+    with pytest.raises(podline.FunctionCallError, match="x == 3"):
+        _pipeline(tmp_path / "store", calls).run(executor=RayExecutor(), error_policy="fail_fast")
+    called = _called(calls)
+    assert FAILING in called
+    assert len(called) <= ROWS // 2, len(called)
+    result = _pipeline(tmp_path / "store", calls).run()
+    assert result.counts["noted"].cached == len(called) - 1
+
+
 # --------------------------------------------------------------------------- cancellation
 @function_pod("slept", live_output=False)
 def sleeps(a: int, log: str) -> int:
