@@ -72,6 +72,21 @@ def test_a_schema_named_twice_differently_is_refused() -> None:
         PostgresStore(url, schema="y")
 
 
+def test_a_schema_name_postgresql_would_cut_is_refused() -> None:
+    # PostgreSQL silently cuts names to 63 bytes: two stores whose schema names shared their
+    # first 63 bytes were one, each listing and reading the other's records (a fault test).
+    url = "postgresql://me@db.example/lab"
+    assert PostgresStore(url, schema="x" * 63).to_config().endswith("x" * 63)
+    for long in ("lab_" + "x" * 59 + "_alice", "ü" * 32):
+        with pytest.raises(StoreError, match=r"is \d+ bytes long: PostgreSQL keeps the first 63"):
+            PostgresStore(url, schema=long)
+        with pytest.raises(StoreError, match="bytes long"):
+            open_store(f"{url}?schema={long}")
+    for bad in ("", "a\x00b"):
+        with pytest.raises(StoreError, match="empty or holds a NUL"):
+            PostgresStore(url, schema=bad)
+
+
 # --------------------------------------------------------------------------- with a server
 
 service = pytest.mark.service
