@@ -450,3 +450,52 @@ def test_a_function_the_workers_cannot_import_is_named(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("driver_only", None)
+
+
+_SHUTDOWN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import ray
+    import podline
+    from podline.executors.ray import RayExecutor
+    from podline.pipeline import Pipeline
+    from podline.stores import DeltaStore
+
+    @podline.function_pod("y", live_output=False)
+    def slow(x: int) -> int:
+        time.sleep(0.1)
+        return x * x
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    store = DeltaStore(sys.argv[1])
+    with Pipeline("shut", store) as pipeline:
+        slow.pod(podline.DictSource([{"k": i, "x": i} for i in range(200)], tag_columns=["k"]))
+    threading.Timer(3, ray.shutdown).start()  # the program ends Ray mid-run
+    try:
+        pipeline.run(executor=RayExecutor())
+        raised = None
+    except BaseException as error:
+        raised = [type(error).__name__, str(error)]
+    table = pipeline.slow.as_table()
+    right = all(y == k * k for k, y in zip(table["k"].to_pylist(), table["y"].to_pylist()))
+    print(json.dumps({"raised": raised, "right": right}), flush=True)
+    """
+)
+
+
+def test_ray_shut_down_mid_run_is_an_executor_error(tmp_path: Path) -> None:
+    # Ray fails its calls once shut down with SystemExit(0) (a program exiting as if it had
+    # succeeded) or errors about objects without an owner; a fault test saw a bare
+    # "TypeError: No owner found for object." raised from the run.
+    script = tmp_path / "run.py"
+    script.write_text(_SHUTDOWN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")],
+        capture_output=True, text=True, env=env, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.splitlines()[-1])
+    assert outcome["raised"][0] == "ExecutorError", outcome
+    assert "the connection to Ray ended while calls were running" in outcome["raised"][1]
+    assert outcome["right"]

@@ -22,7 +22,8 @@ import podline
 from podline.errors import StoreError
 from podline.functions.output_files import FILES_TYPE
 from podline.pipeline import Pipeline
-from podline.stores import PostgresStore, Store, default_store, open_store
+from podline.stores import RECORD_ID, PathLike, PostgresStore, Store, default_store, open_store
+from podline.stores.delegating import DelegatingStore
 
 from .conftest import PIPELINE, records, run_script, script_file
 
@@ -69,6 +70,21 @@ def test_a_schema_named_twice_differently_is_refused() -> None:
     assert PostgresStore(url, schema="x").to_config() == PostgresStore(url).to_config()
     with pytest.raises(StoreError, match=r"two schemas: 'x' in the URL and schema='y'"):
         PostgresStore(url, schema="y")
+
+
+def test_a_schema_name_postgresql_would_cut_is_refused() -> None:
+    # PostgreSQL silently cuts names to 63 bytes: two stores whose schema names shared their
+    # first 63 bytes were one, each listing and reading the other's records (a fault test).
+    url = "postgresql://me@db.example/lab"
+    assert PostgresStore(url, schema="x" * 63).to_config().endswith("x" * 63)
+    for long in ("lab_" + "x" * 59 + "_alice", "ü" * 32):
+        with pytest.raises(StoreError, match=r"is \d+ bytes long: PostgreSQL keeps the first 63"):
+            PostgresStore(url, schema=long)
+        with pytest.raises(StoreError, match="bytes long"):
+            open_store(f"{url}?schema={long}")
+    for bad in ("", "a\x00b"):
+        with pytest.raises(StoreError, match="empty or holds a NUL"):
+            PostgresStore(url, schema=bad)
 
 
 # --------------------------------------------------------------------------- with a server
@@ -293,6 +309,39 @@ def test_pipeline_runs_and_a_fresh_process_resumes(tmp_path: Path, pg_store: Sto
     again = json.loads(_finish(run_script(script, config, "60")))  # a new process, ten new rows
     assert again == {"computed": [10, 10], "z": sorted(i * i + 1 for i in range(60))}
     assert json.loads(_finish(run_script(script, config, "60")))["computed"] == [0, 0]
+
+
+class _RacedBySpecWriter(DelegatingStore):
+    """A store where another process stores the same new pipeline specification between this
+    process's lookup and its append (the race of two first runs started together)."""
+
+    raced = False
+
+    def append(self, path: PathLike, table: pa.Table, *, id_column: str = RECORD_ID) -> int:
+        segments = path.split("/") if isinstance(path, str) else list(path)
+        if not _RacedBySpecWriter.raced and segments[-1:] == ["specs"]:
+            _RacedBySpecWriter.raced = True
+            self.inner.append(path, table, id_column=id_column)  # the other process's
+        return self.inner.append(path, table, id_column=id_column)
+
+
+@service
+def test_two_first_runs_of_one_pipeline_at_once_both_run(pg_store: Store) -> None:
+    # Both looked the new specification up, found nothing and appended it: the unique index
+    # refused the second append, a StoreError that failed that run before it computed anything
+    # (3 of 4 processes started together failed so).
+    @podline.function_pod("y")
+    def double(x: int) -> int:
+        return 2 * x
+
+    store = _RacedBySpecWriter(pg_store)
+    with Pipeline("raced", store) as pipeline:
+        double.pod(podline.DictSource([{"k": i, "x": i} for i in range(3)], tag_columns=["k"]))
+    assert pipeline.run().counts["double"].computed == 3
+    assert _RacedBySpecWriter.raced
+    assert pg_store.scan("pipelines/raced/specs").num_rows == 1
+    loaded = Pipeline.load("raced", pg_store, code=False)  # the stored specification opens
+    assert sorted(loaded.double.as_table().column("y").to_pylist()) == [0, 2, 4]
 
 
 WRITER = """

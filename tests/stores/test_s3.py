@@ -144,3 +144,22 @@ def test_an_unreachable_store_is_an_error_not_an_empty_store() -> None:
     # OSError's traceback, and the exit status of failed packets.
     with pytest.raises(StoreError, match="cannot tell whether 'pipelines/p/runs' exists at s3://"):
         store.exists(("pipelines", "p", "runs"))
+    # Each on one line, saying what went wrong: delta-rs's first line is only "Kernel error ->
+    # Generic S3 error", the cause is in the lines below it (a fault test saw only that).
+    for call in (store.list, lambda: store.scan("t"), lambda: store.exists("t")):
+        with pytest.raises(StoreError) as raised:
+            call()
+        message = str(raised.value)
+        assert "Connection refused" in message, message
+        assert "after 1 retries" in message, message
+        assert "\n" not in message, message
+        assert "\x1b" not in message, message
+
+
+def test_a_missing_bucket_is_named_in_the_error(s3_server: S3Server) -> None:
+    from podline.errors import StoreError
+
+    store = DeltaStore("s3://no-such-bucket/root", storage_options=s3_server.storage_options())
+    for call in (store.list, lambda: store.scan("t"), lambda: store.exists("t")):
+        with pytest.raises(StoreError, match=r"404 Not Found: NoSuchBucket: The specified bucket"):
+            call()

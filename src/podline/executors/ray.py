@@ -227,6 +227,8 @@ class _Cluster:
         self.task = task
         self.payload = payload
         self.max_workers = max_workers
+        #: Whether the connection to Ray ended during this execution (``_check_connected``).
+        self.ended = False
         errors = ray.exceptions
         self.lost = (
             errors.WorkerCrashedError,
@@ -236,15 +238,41 @@ class _Cluster:
             errors.LocalRayletDiedError,
         )
 
+    def _check_connected(self, error: BaseException) -> None:
+        """Raise ``ExecutorError`` if ``error`` says this process's connection to Ray ended
+        (``ray.shutdown()`` from another thread, a cluster gone). Ray then fails its calls
+        with ``SystemExit(0)``, which would end the program as if it had succeeded, or, while
+        the shutdown is still under way, with errors about objects whose owner is unknown."""
+        ended = (
+            isinstance(error, SystemExit)
+            or (isinstance(error, ValueError | TypeError) and "owner" in str(error))
+            or not self.ray.is_initialized()
+        )
+        if ended and not isinstance(error, KeyboardInterrupt):
+            self.ended = True
+            raise ExecutorError(
+                "the connection to Ray ended while calls were running (ray.shutdown() was "
+                "called, or the cluster went away): the calls that finished are stored, and a "
+                "run started again computes the rest"
+            ) from error
+
     def submit(self, chunk: list[CallArguments]) -> Any:
-        return self.task.remote(self.payload, chunk)
+        try:
+            return self.task.remote(self.payload, chunk)
+        except BaseException as error:
+            self._check_connected(error)
+            raise
 
     def wait(self, pending: Collection[Any], timeout: float) -> Collection[Any]:
         refs = list(pending)
-        done, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
-        if not done:
-            return ()
-        more, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        try:
+            done, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
+            if not done:
+                return ()
+            more, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        except BaseException as error:
+            self._check_connected(error)
+            raise
         return list(more) or list(done)
 
     def outcomes(self, handle: Any) -> list[CallOutcome]:
@@ -260,10 +288,19 @@ class _Cluster:
                 f"{type(error.cause).__name__}: {error.cause}. Is the function's module, and "
                 "podline, importable on the cluster (see runtime_env in docs/executors.md)?"
             ) from error
+        except BaseException as error:
+            self._check_connected(error)
+            raise
 
     def cancel(self, pending: Collection[Any]) -> None:
         for ref in pending:
-            self.ray.cancel(ref)
+            try:
+                self.ray.cancel(ref)
+            except Exception:
+                # Once the connection ended, Ray refuses (an object without an owner); the
+                # error that said so is the one to report.
+                if not self.ended:
+                    raise
 
     def replace(self) -> None:
         """Nothing to replace: a lost chunk took only its own worker."""

@@ -8,7 +8,9 @@ read of one id, projected to the id column) and appends the row only if it is mi
 unchanged pipeline adds no table version, whatever the number of runs. The table grows by
 one row per distinct specification (a source whose data grows makes one per run, as it makes
 a new URI). Two processes storing a new specification at the same moment may both append
-it; readers take one of the identical rows.
+it; readers take one of the identical rows. A store that keeps ids unique (PostgreSQL)
+refuses the second append instead: the id is then looked up again, and found, the run goes
+on.
 
 ``stored_spec`` finds the specification to open: of the URI given (``name@<16 hex>``), or
 else of the pipeline's latest run (from ``pipelines/<name>/runs``), or else the only one
@@ -26,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podline.errors import PipelineError, format_names
+from podline.errors import PipelineError, StoreError, format_names
 from podline.pipeline.spec import check_spec, spec_id, spec_text
 from podline.stores import RECORD_ID, Store
 
@@ -53,7 +55,14 @@ def record_spec(store: Store, name: str, spec: dict[str, Any]) -> str:
             }
         )
         # Appended: the id was just looked up, and a write's check would read every id.
-        store.append(path, table)
+        try:
+            store.append(path, table)
+        except StoreError:
+            # Another process stored it since the lookup: a store that keeps ids unique
+            # (PostgreSQL) refuses the append; the specification is stored all the same.
+            again = store.read(path, [key], columns=[RECORD_ID])
+            if again is None or again.num_rows == 0:
+                raise
     return key
 
 

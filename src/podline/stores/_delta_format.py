@@ -50,6 +50,7 @@ __all__ = [
     "delta_field",
     "delta_schema",
     "encode_segment",
+    "first_line",
     "parquet_settings",
     "path_schema",
     "read_column",
@@ -68,6 +69,37 @@ _TYPE_KEY = b"podline.arrow_type"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 _ESCAPED = re.compile(r"(?:~[0-9A-F]{2})+")
 _MAX_NAME = 255
+#: Terminal colours delta-rs puts around the markers of an error's causes.
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+#: An S3 error reply's code and message, in the XML body delta-rs quotes.
+_S3_REPLY = re.compile(r"<Code>(.*?)</Code>(?:.*?<Message>(.*?)</Message>)?", re.DOTALL)
+
+
+def first_line(exc: BaseException) -> str:
+    """The message of ``exc`` for a ``StoreError``, on one line: its first line, followed by
+    the causes delta-rs lists below it (one a line, each marked ``↳``), or its type's name.
+
+    An object store's failure reads ``Kernel error -> Generic S3 error`` on its first line;
+    what went wrong (``Connection refused``, ``NoSuchBucket``, a timeout, the retries made)
+    is in the causes. A Rust backtrace (``RUST_BACKTRACE``) after them is left out."""
+    text = _COLOURS.sub("", str(exc)).strip()
+    if not text:
+        return type(exc).__name__
+    lines = text.splitlines()
+    parts = [lines[0].strip()]
+    for line in lines[1:]:
+        stripped = line.strip()
+        if stripped.startswith("↳"):
+            parts.append(stripped.removeprefix("↳").strip())
+        elif len(parts) > 1 and parts[-1].startswith("<?xml"):
+            parts[-1] += stripped  # a reply's XML body, over several lines
+        else:
+            break
+    for index, part in enumerate(parts):
+        reply = _S3_REPLY.search(part) if part.startswith("<") else None
+        if reply is not None:
+            parts[index] = ": ".join(filter(None, reply.groups()))
+    return ": ".join(part for part in parts if part)
 
 
 # --------------------------------------------------------------------------- layout
@@ -113,7 +145,7 @@ def table_paths(
         entries = filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
     except OSError as exc:  # unreachable or refused: never an empty store
         where = directory or "the store root"
-        raise StoreError(f"cannot list the tables in {where}: {exc}") from exc
+        raise StoreError(f"cannot list the tables in {where}: {first_line(exc)}") from exc
     for entry in entries:
         if entry.type != pafs.FileType.Directory:
             continue

@@ -22,7 +22,12 @@ from pyarrow import fs as pafs
 
 from podline.errors import StoreError
 from podline.stores._delta_actions import data_file
-from podline.stores._delta_format import ParquetSettings, UnsupportedTable, delta_schema
+from podline.stores._delta_format import (
+    ParquetSettings,
+    UnsupportedTable,
+    delta_schema,
+    first_line,
+)
 
 if TYPE_CHECKING:
     # Loaded only when delta-rs does the work: a run on plain local tables never needs it,
@@ -40,13 +45,6 @@ __all__ = [
     "local_filesystem",
     "write_with_delta_rs",
 ]
-
-
-def first_line(exc: BaseException) -> str:
-    """The message of ``exc`` for a ``StoreError``: its first line, or its type's name."""
-    # delta-rs appends a Rust backtrace to its messages when RUST_BACKTRACE is set.
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class CommitConflict(Exception):  # noqa: N818 - the optimistic protocol's ordinary outcome

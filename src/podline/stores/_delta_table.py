@@ -31,7 +31,7 @@ from podline.stores._delta_format import (
     read_parquet,
     read_row_groups,
 )
-from podline.stores._delta_log import TableLog, local_filesystem
+from podline.stores._delta_log import TableLog, first_line, local_filesystem
 from podline.stores._delta_open import Opener
 from podline.stores._delta_prune import Select, id_select, may_hold, read_matching
 from podline.stores._index import HeldIds, IdIndex
@@ -431,7 +431,7 @@ def _read_by_delta_rs(
     except Exception as exc:  # delta-rs raises bare Exceptions for I/O and log errors
         raise StoreError(
             f"cannot read version {log.version()} of the table of {path_text(path)} at "
-            f"{log.uri}: {exc}"
+            f"{log.uri}: {first_line(exc)}"
         ) from exc
 
 

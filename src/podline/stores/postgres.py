@@ -41,7 +41,15 @@ from podline.stores._common import (
     row_filter,
     split_query,
 )
-from podline.stores._pg_layout import decode, encode, ident, literal, names_for, sql_type
+from podline.stores._pg_layout import (
+    MAX_NAME,
+    decode,
+    encode,
+    ident,
+    literal,
+    names_for,
+    sql_type,
+)
 from podline.stores.base import StorePath
 from podline.stores.scoped import ScopedStore
 
@@ -426,6 +434,21 @@ def _free_name(full: str, taken: set[str]) -> str:
     raise StoreError(f"no free PostgreSQL name for {full!r}")  # pragma: no cover
 
 
+def _check_schema(schema: str) -> None:
+    """Refuse a schema name PostgreSQL would not keep as given: it silently cuts a name to
+    63 bytes, so two longer names sharing their first 63 bytes would be one schema, and
+    two stores meant to be apart would read and write each other's records."""
+    size = len(schema.encode())
+    if size > MAX_NAME:
+        raise StoreError(
+            f"PostgreSQL schema name {schema!r} is {size} bytes long: PostgreSQL keeps the "
+            f"first {MAX_NAME} bytes of a name, so stores whose schema names share them would "
+            f"be one; choose a name of at most {MAX_NAME} bytes"
+        )
+    if not schema or "\x00" in schema:
+        raise StoreError(f"PostgreSQL schema name {schema!r} is empty or holds a NUL character")
+
+
 class PostgresStore(ScopedStore[_PostgresBackend]):
     """A store in a PostgreSQL database: ``PostgresStore("postgresql://user@host/db")``.
 
@@ -452,7 +475,9 @@ class PostgresStore(ScopedStore[_PostgresBackend]):
                     f"PostgresStore got two schemas: {named!r} in the URL and schema={schema!r}"
                 )
             schema, url = named, add_query(base, options)
-        super().__init__(_PostgresBackend(url, _DEFAULT_SCHEMA if schema is None else schema))
+        schema = _DEFAULT_SCHEMA if schema is None else schema
+        _check_schema(schema)
+        super().__init__(_PostgresBackend(url, schema))
 
     @classmethod
     def from_base(cls, base: str) -> Self:
