@@ -315,6 +315,20 @@ def test_unsupported_arrow_types(arrow: pa.DataType, field: str, fragment: str) 
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("arrow", "hint"),
+    [
+        (pa.decimal128(10, 2), "to pa.string() to keep every digit"),
+        (pa.duration("ms"), "pa.int64()"),
+    ],
+)
+def test_decimals_and_durations_say_what_to_do(arrow: pa.DataType, hint: str) -> None:
+    """A user reading a Parquet file of prices got "unsupported type" and no way forward."""
+    with pytest.raises(UnsupportedTypeError, match="cast the column") as info:
+        python_type(pa.field("price", arrow))
+    assert hint in str(info.value)
+
+
 def test_unsupported_nested_arrow_type_in_schema_names_the_path() -> None:
     arrow = pa.schema([("x", pa.large_list(pa.struct([("d", pa.decimal128(3, 1))])))])
     with pytest.raises(UnsupportedTypeError, match=r"column 'x\[\]\.d'"):

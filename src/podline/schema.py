@@ -291,7 +291,20 @@ def _python_type(t: pa.DataType, field: str) -> PodType:
         if names and names == [f"f{i}" for i in range(len(names))]:
             return tuple_of(subtypes)
         return _record_class(tuple(zip(names, subtypes, strict=True)))
-    raise UnsupportedTypeError(field, t)
+    raise UnsupportedTypeError(field, t, _instead(t))
+
+
+def _instead(t: pa.DataType) -> str:
+    """What to do with a column of an Arrow type podline has no type for, where one is known."""
+    if pa.types.is_decimal(t):
+        return (
+            "podline has no decimal type; cast the column before podline reads it "
+            "(pyarrow.compute.cast, then an ArrowTableSource): to pa.string() to keep every "
+            "digit, or to pa.float64() where rounding is acceptable"
+        )
+    if pa.types.is_duration(t):
+        return "podline has no duration type; cast the column to pa.int64() (its unit's count)"
+    return ""
 
 
 @functools.cache
