@@ -247,6 +247,11 @@ class _Collector:
                 defined = source.defining(name)
                 if defined is not None:
                     found = [(name, {"defined": defined})]
+                elif namespace.get("__name__") == "__main__":
+                    # A value a notebook made in another cell (``TABLE = {...}``, then
+                    # ``TABLE["k"] = 2``): no statement of this cell names it, and the cells
+                    # run in any order, so its current value counts, where it can be hashed.
+                    found = _current_value(name, namespace[name])
             for ref_name, ref in found:
                 refs[ref_name] = ref
             if defined is not None:
@@ -374,6 +379,14 @@ def _unimported_origin(top: str) -> Origin:
             return file_origin(os.path.join(locations[0], "__init__.py"))
         return "stdlib" if top in sys.stdlib_module_names else "unknown"
     return file_origin(spec.origin)
+
+
+def _current_value(name: str, value: Any) -> list[tuple[str, Any]]:
+    """The ref of a value by its current content; none for a value podline cannot hash."""
+    try:
+        return [(name, {"value": str(hash_value(value))})]
+    except HashingError:
+        return []
 
 
 def _walk_attributes(module: ModuleType, path: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
