@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import sys
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -118,3 +120,54 @@ def test_a_pipeline_built_before_the_change_refuses_to_run(
     assert _run(ns, rows=4) == (4, [3.0, 6.0, 9.0, 12.0])
     cell("SCALE = 2.0")
     assert _run(ns, rows=8)[0] == 6
+
+
+CLASS = """
+import dataclasses
+
+@dataclasses.dataclass
+class Rule:
+    factor: float
+
+    def apply(self, x):
+        return x * self.factor
+"""
+
+USES_CLASS = """
+@function_pod("y")
+def f(x: float) -> float:
+    return Rule(2.0).apply(x)
+"""
+
+
+@pytest.fixture
+def kernel_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kernel's __main__ is the notebook's namespace, a module with no file: inspect cannot
+    # tell where a class of it was defined ("source code not available").
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+
+
+@pytest.mark.usefixtures("kernel_main")
+def test_a_class_defined_in_a_cell_is_followed(notebook: tuple[dict[str, Any], Cell]) -> None:
+    ns, cell = notebook
+    ns["store"] = podline.MemoryStore()
+    cell(SETUP)
+    cell(CLASS)
+    cell(USES_CLASS)
+    assert _run(ns)[0] == 4  # was a bare OSError: source code not available
+    assert _run(ns)[0] == 0
+    cell(CLASS.replace("x * self.factor", "x * self.factor + 1"))
+    assert _run(ns)[0] == 4
+
+
+@pytest.mark.usefixtures("kernel_main")
+def test_a_cell_class_without_methods_is_a_clear_error(
+    notebook: tuple[dict[str, Any], Cell],
+) -> None:
+    ns, cell = notebook
+    ns["store"] = podline.MemoryStore()
+    cell(SETUP)
+    cell("import dataclasses\n@dataclasses.dataclass\nclass Rule:\n    factor: float\n")
+    cell('@function_pod("y")\ndef f(x: float) -> float:\n    return x * Rule(2.0).factor\n')
+    with pytest.raises(FunctionIdentityError, match=r"class __main__\.Rule.*notebook cell"):
+        _build(ns)
