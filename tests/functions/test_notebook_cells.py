@@ -171,3 +171,12 @@ def test_a_cell_class_without_methods_is_a_clear_error(
     cell('@function_pod("y")\ndef f(x: float) -> float:\n    return x * Rule(2.0).factor\n')
     with pytest.raises(FunctionIdentityError, match=r"class __main__\.Rule.*notebook cell"):
         _build(ns)
+
+
+def test_a_function_defined_under_time_magic_names_the_magic() -> None:
+    # %%time compiles the cell under '<timed exec>' and keeps no source: the error said to
+    # define the function "in a notebook cell", where it was.
+    namespace: dict[str, Any] = {"__name__": "__main__", "function_pod": podline.function_pod}
+    source = '@function_pod("y")\ndef timed(x: float) -> float:\n    return x + 1\n'
+    with pytest.raises(FunctionIdentityError, match=r"__main__\.timed: .*run under %%time"):
+        exec(compile(source, "<timed exec>", "exec"), namespace)

@@ -461,7 +461,11 @@ def _qualname(fn: Any) -> str:
 
 
 def _source(fn: FunctionType) -> SourceFile:
-    return source_file(fn.__code__.co_filename, fn.__globals__)
+    try:
+        return source_file(fn.__code__.co_filename, fn.__globals__)
+    except FunctionIdentityError as exc:
+        # Which function: the file name alone ('<timed exec>') does not say.
+        raise FunctionIdentityError(f"{_qualname(fn)}: {exc}") from None
 
 
 def _class_source(cls: type, namespace: Mapping[str, Any]) -> SourceFile:
