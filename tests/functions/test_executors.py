@@ -358,3 +358,30 @@ def test_ctrl_c_around_a_call_leaves_no_capture_behind(
         run_captured(lambda: print("inside"), (), policy=CallPolicy(live=False))
     print("the caller's report")
     assert "the caller's report" in capsys.readouterr().out
+
+
+def test_router_forwards_what_a_kernel_stream_offers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Jupyter kernel calls sys.stdout.set_parent(message) before each cell, so that the
+    # cell's output is shown under it. Once podline's router stood in for the kernel's stream
+    # it had no set_parent: everything printed after a run went to the cell of that run.
+    import io
+    import sys
+
+    from podline.executors import capture
+
+    class KernelStream(io.StringIO):
+        parent: object = None
+
+        def set_parent(self, parent: object) -> None:
+            self.parent = parent
+
+    stream = KernelStream()
+    monkeypatch.setattr(sys, "stdout", stream)
+    capture._install()
+    assert sys.stdout is not stream  # the router stands in for it
+    sys.stdout.set_parent("cell 2")  # type: ignore[attr-defined]
+    assert stream.parent == "cell 2"
+    print("shown under cell 2")
+    assert stream.getvalue() == "shown under cell 2\n"
+    with pytest.raises(AttributeError):
+        sys.stdout.no_such_attribute  # type: ignore[attr-defined]

@@ -442,3 +442,11 @@ def test_a_separate_result_store_is_found_again(
         opened = open_pipeline(store, "study", code=False)
         assert opened.result_store.to_config() == results.to_config()
         assert opened.add.as_table().sort_by("id").column("total").to_pylist() == [21, 42]
+
+
+def test_a_function_of_a_notebook_is_read_only_saying_so() -> None:
+    # A notebook's functions are __main__'s too: the reason named only scripts.
+    from podline.pipeline.loading import _imported, _NotRebuiltError
+
+    with pytest.raises(_NotRebuiltError, match=r"__main__:f was defined in a notebook"):
+        _imported("__main__:f", "function")

@@ -195,6 +195,15 @@ class _Router(io.TextIOBase):
     def fileno(self) -> int:
         return self._original.fileno()
 
+    def __getattr__(self, name: str) -> Any:
+        # What the stream it stands in for offers beyond a text stream goes to that stream:
+        # a Jupyter kernel calls ``sys.stdout.set_parent(message)`` before each cell so that
+        # what the cell prints is shown under it; without it, everything printed after a run
+        # went to the cell of that run (or nowhere).
+        if name.startswith("__") or name in ("_original", "_which"):
+            raise AttributeError(name)
+        return getattr(self._original, name)
+
 
 class _LogRouter(logging.Handler):
     """A root handler that keeps records emitted inside a capture.

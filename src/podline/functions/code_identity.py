@@ -43,6 +43,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import linecache
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -247,6 +248,11 @@ class _Collector:
                 defined = source.defining(name)
                 if defined is not None:
                     found = [(name, {"defined": defined})]
+                elif namespace.get("__name__") == "__main__":
+                    # A value a notebook made in another cell (``TABLE = {...}``, then
+                    # ``TABLE["k"] = 2``): no statement of this cell names it, and the cells
+                    # run in any order, so its current value counts, where it can be hashed.
+                    found = _current_value(name, namespace[name])
             for ref_name, ref in found:
                 refs[ref_name] = ref
             if defined is not None:
@@ -376,6 +382,14 @@ def _unimported_origin(top: str) -> Origin:
     return file_origin(spec.origin)
 
 
+def _current_value(name: str, value: Any) -> list[tuple[str, Any]]:
+    """The ref of a value by its current content; none for a value podline cannot hash."""
+    try:
+        return [(name, {"value": str(hash_value(value))})]
+    except HashingError:
+        return []
+
+
 def _walk_attributes(module: ModuleType, path: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
     """Follow ``path`` from a module through submodules to the first non-module value."""
     target: Any = module
@@ -447,17 +461,62 @@ def _qualname(fn: Any) -> str:
 
 
 def _source(fn: FunctionType) -> SourceFile:
-    return source_file(fn.__code__.co_filename, fn.__globals__)
+    try:
+        return source_file(fn.__code__.co_filename, fn.__globals__)
+    except FunctionIdentityError as exc:
+        # Which function: the file name alone ('<timed exec>') does not say.
+        raise FunctionIdentityError(f"{_qualname(fn)}: {exc}") from None
 
 
 def _class_source(cls: type, namespace: Mapping[str, Any]) -> SourceFile:
+    """The source file defining ``cls``: its module's file, or else (a class defined in a
+    notebook cell: the notebook's ``__main__`` has no file) the file of a method it defines."""
     try:
-        filename = inspect.getsourcefile(cls)
-    except TypeError:  # a built-in class
+        filename: str | None = inspect.getsourcefile(cls)
+    except (OSError, TypeError):  # no file for its module (a notebook), or a built-in class
         filename = None
-    if not filename:
-        raise FunctionIdentityError(
-            f"cannot read the source of class {_qualname(cls)}; define it in a file, or pin "
-            "the identity with identity='version'"
-        )
-    return source_file(filename, dict(namespace))
+    candidates = [filename] if filename else []
+    candidates += [f for f in _method_files(cls) if f not in candidates]
+    first: SourceFile | None = None
+    for candidate in candidates:
+        try:
+            source = source_file(candidate, dict(namespace))
+        except FunctionIdentityError:
+            continue
+        if source.class_definitions(cls):
+            return source
+        first = first or source
+    if first is not None:
+        return first  # the caller says that the class is not in it
+    where = (
+        " (a class defined in a notebook cell is found through the methods it defines; this "
+        "one defines none)"
+        if cls.__module__ == "__main__"
+        else ""
+    )
+    raise FunctionIdentityError(
+        f"cannot read the source of class {_qualname(cls)}{where}; define it in a module "
+        "beside the notebook or script, or pin the identity with identity='version'"
+    )
+
+
+def _method_files(cls: type) -> list[str]:
+    """The files of the functions defined in the body of ``cls`` (not those a decorator
+    such as ``dataclass`` made, whose code has no file)."""
+    files: list[str] = []
+    for member in vars(cls).values():
+        if isinstance(member, staticmethod | classmethod):
+            member = member.__func__  # noqa: PLW2901
+        elif isinstance(member, property):
+            member = member.fget  # noqa: PLW2901
+        if not (
+            isinstance(member, FunctionType)
+            # The code's own name: a wrapper copies the name of what it wraps, not its code.
+            and member.__code__.co_qualname.startswith(f"{cls.__qualname__}.")
+        ):
+            continue
+        filename = member.__code__.co_filename
+        # Code a decorator compiled from a string ("<string>") has no lines to read.
+        if filename not in files and linecache.getlines(filename):
+            files.append(filename)
+    return files

@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, get_type_hints
 from podline.columns import RESERVED_PREFIX, column_names, is_reserved
 from podline.errors import FunctionDefinitionError, OutputValidationError, format_names
 from podline.executors.base import is_async_function
+from podline.functions.code_diff import code_changes
 from podline.functions.code_identity import CodeIdentity, checked_function, describe_code
 from podline.functions.project import dependency_versions
 from podline.hashing import ContentHash, IdentityMixin
@@ -156,6 +157,28 @@ class PacketFunction(IdentityMixin):
         """The code identity (hash, structure, installed packages used); None with
         ``identity="version"``."""
         return describe_code(self.fn) if self.identity_mode == "code" else None
+
+    def refresh(self) -> list[str]:
+        """Describe the code again if it may have changed since it was hashed, and take the
+        new identity; returns what changed (``code_changes``), empty if nothing did.
+
+        Only a function of ``__main__`` (a notebook cell, an interactive session, a script)
+        is described again: there a later cell may define a helper or a constant anew, or
+        change a table, while the function object stays the same. A module's code is fixed
+        once it is imported (an edit on disk needs a reload, which makes new functions)."""
+        if (
+            self.identity_mode != "code"
+            or "code" not in self.__dict__
+            or getattr(self.fn, "__module__", None) != "__main__"
+        ):
+            return []
+        before: CodeIdentity = self.__dict__["code"]
+        current = describe_code(self.fn)
+        if current.hash == before.hash:
+            return []
+        self.__dict__["code"] = current
+        self._content_hash_cache = self._pipeline_hash_cache = None
+        return code_changes(before.structure, current.structure) or ["its code changed"]
 
     @property
     def code_hash(self) -> ContentHash | None:

@@ -28,15 +28,16 @@ import numpy as np
 import pyarrow as pa
 
 from podline.datagrams import Packet, Tag
-from podline.errors import InputValidationError, format_names
+from podline.errors import FunctionIdentityError, InputValidationError, format_names
 from podline.executors import CallPolicy, Executor, LocalExecutor
 from podline.executors.policy import DEFAULT_OUTPUT_LIMIT
+from podline.functions.code_diff import code_changes
 from podline.functions.durability import CommitClock
 from podline.functions.execution import OnError, PartReport, PodRun
 from podline.functions.memo import ResultCache
 from podline.functions.packet_function import SKIP, IdentityMode, PacketFunction, SkipType
 from podline.functions.results import LoggerFactory, PacketLogger, PodResult, RowStatus
-from podline.hashing import IdentityMixin
+from podline.hashing import ContentHash, IdentityMixin
 from podline.schema import PodType, Schema, is_assignable, type_name
 from podline.stores import Store
 from podline.streams import ProducedStream, Stream, TableStream, invoke
@@ -108,6 +109,25 @@ class FunctionPod(IdentityMixin):
         return self._label or self.packet_function.name
 
     # ------------------------------------------------------------------ identity
+    #: The function's content hash the cached hashes were made with.
+    _function_hash: ContentHash | None = None
+
+    def content_hash(self) -> ContentHash:
+        self._follow_function()
+        return super().content_hash()
+
+    def pipeline_hash(self) -> ContentHash:
+        self._follow_function()
+        return super().pipeline_hash()
+
+    def _follow_function(self) -> None:
+        # The function's identity may be renewed (``PacketFunction.refresh``): the pod's
+        # hashes, made from it, are renewed with it.
+        function = self.packet_function.content_hash()
+        if function != self._function_hash:
+            self._content_hash_cache = self._pipeline_hash_cache = None
+            self._function_hash = function
+
     def identity_structure(self) -> Any:
         # Executor, store, label and output echo never enter the identity.
         return {"function": self.packet_function, "inputs": sorted(self.input_map.items())}
@@ -155,6 +175,9 @@ class FunctionPod(IdentityMixin):
         """
         if not streams:
             raise InputValidationError(f"{self.label}: pod() needs at least one stream")
+        # In a notebook a later cell may have changed what the function uses: what is
+        # built now gets the identity of the code that will run.
+        self.packet_function.refresh()
         pod = self if inputs is None else self.with_options(inputs=inputs)
         stream = streams[0] if len(streams) == 1 else _join(streams)
         pod.check(stream, strict=strict)
@@ -333,8 +356,30 @@ class FunctionPodStream(ProducedStream):
     def __init__(self, pod: FunctionPod, stream: Stream, *, label: str | None = None) -> None:
         super().__init__(pod, (stream,), label=label)
         self.result: PodResult | None = None
+        #: The function's identity this stream was built with (see ``check_code``).
+        self.function_hash = pod.packet_function.content_hash()
+        self._function_code = pod.packet_function.code
+
+    def check_code(self, node: str | None = None) -> None:
+        """Raise ``FunctionIdentityError`` if the code the function uses changed since this
+        stream was built (a notebook cell defined a helper or a constant anew): its identity,
+        and so every result it reads or stores, would not be that of the code that runs."""
+        function = self.producer.packet_function
+        function.refresh()
+        if function.content_hash() == self.function_hash:
+            return
+        built, now = self._function_code, function.code
+        changes = code_changes(built.structure, now.structure) if built and now else []
+        what = f"node {node!r}" if node is not None else f"this stream of {function.name!r}"
+        raise FunctionIdentityError(
+            f"{what}: the code of function {function.name!r} changed after it was built "
+            f"({'; '.join(changes) or 'its code changed'}); build it again (run "
+            "the cell that applies the pod, or the `with Pipeline(...)` block, again) to "
+            "compute with the current code"
+        )
 
     def _compute(self) -> TableStream:
+        self.check_code()
         self.result = self.producer.execute(self.upstreams[0])
         return self.result.stream
 

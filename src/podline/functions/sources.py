@@ -193,9 +193,7 @@ def source_file(filename: str, module_globals: dict[str, Any] | None) -> SourceF
     text = "".join(lines)
     if not text:
         raise FunctionIdentityError(
-            f"cannot read the source file {filename!r}; define the function in a file or a "
-            "notebook cell (code typed at a bare interpreter prompt has no source), or pin "
-            "the identity with identity='version'"
+            f"cannot read the source file {filename!r}; {_advice(filename)}"
         )
     if cached is not None and cached.text == text:
         cached.lines = lines
@@ -205,6 +203,26 @@ def source_file(filename: str, module_globals: dict[str, Any] | None) -> SourceF
     with _LOCK:
         _FILES[filename] = parsed
     return parsed
+
+
+#: The file names IPython's cell magics compile a cell's code under, keeping no source.
+_CELL_MAGICS = {"<timed exec>": "%%time", "<magic-timeit>": "%%timeit"}
+
+
+def _advice(filename: str) -> str:
+    """What to do about code whose source cannot be read."""
+    magic = _CELL_MAGICS.get(filename)
+    if magic is not None:
+        return (
+            f"it was defined in a notebook cell run under {magic}, which compiles the cell "
+            "without keeping its source: define the function in a cell of its own (time the "
+            "cell that runs the pipeline instead), or pin the identity with identity='version'"
+        )
+    return (
+        "define the function in a file or a notebook cell (code typed at a bare interpreter "
+        "prompt, or compiled from a string, has no source), or pin the identity with "
+        "identity='version'"
+    )
 
 
 def _parse(filename: str, text: str) -> SourceFile:

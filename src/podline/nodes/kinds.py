@@ -19,6 +19,7 @@ from podline.errors import InputValidationError, PipelineError, ReadOnlyNodeErro
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
+from podline.functions.pod import FunctionPodStream
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeOutput, NodeType, empty_output
 from podline.nodes.observers import NodeObserver
@@ -274,6 +275,7 @@ class FunctionNode(Node):
         finished is committed. ``keep_output=False``: nobody reads the output of this
         execution, so where the store can serve it again it is not collected (``finish``
         gives zero rows, ``output_rows`` counts them; reads serve the stored results)."""
+        self.check_code()
         self.counts = dict.fromkeys(RowStatus, 0)
         self.recomputed = 0
         self.output_rows = 0
@@ -499,7 +501,15 @@ class FunctionNode(Node):
     def preview(self, stream: Stream, *, recompute: bool = False) -> NodePreview:
         """What ``execute(stream, recompute=recompute)`` would do with each row, calling
         nothing and writing nothing (``podline.nodes.preview``)."""
+        self.check_code()
         return preview_rows(self, stream, recompute=recompute)
+
+    def check_code(self) -> None:
+        """Raise ``FunctionIdentityError`` if the code the function uses changed since the
+        node was built (``FunctionPodStream.check_code``): a notebook cell defined a helper
+        or a constant anew, and the node's identity is not that of the code that would run."""
+        if isinstance(self.stream, FunctionPodStream):
+            self.stream.check_code(self.label)
 
     @property
     def records(self) -> ProvenanceRecords | None:

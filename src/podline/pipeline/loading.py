@@ -222,8 +222,9 @@ def _imported(reference: str, what: str) -> Any:
     module_name, _, qualname = reference.partition(":")
     if module_name == "__main__":
         raise _NotRebuiltError(
-            f"{what} {reference} was defined in a script run as __main__, which cannot be "
-            "imported; define it in a module to load it with its code"
+            f"{what} {reference} was defined in a notebook or a script run as __main__, "
+            "which cannot be imported; define it in a module (beside the notebook or "
+            "script) to load it with its code"
         )
     if not qualname or "<locals>" in qualname:
         raise _NotRebuiltError(f"{what} {reference} is not defined at a module's top level")

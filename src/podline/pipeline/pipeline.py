@@ -37,7 +37,7 @@ from podline.allocator import choose_arrow_allocator
 from podline.columns import column_names
 from podline.errors import ConfigurationError, PipelineError, format_names
 from podline.executors import Executor
-from podline.nodes import CacheMode, ErrorPolicy, Node, is_function_node
+from podline.nodes import CacheMode, ErrorPolicy, FunctionNode, Node, is_function_node
 from podline.nodes.observers import ObserverProtocol
 from podline.observability import ProgressObserver, default_observer
 from podline.observability.carried import CarriedRows
@@ -266,6 +266,7 @@ class Pipeline:
                 f"run(graph, ...) method), got {orchestrator!r}"
             )
         graph = self.graph if self.graph is not None else self.compile()
+        _check_code(graph)
         self._store_spec(graph)
         options = RunOptions(
             error_policy=error_policy,
@@ -339,6 +340,7 @@ class Pipeline:
         from podline.pipeline.plan import make_plan  # planning's code is loaded when used
 
         graph = self.graph if self.graph is not None else self.compile()
+        _check_code(graph)
         return make_plan(
             graph,
             self._layout,
@@ -526,3 +528,11 @@ class Pipeline:
         # default observers buffered at the run's end, and the run record (with the
         # status rows of its fully cached nodes).
         self._layout.flush()
+
+
+def _check_code(graph: PipelineGraph) -> None:
+    """Before a run or a plan: a ``FunctionIdentityError`` naming the node whose function's
+    code changed since the pipeline was built (a notebook cell defined a helper anew)."""
+    for node in graph:
+        if isinstance(node, FunctionNode):
+            node.check_code()
