@@ -490,3 +490,61 @@ def test_a_float_tag_is_named_by_its_number(
     ]
     out, _ = podline(capsys, "status", "--tag", "rate=fast", "--json")
     assert json.loads(out) == []
+
+
+TWO_VERSIONS = """
+import podline
+from podline import function_pod
+
+
+@function_pod("y")
+def scaled(x: int) -> int:
+    return x * {factor}
+
+
+rows = podline.CSVSource("rows.csv", tag_columns=["k"])
+with podline.Pipeline("shared") as shared:
+    scaled.pod(rows)
+"""
+
+
+def test_one_version_of_a_pipeline_several_users_ran_under_one_name(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two users of one store run different code under one pipeline name (user test 7):
+    # `runs` tells their runs apart by URI, and every read command takes NAME@<hex> to read
+    # one version; the plain name reads the latest run's (show) or every run's (status).
+    (project / "rows.csv").write_text("k,x\n1,10\n2,20\n")
+    uris = []
+    for factor in (2, 3):
+        (project / f"user{factor}.py").write_text(TWO_VERSIONS.format(factor=factor))
+        out, _ = podline(capsys, "run", f"user{factor}.py", "--json")
+        uris.append(json.loads(out)[0]["pipeline_uri"])
+    old, new = uris
+    assert old != new
+    monkeypatch.setenv("COLUMNS", "220")  # a text table as wide as a terminal's
+    out, _ = podline(capsys, "runs")
+    assert old in out
+    assert new in out
+    out, _ = podline(capsys, "runs", "-p", old, "--json")
+    assert [run["pipeline_uri"] for run in json.loads(out)] == [old]
+    out, _ = podline(capsys, "show", "scaled", "--json")
+    assert json.loads(out) == [{"k": 1, "y": 30}, {"k": 2, "y": 60}]  # the latest run's
+    out, _ = podline(capsys, "show", "scaled", "-p", old, "--json")
+    assert json.loads(out) == [{"k": 1, "y": 20}, {"k": 2, "y": 40}]
+    out, _ = podline(capsys, "trace", "scaled", "-p", old, "--tag", "k=1", "--json")
+    assert json.loads(out)[0]["node"] == "scaled"
+    out, _ = podline(capsys, "status", "-p", old, "--all", "--json")
+    assert {row["pipeline_uri"] for row in json.loads(out)} == {old}
+    out, _ = podline(capsys, "logs", "-p", new, "--json")
+    assert {row["pipeline_uri"] for row in json.loads(out)} == {new}
+    out, _ = podline(capsys, "status", "--all", "--json")
+    assert {row["pipeline_uri"] for row in json.loads(out)} == {old, new}
+    for command in (["show", "scaled"], ["status"], ["runs"]):
+        missing = "shared@0123456789abcdef"
+        _, err = podline(capsys, *command, "-p", missing, code=ExitCode.NOT_FOUND)
+        assert f"pipeline 'shared' has no stored version '{missing}'; its versions are " in err
+        assert old in err
+        assert new in err
+    _, err = podline(capsys, "runs", "-p", "other@0123456789abcdef", code=ExitCode.NOT_FOUND)
+    assert "holds no pipeline 'other'" in err

@@ -182,6 +182,34 @@ def test_a_file_edited_after_import_is_an_error_not_a_wrong_identity(
         describe_code(module.f)
 
 
+def test_a_helper_edited_in_place_after_import_is_an_error_not_a_wrong_identity(
+    user_project: ModuleTree,
+) -> None:
+    # The definition stays where it was, its body changes (a colleague's `git pull` in a
+    # shared working copy, an edit in a long session): the process runs the imported code,
+    # and an identity of the new text stored its results as the new code's, served to the
+    # next process running the new code (user test 7: 3 served where x * 5 + 1 is 6).
+    user_project.write("helpers.py", "def scale(x):\n    return x * 2\n")
+    user_project.write(
+        "steps.py",
+        "import podline\nfrom helpers import scale\n\n\n"
+        '@podline.function_pod("y")\ndef f(x: int) -> int:\n    return scale(x) + 1\n',
+    )
+    steps = user_project.load("steps")
+    user_project.edit("helpers.py", "x * 2", "x * 5")
+    with pytest.raises(FunctionIdentityError, match=r"helpers\.scale in .* changed since the"):
+        describe_code(steps.f.packet_function.fn)
+    numbers = podline.DictSource([{"k": 1, "x": 1}], tag_columns=["k"])
+    with pytest.raises(FunctionIdentityError, match="reload the module"):
+        steps.f.pod(numbers)
+    # Put back as imported: the same identity as before the edit.
+    user_project.edit("helpers.py", "x * 5", "x * 2")
+    assert (
+        describe_code(steps.f.packet_function.fn).hash
+        == describe_code(user_project.load("steps").f.packet_function.fn).hash
+    )
+
+
 # --------------------------------------------------------------------------- not followed
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from tests.services import S3Server
@@ -163,3 +165,38 @@ def test_a_missing_bucket_is_named_in_the_error(s3_server: S3Server) -> None:
     for call in (store.list, lambda: store.scan("t"), lambda: store.exists("t")):
         with pytest.raises(StoreError, match=r"404 Not Found: NoSuchBucket: The specified bucket"):
             call()
+
+
+def test_a_delete_overtaken_by_another_writers_delete_is_made_again(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two users recomputing (or invalidating) the rows of a function they share, at once: on
+    # S3 no file lock keeps their deletes apart, and delta-rs refused the second ("a
+    # concurrent transaction deleted data this operation read"): a StoreError that ended
+    # the user's run (user test 7). Here the other user's delete lands between this store
+    # reading the table and merging.
+    root, options = s3_server.new_root(), s3_server.storage_options()
+    ids = [f"r{i}" for i in range(6)]
+    first = DeltaStore(root, storage_options=options, flush_seconds=None)
+    first.write("t", pa.table({"__record_id": pa.array(ids, pa.large_string()), "v": range(6)}))
+    first.flush()
+    other = DeltaStore(root, storage_options=options, flush_seconds=None)
+    assert other.read("t", ["r0"]) is not None  # it knows the table
+    backend = first._backend
+    refresh = backend._refresh_for_write
+    overtaken: list[int] = []
+
+    def refresh_then_overtaken(state: Any, path: Any) -> Any:
+        log = refresh(state, path)
+        if not overtaken:
+            overtaken.append(other.delete("t", ["r0", "r1", "r2"]))
+        return log
+
+    monkeypatch.setattr(backend, "_refresh_for_write", refresh_then_overtaken)
+    assert first.delete("t", ["r1", "r2", "r3"]) == 1  # r3: the others were gone
+    assert overtaken == [3]
+    table = DeltaTable(f"{root}/t.delta", storage_options=options).to_pyarrow_table()
+    assert sorted(table.column("__record_id").to_pylist()) == ["r4", "r5"]
+    assert first.verify().ok
+    first.close()
+    other.close()

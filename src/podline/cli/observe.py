@@ -16,6 +16,7 @@ from podline.cli.options import (
     pipeline_names,
     pipeline_option,
     resolve_pipeline,
+    split_uri,
     store_option,
 )
 from podline.cli.output import emit_frame, emit_json
@@ -29,8 +30,11 @@ __all__ = ["COMMANDS"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: ``podline runs`` columns shown as text (``--json`` gives every column, manifests too).
+#: The URI tells runs of several versions of one pipeline apart (users running different
+#: code under one name); ``--pipeline`` takes it to read one version.
 RUN_COLUMNS = (
     "run_id",
+    "pipeline_uri",
     "started_at",
     "seconds",
     "complete",
@@ -96,15 +100,18 @@ limit_option = click.option(
 
 def _observations(
     store: str | None, pipeline: str | None, node: str | None = None
-) -> PipelineObservations:
+) -> tuple[PipelineObservations, str | None]:
+    """The pipeline's records, and the URI ``--pipeline NAME@<hex>`` keeps them to (None for
+    a plain name: every version's)."""
     opened = open_store_option(store)
-    observations = PipelineObservations(opened, resolve_pipeline(opened, pipeline))
+    name, uri = split_uri(resolve_pipeline(opened, pipeline))
+    observations = PipelineObservations(opened, name)
     if node is not None and node not in observations.nodes:
         raise NotFoundError(
             f"pipeline {observations.pipeline_name!r} recorded nothing of a node {node!r}; "
             f"its nodes are {format_names(observations.nodes) or 'none'}"
         )
-    return observations
+    return observations, uri
 
 
 def _with_tags(frame: pl.DataFrame, tags: Sequence[str], fixed: Collection[str]) -> pl.DataFrame:
@@ -212,9 +219,11 @@ def status(
     state transition). As text: node, state, the tags and, where set, the error, reason,
     attempts and time; --json gives every column, run ids and system tags included.
     """
-    observations = _observations(store, pipeline, node)
+    observations, uri = _observations(store, pipeline, node)
     frame = _with_tags(
-        observations.status(node, run_id, state, latest=not every), tags, _STATUS_FIXED
+        observations.status(node, run_id, state, latest=not every, pipeline_uri=uri),
+        tags,
+        _STATUS_FIXED,
     )
     if not as_json:
         frame = _readable(frame, _STATUS_FIXED, STATUS_SHOWN)
@@ -247,8 +256,8 @@ def logs(
 
     Each call's stdout, stderr, logging records and, for a failed call, its traceback.
     """
-    observations = _observations(store, pipeline, node)
-    frame = _with_tags(observations.logs(node, run_id, state), tags, _LOG_FIELDS)
+    observations, uri = _observations(store, pipeline, node)
+    frame = _with_tags(observations.logs(node, run_id, state, pipeline_uri=uri), tags, _LOG_FIELDS)
     if limit is not None:
         frame = frame.head(limit)
     if as_json:
@@ -319,7 +328,10 @@ def runs(*, store: str | None, pipeline: str | None, limit: int | None, as_json:
     --json adds each run's manifest: podline and Python versions, platform, package versions
     and git commit.
     """
-    frame = _observations(store, pipeline).runs()
+    observations, uri = _observations(store, pipeline)
+    frame = observations.runs()
+    if uri is not None:
+        frame = frame.filter(pl.col("pipeline_uri") == uri)
     if not as_json:
         frame = frame.select(RUN_COLUMNS)
     emit_frame(frame, as_json=as_json, limit=limit)

@@ -3,7 +3,9 @@ resolve to a store and one of its pipelines.
 
 ``--store`` takes what ``podline.open_store`` does (a directory, ``s3://...``,
 ``postgresql://...``); without it, ``podline.default_store()`` (``$PODLINE_STORE``, else
-``./.podline``). ``--pipeline`` may be left out when the store holds one pipeline only.
+``./.podline``). ``--pipeline`` may be left out when the store holds one pipeline only; it
+may name one version, ``NAME@<16 hex>`` (a URI ``podline runs`` shows), when several users'
+code ran under one name.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from podline.errors import NotFoundError, StoreError, format_names
-from podline.observability.columns import PIPELINES
+from podline.observability.columns import PIPELINES, RUNS_PATH
+from podline.pipeline.spec_store import SPECS
 from podline.stores import Store, default_store, open_store
 
 __all__ = [
@@ -22,7 +25,9 @@ __all__ = [
     "open_store_option",
     "pipeline_names",
     "pipeline_option",
+    "pipeline_versions",
     "resolve_pipeline",
+    "split_uri",
     "store_option",
 ]
 
@@ -41,7 +46,8 @@ pipeline_option: Callable[[F], F] = click.option(
     "--pipeline",
     metavar="NAME",
     default=None,
-    help="The pipeline to read [default: the store's only pipeline].",
+    help="The pipeline to read [default: the store's only pipeline]; NAME@<16 hex> reads "
+    "that version (a URI `podline runs` shows).",
 )
 json_option: Callable[[F], F] = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (a list of row objects) for scripts."
@@ -61,8 +67,17 @@ def pipeline_names(store: Store) -> list[str]:
     return sorted({path[1] for path in store.list(PIPELINES) if len(path) > 1})
 
 
+def split_uri(name: str) -> tuple[str, str | None]:
+    """``NAME@<hex>`` as ``(NAME, "NAME@<hex>")``; a plain name as ``(name, None)``."""
+    base, at, snapshot = name.partition("@")
+    return (base, name) if at and snapshot else (name, None)
+
+
 def resolve_pipeline(store: Store, name: str | None) -> str:
-    """``name``, checked to be in ``store``; without one, the store's only pipeline."""
+    """``name``, checked to be in ``store``; without one, the store's only pipeline.
+
+    ``NAME@<hex>`` (one version of the pipeline) is checked by its name and returned whole;
+    whether that version was stored is for whoever reads it to say."""
     names = pipeline_names(store)
     if not names:
         raise NotFoundError(
@@ -76,9 +91,28 @@ def resolve_pipeline(store: Store, name: str | None) -> str:
                 f"{format_names(names)}: choose one with --pipeline NAME"
             )
         return names[0]
-    if name not in names:
+    base, uri = split_uri(name)
+    if base not in names:
         raise NotFoundError(
-            f"store {store.to_config()!r} holds no pipeline {name!r}; "
+            f"store {store.to_config()!r} holds no pipeline {base!r}; "
             f"its pipelines are {format_names(names)}"
         )
+    if uri is not None:
+        versions = pipeline_versions(store, base)
+        if uri not in versions:
+            raise NotFoundError(
+                f"pipeline {base!r} has no stored version {uri!r}; its versions are "
+                f"{format_names(versions) or 'none'} (podline runs shows which run was which)"
+            )
     return name
+
+
+def pipeline_versions(store: Store, name: str) -> list[str]:
+    """The URIs (``<name>@<16 hex>``) of the versions of pipeline ``name`` its runs stored
+    (a specification each, or a run record), sorted."""
+    found: set[str] = set()
+    for table, column in ((SPECS, "uri"), (RUNS_PATH, "pipeline_uri")):
+        stored = store.scan((PIPELINES, name, table), columns=[column])
+        if stored is not None:
+            found.update(v for v in stored.column(column).to_pylist() if v is not None)
+    return sorted(found)

@@ -13,20 +13,25 @@ is parsed once per content (``SourceFile``, cached by file name and checked agai
 
 A definition that is not where its code object says (the file was edited after it was
 imported) is a ``FunctionIdentityError``: the identity would describe code that is not the
-code that runs. The per-node facts code identity asks for (canonical digest, names read,
-imports) are cached with the file.
+code that runs. So is a function of a module imported from its source file whose definition
+is where it was but reads differently (a body edited in place after the import, by the user
+or by a ``git pull`` in a shared working copy): the file's current text is compiled once and
+the function's code object compared with the one it gives. Modules loaded otherwise (a
+notebook's cells, pytest's assertion rewriting) are not compared. The per-node facts code
+identity asks for (canonical digest, names read, imports) are cached with the file.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import linecache
 import symtable
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any
 
 from podline.errors import FunctionIdentityError
@@ -85,6 +90,8 @@ class SourceFile:
     #: The ``linecache`` lines this version was parsed from (the same list while unchanged).
     lines: list[str] = field(default_factory=list)
     _facts: dict[tuple[int, str], Any] = field(default_factory=dict)
+    #: The text compiled as an import compiles it (``_runs_as_written``), once needed.
+    _compiled: CodeType | None = None
 
     # ------------------------------------------------------------------ finding definitions
     def function(self, fn: FunctionType) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda:
@@ -111,7 +118,38 @@ class SourceFile:
                 f"{self.filename}: the file changed since it was imported; reload the module "
                 "or restart the interpreter"
             )
+        if not self._runs_as_written(fn):
+            raise FunctionIdentityError(
+                f"the definition of {_qualname(fn)} in {self.filename} changed since the "
+                "module was imported: the code that runs is the one imported, and an identity "
+                "of the new text would store its results as the new code's; reload the module "
+                "or restart the interpreter"
+            )
         return found[0]
+
+    def _runs_as_written(self, fn: FunctionType) -> bool:
+        """Whether ``fn``'s code is what this text of its file compiles to (True where that
+        cannot be told: a module not imported from its source file as Python does it)."""
+        loader = fn.__globals__.get("__loader__")
+        if type(loader) is not importlib.machinery.SourceFileLoader:
+            return True
+        if self._compiled is None:
+            try:
+                self._compiled = compile(self.text, self.filename, "exec", dont_inherit=True)
+            except (SyntaxError, ValueError):
+                return True  # reported by the parse, where one fails
+        code = fn.__code__
+        stack = [self._compiled]
+        while stack:
+            candidate = stack.pop()
+            if (
+                candidate.co_name == code.co_name
+                and candidate.co_firstlineno == code.co_firstlineno
+                and candidate == code
+            ):
+                return True
+            stack.extend(c for c in candidate.co_consts if isinstance(c, CodeType))
+        return False
 
     def class_definitions(self, cls: type) -> list[ast.stmt]:
         """Every definition of ``cls`` in this file: its ``class`` statements (several when

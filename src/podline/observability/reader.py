@@ -144,6 +144,7 @@ class PipelineObservations:
         state: str | None = None,
         *,
         latest: bool = True,
+        pipeline_uri: str | None = None,
         tags: Mapping[str, Any] | None = None,
         **tag_filters: Any,
     ) -> pl.DataFrame:
@@ -152,15 +153,19 @@ class PipelineObservations:
         ``latest=True``: per node and user tag values, the rows of the latest run that touched
         them (one per packet, at its last state), so an older source version's rows do not
         show; ``latest=False`` returns every transition instead, in the order they happened.
-        ``run_id`` limits the rows to one run; ``state`` keeps the pairs whose latest state
-        it is; tag filters (``subject="s1"``, or ``tags={"node": ...}`` for a tag whose name
-        is taken by a parameter) keep the rows with those tag values. System-tag columns null
+        ``run_id`` limits the rows to one run; ``pipeline_uri`` (``<name>@<16 hex>``) to the
+        runs of that version of the pipeline (the latest state is then the latest of its
+        runs); ``state`` keeps the pairs whose latest state it is; tag filters
+        (``subject="s1"``, or ``tags={"node": ...}`` for a tag whose name is taken by a
+        parameter) keep the rows with those tag values. System-tag columns null
         in every row are left out.
         """
         wanted = self._state(state)
         frame = self._read(
             STATUS_SCOPE, node, run_id, None, {**(tags or {}), **tag_filters}, latest=latest
         )
+        if frame is not None and pipeline_uri is not None:
+            frame = frame.filter(pl.col(PIPELINE_URI) == pipeline_uri)
         if frame is None:
             return _empty(_STATUS_COLUMNS)
         frame = frame.sort([TIMESTAMP, SEQUENCE])
@@ -179,6 +184,7 @@ class PipelineObservations:
         run_id: str | None = None,
         state: str | None = None,
         *,
+        pipeline_uri: str | None = None,
         tags: Mapping[str, Any] | None = None,
         **tag_filters: Any,
     ) -> pl.DataFrame:
@@ -186,10 +192,13 @@ class PipelineObservations:
 
         Filters: ``node`` (a label), ``run_id``, ``state`` (the packet's final state in its
         run: ``"FAILED"``, ``"SUCCESS"``, ``"SKIPPED"``, or ``"CACHED"`` when cache hits were
-        logged) and tag values (``subject="s1"``, or ``tags={...}``).
+        logged), ``pipeline_uri`` (``<name>@<16 hex>``: the runs of that version of the
+        pipeline) and tag values (``subject="s1"``, or ``tags={...}``).
         """
         wanted = self._state(state)
         frame = self._read(LOGS_SCOPE, node, run_id, wanted, {**(tags or {}), **tag_filters})
+        if frame is not None and pipeline_uri is not None:
+            frame = frame.filter(pl.col(PIPELINE_URI) == pipeline_uri)
         if frame is None:
             return _empty(_LOG_COLUMNS)
         ran = pl.col(SUCCESS).is_not_null()

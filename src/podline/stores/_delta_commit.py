@@ -48,9 +48,18 @@ from podline.stores._delta_maintenance import Maintenance
 from podline.stores._delta_table import Buffered, CommittedIds, TableState
 from podline.stores.base import StorePath
 
-__all__ = ["Committer"]
+__all__ = ["MAX_COMMIT_ATTEMPTS", "Committer", "retry_pause"]
 
-_MAX_ATTEMPTS = 64
+#: Commits a writer attempts before giving up on others committing first.
+MAX_COMMIT_ATTEMPTS = 64
+
+
+def retry_pause(attempt: int) -> None:
+    """Wait before attempt ``attempt + 1`` of a commit another writer overtook: a random
+    backoff, up to a second, so racing writers spread out."""
+    time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
+
+
 #: Tables a flush commits at once (``_flush_tables``).
 _PARALLEL_COMMITS = 4
 #: Properties of the tables the store creates. A checkpoint every 10 commits (Delta's
@@ -275,7 +284,7 @@ class Committer(ABC):
         batches being committed, and reads still see those as buffered (``merge_buffered``
         drops any that a read also finds committed)."""
         with self._table_lock(state, path):
-            for attempt in range(_MAX_ATTEMPTS):
+            for attempt in range(MAX_COMMIT_ATTEMPTS):
                 with self._lock:
                     log = self._refresh_for_write(state, path)
                     base = None if log is None else log.version()
@@ -292,7 +301,7 @@ class Committer(ABC):
                         log = self._commit(state, path, log, rows, schema)
                     except Exception as exc:  # delta-rs raises bare Exceptions
                         if self._moved(state, path, base):
-                            time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
+                            retry_pause(attempt)
                             continue
                         raise StoreError(
                             f"writing {rows.num_rows} records to {path_text(path)} at "
@@ -317,7 +326,7 @@ class Committer(ABC):
                 return
         raise StoreError(
             f"could not commit to {path_text(path)}: other writers committed first "
-            f"{_MAX_ATTEMPTS} times in a row"
+            f"{MAX_COMMIT_ATTEMPTS} times in a row"
         )
 
     def _release_idle(self) -> None:

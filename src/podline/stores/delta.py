@@ -57,7 +57,7 @@ from podline.stores._common import (
     row_filter,
     split_query,
 )
-from podline.stores._delta_commit import Committer
+from podline.stores._delta_commit import MAX_COMMIT_ATTEMPTS, Committer, retry_pause
 from podline.stores._delta_format import TABLE_SUFFIX, encode_segment, table_paths
 from podline.stores._delta_local import has_log
 from podline.stores._delta_log import TableLog, first_line
@@ -380,32 +380,50 @@ class _DeltaBackend(Committer):
     def delete(self, path: StorePath, ids: pa.Array, id_column: str) -> int:
         # Buffered rows are committed first: the deletion is then one delta-rs merge on the
         # stored rows (a commit of its own, like compaction), and readers see all or none.
+        # Another writer committing meanwhile (on an object store, where no file lock keeps
+        # writers apart: two users recomputing or invalidating a shared function's rows at
+        # once) makes delta-rs refuse the merge ("a concurrent transaction deleted data this
+        # operation read"): as for appends, the table is read again and the merge made
+        # again on it (deleting what is already gone deletes nothing).
         self.flush()
         with self._flushing, self._lock:
             state = self._table(path)
             with self._table_lock(state, path):
-                log = self._refresh_for_write(state, path)
-                if log is None or id_column not in log.schema().names:
-                    return 0
                 column = id_column.replace('"', '""')
-                try:
-                    metrics = (
-                        log.delta_table()
-                        .merge(
-                            source=pa.table({id_column: ids.cast(pa.large_string())}),
-                            predicate=f't."{column}" = s."{column}"',
-                            source_alias="s",
-                            target_alias="t",
+                source = pa.table({id_column: ids.cast(pa.large_string())})
+                for attempt in range(MAX_COMMIT_ATTEMPTS):
+                    log = self._refresh_for_write(state, path)
+                    if log is None or id_column not in log.schema().names:
+                        return 0
+                    base = log.version()
+                    try:
+                        metrics = (
+                            log.delta_table()
+                            .merge(
+                                source=source,
+                                predicate=f't."{column}" = s."{column}"',
+                                source_alias="s",
+                                target_alias="t",
+                            )
+                            .when_matched_delete()
+                            .execute()
                         )
-                        .when_matched_delete()
-                        .execute()
-                    )
-                    log.update()
-                except Exception as exc:  # see _open
+                        log.update()
+                        break
+                    except Exception as exc:  # see _open
+                        if self._moved(state, path, base):
+                            retry_pause(attempt)
+                            continue
+                        raise StoreError(
+                            f"deleting {len(ids)} record(s) of {path_text(path)} at "
+                            f"{state.uri} failed: {first_line(exc)}"
+                        ) from exc
+                else:
                     raise StoreError(
-                        f"deleting {len(ids)} record(s) of {path_text(path)} at {state.uri} "
-                        f"failed: {first_line(exc)}"
-                    ) from exc
+                        f"could not delete {len(ids)} record(s) of {path_text(path)} at "
+                        f"{state.uri}: other writers committed first {MAX_COMMIT_ATTEMPTS} "
+                        "times in a row"
+                    )
             # The id indexes hold the removed ids: rebuilt from the table when next needed.
             state.committed.clear()
             self._refresh(state, path)
