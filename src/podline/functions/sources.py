@@ -90,8 +90,9 @@ class SourceFile:
     #: The ``linecache`` lines this version was parsed from (the same list while unchanged).
     lines: list[str] = field(default_factory=list)
     _facts: dict[tuple[int, str], Any] = field(default_factory=dict)
-    #: The text compiled as an import compiles it (``_runs_as_written``), once needed.
-    _compiled: CodeType | None = None
+    #: The code objects this text compiles to (as an import compiles it), by name and first
+    #: line (``_runs_as_written``), once needed; None: the text does not compile.
+    _compiled: dict[tuple[str, int], list[CodeType]] | None = None
 
     # ------------------------------------------------------------------ finding definitions
     def function(self, fn: FunctionType) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda:
@@ -134,22 +135,12 @@ class SourceFile:
         if type(loader) is not importlib.machinery.SourceFileLoader:
             return True
         if self._compiled is None:
-            try:
-                self._compiled = compile(self.text, self.filename, "exec", dont_inherit=True)
-            except (SyntaxError, ValueError):
-                return True  # reported by the parse, where one fails
+            self._compiled = _code_objects(self.text, self.filename)
         code = fn.__code__
-        stack = [self._compiled]
-        while stack:
-            candidate = stack.pop()
-            if (
-                candidate.co_name == code.co_name
-                and candidate.co_firstlineno == code.co_firstlineno
-                and candidate == code
-            ):
-                return True
-            stack.extend(c for c in candidate.co_consts if isinstance(c, CodeType))
-        return False
+        candidates = self._compiled.get((code.co_name, code.co_firstlineno))
+        if candidates is None:
+            return not self._compiled  # (a text that does not compile: the parse reports it)
+        return any(candidate == code for candidate in candidates)
 
     def class_definitions(self, cls: type) -> list[ast.stmt]:
         """Every definition of ``cls`` in this file: its ``class`` statements (several when
@@ -218,6 +209,21 @@ class SourceFile:
 
 _FILES: dict[str, SourceFile] = {}
 _LOCK = threading.Lock()
+
+
+def _code_objects(text: str, filename: str) -> dict[tuple[str, int], list[CodeType]]:
+    """Every code object ``text`` compiles to, by name and first line; empty if it does not
+    compile. Indexed once per text: a module of hundreds of functions is asked about each."""
+    try:
+        stack = [compile(text, filename, "exec", dont_inherit=True)]
+    except (SyntaxError, ValueError):
+        return {}
+    found: dict[tuple[str, int], list[CodeType]] = {}
+    while stack:
+        code = stack.pop()
+        found.setdefault((code.co_name, code.co_firstlineno), []).append(code)
+        stack.extend(c for c in code.co_consts if isinstance(c, CodeType))
+    return found
 
 
 def source_file(filename: str, module_globals: dict[str, Any] | None) -> SourceFile:
