@@ -471,7 +471,8 @@ class PodRun:
     ) -> None:
         """Warn of an output file that another call of this execution returned too (calls
         here are of distinct arguments): it holds one call's content, so the other's result
-        names a file that is not its own, and is computed again by every run after."""
+        names a file that is not its own: later runs serve it as it is (when both calls were
+        recorded after the last write) or compute it again each time."""
         good = [int(rows[i]) for i in range(len(rows)) if i not in failures]
         for row, prints in zip(good, files.to_pylist(), strict=True):
             for path in dict.fromkeys(p["path"] for p in prints or ()):
@@ -481,9 +482,9 @@ class PodRun:
                         f"{self.fn.name}: the calls of the rows with tags "
                         f"{self._tag(first).as_dict()} and {self._tag(row).as_dict()} both "
                         f"returned the file {path!r}: it holds what one of them wrote, so the "
-                        "other's result names a file that is not its own (and is computed "
-                        "again by every run); give each call a file of its own, named after "
-                        "its arguments or tags",
+                        "other's result names a file that is not its own (later runs may "
+                        "serve that content for it); give each call a file of its own, named "
+                        "after its arguments or tags",
                         SharedOutputFileWarning,
                         stacklevel=2,
                     )
