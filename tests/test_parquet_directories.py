@@ -94,11 +94,13 @@ def test_a_changed_or_added_file_is_refused(tmp_path: Path) -> None:
     source = ParquetSource(root, ["k"])
     time.sleep(0.01)  # a later ctime even on coarse clocks
     pq.write_table(pa.table({"k": [0], "x": [1.0], "s": ["z"]}), str(root / "part=b" / "0.parquet"))
-    with pytest.raises(SourceError, match="ds: its data changed after the source was built"):
+    with pytest.raises(SourceError, match="ds: its data changed after the source was built") as e:
         source.as_table()
+    assert f"changed: 'part=b/0.parquet' under {str(root)!r}" in str(e.value)
     again = ParquetSource(root, ["k"])
     assert len(again) == 16
     assert again.content_hash() != source.content_hash()
     pq.write_table(pa.table({"k": [7], "x": [1.0], "s": ["y"]}), str(root / "part=c" / "9.parquet"))
-    with pytest.raises(SourceError, match="changed after the source was built"):
+    with pytest.raises(SourceError, match="changed after the source was built") as e:
         list(again.iter_packets())
+    assert "added: 'part=c/9.parquet'" in str(e.value)

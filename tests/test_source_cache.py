@@ -98,8 +98,9 @@ def _rebuild_differs(path: Path, content: bytes, keep_mtime: bool) -> None:
     second = CSVSource(path, ["id"])
     assert second.content_hash() != first.content_hash()
     assert second.as_table().to_pydict() == pyarrow.csv.read_csv(str(path)).to_pydict()
-    with pytest.raises(SourceError, match="changed after the source was built"):
+    with pytest.raises(SourceError, match="changed after the source was built") as e:
         first.as_table()
+    assert f"changed: {str(path)!r}" in str(e.value)  # the file at fault, by name
 
 
 def test_a_changed_file_is_hashed_again(tmp_path: Path, cache: Path) -> None:

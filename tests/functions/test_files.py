@@ -110,3 +110,43 @@ def test_nested_files_are_checked(tmp_path: Path) -> None:
     ]
     table = podline.DictSource(rows, tag_columns=["id"]).as_table()
     assert list(unreadable_files(table)) == [1]
+
+
+@function_pod("length", live_output=False)
+def length_after_an_edit(path: Path) -> int:
+    # A lab member saves the file while the call runs: the function reads the new content.
+    if path.read_text() == "old":
+        path.write_text("new content")
+    return len(path.read_text())
+
+
+def test_an_input_file_changed_while_its_call_ran_is_not_stored(
+    tmp_path: Path, store: Store
+) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    source = podline.DictSource([{"name": "f", "path": target}], tag_columns=["name"])
+    with Pipeline("edited", store) as pipeline:
+        length_after_an_edit.pod(source)
+    counts = pipeline.run(error_policy="continue").counts["length_after_an_edit"]
+    assert (counts.computed, counts.failed) == (0, 1)
+    failed = pipeline.status(state="FAILED").row(0, named=True)
+    assert failed["error_type"] == "InputFileError"
+    assert f"file {str(target)!r} changed while the function ran" in failed["error_message"]
+
+    # Put back, the file's old content is computed again: the store never held a result
+    # made from the new content under the old content's identity.
+    target.write_text("old")
+    with Pipeline("edited", store) as again:
+        length_after_an_edit.pod(
+            podline.DictSource([{"name": "f", "path": target}], tag_columns=["name"])
+        )
+    assert again.run(error_policy="continue").counts["length_after_an_edit"].cached == 0
+    target.write_text("new content")
+    with Pipeline("edited", store) as third:
+        length_after_an_edit.pod(
+            podline.DictSource([{"name": "f", "path": target}], tag_columns=["name"])
+        )
+    result = third.run()
+    assert result.counts["length_after_an_edit"].computed == 1
+    assert third.length_after_an_edit.as_table().column("length").to_pylist() == [11]

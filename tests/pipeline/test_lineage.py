@@ -226,6 +226,32 @@ def test_a_changed_source_value_traces_to_the_call_and_run_of_the_current_row(
     assert loaded.trace("double", k=1).frame["status"].to_list() == ["ambiguous", "unreadable"]
 
 
+def test_a_row_whose_positional_record_id_another_version_reused_keeps_its_own_tags(
+    tmp_path: Path,
+) -> None:
+    """A file listing gains a file at the front: positional record ids shift, so one id
+    names other rows in the two versions. Traced without the code, each row shows its own
+    tags, not those of the row that held its record id in the other version."""
+
+    def build(keys: list[int]) -> Pipeline:
+        files = DictSource(
+            [{"k": k, "x": k} for k in keys], tag_columns=["k"], label="a", source_id="files"
+        )
+        with Pipeline("p", store=DeltaStore(tmp_path / "store")) as p:
+            double.pod(files)
+        return p
+
+    build([2, 3]).run()  # k=2 is #0, k=3 is #1
+    build([1, 2, 3]).run()  # k=1 is #0, k=2 is #1, k=3 is #2
+    loaded = podline.open_pipeline(DeltaStore(tmp_path / "store"), "p", code=False)
+    steps = loaded.trace("double", k=2).frame.to_dicts()
+    functions = [step for step in steps if step["node"] == "double"]
+    assert len(functions) == 2
+    assert [step["tags"] for step in functions] == ["k=2", "k=2"]
+    # Each row's own call: the one record of its own tags, no longer ambiguous.
+    assert [step["status"] for step in functions] == ["computed", "cached"]
+
+
 def test_row_is_the_node_s_row_as_a_read_gives_it_before_any_read(tmp_path: Path) -> None:
     """``row=i`` on a fresh pipeline object (or one opened from the store) reads the node,
     computing nothing, as ``as_table()`` would; the title names the row."""

@@ -24,6 +24,7 @@ from podline.conversion import column_to_python, table_from_columns, with_type
 from podline.datagrams import Packet, Tag
 from podline.errors import (
     FunctionCallError,
+    HashingError,
     InexactValueError,
     InputFileError,
     InputValidationError,
@@ -38,6 +39,7 @@ from podline.functions.output_files import SharedOutputFileWarning, fingerprints
 from podline.functions.packet_function import PacketFunction
 from podline.functions.results import STATUSES, LoggerFactory, PodResult, RowStatus
 from podline.hashing import row_hash_strings, unreadable_files
+from podline.hashing.files import file_digest, file_paths
 from podline.matching import index_in, is_in
 from podline.runtime import deferred_interrupts, paused_gc
 from podline.schema import PodType, Schema, is_optional, type_name
@@ -139,6 +141,13 @@ class PodRun:
         self.call_times = np.full((self.table.num_rows, 2), np.nan) if keep_captures else None
         #: Per distinct argument packet: whether its call runs in this execution.
         self.ran = np.zeros(0, dtype=bool)
+        #: The argument columns holding input files, and each file's digest when the memo
+        #: keys were made: a file changed while a call ran fails that call (its result
+        #: would be stored under the old content's identity).
+        self.file_columns = [
+            n for n in self.args.column_names if holds_files(self.args.schema.field(n).type)
+        ]
+        self.input_digests: dict[str, bytes] = {}
         #: Whether the outputs hold files, which must exist and are fingerprinted.
         self.output_files = any(holds_files(f.type) for f in self.fn.output_schema.to_arrow())
 
@@ -229,7 +238,7 @@ class PodRun:
         """Per distinct argument packet: whether it names an input file that is missing or
         unreadable. Such a packet fails (at its first row) without a call."""
         missing = np.zeros(len(unique.hashes), dtype=bool)
-        for row, problem in unreadable_files(self.args).items():
+        for row, problem in unreadable_files(self.args, self.input_digests).items():
             packet = unique.of_row[row]
             if not missing[packet]:
                 missing[packet] = True
@@ -397,6 +406,8 @@ class PodRun:
                 self.logger_factory(tag, packet).record(outcome.capture)
         outputs, skipped, failures = self.fn.split_outputs([o.value for o in outcomes])
         failures.update({i: o.error for i, o in enumerate(outcomes) if o.error is not None})
+        if self.file_columns:
+            self._check_inputs_unchanged(rows, failures)
         failed_captures = {i: outcomes[i].capture for i in failures}
         del outcomes
         typed = self._typed_outputs(outputs, skipped, failures)
@@ -417,6 +428,30 @@ class PodRun:
             return self.cache.record(hashes, typed, tokens, skipped_array, files=files)
         return _results_table(self.fn, hashes, typed, tokens, skipped_array)
 
+    def _check_inputs_unchanged(self, rows: np.ndarray, failures: dict[int, BaseException]) -> None:
+        """Fail the finished calls (``rows``, by position) whose input files changed since
+        their memo keys were made: the function may have read the new content, which the
+        store would serve for the old. Such a call's result is dropped, as a failed call's."""
+        selected = self.args.select(self.file_columns).take(pa.array(rows, pa.int64()))
+        for name in self.file_columns:
+            for position, value in enumerate(selected.column(name).to_pylist()):
+                if position in failures:
+                    continue
+                for path in file_paths(value):
+                    before = self.input_digests.get(path)
+                    try:
+                        now = file_digest(path)
+                    except HashingError:
+                        now = None
+                    if before is not None and now != before:
+                        what = "was removed" if now is None else "changed"
+                        failures[position] = InputFileError(
+                            f"column {name!r}: file {path!r} {what} while the function ran, "
+                            "so its result was not stored (it may have read either content); "
+                            "run again to compute it from the file as it is now"
+                        )
+                        break
+
     def _fingerprinted(
         self, typed: pa.Table, failures: dict[int, BaseException]
     ) -> tuple[pa.Table, pa.Array]:
@@ -436,7 +471,8 @@ class PodRun:
     ) -> None:
         """Warn of an output file that another call of this execution returned too (calls
         here are of distinct arguments): it holds one call's content, so the other's result
-        names a file that is not its own, and is computed again by every run after."""
+        names a file that is not its own: later runs serve it as it is (when both calls were
+        recorded after the last write) or compute it again each time."""
         good = [int(rows[i]) for i in range(len(rows)) if i not in failures]
         for row, prints in zip(good, files.to_pylist(), strict=True):
             for path in dict.fromkeys(p["path"] for p in prints or ()):
@@ -446,9 +482,9 @@ class PodRun:
                         f"{self.fn.name}: the calls of the rows with tags "
                         f"{self._tag(first).as_dict()} and {self._tag(row).as_dict()} both "
                         f"returned the file {path!r}: it holds what one of them wrote, so the "
-                        "other's result names a file that is not its own (and is computed "
-                        "again by every run); give each call a file of its own, named after "
-                        "its arguments or tags",
+                        "other's result names a file that is not its own (later runs may "
+                        "serve that content for it); give each call a file of its own, named "
+                        "after its arguments or tags",
                         SharedOutputFileWarning,
                         stacklevel=2,
                     )

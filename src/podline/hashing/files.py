@@ -97,9 +97,10 @@ def clear_file_hash_cache() -> None:
         _stats.update(hits=0, reads=0)
 
 
-def unreadable_files(table: pa.Table) -> dict[int, str]:
+def unreadable_files(table: pa.Table, digests: dict[str, bytes] | None = None) -> dict[int, str]:
     """The rows of ``table`` holding a file value (at any depth) that names no readable
-    file, each with why (the first such file of the row, by column name)."""
+    file, each with why (the first such file of the row, by column name). ``digests``, when
+    given, receives the digest of every readable file (by path as the value holds it)."""
     problems: dict[int, str] = {}
     for name in sorted(table.column_names):
         column = table.column(name)
@@ -110,10 +111,12 @@ def unreadable_files(table: pa.Table) -> dict[int, str]:
                 continue
             for path in file_paths(value):
                 try:
-                    file_digest(path)
+                    digest = file_digest(path)
                 except HashingError as exc:
                     problems[row] = f"column {name!r}: {exc}"
                     break
+                if digests is not None:
+                    digests[path] = digest
     return problems
 
 

@@ -28,6 +28,7 @@ them and reports its consumer as ``filtered`` (``skipped`` for a function that s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -83,8 +84,17 @@ def trace(
     if node.node_type == "function" and STATUS in found.column_names:
         found = found.filter(_produced(found))
     # Records of several input versions can hold the same row: it is traced once.
-    keys = {repr(k): k for k in (_key(found, i, node) for i in range(found.num_rows))}
-    roots = [_step(scope, node, key) for key in keys.values()]
+    # Each with its own tag values: positional record ids of a source whose rows changed
+    # name other rows in other versions, which a lookup by system tags alone would mix in.
+    names, _ = node.keys()
+    keys = {
+        repr((k, t)): (k, t)
+        for k, t in (
+            (_key(found, i, node), {n: found.column(n)[i].as_py() for n in names})
+            for i in range(found.num_rows)
+        )
+    }
+    roots = [_step(scope, node, key, tags) for key, tags in keys.values()]
     if not roots and where:
         roots = _stopped(scope, node, where)
     return Trace(label, where, roots, row=row)
@@ -124,28 +134,53 @@ def _key(table: pa.Table, i: int, node: Node) -> dict[str, Any]:
     return {name: table.column(name)[i].as_py() for name in system_tag_types(node)}
 
 
-def _step(scope: LineageScope, node: Node, key: dict[str, Any]) -> Step:
-    """The step of ``node``'s row known by its system tags ``key``, and everything above."""
+def _step(
+    scope: LineageScope, node: Node, key: dict[str, Any], hint: Mapping[str, Any] | None = None
+) -> Step:
+    """The step of ``node``'s row known by its system tags ``key``, and everything above.
+    ``hint``: the tag values of the row below (or the traced row's own), which pick the row
+    among several a key names (record ids of a source whose rows changed between runs)."""
     if node.node_type == "source":
-        return _source_step(scope, node, key)
+        return _source_step(scope, node, key, hint)
     step = Step(node.label, node.node_type, _operation(node))
-    rows = scope.rows.find(node, key)
+    rows = _agreeing(node, scope.rows.find(node, key), hint)
     if rows is not None and rows.num_rows:
         step.tags = _tags_of(node, rows)
     step.status = "not at hand" if rows is None else "passed"
     if node.node_type == "function":
-        call(scope, node, key, step)
+        call(scope, node, key, step, rows)
+    below = step.tags or hint or {}
     for edge in edges(node):
         sub = {edge.names[n]: key[n] for n in edge.names}
         if edge.gathers:
             size = max((len(v) for v in sub.values() if isinstance(v, list)), default=0)
             for i in range(size):
                 step.children.append(
-                    _step(scope, edge.upstream, {k: _item(v, i) for k, v in sub.items()})
+                    _step(
+                        scope,
+                        edge.upstream,
+                        {k: _item(v, i) for k, v in sub.items()},
+                        {k: _item(v, i) for k, v in below.items()},
+                    )
                 )
         else:
-            step.children.append(_step(scope, _holder(scope, edge, sub), sub))
+            step.children.append(_step(scope, _holder(scope, edge, sub), sub, below))
     return step
+
+
+def _agreeing(node: Node, rows: pa.Table | None, hint: Mapping[str, Any] | None) -> pa.Table | None:
+    """The ``rows`` whose tag values agree with ``hint`` on the tag columns both have (none
+    may: the rows a key names in other versions are not the traced row's)."""
+    if rows is None or not rows.num_rows or not hint:
+        return rows
+    names, _ = node.keys()
+    shared = [n for n in names if n in hint and n in rows.column_names]
+    if not shared:
+        return rows
+    agree = [
+        all(_same(rows.column(n)[i].as_py(), hint[n]) for n in shared) for i in range(rows.num_rows)
+    ]
+    return rows.filter(pa.array(agree, pa.bool_()))
 
 
 def _item(value: Any, i: int) -> Any:
@@ -171,16 +206,25 @@ def _operation(node: Node) -> str:
     return type(node.stream).__name__
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal tag values, NaN equal to NaN (a tag can be NaN)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
 def _tags_of(node: Node, rows: pa.Table) -> dict[str, Any]:
     names, _ = node.keys()
     return {name: rows.column(name)[0].as_py() for name in names}
 
 
-def _source_step(scope: LineageScope, node: Node, key: dict[str, Any]) -> Step:
+def _source_step(
+    scope: LineageScope, node: Node, key: dict[str, Any], hint: Mapping[str, Any] | None = None
+) -> Step:
     ((sid, rid),) = lineage_pairs(key)
     step = Step(node.label, "source", _operation(node), status="read")
     step.source_id, step.record_id = key[sid], key[rid]
-    rows = scope.rows.find(node, key)
+    rows = _agreeing(node, scope.rows.find(node, key), hint)
     if rows is None or not rows.num_rows:
         step.status = "unreadable"
         return step

@@ -56,8 +56,15 @@ from podline.stores import Store
 __all__ = ["call"]
 
 
-def call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> None:
-    """Fill a function step: identity, record status and result id, computing run."""
+def call(
+    scope: LineageScope,
+    node: Node,
+    key: dict[str, Any],
+    step: Step,
+    found: pa.Table | None = None,
+) -> None:
+    """Fill a function step: identity, record status and result id, computing run.
+    ``found``: the node's rows of the step (default: every row ``key`` names)."""
     function = packet_function(node)
     if function is None:
         return
@@ -70,7 +77,7 @@ def call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> No
         step.status = "no record"
         return
     if records.num_rows > 1:
-        records = _current(scope.rows, node, key, records)
+        records = _current(scope.rows, node, key, records, found)
         if records.num_rows != 1:
             step.status = "ambiguous"
             return
@@ -83,7 +90,13 @@ def call(scope: LineageScope, node: Node, key: dict[str, Any], step: Step) -> No
     step.run_id = during or _run(scope.store, scope.name, node, key, computed_at)
 
 
-def _current(rows: NodeRows, node: Node, key: dict[str, Any], records: pa.Table) -> pa.Table:
+def _current(
+    rows: NodeRows,
+    node: Node,
+    key: dict[str, Any],
+    records: pa.Table,
+    found: pa.Table | None = None,
+) -> pa.Table:
     """The records of ``key`` whose results the node's rows read now name (several input
     versions share the records). A read that holds several versions of the row (a loaded
     pipeline whose input cannot be read serves every stored result) names several calls, and
@@ -91,7 +104,8 @@ def _current(rows: NodeRows, node: Node, key: dict[str, Any], records: pa.Table)
     function = packet_function(node)
     if function is None or not function.output_keys:
         return records
-    found = rows.find(node, key)
+    if found is None:
+        found = rows.find(node, key)
     info = source_info_column(function.output_keys[0])
     if found is None or not found.num_rows or info not in found.column_names:
         return records

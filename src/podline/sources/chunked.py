@@ -172,10 +172,14 @@ class ChunkedSource(Source):
         self._check_unchanged()
 
     def _check_unchanged(self) -> None:
-        if self._files is not None and self._fingerprint() != self._files:
+        if self._files is None:
+            return
+        now = self._fingerprint()
+        if now != self._files:
+            which = _changes(getattr(self, "path", None), self._files, now or ())
             raise SourceError(
-                f"{self.label}: its data changed after the source was built; build the "
-                "source again to read the new rows under their own identity"
+                f"{self.label}: its data changed after the source was built ({which}); "
+                "build the source again to read the new rows under their own identity"
             )
 
     # ------------------------------------------------------------------ identity
@@ -185,6 +189,28 @@ class ChunkedSource(Source):
             "tag_columns": sorted(self._tag_schema),
             "table": self._content_hash,
         }
+
+
+def _changes(path: str | None, before: tuple[FileStat, ...], after: tuple[FileStat, ...]) -> str:
+    """Which files differ between two fingerprints, named for a message: the file (a
+    one-file source) or, for a directory, up to three files each changed, added and removed,
+    relative to it."""
+    old = {stat[0]: stat for stat in before}
+    new = {stat[0]: stat for stat in after}
+    groups = {
+        "changed": [name for name in new if name in old and new[name] != old[name]],
+        "added": [name for name in new if name not in old],
+        "removed": [name for name in old if name not in new],
+    }
+    parts = []
+    for what, names in groups.items():
+        if not names:
+            continue
+        shown = [path if name == "." and path is not None else name for name in names[:3]]
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        parts.append(f"{what}: {', '.join(repr(n) for n in shown)}{more}")
+    where = f" under {path!r}" if path is not None and "." not in old else ""
+    return "; ".join(parts) + where if parts else "its files changed"
 
 
 def or_empty(
