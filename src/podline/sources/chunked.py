@@ -58,6 +58,10 @@ class ChunkedSource(Source):
     def _fingerprint(self) -> tuple[FileStat, ...] | None:
         return None
 
+    def _location(self) -> str | None:
+        """The file or directory the fingerprint's names are relative to (for messages)."""
+        return None
+
     def _adopt(self, built: CachedBuild) -> None:
         """Take what a subclass keeps of a build, made now or cached (nothing by default)."""
 
@@ -176,7 +180,7 @@ class ChunkedSource(Source):
             return
         now = self._fingerprint()
         if now != self._files:
-            which = _changes(getattr(self, "path", None), self._files, now or ())
+            which = _changes(self._location(), self._files, now or ())
             raise SourceError(
                 f"{self.label}: its data changed after the source was built ({which}); "
                 "build the source again to read the new rows under their own identity"

@@ -82,6 +82,9 @@ class _FileSource(ChunkedSource):
     def _chunks(self) -> Iterable[pa.Table | pa.RecordBatch]:
         return self._read(self.path, **self._options)
 
+    def _location(self) -> str:
+        return self.path
+
     def _fingerprint(self) -> tuple[FileStat, ...] | None:
         try:
             return fingerprint(self.path)
