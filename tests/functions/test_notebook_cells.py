@@ -101,6 +101,25 @@ def test_a_later_cell_changing_what_the_pod_uses_recomputes(
     assert _run(ns)[0] == 0
 
 
+def test_a_numpy_array_made_in_another_cell_counts_by_its_content(
+    notebook: tuple[dict[str, Any], Cell],
+) -> None:
+    """An array podline's value hashing does not take (weights made in one cell, read by a
+    pod of another) was no part of the identity: redefining it served the old results."""
+    ns, cell = notebook
+    ns["store"] = podline.MemoryStore()
+    cell(SETUP + "import numpy as np\nWEIGHTS = np.array([[1.0, 2.0], [3.0, 4.0]])\n")
+    cell('@function_pod("y")\ndef f(x: float) -> float:\n    return float(x * WEIGHTS.sum())\n')
+    assert _run(ns)[0] == 4
+    assert _run(ns)[0] == 0
+    cell("WEIGHTS = np.array([[1.0, 2.0], [3.0, 5.0]])")
+    assert _run(ns)[0] == 4
+    cell("WEIGHTS = WEIGHTS.T.copy()")  # the same sum, other bytes and order: a new identity
+    assert _run(ns)[0] == 4
+    cell("WEIGHTS = np.array([[1.0, 3.0], [2.0, 5.0]])")  # equal to the last one
+    assert _run(ns)[0] == 0
+
+
 def test_a_pipeline_built_before_the_change_refuses_to_run(
     notebook: tuple[dict[str, Any], Cell],
 ) -> None:

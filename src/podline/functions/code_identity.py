@@ -39,6 +39,7 @@ are rejected with a ``FunctionIdentityError`` that says what to do instead.
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -50,6 +51,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import Any, TypeGuard
+
+import numpy as np
 
 from podline.errors import FunctionIdentityError, HashingError
 from podline.functions.project import Origin, file_origin, module_origin
@@ -383,7 +386,13 @@ def _unimported_origin(top: str) -> Origin:
 
 
 def _current_value(name: str, value: Any) -> list[tuple[str, Any]]:
-    """The ref of a value by its current content; none for a value podline cannot hash."""
+    """The ref of a value by its current content; none for a value podline cannot hash. A
+    numpy array (weights, a grid: common in a notebook) counts by its dtype, shape and bytes,
+    which ``hash_value`` does not take (a packet's values are Arrow's)."""
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        digest = hashlib.sha256(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).data.cast("B"))
+        return [(name, {"array": digest.hexdigest()})]
     try:
         return [(name, {"value": str(hash_value(value))})]
     except HashingError:
