@@ -420,6 +420,27 @@ def test_a_picked_node_reads_its_input_once_until_it_runs_again(
     assert reads.count("odd_only") == 2
 
 
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_trace_through_tag_renames_reaches_the_source_row(tmp_path: Path, fresh: bool) -> None:
+    """Tag values are compared with the upstream's rows by the upstream's names: through a
+    MapTags swapping two names, the source row (a=0, b=10) is the traced row (b=0, a=10)."""
+    rows = [{"a": i, "b": 10 + i, "x": i} for i in range(3)]
+
+    def build() -> Pipeline:
+        source = DictSource(rows, tag_columns=["a", "b"], source_id="s", label="src")
+        with Pipeline("p", store=DeltaStore(tmp_path / "store")) as p:
+            double.pod(source.map_tags({"a": "b", "b": "a"}, label="swapped"))
+        return p
+
+    ran = build()
+    ran.run()
+    p = build() if fresh else ran
+    steps = p.trace("double", a=10, b=0).frame
+    assert steps["node"].to_list() == ["double", "swapped", "src"]
+    assert steps["status"].to_list()[-1] == "read"
+    assert json.loads(steps["values"][-1]) == {"a": 0, "b": 10, "x": 0}
+
+
 _MAKE = """
 import podline
 from podline import function_pod

@@ -39,6 +39,7 @@ from podline.columns import is_reserved
 from podline.errors import InputValidationError, PipelineError, format_names
 from podline.nodes import Node
 from podline.nodes.records import STATUS
+from podline.operators import MapTags
 from podline.pipeline.lineage_calls import call
 from podline.pipeline.lineage_report import Impact, Step, Trace
 from podline.pipeline.lineage_rows import (
@@ -149,7 +150,7 @@ def _step(
     step.status = "not at hand" if rows is None else "passed"
     if node.node_type == "function":
         call(scope, node, key, step, rows)
-    below = step.tags or hint or {}
+    below = _upstream_names(node, step.tags or hint or {})
     for edge in edges(node):
         sub = {edge.names[n]: key[n] for n in edge.names}
         if edge.gathers:
@@ -166,6 +167,17 @@ def _step(
         else:
             step.children.append(_step(scope, _holder(scope, edge, sub), sub, below))
     return step
+
+
+def _upstream_names(node: Node, tags: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's tag values as ``node``'s upstream names them: renamed back through a
+    ``MapTags`` (``{"a": "b", "b": "a"}`` swaps two names: comparing by the new names would
+    set the upstream row against the wrong tags), unchanged through every other node."""
+    producer = node.stream.producer if isinstance(node.stream, ProducedStream) else None
+    if not isinstance(producer, MapTags):
+        return dict(tags)
+    back = {new: old for old, new in producer.name_map.items()}
+    return {back.get(name, name): value for name, value in tags.items()}
 
 
 def _agreeing(node: Node, rows: pa.Table | None, hint: Mapping[str, Any] | None) -> pa.Table | None:
