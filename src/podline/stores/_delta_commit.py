@@ -48,17 +48,10 @@ from podline.stores._delta_maintenance import Maintenance
 from podline.stores._delta_table import Buffered, CommittedIds, TableState
 from podline.stores.base import StorePath
 
-__all__ = ["MAX_COMMIT_ATTEMPTS", "Committer", "retry_pause"]
+__all__ = ["MAX_COMMIT_ATTEMPTS", "Committer"]
 
 #: Commits a writer attempts before giving up on others committing first.
 MAX_COMMIT_ATTEMPTS = 64
-
-
-def retry_pause(attempt: int) -> None:
-    """Wait before attempt ``attempt + 1`` of a commit another writer overtook: a random
-    backoff, up to a second, so racing writers spread out."""
-    time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
-
 
 #: Tables a flush commits at once (``_flush_tables``).
 _PARALLEL_COMMITS = 4
@@ -300,13 +293,11 @@ class Committer(ABC):
                     try:
                         log = self._commit(state, path, log, rows, schema)
                     except Exception as exc:  # delta-rs raises bare Exceptions
-                        if self._moved(state, path, base):
-                            retry_pause(attempt)
-                            continue
-                        raise StoreError(
-                            f"writing {rows.num_rows} records to {path_text(path)} at "
-                            f"{state.uri} failed: {first_line(exc)}"
-                        ) from exc
+                        what = f"writing {rows.num_rows} records to"
+                        self._after_failed_commit(
+                            state, path, base, attempt=attempt, error=exc, what=what
+                        )
+                        continue
                 with self._lock:
                     if rows.num_rows:
                         assert log is not None
@@ -324,10 +315,7 @@ class Committer(ABC):
                 if rows.num_rows and log is not None and self.maintenance.due(log):
                     self._maintain(path, state)
                 return
-        raise StoreError(
-            f"could not commit to {path_text(path)}: other writers committed first "
-            f"{MAX_COMMIT_ATTEMPTS} times in a row"
-        )
+        raise self._overtaken(state, path, "committing to")
 
     def _release_idle(self) -> None:
         """Let go of the id indexes of tables this store has stopped writing (with
@@ -419,6 +407,35 @@ class Committer(ABC):
                 continue  # only appended so far: no index to keep (one syncs when needed)
             ids = pa.chunked_array(chunks, type=pa.large_string())
             committed.record(log, -1 if base is None else base, ids)
+
+    def _after_failed_commit(
+        self,
+        state: TableState,
+        path: StorePath,
+        base: int | None,
+        *,
+        attempt: int,
+        error: Exception,
+        what: str,
+    ) -> None:
+        """A commit made on version ``base`` failed with ``error``. If another writer committed
+        meanwhile, wait (a random backoff of up to a second, so racing writers spread out)
+        and return: the caller tries again on the new version. Otherwise raise a
+        ``StoreError`` saying ``what`` failed (``"writing 3 records to"``) and why."""
+        if not self._moved(state, path, base):
+            raise StoreError(
+                f"{what} {path_text(path)} at {state.uri} failed: {first_line(error)}"
+            ) from error
+        time.sleep(min(1.0, 0.005 * 2**attempt) * random.random())
+
+    @staticmethod
+    def _overtaken(state: TableState, path: StorePath, what: str) -> StoreError:
+        """The error of a commit (``what``: ``"committing to"``) that other writers overtook
+        ``MAX_COMMIT_ATTEMPTS`` times in a row."""
+        return StoreError(
+            f"{what} {path_text(path)} at {state.uri} gave up: other writers committed first "
+            f"{MAX_COMMIT_ATTEMPTS} times in a row"
+        )
 
     def _moved(self, state: TableState, path: StorePath, base: int | None) -> bool:
         """Whether the table moved past ``base`` (so a failed commit met a concurrent one)."""

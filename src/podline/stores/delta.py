@@ -57,7 +57,7 @@ from podline.stores._common import (
     row_filter,
     split_query,
 )
-from podline.stores._delta_commit import MAX_COMMIT_ATTEMPTS, Committer, retry_pause
+from podline.stores._delta_commit import MAX_COMMIT_ATTEMPTS, Committer
 from podline.stores._delta_format import TABLE_SUFFIX, encode_segment, table_paths
 from podline.stores._delta_local import has_log
 from podline.stores._delta_log import TableLog, first_line
@@ -411,19 +411,12 @@ class _DeltaBackend(Committer):
                         log.update()
                         break
                     except Exception as exc:  # see _open
-                        if self._moved(state, path, base):
-                            retry_pause(attempt)
-                            continue
-                        raise StoreError(
-                            f"deleting {len(ids)} record(s) of {path_text(path)} at "
-                            f"{state.uri} failed: {first_line(exc)}"
-                        ) from exc
+                        what = f"deleting {len(ids)} record(s) of"
+                        self._after_failed_commit(
+                            state, path, base, attempt=attempt, error=exc, what=what
+                        )
                 else:
-                    raise StoreError(
-                        f"could not delete {len(ids)} record(s) of {path_text(path)} at "
-                        f"{state.uri}: other writers committed first {MAX_COMMIT_ATTEMPTS} "
-                        "times in a row"
-                    )
+                    raise self._overtaken(state, path, f"deleting {len(ids)} record(s) of")
             # The id indexes hold the removed ids: rebuilt from the table when next needed.
             state.committed.clear()
             self._refresh(state, path)
