@@ -30,7 +30,7 @@ from podline.cli.output import emit_frame, emit_json
 from podline.errors import NotFoundError, format_names
 from podline.nodes import CacheMode, OperatorNode
 from podline.pipeline import LoadedPipeline, Pipeline, open_pipeline
-from podline.schema import FILE_PATH_FIELD
+from podline.schema import is_file_type, python_type
 from podline.stores.default import ENV_VAR
 
 __all__ = ["COMMANDS", "open_stored"]
@@ -243,14 +243,10 @@ COMMANDS = (show, graph, plan)
 def _paths_as_text(table: Any) -> Any:
     """``table`` with each column of ``Path`` values (stored as a struct of one path field)
     shown as its path, as a user wrote it, not as that struct."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     for i, field in enumerate(table.schema):
-        t = field.type
-        if pa.types.is_struct(t) and [t.field(j).name for j in range(t.num_fields)] == [
-            FILE_PATH_FIELD
-        ]:
+        if is_file_type(python_type(field.type, field.name)):
             table = table.set_column(i, field.name, pc.struct_field(table.column(i), [0]))
     return table
 
