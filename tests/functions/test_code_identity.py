@@ -369,3 +369,64 @@ def test_mutable_module_state_is_not_part_of_the_identity(make_module: ModuleMak
     assert code_identity(module.f) == before
     module.LIMITS = (5, 6)
     assert code_identity(module.f) != before
+
+
+CONFIGURED = """
+import os
+
+class Config:
+    factor = 2.0
+    offset = float(os.environ.get("PODLINE_TEST_OFFSET", "0"))
+    label: str = "a"
+    twice = 1
+    twice = 2
+
+def f(x: float) -> float:
+    return x * Config.factor + Config.offset
+"""
+
+
+def test_class_attributes_count_by_value_where_the_text_does_not_give_it(
+    make_module: ModuleMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A module constant counts by its value; a class attribute read the same way must too:
+    # one computed at import from what the text does not show, or a literal the program
+    # replaced (``Config.factor = args.factor``), served results of another value before.
+    module = make_module(CONFIGURED)
+    before = code_identity(module.f)
+    monkeypatch.setenv("PODLINE_TEST_OFFSET", "5")
+    assert code_identity(make_module(CONFIGURED).f) != before
+    monkeypatch.delenv("PODLINE_TEST_OFFSET")
+    assert code_identity(make_module(CONFIGURED).f) == before
+    module.Config.factor = 3.0
+    replaced = code_identity(module.f)
+    assert replaced != before
+    module.Config.factor = 2.0  # the text's value again: the text's identity
+    assert code_identity(module.f) == before
+    module.Config.factor = 2  # an int is another value than the float the text gives
+    assert code_identity(module.f) not in (before, replaced)
+
+
+def test_class_attributes_the_text_gives_do_not_change_a_class_identity(
+    make_module: ModuleMaker,
+) -> None:
+    # Classes whose attributes are literals (most) keep their identities; so do enums,
+    # dataclasses and attributes a base class or decorator adds.
+    source = """
+    import dataclasses, enum
+
+    class Color(enum.Enum):
+        RED = 1
+
+    @dataclasses.dataclass
+    class Params:
+        lr: float = 0.1
+        steps: int = 10
+
+    def f(x: float) -> float:
+        return x * Params().lr + Color.RED.value
+    """
+    module = make_module(source)
+    entries = PacketFunction(module.f, output_keys="y").code.structure["entries"]
+    assert "values" not in entries["Params"]
+    assert "values" not in entries["Color"]

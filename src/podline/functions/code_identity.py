@@ -18,6 +18,9 @@ counts (docs/identity.md has the full contract):
   followed by the module-level statements that name them (``SourceFile.defining``): editing
   ``CUTOFF = date(2024, 1, 1)`` or ``TABLE["k"] = 10`` recomputes, while what the program
   does to them as it runs (a list used as a cache) does not count;
+* a followed class's constant attributes whose value its text does not give (computed at
+  import, or a literal the program replaced: ``Config.factor = args.factor``), by value, as
+  module-level constants count;
 * **closure** variables, by value (mutable ones included: a closure usually captures
   configuration); a closed-over function counts as a helper;
 * for a name it does not follow (standard library, installed packages, podline), the import
@@ -38,6 +41,7 @@ are rejected with a ``FunctionIdentityError`` that says what to do instead.
 
 from __future__ import annotations
 
+import ast
 import enum
 import hashlib
 import importlib
@@ -203,6 +207,9 @@ class _Collector:
             self._fill(entry, source, node, namespace)
         digests = [source.digest(node) for node in nodes]
         entry["code"] = digests[0] if len(digests) == 1 else digests
+        values = _attributes_not_in_text(cls, nodes)
+        if values:
+            entry["values"] = values
         return entry
 
     def _module(self, module: ModuleType) -> dict[str, Any]:
@@ -452,6 +459,60 @@ def _is_constant(value: Any) -> bool:
     if isinstance(value, tuple | frozenset):
         return all(_is_constant(item) for item in value)
     return isinstance(value, _CONSTANT_TYPES)
+
+
+def _attributes_not_in_text(cls: type, nodes: list[ast.stmt]) -> dict[str, str]:
+    """The hashes of ``cls``'s constant attributes whose values its text does not give.
+
+    A module-level constant counts by its value, so ``SCALE = float(sys.argv[1])`` recomputes
+    when the argument changes; a class attribute read by the same code must too:
+    ``factor = float(os.environ["FACTOR"])`` in the class body, or a literal the program
+    replaces as it runs (``Config.factor = args.factor``, a common way to configure from the
+    command line). A class counts by its text otherwise, so an attribute the body assigns once
+    from a literal, whose value is still that literal, is left out: a class's identity only
+    changes where its text does not tell the value. Enum members are fixed by the text.
+    Attributes the body does not assign (what a base class or a decorator adds) are not
+    attributes of the class's own code."""
+    if issubclass(cls, enum.Enum) or not all(isinstance(n, ast.ClassDef) for n in nodes):
+        return {}
+    literals: dict[str, ContentHash | None] = {}
+    for node in nodes:
+        assert isinstance(node, ast.ClassDef)
+        for statement in node.body:
+            targets: list[ast.expr]
+            if isinstance(statement, ast.Assign):
+                targets, value = statement.targets, statement.value
+            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                targets, value = [statement.target], statement.value
+            else:
+                continue
+            for target in targets:
+                if not isinstance(target, ast.Name):
+                    continue
+                # Assigned twice (or in two branches): which one holds is not in the text.
+                seen = target.id in literals
+                literals[target.id] = None if seen else _literal_hash(value)
+    values: dict[str, str] = {}
+    own = vars(cls)
+    for name in sorted(literals):
+        value = own.get(name, _UNRESOLVED)
+        if value is _UNRESOLVED or not _is_constant(value):
+            continue
+        try:
+            digest = hash_value(value)
+        except HashingError:
+            continue
+        if digest != literals[name]:
+            values[name] = str(digest)
+    return values
+
+
+def _literal_hash(node: ast.expr) -> ContentHash | None:
+    """The hash of the value a literal expression gives; None if it is not a literal."""
+    try:
+        return hash_value(ast.literal_eval(node))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, HashingError):
+        return None
 
 
 def _closure_hash(fn: FunctionType, name: str, value: Any) -> ContentHash:
