@@ -17,7 +17,9 @@ counts (docs/identity.md has the full contract):
   it is read from (a date, a compiled pattern, a list inside a tuple, a dict, an instance) are
   followed by the module-level statements that name them (``SourceFile.defining``): editing
   ``CUTOFF = date(2024, 1, 1)`` or ``TABLE["k"] = 10`` recomputes, while what the program
-  does to them as it runs (a list used as a cache) does not count;
+  does to them as it runs (a list used as a cache) does not count. A literal one
+  (``TABLE = {"k": 1}``) edited after its module was imported is an error
+  (``SourceFile.check_value``): the value running would not be the one described;
 * **closure** variables, by value (mutable ones included: a closure usually captures
   configuration); a closed-over function counts as a helper;
 * for a name it does not follow (standard library, installed packages, podline), the import
@@ -180,7 +182,7 @@ class _Collector:
             "kind": "function",
             "code": source.digest(node, drop_decorators=root),
         }
-        self._fill(entry, source, node, fn.__globals__, drop_decorators=root)
+        self._fill(entry, source, node, fn.__globals__, reader=_qualname(fn), drop_decorators=root)
         closure = self.closure(fn)
         if closure:
             entry["closure"] = closure
@@ -200,7 +202,7 @@ class _Collector:
             )
         entry: dict[str, Any] = {"kind": "class"}
         for node in nodes:
-            self._fill(entry, source, node, namespace)
+            self._fill(entry, source, node, namespace, reader=_qualname(cls))
         digests = [source.digest(node) for node in nodes]
         entry["code"] = digests[0] if len(digests) == 1 else digests
         return entry
@@ -217,11 +219,13 @@ class _Collector:
         node: Definition,
         namespace: Mapping[str, Any],
         *,
+        reader: str,
         drop_decorators: bool = False,
         following: frozenset[str] = frozenset(),
     ) -> None:
-        """Add what the names read by ``node`` refer to, to ``entry["refs"]`` (``following``:
-        the module values whose statements are being followed, not followed again)."""
+        """Add what the names read by ``node`` refer to, to ``entry["refs"]`` (``reader``:
+        the function or class whose entry it is, for messages; ``following``: the module
+        values whose statements are being followed, not followed again)."""
         refs: dict[str, Any] = entry.setdefault("refs", {})
         names = source.names(node, drop_decorators=drop_decorators)
         local = names.imports
@@ -250,6 +254,9 @@ class _Collector:
                 # by the statements that make it, so editing them recomputes.
                 defined = source.defining(name)
                 if defined is not None:
+                    # Its statements are followed as the file reads now: the value running
+                    # must be theirs (decision 94), where the text tells it.
+                    source.check_value(name, namespace, reader)
                     found = [(name, {"defined": defined})]
                 elif namespace.get("__name__") == "__main__":
                     # A value a notebook made in another cell (``TABLE = {...}``, then
@@ -263,7 +270,14 @@ class _Collector:
                 # registry holds (`MODELS = {"ridge": fit_ridge}`), the constants a table is
                 # made of, so that editing them recomputes too.
                 for statement in source.statements_naming(name):
-                    self._fill(entry, source, statement, namespace, following=following | {name})
+                    self._fill(
+                        entry,
+                        source,
+                        statement,
+                        namespace,
+                        reader=reader,
+                        following=following | {name},
+                    )
         if not refs:
             del entry["refs"]
 
