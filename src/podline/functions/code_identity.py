@@ -135,6 +135,8 @@ class _Collector:
         self.modules: dict[str, str] = {}
         self.packages: set[str] = set()
         self._pending: list[tuple[str, Any]] = []
+        #: The module values checked against their file's text (namespace id, name).
+        self._checked: set[tuple[int, str]] = set()
         # The objects seen, kept alive so that their ids are not reused during the walk.
         self._seen: list[Any] = []
 
@@ -255,8 +257,11 @@ class _Collector:
                 defined = source.defining(name)
                 if defined is not None:
                     # Its statements are followed as the file reads now: the value running
-                    # must be theirs (decision 94), where the text tells it.
-                    source.check_value(name, namespace, reader)
+                    # must be theirs (decision 94), where the text tells it. Once a walk:
+                    # every helper of a module may read the same table.
+                    if (id(namespace), name) not in self._checked:
+                        source.check_value(name, namespace, reader)
+                        self._checked.add((id(namespace), name))
                     found = [(name, {"defined": defined})]
                 elif namespace.get("__name__") == "__main__":
                     # A value a notebook made in another cell (``TABLE = {...}``, then
