@@ -208,7 +208,7 @@ def test_a_value_set_from_outside_the_module_is_an_error(user_project: ModuleTre
     user_project.write("steps.py", STEPS)
     steps = user_project.load("steps")
     sys.modules["helpers"].FACTORS = [5.0]
-    with pytest.raises(FunctionIdentityError, match="set from outside the module"):
+    with pytest.raises(FunctionIdentityError, match="changed from outside the module"):
         describe_code(steps.f.packet_function.fn)
 
 

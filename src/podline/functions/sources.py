@@ -168,9 +168,11 @@ class SourceFile:
             f"{reader} reads {name!r}, which {self.filename} now makes {reprlib.repr(value)} "
             f"(line {statement.lineno}) while the running module holds "
             f"{reprlib.repr(namespace[name])}: the file changed since the module was imported "
-            f"(or {name!r} was set from outside the module). The code runs with the value the "
-            "module holds, and an identity of the file's text would store its results as the "
-            "new value's; reload the module (importlib.reload) or restart the interpreter"
+            f"(or {name!r} was changed from outside the module). The code runs with the value "
+            "the module holds, and an identity of the file's text would store its results as "
+            "the new value's; reload the module (importlib.reload) or restart the interpreter "
+            "(a value changed on purpose belongs in the function's inputs, or pin "
+            "identity='version')"
         )
 
     def class_definitions(self, cls: type) -> list[ast.stmt]:
