@@ -17,7 +17,9 @@ counts (docs/identity.md has the full contract):
   it is read from (a date, a compiled pattern, a list inside a tuple, a dict, an instance) are
   followed by the module-level statements that name them (``SourceFile.defining``): editing
   ``CUTOFF = date(2024, 1, 1)`` or ``TABLE["k"] = 10`` recomputes, while what the program
-  does to them as it runs (a list used as a cache) does not count;
+  does to them as it runs (a list used as a cache) does not count. A literal one
+  (``TABLE = {"k": 1}``) edited after its module was imported is an error
+  (``SourceFile.check_value``): the value running would not be the one described;
 * a followed class's constant attributes whose value its text does not give (computed at
   import, or a literal the program replaced: ``Config.factor = args.factor``), by value, as
   module-level constants count;
@@ -137,6 +139,8 @@ class _Collector:
         self.modules: dict[str, str] = {}
         self.packages: set[str] = set()
         self._pending: list[tuple[str, Any]] = []
+        #: The module values checked against their file's text (namespace id, name).
+        self._checked: set[tuple[int, str]] = set()
         # The objects seen, kept alive so that their ids are not reused during the walk.
         self._seen: list[Any] = []
 
@@ -184,7 +188,7 @@ class _Collector:
             "kind": "function",
             "code": source.digest(node, drop_decorators=root),
         }
-        self._fill(entry, source, node, fn.__globals__, drop_decorators=root)
+        self._fill(entry, source, node, fn.__globals__, reader=_qualname(fn), drop_decorators=root)
         closure = self.closure(fn)
         if closure:
             entry["closure"] = closure
@@ -204,7 +208,7 @@ class _Collector:
             )
         entry: dict[str, Any] = {"kind": "class"}
         for node in nodes:
-            self._fill(entry, source, node, namespace)
+            self._fill(entry, source, node, namespace, reader=_qualname(cls))
         digests = [source.digest(node) for node in nodes]
         entry["code"] = digests[0] if len(digests) == 1 else digests
         values = _attributes_not_in_text(cls, nodes)
@@ -224,11 +228,13 @@ class _Collector:
         node: Definition,
         namespace: Mapping[str, Any],
         *,
+        reader: str,
         drop_decorators: bool = False,
         following: frozenset[str] = frozenset(),
     ) -> None:
-        """Add what the names read by ``node`` refer to, to ``entry["refs"]`` (``following``:
-        the module values whose statements are being followed, not followed again)."""
+        """Add what the names read by ``node`` refer to, to ``entry["refs"]`` (``reader``:
+        the function or class whose entry it is, for messages; ``following``: the module
+        values whose statements are being followed, not followed again)."""
         refs: dict[str, Any] = entry.setdefault("refs", {})
         names = source.names(node, drop_decorators=drop_decorators)
         local = names.imports
@@ -257,6 +263,12 @@ class _Collector:
                 # by the statements that make it, so editing them recomputes.
                 defined = source.defining(name)
                 if defined is not None:
+                    # Its statements are followed as the file reads now: the value running
+                    # must be theirs (decision 94), where the text tells it. Once a walk:
+                    # every helper of a module may read the same table.
+                    if (id(namespace), name) not in self._checked:
+                        source.check_value(name, namespace, reader)
+                        self._checked.add((id(namespace), name))
                     found = [(name, {"defined": defined})]
                 elif namespace.get("__name__") == "__main__":
                     # A value a notebook made in another cell (``TABLE = {...}``, then
@@ -270,7 +282,14 @@ class _Collector:
                 # registry holds (`MODELS = {"ridge": fit_ridge}`), the constants a table is
                 # made of, so that editing them recomputes too.
                 for statement in source.statements_naming(name):
-                    self._fill(entry, source, statement, namespace, following=following | {name})
+                    self._fill(
+                        entry,
+                        source,
+                        statement,
+                        namespace,
+                        reader=reader,
+                        following=following | {name},
+                    )
         if not refs:
             del entry["refs"]
 

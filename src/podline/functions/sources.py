@@ -16,9 +16,11 @@ imported) is a ``FunctionIdentityError``: the identity would describe code that 
 code that runs. So is a function of a module imported from its source file whose definition
 is where it was but reads differently (a body edited in place after the import, by the user
 or by a ``git pull`` in a shared working copy): the file's current text is compiled once and
-the function's code object compared with the one it gives. Modules loaded otherwise (a
-notebook's cells, pytest's assertion rewriting) are not compared. The per-node facts code
-identity asks for (canonical digest, names read, imports) are cached with the file.
+the function's code object compared with the one it gives. A module-level value followed by
+its statement (a list, a dict) is compared the same way with what the text now makes it,
+where the text tells it (``check_value``, ``podline.functions.module_values``). Modules loaded
+otherwise (a notebook's cells, pytest's assertion rewriting) are not compared. The per-node
+facts code identity asks for (canonical digest, names read, imports) are cached with the file.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ import ast
 import hashlib
 import importlib.machinery
 import linecache
+import reprlib
 import symtable
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType
 from typing import Any
 
 from podline.errors import FunctionIdentityError
 from podline.functions.canonical import canonical_text
+from podline.functions.module_values import same_value, written_value
 
 __all__ = ["Definition", "ImportBinding", "Names", "SourceFile", "source_file"]
 
@@ -141,6 +145,35 @@ class SourceFile:
         if candidates is None:
             return not self._compiled  # (a text that does not compile: the parse reports it)
         return any(candidate == code for candidate in candidates)
+
+    def check_value(self, name: str, namespace: Mapping[str, Any], reader: str) -> None:
+        """Refuse the module-level value ``name`` of the module imported from this file
+        (``namespace``, its globals) if this text now makes it another value than the one
+        the module holds (``podline.functions.module_values``): ``reader``, which reads it,
+        would run with the value imported under an identity of the new text. Values the text
+        does not tell exactly, and modules not imported from their file by Python's own
+        loader, are not checked."""
+        loader = namespace.get("__loader__")
+        if type(loader) is not importlib.machinery.SourceFileLoader:
+            return
+        if namespace.get("__file__") != self.filename or name not in namespace:
+            return
+        written = self._fact(
+            self.tree, f"written {name}", lambda: written_value(self.tree, self.text, name)
+        )
+        if written is None or same_value(written[1], namespace[name]):
+            return
+        statement, value = written
+        raise FunctionIdentityError(
+            f"{reader} reads {name!r}, which {self.filename} now makes {reprlib.repr(value)} "
+            f"(line {statement.lineno}) while the running module holds "
+            f"{reprlib.repr(namespace[name])}: the file changed since the module was imported "
+            f"(or {name!r} was changed from outside the module). The code runs with the value "
+            "the module holds, and an identity of the file's text would store its results as "
+            "the new value's; reload the module (importlib.reload) or restart the interpreter "
+            "(a value changed on purpose belongs in the function's inputs, or pin "
+            "identity='version')"
+        )
 
     def class_definitions(self, cls: type) -> list[ast.stmt]:
         """Every definition of ``cls`` in this file: its ``class`` statements (several when

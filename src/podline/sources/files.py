@@ -26,6 +26,7 @@ import pyarrow as pa
 from podline.columns import column_names
 from podline.errors import PodlineError, SourceError
 from podline.sources.chunked import ChunkedSource, or_empty
+from podline.sources.csv_types import check_integer_columns, conversion_error
 from podline.sources.hash_cache import FileStat, fingerprint
 
 __all__ = ["CSVSource", "DeltaTableSource", "ParquetSource"]
@@ -118,15 +119,29 @@ def _json_or_none(arguments: dict[str, Any]) -> dict[str, Any] | None:
 
 class CSVSource(_FileSource):
     """A CSV file, read with ``pyarrow.csv`` (``read_options``, ``parse_options`` and
-    ``convert_options`` are passed through)."""
+    ``convert_options`` are passed through). Integers are read exactly or refused: a column
+    pyarrow would read as ``float64`` because its integers do not fit ``int64`` is a
+    ``SourceError`` (``podline.sources.csv_types``)."""
 
     kind = "CSV file"
+    #: Whether the file's first block was checked for integers float64 would round (once:
+    #: every read of the unchanged file has the same first block).
+    _integers_checked = False
 
     def _read(self, path: str, **options: Any) -> Iterable[pa.Table | pa.RecordBatch]:
         from pyarrow import csv
 
-        with csv.open_csv(path, **options) as reader:
-            yield from or_empty(reader, reader.schema)
+        try:
+            with csv.open_csv(path, **options) as reader:
+                if not self._integers_checked:
+                    check_integer_columns(path, options, reader.schema, self.label)
+                    self._integers_checked = True
+                yield from or_empty(reader, reader.schema)
+        except pa.ArrowInvalid as exc:
+            error = conversion_error(path, options, exc, self.label)
+            if error is None:
+                raise
+            raise error from exc
 
 
 class ParquetSource(_FileSource):

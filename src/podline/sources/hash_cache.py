@@ -60,7 +60,7 @@ __all__ = [
 
 CACHE_ENV = "PODLINE_CACHE_DIR"
 #: Bumped whenever what an entry holds, or how a source is built from a file, changes.
-_FORMAT = "source-build-1"
+_FORMAT = "source-build-2"
 
 #: One file's fingerprint: relative path, size, mtime_ns, ctime_ns, inode, device.
 FileStat = tuple[str, int, int, int, int, int]
