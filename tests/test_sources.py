@@ -632,6 +632,27 @@ def test_polars_source() -> None:
     assert source.as_table().to_pylist() == frame.to_dicts()
 
 
+def test_a_polars_column_arrow_cannot_read_is_named() -> None:
+    # polars reads integers beyond int64 as Int128, which pyarrow cannot import: the error
+    # was pyarrow's "unsupported format string: '_pli128'", naming nothing.
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {"id": [1, 2], "v": [1.0, 2.0], "big": pl.Series([1, 2**100], dtype=pl.Int128)}
+    )
+    with pytest.raises(SourceError, match=r"column 'big' is a polars Int128.*pl\.String"):
+        DataFrameSource(frame, ["id"])
+
+
+def test_a_file_value_podline_cannot_hash_names_the_file_and_column(tmp_path: Path) -> None:
+    # A uint64 beyond int64 in a Parquet file was a bare HashingError naming no file.
+    path = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"k": [1, 2], "big": pa.array([1, 2**64 - 1], pa.uint64())}), path)
+    with pytest.raises(SourceError, match=r"ids\.parquet.*column 'big'.*int64") as caught:
+        ParquetSource(path, ["k"])
+    assert isinstance(caught.value.__cause__, podline.errors.HashingError)
+
+
 def test_pandas_source_excludes_index() -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"id": [1, 2], "v": ["a", "b"]}, index=[10, 20])

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from podline.columns import column_names
-from podline.errors import SourceError
+from podline.errors import HashingError, SourceError
 from podline.hashing import TableHasher
 from podline.schema import Schema
 from podline.sources.base import (
@@ -83,7 +83,12 @@ class ChunkedSource(Source):
         key = None if cache_key is None or self._files is None else cache_key
         cached = None if key is None else load_build(self._files or (), key)
         if cached is None:
-            cached = self._establish(source_id, nullable)
+            try:
+                cached = self._establish(source_id, nullable)
+            except HashingError as exc:  # a value podline cannot hash: name where it is
+                raise SourceError(
+                    f"{self.label}: cannot read {self._location() or 'the source'} exactly: {exc}"
+                ) from exc
             if key is not None:
                 save_build(self._files or (), key, cached)
         self._adopt(cached)

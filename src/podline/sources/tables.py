@@ -68,6 +68,23 @@ class DataFrameSource(Source):
         )
 
 
+def _unconvertible(frame: Any, label: str) -> SourceError:
+    """Why a polars frame has no Arrow table, naming the first column that has none (polars
+    types Arrow lacks, such as Int128: pyarrow cannot import them)."""
+    for name in frame.columns:
+        try:
+            frame.get_column(name).to_arrow()
+        except pa.ArrowException as exc:
+            dtype = frame.schema[name]
+            return SourceError(
+                f"{label}: column {name!r} is a polars {dtype}, which Arrow (and so podline) "
+                f"cannot read ({exc}); cast it first, e.g. "
+                f"frame.with_columns(pl.col({name!r}).cast(pl.Int64)), or to pl.String to "
+                "keep every digit"
+            )
+    return SourceError(f"{label}: the DataFrame cannot be converted to Arrow")
+
+
 def _frame_to_arrow(frame: Any, label: str) -> pa.Table:
     if isinstance(frame, pa.Table | pa.RecordBatch):
         raise SourceError(
@@ -75,7 +92,10 @@ def _frame_to_arrow(frame: Any, label: str) -> pa.Table:
             f"{type(frame).__name__}; use ArrowTableSource(table, tag_columns) for Arrow data"
         )
     if hasattr(frame, "to_arrow") and hasattr(frame, "lazy"):  # polars
-        table = frame.to_arrow()
+        try:
+            table = frame.to_arrow()
+        except pa.ArrowException as exc:
+            raise _unconvertible(frame, label) from exc
         assert isinstance(table, pa.Table)
         return table
     if hasattr(frame, "to_dict") and hasattr(frame, "columns"):  # pandas
