@@ -4,6 +4,8 @@ the function, helper, class, constant, closure value or import that changed (wha
 
 from __future__ import annotations
 
+import json
+
 from conftest import ModuleTree
 from podline.functions import describe_code
 from podline.functions.code_diff import code_changes
@@ -95,3 +97,19 @@ def test_a_helper_held_by_a_module_value_is_named(user_project: ModuleTree) -> N
     before = structure(user_project)
     user_project.edit("mod.py", "return x * 2", "return x * 3")
     assert code_changes(before, structure(user_project)) == ["helper `ridge` changed"]
+
+
+def test_a_name_an_unedited_function_now_counts_is_named(user_project: ModuleTree) -> None:
+    """A structure stored by a podline that did not follow module-level values (before
+    2026-12-07: ``TABLE`` was not in it) against today's of the same code: the function
+    is not 'changed' (nor its version or schemas: plan() said so); the name that now counts
+    is named (user test 9: an upgrade recomputed such functions once, unexplained)."""
+    user_project.write(
+        "mod.py",
+        "TABLE = {'a': 2}\n\ndef h(x):\n    return x\n\ndef f(x):\n    return h(x) * TABLE['a']\n",
+    )
+    now = structure(user_project)
+    older = json.loads(json.dumps(now))
+    assert "defined" in older["entries"]["f"]["refs"].pop("TABLE")
+    assert code_changes(older, now) == ["`TABLE` read by `f` now counts in its identity"]
+    assert code_changes(now, older) == ["`TABLE` read by `f` no longer counts in its identity"]

@@ -11,7 +11,12 @@ are keyed by qualified name, so an entry is the same definition in both):
 * a name bound to another import or definition: ```mean` in `f` now is statistics:mean (was
   numpy:mean)``;
 * entries that appeared or are no longer reached: ``helper `clip` added``, ``helper `old`
-  no longer used``.
+  no longer used``;
+* a name an unedited entry reads that counts now and did not (or the reverse): ```TABLE` read
+  by `f` now counts in its identity``. The code is the same, so what it reads is: either the
+  podline that stored the earlier structure did not follow that name (podline 2026-12-07
+  began following module-level values by their statements, docs/identity.md), or the name
+  was bound to something identities leave out (a value of another module) and now is not.
 
 Names an edited entry starts or stops reading are part of its edit and not listed again.
 Values are stored as hashes, so a changed constant is named, not shown.
@@ -34,12 +39,22 @@ def code_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     edited: list[str] = []
     constants: dict[str, list[str]] = {}  # a constant read by several entries: named once
     rebound: list[str] = []
+    counted: list[str] = []
     for key in sorted(before.keys() & after.keys()):
         was, now = before[key], after[key]
         if was.get("code") != now.get("code"):
             edited.append(f"{_entry(key, now, root)} changed")
         for part in ("refs", "closure"):
             olds, news = was.get(part, {}), now.get(part, {})
+            if was.get("code") == now.get("code"):
+                counted += [
+                    f"`{name}` read by `{key}` now counts in its identity"
+                    for name in sorted(news.keys() - olds.keys())
+                ]
+                counted += [
+                    f"`{name}` read by `{key}` no longer counts in its identity"
+                    for name in sorted(olds.keys() - news.keys())
+                ]
             for name in sorted(olds.keys() & news.keys()):
                 a, b = olds[name], news[name]
                 if a == b:
@@ -54,6 +69,7 @@ def code_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         *edited,
         *(f"constant `{n}` changed, read by {', '.join(r)}" for n, r in constants.items()),
         *rebound,
+        *counted,
         *(f"{_entry(key, after[key], root)} added" for key in sorted(after.keys() - before.keys())),
         *(
             f"{_entry(k, before[k], root)} no longer used"

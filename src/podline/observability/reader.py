@@ -580,7 +580,9 @@ def _concat(
 def _friendly(frame: pl.DataFrame, fixed: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Rename to friendly names and order: node, state, user tags, fixed, system tags.
 
-    System-tag columns null in every row (another node's, an older graph's) are left out."""
+    System-tag columns null in every row (another node's, an older graph's) are left out; a
+    fixed column no row has (written before podline recorded it: ``attempts`` and ``reason``
+    in stores of podline before 2026-12-06) is there, null, so every frame has them all."""
     if frame.height:
         frame = frame.drop(
             c for c in frame.columns if is_system_tag(c) and frame[c].null_count() == frame.height
@@ -591,7 +593,10 @@ def _friendly(frame: pl.DataFrame, fixed: Mapping[str, pl.DataType]) -> pl.DataF
     frame = frame.drop(SEQUENCE).rename(
         {c: friendly_name(c) for c in frame.columns if c != SEQUENCE}
     )
-    rest = [c for c in fixed if c not in _LEADING and c in frame.columns]
+    frame = frame.with_columns(
+        pl.lit(None, dtype).alias(c) for c, dtype in fixed.items() if c not in frame.columns
+    )
+    rest = [c for c in fixed if c not in _LEADING]
     return frame.select(*_LEADING, *user, *rest, *system)
 
 

@@ -16,7 +16,10 @@ the store, reading only, in this order:
 2. **changed input content**: a record of this node's label (any of its record sets: each
    content of the node's input, each version of its code has its own) holds the same user tag
    values with another input packet; the same tags with the same packet means the result was
-   forgotten or deleted (**stored result missing**);
+   forgotten or deleted (**stored result missing**). Where every such record hashed its input
+   under an older hash scheme (an older podline wrote it: ``pod1:...``), the input may well be
+   the same: the scheme changed (**hash scheme changed**, naming both schemes), and every
+   hash with it, so the result is computed once again (docs/identity.md);
 3. for tag values no record holds, the status an earlier run recorded for them (when runs
    were observed): a failure (**earlier call failed**, with its error: failures are not
    stored, so the call runs again), or a result since forgotten with ``invalidate()`` or
@@ -39,7 +42,7 @@ from podline.errors import StoreError
 from podline.functions import PacketFunction
 from podline.functions.code_diff import code_changes
 from podline.functions.memo import COMPUTED_AT_COLUMN
-from podline.hashing import ContentHash
+from podline.hashing import HASH_SCHEME, ContentHash
 from podline.matching import index_in
 from podline.nodes.records import INPUT_HASH, RESULT_ID
 from podline.observability.columns import (
@@ -64,12 +67,14 @@ __all__ = [
     "EARLIER_FAILURE",
     "NEW_ROW",
     "RESULT_MISSING",
+    "SCHEME_CHANGED",
     "NodeHistory",
 ]
 
 CHANGED_CODE = "changed code"
 CHANGED_FUNCTION = "changed function"
 CHANGED_INPUT = "changed input content"
+SCHEME_CHANGED = "hash scheme changed"
 RESULT_MISSING = "stored result missing"
 EARLIER_FAILURE = "earlier call failed"
 _FORGOTTEN = "an earlier run gave it a result, since forgotten (invalidate) or deleted"
@@ -115,10 +120,11 @@ class NodeHistory:
         rest = np.flatnonzero(owner == -1)
         if len(rest) and tags.num_columns:
             picked = pa.array(rest, pa.int64())
-            same = self._earlier_content(tags.take(picked), packet_hashes.take(picked))
+            same, older = self._earlier_content(tags.take(picked), packet_hashes.take(picked))
             codes[rest[same == 0]] = len(reasons)
             codes[rest[same == 1]] = len(reasons) + 1
-            reasons += [(CHANGED_INPUT, ""), (RESULT_MISSING, "")]
+            codes[rest[same == 2]] = len(reasons) + 2
+            reasons += [(CHANGED_INPUT, ""), (RESULT_MISSING, ""), _scheme_change(older)]
             unknown = rest[same < 0]
             if len(unknown):
                 found = self._earlier_status(tags.take(pa.array(unknown, pa.int64())))
@@ -161,33 +167,45 @@ class NodeHistory:
         return {ContentHash.parse(row[RECORD_ID]).short(16): row for row in table.to_pylist()}
 
     # ------------------------------------------------------------------ input content
-    def _earlier_content(self, tags: pa.Table, packet_hashes: pa.Array) -> np.ndarray:
+    def _earlier_content(
+        self, tags: pa.Table, packet_hashes: pa.Array
+    ) -> tuple[np.ndarray, list[str]]:
         """Per row: 1 if a record of the label holds its tag values with the same input
-        packet, 0 if only with others, -1 if none holds them."""
+        packet, 0 if only with others, 2 if only with input hashes of an older hash scheme,
+        -1 if none holds them; and the older schemes those rows' records were hashed under."""
         none = np.full(tags.num_rows, -1, dtype=np.int8)
         names = tags.column_names
         columns = [*names, INPUT_HASH, RESULT_ID]
         frames = _frames(self.records, columns, lambda path: path[-1] == "records")
         if not frames:
-            return none
+            return none, []
         # A null input hash is the result id's (see ``podline.nodes.records``).
         frames = [
             f.with_columns(pl.coalesce(INPUT_HASH, RESULT_ID).alias(INPUT_HASH)) for f in frames
         ]
         mine = _frame(tags.append_column(_HASH, packet_hashes))
+        # Every stored hash starts with its scheme id (``pod3:<hex>``).
+        scheme = pl.col(INPUT_HASH).str.split_exact(":", 1).struct.field("field_0")
         try:
             earlier = pl.concat(frames, how="vertical_relaxed")
             matched = (
                 mine.with_row_index(_ROW)
                 .join(earlier, on=names, how="inner")
                 .group_by(_ROW)
-                .agg((pl.col(INPUT_HASH) == pl.col(_HASH)).any().alias("same"))
+                .agg(
+                    (pl.col(INPUT_HASH) == pl.col(_HASH)).any().alias("same"),
+                    (scheme != HASH_SCHEME).all().alias("older"),
+                    scheme.unique().alias("schemes"),
+                )
             )
         except pl.exceptions.PolarsError:  # tag types changed since: not the same rows
-            return none
+            return none, []
         rows = matched[_ROW].to_numpy()
-        none[rows] = matched["same"].to_numpy().astype(np.int8)
-        return none
+        same = matched["same"].to_numpy()
+        older = matched["older"].to_numpy() & ~same
+        none[rows] = np.where(older, 2, same.astype(np.int8))
+        schemes = matched.filter(pl.col("older"))["schemes"].explode().unique().sort()
+        return none, schemes.to_list()
 
     # ------------------------------------------------------------------ status
     def _ended_here(self, tags: pa.Table) -> np.ndarray:
@@ -260,6 +278,15 @@ def _frame(table: pa.Table) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def _scheme_change(older: list[str]) -> tuple[str, str]:
+    """(reason, detail) of rows whose records an older podline hashed under ``older``."""
+    return SCHEME_CHANGED, (
+        f"stored by an older podline under hash scheme {', '.join(older) or '(unknown)'}; "
+        f"this podline hashes with {HASH_SCHEME}, so the result is computed once again and "
+        "stored beside the old one (docs/identity.md)"
+    )
 
 
 def _describe_change(function: PacketFunction, record: Mapping[str, Any] | None) -> tuple[str, str]:

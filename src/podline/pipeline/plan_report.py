@@ -9,8 +9,9 @@ reason with its detail: ``stored result`` (cached), ``same call as another row``
 argument packet is computed for an earlier row of the run), ``stored SKIP`` (skipped),
 ``input file missing`` (failed, without a call), ``pending upstream`` (naming the node it
 waits for), and for computed rows: ``forced recompute``, ``output file missing``, ``output
-file changed``, ``changed code``, ``changed function``, ``changed input content``, ``stored
-result missing`` or ``new input row`` (see ``podline.pipeline.plan_history``).
+file changed``, ``changed code``, ``changed function``, ``changed input content``, ``hash
+scheme changed``, ``stored result missing`` or ``new input row`` (see
+``podline.pipeline.plan_history``).
 """
 
 from __future__ import annotations

@@ -80,6 +80,16 @@ def stored_spec(store: Store, name: str) -> dict[str, Any]:
     specs = store.scan(("pipelines", pipeline, SPECS))
     if specs is None or specs.num_rows == 0:
         known = stored_pipelines(store)
+        if store.exists(("pipelines", pipeline, _RUNS)):
+            # Runs recorded by a podline that stored no specifications (before 2026-12-06).
+            raise PipelineError(
+                f"the store {store.to_config()!r} holds runs of pipeline {pipeline!r} but no "
+                "specification of it: an older podline recorded them, which stored none. "
+                "Its status, logs and runs read as they are (podline status, logs, runs); "
+                "to read its results, graph and lineage without its code, run the pipeline "
+                "once with this podline, which stores the specification (results stored "
+                "under this podline's hash scheme are served, not computed again)"
+            )
         raise PipelineError(
             f"the store {store.to_config()!r} holds no specification of pipeline {pipeline!r} "
             f"(a run stores it); pipelines stored: {format_names(known) or 'none'}"
