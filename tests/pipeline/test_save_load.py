@@ -24,6 +24,7 @@ import podline
 from podline import DeltaStore, DictSource, MemoryStore, Pipeline, ReadOnlyNodeError, open_pipeline
 from podline.errors import PipelineError
 from podline.pipeline import lineage_rows
+from podline.pipeline.loading import LoadedPipeline
 from podline.pipeline.spec import SPEC_FORMAT, SPEC_VERSION, spec_text
 
 STEPS = """
@@ -450,3 +451,39 @@ def test_a_function_of_a_notebook_is_read_only_saying_so() -> None:
 
     with pytest.raises(_NotRebuiltError, match=r"__main__:f was defined in a notebook"):
         _imported("__main__:f", "function")
+
+
+def test_a_read_only_node_serves_the_stored_runs_rows_not_every_version(
+    tmp_path: Path,
+) -> None:
+    """A file that grew between runs (the default source id, made of its content, changes,
+    and with it every row's entry): the store holds the results of both versions' rows, and
+    a read that cannot read the file again (``podline show``: ``code=False``) showed every
+    row of the first version twice. The specification keeps the source id its run stamped:
+    the read serves the rows of that run."""
+    data = tmp_path / "data.csv"
+    data.write_text("k,x\n1,10\n2,20\n")
+    store = DeltaStore(tmp_path / "store")
+
+    def run() -> Pipeline:
+        with Pipeline("grow", store=store) as pipeline:
+            joined = podline.CSVSource(data, ["k"], label="data").join(
+                DictSource([{"k": k, "w": 2 * k} for k in (1, 2, 3)], "k", label="weights")
+            )
+            _square.pod(joined.map_packets({"x": "x"}, drop_unmapped=True), label="square")
+        pipeline.run()
+        return pipeline
+
+    run()
+    with data.open("a") as f:
+        f.write("3,30\n")
+    assert run().square.as_table().num_rows == 3
+    blind = open_pipeline(store, "grow", code=False)
+    shown = blind.square.as_table().sort_by("k")
+    assert shown.column("k").to_pylist() == [1, 2, 3]
+    assert shown.column("squared").to_pylist() == [100, 400, 900]
+    # A specification written before podline recorded the source id: every version's rows.
+    for node in blind.spec["nodes"]:
+        node.pop("source_id", None)
+    older = LoadedPipeline(blind.spec, store, code=False)
+    assert older.square.as_table().num_rows == 5

@@ -8,11 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from podline.columns import is_system_tag, parse_system_tag, source_lineage
 from podline.conversion import table_with_schema
 from podline.datagrams import Packet, Tag
 from podline.errors import InputValidationError, PipelineError, ReadOnlyNodeError, format_names
@@ -21,7 +23,7 @@ from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
 from podline.functions.pod import FunctionPodStream
 from podline.hashing import row_hash_strings
-from podline.nodes.base import Node, NodeOutput, NodeType, empty_output
+from podline.nodes.base import Node, NodeOutput, NodeType, empty_output, is_source_node
 from podline.nodes.observers import NodeObserver
 from podline.nodes.packets import PacketBatch, PacketOutcomes
 from podline.nodes.preview import NodePreview, PreviewProducer, preview_rows
@@ -41,7 +43,14 @@ from podline.streams import (
     stream_chunks,
 )
 
-__all__ = ["CacheMode", "ErrorPolicy", "FunctionNode", "OperatorNode", "SourceNode"]
+__all__ = [
+    "CacheMode",
+    "ErrorPolicy",
+    "FunctionNode",
+    "OperatorNode",
+    "SourceNode",
+    "StampedSource",
+]
 
 ErrorPolicy = Literal["continue", "fail_fast"]
 
@@ -563,10 +572,11 @@ class FunctionNode(Node):
             if upstream is None or _reads_every_result(self):
                 # No current input to look up, or one read from a function node above that
                 # serves every result it stored (every input version it saw, whose batches
-                # or joins are none of the inputs this node saw): every stored result.
+                # or joins are none of the inputs this node saw): every stored result, of
+                # the sources' stored versions where they are known.
                 tags, _ = self.keys()
                 found = records.output(tags)
-                self._output = None if found is None else found[1]
+                self._output = None if found is None else _of_stamped(self, found[1])
                 self.serves_every_result = True
             else:
                 self._output = self._stored_output(upstream, records)
@@ -637,6 +647,57 @@ class FunctionNode(Node):
         output = parts.result(empty_output(self))
         output.label = self.label
         return output
+
+
+@runtime_checkable
+class StampedSource(Protocol):
+    """A source that cannot be read again but knows the source id its rows were stamped with
+    (a loaded pipeline's read-only source, ``podline.pipeline.stand_ins.StoredSource``): a
+    function node below it, which then serves every result it stored, keeps those of the
+    rows that source id stamped."""
+
+    @property
+    def stamped_source_id(self) -> str | None:
+        """The source id of the rows the stored run read; None if it is not known."""
+        ...
+
+
+def _of_stamped(node: Node, output: TableStream) -> TableStream | None:
+    """The rows of ``output`` (every result ``node`` stored) that the stamped sources above
+    it gave (``StampedSource``): results of other versions of a source's data (a file that
+    grew between runs: its default source id, and with it every row's entry, changes) are
+    left out. A system tag column holding lists (a batch's) is not compared."""
+    ids: dict[str, str] = {}
+    pending, seen = list(node.upstreams), set()
+    while pending:
+        upstream = pending.pop()
+        if id(upstream) in seen:
+            continue
+        seen.add(id(upstream))
+        pending.extend(upstream.upstreams)
+        stream = upstream.stream
+        if is_source_node(upstream) and isinstance(stream, StampedSource):
+            source_id = stream.stamped_source_id
+            if source_id is not None:
+                ids[source_lineage(upstream.pipeline_hash().hex)] = source_id
+    if not ids:
+        return output
+    table = output.as_table(system_tags=True, source_info=True)
+    keep = np.ones(table.num_rows, dtype=bool)
+    for name in table.column_names:
+        if not is_system_tag(name):
+            continue
+        tag = parse_system_tag(name)
+        column = table.column(name)
+        if tag.kind != "source_id" or tag.source_lineage not in ids:
+            continue
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            continue
+        same = pc.fill_null(pc.equal(column, ids[tag.source_lineage]), False)
+        keep &= same.to_numpy(zero_copy_only=False)
+    if keep.all():
+        return output
+    return _take(output, np.flatnonzero(keep)) if keep.any() else None
 
 
 def _reads_every_result(node: Node) -> bool:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,17 +52,10 @@ from podline.pipeline.lineage_rows import (
     packet_function,
     system_tag_types,
 )
+from podline.pipeline.spec import Identified
 from podline.streams import ProducedStream
 
 __all__ = ["LineageScope", "impact", "trace"]
-
-
-@runtime_checkable
-class _Identified(Protocol):
-    """A source, known by its source id."""
-
-    @property
-    def source_id(self) -> str: ...
 
 
 def trace(
@@ -328,7 +321,7 @@ def _source_node(scope: LineageScope, source: str) -> Node:
     if source in scope.graph.by_label and scope.graph.by_label[source].node_type == "source":
         return scope.graph.by_label[source]
     for node in scope.graph:
-        if node.node_type == "source" and isinstance(node.stream, _Identified):
+        if node.node_type == "source" and isinstance(node.stream, Identified):
             if node.stream.source_id != source:
                 continue
             return node

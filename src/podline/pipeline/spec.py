@@ -37,6 +37,7 @@ from podline.streams import ProducedStream
 __all__ = [
     "SPEC_FORMAT",
     "SPEC_VERSION",
+    "Identified",
     "Parameterized",
     "Rebuildable",
     "check_spec",
@@ -63,6 +64,14 @@ class Rebuildable(Protocol):
         """Keyword arguments of the class that build the same source, JSON values only;
         None when the source cannot be built again from a description."""
         ...
+
+
+@runtime_checkable
+class Identified(Protocol):
+    """A source, known by its source id (what its rows' system tags hold)."""
+
+    @property
+    def source_id(self) -> str: ...
 
 
 @runtime_checkable
@@ -154,6 +163,11 @@ def _node_spec(node: Node) -> dict[str, Any]:
         spec["operator"] = _operator_spec(node)
     else:
         spec["source"] = _source_spec(node.stream)
+        if isinstance(node.stream, Identified):
+            # What the rows were stamped with: a loaded pipeline that cannot read the source
+            # again serves the results of these rows (``StampedSource``), not of every
+            # version of the data the store saw.
+            spec["source_id"] = node.stream.source_id
     return spec
 
 

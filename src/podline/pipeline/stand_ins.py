@@ -63,6 +63,14 @@ class StoredSource(_StoredIdentity, DelegatingStream):
         super().__init__(node)
         self.label: str = node["label"]
         self.reason = reason
+        self._source_id: str | None = node.get("source_id")
+
+    @property
+    def stamped_source_id(self) -> str | None:
+        """The source id the stored run's rows were stamped with (``StampedSource``): the
+        nodes below serve the results of those rows, not of other versions of the data.
+        None for specifications written before podline recorded it."""
+        return self._source_id
 
     def _stream(self) -> TableStream:
         _refuse(self.label, self.reason)
