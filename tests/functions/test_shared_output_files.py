@@ -24,7 +24,7 @@ from podline.errors import FunctionCallError, OutputFileOverwrittenError
 from podline.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
 from podline.functions import FunctionPod, PodResult, RowStatus, SharedOutputFileWarning
 from podline.functions.durability import CommitClock
-from podline.pipeline import Pipeline
+from podline.pipeline import OrchestratorResult, Pipeline
 from podline.stores import MemoryStore
 
 #: Names of a grid whose rows 1 and 3 share a name, so their calls write one file.
@@ -54,7 +54,7 @@ def read(model: Path) -> str:
     return model.read_text()
 
 
-def _source(out: Path, names: list[str] = GRID) -> podline.Source:
+def grid(out: Path, names: list[str] = GRID) -> podline.Source:
     rows = [
         {"row": i, "alpha": float(i), "name": name, "out": str(out)} for i, name in enumerate(names)
     ]
@@ -103,7 +103,7 @@ def test_a_duplicated_name_fails_the_overwritten_row_and_never_serves_it(
         with warnings.catch_warnings():
             warnings.simplefilter("error", SharedOutputFileWarning)
             return pod.execute(
-                _source(tmp_path),
+                grid(tmp_path),
                 executor=executor,
                 result_store=store,
                 on_error="continue",
@@ -142,7 +142,7 @@ def test_a_pipeline_never_passes_another_calls_file_downstream(tmp_path: Path) -
     store = MemoryStore()
     for run in range(3):
         with Pipeline("grid", store=store) as pipeline:
-            model = train.pod(_source(tmp_path), label="train")
+            model = train.pod(grid(tmp_path), label="train")
             read.pod(model, label="read")
         result = pipeline.run()
         counts = result.counts["train"]
@@ -162,9 +162,7 @@ def test_a_file_shared_with_a_stored_result_warns_and_that_result_is_computed_ag
     def run() -> PodResult:
         # Every call its own window: each is stored before the next one ends.
         clock = CommitClock(commit_seconds=1e-6)
-        return train.execute(
-            _source(tmp_path), result_store=store, on_error="continue", clock=clock
-        )
+        return train.execute(grid(tmp_path), result_store=store, on_error="continue", clock=clock)
 
     with pytest.warns(SharedOutputFileWarning) as caught:
         first = run()
@@ -215,14 +213,44 @@ def test_calls_writing_the_same_content_to_one_file_are_fine(tmp_path: Path) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error", SharedOutputFileWarning)
         for expected in ("computed", "cached"):
-            result = by_name.execute(_source(tmp_path), result_store=store)
+            result = by_name.execute(grid(tmp_path), result_store=store)
             assert [s.value for s in result.status] == [expected] * 4
-            result = not_written.execute(_source(tmp_path), result_store=store)
+            result = not_written.execute(grid(tmp_path), result_store=store)
             assert [s.value for s in result.status] == [expected] * 4
 
 
 def test_a_file_of_its_own_per_call_is_fine(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", SharedOutputFileWarning)
-        result = train.execute(_source(tmp_path, ["c1", "c2", "c3"]), result_store=MemoryStore())
+        result = train.execute(grid(tmp_path, ["c1", "c2", "c3"]), result_store=MemoryStore())
     assert [s.value for s in result.status] == ["computed"] * 3
+
+
+def test_a_file_shared_across_a_nodes_batches_warns_and_is_never_served_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows 0 and 2 share a file, in two batches of the node (separate executions): the
+    second warns; the next run computes row 0 again and does not serve row 2's result."""
+    from podline.nodes import kinds
+
+    monkeypatch.setattr(kinds, "NODE_BATCH", 2)
+    store = MemoryStore()
+    source = grid(tmp_path, ["c2", "c1", "c2", "c3"])
+
+    def run() -> OrchestratorResult:
+        with Pipeline("grid", store=store) as pipeline:
+            model = train.pod(source, label="train")
+            read.pod(model, label="read")
+        result = pipeline.run()
+        for row in pipeline.read.as_table().to_pylist():
+            contents[row["row"]] = row["content"]
+        return result
+
+    contents: dict[int, str] = {}
+    with pytest.warns(SharedOutputFileWarning, match="a call of an earlier batch"):
+        run()
+    contents.clear()
+    again = run()
+    assert again.counts["train"].computed == 1  # row 0: its file changed
+    assert again.counts["train"].failed == 1  # row 2: served, it would name row 0's content
+    assert contents == {0: "alpha=0.0", 1: "alpha=1.0", 3: "alpha=3.0"}

@@ -177,8 +177,8 @@ class PodRun:
             return self._empty_result()
         unique, stored = self._look_up()
         computed = self.compute(unique, np.flatnonzero(self.ran))
-        if self.output_files and self.returned_files.first and stored.num_rows:
-            stored = self._still_served(unique, stored)
+        if self.cache is not None and self.cache.written and stored.num_rows:
+            stored = self._still_served(unique, stored, self.cache.written)
         results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
         return self.assemble(unique, results)
 
@@ -191,14 +191,16 @@ class PodRun:
         stored = self.cache.lookup(unique.hashes)
         return ~is_in(unique.hashes, stored.column(RECORD_ID))[unique.of_row]
 
-    def _still_served(self, unique: _Unique, stored: pa.Table) -> pa.Table:
-        """The stored results to serve, without those whose files a call of this execution
-        overwrote since they were looked up (another call returning the same file: a
-        result recorded before the duplicate was found, or one computed again because its
-        file had changed). Their rows fail: served, they would name another call's content;
-        the next run computes them again."""
+    def _still_served(
+        self, unique: _Unique, stored: pa.Table, written: Mapping[str, bytes]
+    ) -> pa.Table:
+        """The stored results to serve, without those whose files a call recorded through
+        this memo (``written``: their files) overwrote since they were looked up (another
+        call returning the same file: a result recorded before the duplicate was found, or
+        one computed again because its file had changed). Their rows fail: served, they
+        would name another call's content; the next run computes them again."""
         replaced = unique.hashes.filter(pa.array(self.ran))
-        suspects = rows_naming(stored.column(FILES_COLUMN), self.returned_files.first)
+        suspects = rows_naming(stored.column(FILES_COLUMN), written)
         if len(replaced) and len(suspects):
             ids = stored.column(RECORD_ID).take(pa.array(suspects, pa.int64()))
             suspects = suspects[~is_in(ids, replaced)]
@@ -212,7 +214,7 @@ class PodRun:
         for at in stale:
             row = int(unique.first_row[packets[at]])
             paths = [p["path"] for p in taken.column(FILES_COLUMN)[at].as_py()]
-            path = next(p for p in paths if p in self.returned_files.first)
+            path = next(p for p in paths if p in written)
             writers = self.returned_files.writers(path)
             writer = writers[0] if writers else None
             self._fail(row, self._overwritten(row, path, writer, served=True))
@@ -529,14 +531,26 @@ class PodRun:
         for row, problem in problems.items():
             failures[good[row]] = OutputValidationError(f"{self.fn.name}: {problem}")
         kept = [r for r in range(len(good)) if r not in problems]
-        overwritten, clashes = self.returned_files.settle(
-            [(int(rows[good[r]]), prints[r]) for r in kept]
-        )
+        calls = [(int(rows[good[r]]), prints[r]) for r in kept]
+        # Files this execution's calls returned before this window (the others' earlier
+        # returns, if any, were by calls of other executions sharing the memo).
+        ours = {p for _, files in calls for p in files if p in self.returned_files.first}
+        overwritten, clashes = self.returned_files.settle(calls)
         for at, found in overwritten.items():
             position = good[kept[at]]
             failures[position] = self._overwritten(int(rows[position]), found.path, found.writer)
         for path, earlier, row in clashes:
             self._warn_shared(path, earlier, row)
+        if self.cache is not None:
+            written = self.cache.written
+            for at, (row, files) in enumerate(calls):
+                if at in overwritten:
+                    continue
+                for path, w in files.items():
+                    before = written.get(path)
+                    if before is not None and before != w[4] and path not in ours:
+                        self._warn_shared(path, None, row)
+                    written[path] = w[4]
         if not problems and not overwritten:
             return typed, files_array(prints)
         stored = np.zeros(len(good), dtype=bool)
@@ -556,13 +570,21 @@ class PodRun:
             served=served,
         )
 
-    def _warn_shared(self, path: str, earlier: int, row: int) -> None:
+    def _warn_shared(self, path: str, earlier: int | None, row: int) -> None:
+        """Warn that the call of ``row`` overwrote ``path``, which the stored call of
+        ``earlier`` (None: of another execution, a node's earlier batch) returned."""
+        first = (
+            f"the calls of the rows with tags {self._tag(earlier).as_dict()} and "
+            f"{self._tag(row).as_dict()} both returned"
+            if earlier is not None
+            else f"the call of the row with tags {self._tag(row).as_dict()} and a call of an "
+            "earlier batch both returned"
+        )
         warnings.warn(
-            f"{self.fn.name}: the calls of the rows with tags {self._tag(earlier).as_dict()} "
-            f"and {self._tag(row).as_dict()} both returned the file {path!r}, with different "
-            "content: it holds what the second wrote, so the stored result of the first no "
-            "longer matches it, and later runs compute that result again rather than serve "
-            "it (overwriting the file again); give each call a file of its own, named after "
+            f"{self.fn.name}: {first} the file {path!r}, with different content: it holds "
+            "what the later call wrote, so the stored result of the earlier one no longer "
+            "matches it, and later runs compute that result again rather than serve it "
+            "(overwriting the file again); give each call a file of its own, named after "
             "its arguments or tags",
             SharedOutputFileWarning,
             stacklevel=2,

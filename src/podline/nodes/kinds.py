@@ -26,7 +26,7 @@ from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
 from podline.functions.execution import call_failure, overwritten_error
-from podline.functions.output_files import holds_files, paths_by_row
+from podline.functions.output_files import paths_by_row
 from podline.functions.pod import FunctionPodStream
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeOutput, NodeType, empty_output
@@ -435,7 +435,7 @@ class FunctionNode(Node):
             fail_fast=error_policy == "fail_fast",
         )
         overwritten: dict[int, FunctionCallError] = {}
-        if self._memo is not None and computed.computed.any() and found.found.any():
+        if self._memo is not None and self._memo.written and found.found.any():
             found, overwritten = self._served_overwritten(batch, found, misses, computed)
         # Storing what finished is not to be cut short by Ctrl-C (see deferred_interrupts).
         with deferred_interrupts():
@@ -471,14 +471,29 @@ class FunctionNode(Node):
     def _served_overwritten(
         self, batch: TableStream, found: Found, misses: np.ndarray, computed: PodResult
     ) -> tuple[Found, dict[int, FunctionCallError]]:
-        """``found`` without the rows whose output files a call of this batch overwrote
-        after they were found (it returned the same file: see ``output_files``), and those
-        rows' errors: served, they would name another call's content. Only functions whose
-        outputs hold files, and only rows naming a file a call of this batch returned, are
-        looked at; the memo says whether such a file still holds what was stored."""
+        """``found`` without the rows whose output files a call of this run overwrote
+        after they were stored (it returned the same file: see ``output_files``), and those
+        rows' errors: served, they would name another call's content. Only rows naming a
+        file a call of this run returned (``ResultCache.written``) are looked at; the memo
+        says whether such a file still holds what was stored. (A call of a later batch
+        writing a file that a row served earlier names is seen by the next run.)"""
         fn = self.pod.packet_function
-        if not any(holds_files(f.type) for f in fn.output_schema.to_arrow()):
+        assert self._memo is not None  # (checked by the caller)
+        written = self._memo.written
+        served = np.flatnonzero(found.found & ~found.skipped)
+        suspects: list[tuple[int, int, str]] = []  # (output row, batch row, path)
+        for at, paths in enumerate(paths_by_row(found.outputs)):
+            named = next((p for p in paths if p in written), None)
+            if named is not None:
+                suspects.append((at, int(served[at]), named))
+        if not suspects:
             return found, {}
+        rows = np.array([row for _, row, _ in suspects], dtype=np.int64)
+        gone = self.pod.unserved(_take(batch, rows), memo=self._memo)
+        if not gone.any():
+            return found, {}
+        # The calls of this batch that returned each file (for the message; those of
+        # earlier batches are not named).
         produced = np.isin(computed.codes, [_CODE[RowStatus.COMPUTED], _CODE[RowStatus.CACHED]])
         ran = computed.computed[produced]
         outputs = computed.stream.as_table().select(list(fn.output_keys))
@@ -487,19 +502,6 @@ class FunctionNode(Node):
         for row, paths in zip(ran_rows, paths_by_row(outputs.filter(ran)), strict=True):
             for path in paths:
                 writer.setdefault(path, row)
-        served = np.flatnonzero(found.found & ~found.skipped)
-        suspects: list[tuple[int, int, str]] = []  # (output row, batch row, path)
-        for at, paths in enumerate(paths_by_row(found.outputs)):
-            named = next((p for p in paths if p in writer), None)
-            if named is not None:
-                suspects.append((at, int(served[at]), named))
-        if not suspects:
-            return found, {}
-        assert self._memo is not None  # (checked by the caller)
-        rows = np.array([row for _, row, _ in suspects], dtype=np.int64)
-        gone = self.pod.unserved(_take(batch, rows), memo=self._memo)
-        if not gone.any():
-            return found, {}
         errors: dict[int, FunctionCallError] = {}
         keep = np.ones(len(served), dtype=bool)
         tags = batch.as_table().select(list(batch.keys()[0]))
@@ -507,11 +509,12 @@ class FunctionNode(Node):
             if not lost:
                 continue
             keep[at] = False
+            by = writer.get(path)
             error = overwritten_error(
                 fn.name,
                 path,
                 _tag_of(batch, tags, row),
-                _tag_of(batch, tags, writer[path]),
+                None if by is None else _tag_of(batch, tags, by),
                 served=True,
             )
             errors[row] = call_failure(fn.name, _tag_of(batch, tags, row), error)
