@@ -534,7 +534,7 @@ class PodRun:
         calls = [(int(rows[good[r]]), prints[r]) for r in kept]
         # Files this execution's calls returned before this window (the others' earlier
         # returns, if any, were by calls of other executions sharing the memo).
-        ours = {p for _, files in calls for p in files if p in self.returned_files.first}
+        ours = {p for _, files in calls for p in files if p in self.returned_files}
         overwritten, clashes = self.returned_files.settle(calls)
         for at, found in overwritten.items():
             position = good[kept[at]]
@@ -542,13 +542,14 @@ class PodRun:
         for path, earlier, row in clashes:
             self._warn_shared(path, earlier, row)
         if self.cache is not None:
-            written = self.cache.written
+            written, warned = self.cache.written, self.returned_files.warned
             for at, (row, files) in enumerate(calls):
                 if at in overwritten:
                     continue
                 for path, w in files.items():
                     before = written.get(path)
-                    if before is not None and before != w[4] and path not in ours:
+                    if before not in (None, w[4]) and path not in ours and path not in warned:
+                        warned.add(path)
                         self._warn_shared(path, None, row)
                     written[path] = w[4]
         if not problems and not overwritten:

@@ -232,79 +232,90 @@ class Overwritten:
 
 @dataclass
 class ReturnedFiles:
-    """The output files the calls of one execution returned and were stored with: per path,
-    the first such call (input row, digest of what it returned), and every such call for the
-    paths more than one returned. Checks each window of finished calls (``settle``)."""
+    """The output files the calls of one execution returned and were stored with, checked
+    window by window (``settle``): per path returned by one call, that call (input row,
+    digest of what it found, window); per path returned by several, the first call that
+    found each content (a file passed through by every call costs one entry)."""
 
-    first: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    shared: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    first: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
+    shared: dict[str, dict[bytes, tuple[int, int]]] = field(default_factory=dict)
+    #: Windows settled so far.
+    windows: int = 0
+    #: Paths already warned of (``settle``'s clashes name each path once).
+    warned: set[str] = field(default_factory=set)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.first or path in self.shared
 
     def settle(
         self, calls: Sequence[tuple[int, Mapping[str, Written]]]
     ) -> tuple[dict[int, Overwritten], list[tuple[str, int, int]]]:
         """Check a window's calls (input row, files as its call found them): which of them
         (by position in ``calls``) returned a file that no longer holds what the call wrote,
-        and the files shared with a stored call of an earlier window whose content differs
-        (path, that call's row, this call's row). Remembers the calls that pass."""
-        # The calls of earlier windows (stored) of each path this window's calls share.
-        earlier = {path: dict(rows) for path, rows in self.shared.items()}
+        and the files shared with a stored call of an earlier window that found other
+        content (path, that call's row, this call's row; once per path). Remembers the
+        calls that pass."""
+        self.windows += 1
+        window = self.windows
         for row, files in calls:
             for path, w in files.items():
-                self._add(path, row, w[4], earlier)
+                self._add(path, row, w[4], window)
         overwritten: dict[int, Overwritten] = {}
         now: dict[str, bytes | None] = {}  # content found this window, by path
         for position, (row, files) in enumerate(calls):
             for path, w in files.items():
                 if self._holds(path, w, now):
                     continue
-                writers = self.shared.get(path, {})
                 held = now.get(path)
-                writer = next((r for r, d in writers.items() if d == held and r != row), None)
-                overwritten[position] = Overwritten(path, writer)
+                by = self.shared.get(path, {}).get(held) if held is not None else None
+                overwritten[position] = Overwritten(path, by[0] if by and by[0] != row else None)
                 break
         clashes: list[tuple[str, int, int]] = []
-        window = {row for row, _ in calls}
         for position, (row, files) in enumerate(calls):
             if position in overwritten:
-                for path in files:
-                    self._drop(path, row)
+                for path, w in files.items():
+                    self._drop(path, row, w[4])
                 continue
             for path, w in files.items():
-                for other, digest in earlier.get(path, {}).items():
-                    if digest != w[4] and other not in window:
-                        clashes.append((path, other, row))
+                contents = self.shared.get(path)
+                if contents is None or path in self.warned:
+                    continue
+                other = next(
+                    (r for d, (r, at) in contents.items() if at < window and d != w[4]), None
+                )
+                if other is not None:
+                    self.warned.add(path)
+                    clashes.append((path, other, row))
         return overwritten, clashes
 
     def writers(self, path: str) -> list[int]:
-        """The input rows of the stored calls of this execution that returned ``path``."""
-        rows = self.shared.get(path)
-        if rows is not None:
-            return list(rows)
+        """Input rows of stored calls of this execution that returned ``path`` (one per
+        content found)."""
+        contents = self.shared.get(path)
+        if contents is not None:
+            return [row for row, _ in contents.values()]
         first = self.first.get(path)
         return [] if first is None else [first[0]]
 
-    def _add(
-        self, path: str, row: int, digest: bytes, earlier: dict[str, dict[int, bytes]]
-    ) -> None:
-        first = self.first.get(path)
-        if first is None:
-            self.first[path] = (row, digest)
-            return
-        rows = self.shared.get(path)
-        if rows is None:
-            rows = self.shared[path] = {first[0]: first[1]}
-            earlier[path] = dict(rows)
-        rows[row] = digest
-
-    def _drop(self, path: str, row: int) -> None:
-        rows = self.shared.get(path)
-        if rows is not None:
-            rows.pop(row, None)
-        first = self.first.get(path)
-        if first is not None and first[0] == row:
+    def _add(self, path: str, row: int, digest: bytes, window: int) -> None:
+        contents = self.shared.get(path)
+        if contents is None:
+            first = self.first.get(path)
+            if first is None:
+                self.first[path] = (row, digest, window)
+                return
             del self.first[path]
-            if rows:
-                self.first[path] = next(iter(rows.items()))
+            contents = self.shared[path] = {first[1]: (first[0], first[2])}
+        contents.setdefault(digest, (row, window))
+
+    def _drop(self, path: str, row: int, digest: bytes) -> None:
+        """Forget a call that failed the check (a path stays shared: conservative)."""
+        contents = self.shared.get(path)
+        if contents is not None:
+            if contents.get(digest, (None, 0))[0] == row:
+                del contents[digest]
+        elif path in self.first and self.first[path][0] == row:
+            del self.first[path]
 
     def _holds(self, path: str, w: Written, now: dict[str, bytes | None]) -> bool:
         """Whether the file still holds what a call found (``w``): cheaply by its size,
