@@ -13,15 +13,26 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import podline
 from podline import function_pod
 from podline.errors import FunctionCallError, OutputFileOverwrittenError
-from podline.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
+from podline.executors import (
+    CallCapture,
+    CallOutcome,
+    CallPolicy,
+    Executor,
+    LocalExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
+from podline.executors.base import DEFAULT_POLICY, Calls
+from podline.executors.capture import CallArguments
 from podline.functions import FunctionPod, PodResult, RowStatus, SharedOutputFileWarning
 from podline.functions.durability import CommitClock
 from podline.pipeline import OrchestratorResult, Pipeline
@@ -254,3 +265,37 @@ def test_a_file_shared_across_a_nodes_batches_warns_and_is_never_served_after(
     assert again.counts["train"].computed == 1  # row 0: its file changed
     assert again.counts["train"].failed == 1  # row 2: served, it would name row 0's content
     assert contents == {0: "alpha=0.0", 1: "alpha=1.0", 3: "alpha=3.0"}
+
+
+class _Bare:
+    """An executor that makes its outcomes itself, without ``run_captured``: no fingerprints
+    come back with them."""
+
+    max_workers = 1
+
+    def execute(
+        self,
+        fn: Callable[..., Any],
+        arguments: Sequence[CallArguments],
+        *,
+        policy: CallPolicy = DEFAULT_POLICY,
+    ) -> Calls:
+        for index, call in enumerate(arguments):
+            value = fn(*call) if isinstance(call, tuple) else fn(**call)
+            yield index, CallOutcome(value, None, CallCapture())
+
+
+def test_an_executor_that_takes_no_fingerprints_has_them_taken_when_calls_are_stored(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    names = ["c1", "c2", "c3"]
+    first = train.execute(grid(tmp_path, names), executor=_Bare(), result_store=store)
+    assert [s.value for s in first.status] == ["computed"] * 3
+    assert [s.value for s in train.execute(grid(tmp_path, names), result_store=store).status] == [
+        "cached"
+    ] * 3
+    (tmp_path / "c2.txt").write_text("edited")
+    again = train.execute(grid(tmp_path, names), result_store=store)
+    assert [s.value for s in again.status] == ["cached", "computed", "cached"]
+    _assert_own_content(again)
