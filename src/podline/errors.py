@@ -26,6 +26,7 @@ __all__ = [
     "NotFoundError",
     "ObservabilityError",
     "OperatorError",
+    "OutputFileOverwrittenError",
     "OutputValidationError",
     "PipelineError",
     "PodlineError",
@@ -153,6 +154,12 @@ class FunctionDefinitionError(PodlineError, TypeError):
 
 class OutputValidationError(PodlineError, ValueError):
     """A packet function returned a value its declared output does not allow."""
+
+
+class OutputFileOverwrittenError(OutputValidationError):
+    """A call returned a file that no longer held what the call wrote when its result was to
+    be stored: another call (or process) wrote it since. The result is not stored. Names the
+    function, the file, the row's tags and, when known, those of the row that wrote it."""
 
 
 class FunctionCallError(PodlineError):

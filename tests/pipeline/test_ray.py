@@ -25,14 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.functions.test_shared_output_files import grid, train
 from tests.pipeline.test_parity import FUNCTIONS, Counting, diamond, linear, rows, stored
 
 import podline
 from podline import function_pod
-from podline.errors import ExecutorError, WorkerCrashedError
+from podline.errors import ExecutorError, OutputFileOverwrittenError, WorkerCrashedError
 from podline.executors import CallCapture
 from podline.executors.ray import RayExecutor
 from podline.functions import RowStatus
+from podline.functions.durability import CommitClock
 from podline.operators import Join
 from podline.pipeline import (
     AsyncPipelineOrchestrator,
@@ -239,6 +241,30 @@ def test_a_call_that_kills_its_worker_fails_alone() -> None:
     assert result.status.count(RowStatus.COMPUTED) == 11
     assert result.status[5] == RowStatus.FAILED
     assert isinstance(result.errors[5].__cause__, WorkerCrashedError)
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_two_calls_returning_one_file_never_store_or_serve_the_others_content(
+    tmp_path: Path,
+) -> None:
+    """Files are fingerprinted on the Ray worker as each call returns: of two calls writing
+    one file, the one whose content the file no longer holds fails (see
+    tests/functions/test_shared_output_files.py), run after run."""
+    store = MemoryStore()
+    for run in range(3):
+        result = train.execute(
+            grid(tmp_path),
+            executor=RayExecutor(),
+            result_store=store,
+            on_error="continue",
+            clock=CommitClock(commit_seconds=600, report_seconds=600),
+        )
+        for tag, packet in result.stream:  # every row served holds its own call's content
+            assert Path(packet["model"]).read_text() == f"alpha={float(tag['row'])}"
+        assert {result.status[1], result.status[3]} == {RowStatus.COMPUTED, RowStatus.FAILED}
+        failed = 1 if result.status[1] is RowStatus.FAILED else 3
+        assert isinstance(result.errors[failed].__cause__, OutputFileOverwrittenError)
+        assert result.status[0] is (RowStatus.COMPUTED if run == 0 else RowStatus.CACHED)
 
 
 @pytest.mark.usefixtures("local_ray")

@@ -251,11 +251,14 @@ def _install() -> None:
 
 
 class CallOutcome(NamedTuple):
-    """The result of one call: its return value (or the exception it raised) and its capture."""
+    """The result of one call: its return value (or the exception it raised) and its capture;
+    and, where the policy asked for them (``CallPolicy.fingerprint``), the fingerprints of
+    what it returned, taken where and as soon as it returned (None otherwise)."""
 
     value: Any
     error: BaseException | None
     capture: CallCapture
+    fingerprints: Any = None
 
 
 def failed_capture(error: BaseException, start: float) -> CallCapture:
@@ -335,11 +338,33 @@ def _outcome(
     value: Any,
     error: BaseException | None,
     attempts: int = 1,
+    *,
+    fingerprints: Any = None,
 ) -> CallOutcome:
     """The outcome of a call that returned ``value`` or raised ``error`` (its capture ends)."""
     capture.attempts = attempts
     _finish(capture, token, error)
-    return CallOutcome(None if error is not None else value, error, capture)
+    return CallOutcome(None if error is not None else value, error, capture, fingerprints)
+
+
+def _returned(
+    policy: CallPolicy,
+    capture: CallCapture,
+    token: Token[CallCapture | None],
+    value: Any,
+    attempts: int,
+) -> CallOutcome:
+    """The outcome of a call that returned ``value``, fingerprinted first if the policy asks
+    (within the call's capture: it is part of the call's work, done before any other call of
+    this worker starts)."""
+    fingerprint = policy.fingerprint
+    if fingerprint is None:
+        return _outcome(capture, token, value, None, attempts)
+    try:
+        fingerprints = fingerprint(value)
+    except Exception as exc:  # a bug of the fingerprinting fails this call alone
+        return _outcome(capture, token, None, exc, attempts)
+    return _outcome(capture, token, value, None, attempts, fingerprints=fingerprints)
 
 
 def run_captured(
@@ -350,7 +375,7 @@ def run_captured(
     previous = _current.get()
     try:
         capture, token = _begin(policy)
-        if policy.timeout is not None or policy.retries:
+        if not policy.plain:  # a time limit, retries or fingerprints
             return _attempts(fn, arguments, policy, capture, token)
         # The common case, kept to one call and no context manager: it runs per packet.
         try:
@@ -389,7 +414,7 @@ def _attempts(
                 attempt += 1
                 continue
             return _outcome(capture, token, None, exc, attempt)
-        return _outcome(capture, token, value, None, attempt)
+        return _returned(policy, capture, token, value, attempt)
 
 
 async def run_captured_async(
@@ -433,4 +458,5 @@ async def _attempts_async(
                 attempt += 1
                 continue
             return _outcome(capture, token, None, exc, attempt)
-        return _outcome(capture, token, value, None, attempt)
+        # Fingerprinted before this task yields: no other call on this loop runs meanwhile.
+        return _returned(policy, capture, token, value, attempt)

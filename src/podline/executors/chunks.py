@@ -15,7 +15,8 @@ that the next death names its call. That call fails with ``WorkerCrashedError``;
 call goes on.
 
 Outcomes travel back packed (``pack``/``unpack``): a call that printed, logged or raised
-nothing (most calls) is sent as its value and two times, not as objects of its own.
+nothing (most calls) is sent as its value and two times, not as objects of its own (and its
+fingerprints, when the policy takes them: ``CallPolicy.fingerprint``).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ CHUNK_SECONDS = 0.2
 WAIT_STEP = 0.1
 
 #: The outcomes of a chunk as they travel back: the values of its calls, their start and end
-#: times, and the whole outcome of each call that told something (by position in the chunk).
-Packed = tuple[list[Any], list[float], list[float], dict[int, CallOutcome]]
+#: times, the whole outcome of each call that told something (by position in the chunk), and
+#: the fingerprints of every call (None when the policy takes none).
+Packed = tuple[list[Any], list[float], list[float], dict[int, CallOutcome], list[Any] | None]
 
 H = TypeVar("H", bound=Hashable)
 
@@ -252,11 +254,13 @@ def run_chunk(shipped: bytes, chunk: list[CallArguments]) -> Packed:
     """Run a chunk of calls of the function in ``shipped`` (see ``payload``), one after
     another, in a worker; their outcomes packed to travel back."""
     fn, policy = _load(shipped)
-    return pack(in_input_order(run_sequentially(fn, chunk, policy=policy), len(chunk)))
+    outcomes = in_input_order(run_sequentially(fn, chunk, policy=policy), len(chunk))
+    return pack(outcomes, fingerprinted=policy.fingerprint is not None)
 
 
-def pack(outcomes: list[CallOutcome]) -> Packed:
-    """Outcomes as they travel back (see ``Packed``), each sure to unpickle on the other side."""
+def pack(outcomes: list[CallOutcome], *, fingerprinted: bool = False) -> Packed:
+    """Outcomes as they travel back (see ``Packed``), each sure to unpickle on the other side;
+    with their ``fingerprints`` if ``fingerprinted``."""
     values: list[Any] = []
     told: dict[int, CallOutcome] = {}
     for position, outcome in enumerate(outcomes):
@@ -275,12 +279,18 @@ def pack(outcomes: list[CallOutcome]) -> Packed:
                 values[position] = None
     starts = [o.capture.start for o in outcomes]
     ends = [o.capture.end for o in outcomes]
-    return values, starts, ends, told
+    prints = [o.fingerprints for o in outcomes] if fingerprinted else None
+    return values, starts, ends, told, prints
 
 
 def unpack(packed: Packed) -> list[CallOutcome]:
     """The outcomes of a chunk, in chunk order, from what ``pack`` sent."""
-    values, starts, ends, told = packed
+    values, starts, ends, told, prints = packed
+    if prints is not None:
+        return [
+            told.get(i) or CallOutcome(value, None, timed_capture(starts[i], ends[i]), prints[i])
+            for i, value in enumerate(values)
+        ]
     return [
         told.get(i) or CallOutcome(value, None, timed_capture(starts[i], ends[i]))
         for i, value in enumerate(values)
@@ -310,4 +320,4 @@ def _picklable(outcome: CallOutcome) -> CallOutcome:
         f"the call's {what} of type {type(culprit).__qualname__} cannot be sent back "
         f"from the worker process: {reason}; original: {culprit!r}"[:2000]
     )
-    return CallOutcome(None, error, outcome.capture)
+    return CallOutcome(None, error, outcome.capture)  # (no value: nothing to fingerprint)

@@ -7,8 +7,9 @@ retried. It never enters an identity: the same call under another policy has the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from podline.errors import CallTimeoutError, FunctionDefinitionError
 
@@ -29,6 +30,13 @@ class CallPolicy:
     docs/executors.md for what each executor can interrupt). ``retries``: how many more
     attempts a call gets when it fails with one of ``retry_on``, waiting ``backoff`` seconds
     before the first retry and twice as long before each next one.
+
+    ``fingerprint`` is set by podline, not by users: a picklable function run on each value
+    a call returns, in the process that ran the call, right after it returned (before that
+    worker starts another call); what it returns travels back as the outcome's
+    ``fingerprints``. A function pod whose outputs hold files sets it to fingerprint them
+    (``podline.functions.output_files``), so that each result records what its own call
+    wrote, before another call can overwrite the file.
     """
 
     live: bool = True
@@ -37,6 +45,10 @@ class CallPolicy:
     retries: int = 0
     retry_on: tuple[type[BaseException], ...] = field(default=(OSError,))
     backoff: float = 0.5
+    fingerprint: Callable[[Any], Any] | None = field(default=None, repr=False)
+    #: No time limit, no retries and nothing to fingerprint: a call is one plain call.
+    #: Derived, kept so that the per-call path reads one flag (see ``run_captured``).
+    plain: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -51,6 +63,8 @@ class CallPolicy:
             )
         kinds = tuple(_exception_types(self.retry_on))
         object.__setattr__(self, "retry_on", kinds)
+        plain = self.timeout is None and not self.retries and self.fingerprint is None
+        object.__setattr__(self, "plain", plain)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt`` (2 is the first retry)."""

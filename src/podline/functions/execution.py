@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,14 +28,31 @@ from podline.errors import (
     InexactValueError,
     InputFileError,
     InputValidationError,
+    OutputFileOverwrittenError,
     OutputValidationError,
     RunCancelledError,
 )
 from podline.executors import CallCapture, CallOutcome, CallPolicy, Executor, Finished
 from podline.executors.base import Halt, draining, stopping
 from podline.functions.durability import CommitClock
-from podline.functions.memo import SKIPPED_COLUMN, ResultCache, call_tokens
-from podline.functions.output_files import SharedOutputFileWarning, fingerprints, holds_files
+from podline.functions.memo import (
+    COMPUTED_AT_COLUMN,
+    FILES_COLUMN,
+    SKIPPED_COLUMN,
+    ResultCache,
+    call_tokens,
+)
+from podline.functions.output_files import (
+    OutputFingerprints,
+    ReturnedFiles,
+    SharedOutputFileWarning,
+    Witnessed,
+    files_array,
+    fingerprints,
+    holds_files,
+    rows_naming,
+    stale_results,
+)
 from podline.functions.packet_function import PacketFunction
 from podline.functions.results import STATUSES, LoggerFactory, PodResult, RowStatus
 from podline.hashing import row_hash_strings, unreadable_files
@@ -49,7 +66,7 @@ from podline.streams import Stream, TableStream
 if TYPE_CHECKING:
     from podline.functions.pod import FunctionPod
 
-__all__ = ["CALL_BATCH", "OnError", "PodRun"]
+__all__ = ["CALL_BATCH", "OnError", "PodRun", "call_failure", "overwritten_error"]
 
 OnError = Literal["raise", "continue"]
 
@@ -136,8 +153,8 @@ class PodRun:
         self.errors: dict[int, FunctionCallError] = {}
         self.reasons: dict[int, str] = {}
         self.captures: dict[int, CallCapture] = {}
-        #: The input row of the first call that returned each output file (by path).
-        self.returned_files: dict[str, int] = {}
+        #: The output files this execution's calls returned (see ``ReturnedFiles``).
+        self.returned_files = ReturnedFiles()
         self.call_times = np.full((self.table.num_rows, 2), np.nan) if keep_captures else None
         #: Per distinct argument packet: whether its call runs in this execution.
         self.ran = np.zeros(0, dtype=bool)
@@ -148,16 +165,62 @@ class PodRun:
             n for n in self.args.column_names if holds_files(self.args.schema.field(n).type)
         ]
         self.input_digests: dict[str, bytes] = {}
-        #: Whether the outputs hold files, which must exist and are fingerprinted.
+        #: Whether the outputs hold files, which must exist and are fingerprinted where each
+        #: call ran, as soon as it returned (see ``podline.functions.output_files``). Other
+        #: functions' calls do nothing more.
         self.output_files = any(holds_files(f.type) for f in self.fn.output_schema.to_arrow())
+        if self.output_files:
+            self.policy = replace(self.policy, fingerprint=OutputFingerprints(self.fn))
 
     def execute(self) -> PodResult:
         if self.table.num_rows == 0:
             return self._empty_result()
         unique, stored = self._look_up()
         computed = self.compute(unique, np.flatnonzero(self.ran))
+        if self.cache is not None and self.cache.written and stored.num_rows:
+            stored = self._still_served(unique, stored, self.cache.written)
         results = pa.concat_tables([stored, computed]) if computed.num_rows else stored
         return self.assemble(unique, results)
+
+    def unserved(self) -> np.ndarray:
+        """Per row, whether the store would not serve its result now: none is stored, or
+        its files no longer hold what was stored (such a result is noted stale in the memo
+        and replaced when its call is recorded again). Calls nothing, writes nothing."""
+        assert self.cache is not None  # (asked of runs with a memo)
+        unique = _distinct(row_hash_strings(self.args))
+        stored = self.cache.lookup(unique.hashes)
+        return ~is_in(unique.hashes, stored.column(RECORD_ID))[unique.of_row]
+
+    def _still_served(
+        self, unique: _Unique, stored: pa.Table, written: Mapping[str, bytes]
+    ) -> pa.Table:
+        """The stored results to serve, without those whose files a call recorded through
+        this memo (``written``: their files) overwrote since they were looked up (another
+        call returning the same file: a result recorded before the duplicate was found, or
+        one computed again because its file had changed). Their rows fail: served, they
+        would name another call's content; the next run computes them again."""
+        replaced = unique.hashes.filter(pa.array(self.ran))
+        suspects = rows_naming(stored.column(FILES_COLUMN), written)
+        if len(replaced) and len(suspects):
+            ids = stored.column(RECORD_ID).take(pa.array(suspects, pa.int64()))
+            suspects = suspects[~is_in(ids, replaced)]
+        if not len(suspects):
+            return stored
+        taken = stored.take(pa.array(suspects, pa.int64()))
+        stale = stale_results(taken.column(FILES_COLUMN), taken.column(COMPUTED_AT_COLUMN))
+        if not stale:
+            return stored
+        packets = index_in(taken.column(RECORD_ID), unique.hashes)
+        for at in stale:
+            row = int(unique.first_row[packets[at]])
+            paths = [p["path"] for p in taken.column(FILES_COLUMN)[at].as_py()]
+            path = next(p for p in paths if p in written)
+            writers = self.returned_files.writers(path)
+            writer = writers[0] if writers else None
+            self._fail(row, self._overwritten(row, path, writer, served=True))
+        drop = np.zeros(stored.num_rows, dtype=bool)
+        drop[suspects[list(stale)]] = True
+        return stored.filter(pa.array(~drop))
 
     def preview(self) -> tuple[PodResult, np.ndarray]:
         """What ``execute`` would do, calling nothing and writing nothing: the result of the
@@ -409,13 +472,13 @@ class PodRun:
         if self.file_columns:
             self._check_inputs_unchanged(rows, failures)
         failed_captures = {i: outcomes[i].capture for i in failures}
+        witnessed = [o.fingerprints for o in outcomes] if self.output_files else None
         del outcomes
         typed = self._typed_outputs(outputs, skipped, failures)
         del outputs
         files = None
-        if self.output_files:
-            typed, files = self._fingerprinted(typed, failures)
-            self._check_shared(files, rows, failures)
+        if witnessed is not None:
+            typed, files = self._fingerprinted(typed, failures, witnessed, rows)
         for position, error in failures.items():
             row = int(rows[position])
             self.captures[row] = failed_captures.get(position) or CallCapture()
@@ -453,41 +516,80 @@ class PodRun:
                         break
 
     def _fingerprinted(
-        self, typed: pa.Table, failures: dict[int, BaseException]
+        self,
+        typed: pa.Table,
+        failures: dict[int, BaseException],
+        witnessed: list[Witnessed],
+        rows: np.ndarray,
     ) -> tuple[pa.Table, pa.Array]:
-        """The outputs naming only readable files, and those files' fingerprints; rows
-        naming another join ``failures`` (``typed`` holds the rows not in ``failures``)."""
-        good = [i for i in range(typed.num_rows + len(failures)) if i not in failures]
-        files, problems = fingerprints(typed)
-        if not problems:
-            return typed, files
+        """The outputs of the calls whose files are readable and still hold what each call
+        wrote, and those files' fingerprints (taken where each call ran, as it returned);
+        the other calls join ``failures``. ``typed`` holds the calls (by position in the
+        window) not in ``failures``; ``rows`` are the input rows of all of them."""
+        good = [i for i in range(len(witnessed)) if i not in failures]
+        prints, problems = fingerprints(typed, [witnessed[i] for i in good])
         for row, problem in problems.items():
             failures[good[row]] = OutputValidationError(f"{self.fn.name}: {problem}")
-        keep = pa.array([row not in problems for row in range(typed.num_rows)])
-        return typed.filter(keep), files.filter(keep)
+        kept = [r for r in range(len(good)) if r not in problems]
+        calls = [(int(rows[good[r]]), prints[r]) for r in kept]
+        # Files this execution's calls returned before this window (the others' earlier
+        # returns, if any, were by calls of other executions sharing the memo).
+        ours = {p for _, files in calls for p in files if p in self.returned_files}
+        overwritten, clashes = self.returned_files.settle(calls)
+        for at, found in overwritten.items():
+            position = good[kept[at]]
+            failures[position] = self._overwritten(int(rows[position]), found.path, found.writer)
+        for path, earlier, row in clashes:
+            self._warn_shared(path, earlier, row)
+        if self.cache is not None:
+            written, warned = self.cache.written, self.returned_files.warned
+            for at, (row, files) in enumerate(calls):
+                if at in overwritten:
+                    continue
+                for path, w in files.items():
+                    before = written.get(path)
+                    if before not in (None, w[4]) and path not in ours and path not in warned:
+                        warned.add(path)
+                        self._warn_shared(path, None, row)
+                    written[path] = w[4]
+        if not problems and not overwritten:
+            return typed, files_array(prints)
+        stored = np.zeros(len(good), dtype=bool)
+        stored[[r for at, r in enumerate(kept) if at not in overwritten]] = True
+        return typed.filter(pa.array(stored)), files_array(
+            [p for p, keep in zip(prints, stored.tolist(), strict=True) if keep]
+        )
 
-    def _check_shared(
-        self, files: pa.Array, rows: np.ndarray, failures: Mapping[int, BaseException]
-    ) -> None:
-        """Warn of an output file that another call of this execution returned too (calls
-        here are of distinct arguments): it holds one call's content, so the other's result
-        names a file that is not its own: later runs serve it as it is (when both calls were
-        recorded after the last write) or compute it again each time."""
-        good = [int(rows[i]) for i in range(len(rows)) if i not in failures]
-        for row, prints in zip(good, files.to_pylist(), strict=True):
-            for path in dict.fromkeys(p["path"] for p in prints or ()):
-                first = self.returned_files.setdefault(path, row)
-                if first != row:
-                    warnings.warn(
-                        f"{self.fn.name}: the calls of the rows with tags "
-                        f"{self._tag(first).as_dict()} and {self._tag(row).as_dict()} both "
-                        f"returned the file {path!r}: it holds what one of them wrote, so the "
-                        "other's result names a file that is not its own (later runs may "
-                        "serve that content for it); give each call a file of its own, named "
-                        "after its arguments or tags",
-                        SharedOutputFileWarning,
-                        stacklevel=2,
-                    )
+    def _overwritten(
+        self, row: int, path: str, writer: int | None, *, served: bool = False
+    ) -> OutputFileOverwrittenError:
+        return overwritten_error(
+            self.fn.name,
+            path,
+            self._tag(row),
+            None if writer is None else self._tag(writer),
+            served=served,
+        )
+
+    def _warn_shared(self, path: str, earlier: int | None, row: int) -> None:
+        """Warn that the call of ``row`` overwrote ``path``, which the stored call of
+        ``earlier`` (None: of another execution, a node's earlier batch) returned."""
+        first = (
+            f"the calls of the rows with tags {self._tag(earlier).as_dict()} and "
+            f"{self._tag(row).as_dict()} both returned"
+            if earlier is not None
+            else f"the call of the row with tags {self._tag(row).as_dict()} and a call of an "
+            "earlier batch both returned"
+        )
+        warnings.warn(
+            f"{self.fn.name}: {first} the file {path!r}, with different content: it holds "
+            "what the later call wrote, so the stored result of the earlier one no longer "
+            "matches it, and later runs compute that result again rather than serve it "
+            "(overwriting the file again); give each call a file of its own, named after "
+            "its arguments or tags",
+            SharedOutputFileWarning,
+            stacklevel=2,
+        )
 
     def _keep(self, rows: np.ndarray, outcomes: Sequence[CallOutcome]) -> None:
         """Keep the times of these calls, and the captures of those that told more."""
@@ -535,13 +637,7 @@ class PodRun:
                     failures[i] = OutputValidationError(f"{self.fn.name} returned {exc}")
 
     def _fail(self, row: int, error: BaseException) -> None:
-        tag = self._tag(row)
-        failure = FunctionCallError(
-            f"{self.fn.name} failed on the row with tag {tag.as_dict()}: "
-            f"{type(error).__qualname__}: {error}"
-        )
-        failure.__cause__ = error
-        self.errors[row] = failure
+        self.errors[row] = call_failure(self.fn.name, self._tag(row), error)
 
     def _tag(self, row: int) -> Tag:
         return self._tags(np.array([row]))[0]
@@ -603,6 +699,40 @@ class PodRun:
             {k: pa.array([], pa.large_string()) for k in self.fn.output_keys},
             pa.array([], pa.bool_()),
         )
+
+
+def call_failure(function: str, tag: Tag, error: BaseException) -> FunctionCallError:
+    """The error of a row that failed with ``error`` (its cause), naming the function and
+    the row's tag."""
+    failure = FunctionCallError(
+        f"{function} failed on the row with tag {tag.as_dict()}: "
+        f"{type(error).__qualname__}: {error}"
+    )
+    failure.__cause__ = error
+    return failure
+
+
+def overwritten_error(
+    function: str, path: str, tag: Tag, writer: Tag | None, *, served: bool
+) -> OutputFileOverwrittenError:
+    """The error of a row whose output file ``path`` was overwritten by another call (that
+    of the row tagged ``writer``, if known) after its own call returned it (``served``:
+    after its stored result was looked up, to be served)."""
+    by = (
+        f"the call of the row with tags {writer.as_dict()} (which returned it too)"
+        if writer is not None
+        else "another call or process"
+    )
+    what = (
+        "this row's stored result was not served (the next run computes it again)"
+        if served
+        else "this row's result was not stored"
+    )
+    return OutputFileOverwrittenError(
+        f"{function}: the file {path!r} that the call of the row with tags {tag.as_dict()} "
+        f"returned no longer holds what that call wrote: {by} wrote it since, so {what}; "
+        "give each call a file of its own, named after its arguments or tags"
+    )
 
 
 def _results_table(

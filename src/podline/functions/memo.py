@@ -65,6 +65,10 @@ class ResultCache:
         #: Stored results not to serve (argument hash -> why: their files changed, or a
         #: recompute was asked for), replaced when their calls are recorded again.
         self.stale: dict[str, str] = {}
+        #: The output files of the results recorded through this cache, and the digest of
+        #: what the last of them found (by path): a result served from the store that names
+        #: one of them may name another call's content now (see ``PodRun._still_served``).
+        self.written: dict[str, bytes] = {}
         #: What reads return; the store holds these columns but the tokens.
         self.schema = pa.schema(
             [

@@ -309,6 +309,15 @@ class FunctionPod(IdentityMixin):
         )
         return run.preview()
 
+    def unserved(self, stream: Stream, *, memo: ResultCache) -> np.ndarray:
+        """Per row of ``stream``, whether ``memo`` would not serve its result now: none is
+        stored, or its output files no longer hold what was stored (see ``PodRun.unserved``).
+        Calls nothing, writes nothing."""
+        run = PodRun(
+            self, stream, executor=LocalExecutor(), store=None, logger_factory=None, memo=memo
+        )
+        return run.unserved()
+
     def call_packet(
         self, packet: Packet, tag: Tag | None = None, **options: Any
     ) -> tuple[Packet | SkipType, RowStatus]:

@@ -17,10 +17,18 @@ import pyarrow.compute as pc
 from podline.columns import is_system_tag, parse_system_tag, source_lineage
 from podline.conversion import table_with_schema
 from podline.datagrams import Packet, Tag
-from podline.errors import InputValidationError, PipelineError, ReadOnlyNodeError, format_names
+from podline.errors import (
+    FunctionCallError,
+    InputValidationError,
+    PipelineError,
+    ReadOnlyNodeError,
+    format_names,
+)
 from podline.executors import Executor
 from podline.functions import FunctionPod, PodResult, ResultCache, RowStatus
 from podline.functions.durability import COMMIT_SECONDS, CommitClock
+from podline.functions.execution import call_failure, overwritten_error
+from podline.functions.output_files import paths_by_row
 from podline.functions.pod import FunctionPodStream
 from podline.hashing import row_hash_strings
 from podline.nodes.base import Node, NodeOutput, NodeType, empty_output, is_source_node
@@ -435,9 +443,12 @@ class FunctionNode(Node):
             stop=self._stop,
             fail_fast=error_policy == "fail_fast",
         )
+        overwritten: dict[int, FunctionCallError] = {}
+        if self._memo is not None and self._memo.written and found.found.any():
+            found, overwritten = self._served_overwritten(batch, found, misses, computed)
         # Storing what finished is not to be cut short by Ctrl-C (see deferred_interrupts).
         with deferred_interrupts():
-            result = _merge(batch, found, misses, computed)
+            result = _merge(batch, found, misses, computed, overwritten)
             rest = np.flatnonzero(~reported)
             if records is not None and entry_ids is not None and len(todo):
                 unreported = np.flatnonzero(~reported[misses])
@@ -465,6 +476,60 @@ class FunctionNode(Node):
         # operating system keeps the process's footprint at what is live (it costs µs).
         pa.default_memory_pool().release_unused()
         return result
+
+    def _served_overwritten(
+        self, batch: TableStream, found: Found, misses: np.ndarray, computed: PodResult
+    ) -> tuple[Found, dict[int, FunctionCallError]]:
+        """``found`` without the rows whose output files a call of this run overwrote
+        after they were stored (it returned the same file: see ``output_files``), and those
+        rows' errors: served, they would name another call's content. Only rows naming a
+        file a call of this run returned (``ResultCache.written``) are looked at; the memo
+        says whether such a file still holds what was stored. (A call of a later batch
+        writing a file that a row served earlier names is seen by the next run.)"""
+        fn = self.pod.packet_function
+        assert self._memo is not None  # (checked by the caller)
+        written = self._memo.written
+        served = np.flatnonzero(found.found & ~found.skipped)
+        suspects: list[tuple[int, int, str]] = []  # (output row, batch row, path)
+        for at, paths in enumerate(paths_by_row(found.outputs)):
+            named = next((p for p in paths if p in written), None)
+            if named is not None:
+                suspects.append((at, int(served[at]), named))
+        if not suspects:
+            return found, {}
+        rows = np.array([row for _, row, _ in suspects], dtype=np.int64)
+        gone = self.pod.unserved(_take(batch, rows), memo=self._memo)
+        if not gone.any():
+            return found, {}
+        # The calls of this batch that returned each file (for the message; those of
+        # earlier batches are not named).
+        produced = np.isin(computed.codes, [_CODE[RowStatus.COMPUTED], _CODE[RowStatus.CACHED]])
+        ran = computed.computed[produced]
+        outputs = computed.stream.as_table().select(list(fn.output_keys))
+        writer: dict[str, int] = {}
+        ran_rows = misses[produced][ran].tolist()
+        for row, paths in zip(ran_rows, paths_by_row(outputs.filter(ran)), strict=True):
+            for path in paths:
+                writer.setdefault(path, row)
+        errors: dict[int, FunctionCallError] = {}
+        keep = np.ones(len(served), dtype=bool)
+        tags = batch.as_table().select(list(batch.keys()[0]))
+        for (at, row, path), lost in zip(suspects, gone.tolist(), strict=True):
+            if not lost:
+                continue
+            keep[at] = False
+            by = writer.get(path)
+            error = overwritten_error(
+                fn.name,
+                path,
+                _tag_of(batch, tags, row),
+                None if by is None else _tag_of(batch, tags, by),
+                served=True,
+            )
+            errors[row] = call_failure(fn.name, _tag_of(batch, tags, row), error)
+        still = found.found.copy()
+        still[list(errors)] = False
+        return Found(still, found.skipped, found.outputs.filter(pa.array(keep))), errors
 
     def _commit(self, observer: NodeObserver | None, node_hash: str) -> None:
         """Make what finished so far durable: results, then records, then what observers
@@ -735,6 +800,12 @@ class _Known(NamedTuple):
         return _Known(ids, self.found.slice(start, length))
 
 
+def _tag_of(batch: TableStream, tags: pa.Table, row: int) -> Tag:
+    """The tag of one row of ``batch`` (``tags``: its tag columns)."""
+    types, _ = batch.output_schema()
+    return Tag(tags.slice(row, 1).to_pylist()[0], types, validate=False)
+
+
 def _nothing_found(n: int) -> Found:
     none = np.zeros(n, dtype=bool)
     return Found(none, none, pa.table({}))
@@ -814,12 +885,21 @@ def _take(batch: TableStream, rows: np.ndarray) -> TableStream:
     return TableStream(table, tags, label=batch.label, types=_types([batch]))
 
 
-def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodResult) -> PodResult:
-    """One result for the whole batch: found rows (cached or skipped) and computed ones."""
+def _merge(
+    batch: TableStream,
+    found: Found,
+    misses: np.ndarray,
+    computed: PodResult,
+    failed: dict[int, FunctionCallError] | None = None,
+) -> PodResult:
+    """One result for the whole batch: found rows (cached or skipped), computed ones, and
+    the rows found that ``failed`` after all (by batch row; left out of ``found``)."""
     n = len(batch)
     codes = np.full(n, _CODE[RowStatus.CACHED], dtype=np.int8)
     codes[found.skipped] = _CODE[RowStatus.SKIPPED]
     codes[misses] = computed.codes
+    if failed:
+        codes[list(failed)] = _CODE[RowStatus.FAILED]
     ran = np.zeros(n, dtype=bool)
     ran[misses] = computed.computed
     # Output rows: found-and-produced rows, then computed rows that produced output, merged
@@ -854,6 +934,8 @@ def _merge(batch: TableStream, found: Found, misses: np.ndarray, computed: PodRe
         if times is not None:
             times = np.full((n, 2), np.nan)
             times[misses] = computed.call_times
+    if failed:
+        errors = {**errors, **failed}
     return PodResult(stream, codes, errors, captures, ran, call_times=times, reasons=reasons)
 
 
