@@ -548,3 +548,33 @@ def test_one_version_of_a_pipeline_several_users_ran_under_one_name(
         assert new in err
     _, err = podline(capsys, "runs", "-p", "other@0123456789abcdef", code=ExitCode.NOT_FOUND)
     assert "holds no pipeline 'other'" in err
+
+
+def test_verify_checks_the_store_and_fails_on_a_damaged_table(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "several.py").write_text(SEVERAL)
+    podline(capsys, "run", "several.py:first", "--store", "st")
+    out, _ = podline(capsys, "verify", "--store", "st")
+    assert out.startswith("8 tables: 0 problems, 0 leftovers")
+    report = json.loads(podline(capsys, "verify", "--store", "st", "--json")[0])
+    assert report["ok"] is True
+    assert "pipelines/first/runs" in report["tables"]
+    # A data file changed after its commit: podline refuses it, and the command says so.
+    records = next((project / "st").glob("pipelines/first/nodes/*/*/*/records.delta"))
+    with next(records.glob("*.parquet")).open("ab") as data:
+        data.write(b"damage")
+    out, _ = podline(capsys, "verify", "--store", "st", code=ExitCode.FAILED)
+    assert "1 problems" in out
+    assert "records: refused: StoreError: data file" in out
+    report = json.loads(podline(capsys, "verify", "--store", "st", "--json", code=1)[0])
+    assert report["ok"] is False
+    assert report["problems"][0]["kind"] == "refused"
+    assert report["problems"][0]["path"].endswith("/records")
+
+
+def test_verify_refuses_a_store_that_cannot_check_its_tables(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, err = podline(capsys, "verify", "--store", "memory://", code=ExitCode.ERROR)
+    assert "cannot be verified: only Delta stores" in err

@@ -62,10 +62,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podline.cli import lineage, observe, run, stored
+    from podline.cli import lineage, observe, run, stored, verify
 
     cli.add_command(run.run)
-    for command in (*observe.COMMANDS, *stored.COMMANDS, *lineage.COMMANDS):
+    for command in (*observe.COMMANDS, *stored.COMMANDS, *lineage.COMMANDS, *verify.COMMANDS):
         cli.add_command(command)
 
 

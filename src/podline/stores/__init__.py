@@ -2,7 +2,7 @@
 writing a backend, ``Backend`` and ``ScopedStore`` (see ``podline.stores.backend``) and
 ``register_store``."""
 
-from podline.stores._delta_verify import Finding, VerifyReport
+from podline.stores._delta_verify import Finding, Verifiable, VerifyReport
 from podline.stores.backend import Backend
 from podline.stores.base import (
     RECORD_ID,
@@ -35,6 +35,7 @@ __all__ = [
     "Store",
     "StorePath",
     "StoreStatistics",
+    "Verifiable",
     "VerifyReport",
     "default_store",
     "normalize_path",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -32,7 +32,7 @@ from podline.stores._delta_log import TableLog
 from podline.stores._delta_publish import STAGED, STAGING
 from podline.stores.base import StorePath
 
-__all__ = ["Finding", "ProblemKind", "VerifyReport", "verify_tables"]
+__all__ = ["Finding", "ProblemKind", "Verifiable", "VerifyReport", "verify_tables"]
 
 #: What makes a table a problem. ``differs``: podline and delta-rs both read it and disagree
 #: (version, data files, schema or rows); ``misread``: podline reads a table delta-rs
@@ -91,6 +91,22 @@ class VerifyReport:
         lines = [head + f"{len(self.leftovers)} leftovers"]
         lines += [f"  {finding}" for finding in (*self.problems, *self.leftovers)]
         return "\n".join(lines)
+
+
+@runtime_checkable
+class Verifiable(Protocol):
+    """A store that can check its tables (``DeltaStore``; PostgreSQL keeps its own tables
+    consistent). ``podline verify`` runs it; a store of your own that can tell whether its
+    tables read back as written implements it to be checked the same way::
+
+        class MyStore(podline.stores.DelegatingStore):
+            def verify(self, path: PathLike = ()) -> VerifyReport:
+                return VerifyReport(tables=(), problems=(), leftovers=())
+    """
+
+    def verify(self, path: Any = ()) -> VerifyReport:
+        """Every table at or below ``path`` checked, and what writers left behind."""
+        ...
 
 
 def verify_tables(
