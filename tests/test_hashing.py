@@ -496,6 +496,16 @@ def test_date_variants() -> None:
     assert col(pa.array(days[:1], pa.date32())) != col(pa.array([dt.datetime(2020, 1, 2)]))
 
 
+def test_a_date64_with_a_time_of_day_hashes_as_the_date_python_sees() -> None:
+    # Arrow wants date64 values whole days, but does not check; Python reads the day such a
+    # value falls in, so it hashes as that date (it raised pyarrow's "Casting from date64[ms]
+    # to date32[day] would lose data", naming no column).
+    day = 86_400_000
+    odd = pa.array([19_723 * day + 3_600_000, -1, None], pa.date64())
+    assert odd.to_pylist() == [dt.date(2024, 1, 1), dt.date(1969, 12, 31), None]
+    assert col(odd) == col(pa.array(odd.to_pylist(), pa.date32()))
+
+
 def test_map_entry_order_matters() -> None:
     # A function iterating a dict sees its order, so two orders are two values.
     t = pa.map_(pa.string(), pa.int64())

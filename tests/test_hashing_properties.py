@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pyarrow as pa
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from podline.conversion import column_to_python, table_from_columns
 from podline.hashing import hash_table, row_hash_strings
 
 INT64 = st.integers(min_value=-(2**62), max_value=2**62)
@@ -199,3 +202,92 @@ def test_equal_rows_hash_equal(data: RandomTable) -> None:
     got = hashes(doubled)
     n = data.table.num_rows
     assert got[:n] == got[n:] == hashes(data.table)
+
+
+# --------------------------------------------------------------------------- memo keys
+
+
+class _Record(TypedDict):
+    a: int | None
+    b: list[str]
+
+
+# Values drawn from small sets half the time, so that pairs often hold equal or nearly equal
+# values (0.0 and -0.0, "é" composed and decomposed, the int64 limits).
+_FULL_INT = st.sampled_from([0, 1, -1, 2**63 - 1, -(2**63)]) | st.integers(
+    min_value=-(2**63), max_value=2**63 - 1
+)
+_FLOAT = st.sampled_from([0.0, -0.0, math.nan, 1.0, math.inf, -math.inf, 5e-324]) | st.floats()
+_TEXT = st.text(alphabet="e\u0301\u00e9\x00", max_size=3) | st.text(max_size=6)
+_RECORD = st.fixed_dictionaries({"a": st.none() | _FULL_INT, "b": st.lists(_TEXT, max_size=3)})
+
+#: Every kind of value a function receives, as (declared type, values).
+_TYPED: list[tuple[Any, st.SearchStrategy[Any]]] = [
+    (int, _FULL_INT),
+    (float, _FLOAT),
+    (bool, st.booleans()),
+    (str, _TEXT),
+    (bytes, st.binary(max_size=6)),
+    (dt.datetime, st.datetimes(min_value=dt.datetime(1, 1, 1))),
+    (dt.date, st.dates()),
+    (list[int | None], st.lists(st.none() | _FULL_INT, max_size=4)),
+    (list[float], st.lists(_FLOAT, max_size=3)),
+    (list[list[int]], st.lists(st.lists(_FULL_INT, max_size=2), max_size=3)),
+    (dict[str, float], st.dictionaries(_TEXT, _FLOAT, max_size=3)),
+    (dict[int, list[str]], st.dictionaries(_FULL_INT, st.lists(_TEXT, max_size=2), max_size=3)),
+    (tuple[int, str], st.tuples(_FULL_INT, _TEXT)),
+    (tuple[float, float], st.tuples(_FLOAT, _FLOAT)),
+    (_Record, _RECORD),
+    (list[_Record], st.lists(_RECORD, max_size=2)),
+    (str | None, st.none() | _TEXT),
+]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a function can tell ``a`` from ``b`` only by a NaN's payload: same types at
+    every depth, dicts in the same order, ``-0.0`` apart from ``0.0``."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@st.composite
+def _typed_pairs(draw: st.DrawFn) -> tuple[Any, Any, Any]:
+    tp, values = draw(st.sampled_from(_TYPED))
+    first = draw(values)
+    return tp, first, draw(st.one_of(st.just(first), values))
+
+
+@given(_typed_pairs())
+# Pairs of values that are equal, or look alike, to Python or to Arrow: each must be two keys.
+@example((float, 0.0, -0.0))
+@example((tuple[float, float], (0.0, -0.0), (-0.0, 0.0)))
+@example((list[float], [math.nan], [0.0]))
+@example((int, 2**63 - 1, 2**63 - 2))
+@example((str, "\u00e9", "e\u0301"))  # NFC and NFD
+@example((str | None, "", None))
+@example((list[int | None], [], [None]))
+@example((dict[str, float], {"a": 1.0, "b": 2.0}, {"b": 2.0, "a": 1.0}))
+@example((_Record, {"a": None, "b": []}, {"a": 0, "b": []}))
+@example((dt.datetime, dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1, 0, 0, 0, 1)))
+@example((list[_Record], [], [{"a": None, "b": []}]))
+def test_values_a_function_can_tell_apart_are_two_memo_keys(case: tuple[Any, Any, Any]) -> None:
+    """The memo key of a call is its argument row's hash: two arguments with one hash must
+    reach the function as the same value (types, dict order, the sign of zero), and each
+    reaches it as the value it is."""
+    tp, first, second = case
+    table = table_from_columns({"x": [first, second]}, {"x": tp})
+    keys = row_hash_strings(table).to_pylist()
+    received = column_to_python(table.column("x"), tp)
+    alone = [
+        column_to_python(table_from_columns({"x": [v]}, {"x": tp})["x"], tp)[0] for v in case[1:]
+    ]
+    assert all(_same(a, b) for a, b in zip(received, alone, strict=True))
+    if keys[0] == keys[1]:
+        assert _same(received[0], received[1]), (tp, first, second)

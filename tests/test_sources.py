@@ -550,6 +550,44 @@ def test_arrow_source_nullable_inference_in_structs() -> None:
     assert not source.as_table().schema.field("s").nullable
 
 
+def test_a_null_record_or_tuple_makes_no_field_nullable_whatever_arrow_holds_there(
+    tmp_path: Path,
+) -> None:
+    """A null record's fields, and a null tuple's items, hold no values: polars puts nulls in
+    the child arrays there (pyarrow zeros), and Parquet reads a null fixed-size list's items
+    back as nulls. Such a column's nested fields were nullable from a polars frame, so that a
+    ``tuple[int, str] | None`` parameter did not take what an Arrow table of the same data
+    gave; and a Parquet or Delta source, or a GeneratorSource given a schema, failed ("rows do
+    not match the schema the source was built with", "nulls in input cannot be viewed as
+    non-nullable")."""
+    import polars as pl
+
+    pairs = pa.array([(1, "a"), None], pa.struct([("f0", pa.int64()), ("f1", pa.string())]))
+    fixed = pa.array([[1.0, 2.0], None], pa.list_(pa.field("item", pa.float64(), False), 2))
+    table = pa.table({"k": [0, 1], "pair": pairs, "xy": fixed})
+    expected = Schema({"pair": tuple[int, str] | None, "xy": tuple[float, float] | None})
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert pq.read_table(tmp_path / "t.parquet").column("xy").chunk(0).values.null_count == 2
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    assert frame.to_arrow().column("pair").chunk(0).field(0).null_count == 1
+    sources = [
+        ArrowTableSource(table, ["k"]),
+        DataFrameSource(frame, ["k"]),
+        ParquetSource(tmp_path / "t.parquet", ["k"]),
+        podline.GeneratorSource(
+            lambda: [pq.read_table(tmp_path / "t.parquet")], ["k"], schema=table.schema
+        ),
+    ]
+    for source in sources:
+        assert source.output_schema()[1] == expected, source
+        assert source.as_table().select(["pair", "xy"]).to_pylist() == [
+            {"pair": {"f0": 1, "f1": "a"}, "xy": [1.0, 2.0]},
+            {"pair": None, "xy": None},
+        ]
+        assert source.content_hash() == sources[0].content_hash()
+
+
 def test_arrow_source_nullable_schema_mode() -> None:
     table = pa.table({"a": [1, None], "b": [1, 2]})
     source = ArrowTableSource(table, nullable="schema")

@@ -44,10 +44,12 @@ from podline.schema import (
 )
 
 __all__ = [
+    "cast_table",
     "column_to_python",
     "infer_schema",
     "infer_type",
     "map_entries",
+    "narrowed",
     "null_in_required_child",
     "regrouped",
     "table_from_columns",
@@ -293,6 +295,70 @@ def with_type(data: pa.Array | pa.ChunkedArray, type_: pa.DataType) -> Any:
     revalidates nested nullability even to the same type, and refuses a null fixed-size-list
     slot whose items are non-nullable (its child holds nulls no row refers to)."""
     return data if data.type == type_ else data.cast(type_)
+
+
+def narrowed(data: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
+    """``data`` as Arrow type ``type_``, which may forbid nulls in nested fields where
+    ``data``'s type allows them.
+
+    Arrow's cast refuses to narrow nested nullability whenever a child buffer holds a null,
+    even one no row refers to (a null fixed-size-list slot's items, as Parquet reads them back;
+    a sliced array), and checks it even between equal types. So cast to ``type_`` with every
+    nested field nullable, then relabel the result as ``type_`` (zero-copy). The rows are not
+    checked: the caller checks them with ``null_in_required_child``. A value the cast cannot
+    convert raises as Arrow's cast does (``pa.ArrowInvalid``, ``pa.ArrowNotImplementedError``).
+    """
+    if data.type == type_:
+        return data
+    loose = _relaxed(type_)
+    data = data.cast(loose) if data.type != loose else data
+    if loose == type_:
+        return data
+    chunks = [
+        pa.Array._import_from_c_capsule(type_.__arrow_c_schema__(), chunk.__arrow_c_array__()[1])
+        for chunk in data.chunks
+    ]
+    return pa.chunked_array(chunks, type=type_)
+
+
+def _relaxed(t: pa.DataType) -> pa.DataType:
+    """``t`` with every nested field nullable (map keys stay non-nullable, as Arrow wants)."""
+
+    def child(f: pa.Field) -> pa.Field:
+        return pa.field(f.name, _relaxed(f.type), nullable=True)
+
+    if pa.types.is_large_list(t):
+        return pa.large_list(child(t.value_field))
+    if pa.types.is_list(t):
+        return pa.list_(child(t.value_field))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(child(t.value_field), t.list_size)
+    if pa.types.is_map(t):
+        key = pa.field(t.key_field.name, _relaxed(t.key_type), nullable=False)
+        return pa.map_(key, child(t.item_field))
+    if pa.types.is_struct(t):
+        return pa.struct([child(t.field(i)) for i in range(t.num_fields)])
+    return t
+
+
+def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` (with the columns of ``schema``, in any order) as ``schema``: each column
+    ``narrowed`` to its field's type, and refused where it holds a null the field forbids, at
+    any depth. Raises ``pa.ArrowInvalid`` (or what Arrow's cast raises) as ``Table.cast``
+    would, where ``Table.cast`` also refuses nulls no row refers to (see ``narrowed``)."""
+    if table.schema.equals(schema):
+        return table
+    columns = []
+    for f in schema:
+        column = narrowed(table.column(f.name), f.type)
+        if not f.nullable and column.null_count:
+            raise pa.ArrowInvalid(f"column {f.name!r} holds None, and its field is not nullable")
+        for chunk in column.chunks:
+            nested = null_in_required_child(chunk, f.name)
+            if nested is not None:
+                raise pa.ArrowInvalid(f"{nested!r} holds None, and its field is not nullable")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def table_with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:

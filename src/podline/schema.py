@@ -337,7 +337,8 @@ def is_assignable(source: PodType, target: PodType) -> bool:
     """Whether a value of type ``source`` may be passed where ``target`` is declared.
 
     Equal types are assignable, ``T`` is assignable to ``T | None`` (not the reverse), the
-    ``None`` type to any ``T | None``, and ``int`` to ``float``. Containers are invariant
+    ``None`` type to any ``T | None``, ``S | None`` to ``T | None`` where ``S`` is to ``T``,
+    and ``int`` to ``float``. Containers are invariant
     (``list[int]`` is not a ``list[float]``) except for nullability, at any depth: a
     ``list[float]`` is a ``list[float | None]`` and a record whose field is ``str`` fits one
     whose field is ``str | None`` (a source's column is nullable only when it holds a null, so
@@ -348,10 +349,9 @@ def is_assignable(source: PodType, target: PodType) -> bool:
     if source == target:
         return True
     if is_optional(target):
-        if source is _NONE_TYPE:
-            return True
-        base = strip_optional(target)
-        return is_assignable(strip_optional(source), base) and not is_optional(source)
+        # ``T | None`` takes None and what ``T`` takes; a nullable source column fits when
+        # its values do (``int | None`` a ``float | None``, a record one of the same fields).
+        return source is _NONE_TYPE or is_assignable(strip_optional(source), strip_optional(target))
     if is_optional(source):
         return False
     if (source, target) == (int, float):
@@ -363,7 +363,9 @@ def is_assignable(source: PodType, target: PodType) -> bool:
 
 
 def _widens(source: pa.DataType, target: pa.DataType) -> bool:
-    """Whether ``source`` is ``target`` but for nested fields ``target`` makes nullable."""
+    """Whether ``source`` is ``target`` but for nested fields ``target`` makes nullable, or
+    that hold nulls only (Arrow's null type, as a record field that held no value in the data
+    infers) where ``target`` has a nullable field of any type."""
     if source.equals(target):
         return True
     if source.id != target.id or source.num_fields != target.num_fields or not source.num_fields:
@@ -374,6 +376,8 @@ def _widens(source: pa.DataType, target: pa.DataType) -> bool:
         have, want = source.field(i), target.field(i)
         if have.name != want.name or (have.nullable and not want.nullable):
             return False
+        if pa.types.is_null(have.type) and want.nullable:
+            continue
         if not _widens(have.type, want.type):
             return False
     return True

@@ -212,6 +212,39 @@ def test_nested_nullable_parameters_take_columns_without_nulls() -> None:
         ratio_of_list.pod(source([{"id": 1, "values": [1.0, None]}]))
 
 
+@dataclass
+class _Spot:
+    x: float
+    y: float | None
+
+
+@function_pod("seen", live_output=False)
+def _seen(n: float | None, spot: _Spot | None, reps: list[int | None] | None) -> str:
+    return f"{n!r} {spot!r} {reps!r}"
+
+
+def test_nullable_columns_fit_nullable_parameters_that_take_their_values() -> None:
+    """A nullable column fits a ``T | None`` parameter whose ``T`` takes its values: an
+    ``int | None`` column a ``float | None`` parameter, a nullable record column a nullable
+    dataclass of the same fields, a nullable ``list[int]`` a ``list[int | None] | None``.
+    (Only equal types did: 'spot' is Record{x: float, y: float | None} | None, parameter
+    'spot' takes _Spot{x: float, y: float | None} | None.)"""
+    rows = [
+        {"id": 1, "n": 2, "spot": {"x": 1.0, "y": None}, "reps": [1]},
+        {"id": 2, "n": None, "spot": None, "reps": None},
+    ]
+    stream = _seen.pod(_arrow_source(rows))
+    assert stream.as_table(sort_by_tags=True).column("seen").to_pylist() == [
+        "2 _Spot(x=1.0, y=None) [1]",  # ints stay ints, records are instances
+        "None None None",
+    ]
+    # A nullable column still never fits a parameter that takes no None.
+    with pytest.raises(
+        InputValidationError, match=r"'a' is int \| None, parameter 'a' takes float"
+    ):
+        ratio.pod(source([{"id": 1, "a": None, "b": 1.0}, {"id": 2, "a": 1, "b": 2.0}]))
+
+
 def _arrow_source(rows: list[dict[str, object]]) -> podline.Source:
     return podline.ArrowTableSource(pa.Table.from_pylist(rows), ["id"])
 

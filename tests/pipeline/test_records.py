@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import podline
 from podline import function_pod
-from podline.errors import PipelineError
+from podline.errors import PipelineError, StoreError
 from podline.functions import ResultCache, RowStatus
 from podline.nodes import FunctionNode, kinds
 from podline.nodes.records import (
@@ -424,3 +424,27 @@ def test_reading_results_back_reads_no_record_by_id(store: Store) -> None:
     assert not [path for path in reads if path[-1] == "records"]
     assert table.column("y").to_pylist() == [3, 6, 9]
     assert CALLS == [1, 2, 3]  # the first run's calls only
+
+
+def test_a_tag_finer_than_a_microsecond_is_refused_not_truncated(tmp_path: Path) -> None:
+    # A Delta store kept node records in microseconds: two tags a nanosecond apart read back
+    # (open_pipeline, podline show) as one and the same tag, without a word; PostgreSQL
+    # refused them. Every store refuses them now, naming the column.
+    def source(nanoseconds: list[int]) -> podline.ArrowTableSource:
+        when = pa.array(nanoseconds, pa.timestamp("ns"))
+        return podline.ArrowTableSource(pa.table({"when": when, "a": [1, 2]}), ["when"])
+
+    with Pipeline("ns", podline.DeltaStore(tmp_path)) as pipeline:
+        triple.pod(source([1704067200000000001, 1704067200000000002]))
+    with (
+        pytest.warns(podline.observability.ObservationWarning),  # its status rows too
+        pytest.raises(StoreError, match=r"column 'when' .*2024-01-01T00:00:00\.000000001"),
+    ):
+        pipeline.run()
+    # Whole microseconds are kept: the same instants read back.
+    whole = [1704067200000001000, 1704067200000002000]
+    with Pipeline("us", podline.DeltaStore(tmp_path)) as pipeline:
+        triple.pod(source(whole))
+    pipeline.run()
+    stored = podline.open_pipeline(tmp_path, "us", code=False).triple.as_table(sort_by_tags=True)
+    assert stored.column("when").cast(pa.timestamp("ns")).cast(pa.int64()).to_pylist() == whole

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
@@ -33,7 +33,12 @@ from podline import matching
 from podline.conversion import table_from_rows
 from podline.errors import StoreError
 from podline.stores import RECORD_ID, DeltaStore, _index, open_store
-from podline.stores._delta_format import decode_segment, encode_segment, parquet_settings
+from podline.stores._delta_format import (
+    decode_segment,
+    delta_schema,
+    encode_segment,
+    parquet_settings,
+)
 from podline.stores._delta_table import FEW_IDS
 
 from .conftest import records
@@ -101,6 +106,55 @@ def test_an_added_tuple_column_reads_back_as_tuples(root: Path) -> None:
     got = DeltaStore(root).read("t", ["a", "b"])
     assert got.schema.field("pair").type == pa.list_(pa.field("item", pa.int64(), False), 2)
     assert got.column("pair").to_pylist() == [None, [1, 2]]
+
+
+class _Box(TypedDict):
+    corner: tuple[float, float]
+
+
+def test_tuple_columns_are_plain_lists_to_other_readers(root: Path) -> None:
+    """Delta has no fixed-size list: a tuple column is an array in the table's schema, and
+    its data files must say so too. They held Arrow fixed-size lists, which ``pl.read_delta``
+    refused ("data type mismatch for column pair: incoming: Array(Int64, 2) != target:
+    List(Int64)"). podline still reads them back as tuples, from the field metadata."""
+    schema = {RECORD_ID: str, "pair": tuple[int, int] | None, "box": _Box}
+    rows = [
+        {RECORD_ID: "a", "pair": (1, 2), "box": {"corner": (0.0, -0.0)}},
+        {RECORD_ID: "b", "pair": None, "box": {"corner": (1.5, 2.5)}},
+    ]
+    with DeltaStore(root) as store:
+        store.write("t", table_from_rows(rows, schema))
+    uri = DeltaStore(root).table_uri("t")
+    frame = pl.read_delta(uri).sort(RECORD_ID)
+    assert frame["pair"].to_list() == [[1, 2], None]
+    assert frame["box"].to_list() == [{"corner": [0.0, -0.0]}, {"corner": [1.5, 2.5]}]
+    assert DeltaTable(uri).to_pyarrow_table().sort_by(RECORD_ID).column("pair").to_pylist() == [
+        [1, 2],
+        None,
+    ]
+    got = DeltaStore(root).read("t", ["a", "b"])
+    assert got.schema == table_from_rows(rows, schema).schema
+    assert got.to_pylist() == table_from_rows(rows, schema).to_pylist()
+
+
+def test_a_tuple_table_written_as_fixed_size_lists_still_reads_and_grows(root: Path) -> None:
+    """Data files of tuple columns written before 2026-12-08 hold Arrow fixed-size lists."""
+    schema = {RECORD_ID: str, "pair": tuple[int, int] | None}
+    old = table_from_rows(
+        [{RECORD_ID: "a", "pair": (1, 2)}, {RECORD_ID: "b", "pair": None}], schema
+    )
+    annotated = delta_schema(old.schema)
+    as_before = pa.schema(  # the exact type in the data, as podline wrote it then
+        [f.with_type(old.schema.field(f.name).type) for f in annotated]
+    )
+    write_deltalake(
+        DeltaStore(root).table_uri("t"), pa.Table.from_arrays(old.columns, schema=as_before)
+    )
+    with DeltaStore(root) as store:
+        store.write("t", table_from_rows([{RECORD_ID: "c", "pair": (3, 4)}], schema))
+    got = DeltaStore(root).read("t", ["a", "b", "c"])
+    assert got.schema.field("pair").type == old.schema.field("pair").type
+    assert got.column("pair").to_pylist() == [[1, 2], None, [3, 4]]
 
 
 def test_first_write_keeps_an_existing_table(root: Path) -> None:

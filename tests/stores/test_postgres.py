@@ -162,7 +162,9 @@ def test_other_arrow_types_read_back_exactly(pg_store: Store, case: str) -> None
 
 @service
 def test_a_timestamp_finer_than_microseconds_is_refused(pg_store: Store) -> None:
-    with pytest.raises(StoreError, match=r"column 'v' at 't' cannot be stored.*1001"):
+    # Every store refuses it (stores/_storable), before the driver would.
+    finer = r"column 'v' at 't' holds 1970-01-01T00:00:00\.000001001, a timestamp finer"
+    with pytest.raises(StoreError, match=finer):
         pg_store.write("t", records(["a"], v=pa.array([1001], pa.timestamp("ns"))))
     assert not pg_store.exists("t")
 
@@ -173,6 +175,12 @@ def test_a_timestamp_finer_than_microseconds_is_refused(pg_store: Store) -> None
     [
         (pa.array([[1.0, float("nan")]], pa.large_list(pa.float64())), "NaN"),
         (pa.array([[float("inf")]], pa.large_list(pa.float32())), "infinity"),
+        # (a list of floats a function returns: its items non-nullable; the message said
+        # "'v[]' ... is stored as non-nullable but the written table holds None in it")
+        (
+            pa.array([[1.0, float("nan")]], pa.large_list(pa.field("item", pa.float64(), False))),
+            "NaN",
+        ),
     ],
 )
 def test_nested_values_json_would_change_are_refused(
@@ -187,6 +195,22 @@ def test_nested_values_json_would_change_are_refused(
     pg_store.write("flat", records(ids, v=flat))
     got = pg_store.read("flat", ids).column("v")
     assert str(got.to_pylist()) == str(flat.to_pylist())  # str: NaN is not equal to itself
+
+
+@service
+def test_a_string_holding_nul_is_refused_naming_it(pg_store: Store) -> None:
+    """PostgreSQL text cannot hold U+0000: the driver's COPY failed with "invalid byte
+    sequence for encoding UTF8: 0x00 ... COPY podline_stage, line 2", naming no value."""
+    with pytest.raises(
+        StoreError, match=r"column 'v' at 'bad' holds 'a\\x00b', a string with a NUL"
+    ):
+        pg_store.write("bad", records(["x", "y"], v=["ok", "a\x00b"]))
+    assert not pg_store.exists("bad")
+    # Inside a nested value it is JSON's escape, which PostgreSQL's json keeps.
+    pg_store.write(
+        "nested", records(["x"], v=pa.array([["a\x00b"]], pa.large_list(pa.large_string())))
+    )
+    assert pg_store.read("nested", ["x"]).column("v").to_pylist() == [["a\x00b"]]
 
 
 def _struct(**fields: pa.DataType) -> pa.DataType:

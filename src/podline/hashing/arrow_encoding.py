@@ -186,8 +186,16 @@ def _encode_bool(array: pa.Array) -> list[Part]:
     return _fixed(array, _numpy(array.cast(pa.uint8()), "u1"))
 
 
+_MS_PER_DAY = 86_400_000
+
+
 def _encode_date(array: pa.Array) -> list[Part]:
-    days = _numpy(array.cast(pa.date32()).cast(pa.int32()), "<i4").astype("<i8")
+    if pa.types.is_date64(array.type):
+        # The day each value falls in, as Python reads it: Arrow wants date64 values whole
+        # days but does not check, and its cast to date32 refuses any other.
+        days = np.floor_divide(_numpy(array.cast(pa.int64()), "<i8"), _MS_PER_DAY)
+    else:
+        days = _numpy(array.cast(pa.int32()), "<i4").astype("<i8")
     return _fixed(array, days)
 
 

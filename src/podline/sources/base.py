@@ -34,7 +34,7 @@ from podline.columns import (
     source_tokens,
 )
 from podline.columns import system_tag_columns as system_tag_names
-from podline.conversion import map_entries
+from podline.conversion import map_entries, narrowed
 from podline.errors import DuplicateRecordIdError, SourceError, format_names
 from podline.hashing import hash_table, logical_type
 from podline.schema import Schema, arrow_field, python_type
@@ -218,7 +218,10 @@ def _canonical(table: pa.Table, nullable: NullableMode) -> pa.Table:
         _canonical_column(field, column, nullable)
         for field, column in zip(table.schema, table.columns, strict=True)
     ]
-    return pa.Table.from_arrays([c for _, c in pairs], schema=pa.schema([f for f, _ in pairs]))
+    # narrowed, not cast by from_arrays: a tightened field is the column's type with nested
+    # nulls forbidden, which Arrow's cast checks against nulls no row refers to as well.
+    columns = [narrowed(c, f.type) for f, c in pairs]
+    return pa.Table.from_arrays(columns, schema=pa.schema([f for f, _ in pairs]))
 
 
 def _canonical_column(
@@ -255,8 +258,11 @@ def _tighten(field: pa.Field, column: pa.ChunkedArray) -> pa.Field:
         item = nested(t.item_field, [e.field(1) for e in entries])
         new_type = pa.map_(key, item)
     elif pa.types.is_struct(t):
+        # The fields of the rows that hold a record: a null record's fields hold no values,
+        # whatever its child arrays hold there (polars puts nulls, pyarrow zeros).
+        held = [c.drop_null() if c.null_count else c for c in chunks]
         new_type = pa.struct(
-            [nested(t.field(i), [c.field(i) for c in chunks]) for i in range(t.num_fields)]
+            [nested(t.field(i), [c.field(i) for c in held]) for i in range(t.num_fields)]
         )
     else:
         new_type = t

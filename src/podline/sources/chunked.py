@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from podline.columns import column_names
+from podline.conversion import cast_table
 from podline.errors import HashingError, SourceError
 from podline.hashing import TableHasher
 from podline.schema import Schema
@@ -157,7 +158,9 @@ class ChunkedSource(Source):
         return column_ids(self.label, table, self._record_id_column)
 
     def _stamp_chunk(self, table: pa.Table, offset: int) -> pa.Table:
-        typed = table.cast(self._schema)
+        # Not table.cast: it refuses nulls no row refers to (a null fixed-size-list slot's
+        # items, as Parquet reads them back) where the schema forbids nulls in nested fields.
+        typed = cast_table(table, self._schema)
         ids = self._ids(typed, offset)
         return stamp(typed, ids, self._packets, self._source_id, self.pipeline_hash().hex)
 

@@ -37,6 +37,7 @@ from typing import NoReturn
 import pyarrow as pa
 
 from podline.columns import column_names
+from podline.conversion import cast_table
 from podline.errors import PodlineError, SourceError, format_names
 from podline.hashing import hash_table, logical_type
 from podline.sources.base import NullableMode
@@ -196,7 +197,7 @@ class GeneratorSource(ChunkedSource):
         if self._declared is None:
             return table
         try:
-            return table.cast(self._declared)
+            return cast_table(table, self._declared)  # (see ChunkedSource._stamp_chunk)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise SourceError(
                 f"{self.label}: chunk {index} does not fit the declared schema ({exc})"

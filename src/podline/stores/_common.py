@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podline.conversion import null_in_required_child
+from podline.conversion import narrowed, null_in_required_child
 from podline.errors import StoreError, UnsupportedTypeError, format_names
 from podline.schema import python_type, type_name
 from podline.stores.base import PathLike, StorePath, normalize_path, segment_problem
@@ -280,33 +280,21 @@ def _convert(column: pa.ChunkedArray, f: pa.Field, path: StorePath) -> pa.Chunke
     """``column`` as type ``f.type``, which ``evolve_schema`` found compatible with it."""
     if column.type == f.type:
         return column
-    # Arrow's cast refuses to narrow nested nullability whenever a child buffer holds a null,
-    # even one no row refers to (a sliced array, a null fixed-size-list slot). So cast to the
-    # target with nullable children, relabel the result as the exact target (zero-copy), and
-    # check the rows themselves.
-    loose = _rebuild(f.type, relax=True)
     try:
-        column = column.cast(loose) if column.type != loose else column
+        column = narrowed(column, f.type)  # (Arrow's cast refuses nulls no row refers to)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise StoreError(
             f"column {f.name!r} at {path_text(path)} does not fit its stored type "
             f"{describe_type(f.type)}: {exc}"
         ) from exc
-    if loose == f.type:
-        return column
-    chunks = []
     for chunk in column.chunks:
-        relabeled = pa.Array._import_from_c_capsule(
-            f.type.__arrow_c_schema__(), chunk.__arrow_c_array__()[1]
-        )
-        nested = null_in_required_child(relabeled, f.name)
+        nested = null_in_required_child(chunk, f.name)
         if nested is not None:
             raise StoreError(
                 f"{nested!r} at {path_text(path)} is stored as non-nullable but the written "
                 f"table holds None in it"
             )
-        chunks.append(relabeled)
-    return pa.chunked_array(chunks, type=f.type)
+    return column
 
 
 # --------------------------------------------------------------------------- reads

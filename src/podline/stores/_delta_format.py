@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from podline.conversion import narrowed
 from podline.errors import StoreError
 from podline.stores._common import canonical_type
 from podline.stores._durable import make_dirs
@@ -48,6 +49,7 @@ __all__ = [
     "check_data_files",
     "decode_segment",
     "delta_field",
+    "delta_rows",
     "delta_schema",
     "encode_segment",
     "first_line",
@@ -294,15 +296,38 @@ def _has_fixed_size_list(t: pa.DataType) -> bool:
 
 def delta_schema(schema: pa.Schema) -> pa.Schema:
     """``schema`` as written to Delta: a column whose type holds a fixed-size list (Delta has
-    none; it stores a plain list) carries its exact Arrow type in its field metadata."""
+    none; it stores a plain list) is written as one with plain lists there, and carries its
+    exact Arrow type in its field metadata."""
     fields = []
     for f in schema:
         if _has_fixed_size_list(f.type):
             encoded = base64.b64encode(pa.schema([f]).serialize().to_pybytes())
-            fields.append(f.with_metadata({_TYPE_KEY: encoded}))
+            fields.append(f.with_type(_listed(f.type)).with_metadata({_TYPE_KEY: encoded}))
         else:
             fields.append(f)
     return pa.schema(fields)
+
+
+def delta_rows(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` (of ``schema``) as written to a Delta table's data files, in
+    ``delta_schema(schema)``: fixed-size lists as plain lists. A data file whose Parquet
+    schema says fixed-size list where the table's says array is refused by readers that check
+    (``pl.read_delta``: "data type mismatch ... Array(Float64, 2) != List(Float64)")."""
+    written = delta_schema(schema)
+    columns = [narrowed(column, f.type) for column, f in zip(rows.columns, written, strict=True)]
+    return pa.Table.from_arrays(columns, schema=written)
+
+
+def _listed(t: pa.DataType) -> pa.DataType:
+    """``t`` with every fixed-size list a large list of the same items."""
+    if pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.large_list(t.value_field.with_type(_listed(t.value_type)))
+    if pa.types.is_map(t):
+        key, item = t.key_field, t.item_field
+        return pa.map_(key.with_type(_listed(key.type)), item.with_type(_listed(item.type)))
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_listed(f.type)) for f in t])
+    return t
 
 
 #: Rows looked at to decide a column's encoding (see ``parquet_settings``).

@@ -25,7 +25,7 @@ from podline.stores._delta_actions import data_file
 from podline.stores._delta_format import (
     ParquetSettings,
     UnsupportedTable,
-    delta_schema,
+    delta_rows,
     first_line,
 )
 
@@ -175,8 +175,7 @@ def write_with_delta_rs(
 
     write_deltalake(
         target,
-        # Same columns, annotated schema: a cast would re-check nullability (see conform).
-        pa.Table.from_arrays(rows.columns, schema=delta_schema(schema)),
+        delta_rows(rows, schema),
         # Given a URI, delta-rs would otherwise append to whatever table it finds, unchecked.
         mode="error" if isinstance(target, str) else "append",
         schema_mode="merge" if evolve else None,

@@ -13,8 +13,10 @@ table written as Parquet keeps and reads back.
   the leaf; a struct is one level, a list or map two): a list of lists 49 deep is the deepest
   that reads back, 50 deep is written and then never read.
 - **Values.** Delta keeps an unsigned integer column as the signed integer of its width, and
-  every timestamp in microseconds: an unsigned value above the signed maximum, or a timestamp
-  in seconds or milliseconds beyond what 64-bit microseconds hold, is refused.
+  every timestamp in microseconds: an unsigned value above the signed maximum, a timestamp in
+  seconds or milliseconds beyond what 64-bit microseconds hold, and a nanosecond timestamp
+  that is not a whole number of microseconds are refused. (Delta truncated the last one
+  without a word: two tags a nanosecond apart read back as one; PostgreSQL refused it.)
 - **Names.** Delta compares column names ignoring case: two columns whose names differ only in
   case cannot be one table's (``_common.evolve_schema`` checks new columns against stored ones).
 """
@@ -38,6 +40,8 @@ __all__ = ["MAX_NESTING", "check_storable"]
 MAX_NESTING = 98
 #: Microseconds per unit, for timestamps Delta keeps in microseconds.
 _TO_MICROSECONDS = {"s": 1_000_000, "ms": 1_000}
+#: Nanoseconds per microsecond: a nanosecond timestamp must be a multiple of it.
+_NS_PER_US = 1_000
 _INT64_MAX = 2**63 - 1
 
 
@@ -124,14 +128,14 @@ def _has_checked_values(t: pa.DataType) -> bool:
     if pa.types.is_unsigned_integer(t):
         return True
     if pa.types.is_timestamp(t):
-        return t.unit in _TO_MICROSECONDS
+        return t.unit != "us"
     return any(_has_checked_values(t.field(i).type) for i in range(t.num_fields))
 
 
 def _checked_values(
     name: str, column: pa.ChunkedArray | pa.Array
 ) -> Iterator[tuple[str, pa.ChunkedArray | pa.Array]]:
-    """(name, values) of every unsigned or second/millisecond timestamp leaf of ``column``,
+    """(name, values) of every unsigned or non-microsecond timestamp leaf of ``column``,
     nested values flattened; nothing is read for columns without such a leaf."""
     t = column.type
     if not _has_checked_values(t):
@@ -154,7 +158,7 @@ def _checked_values(
 
 def _check_values(values: pa.ChunkedArray | pa.Array, where: str) -> None:
     """Refuse unsigned values above the signed maximum of their width, and timestamps that
-    64-bit microseconds cannot hold."""
+    64-bit microseconds cannot hold: too large, or finer than a microsecond."""
     if values.null_count == len(values):
         return
     t = values.type
@@ -167,6 +171,20 @@ def _check_values(values: pa.ChunkedArray | pa.Array, where: str) -> None:
                 f"{t.bit_width}-bit integer, so no store keeps a larger one"
             )
         return
+    if t.unit == "ns":
+        ticks = values.cast(pa.int64())
+        finer = pc.not_equal(pc.multiply(pc.divide(ticks, _NS_PER_US), _NS_PER_US), ticks)
+        if pc.any(finer).as_py():
+            first = values.filter(finer)[0]
+            raise StoreError(
+                f"{where} holds {_iso(first)}, a timestamp finer than a microsecond: Delta Lake "
+                f"and PostgreSQL keep microseconds, so no store keeps it exactly. Give the "
+                f"column microseconds where it is made (pyarrow: pc.cast(column, "
+                f"pa.timestamp('us'{_tz_arg(t)}), safe=False); polars: "
+                f".dt.cast_time_unit('us'); pandas: .astype('datetime64[us]')), dropping the "
+                f"nanoseconds knowingly, or keep them as integers (cast to pa.int64())"
+            )
+        return
     scale = _TO_MICROSECONDS[t.unit]
     bounds = pc.min_max(values.cast(pa.int64()))
     for value in (bounds["min"].as_py(), bounds["max"].as_py()):
@@ -175,3 +193,15 @@ def _check_values(values: pa.ChunkedArray | pa.Array, where: str) -> None:
                 f"{where} holds a timestamp of {value} {t.unit}, beyond what a store keeps "
                 f"(Delta Lake keeps timestamps as 64-bit microseconds)"
             )
+
+
+def _iso(value: pa.TimestampScalar) -> str:
+    """A nanosecond timestamp as ISO 8601 text, every digit kept (``as_py`` needs pandas),
+    in its zone with the offset, if it has one."""
+    zoned = "%z" if value.type.tz is not None else ""
+    text: str = pc.strftime(value, format=f"%Y-%m-%dT%H:%M:%S{zoned}").as_py()
+    return text
+
+
+def _tz_arg(t: pa.TimestampType) -> str:
+    return "" if t.tz is None else f", tz={t.tz!r}"
