@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import subprocess
 import sys
+import zoneinfo
 
 import pytest
 
@@ -430,3 +432,36 @@ def test_class_attributes_the_text_gives_do_not_change_a_class_identity(
     entries = PacketFunction(module.f, output_keys="y").code.structure["entries"]
     assert "values" not in entries["Params"]
     assert "values" not in entries["Color"]
+
+
+def test_closures_over_dicts_and_zoned_datetimes_keep_order_and_zone(
+    make_module: ModuleMaker,
+) -> None:
+    # hash_value folds a dict's order and a datetime's zone to its offset; code can tell
+    # both apart (``next(iter(table))``; July in Paris is +02:00, a fixed +01:00 is not), and
+    # served the other's results as cached (user test 10).
+    module = make_module(
+        """
+        def make(value):
+            def f(x: int) -> str:
+                return str(value) + str(x)
+            return f
+        """
+    )
+    paris = datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    fixed = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    assert paris.isoformat() == fixed.isoformat()
+
+    def of(value: object) -> str:
+        return str(code_identity(module.make(value)))
+
+    assert of({"a": 1, "b": 2}) != of({"b": 2, "a": 1})
+    assert of({"a": 1, "b": 2}) == of({"a": 1, "b": 2})
+    assert of(paris) != of(fixed)
+    assert of([{"a": 1, "b": 2}]) != of([{"b": 2, "a": 1}])
+    assert of(("t", paris)) != of(("t", fixed))
+    # Values holding neither keep the identity hash_value gives them.
+    for plain in (1, [1, 2.5], ("a", (None, b"x")), datetime.datetime(2024, 1, 1)):
+        structure = PacketFunction(module.make(plain), output_keys="y").code.structure
+        (entry,) = (e for e in structure["entries"].values() if "closure" in e)
+        assert entry["closure"]["value"] == {"value": str(hash_value(plain))}

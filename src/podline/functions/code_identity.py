@@ -44,6 +44,7 @@ are rejected with a ``FunctionIdentityError`` that says what to do instead.
 from __future__ import annotations
 
 import ast
+import datetime
 import enum
 import hashlib
 import importlib
@@ -420,7 +421,7 @@ def _current_value(name: str, value: Any) -> list[tuple[str, Any]]:
         digest.update(np.ascontiguousarray(value).data.cast("B"))
         return [(name, {"array": digest.hexdigest()})]
     try:
-        return [(name, {"value": str(hash_value(value))})]
+        return [(name, {"value": str(_value_hash(value))})]
     except HashingError:
         return []
 
@@ -534,9 +535,41 @@ def _literal_hash(node: ast.expr) -> ContentHash | None:
         return None
 
 
+def _value_hash(value: Any) -> ContentHash:
+    """The hash of a value code reads (a closure variable, a notebook's value): what
+    ``hash_value`` gives, but where the value holds a dict or a datetime with a zone, of a
+    form that keeps what ``hash_value`` folds and the code can tell apart: a dict's order
+    (``next(iter(table))``) and a datetime's zone (``Europe/Paris`` and a fixed ``+01:00``
+    print alike in January and differ in July). Other values hash as ``hash_value`` hashes
+    them, so their identities are as before (decision 98)."""
+    kept, changed = _distinguished(value)
+    return hash_value(kept if changed else value)
+
+
+#: Marks the forms ``_distinguished`` makes, so that they are no plain tuple's.
+_DICT, _ZONED = "\x00podline:ordered-dict", "\x00podline:zoned-datetime"
+
+
+def _distinguished(value: Any) -> tuple[Any, bool]:
+    """``value`` with its dicts as their items in order and its zoned datetimes with their
+    zone's kind and name, and whether anything changed."""
+    if isinstance(value, dict):
+        items = [(_distinguished(k)[0], _distinguished(v)[0]) for k, v in value.items()]
+        return (_DICT, tuple(items)), True
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        zone = value.tzinfo
+        return (_ZONED, value.isoformat(), f"{_object_name(type(zone))}:{zone}"), True
+    if isinstance(value, list | tuple):
+        parts = [_distinguished(item) for item in value]
+        if any(changed for _, changed in parts):
+            kept = [part for part, _ in parts]
+            return (kept if isinstance(value, list) else tuple(kept)), True
+    return value, False
+
+
 def _closure_hash(fn: FunctionType, name: str, value: Any) -> ContentHash:
     try:
-        return hash_value(value)
+        return _value_hash(value)
     except HashingError as exc:
         raise FunctionIdentityError(
             f"{_qualname(fn)} closes over {name!r}, a {type(value).__qualname__} that cannot "
