@@ -314,11 +314,23 @@ def narrowed(data: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
     data = data.cast(loose) if data.type != loose else data
     if loose == type_:
         return data
+    # Relabelled through the Arrow C data interface (the public PyCapsule protocol): the
+    # buffers as they are, under ``type_``'s schema.
     chunks = [
-        pa.Array._import_from_c_capsule(type_.__arrow_c_schema__(), chunk.__arrow_c_array__()[1])
+        pa.array(_Relabelled(type_.__arrow_c_schema__(), chunk.__arrow_c_array__()[1]))
         for chunk in data.chunks
     ]
     return pa.chunked_array(chunks, type=type_)
+
+
+class _Relabelled:
+    """An array's buffers offered under another schema (``__arrow_c_array__``)."""
+
+    def __init__(self, schema: object, array: object) -> None:
+        self._capsules = (schema, array)
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        return self._capsules
 
 
 def _relaxed(t: pa.DataType) -> pa.DataType:
