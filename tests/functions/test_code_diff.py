@@ -113,3 +113,21 @@ def test_a_name_an_unedited_function_now_counts_is_named(user_project: ModuleTre
     assert "defined" in older["entries"]["f"]["refs"].pop("TABLE")
     assert code_changes(older, now) == ["`TABLE` read by `f` now counts in its identity"]
     assert code_changes(now, older) == ["`TABLE` read by `f` no longer counts in its identity"]
+
+
+def test_a_class_attribute_set_at_run_time_is_named(user_project: ModuleTree) -> None:
+    """A class attribute counted by its value (decision 96) that changed: named, not 'its
+    code changed' (a stale notebook pipeline's error, plan()'s reason)."""
+    user_project.write(
+        "mod.py",
+        "class Cfg:\n    factor = 10.0\n\ndef f(x):\n    return x + Cfg.factor\n",
+    )
+    module = user_project.load("mod")
+    before = describe_code(module.f).structure
+    module.Cfg.factor = 20.0
+    after = describe_code(module.f).structure
+    assert code_changes(before, after) == ["attribute `Cfg.factor` changed"]
+    module.Cfg.factor = 30.0
+    assert code_changes(after, describe_code(module.f).structure) == [
+        "attribute `Cfg.factor` changed"
+    ]

@@ -8,6 +8,8 @@ are keyed by qualified name, so an entry is the same definition in both):
   ``helper `scale` changed`` for another function, ``class `Rule` changed``;
 * a name an entry reads that now has another value: ``constant `FACTOR` changed, read by
   `scale```, ``closure value `n` of `make.<locals>.add` changed``;
+* a class attribute counted by its value (set as the program runs) with another value:
+  ``attribute `Cfg.factor` changed``;
 * a name bound to another import or definition: ```mean` in `f` now is statistics:mean (was
   numpy:mean)``;
 * entries that appeared or are no longer reached: ``helper `clip` added``, ``helper `old`
@@ -44,6 +46,13 @@ def code_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         was, now = before[key], after[key]
         if was.get("code") != now.get("code"):
             edited.append(f"{_entry(key, now, root)} changed")
+        # A class's attributes counted by value (set at run time: decision 96).
+        olds, news = was.get("values", {}), now.get("values", {})
+        rebound += [
+            f"attribute `{key}.{name}` changed"
+            for name in sorted(olds.keys() | news.keys())
+            if olds.get(name) != news.get(name)
+        ]
         for part in ("refs", "closure"):
             olds, news = was.get(part, {}), now.get(part, {})
             if was.get("code") == now.get("code"):
