@@ -52,6 +52,7 @@ __all__ = [
     "narrowed",
     "null_in_required_child",
     "regrouped",
+    "relaxed",
     "table_from_columns",
     "table_from_rows",
     "table_with_schema",
@@ -310,7 +311,7 @@ def narrowed(data: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
     """
     if data.type == type_:
         return data
-    loose = _relaxed(type_)
+    loose = relaxed(type_)
     data = data.cast(loose) if data.type != loose else data
     if loose == type_:
         return data
@@ -333,11 +334,12 @@ class _Relabelled:
         return self._capsules
 
 
-def _relaxed(t: pa.DataType) -> pa.DataType:
-    """``t`` with every nested field nullable (map keys stay non-nullable, as Arrow wants)."""
+def relaxed(t: pa.DataType) -> pa.DataType:
+    """``t`` with every nested field nullable (map keys stay non-nullable, as Arrow wants):
+    how two types are compared when only nested nullability may differ."""
 
     def child(f: pa.Field) -> pa.Field:
-        return pa.field(f.name, _relaxed(f.type), nullable=True)
+        return pa.field(f.name, relaxed(f.type), nullable=True)
 
     if pa.types.is_large_list(t):
         return pa.large_list(child(t.value_field))
@@ -346,7 +348,7 @@ def _relaxed(t: pa.DataType) -> pa.DataType:
     if pa.types.is_fixed_size_list(t):
         return pa.list_(child(t.value_field), t.list_size)
     if pa.types.is_map(t):
-        key = pa.field(t.key_field.name, _relaxed(t.key_type), nullable=False)
+        key = pa.field(t.key_field.name, relaxed(t.key_type), nullable=False)
         return pa.map_(key, child(t.item_field))
     if pa.types.is_struct(t):
         return pa.struct([child(t.field(i)) for i in range(t.num_fields)])

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podline.conversion import narrowed, null_in_required_child
+from podline.conversion import narrowed, null_in_required_child, relaxed
 from podline.errors import StoreError, UnsupportedTypeError, format_names
 from podline.schema import python_type, type_name
 from podline.stores.base import PathLike, StorePath, normalize_path, segment_problem
@@ -158,7 +158,7 @@ def canonical_type(t: pa.DataType) -> pa.DataType:
     column read back from any backend with the type it was written with, since e.g. Delta Lake
     returns ``string`` for a ``large_string`` column.
     """
-    return _rebuild(t, relax=False)
+    return _rebuild(t)
 
 
 def _canonical_table(table: pa.Table) -> pa.Table:
@@ -172,15 +172,14 @@ def _canonical_table(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(None)
 
 
-def _rebuild(t: pa.DataType, *, relax: bool) -> pa.DataType:
-    """The canonical form of ``t``; with ``relax`` every nested field is nullable, which is
-    how two types are compared when only nested nullability may differ."""
+def _rebuild(t: pa.DataType) -> pa.DataType:
+    """The canonical form of ``t`` (``canonical_type``)."""
 
     def child(name: str, f: pa.Field) -> pa.Field:
-        return pa.field(name, _rebuild(f.type, relax=relax), nullable=relax or f.nullable)
+        return pa.field(name, _rebuild(f.type), nullable=f.nullable)
 
     if pa.types.is_dictionary(t):
-        return _rebuild(t.value_type, relax=relax)
+        return _rebuild(t.value_type)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pa.large_string()
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
@@ -195,7 +194,7 @@ def _rebuild(t: pa.DataType, *, relax: bool) -> pa.DataType:
     if pa.types.is_fixed_size_list(t):
         return pa.list_(child("item", t.value_field), t.list_size)
     if pa.types.is_map(t):
-        key = pa.field("key", _rebuild(t.key_field.type, relax=relax), nullable=False)
+        key = pa.field("key", _rebuild(t.key_field.type), nullable=False)
         return pa.map_(key, child("value", t.item_field))
     if pa.types.is_struct(t):
         return pa.struct([child(t.field(i).name, t.field(i)) for i in range(t.num_fields)])
@@ -235,7 +234,7 @@ def evolve_schema(stored: pa.Schema | None, incoming: pa.Schema, path: StorePath
         have = stored.field(index).type
         # Equal types are the common case (every batch of a table); only different ones
         # need comparing up to layout and nested nullability.
-        if have != f.type and _rebuild(have, relax=True) != _rebuild(f.type, relax=True):
+        if have != f.type and relaxed(canonical_type(have)) != relaxed(canonical_type(f.type)):
             raise StoreError(
                 f"column {f.name!r} at {path_text(path)} is stored as {describe_type(have)}; "
                 f"cannot write {describe_type(f.type)} to it"
